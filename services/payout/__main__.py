@@ -1,0 +1,3 @@
+from services.payout.bootstrap import main
+
+main()

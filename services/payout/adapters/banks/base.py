@@ -1,0 +1,238 @@
+"""The one interface every payment channel implements (NAPAS-style banks, ISO 20022 file banks,
+the post office), its value types and its errors.
+
+Amounts are whole VND in `int`. Times are aware UTC datetimes. Identifiers: `end_to_end_id` is
+our reference for one installment's payment, kept identical across every resend; `batch_id` is
+the idempotency key of a submission. ISO 20022 limits both to 35 characters.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
+
+VNPOST = "VNPOST"
+
+NameInquiryStatus = Literal["FOUND", "NOT_FOUND", "BANK_NOT_SUPPORTED"]
+PaymentStatusCode = Literal[
+    "UNKNOWN_TO_BANK", "PENDING", "SETTLED", "FAILED", "RETURNED", "PAID_CASH"
+]
+OutcomeStatus = Literal["SETTLED", "FAILED", "RETURNED", "PAID_CASH"]
+CallbackRejection = Literal[
+    "missing_signature", "stale_timestamp", "bad_signature", "wrong_counterparty", "malformed_body"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentInstruction:
+    """One payment to one person. Bank payments carry `account_number` and `bank_bin`; cash
+    payments through the post office carry `commune_code` (where the person is paid)."""
+
+    end_to_end_id: str
+    amount: int
+    account_number: str | None
+    account_name: str
+    bank_bin: str | None
+    commune_code: str | None
+    remittance_info: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentBatch:
+    """Instructions for one counterparty (a BIN or VNPOST) with declared control totals."""
+
+    batch_id: str
+    counterparty: str
+    control_count: int
+    control_sum: int
+    items: tuple[PaymentInstruction, ...]
+    execution_date: date
+
+    @classmethod
+    def of(
+        cls,
+        batch_id: str,
+        counterparty: str,
+        items: tuple[PaymentInstruction, ...] | list[PaymentInstruction],
+        execution_date: date,
+    ) -> PaymentBatch:
+        """A batch whose control totals are computed from its items."""
+        items = tuple(items)
+        return cls(
+            batch_id=batch_id,
+            counterparty=counterparty,
+            control_count=len(items),
+            control_sum=sum(item.amount for item in items),
+            items=items,
+            execution_date=execution_date,
+        )
+
+    def totals_match(self) -> bool:
+        return self.control_count == len(self.items) and self.control_sum == sum(
+            item.amount for item in self.items
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What the counterparty took: accepted end-to-end ids, and (end-to-end id, reason code)
+    for the ones it refused at intake. An accepted payment's outcome comes later."""
+
+    accepted: tuple[str, ...]
+    rejected: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NameInquiryResult:
+    """The account holder's name as the bank keeps it: upper case, without diacritics."""
+
+    status: NameInquiryStatus
+    account_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentStatus:
+    end_to_end_id: str
+    status: PaymentStatusCode
+    reason_code: str | None
+    amount: int | None
+    bank_reference: str | None
+    settled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    """One final outcome from a callback. `event_id` is stable: a redelivery repeats it."""
+
+    event_id: str
+    end_to_end_id: str
+    status: OutcomeStatus
+    amount: int
+    reason_code: str | None
+    bank_reference: str | None
+    occurred_at: datetime
+    paid_on: date | None = None
+    staff_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementEntry:
+    """One line of a day's statement: CREDITED or RETURNED for banks, PAID or RETURNED for the
+    post office."""
+
+    end_to_end_id: str
+    amount: int
+    bank_reference: str | None
+    value_date: date
+    status: str
+
+
+class BankError(Exception):
+    """Base of the errors a channel raises when a call does not go through."""
+
+
+class TransientBankError(BankError):
+    """Nothing happened (5xx, connection refused, throttled): resend with the same references."""
+
+
+class UnknownOutcome(BankError):
+    """The request was sent but no answer came back (timeout): ask for the payment status
+    before resending anything."""
+
+
+class PermanentBankError(BankError):
+    """The request itself is refused (for example CONTROL_TOTALS_MISMATCH); resending the same
+    request will not help."""
+
+    def __init__(self, code: str, message: str | None = None) -> None:
+        super().__init__(message or code)
+        self.code = code
+
+
+class CallbackRejected(Exception):
+    """A callback that must not be trusted or cannot be read."""
+
+    def __init__(self, reason: CallbackRejection, message: str | None = None) -> None:
+        super().__init__(message or reason)
+        self.reason: CallbackRejection = reason
+
+
+@runtime_checkable
+class BankChannel(Protocol):
+    """A counterparty that pays people: a bank (by BIN) or the post office (VNPOST)."""
+
+    counterparty: str
+
+    async def name_inquiry(self, account_number: str) -> NameInquiryResult: ...
+
+    async def submit_batch(self, batch: PaymentBatch) -> SubmitResult: ...
+
+    async def payment_status(self, end_to_end_id: str) -> PaymentStatus: ...
+
+    def parse_callback(
+        self, headers: Mapping[str, str], raw_body: bytes, now: datetime
+    ) -> tuple[str, list[PaymentOutcome]]: ...
+
+    async def statement(self, day: date) -> list[StatementEntry]: ...
+
+
+class Reason(NamedTuple):
+    """Text of a reason code, "Vietnamese / English", and whether retrying can ever help."""
+
+    text: str
+    permanent: bool
+
+    @property
+    def vi(self) -> str:
+        return self.text.split(" / ", 1)[0]
+
+    @property
+    def en(self) -> str:
+        parts = self.text.split(" / ", 1)
+        return parts[1] if len(parts) == 2 else parts[0]
+
+
+REASONS: dict[str, Reason] = {
+    # ISO 20022 external status reason codes used by Vietnamese banks.
+    "AC01": Reason("Số tài khoản không đúng / Wrong account number", True),
+    "AC03": Reason("Số tài khoản người nhận không hợp lệ / Invalid creditor account number", True),
+    "AC04": Reason("Tài khoản đã đóng / Closed account", True),
+    "AC06": Reason("Tài khoản bị phong tỏa / Blocked account", True),
+    "AG01": Reason("Tài khoản không được phép nhận giao dịch / Transaction forbidden", True),
+    "AM03": Reason("Loại tiền không được chấp nhận / Currency not allowed", True),
+    "AM04": Reason("Không đủ số dư / Insufficient funds", False),
+    "AM05": Reason("Giao dịch trùng lặp / Duplicate payment", True),
+    "AM12": Reason("Số tiền không hợp lệ / Invalid amount", True),
+    "BE01": Reason("Tên không khớp với chủ tài khoản / Creditor name inconsistent", True),
+    "FF01": Reason("Tệp không đúng định dạng / Invalid file format", True),
+    "MD07": Reason("Chủ tài khoản đã qua đời / Account holder deceased", True),
+    "MS03": Reason("Lỗi không xác định tại ngân hàng / Reason not specified", False),
+    "TM01": Reason("Quá giờ xử lý / Cut-off time passed", False),
+    # Our own checks.
+    "NAME_MISMATCH": Reason(
+        "Tên chủ tài khoản không khớp với người thụ hưởng / Account name does not match the beneficiary",
+        True,
+    ),
+    "CONTROL_TOTALS_MISMATCH": Reason(
+        "Số món hoặc tổng tiền không khớp / Control count or sum mismatch", True
+    ),
+    "BANK_NOT_SUPPORTED": Reason("Ngân hàng chưa được hỗ trợ / Bank not supported", True),
+    # Post-office returns of cash payments.
+    "NOT_FOUND": Reason(
+        "Bưu điện không tìm thấy người nhận / Post office could not find the beneficiary", True
+    ),
+    "REFUSED": Reason("Người nhận từ chối nhận tiền / Beneficiary refused the payment", True),
+    "DECEASED": Reason("Người nhận đã qua đời / Beneficiary deceased", True),
+}
+
+
+def describe(code: str | None) -> Reason:
+    """The reason for `code`; an unknown code is treated as permanent so a person looks at it."""
+    if code is None:
+        return Reason("Không rõ lý do / No reason given", True)
+    return REASONS.get(code, Reason(f"Mã lý do {code} / Reason code {code}", True))
+
+
+def is_permanent(code: str | None) -> bool:
+    return describe(code).permanent

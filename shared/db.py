@@ -1,0 +1,36 @@
+"""Async engines and sessions for PostgreSQL (production) and SQLite (embedded default)."""
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Integer, event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL wants BIGINT for volume.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
+    url = url_or_engine if isinstance(url_or_engine, str) else str(url_or_engine.url)
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    if is_sqlite(url):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _tune_sqlite(engine)
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # noqa: ANN001
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

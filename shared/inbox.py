@@ -1,0 +1,220 @@
+"""Idempotent consumers: the inbox of processed event ids is written in the same transaction as
+the side effect, and offsets are committed only after that transaction. A redelivery is a no-op;
+a poison message goes to `<topic>.dlq` with the reason in its headers and the partition moves on.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Awaitable, Callable, Sequence
+
+from pydantic import ValidationError
+from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.events.contracts import Contract, UnknownEventType, contract_for, dead_letter_topic
+from shared.events.envelope import CORRELATION_HEADER, CloudEvent, MalformedEvent
+from shared.messaging.ports import EventBus, EventProducer, OutgoingRecord, ReceivedRecord
+from shared.observability import correlation_id
+
+log = logging.getLogger(__name__)
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "processed_messages",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A decoded, validated event as handlers see it."""
+
+    event: CloudEvent
+    payload: Contract
+    record: ReceivedRecord
+
+
+Handler = Callable[[AsyncSession, Delivery], Awaitable[None]]
+
+
+class Poison(Exception):
+    """This message can never be applied; it goes to the dead-letter topic."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        name: str,
+        topics: Sequence[str],
+        handlers: dict[str, Handler],
+        session_factory: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        bus: EventBus,
+        batch_size: int = 500,
+        max_attempts: int = 5,
+        ignore_types: Sequence[str] = (),
+    ) -> None:
+        self.name = name  # also the consumer group: <consuming-service>.<purpose>
+        self.topics = list(topics)
+        self.handlers = handlers
+        self.session_factory = session_factory
+        self.inbox = inbox
+        self.bus = bus
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        # Known types on our topics that this consumer has no business with: skipped, not poison.
+        self.ignore_types = set(ignore_types)
+        self.applied_total = 0
+        self.dead_lettered_total = 0
+        self.last_lag_seconds = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = self.bus.consumer(self.name, self.topics)
+        dlq = self.bus.producer()
+        await consumer.start()
+        await dlq.start()
+        try:
+            while not stop.is_set():
+                records = await consumer.poll(self.batch_size, 200)
+                if not records:
+                    continue
+                await self.process(records, dlq)
+                await consumer.commit(_next_offsets(records))
+        finally:
+            await consumer.stop()
+            await dlq.stop()
+
+    async def process(self, records: Sequence[ReceivedRecord], dlq: EventProducer) -> None:
+        deliveries: list[Delivery] = []
+        poison: list[tuple[ReceivedRecord, Poison]] = []
+        for record in records:
+            try:
+                delivery = self._decode(record)
+            except Poison as exc:
+                poison.append((record, exc))
+                continue
+            if delivery is not None:
+                deliveries.append(delivery)
+        if poison:
+            await self._dead_letter(dlq, poison)
+        if not deliveries:
+            return
+        newest = max(d.event.time for d in deliveries)
+        self.last_lag_seconds = max(0.0, (datetime.now(UTC) - newest).total_seconds())
+        try:
+            await self._apply(deliveries)
+        except Exception:  # noqa: BLE001 - fall back to one transaction per event to isolate the culprit
+            for delivery in deliveries:
+                failure = await self._apply_with_retries(delivery)
+                if failure is not None:
+                    await self._dead_letter(dlq, [(delivery.record, failure)])
+
+    def _decode(self, record: ReceivedRecord) -> Delivery | None:
+        try:
+            event = CloudEvent.from_json(record.value)
+        except MalformedEvent as exc:
+            raise Poison("malformed", str(exc)) from exc
+        if event.type in self.ignore_types:
+            return None
+        try:
+            contract = contract_for(event.type)
+        except UnknownEventType as exc:
+            raise Poison("unknown_type", str(exc)) from exc
+        if event.type not in self.handlers:
+            raise Poison("unhandled_type", f"{self.name} has no handler for {event.type}")
+        try:
+            payload = contract.model.model_validate(event.data)
+        except ValidationError as exc:
+            raise Poison("invalid_payload", _validation_summary(exc)) from exc
+        return Delivery(event, payload, record)
+
+    async def _apply(self, deliveries: Sequence[Delivery]) -> None:
+        async with self.session_factory() as session, session.begin():
+            seen = set(
+                (
+                    await session.execute(
+                        select(self.inbox.c.event_id).where(
+                            self.inbox.c.consumer == self.name,
+                            self.inbox.c.event_id.in_({d.event.id for d in deliveries}),
+                        )
+                    )
+                ).scalars()
+            )
+            fresh: list[Delivery] = []
+            for delivery in deliveries:
+                if delivery.event.id not in seen:
+                    seen.add(delivery.event.id)  # a duplicate inside the same batch
+                    fresh.append(delivery)
+            if not fresh:
+                return
+            now = datetime.now(UTC)
+            await session.execute(
+                insert(self.inbox), [{"consumer": self.name, "event_id": d.event.id, "processed_at": now} for d in fresh]
+            )
+            for delivery in fresh:
+                token = correlation_id.set(delivery.record.header(CORRELATION_HEADER))
+                try:
+                    await self.handlers[delivery.event.type](session, delivery)
+                finally:
+                    correlation_id.reset(token)
+        self.applied_total += len(fresh)
+
+    async def _apply_with_retries(self, delivery: Delivery) -> Poison | None:
+        backoff = 0.05
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self._apply([delivery])
+                return None
+            except Poison as exc:
+                return exc
+            except Exception as exc:  # noqa: BLE001
+                if attempt == self.max_attempts:
+                    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    return Poison("handler_failed", f"after {attempt} attempts: {detail}"[:1000])
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+        return None
+
+    async def _dead_letter(self, dlq: EventProducer, items: Sequence[tuple[ReceivedRecord, Poison]]) -> None:
+        records = []
+        for record, failure in items:
+            log.warning(
+                "dead-lettered a message",
+                extra={"fields": {"consumer": self.name, "topic": record.topic, "partition": record.partition,
+                                  "offset": record.offset, "reason": failure.reason}},
+            )
+            headers = tuple(h for h in record.headers if not h[0].startswith("dlq-")) + (
+                ("dlq-reason", failure.reason.encode()),
+                ("dlq-error", failure.detail.encode()[:2000]),
+                ("dlq-consumer", self.name.encode()),
+                ("dlq-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            )
+            records.append(OutgoingRecord(dead_letter_topic(record.topic), record.key or b"", record.value, headers))
+        await dlq.publish(records)
+        self.dead_lettered_total += len(records)
+
+
+def _next_offsets(records: Sequence[ReceivedRecord]) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        offsets[key] = max(offsets.get(key, 0), r.offset + 1)
+    return offsets
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    # Field locations and messages only: the offending values may be personal data.
+    return "; ".join(f"/{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())[:1000]

@@ -1,0 +1,286 @@
+"""Transactional outbox: events are rows written in the same transaction as the state change,
+and a relay publishes them afterwards. An event is published if and only if its change commits.
+
+Relays claim *lanes* (a hash of the event key) with `FOR UPDATE SKIP LOCKED`, so several relays
+share the work while each key's events are published by one relay at a time, in id order.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Iterable
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.db import BigId, is_sqlite
+from shared.events.contracts import CONTRACT_BY_MODEL, Contract
+from shared.events.envelope import CORRELATION_HEADER, EVENT_TYPE_HEADER, TRACEPARENT_HEADER, CloudEvent
+from shared.messaging.ports import EventProducer, OutgoingRecord
+from shared.observability import current_correlation_id
+
+log = logging.getLogger(__name__)
+
+OUTBOX_LANES = 16
+
+
+def outbox_tables(metadata: MetaData) -> tuple[Table, Table]:
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("lane", SmallInteger, nullable=False),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("event_type", String(200), nullable=False),
+        Column("topic", String(200), nullable=False),
+        Column("key", String(200), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("correlation_id", String(64), nullable=True),
+        Column("traceparent", String(128), nullable=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Index(
+            "ix_outbox_pending",
+            "lane",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
+    lanes = Table(
+        "outbox_lanes",
+        metadata,
+        Column("lane", SmallInteger, primary_key=True, autoincrement=False),
+        Column("failures", Integer, nullable=False, server_default="0"),
+    )
+    return outbox, lanes
+
+
+def lane_for(key: str) -> int:
+    return zlib.crc32(key.encode()) % OUTBOX_LANES
+
+
+def notify_channel(service: str) -> str:
+    return f"outbox_{service}"
+
+
+class Outbox:
+    """Writes events into the caller's transaction; never commits."""
+
+    def __init__(self, table: Table, service: str, *, notify: bool) -> None:
+        self.table = table
+        self.service = service
+        self.source = f"/benefits/{service}"
+        self.notify = notify  # PostgreSQL wakes relays with NOTIFY; SQLite relays poll
+
+    async def add(self, session: AsyncSession, events: Iterable[Contract], traceparent: str | None = None) -> list[str]:
+        rows = []
+        now = datetime.now(UTC)
+        correlation = current_correlation_id()
+        for payload in events:
+            contract = CONTRACT_BY_MODEL[type(payload)]
+            key = str(getattr(payload, contract.key_field))
+            event = CloudEvent(
+                type=contract.type,
+                source=self.source,
+                subject=key,
+                data=payload.model_dump(mode="json"),
+                time=now,
+            )
+            rows.append(
+                {
+                    "lane": lane_for(key),
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "topic": contract.topic,
+                    "key": key,
+                    "payload": event.to_json(),
+                    "correlation_id": correlation,
+                    "traceparent": traceparent,
+                    "created_at": now,
+                }
+            )
+        if not rows:
+            return []
+        await session.execute(insert(self.table), rows)
+        if self.notify:
+            # Delivered at commit only, so a relay never wakes for a rolled-back event.
+            await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(self.service)})
+        return [r["event_id"] for r in rows]
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        session_factory: async_sessionmaker[AsyncSession],
+        outbox: Table,
+        lanes: Table,
+        producer: EventProducer,
+        service: str,
+        batch_size: int = 500,
+        idle_poll_seconds: float = 0.5,
+        retention: timedelta = timedelta(hours=24),
+    ) -> None:
+        self.engine = engine
+        self.session_factory = session_factory
+        self.outbox = outbox
+        self.lanes = lanes
+        self.producer = producer
+        self.service = service
+        self.batch_size = batch_size
+        self.idle_poll_seconds = 0.05 if is_sqlite(engine) else idle_poll_seconds
+        self.retention = retention
+        self.published_total = 0
+        self._wake = asyncio.Event()
+
+    async def publish_once(self) -> int:
+        """Claim lanes, publish their oldest pending events, mark them sent; one transaction."""
+        async with self.session_factory() as session, session.begin():
+            pending = select(self.outbox.c.id).where(self.outbox.c.published_at.is_(None))
+            if is_sqlite(self.engine):
+                lane_filter = None  # one writer at a time: the whole outbox is ours
+            else:
+                claimable = (
+                    select(self.lanes.c.lane)
+                    .where(
+                        select(self.outbox.c.id)
+                        .where(self.outbox.c.lane == self.lanes.c.lane, self.outbox.c.published_at.is_(None))
+                        .exists()
+                    )
+                    .order_by(self.lanes.c.lane)
+                    .with_for_update(skip_locked=True)
+                )
+                lane_filter = list((await session.execute(claimable)).scalars())
+                if not lane_filter:
+                    return 0
+                pending = pending.where(self.outbox.c.lane.in_(lane_filter))
+            ids_query = pending.order_by(self.outbox.c.id).limit(self.batch_size)
+            rows = (
+                await session.execute(
+                    select(
+                        self.outbox.c.id,
+                        self.outbox.c.topic,
+                        self.outbox.c.key,
+                        self.outbox.c.event_type,
+                        self.outbox.c.payload,
+                        self.outbox.c.correlation_id,
+                        self.outbox.c.traceparent,
+                    )
+                    .where(self.outbox.c.id.in_(ids_query.scalar_subquery()))
+                    .order_by(self.outbox.c.id)
+                )
+            ).all()
+            if not rows:
+                return 0
+            await self.producer.publish([_record(row) for row in rows])
+            await self.after_publish(len(rows))
+            await session.execute(
+                update(self.outbox)
+                .where(self.outbox.c.id.in_([row.id for row in rows]))
+                .values(published_at=datetime.now(UTC))
+            )
+        self.published_total += len(rows)
+        return len(rows)
+
+    async def after_publish(self, count: int) -> None:
+        """Between the bus's acknowledgement and marking the rows sent (a seam for crash tests)."""
+
+    async def purge_published(self) -> int:
+        cutoff = datetime.now(UTC) - self.retention
+        async with self.session_factory() as session, session.begin():
+            result = await session.execute(
+                delete(self.outbox).where(self.outbox.c.published_at.is_not(None), self.outbox.c.published_at < cutoff)
+            )
+        return result.rowcount or 0
+
+    async def pending_count(self) -> int:
+        async with self.session_factory() as session:
+            return int(
+                (
+                    await session.execute(
+                        select(text("count(*)")).select_from(self.outbox).where(self.outbox.c.published_at.is_(None))
+                    )
+                ).scalar_one()
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = await self._listen()
+        backoff = 0.1
+        last_purge = asyncio.get_running_loop().time()
+        try:
+            while not stop.is_set():
+                try:
+                    published = await self.publish_once()
+                    backoff = 0.1
+                except Exception as exc:  # noqa: BLE001 - the relay must outlive a bus or database outage
+                    log.warning("outbox relay failed, backing off", extra={"fields": {"error": type(exc).__name__, "backoff_s": backoff}})
+                    await _sleep_or_stop(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if published >= self.batch_size:
+                    continue
+                if asyncio.get_running_loop().time() - last_purge > 60:
+                    last_purge = asyncio.get_running_loop().time()
+                    await self.purge_published()
+                if published == 0:
+                    self._wake.clear()
+                    await _wait_any(stop, self._wake, self.idle_poll_seconds)
+        finally:
+            if listener is not None:
+                await listener.close()
+
+    async def _listen(self):  # noqa: ANN202
+        if is_sqlite(self.engine):
+            return None
+        conn = await self.engine.connect()
+        try:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            await driver.add_listener(notify_channel(self.service), lambda *_: self._wake.set())
+        except Exception:  # noqa: BLE001 - polling still works without NOTIFY
+            await conn.close()
+            return None
+        return conn
+
+
+def _record(row) -> OutgoingRecord:  # noqa: ANN001
+    headers = [(EVENT_TYPE_HEADER, row.event_type.encode())]
+    if row.correlation_id:
+        headers.append((CORRELATION_HEADER, row.correlation_id.encode()))
+    if row.traceparent:
+        headers.append((TRACEPARENT_HEADER, row.traceparent.encode()))
+    return OutgoingRecord(topic=row.topic, key=row.key.encode(), value=row.payload, headers=tuple(headers))
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,0 +1,122 @@
+"""What a running service holds: engine, sessions, bus and outbox, built at startup (never at
+import time) and closed at shutdown. The API process and the worker process both use it."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable, Sequence
+
+from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.bus import make_bus
+from shared.db import is_sqlite, make_engine, make_session_factory
+from shared.events.contracts import ALL_TOPICS
+from shared.messaging.ports import EventBus
+from shared.migrations import upgrade_to_head_async
+from shared.observability import configure_logging
+from shared.outbox import Outbox, OutboxRelay
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: ServiceSettings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    outbox: Outbox
+    outbox_table: Table
+    lanes_table: Table
+    inbox_table: Table
+
+    @classmethod
+    async def open(cls, settings: ServiceSettings, metadata: MetaData) -> "Runtime":
+        url = settings.resolved_database_url()
+        engine = make_engine(url)
+        bus = make_bus(settings)
+        await bus.ensure_topics(ALL_TOPICS)
+        outbox_table = metadata.tables["outbox"]
+        return cls(
+            settings=settings,
+            engine=engine,
+            session_factory=make_session_factory(engine),
+            bus=bus,
+            outbox=Outbox(outbox_table, settings.service_name, notify=not is_sqlite(url)),
+            outbox_table=outbox_table,
+            lanes_table=metadata.tables["outbox_lanes"],
+            inbox_table=metadata.tables["processed_messages"],
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def relay(self) -> OutboxRelay:
+        return OutboxRelay(
+            self.engine, self.session_factory, self.outbox_table, self.lanes_table,
+            self.bus.producer(), self.settings.service_name, batch_size=self.settings.relay_batch_size,
+        )
+
+
+async def run_relay(runtime: Runtime, stop: asyncio.Event, relay: OutboxRelay | None = None) -> None:
+    relay = relay or runtime.relay()
+    await relay.producer.start()
+    try:
+        await relay.run(stop)
+    finally:
+        await relay.producer.stop()
+
+
+WorkerFactory = Callable[[Runtime, asyncio.Event], Sequence[Awaitable[None]]]
+
+
+def service_main(
+    argv: Sequence[str] | None,
+    *,
+    name: str,
+    settings_factory: Callable[[], ServiceSettings],
+    migrations: Path,
+    metadata: MetaData,
+    app_path: str,
+    workers: WorkerFactory,
+) -> None:
+    """`python -m services.<name> {api|worker|migrate}`."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    api = sub.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    sub.add_parser("worker", help="run the outbox relay and the event consumers")
+    sub.add_parser("migrate", help="bring the database schema to the latest revision")
+    args = parser.parse_args(argv)
+    settings = settings_factory()
+    configure_logging(settings.log_level, name)
+
+    if args.command == "migrate":
+        asyncio.run(upgrade_to_head_async(migrations, settings.resolved_database_url()))
+        log.info("migrated", extra={"fields": {"service": name}})
+    elif args.command == "api":
+        import uvicorn
+
+        uvicorn.run(app_path, factory=True, host=args.host or settings.host, port=args.port or settings.port,
+                    log_config=None, access_log=False)
+    else:
+        asyncio.run(_run_workers(settings, metadata, workers))
+
+
+async def _run_workers(settings: ServiceSettings, metadata: MetaData, workers: WorkerFactory) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runtime = await Runtime.open(settings, metadata)
+    try:
+        await asyncio.gather(*workers(runtime, stop))
+    finally:
+        await runtime.close()

@@ -1,0 +1,141 @@
+"""HTTP plumbing every service shares: RFC 9457 problem details, correlation ids, health,
+readiness and Prometheus metrics."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.observability import correlation_id, new_correlation_id
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """Raise anywhere below the API to answer with a problem+json body."""
+
+    def __init__(self, status: int, title: str, detail: str | None = None, *, type_: str | None = None,
+                 **extensions: Any) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type_ or f"https://benefits.example.vn/problems/{title.lower().replace(' ', '-')}"
+        self.extensions = extensions
+
+
+def problem_response(status: int, title: str, detail: str | None = None, type_: str = "about:blank",
+                     **extensions: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extensions)
+    cid = correlation_id.get()
+    if cid:
+        body["correlation_id"] = cid
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, exc.type, **exc.extensions)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                # JSON Pointer (RFC 6901) to the offending field; values are never echoed back.
+                "pointer": "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in e["loc"][1:]),
+                "location": str(e["loc"][0]) if e["loc"] else "body",
+                "detail": e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        return problem_response(
+            422, "Unprocessable Content", "the request has invalid fields",
+            "https://benefits.example.vn/problems/validation", errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+                 409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type"}.get(exc.status_code, "Error")
+        response = problem_response(exc.status_code, title, str(exc.detail) if exc.detail else None)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
+        return problem_response(500, "Internal Server Error", "an unexpected error occurred; see the correlation id")
+
+
+def install_correlation_middleware(app: FastAPI, metrics: "HttpMetrics") -> None:
+    @app.middleware("http")
+    async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        cid = request.headers.get("x-correlation-id") or new_correlation_id()
+        token = correlation_id.set(cid[:64])
+        route = request.scope.get("route")
+        try:
+            with metrics.latency.labels(request.method).time():
+                response = await call_next(request)
+            route = request.scope.get("route")
+            metrics.requests.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+            response.headers["x-correlation-id"] = cid[:64]
+            return response
+        finally:
+            correlation_id.reset(token)
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry)
+        self.latency = Histogram(
+            "http_request_duration_seconds", "HTTP request latency", ["method"], registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+
+def install_health(app: FastAPI, registry: CollectorRegistry) -> None:
+    """`/healthz`: the process is alive. `/readyz`: its database and bus answer."""
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "not ready"}})
+    async def readyz(request: Request) -> Response:
+        state = request.app.state
+        checks: dict[str, str] = {}
+        try:
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:  # noqa: BLE001
+            checks["database"] = "unreachable"
+        checks["bus"] = "ok" if await state.bus.ping() else "unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_common(app: FastAPI, service: str) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    metrics = HttpMetrics(registry, service)
+    install_problem_handlers(app)
+    install_correlation_middleware(app, metrics)
+    install_health(app, registry)
+    return registry
