@@ -156,7 +156,8 @@ class OutboxRelay:
         async with self.session_factory() as session, session.begin():
             pending = select(self.outbox.c.id).where(self.outbox.c.published_at.is_(None))
             if is_sqlite(self.engine):
-                lane_filter = None  # one writer at a time: the whole outbox is ours
+                # A write first takes SQLite's database lock: relays then take turns, in id order.
+                await session.execute(update(self.lanes).where(self.lanes.c.lane == 0).values(failures=self.lanes.c.failures))
             else:
                 claimable = (
                     select(self.lanes.c.lane)

@@ -46,7 +46,12 @@ def problem_response(status: int, title: str, detail: str | None = None, type_: 
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, exc.type, **exc.extensions)
+        extensions = dict(exc.extensions)
+        challenge = extensions.pop("headers_hint", None)
+        response = problem_response(exc.status, exc.title, exc.detail, exc.type, **extensions)
+        if challenge:
+            response.headers["WWW-Authenticate"] = challenge
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,100 @@
+"""OAuth2 client-credentials bearer tokens (JWT, HS256) and scope checks.
+
+Intake issues tokens to registered clients; every service verifies them with the same key.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import jwt
+from fastapi import Request
+
+from shared.web import ProblemError
+
+ISSUER = "vn-benefits"
+AUDIENCE = "vn-benefits-api"
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    client_id: str
+    scopes: frozenset[str]
+
+    def can(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def issue_token(secret: str, client_id: str, scopes: set[str] | frozenset[str], ttl_seconds: int = 3600,
+                now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": client_id, "scope": " ".join(sorted(scopes)),
+              "iat": issued, "exp": issued + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(secret: str, token: str) -> Principal:
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
+                            options={"require": ["exp", "iat", "sub", "aud", "iss"]})
+    except jwt.ExpiredSignatureError as exc:
+        raise _unauthorized("the token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise _unauthorized("the token is not valid") from exc
+    return Principal(str(claims["sub"]), frozenset(str(claims.get("scope", "")).split()))
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, "Unauthorized", detail, type_="https://benefits.example.vn/problems/unauthorized",
+                        headers_hint='Bearer realm="vn-benefits"')
+
+
+def require_scopes(*scopes: str) -> Callable[[Request], Principal]:
+    """A FastAPI dependency: a valid bearer token holding every one of `scopes`."""
+
+    def dependency(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorized("a bearer token is required")
+        principal = verify_token(request.app.state.settings.jwt_secret, token.strip())
+        missing = [s for s in scopes if not principal.can(s)]
+        if missing:
+            raise ProblemError(403, "Forbidden", f"the token lacks the scope(s): {', '.join(missing)}",
+                               type_="https://benefits.example.vn/problems/insufficient-scope")
+        request.state.principal = principal
+        return principal
+
+    return dependency
+
+
+def optional_principal(request: Request) -> Principal | None:
+    """The caller's principal if a valid token was sent, else None (for masking decisions)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return verify_token(request.app.state.settings.jwt_secret, token.strip())
+
+
+# Client secrets are stored as salted scrypt hashes, never in clear.
+def hash_secret(secret: str) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    try:
+        scheme, salt_hex, digest_hex = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
+    return hmac.compare_digest(digest.hex(), digest_hex)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from tests.support.infra import KAFKA_BOOTSTRAP, create_database, drop_database
+
+
+@pytest.fixture
+async def pg_database() -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+    """Factory of fresh PostgreSQL databases, dropped after the test; returns their URLs."""
+    created: list[str] = []
+
+    async def make(prefix: str = "db") -> str:
+        name, url = await create_database(prefix)
+        created.append(name)
+        return url
+
+    yield make
+    for name in created:
+        await drop_database(name)
+
+
+@pytest.fixture
+def kafka_bootstrap() -> str:
+    return KAFKA_BOOTSTRAP
