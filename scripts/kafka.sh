@@ -16,6 +16,7 @@
 #   cluster.id      cluster id, generated once
 #   server.properties  rendered from deploy/kafka/server.properties
 #   kafka.pid
+#   maven.log       output of the last jar fetch
 #
 # Environment:
 #   KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_START_TIMEOUT (60),
@@ -266,8 +267,11 @@ probe() { # probe [quiet] -> 0 when ready
             out="no answer on $KAFKA_HOST:$KAFKA_PORT"
             rc=1
         else
+            mkdir -p "$RUN"
+            printf 'request.timeout.ms=3000\ndefault.api.timeout.ms=5000\n' >"$RUN/probe-admin.properties"
             out=$(kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" \
-                --command-config /dev/null --list 2>&1) || rc=$?
+                --command-config "$RUN/probe-admin.properties" --list 2>&1) || rc=$?
+            ((rc != 0)) || out="topics: $(echo "$out" | grep -v StatusLogger | tr '\n' ' ')"
         fi
     fi
     [[ "${1:-}" == quiet ]] || echo "$out"
@@ -312,6 +316,10 @@ do_start() {
             log "already running (pid $pid) on $KAFKA_HOST:$KAFKA_PORT"
             return 0
         fi
+        if ! grep -q "^listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT," "$CONF" 2>/dev/null; then
+            err "broker $pid runs with another port than $KAFKA_PORT; use: scripts/kafka.sh restart"
+            return 1
+        fi
         log "broker process $pid exists but is not ready yet; waiting ..."
         if wait_ready "$pid" "$t0"; then
             log "ready on $KAFKA_HOST:$KAFKA_PORT after $(elapsed "$t0") (pid $pid)"
@@ -346,6 +354,7 @@ do_start() {
             -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
             -Djava.awt.headless=true \
             -Dlog4j2.configurationFile="$DEPLOY/log4j2.yaml" \
+            -Dlog4j2.shutdownHookEnabled=false \
             -Dkafka.logs.dir="$LOGS" \
             ${KAFKA_OPTS:-} \
             -cp "$LIBS/*" kafka.Kafka "$CONF"

@@ -12,11 +12,9 @@
 #   databases intake, payout, reporting (owner benefits, UTF8)
 #   e.g. PGPASSWORD=benefits psql -h 127.0.0.1 -U benefits intake
 #
-# Must run as root (or as postgres): admin commands run as the postgres user.
+# start/stop must run as root (CI does): admin commands run as the postgres user
+# through runuser; status works for any user.
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export ROOT
 
 PG_HOST=127.0.0.1
 PG_PORT=5432
@@ -177,7 +175,7 @@ provision() {
     local dbs
     dbs=$(printf "'%s'," "${APP_DATABASES[@]}")
     dbs="ARRAY[${dbs%,}]"
-    psql_admin >/dev/null <<SQL
+    psql_admin -f - >/dev/null <<SQL
 DO \$\$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP_ROLE') THEN

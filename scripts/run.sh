@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job. On a machine with nothing installed it runs on the embedded default (SQLite and
+# the embedded event log); give *_DATABASE_URL and *_KAFKA_BOOTSTRAP_SERVERS to use the real stack.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+scripts/bootstrap.sh
+exec .venv/bin/python -m services.stack "$@"

@@ -1,0 +1,261 @@
+"""ISO 20022 messages of the file bank: pain.001.001.09 in (validated against the official
+schema), pain.002.001.10 status reports and camt.054.001.08 notifications out."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+from lxml import etree
+
+from .state import DATA_DIR, Event, IsoMessage, ItemIn, Transfer, iso_utc, vn_date
+
+PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
+PAIN002_NS = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"
+CAMT054_NS = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"
+P = f"{{{PAIN001_NS}}}"
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+
+
+class InvalidFile(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class ControlTotalsMismatch(Exception):
+    pass
+
+
+@lru_cache(maxsize=1)
+def pain001_schema() -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(DATA_DIR / "pain.001.001.09.xsd")))
+
+
+@dataclass(slots=True)
+class Pain001:
+    message_id: str
+    number_of_transactions: int
+    control_sum: Decimal | None
+    debtor_account: str | None
+    payment_infos: list[tuple[str, list[ItemIn]]]
+
+    @property
+    def items(self) -> list[ItemIn]:
+        return [item for _, items in self.payment_infos for item in items]
+
+
+def _text(element: etree._Element, path: str) -> str | None:
+    found = element.find(path)
+    if found is None or found.text is None:
+        return None
+    return found.text.strip()
+
+
+def _amount(text: str | None) -> Decimal:
+    try:
+        return Decimal(text or "")
+    except InvalidOperation:
+        return Decimal(-1)
+
+
+def parse_pain001(raw: bytes, bins_by_bic: Mapping[str, str], default_bin: str) -> Pain001:
+    """Parse and validate a pain.001.001.09 file; raise InvalidFile or ControlTotalsMismatch."""
+    try:
+        document = etree.fromstring(raw, parser=_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise InvalidFile([f"not well-formed XML: {exc.msg}"]) from None
+    schema = pain001_schema()
+    if not schema.validate(document):
+        raise InvalidFile([f"line {e.line}: {e.message}" for e in list(schema.error_log)[:5]])
+    initiation = document.find(f"{P}CstmrCdtTrfInitn")
+    header = initiation.find(f"{P}GrpHdr")
+    declared_count = int(_text(header, f"{P}NbOfTxs") or "0")
+    declared_sum_text = _text(header, f"{P}CtrlSum")
+    declared_sum = Decimal(declared_sum_text) if declared_sum_text else None
+
+    payment_infos: list[tuple[str, list[ItemIn]]] = []
+    debtor_account = None
+    count = 0
+    total = Decimal(0)
+    for info in initiation.iterfind(f"{P}PmtInf"):
+        debtor_account = debtor_account or _text(info, f"{P}DbtrAcct/{P}Id/{P}Othr/{P}Id") or _text(
+            info, f"{P}DbtrAcct/{P}Id/{P}IBAN"
+        )
+        items: list[ItemIn] = []
+        info_total = Decimal(0)
+        for tx in info.iterfind(f"{P}CdtTrfTxInf"):
+            instructed = tx.find(f"{P}Amt/{P}InstdAmt")
+            amount = _amount(instructed.text if instructed is not None else None)
+            currency = instructed.get("Ccy") if instructed is not None else ""
+            info_total += amount
+            rejection = None
+            if instructed is None:
+                rejection = "AM12"
+            whole = amount == amount.to_integral_value() and amount > 0
+            agent_bin = _text(tx, f"{P}CdtrAgt/{P}FinInstnId/{P}ClrSysMmbId/{P}MmbId")
+            if agent_bin is None:
+                bic = _text(tx, f"{P}CdtrAgt/{P}FinInstnId/{P}BICFI")
+                agent_bin = bins_by_bic.get(bic[:8]) if bic else None
+            account = _text(tx, f"{P}CdtrAcct/{P}Id/{P}Othr/{P}Id") or _text(
+                tx, f"{P}CdtrAcct/{P}Id/{P}IBAN"
+            )
+            if account is None:
+                rejection = rejection or "AC01"
+            items.append(
+                ItemIn(
+                    end_to_end_id=_text(tx, f"{P}PmtId/{P}EndToEndId") or "",
+                    amount=int(amount) if whole else -1,
+                    currency=currency or "",
+                    account_number=account,
+                    account_bin=agent_bin or default_bin,
+                    rejection=rejection,
+                )
+            )
+        info_count_text = _text(info, f"{P}NbOfTxs")
+        info_sum_text = _text(info, f"{P}CtrlSum")
+        if info_count_text is not None and int(info_count_text) != len(items):
+            raise ControlTotalsMismatch()
+        if info_sum_text is not None and Decimal(info_sum_text) != info_total:
+            raise ControlTotalsMismatch()
+        count += len(items)
+        total += info_total
+        payment_infos.append((_text(info, f"{P}PmtInfId") or "", items))
+    if declared_count != count or (declared_sum is not None and declared_sum != total):
+        raise ControlTotalsMismatch()
+    return Pain001(
+        message_id=_text(header, f"{P}MsgId") or "",
+        number_of_transactions=declared_count,
+        control_sum=declared_sum,
+        debtor_account=debtor_account,
+        payment_infos=payment_infos,
+    )
+
+
+TX_STATUS = {"PENDING": "PDNG", "SETTLED": "ACSC", "RETURNED": "ACSC", "FAILED": "RJCT"}
+
+
+def _el(parent: etree._Element, ns: str, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    element = etree.SubElement(parent, f"{{{ns}}}{tag}", attrs or None)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def build_pain002(
+    message: IsoMessage, transfers: Mapping[str, Transfer], status_id: str, now: datetime
+) -> bytes:
+    ns = PAIN002_NS
+    root = etree.Element(f"{{{ns}}}Document", nsmap={None: ns})
+    report = _el(root, ns, "CstmrPmtStsRpt")
+    header = _el(report, ns, "GrpHdr")
+    _el(header, ns, "MsgId", status_id)
+    _el(header, ns, "CreDtTm", iso_utc(now))
+
+    statuses: list[tuple[str, str, str | None, Transfer | None]] = []
+    per_info: list[tuple[str, list[tuple[str, str, str | None, Transfer | None]]]] = []
+    for info_id, e2e_ids in message.payment_infos:
+        rows = []
+        for e2e in e2e_ids:
+            if e2e in message.rejected:
+                rows.append((e2e, "RJCT", message.rejected[e2e], None))
+                continue
+            transfer = transfers.get(e2e)
+            if transfer is None:
+                continue
+            rows.append((e2e, TX_STATUS[transfer.status], transfer.reason_code, transfer))
+        per_info.append((info_id, rows))
+        statuses.extend(rows)
+    codes = {row[1] for row in statuses}
+    if "PDNG" in codes:
+        group_status = "PDNG"
+    elif codes == {"ACSC"}:
+        group_status = "ACSC"
+    elif codes == {"RJCT"}:
+        group_status = "RJCT"
+    else:
+        group_status = "PART"
+
+    original = _el(report, ns, "OrgnlGrpInfAndSts")
+    _el(original, ns, "OrgnlMsgId", message.message_id)
+    _el(original, ns, "OrgnlMsgNmId", "pain.001.001.09")
+    _el(original, ns, "OrgnlNbOfTxs", str(message.number_of_transactions))
+    _el(original, ns, "OrgnlCtrlSum", str(message.control_sum))
+    _el(original, ns, "GrpSts", group_status)
+    for code in ("ACSC", "PDNG", "RJCT"):
+        rows = [row for row in statuses if row[1] == code]
+        if rows:
+            per_status = _el(original, ns, "NbOfTxsPerSts")
+            _el(per_status, ns, "DtldNbOfTxs", str(len(rows)))
+            _el(per_status, ns, "DtldSts", code)
+            _el(per_status, ns, "DtldCtrlSum", str(sum(r[3].amount for r in rows if r[3])))
+    for info_id, rows in per_info:
+        info = _el(report, ns, "OrgnlPmtInfAndSts")
+        _el(info, ns, "OrgnlPmtInfId", info_id)
+        for e2e, code, reason, transfer in rows:
+            tx = _el(info, ns, "TxInfAndSts")
+            _el(tx, ns, "OrgnlEndToEndId", e2e)
+            _el(tx, ns, "TxSts", code)
+            if reason and code == "RJCT":
+                _el(_el(_el(tx, ns, "StsRsnInf"), ns, "Rsn"), ns, "Cd", reason)
+            if transfer is not None:
+                _el(tx, ns, "AcctSvcrRef", transfer.reference)
+                reference = _el(tx, ns, "OrgnlTxRef")
+                _el(_el(reference, ns, "Amt"), ns, "InstdAmt", str(transfer.amount), Ccy="VND")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+SUB_FAMILY = {"transfer.settled": "DMCT", "transfer.failed": "DMCT", "transfer.returned": "RRTN"}
+PROPRIETARY = {"transfer.settled": "SETTLED", "transfer.failed": "FAILED", "transfer.returned": "RETURNED"}
+
+
+def build_camt054(message_id: str, events: Iterable[Event], now: datetime) -> bytes:
+    """One notification per debtor account, one entry per event (NtryRef is the event id,
+    AcctSvcrRef the bank reference)."""
+    ns = CAMT054_NS
+    root = etree.Element(f"{{{ns}}}Document", nsmap={None: ns})
+    notification = _el(root, ns, "BkToCstmrDbtCdtNtfctn")
+    header = _el(notification, ns, "GrpHdr")
+    _el(header, ns, "MsgId", message_id)
+    _el(header, ns, "CreDtTm", iso_utc(now))
+    by_account: dict[str, list[Event]] = {}
+    for event in events:
+        by_account.setdefault(event.transfer.debtor_account or "UNKNOWN", []).append(event)
+    for index, (account_id, account_events) in enumerate(by_account.items(), start=1):
+        block = _el(notification, ns, "Ntfctn")
+        _el(block, ns, "Id", f"{message_id[:30]}-{index}")
+        _el(block, ns, "CreDtTm", iso_utc(now))
+        account = _el(block, ns, "Acct")
+        _el(_el(_el(account, ns, "Id"), ns, "Othr"), ns, "Id", account_id)
+        _el(account, ns, "Ccy", "VND")
+        for event in account_events:
+            transfer = event.transfer
+            entry = _el(block, ns, "Ntry")
+            _el(entry, ns, "NtryRef", event.event_id)
+            _el(entry, ns, "Amt", str(transfer.amount), Ccy="VND")
+            _el(entry, ns, "CdtDbtInd", "CRDT" if event.kind != "transfer.settled" else "DBIT")
+            if event.kind != "transfer.settled":
+                _el(entry, ns, "RvslInd", "true")
+            _el(_el(entry, ns, "Sts"), ns, "Cd", "BOOK")
+            _el(_el(entry, ns, "BookgDt"), ns, "DtTm", iso_utc(event.occurred_at))
+            _el(_el(entry, ns, "ValDt"), ns, "Dt", vn_date(event.occurred_at).isoformat())
+            _el(entry, ns, "AcctSvcrRef", transfer.reference)
+            code = _el(entry, ns, "BkTxCd")
+            domain = _el(code, ns, "Domn")
+            _el(domain, ns, "Cd", "PMNT")
+            family = _el(domain, ns, "Fmly")
+            _el(family, ns, "Cd", "ICDT")
+            _el(family, ns, "SubFmlyCd", SUB_FAMILY[event.kind])
+            _el(_el(code, ns, "Prtry"), ns, "Cd", PROPRIETARY[event.kind])
+            details = _el(_el(entry, ns, "NtryDtls"), ns, "TxDtls")
+            refs = _el(details, ns, "Refs")
+            _el(refs, ns, "AcctSvcrRef", transfer.reference)
+            _el(refs, ns, "EndToEndId", transfer.end_to_end_id)
+            _el(details, ns, "Amt", str(transfer.amount), Ccy="VND")
+            _el(details, ns, "CdtDbtInd", "CRDT" if event.kind != "transfer.settled" else "DBIT")
+            if event.reason_code:
+                _el(_el(_el(details, ns, "RtrInf"), ns, "Rsn"), ns, "Cd", event.reason_code)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -1,0 +1,508 @@
+"""The sandbox's in-memory world: accounts, transfers, cash-list items, the ledger of credits,
+statements and the faults to inject. Every operation is O(1) per transfer."""
+from __future__ import annotations
+
+import csv
+import random
+import secrets
+import string
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DATA_DIR = Path(__file__).with_name("data")
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+VNPOST = "VNPOST"
+
+PERMANENT_BANK_FAILURES = ("AC01", "AC04", "AC06", "MD07")
+ACCOUNT_STATUS_FAILURES = {"CLOSED": "AC04", "BLOCKED": "AC06", "DECEASED": "MD07"}
+CASH_RETURN_REASONS = ("NOT_FOUND", "REFUSED", "DECEASED")
+CASH_OUTCOMES = ("PAID", "PENDING", *CASH_RETURN_REASONS)
+
+AccountStatus = Literal["ACTIVE", "CLOSED", "BLOCKED", "DECEASED"]
+
+
+def fold_name(text: str) -> str:
+    """A holder name as Vietnamese banks keep it: upper case ASCII, diacritics dropped, đ -> D."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(stripped.upper().split())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def vn_date(moment: datetime) -> date:
+    return moment.astimezone(VN_TZ).date()
+
+
+def load_bank_bins(path: Path = DATA_DIR / "banks.csv") -> dict[str, dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {row["bin"].strip(): row for row in csv.DictReader(handle)}
+
+
+class Faults(BaseModel):
+    """Faults to inject. 5xx and timeouts apply per request (submissions and name inquiries),
+    permanent failures per transfer, callback faults per delivery."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_rate: float = Field(0.0, ge=0, le=1)
+    timeout_hold_seconds: float = Field(10.0, ge=0, le=600)
+    error_5xx_rate: float = Field(0.0, ge=0, le=1)
+    duplicate_callback_rate: float = Field(0.0, ge=0, le=1)
+    reorder_callback_rate: float = Field(0.0, ge=0, le=1)
+    permanent_failure_rate: float = Field(0.0, ge=0, le=1)
+    latency_ms: int = Field(0, ge=0, le=600_000)
+    callback_delay_ms: int = Field(0, ge=0, le=600_000)
+    seed: int | None = None
+
+
+class Account:
+    __slots__ = ("holder_name", "status")
+
+    def __init__(self, holder_name: str, status: str) -> None:
+        self.holder_name = holder_name
+        self.status = status
+
+
+class Transfer:
+    """One payment received by a bank (channel napas or iso) or the post office (vnpost)."""
+
+    __slots__ = (
+        "end_to_end_id", "counterparty", "channel", "amount", "account_number", "account_bin",
+        "batch_key", "status", "reason_code", "reference", "received_at", "settled_at",
+        "times_received", "recredit_attempts", "commune_code", "list_id", "staff_id", "paid_on",
+        "debtor_account", "credited",
+    )
+
+    def __init__(
+        self,
+        end_to_end_id: str,
+        counterparty: str,
+        channel: str,
+        amount: int,
+        batch_key: tuple[str, ...],
+        reference: str,
+        received_at: datetime,
+        account_number: str | None = None,
+        account_bin: str | None = None,
+        commune_code: str | None = None,
+        list_id: str | None = None,
+        debtor_account: str | None = None,
+    ) -> None:
+        self.end_to_end_id = end_to_end_id
+        self.counterparty = counterparty
+        self.channel = channel
+        self.amount = amount
+        self.account_number = account_number
+        self.account_bin = account_bin
+        self.batch_key = batch_key
+        self.status = "PENDING"
+        self.reason_code: str | None = None
+        self.reference = reference
+        self.received_at = received_at
+        self.settled_at: datetime | None = None
+        self.times_received = 1
+        self.recredit_attempts = 0
+        self.commune_code = commune_code
+        self.list_id = list_id
+        self.staff_id: str | None = None
+        self.paid_on: date | None = None
+        self.debtor_account = debtor_account
+        self.credited = False
+
+
+@dataclass(slots=True)
+class Event:
+    """An outcome to call back. Its id is stable: every (re)delivery repeats it."""
+
+    event_id: str
+    kind: str  # transfer.settled | transfer.failed | transfer.returned | cash.paid | cash.returned
+    transfer: Transfer
+    occurred_at: datetime
+    reason_code: str | None
+
+
+Route = tuple[str, str]  # ("banks", bin) | ("iso", bin) | ("vnpost", "VNPOST")
+
+
+@dataclass(slots=True)
+class IsoMessage:
+    message_id: str
+    bin: str
+    received_at: datetime
+    number_of_transactions: int
+    control_sum: int
+    payment_infos: list[tuple[str, list[str]]]  # (PmtInfId, end-to-end ids)
+    rejected: dict[str, str]
+
+
+@dataclass(slots=True)
+class CounterpartyTotals:
+    received: int = 0
+    credits: int = 0
+    total_credited: int = 0
+    failed: int = 0
+    returned: int = 0
+    total_returned: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "credits": self.credits,
+            "total_credited": self.total_credited,
+            "failed": self.failed,
+            "returned": self.returned,
+            "total_returned": self.total_returned,
+        }
+
+
+@dataclass(slots=True)
+class ItemIn:
+    """A transfer or cash item as read from a request, before the sandbox takes it."""
+
+    end_to_end_id: str
+    amount: Any
+    currency: str = "VND"
+    account_number: str | None = None
+    account_bin: str | None = None
+    commune_code: str | None = None
+    rejection: str | None = None  # set when the request itself already shows a fault
+
+
+@dataclass
+class Intake:
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    new: list[Transfer] = field(default_factory=list)
+
+
+def _token(length: int = 4) -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class SandboxState:
+    def __init__(self, iso_bins: Iterable[str]) -> None:
+        self.banks = load_bank_bins()
+        self.iso_bins = frozenset(iso_bins)
+        self.faults = Faults()
+        self.rng = random.Random()
+        self.reset()
+
+    def reset(self) -> None:
+        self.epoch = _token()
+        self._sequence = 0
+        self.accounts: dict[tuple[str, str], Account] = {}
+        self.transfers: dict[str, Transfer] = {}
+        self.order: list[Transfer] = []
+        self.iso_messages: dict[tuple[str, str], IsoMessage] = {}
+        self.statements: dict[tuple[str, date], list[Transfer]] = {}
+        self.cash_presets: dict[str, str] = {}
+        self.totals: dict[str, CounterpartyTotals] = {}
+        self.credits = 0
+        self.total_credited = 0
+        self.duplicates = 0
+        self.set_faults(Faults())
+
+    def set_faults(self, faults: Faults) -> None:
+        self.faults = faults
+        self.rng = random.Random(faults.seed) if faults.seed is not None else random.Random()
+
+    def chance(self, rate: float) -> bool:
+        return rate > 0 and (rate >= 1 or self.rng.random() < rate)
+
+    # -- reference data -------------------------------------------------------------------
+
+    def is_bank(self, bin_: str) -> bool:
+        return bin_ in self.banks
+
+    def is_iso_bank(self, bin_: str) -> bool:
+        return bin_ in self.iso_bins and bin_ in self.banks
+
+    def _next_reference(self, prefix: str) -> str:
+        self._sequence += 1
+        return f"{prefix}{self.epoch}{self._sequence:09d}"
+
+    def _totals(self, counterparty: str) -> CounterpartyTotals:
+        totals = self.totals.get(counterparty)
+        if totals is None:
+            totals = self.totals[counterparty] = CounterpartyTotals()
+        return totals
+
+    # -- accounts -------------------------------------------------------------------------
+
+    def seed_accounts(self, rows: Iterable[tuple[str, str, str, str]]) -> int:
+        count = 0
+        for bin_, account_number, holder_name, status in rows:
+            self.accounts[(bin_, account_number)] = Account(fold_name(holder_name), status)
+            count += 1
+        return count
+
+    def account(self, bin_: str, account_number: str) -> Account | None:
+        return self.accounts.get((bin_, account_number))
+
+    # -- intake ---------------------------------------------------------------------------
+
+    def take(
+        self,
+        counterparty: str,
+        channel: str,
+        batch_key: tuple[str, ...],
+        items: Iterable[ItemIn],
+        now: datetime,
+        *,
+        list_id: str | None = None,
+        debtor_account: str | None = None,
+    ) -> Intake:
+        """Take a batch's items: new end-to-end ids become PENDING transfers; an id already
+        received is accepted again and changes nothing. A resend under another batch (or to
+        another counterparty) of an id that is not failed is counted as an attempted re-credit."""
+        intake = Intake()
+        seen: set[str] = set()
+        totals = self._totals(counterparty)
+        prefix = "BP" if channel == "vnpost" else "FT"
+        for item in items:
+            e2e = item.end_to_end_id
+            if e2e in seen:
+                intake.rejected.append((e2e, "AM05"))
+                continue
+            seen.add(e2e)
+            existing = self.transfers.get(e2e)
+            if existing is not None:
+                existing.times_received += 1
+                if (
+                    existing.batch_key != batch_key or existing.counterparty != counterparty
+                ) and existing.status != "FAILED":
+                    existing.recredit_attempts += 1
+                    if existing.recredit_attempts == 1:
+                        self.duplicates += 1
+                intake.accepted.append(e2e)
+                continue
+            if item.rejection is not None:
+                intake.rejected.append((e2e, item.rejection))
+                continue
+            if item.currency != "VND":
+                intake.rejected.append((e2e, "AM03"))
+                continue
+            if type(item.amount) is not int or item.amount <= 0:
+                intake.rejected.append((e2e, "AM12"))
+                continue
+            transfer = Transfer(
+                end_to_end_id=e2e,
+                counterparty=counterparty,
+                channel=channel,
+                amount=item.amount,
+                batch_key=batch_key,
+                reference=self._next_reference(prefix),
+                received_at=now,
+                account_number=item.account_number,
+                account_bin=item.account_bin or counterparty,
+                commune_code=item.commune_code,
+                list_id=list_id,
+                debtor_account=debtor_account,
+            )
+            self.transfers[e2e] = transfer
+            self.order.append(transfer)
+            intake.new.append(transfer)
+            intake.accepted.append(e2e)
+            totals.received += 1
+        return intake
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _credit(self, transfer: Transfer, now: datetime) -> None:
+        if transfer.credited:  # never twice, whatever happens
+            return
+        transfer.credited = True
+        transfer.settled_at = now
+        self.credits += 1
+        self.total_credited += transfer.amount
+        totals = self._totals(transfer.counterparty)
+        totals.credits += 1
+        totals.total_credited += transfer.amount
+        self.statements.setdefault((transfer.counterparty, vn_date(now)), []).append(transfer)
+
+    def settle_bank(self, transfers: Iterable[Transfer], now: datetime) -> list[Event]:
+        """Decide each pending bank transfer: the account decides, unless a permanent failure
+        is injected."""
+        events: list[Event] = []
+        faults = self.faults
+        for transfer in transfers:
+            if transfer.status != "PENDING":
+                continue
+            reason: str | None = None
+            if self.chance(faults.permanent_failure_rate):
+                reason = self.rng.choice(PERMANENT_BANK_FAILURES)
+            else:
+                account = self.accounts.get((transfer.account_bin or "", transfer.account_number or ""))
+                if account is None:
+                    reason = "AC01"
+                else:
+                    reason = ACCOUNT_STATUS_FAILURES.get(account.status)
+            if reason is None:
+                transfer.status = "SETTLED"
+                self._credit(transfer, now)
+                events.append(Event(f"{transfer.reference}-S", "transfer.settled", transfer, now, None))
+            else:
+                transfer.status = "FAILED"
+                transfer.reason_code = reason
+                self._totals(transfer.counterparty).failed += 1
+                events.append(Event(f"{transfer.reference}-F", "transfer.failed", transfer, now, reason))
+        return events
+
+    def return_transfer(self, end_to_end_id: str, reason_code: str, now: datetime) -> Event | None:
+        """A credited bank transfer sent back by the beneficiary's bank."""
+        transfer = self.transfers.get(end_to_end_id)
+        if transfer is None or transfer.channel == "vnpost" or transfer.status != "SETTLED":
+            return None
+        transfer.status = "RETURNED"
+        transfer.reason_code = reason_code
+        totals = self._totals(transfer.counterparty)
+        totals.returned += 1
+        totals.total_returned += transfer.amount
+        return Event(f"{transfer.reference}-R", "transfer.returned", transfer, now, reason_code)
+
+    def settle_cash(self, transfers: Iterable[Transfer], now: datetime) -> list[Event]:
+        """The post office pays or returns each pending item (preset outcomes first)."""
+        events: list[Event] = []
+        faults = self.faults
+        for transfer in transfers:
+            if transfer.status != "PENDING":
+                continue
+            outcome = self.cash_presets.get(transfer.end_to_end_id)
+            if outcome is None:
+                if self.chance(faults.permanent_failure_rate):
+                    outcome = self.rng.choice(CASH_RETURN_REASONS)
+                else:
+                    outcome = "PAID"
+            if outcome == "PENDING":
+                continue
+            transfer.staff_id = f"BD{transfer.commune_code or '00000'}-{self.rng.randint(1, 20):02d}"
+            if outcome == "PAID":
+                transfer.status = "PAID"
+                transfer.paid_on = vn_date(now)
+                self._credit(transfer, now)
+                events.append(Event(f"{transfer.reference}-P", "cash.paid", transfer, now, None))
+            else:
+                transfer.status = "RETURNED"
+                transfer.reason_code = outcome
+                totals = self._totals(VNPOST)
+                totals.returned += 1
+                totals.total_returned += transfer.amount
+                self.statements.setdefault((VNPOST, vn_date(now)), []).append(transfer)
+                events.append(Event(f"{transfer.reference}-R", "cash.returned", transfer, now, outcome))
+        return events
+
+    # -- views ----------------------------------------------------------------------------
+
+    def transfer_for(self, counterparty: str, end_to_end_id: str) -> Transfer | None:
+        transfer = self.transfers.get(end_to_end_id)
+        if transfer is None or transfer.counterparty != counterparty:
+            return None
+        return transfer
+
+    def bank_status(self, transfer: Transfer) -> dict[str, Any]:
+        return {
+            "end_to_end_id": transfer.end_to_end_id,
+            "status": transfer.status,
+            "reason_code": transfer.reason_code,
+            "amount": transfer.amount,
+            "bank_reference": transfer.reference,
+            "settled_at": iso_utc(transfer.settled_at),
+        }
+
+    def cash_status(self, transfer: Transfer) -> dict[str, Any]:
+        return {
+            "end_to_end_id": transfer.end_to_end_id,
+            "status": transfer.status,
+            "amount": transfer.amount,
+            "receipt_number": transfer.reference,
+            "list_id": transfer.list_id,
+            "commune_code": transfer.commune_code,
+            "paid_on": transfer.paid_on.isoformat() if transfer.paid_on else None,
+            "staff_id": transfer.staff_id,
+            "return_reason": transfer.reason_code,
+            "settled_at": iso_utc(transfer.settled_at),
+        }
+
+    def bank_statement(self, bin_: str, day: date) -> dict[str, Any]:
+        entries = []
+        total = 0
+        for transfer in self.statements.get((bin_, day), ()):
+            status = "RETURNED" if transfer.status == "RETURNED" else "CREDITED"
+            if status == "CREDITED":
+                total += transfer.amount
+            entries.append(
+                {
+                    "end_to_end_id": transfer.end_to_end_id,
+                    "amount": transfer.amount,
+                    "bank_reference": transfer.reference,
+                    "value_date": day.isoformat(),
+                    "status": status,
+                }
+            )
+        return {"bin": bin_, "date": day.isoformat(), "entries": entries, "total_credited": total}
+
+    def cash_statement(self, day: date) -> dict[str, Any]:
+        entries = []
+        total = 0
+        for transfer in self.statements.get((VNPOST, day), ()):
+            if transfer.status == "PAID":
+                total += transfer.amount
+            entries.append(
+                {
+                    "end_to_end_id": transfer.end_to_end_id,
+                    "amount": transfer.amount,
+                    "receipt_number": transfer.reference,
+                    "value_date": day.isoformat(),
+                    "status": transfer.status,
+                    "staff_id": transfer.staff_id,
+                    "commune_code": transfer.commune_code,
+                }
+            )
+        return {"counterparty": VNPOST, "date": day.isoformat(), "entries": entries, "total_paid": total}
+
+    def ledger(self) -> dict[str, Any]:
+        return {
+            "credits": self.credits,
+            "total_credited": self.total_credited,
+            "duplicates": self.duplicates,
+            "transfers": len(self.transfers),
+            "by_counterparty": {cp: totals.as_dict() for cp, totals in sorted(self.totals.items())},
+        }
+
+    def ledger_entries(self, limit: int, offset: int) -> dict[str, Any]:
+        window = self.order[offset : offset + limit]
+        return {
+            "total": len(self.order),
+            "offset": offset,
+            "entries": [
+                {
+                    "end_to_end_id": t.end_to_end_id,
+                    "amount": t.amount,
+                    "counterparty": t.counterparty,
+                    "status": t.status,
+                    "reason_code": t.reason_code,
+                    "credited_at": iso_utc(t.settled_at) if t.credited else None,
+                    "times_received": t.times_received,
+                    "recredit_attempts": t.recredit_attempts,
+                }
+                for t in window
+            ],
+        }

@@ -1,0 +1,214 @@
+"""Outcome callbacks: events are grouped per destination (up to `webhook_batch_size` per
+delivery, after `webhook_delay_ms`), signed, posted, and retried with backoff until a 2xx.
+Injected faults send a delivery twice or hold it back so that later deliveries overtake it."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+import orjson
+
+from shared.webhook_signing import secret_for, signed_headers
+
+from .config import SandboxSettings
+from .iso import build_camt054
+from .state import Event, Route, SandboxState, iso_utc, utc_now
+
+log = logging.getLogger(__name__)
+
+
+def _napas_event(event: Event) -> dict[str, Any]:
+    transfer = event.transfer
+    return {
+        "event_id": event.event_id,
+        "type": event.kind,
+        "end_to_end_id": transfer.end_to_end_id,
+        "amount": transfer.amount,
+        "bank_reference": transfer.reference,
+        "reason_code": event.reason_code,
+        "occurred_at": iso_utc(event.occurred_at),
+    }
+
+
+def _cash_event(event: Event) -> dict[str, Any]:
+    transfer = event.transfer
+    paid = event.kind == "cash.paid"
+    return {
+        "event_id": event.event_id,
+        "type": event.kind,
+        "end_to_end_id": transfer.end_to_end_id,
+        "amount": transfer.amount,
+        "receipt_number": transfer.reference,
+        "paid_on": transfer.paid_on.isoformat() if paid and transfer.paid_on else None,
+        "staff_id": transfer.staff_id,
+        "return_reason": None if paid else event.reason_code,
+        "occurred_at": iso_utc(event.occurred_at),
+    }
+
+
+class WebhookDispatcher:
+    def __init__(self, settings: SandboxSettings, state: SandboxState) -> None:
+        self.settings = settings
+        self.state = state
+        self.client: httpx.AsyncClient | None = None
+        self._queues: dict[Route, list[Event]] = {}
+        self._flushers: dict[Route, asyncio.Task] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._gate = asyncio.Semaphore(settings.webhook_concurrency)
+        self._jitter = random.Random()
+        self._sequence = 0
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        self.events_published = 0
+        self.deliveries_sent = 0
+        self.duplicate_deliveries = 0
+        self.reordered_deliveries = 0
+        self.failed_attempts = 0
+        self.abandoned_deliveries = 0
+
+    async def start(self) -> None:
+        self.client = httpx.AsyncClient(
+            timeout=self.settings.webhook_timeout_seconds,
+            limits=httpx.Limits(max_connections=self.settings.webhook_concurrency * 2),
+        )
+
+    async def stop(self) -> None:
+        self.cancel_all()
+        if self.client is not None:
+            await self.client.aclose()
+
+    def cancel_all(self) -> None:
+        for task in list(self._flushers.values()) + list(self._tasks):
+            task.cancel()
+        self._flushers.clear()
+        self._tasks.clear()
+        self._queues.clear()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "queued_events": sum(len(q) for q in self._queues.values()),
+            "in_flight_deliveries": len(self._tasks),
+            "events_published": self.events_published,
+            "deliveries_sent": self.deliveries_sent,
+            "duplicate_deliveries": self.duplicate_deliveries,
+            "reordered_deliveries": self.reordered_deliveries,
+            "failed_attempts": self.failed_attempts,
+            "abandoned_deliveries": self.abandoned_deliveries,
+        }
+
+    @property
+    def idle(self) -> bool:
+        return not self._queues and not self._flushers and not self._tasks
+
+    # -- publishing -----------------------------------------------------------------------
+
+    @staticmethod
+    def route_of(event: Event) -> Route:
+        transfer = event.transfer
+        if transfer.channel == "vnpost":
+            return ("vnpost", "VNPOST")
+        return ("iso" if transfer.channel == "iso" else "banks", transfer.counterparty)
+
+    def publish(self, events: Iterable[Event]) -> None:
+        for event in events:
+            route = self.route_of(event)
+            self._queues.setdefault(route, []).append(event)
+            self.events_published += 1
+            if route not in self._flushers:
+                self._flushers[route] = self._spawn(self._flush(route), track=False)
+
+    def _spawn(self, coroutine: Any, track: bool = True) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        if track:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _flush(self, route: Route) -> None:
+        delay_ms = self.settings.webhook_delay_ms + self.state.faults.callback_delay_ms
+        await asyncio.sleep(delay_ms / 1000)
+        # No await between these two lines: an event published from here on starts a new flush.
+        self._flushers.pop(route, None)
+        events = self._queues.pop(route, [])
+        size = self.settings.webhook_batch_size
+        for start in range(0, len(events), size):
+            self._spawn(self._deliver(route, events[start : start + size]))
+
+    # -- delivering -----------------------------------------------------------------------
+
+    def _delivery_id(self, route: Route) -> str:
+        self._sequence += 1
+        prefix = "CAMT" if route[0] == "iso" else "DLV"
+        return f"{prefix}{self.state.epoch}{self._sequence:010d}"
+
+    def _destination(self, route: Route) -> tuple[str, str]:
+        kind, counterparty = route
+        root = self.settings.callback_root
+        if kind == "vnpost":
+            return f"{root}/v1/webhooks/vnpost", counterparty
+        return f"{root}/v1/webhooks/{kind}/{counterparty}", counterparty
+
+    def _render(self, route: Route, delivery_id: str, events: list[Event]) -> tuple[bytes, str]:
+        kind = route[0]
+        if kind == "iso":
+            return build_camt054(delivery_id, events, utc_now()), "application/xml"
+        render = _cash_event if kind == "vnpost" else _napas_event
+        body = {"delivery_id": delivery_id, "events": [render(event) for event in events]}
+        return orjson.dumps(body), "application/json"
+
+    async def _deliver(self, route: Route, events: list[Event]) -> None:
+        state = self.state
+        faults = state.faults
+        delivery_id = self._delivery_id(route)
+        duplicate = state.chance(faults.duplicate_callback_rate)
+        if state.chance(faults.reorder_callback_rate):
+            events = list(events)
+            state.rng.shuffle(events)
+            self.reordered_deliveries += 1
+            hold_ms = 100 + 3 * (self.settings.webhook_delay_ms + faults.callback_delay_ms)
+            await asyncio.sleep(state.rng.uniform(0.2, 1.0) * hold_ms / 1000)
+        body, content_type = self._render(route, delivery_id, events)
+        await self._post(route, body, content_type)
+        if duplicate:
+            self.duplicate_deliveries += 1
+            await self._post(route, body, content_type)
+
+    async def _post(self, route: Route, body: bytes, content_type: str) -> None:
+        url, counterparty = self._destination(route)
+        secret = secret_for(counterparty, self.settings.webhook_secrets)
+        settings = self.settings
+        assert self.client is not None
+        for attempt in range(settings.webhook_max_attempts):
+            headers = signed_headers(counterparty, secret, body)
+            headers["Content-Type"] = content_type
+            try:
+                async with self._gate:
+                    response = await self.client.post(url, content=body, headers=headers)
+                if 200 <= response.status_code < 300:
+                    self.deliveries_sent += 1
+                    return
+                log.info(
+                    "callback refused",
+                    extra={"fields": {"route": route[0], "counterparty": counterparty,
+                                      "status": response.status_code, "attempt": attempt + 1}},
+                )
+            except httpx.HTTPError as exc:
+                log.info(
+                    "callback not delivered",
+                    extra={"fields": {"route": route[0], "counterparty": counterparty,
+                                      "error": type(exc).__name__, "attempt": attempt + 1}},
+                )
+            self.failed_attempts += 1
+            if attempt + 1 < settings.webhook_max_attempts:
+                backoff = min(settings.webhook_retry_base_ms * 2**attempt, settings.webhook_retry_max_ms)
+                await asyncio.sleep(backoff * (0.5 + self._jitter.random() / 2) / 1000)
+        self.abandoned_deliveries += 1
+        log.warning(
+            "callback abandoned",
+            extra={"fields": {"route": route[0], "counterparty": counterparty}},
+        )
