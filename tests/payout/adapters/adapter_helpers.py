@@ -5,7 +5,7 @@ import dataclasses
 import uuid
 from datetime import date
 
-from services.payout.adapters.banks import PaymentBatch, PaymentInstruction
+from services.payout.adapters.banks import BankChannelSettings, PaymentBatch, PaymentInstruction
 
 VCB = "970436"  # Vietcombank, signs with a configured secret
 BIDV = "970418"
@@ -40,3 +40,15 @@ def instruction(
 def batch_of(counterparty: str, items: list[PaymentInstruction], **overrides: object) -> PaymentBatch:
     batch = PaymentBatch.of(new_id("B"), counterparty, items, date(2023, 5, 5))
     return dataclasses.replace(batch, **overrides) if overrides else batch  # type: ignore[arg-type]
+
+
+def adapter_settings(base_url: str, **overrides: object) -> BankChannelSettings:
+    return BankChannelSettings(
+        base_url=base_url,
+        webhook_secrets={VCB: VCB_SECRET},
+        iso_bins=[AGRIBANK],
+        debtor_name="Bảo hiểm xã hội tỉnh Vĩnh Phúc",
+        debtor_account="3600201001234",
+        initiating_party_id="BHXH26",
+        **overrides,  # type: ignore[arg-type]
+    )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import pytest_asyncio
 
-from services.payout.adapters.banks import BankChannelRegistry, BankChannelSettings
+from services.payout.adapters.banks import BankChannelRegistry
 from services.sandbox.testing import (
     CallbackRecorder,
     SandboxAdmin,
@@ -18,7 +18,7 @@ from services.sandbox.testing import (
     free_port,
 )
 
-from tests.payout.adapters.adapter_helpers import AGRIBANK, VCB, VCB_SECRET
+from tests.payout.adapters.adapter_helpers import VCB, VCB_SECRET, adapter_settings
 
 
 @pytest.fixture(scope="session")
@@ -39,18 +39,6 @@ def sandbox_process(receiver_port: int) -> Iterator[SandboxProcess]:
     )
     with process:
         yield process
-
-
-def adapter_settings(base_url: str, **overrides: object) -> BankChannelSettings:
-    return BankChannelSettings(
-        base_url=base_url,
-        webhook_secrets={VCB: VCB_SECRET},
-        iso_bins=[AGRIBANK],
-        debtor_name="Bảo hiểm xã hội tỉnh Vĩnh Phúc",
-        debtor_account="3600201001234",
-        initiating_party_id="BHXH26",
-        **overrides,  # type: ignore[arg-type]
-    )
 
 
 @pytest_asyncio.fixture(scope="session")
