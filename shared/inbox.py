@@ -16,9 +16,13 @@ from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events.contracts import Contract, UnknownEventType, contract_for, dead_letter_topic
-from shared.events.envelope import CORRELATION_HEADER, CloudEvent, MalformedEvent
+from opentelemetry.trace import SpanKind
+
+from shared.events.envelope import CORRELATION_HEADER, TRACEPARENT_HEADER, CloudEvent, MalformedEvent
 from shared.messaging.ports import EventBus, EventProducer, OutgoingRecord, ReceivedRecord
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_APPLIED
 from shared.observability import correlation_id
+from shared.tracing import span_from_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +118,7 @@ class ConsumerRunner:
             return
         newest = max(d.event.time for d in deliveries)
         self.last_lag_seconds = max(0.0, (datetime.now(UTC) - newest).total_seconds())
+        CONSUMER_LAG.labels(self.name).set(self.last_lag_seconds)
         try:
             await self._apply(deliveries)
         except Exception:  # noqa: BLE001 - fall back to one transaction per event to isolate the culprit
@@ -167,10 +172,16 @@ class ConsumerRunner:
             for delivery in fresh:
                 token = correlation_id.set(delivery.record.header(CORRELATION_HEADER))
                 try:
-                    await self.handlers[delivery.event.type](session, delivery)
+                    with span_from_traceparent(
+                        self.name.split(".", 1)[0], f"consume {delivery.event.type}",
+                        delivery.record.header(TRACEPARENT_HEADER), SpanKind.CONSUMER,
+                        **{"messaging.consumer.group.name": self.name, "messaging.message.id": delivery.event.id},
+                    ):
+                        await self.handlers[delivery.event.type](session, delivery)
                 finally:
                     correlation_id.reset(token)
         self.applied_total += len(fresh)
+        EVENTS_APPLIED.labels(self.name).inc(len(fresh))
 
     async def _apply_with_retries(self, delivery: Delivery) -> Poison | None:
         backoff = 0.05
@@ -205,6 +216,7 @@ class ConsumerRunner:
             records.append(OutgoingRecord(dead_letter_topic(record.topic), record.key or b"", record.value, headers))
         await dlq.publish(records)
         self.dead_lettered_total += len(records)
+        DEAD_LETTERS.labels(self.name).inc(len(records))
 
 
 def _next_offsets(records: Sequence[ReceivedRecord]) -> dict[tuple[str, int], int]:

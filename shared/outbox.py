@@ -34,7 +34,9 @@ from shared.db import BigId, is_sqlite
 from shared.events.contracts import CONTRACT_BY_MODEL, Contract
 from shared.events.envelope import CORRELATION_HEADER, EVENT_TYPE_HEADER, TRACEPARENT_HEADER, CloudEvent
 from shared.messaging.ports import EventProducer, OutgoingRecord
+from shared.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 from shared.observability import current_correlation_id
+from shared.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ class Outbox:
         rows = []
         now = datetime.now(UTC)
         correlation = current_correlation_id()
+        traceparent = traceparent or current_traceparent()
         for payload in events:
             contract = CONTRACT_BY_MODEL[type(payload)]
             key = str(getattr(payload, contract.key_field))
@@ -199,6 +202,7 @@ class OutboxRelay:
                 .values(published_at=datetime.now(UTC))
             )
         self.published_total += len(rows)
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
 
     async def after_publish(self, count: int) -> None:
@@ -242,6 +246,7 @@ class OutboxRelay:
                     last_purge = asyncio.get_running_loop().time()
                     await self.purge_published()
                 if published == 0:
+                    OUTBOX_PENDING.labels(self.service).set(await self.pending_count())
                     self._wake.clear()
                     await _wait_any(stop, self._wake, self.idle_poll_seconds)
         finally:

@@ -8,11 +8,14 @@ from typing import Any, Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from opentelemetry.trace import SpanKind
+
 from shared.observability import correlation_id, new_correlation_id
+from shared.tracing import span_from_traceparent
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -84,16 +87,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(500, "Internal Server Error", "an unexpected error occurred; see the correlation id")
 
 
-def install_correlation_middleware(app: FastAPI, metrics: "HttpMetrics") -> None:
+def install_correlation_middleware(app: FastAPI, metrics: "HttpMetrics", service: str) -> None:
     @app.middleware("http")
     async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         cid = request.headers.get("x-correlation-id") or new_correlation_id()
         token = correlation_id.set(cid[:64])
-        route = request.scope.get("route")
         try:
-            with metrics.latency.labels(request.method).time():
+            with metrics.latency.labels(request.method).time(), span_from_traceparent(
+                service, f"HTTP {request.method}", request.headers.get("traceparent"), SpanKind.SERVER,
+                **{"http.request.method": request.method},
+            ) as span:
                 response = await call_next(request)
-            route = request.scope.get("route")
+                span.set_attribute("http.response.status_code", response.status_code)
+                route = request.scope.get("route")
+                if route is not None:  # the template, never the raw path: paths may hold ids
+                    span.update_name(f"{request.method} {route.path}")
             metrics.requests.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
             response.headers["x-correlation-id"] = cid[:64]
             return response
@@ -134,13 +142,14 @@ def install_health(app: FastAPI, registry: CollectorRegistry) -> None:
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        # The service's own HTTP metrics, then the process-wide business metrics.
+        return Response(generate_latest(registry) + generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 def install_common(app: FastAPI, service: str) -> CollectorRegistry:
     registry = CollectorRegistry()
     metrics = HttpMetrics(registry, service)
     install_problem_handlers(app)
-    install_correlation_middleware(app, metrics)
+    install_correlation_middleware(app, metrics, service)
     install_health(app, registry)
     return registry

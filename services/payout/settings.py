@@ -1,8 +1,16 @@
+"""Payout settings: environment variables with the `PAYOUT_` prefix (maps and lists as JSON)."""
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.payout.adapters.banks.registry import BankChannelSettings
 from shared.settings import ServiceSettings
+from shared.webhook_signing import DEV_SECRET_PREFIX
+
+FallbackPolicy = Literal["none", "cash"]
 
 
 class PayoutSettings(ServiceSettings):
@@ -10,3 +18,63 @@ class PayoutSettings(ServiceSettings):
 
     service_name: str = "payout"
     port: int = 8002
+
+    # Banks and the post office (the sandbox in development).
+    bank_base_url: str = "http://127.0.0.1:8010"
+    bank_base_urls: dict[str, str] = Field(default_factory=dict)  # counterparty -> URL
+    webhook_secrets: dict[str, str] = Field(default_factory=dict)  # counterparty -> secret
+    webhook_tolerance_seconds: int = 300
+    iso_bins: list[str] = Field(default_factory=lambda: ["970405"])
+    bank_connect_timeout_seconds: float = 3.0
+    bank_read_timeout_seconds: float = 15.0
+    bank_max_connections: int = 50
+
+    # Cycles and batches.
+    batch_size: int = Field(2000, ge=1, le=10_000)
+    cycle_day: int = Field(5, ge=1, le=28)  # day of the month (Vietnam time) the cycle starts
+    scheduler_enabled: bool = True
+    scheduler_interval_seconds: float = Field(60.0, gt=0)
+
+    # Submission, retries and status inquiries.
+    submit_concurrency: int = Field(4, ge=1, le=64)
+    retry_base_seconds: float = Field(1.0, gt=0)
+    retry_max_seconds: float = Field(300.0, gt=0)
+    lease_seconds: float = Field(120.0, gt=0)
+    status_inquiry_after_seconds: float = Field(60.0, gt=0)
+    status_inquiry_concurrency: int = Field(16, ge=1, le=256)
+    worker_idle_seconds: float = Field(0.2, gt=0)
+
+    # Account verification.
+    verification_batch_size: int = Field(200, ge=1)
+    verification_concurrency: int = Field(16, ge=1, le=256)
+
+    # What happens to a period's payment when the bank refuses it for good.
+    permanent_failure_fallback: FallbackPolicy = "none"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets_in_production(self) -> PayoutSettings:
+        if self.environment == "production":
+            if not self.webhook_secrets:
+                raise ValueError("payout: webhook secrets must be configured in production")
+            for counterparty, secret in self.webhook_secrets.items():
+                if not secret or secret.startswith(DEV_SECRET_PREFIX):
+                    raise ValueError(
+                        f"payout: the webhook secret for {counterparty} is a development placeholder"
+                    )
+        return self
+
+    def bank_channels(self) -> BankChannelSettings:
+        """The bank adapters' settings derived from these."""
+        return BankChannelSettings(
+            environment=self.environment,
+            base_url=self.bank_base_url,
+            base_urls=self.bank_base_urls,
+            iso_bins=self.iso_bins,
+            webhook_secrets=self.webhook_secrets,
+            webhook_tolerance_seconds=self.webhook_tolerance_seconds,
+            connect_timeout_seconds=self.bank_connect_timeout_seconds,
+            read_timeout_seconds=self.bank_read_timeout_seconds,
+            write_timeout_seconds=self.bank_read_timeout_seconds,
+            max_connections=self.bank_max_connections,
+            max_keepalive_connections=self.bank_max_connections,
+        )
