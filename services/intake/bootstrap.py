@@ -1,38 +1,135 @@
 """Wiring of the intake service: app factory, workers and command line."""
 from __future__ import annotations
 
+import argparse
 import asyncio
+import logging
+import sys
 from pathlib import Path
 from typing import Awaitable, Sequence
 
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 
 from services.intake.adapters.orm import metadata
+from services.intake.api import audit, beneficiaries, claims, oauth, uploads
+from services.intake.api.common import install_error_handlers
+from services.intake.consumers.account_verification import account_verification_consumer
+from services.intake.service_layer import clients
 from services.intake.settings import IntakeSettings
 from shared.app import build_app
+from shared.db import make_engine
 from shared.runtime import Runtime, run_relay, service_main
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Claims from the National Public Service Portal, decisions of the agencies (BHXH, DOLISA, the
+Employment Service Centre), the roll of existing monthly beneficiaries and the payment-method
+registry.
+
+**Access**: OAuth2 client credentials at `POST /oauth/token` (HTTP Basic or form fields); send
+`Authorization: Bearer <token>`. Scopes: `claims:write`, `claims:read`, `decisions:write`,
+`roll:write`, `payment-methods:write`, `beneficiaries:read`, `pii:read` (unmasked CCCD and
+account numbers), `audit:read`. In development the clients `portal`, `bhxh`, `dolisa`, `esc` and
+`admin` exist with the secret `<id>-dev-secret`.
+
+**Errors** are RFC 9457 `application/problem+json`; a 422 names each offending field with a JSON
+Pointer. **Idempotency**: filing a claim is idempotent on `portal_dossier_id`, a decision on the
+claim: the same body replays the first answer (`Idempotent-Replayed: true`), a different one is
+a 409.
+"""
+
+
+async def _on_startup(app: FastAPI, runtime: Runtime) -> None:
+    settings = runtime.settings
+    if isinstance(settings, IntakeSettings) and settings.seeds_dev_clients:
+        try:
+            added = await clients.seed_dev_clients(runtime.engine)
+        except DBAPIError:
+            log.warning("development clients not seeded: run `python -m services.intake migrate` first")
+            return
+        if added:
+            log.info("development clients added", extra={"fields": {"clients": added}})
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
-    return build_app(
+    app = build_app(
         settings,
         metadata,
         title="Intake: claims, decisions, the beneficiary roll and payment methods",
-        description="Intake: claims, decisions, the beneficiary roll and payment methods.",
-        routers=[],
+        description=DESCRIPTION,
+        routers=[oauth.router, claims.router, uploads.router, beneficiaries.router, audit.router],
+        on_startup=_on_startup,
     )
+    install_error_handlers(app)
+    return app
 
 
 def workers(runtime: Runtime, stop: asyncio.Event) -> Sequence[Awaitable[None]]:
-    return [run_relay(runtime, stop)]
+    return [run_relay(runtime, stop), account_verification_consumer(runtime).run(stop)]
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def _clients_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.intake clients",
+                                     description="Manage the API clients (OAuth2 client credentials).")
+    sub = parser.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="register a client (or re-key it with --replace)")
+    add.add_argument("--id", required=True, dest="client_id")
+    add.add_argument("--secret", help="generated and printed when omitted")
+    add.add_argument("--scopes", required=True, help=f"space- or comma-separated: {' '.join(clients.SCOPES)}")
+    add.add_argument("--agency", choices=["BHXH", "DOLISA", "ESC"], help="the agency this client acts for")
+    add.add_argument("--description")
+    add.add_argument("--replace", action="store_true")
+    sub.add_parser("list", help="list the clients")
+    for name in ("disable", "enable"):
+        p = sub.add_parser(name, help=f"{name} a client")
+        p.add_argument("--id", required=True, dest="client_id")
+    args = parser.parse_args(argv)
+    settings = IntakeSettings()
+
+    async def run() -> int:
+        engine = make_engine(settings.resolved_database_url())
+        try:
+            if args.action == "add":
+                scopes = [s for s in args.scopes.replace(",", " ").split() if s]
+                try:
+                    secret = await clients.add_client(engine, args.client_id, args.secret, scopes, args.agency,
+                                                      args.description, args.replace)
+                except clients.BadClient as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 2
+                print(f"client {args.client_id} registered with scopes: {' '.join(sorted(set(scopes)))}")
+                if not args.secret:
+                    print(f"secret (shown once): {secret}")
+            elif args.action == "list":
+                for c in await clients.list_clients(engine):
+                    state = "active" if c.active else "disabled"
+                    print(f"{c.client_id}\t{state}\t{c.agency or '-'}\t{' '.join(sorted(c.scopes))}")
+            else:
+                if not await clients.set_active(engine, args.client_id, args.action == "enable"):
+                    print(f"error: no client {args.client_id!r}", file=sys.stderr)
+                    return 1
+                print(f"client {args.client_id} {args.action}d")
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m services.intake {api|worker|migrate|clients ...}`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "clients":
+        raise SystemExit(_clients_command(args[1:]))
     service_main(
-        argv,
+        args,
         name="intake",
         settings_factory=IntakeSettings,
         migrations=MIGRATIONS,

@@ -10,3 +10,11 @@ class IntakeSettings(ServiceSettings):
 
     service_name: str = "intake"
     port: int = 8001
+    token_ttl_seconds: int = 3600
+    # Development only: add the documented dev clients (portal, bhxh, dolisa, esc, admin with the
+    # secret `<id>-dev-secret`) at startup if they are missing. Never done in other environments.
+    seed_dev_clients: bool = True
+
+    @property
+    def seeds_dev_clients(self) -> bool:
+        return self.environment == "development" and self.seed_dev_clients

@@ -62,6 +62,56 @@ def _amount(text: str | None) -> Decimal:
         return Decimal(-1)
 
 
+_PMT_ID, _E2E, _AMT, _INSTD = f"{P}PmtId", f"{P}EndToEndId", f"{P}Amt", f"{P}InstdAmt"
+_CDTR_AGT, _CDTR_ACCT, _FIN = f"{P}CdtrAgt", f"{P}CdtrAcct", f"{P}FinInstnId"
+_MEMBER = f"{P}ClrSysMmbId/{P}MmbId"
+_BIC = f"{P}BICFI"
+_OTHER_ID = f"{P}Id/{P}Othr/{P}Id"
+_IBAN = f"{P}Id/{P}IBAN"
+
+
+def _transaction(
+    tx: etree._Element, bins_by_bic: Mapping[str, str], default_bin: str
+) -> tuple[ItemIn, Decimal]:
+    """One CdtTrfTxInf and its amount as written, reading direct children only (files hold
+    thousands of them)."""
+    end_to_end_id = ""
+    instructed = None
+    agent_bin = None
+    account = None
+    for child in tx:
+        tag = child.tag
+        if tag == _PMT_ID:
+            end_to_end_id = (child.findtext(_E2E) or "").strip()
+        elif tag == _AMT:
+            instructed = child.find(_INSTD)
+        elif tag == _CDTR_AGT:
+            institution = child.find(_FIN)
+            if institution is not None:
+                agent_bin = institution.findtext(_MEMBER)
+                if agent_bin is None:
+                    bic = institution.findtext(_BIC)
+                    agent_bin = bins_by_bic.get(bic.strip()[:8]) if bic else None
+        elif tag == _CDTR_ACCT:
+            account = child.findtext(_OTHER_ID) or child.findtext(_IBAN)
+    amount = _amount(instructed.text if instructed is not None else None)
+    whole = amount == amount.to_integral_value() and amount > 0
+    rejection = None
+    if instructed is None:
+        rejection = "AM12"
+    elif account is None:
+        rejection = "AC01"
+    item = ItemIn(
+        end_to_end_id=end_to_end_id,
+        amount=int(amount) if whole else -1,
+        currency=(instructed.get("Ccy") if instructed is not None else "") or "",
+        account_number=account.strip() if account else None,
+        account_bin=agent_bin.strip() if agent_bin else default_bin,
+        rejection=rejection,
+    )
+    return item, (amount if instructed is not None else Decimal(0))
+
+
 def parse_pain001(raw: bytes, bins_by_bic: Mapping[str, str], default_bin: str) -> Pain001:
     """Parse and validate a pain.001.001.09 file; raise InvalidFile or ControlTotalsMismatch."""
     try:
@@ -88,33 +138,9 @@ def parse_pain001(raw: bytes, bins_by_bic: Mapping[str, str], default_bin: str) 
         items: list[ItemIn] = []
         info_total = Decimal(0)
         for tx in info.iterfind(f"{P}CdtTrfTxInf"):
-            instructed = tx.find(f"{P}Amt/{P}InstdAmt")
-            amount = _amount(instructed.text if instructed is not None else None)
-            currency = instructed.get("Ccy") if instructed is not None else ""
-            info_total += amount
-            rejection = None
-            if instructed is None:
-                rejection = "AM12"
-            whole = amount == amount.to_integral_value() and amount > 0
-            agent_bin = _text(tx, f"{P}CdtrAgt/{P}FinInstnId/{P}ClrSysMmbId/{P}MmbId")
-            if agent_bin is None:
-                bic = _text(tx, f"{P}CdtrAgt/{P}FinInstnId/{P}BICFI")
-                agent_bin = bins_by_bic.get(bic[:8]) if bic else None
-            account = _text(tx, f"{P}CdtrAcct/{P}Id/{P}Othr/{P}Id") or _text(
-                tx, f"{P}CdtrAcct/{P}Id/{P}IBAN"
-            )
-            if account is None:
-                rejection = rejection or "AC01"
-            items.append(
-                ItemIn(
-                    end_to_end_id=_text(tx, f"{P}PmtId/{P}EndToEndId") or "",
-                    amount=int(amount) if whole else -1,
-                    currency=currency or "",
-                    account_number=account,
-                    account_bin=agent_bin or default_bin,
-                    rejection=rejection,
-                )
-            )
+            item, written = _transaction(tx, bins_by_bic, default_bin)
+            items.append(item)
+            info_total += written
         info_count_text = _text(info, f"{P}NbOfTxs")
         info_sum_text = _text(info, f"{P}CtrlSum")
         if info_count_text is not None and int(info_count_text) != len(items):
@@ -138,8 +164,14 @@ def parse_pain001(raw: bytes, bins_by_bic: Mapping[str, str], default_bin: str) 
 TX_STATUS = {"PENDING": "PDNG", "SETTLED": "ACSC", "RETURNED": "ACSC", "FAILED": "RJCT"}
 
 
+_TAGS: dict[tuple[str, str], str] = {}
+
+
 def _el(parent: etree._Element, ns: str, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-    element = etree.SubElement(parent, f"{{{ns}}}{tag}", attrs or None)
+    qualified = _TAGS.get((ns, tag))
+    if qualified is None:
+        qualified = _TAGS[(ns, tag)] = f"{{{ns}}}{tag}"
+    element = etree.SubElement(parent, qualified, attrs) if attrs else etree.SubElement(parent, qualified)
     if text is not None:
         element.text = text
     return element

@@ -6,7 +6,7 @@ minor unit, so amounts are written as whole numbers (`<InstdAmt Ccy="VND">150000
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -69,8 +69,15 @@ def _text(value: str, limit: int) -> str:
     return cleaned[:limit]
 
 
+_PAIN001_TAGS: dict[str, str] = {}
+_SubElement = etree.SubElement
+
+
 def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-    element = etree.SubElement(parent, f"{{{PAIN001_NS}}}{tag}", attrs or None)
+    qualified = _PAIN001_TAGS.get(tag)
+    if qualified is None:
+        qualified = _PAIN001_TAGS[tag] = f"{{{PAIN001_NS}}}{tag}"
+    element = _SubElement(parent, qualified, attrs) if attrs else _SubElement(parent, qualified)
     if text is not None:
         element.text = text
     return element
@@ -195,63 +202,90 @@ def _whole_vnd(text: str | None) -> int:
     return int(value)
 
 
-def _entry_status(entry: etree._Element) -> str:
-    proprietary = _find_text(entry, "{*}BkTxCd/{*}Prtry/{*}Cd")
+def _entry_outcome(entry: etree._Element, q: Callable[[str], str]) -> PaymentOutcome:
+    """One Ntry, reading its direct children (notifications hold hundreds of entries)."""
+    event_id = amount_text = bank_reference = booked = booked_day = None
+    proprietary = sub_family = None
+    details = None
+    for child in entry:
+        tag = child.tag
+        if tag == q("NtryRef"):
+            event_id = (child.text or "").strip()
+        elif tag == q("Amt"):
+            amount_text = child.text
+        elif tag == q("AcctSvcrRef"):
+            bank_reference = (child.text or "").strip()
+        elif tag == q("BookgDt"):
+            booked = child.findtext(q("DtTm"))
+            booked_day = child.findtext(q("Dt"))
+        elif tag == q("BkTxCd"):
+            proprietary = child.findtext(f"{q('Prtry')}/{q('Cd')}")
+            sub_family = child.findtext(f"{q('Domn')}/{q('Fmly')}/{q('SubFmlyCd')}")
+        elif tag == q("NtryDtls"):
+            details = child.find(q("TxDtls"))
+    end_to_end_id = reason = None
+    if details is not None:
+        end_to_end_id = details.findtext(f"{q('Refs')}/{q('EndToEndId')}")
+        bank_reference = bank_reference or details.findtext(f"{q('Refs')}/{q('AcctSvcrRef')}")
+        return_info = details.find(q("RtrInf"))
+        if return_info is not None:
+            reason = return_info.findtext(f"{q('Rsn')}/{q('Cd')}")
+    if not end_to_end_id or not event_id:
+        raise CallbackRejected("malformed_body", "entry without references")
     if proprietary in ("SETTLED", "FAILED", "RETURNED"):
-        return proprietary
-    has_return = entry.find("{*}NtryDtls/{*}TxDtls/{*}RtrInf") is not None
-    if not has_return:
-        return "SETTLED"
-    sub_family = _find_text(entry, "{*}BkTxCd/{*}Domn/{*}Fmly/{*}SubFmlyCd")
-    return "RETURNED" if sub_family == "RRTN" else "FAILED"
-
-
-def _entry_time(entry: etree._Element) -> datetime:
-    stamp = _find_text(entry, "{*}BookgDt/{*}DtTm")
-    if stamp:
-        parsed = parse_datetime(stamp)
-        if parsed is not None:
-            return parsed
-    day = _find_text(entry, "{*}BookgDt/{*}Dt")
-    if day:
-        return datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
-    raise CallbackRejected("malformed_body", "entry without booking date")
+        status = proprietary
+    elif details is None or details.find(q("RtrInf")) is None:
+        status = "SETTLED"
+    else:
+        status = "RETURNED" if sub_family == "RRTN" else "FAILED"
+    if booked:
+        occurred_at = parse_datetime(booked.strip())
+    elif booked_day:
+        occurred_at = datetime.combine(date.fromisoformat(booked_day.strip()), datetime.min.time(), UTC)
+    else:
+        raise CallbackRejected("malformed_body", "entry without booking date")
+    return PaymentOutcome(
+        event_id=event_id,
+        end_to_end_id=end_to_end_id.strip(),
+        status=status,  # type: ignore[arg-type]
+        amount=_whole_vnd(amount_text),
+        reason_code=reason.strip() if reason else None,
+        bank_reference=bank_reference or None,
+        occurred_at=occurred_at,  # type: ignore[arg-type]
+    )
 
 
 def parse_camt054(raw: bytes) -> tuple[str, list[PaymentOutcome]]:
-    """The message id (our delivery id) and one outcome per entry of a camt.054."""
+    """The message id (our delivery id) and one outcome per entry of a camt.054 (any version
+    of its namespace)."""
     try:
         root = _parse(raw)
     except etree.XMLSyntaxError:
         raise CallbackRejected("malformed_body", "callback body is not XML") from None
-    notification = root.find("{*}BkToCstmrDbtCdtNtfctn")
+    namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    names: dict[str, str] = {}
+
+    def q(local: str) -> str:
+        name = names.get(local)
+        if name is None:
+            name = names[local] = namespace + local
+        return name
+
+    notification = root.find(q("BkToCstmrDbtCdtNtfctn"))
     if notification is None:
         raise CallbackRejected("malformed_body", "not a camt.054 notification")
-    message_id = _find_text(notification, "{*}GrpHdr/{*}MsgId")
-    if not message_id:
+    message_id = notification.findtext(f"{q('GrpHdr')}/{q('MsgId')}")
+    if not message_id or not message_id.strip():
         raise CallbackRejected("malformed_body", "notification without message id")
-    outcomes = []
     try:
-        for entry in notification.iterfind("{*}Ntfctn/{*}Ntry"):
-            end_to_end_id = _find_text(entry, "{*}NtryDtls/{*}TxDtls/{*}Refs/{*}EndToEndId")
-            event_id = _find_text(entry, "{*}NtryRef")
-            if not end_to_end_id or not event_id:
-                raise CallbackRejected("malformed_body", "entry without references")
-            outcomes.append(
-                PaymentOutcome(
-                    event_id=event_id,
-                    end_to_end_id=end_to_end_id,
-                    status=_entry_status(entry),  # type: ignore[arg-type]
-                    amount=_whole_vnd(_find_text(entry, "{*}Amt")),
-                    reason_code=_find_text(entry, "{*}NtryDtls/{*}TxDtls/{*}RtrInf/{*}Rsn/{*}Cd"),
-                    bank_reference=_find_text(entry, "{*}AcctSvcrRef")
-                    or _find_text(entry, "{*}NtryDtls/{*}TxDtls/{*}Refs/{*}AcctSvcrRef"),
-                    occurred_at=_entry_time(entry),
-                )
-            )
+        outcomes = [
+            _entry_outcome(entry, q)
+            for block in notification.iterfind(q("Ntfctn"))
+            for entry in block.iterfind(q("Ntry"))
+        ]
     except ValueError:
         raise CallbackRejected("malformed_body", "unreadable entry") from None
-    return message_id, outcomes
+    return message_id.strip(), outcomes
 
 
 class Iso20022Channel:

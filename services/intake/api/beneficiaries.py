@@ -1,0 +1,102 @@
+"""Beneficiaries, their entitlements and their payment methods (with history)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from services.intake.adapters import repository
+from services.intake.api.common import (
+    beneficiary_view,
+    dumps,
+    entitlement_view,
+    iso,
+    json_response,
+    method_view,
+    transact,
+)
+from services.intake.api.schemas import LookupIn, PaymentMethodIn
+from services.intake.domain import payment_methods as pm
+from services.intake.domain.errors import Invalid, NotFound
+from services.intake.domain.schedules import vietnam_today
+from services.intake.service_layer.common import Context
+from services.intake.service_layer.payment_methods import MethodChange, apply_method_changes
+from shared.auth import Principal, require_scopes
+
+router = APIRouter(tags=["beneficiaries"])
+PROBLEM = {"content": {"application/problem+json": {}}}
+ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM}
+
+
+async def _beneficiary_document(request: Request, beneficiary_id: str, pii: bool) -> dict:
+    async with request.app.state.runtime.engine.connect() as conn:
+        person = await repository.beneficiary(conn, beneficiary_id)
+        if person is None:
+            raise NotFound("no such beneficiary")
+        rights = await repository.entitlements_of(conn, beneficiary_id)
+        methods = await repository.methods_of(conn, beneficiary_id)
+    today = vietnam_today()
+    current = next((m for m in methods if m.is_current), None)
+    return {
+        **beneficiary_view(person._mapping, pii),
+        "entitlements": [entitlement_view(r._mapping) for r in rights],
+        "payment_method": None if current is None else method_view(current._mapping, pii, today),
+    }
+
+
+@router.get("/v1/beneficiaries/{beneficiary_id}", responses=ERRORS,
+            summary="A beneficiary, their entitlements and current payment method")
+async def get_beneficiary(request: Request, beneficiary_id: str,
+                          principal: Principal = Depends(require_scopes("beneficiaries:read"))) -> Response:
+    return json_response(dumps(await _beneficiary_document(request, beneficiary_id, principal.can("pii:read"))))
+
+
+@router.post("/v1/beneficiaries/lookup", responses=ERRORS,
+             summary="Find a beneficiary by national id (sent in the body, never in a URL)")
+async def lookup(request: Request, body: LookupIn,
+                 principal: Principal = Depends(require_scopes("beneficiaries:read"))) -> Response:
+    async with request.app.state.runtime.engine.connect() as conn:
+        person = await repository.beneficiary_by_national_id(conn, body.national_id)
+    if person is None:
+        raise NotFound("no beneficiary with this national id")
+    return json_response(dumps(await _beneficiary_document(request, person.id, principal.can("pii:read"))))
+
+
+@router.get("/v1/beneficiaries/{beneficiary_id}/payment-methods", responses=ERRORS,
+            summary="Every payment method the beneficiary had, and the history of changes")
+async def payment_methods(request: Request, beneficiary_id: str,
+                          principal: Principal = Depends(require_scopes("beneficiaries:read"))) -> Response:
+    pii = principal.can("pii:read")
+    async with request.app.state.runtime.engine.connect() as conn:
+        if await repository.beneficiary(conn, beneficiary_id) is None:
+            raise NotFound("no such beneficiary")
+        methods = await repository.methods_of(conn, beneficiary_id)
+        history = await repository.method_history_of(conn, beneficiary_id)
+    today = vietnam_today()
+    return json_response(dumps({
+        "beneficiary_id": beneficiary_id,
+        "methods": [method_view(m._mapping, pii, today) for m in methods],
+        "history": [{"method_id": h.method_id, "change": h.change, "status": h.status, "detail": h.detail,
+                     "channel": h.channel, "by": h.client_id, "at": iso(h.at)} for h in history],
+    }))
+
+
+@router.put("/v1/beneficiaries/{beneficiary_id}/payment-method", responses=ERRORS,
+            summary="Set the beneficiary's payment method (a bank account is pending until verified)")
+async def set_payment_method(request: Request, beneficiary_id: str, body: PaymentMethodIn,
+                             principal: Principal = Depends(require_scopes("payment-methods:write"))) -> Response:
+    spec = pm.normalise(body.spec())
+
+    async def work(ctx: Context) -> tuple[dict, bool]:
+        person = await repository.beneficiary(ctx.db, beneficiary_id)  # type: ignore[arg-type]
+        if person is None:
+            raise NotFound("no such beneficiary")
+        errors = pm.method_problems(spec, vietnam_today(ctx.now), person.national_id)
+        if errors:
+            raise Invalid(errors)
+        [outcome] = await apply_method_changes(ctx, [MethodChange(person.id, person.full_name, spec, "API")])
+        await ctx.flush()
+        return {"beneficiary_id": person.id, "method_id": outcome.method_id, "status": outcome.status,
+                "changed": outcome.changed}, outcome.changed
+
+    answer, changed = await transact(request, principal, work)
+    return json_response(dumps(answer), 200, None if changed else {"Idempotent-Replayed": "true"})

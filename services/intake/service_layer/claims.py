@@ -1,0 +1,283 @@
+"""Filing claims, deciding them, and stopping entitlements."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import orjson
+from sqlalchemy import select, update
+
+from services.intake.adapters.orm import beneficiaries, claims, entitlements
+from services.intake.domain import claims as claim_rules
+from services.intake.domain import entitlements as entitlement_rules
+from services.intake.domain import payment_methods as pm
+from services.intake.domain.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
+from services.intake.domain.identity import mask_account, mask_national_id, normalise_name
+from services.intake.domain.schedules import Schedule, vietnam_today
+from services.intake.domain.schemes import agency_for
+from services.intake.domain.validation import address_problems, applicant_problems
+from services.intake.service_layer.common import Context, Replay, raise_replay_or_conflict, remember_response
+from services.intake.service_layer.payment_methods import (
+    MethodChange,
+    apply_method_changes,
+    document_of_spec,
+    spec_of_document,
+)
+from shared.events.contracts import (
+    BeneficiaryRegistered,
+    ClaimDecided,
+    ClaimReceived,
+    EntitlementGranted,
+    EntitlementStopped,
+)
+from shared.events.contracts import Schedule as ScheduleContract
+from shared.vn_text import same_name
+
+FILING_SCOPE = "claim-filing"
+DECISION_SCOPE = "claim-decision"
+
+
+@dataclass(frozen=True, slots=True)
+class FileClaim:
+    portal_dossier_id: str
+    scheme: str
+    national_id: str
+    full_name: str
+    date_of_birth: date
+    si_number: str | None
+    commune_code: str
+    commune_list_date: date
+    payment: pm.MethodSpec
+    request_hash: str
+
+
+async def file_claim(ctx: Context, cmd: FileClaim) -> bytes:
+    """One transaction: the beneficiary (found by CCCD or registered), the claim, the idempotency
+    record, the audit entry and the events. Returns the 201 body; raises Replay or ModifiedRequest
+    for a dossier id already used."""
+    today = vietnam_today(ctx.now)
+    name = normalise_name(cmd.full_name)
+    errors = applicant_problems(cmd.national_id, name, cmd.date_of_birth, cmd.si_number, cmd.scheme, today,
+                                "/applicant")
+    errors += address_problems(cmd.commune_code, cmd.commune_list_date, "/address")
+    payment = pm.normalise(cmd.payment)
+    errors += pm.method_problems(payment, today, cmd.national_id, "/payment")
+    if errors:
+        raise Invalid(errors)
+
+    new_beneficiary_id = str(uuid.uuid4())
+    upsert = (
+        ctx.insert(beneficiaries)
+        .values(id=new_beneficiary_id, national_id=cmd.national_id, full_name=name, date_of_birth=cmd.date_of_birth,
+                si_number=cmd.si_number, commune_code=cmd.commune_code, commune_list_date=cmd.commune_list_date,
+                registered_via="PORTAL", registered_at=ctx.now)
+    )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["national_id"], set_={"national_id": upsert.excluded.national_id}
+    ).returning(beneficiaries.c.id, beneficiaries.c.full_name, beneficiaries.c.date_of_birth)
+    person = (await ctx.db.execute(upsert)).one()
+    registered = person.id == new_beneficiary_id
+    if not registered:
+        check_same_person(person.full_name, person.date_of_birth, name, cmd.date_of_birth, "/applicant")
+
+    claim_id = str(uuid.uuid4())
+    agency = agency_for(cmd.scheme)
+    body = orjson.dumps({
+        "claim_id": claim_id, "portal_dossier_id": cmd.portal_dossier_id, "beneficiary_id": person.id,
+        "status": claim_rules.RECEIVED, "scheme": cmd.scheme, "agency": agency,
+        "received_at": ctx.now.isoformat(),
+    })
+    await remember_response(ctx, FILING_SCOPE, cmd.portal_dossier_id, cmd.request_hash, 201, body)
+    await ctx.db.execute(claims.insert().values(
+        id=claim_id, portal_dossier_id=cmd.portal_dossier_id, beneficiary_id=person.id, scheme=cmd.scheme,
+        agency=agency, status=claim_rules.RECEIVED, full_name=name, date_of_birth=cmd.date_of_birth,
+        si_number=cmd.si_number, commune_code=cmd.commune_code, commune_list_date=cmd.commune_list_date,
+        requested_method=payment.kind, payment=document_of_spec(payment), client_id=ctx.actor,
+        received_at=ctx.now,
+    ))
+    if registered:
+        ctx.emit(BeneficiaryRegistered(
+            beneficiary_id=person.id, national_id=cmd.national_id, full_name=name, date_of_birth=cmd.date_of_birth,
+            si_number=cmd.si_number, commune_code=cmd.commune_code, commune_list_date=cmd.commune_list_date,
+            registered_via="PORTAL", registered_at=ctx.now,
+        ))
+        ctx.audit("beneficiary.registered", "beneficiary", person.id, {
+            "national_id": mask_national_id(cmd.national_id), "registered_via": "PORTAL",
+            "commune_code": cmd.commune_code,
+        })
+    ctx.emit(ClaimReceived(
+        claim_id=claim_id, portal_dossier_id=cmd.portal_dossier_id, beneficiary_id=person.id,
+        scheme=cmd.scheme, agency=agency, commune_code=cmd.commune_code,  # type: ignore[arg-type]
+        commune_list_date=cmd.commune_list_date, requested_method=payment.kind,  # type: ignore[arg-type]
+        received_at=ctx.now,
+    ))
+    ctx.audit("claim.filed", "claim", claim_id, {
+        "portal_dossier_id": cmd.portal_dossier_id, "scheme": cmd.scheme, "beneficiary_id": person.id,
+        "national_id": mask_national_id(cmd.national_id), "requested_method": payment.kind,
+        "account_number": mask_account(payment.account_number), "status": claim_rules.RECEIVED,
+    })
+    await ctx.flush()
+    return body
+
+
+def check_same_person(registered_name: str, registered_dob: date, name: str, dob: date, prefix: str) -> None:
+    errors = []
+    if registered_dob != dob:
+        errors.append(FieldError(f"{prefix}/date_of_birth", "differs from the person registered with this national id"))
+    if not same_name(registered_name, name):
+        errors.append(FieldError(f"{prefix}/full_name", "differs from the person registered with this national id"))
+    if errors:
+        raise Invalid(errors, "the identity does not match the registered beneficiary")
+
+
+# --- decisions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecideClaim:
+    claim_id: str
+    outcome: str  # APPROVED or REJECTED
+    agency: str
+    request_hash: str
+    approval: claim_rules.Approval | None = None
+    rejection: claim_rules.Rejection | None = None
+
+
+async def decide_claim(ctx: Context, cmd: DecideClaim, acting_agency: str | None) -> bytes:
+    """Approve (an entitlement, and the requested payment method) or reject, once."""
+    claim = (await ctx.db.execute(ctx.for_update(select(claims).where(claims.c.id == cmd.claim_id)))).first()
+    if claim is None:
+        raise NotFound("no such claim")
+    if acting_agency is not None and acting_agency != cmd.agency:
+        raise Forbidden(f"this client acts for {acting_agency}, not {cmd.agency}")
+    if claim.status != claim_rules.RECEIVED:
+        await raise_replay_or_conflict(ctx, DECISION_SCOPE, cmd.claim_id, cmd.request_hash)
+        claim_rules.next_status(claim.status, cmd.outcome)  # raises: decided once
+    status = claim_rules.next_status(claim.status, cmd.outcome)
+
+    entitlement_id: str | None = None
+    method_id: str | None = None
+    decision: dict[str, Any]
+    if cmd.approval is not None:
+        approval = cmd.approval
+        claim_rules.check_approval(claim.scheme, approval)
+        taken = (await ctx.db.execute(
+            select(entitlements.c.id).where(entitlements.c.agency == approval.agency,
+                                            entitlements.c.decision_number == approval.decision_number)
+        )).first()
+        if taken is not None:
+            raise Conflict(f"decision number {approval.decision_number} of {approval.agency} is already used")
+        entitlement_id = str(uuid.uuid4())
+        schedule = approval.schedule
+        await ctx.db.execute(entitlements.insert().values(
+            id=entitlement_id, beneficiary_id=claim.beneficiary_id, claim_id=claim.id, scheme=claim.scheme,
+            agency=claim.agency, decision_number=approval.decision_number,
+            amount_per_installment=approval.amount_per_installment, schedule_kind=schedule.kind,
+            start_period=schedule.start_period, installments=schedule.count if schedule.kind != "OPEN_MONTHLY" else None,
+            status=entitlement_rules.ACTIVE, commune_code=claim.commune_code,
+            commune_list_date=claim.commune_list_date, source="DECISION", client_id=ctx.actor, granted_at=ctx.now,
+        ))
+        decision = {
+            "outcome": status, "agency": approval.agency, "decision_number": approval.decision_number,
+            "amount_per_installment": approval.amount_per_installment,
+            "schedule": {"kind": schedule.kind, "start_period": schedule.start_period,
+                         "installments": schedule.count},
+        }
+        if approval.average_salary is not None:
+            decision.update(average_salary=approval.average_salary,
+                            contribution_months=approval.contribution_months, region=approval.region)
+        ctx.emit(ClaimDecided(
+            claim_id=claim.id, beneficiary_id=claim.beneficiary_id, scheme=claim.scheme, agency=claim.agency,
+            outcome="APPROVED", decision_number=approval.decision_number, entitlement_id=entitlement_id,
+            amount_per_installment=approval.amount_per_installment, installments=schedule.count,
+            commune_code=claim.commune_code, commune_list_date=claim.commune_list_date, decided_at=ctx.now,
+        ))
+        ctx.emit(EntitlementGranted(
+            entitlement_id=entitlement_id, beneficiary_id=claim.beneficiary_id, claim_id=claim.id,
+            scheme=claim.scheme, agency=claim.agency, decision_number=approval.decision_number,
+            amount_per_installment=approval.amount_per_installment,
+            schedule=ScheduleContract(kind=schedule.kind, start_period=schedule.start_period,  # type: ignore[arg-type]
+                                      installments=schedule.count),
+            commune_code=claim.commune_code, commune_list_date=claim.commune_list_date, granted_at=ctx.now,
+        ))
+        method_id = await _record_requested_method(ctx, claim)
+    else:
+        rejection = cmd.rejection
+        assert rejection is not None
+        errors = claim_rules.agency_problems(claim.scheme, rejection.agency)
+        if errors:
+            raise Invalid(errors)
+        decision = {"outcome": status, "agency": rejection.agency, "decision_number": rejection.decision_number,
+                    "reason_code": rejection.reason_code, "reason_text": rejection.reason_text}
+        ctx.emit(ClaimDecided(
+            claim_id=claim.id, beneficiary_id=claim.beneficiary_id, scheme=claim.scheme, agency=claim.agency,
+            outcome="REJECTED", decision_number=rejection.decision_number, reason_code=rejection.reason_code,
+            reason_text=rejection.reason_text, commune_code=claim.commune_code,
+            commune_list_date=claim.commune_list_date, decided_at=ctx.now,
+        ))
+    await ctx.db.execute(
+        update(claims).where(claims.c.id == claim.id)
+        .values(status=status, decided_at=ctx.now, decision=decision, entitlement_id=entitlement_id)
+    )
+    body = orjson.dumps({
+        "claim_id": claim.id, "status": status, "decision": decision, "entitlement_id": entitlement_id,
+        "payment_method_id": method_id, "decided_at": ctx.now.isoformat(),
+    })
+    await remember_response(ctx, DECISION_SCOPE, claim.id, cmd.request_hash, 200, body)
+    ctx.audit("claim.decided", "claim", claim.id, {
+        "status": status, "previous_status": claim.status, "decision_number": decision.get("decision_number"),
+        "entitlement_id": entitlement_id, "amount_per_installment": decision.get("amount_per_installment"),
+        "reason_code": decision.get("reason_code"),
+    })
+    await ctx.flush()
+    return body
+
+
+async def _record_requested_method(ctx: Context, claim: Any) -> str | None:
+    """The method asked for on the portal becomes the beneficiary's (if still valid)."""
+    spec = spec_of_document(claim.payment)
+    person = (await ctx.db.execute(
+        select(beneficiaries.c.full_name, beneficiaries.c.national_id).where(beneficiaries.c.id == claim.beneficiary_id)
+    )).one()
+    if pm.method_problems(spec, vietnam_today(ctx.now), person.national_id):
+        return None  # e.g. the authorisation expired meanwhile: the agency records a new method
+    [outcome] = await apply_method_changes(
+        ctx, [MethodChange(claim.beneficiary_id, person.full_name, spec, "PORTAL")]
+    )
+    return outcome.method_id
+
+
+# --- stopping entitlements -----------------------------------------------------------------
+
+
+async def stop_entitlement(ctx: Context, entitlement_id: str, reason: str, effective_period: str,
+                           acting_agency: str | None) -> tuple[dict[str, Any], bool]:
+    """Stop an entitlement from a period on. Returns (the entitlement, whether this call changed it)."""
+    row = (await ctx.db.execute(
+        ctx.for_update(select(entitlements).where(entitlements.c.id == entitlement_id))
+    )).first()
+    if row is None:
+        raise NotFound("no such entitlement")
+    if acting_agency is not None and acting_agency != row.agency:
+        raise Forbidden(f"this entitlement belongs to {row.agency}")
+    schedule = Schedule(row.schedule_kind, row.start_period, row.installments)
+    if not entitlement_rules.check_stop(row.status, schedule, reason, effective_period, row.stop_reason,
+                                        row.stop_effective_period):
+        return dict(row._mapping), False
+    values = {"status": entitlement_rules.STOPPED, "stop_reason": reason,
+              "stop_effective_period": effective_period, "stopped_at": ctx.now}
+    await ctx.db.execute(update(entitlements).where(entitlements.c.id == entitlement_id).values(**values))
+    ctx.emit(EntitlementStopped(
+        entitlement_id=entitlement_id, beneficiary_id=row.beneficiary_id, reason=reason,  # type: ignore[arg-type]
+        effective_period=effective_period, stopped_at=ctx.now,
+    ))
+    ctx.audit("entitlement.stopped", "entitlement", entitlement_id,
+              {"status": entitlement_rules.STOPPED, "previous_status": row.status, "reason": reason,
+               "effective_period": effective_period})
+    await ctx.flush()
+    return {**dict(row._mapping), **values}, True
+
+
+__all__ = ["FileClaim", "DecideClaim", "Replay", "file_claim", "decide_claim", "stop_entitlement"]

@@ -1,0 +1,91 @@
+"""Matching a counterparty's statement for one day against our ledger."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+LineKind = Literal["MATCHED", "MISSING_AT_BANK", "UNKNOWN_TO_US", "AMOUNT_DIFFERS", "STATUS_DIFFERS"]
+LINE_KINDS: tuple[LineKind, ...] = (
+    "MATCHED", "MISSING_AT_BANK", "UNKNOWN_TO_US", "AMOUNT_DIFFERS", "STATUS_DIFFERS",
+)
+
+# Our attempt state -> the statement status that confirms it.
+CONFIRMING_STATUS = {"SETTLED": "CREDITED", "PAID_CASH": "PAID", "RETURNED": "RETURNED"}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    end_to_end_id: str
+    installment_id: int
+    amount: int
+    state: str  # our attempt state
+
+
+@dataclass(frozen=True, slots=True)
+class BankEntry:
+    end_to_end_id: str
+    amount: int
+    status: str  # CREDITED | RETURNED (banks), PAID | RETURNED (post office)
+    bank_reference: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    kind: LineKind
+    end_to_end_id: str
+    installment_id: int | None
+    our_amount: int | None
+    bank_amount: int | None
+    our_state: str | None
+    bank_status: str | None
+    bank_reference: str | None
+
+
+def match(
+    statement: list[BankEntry],
+    known: dict[str, LedgerEntry],
+    ours_that_day: dict[str, LedgerEntry],
+) -> list[Line]:
+    """`known`: our attempts for every end-to-end id on the statement; `ours_that_day`: what
+    our ledger says was finalised with this counterparty that day."""
+    lines: list[Line] = []
+    seen: set[str] = set()
+    for entry in statement:
+        seen.add(entry.end_to_end_id)
+        ours = known.get(entry.end_to_end_id)
+        if ours is None:
+            lines.append(Line("UNKNOWN_TO_US", entry.end_to_end_id, None, None, entry.amount, None,
+                              entry.status, entry.bank_reference))
+            continue
+        if ours.amount != entry.amount:
+            kind: LineKind = "AMOUNT_DIFFERS"
+        elif CONFIRMING_STATUS.get(ours.state) != entry.status:
+            kind = "STATUS_DIFFERS"
+        else:
+            kind = "MATCHED"
+        lines.append(Line(kind, entry.end_to_end_id, ours.installment_id, ours.amount, entry.amount,
+                          ours.state, entry.status, entry.bank_reference))
+    for e2e, ours in ours_that_day.items():
+        if e2e not in seen:
+            lines.append(Line("MISSING_AT_BANK", e2e, ours.installment_id, ours.amount, None,
+                              ours.state, None, None))
+    return lines
+
+
+def summarise(lines: list[Line], statement: list[BankEntry], ledger_total: int) -> dict:
+    counts = {kind: 0 for kind in LINE_KINDS}
+    sums = {kind: 0 for kind in LINE_KINDS}
+    for line in lines:
+        counts[line.kind] += 1
+        sums[line.kind] += line.bank_amount if line.bank_amount is not None else (line.our_amount or 0)
+    statement_total = sum(e.amount for e in statement if e.status in ("CREDITED", "PAID"))
+    return {
+        "counts": counts,
+        "sums": sums,
+        "statement_entries": len(statement),
+        "statement_total": statement_total,
+        "ledger_total": ledger_total,
+        "difference": statement_total - ledger_total,
+        "balanced": all(counts[k] == 0 for k in LINE_KINDS if k != "MATCHED")
+        and statement_total == ledger_total,
+    }

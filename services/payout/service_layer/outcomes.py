@@ -1,0 +1,355 @@
+"""Outcomes of payments (callbacks, status inquiries, refusals at intake) applied in bulk: one
+transaction for a whole delivery, a final state never goes back, a replayed event id changes
+nothing, and every state change writes its event through the outbox in the same transaction.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.payout.adapters.orm import (
+    beneficiaries,
+    callback_events,
+    installments,
+    payment_anomalies,
+    payment_attempts,
+    payment_methods,
+)
+from services.payout.domain import model
+from services.payout.domain.model import Outcome, PaymentView, decide
+from services.payout.domain.periods import next_period, vn_date
+from services.payout.service_layer.common import facts, is_sqlite_session, upsert
+from services.payout.service_layer.cycles import stop_entitlements
+from shared.events.contracts import (
+    AccountFlagged,
+    Contract,
+    InstallmentScheduled,
+    PaymentFailed,
+    PaymentPaidInCash,
+    PaymentReturned,
+    PaymentSettled,
+)
+from shared.outbox import Outbox
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonInfo:
+    text: str
+    permanent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomePolicy:
+    """`describe(code)` gives a reason's text and whether it is permanent (the channel's
+    table); `fallback` is what a permanent bank failure does to the period: none or cash."""
+
+    describe: Callable[[str | None], Any]
+    fallback: str = "none"
+
+
+@dataclass
+class Applied:
+    received: int = 0
+    replayed: int = 0
+    applied: int = 0
+    ignored: int = 0
+    anomalies: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "replayed": self.replayed,
+            "applied": self.applied,
+            "ignored": self.ignored,
+            "flagged": self.anomalies,
+        }
+
+
+async def record_callback(
+    session: AsyncSession,
+    outbox: Outbox,
+    counterparty: str,
+    delivery_id: str,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    policy: OutcomePolicy,
+) -> Applied:
+    """Keep each event id once per counterparty and apply only the new ones. Event ids are
+    inserted in sorted order, then installments are locked in id order: two deliveries of
+    the same events queue behind each other instead of deadlocking."""
+    first: dict[str, Outcome] = {}
+    for outcome in outcomes:
+        assert outcome.event_id is not None
+        first.setdefault(outcome.event_id, outcome)
+    rows = [
+        {
+            "counterparty": counterparty,
+            "event_id": event_id,
+            "delivery_id": delivery_id,
+            "end_to_end_id": outcome.end_to_end_id[:64],
+            "status": outcome.status,
+            "amount": outcome.amount if outcome.amount is not None else 0,
+            "occurred_at": outcome.occurred_at,
+            "received_at": now,
+        }
+        for event_id, outcome in sorted(first.items())
+    ]
+    fresh: set[str] = set()
+    if rows:
+        fresh = set(
+            (
+                await session.execute(
+                    upsert(session, callback_events)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=["counterparty", "event_id"])
+                    .returning(callback_events.c.event_id)
+                )
+            ).scalars()
+        )
+    todo = [o for o in outcomes if o.event_id in fresh and first[o.event_id] is o]
+    result = await apply_outcomes(session, outbox, counterparty, todo, now, policy)
+    result.received = len(outcomes)
+    result.replayed = len(outcomes) - len(todo)
+    return result
+
+
+_INSTALLMENT_UPDATE_COLUMNS = (
+    "state", "reason_code", "reason_text", "bank_reference", "settled_at", "paid_on", "staff_id",
+    "channel", "counterparty", "attempt_no", "end_to_end_id",
+)
+
+
+async def apply_outcomes(
+    session: AsyncSession,
+    outbox: Outbox,
+    counterparty: str,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    policy: OutcomePolicy,
+) -> Applied:
+    result = Applied(received=len(outcomes))
+    if not outcomes:
+        return result
+    a = payment_attempts
+    query = (
+        select(
+            installments,
+            a.c.id.label("a_id"),
+            a.c.attempt_no.label("a_no"),
+            a.c.end_to_end_id.label("a_e2e"),
+            a.c.counterparty.label("a_counterparty"),
+            a.c.channel.label("a_channel"),
+        )
+        .select_from(installments.join(a, a.c.installment_id == installments.c.id))
+        .where(a.c.end_to_end_id.in_(sorted({o.end_to_end_id for o in outcomes})))
+        .order_by(installments.c.id)
+    )
+    if not is_sqlite_session(session):
+        query = query.with_for_update(of=installments)
+    found = (await session.execute(query)).mappings().all()
+    by_e2e = {row["a_e2e"]: row for row in found}
+    current: dict[int, dict[str, Any]] = {}
+    for row in found:
+        current.setdefault(row["id"], {k: row[k] for k in installments.c.keys()})
+
+    changed: set[int] = set()
+    attempt_updates: dict[int, dict[str, Any]] = {}
+    events: list[Contract] = []
+    anomalies: list[dict[str, Any]] = []
+    flags: list[tuple[str, str | None, str]] = []
+    deceased: list[tuple[str, str]] = []
+    fallbacks: list[dict[str, Any]] = []
+
+    for outcome in outcomes:
+        row = by_e2e.get(outcome.end_to_end_id)
+        if row is None:
+            anomalies.append(_anomaly("UNKNOWN_PAYMENT", counterparty, outcome, None, None, now))
+            continue
+        inst = current[row["id"]]
+        view = PaymentView(
+            installment_state=inst["state"],
+            installment_amount=int(inst["amount"]),
+            current_attempt_no=int(inst["attempt_no"]),
+            attempt_no=int(row["a_no"]),
+            attempt_counterparty=row["a_counterparty"],
+        )
+        decision = decide(view, outcome, counterparty)
+        if decision.verdict == "IGNORE":
+            result.ignored += 1
+            continue
+        if decision.verdict == "ANOMALY":
+            anomalies.append(
+                _anomaly(decision.anomaly or "ANOMALY", counterparty, outcome, inst["id"], inst["amount"], now)
+            )
+            continue
+        result.applied += 1
+        new_state = decision.new_state
+        assert new_state is not None
+        result.by_state[new_state] = result.by_state.get(new_state, 0) + 1
+        changed.add(inst["id"])
+        attempt_facts = facts(inst, channel=row["a_channel"], counterparty=row["a_counterparty"])
+        attempt_update = {
+            "state": new_state,
+            "reason_code": outcome.reason_code,
+            "bank_reference": outcome.bank_reference,
+            "finished_at": now,
+        }
+        if new_state == model.SETTLED:
+            inst.update(state=model.SETTLED, bank_reference=outcome.bank_reference,
+                        settled_at=outcome.occurred_at, reason_code=None, reason_text=None)
+            events.append(PaymentSettled.model_construct(
+                **attempt_facts, end_to_end_id=outcome.end_to_end_id,
+                bank_reference=outcome.bank_reference, settled_at=outcome.occurred_at))
+        elif new_state == model.PAID_CASH:
+            paid_on = outcome.paid_on or vn_date(outcome.occurred_at)
+            inst.update(state=model.PAID_CASH, bank_reference=outcome.bank_reference,
+                        settled_at=outcome.occurred_at, paid_on=paid_on, staff_id=outcome.staff_id,
+                        reason_code=None, reason_text=None)
+            events.append(PaymentPaidInCash.model_construct(
+                **attempt_facts, paid_on=paid_on, staff_id=outcome.staff_id or "",
+                paid_at=outcome.occurred_at))
+        elif new_state == model.RETURNED:
+            code = outcome.reason_code or "UNSPECIFIED"
+            reason = policy.describe(outcome.reason_code)
+            inst.update(state=model.RETURNED, reason_code=code, reason_text=reason.text)
+            events.append(PaymentReturned(**attempt_facts, reason_code=code, returned_at=outcome.occurred_at))
+            if code in model.DECEASED_REASONS and row["a_channel"] != model.AUTHORISED_ACCOUNT:
+                deceased.append((inst["beneficiary_id"], inst["period"]))
+        else:  # FAILED
+            code = outcome.reason_code or "UNSPECIFIED"
+            reason = policy.describe(outcome.reason_code)
+            permanent = bool(reason.permanent)
+            events.append(PaymentFailed(**attempt_facts, reason_code=code, reason_text=reason.text,
+                                        permanent=permanent, failed_at=outcome.occurred_at))
+            if permanent and code in model.ACCOUNT_REASONS:
+                flags.append((inst["beneficiary_id"], inst["method_id"], code))
+                events.append(AccountFlagged(
+                    beneficiary_id=inst["beneficiary_id"], method_id=inst["method_id"],
+                    installment_id=str(inst["id"]), reason_code=code, reason_text=reason.text,
+                    flagged_at=now))
+            # The holder of the beneficiary's own account died: the beneficiary did.
+            holder_deceased = code in model.DECEASED_REASONS and row["a_channel"] == model.OWN_ACCOUNT
+            if holder_deceased:
+                deceased.append((inst["beneficiary_id"], inst["period"]))
+            if (
+                permanent
+                and policy.fallback == "cash"
+                and not holder_deceased
+                and row["a_counterparty"] != model.VNPOST
+                and int(row["a_no"]) == 1
+            ):
+                inst.update(state=model.SCHEDULED, channel=model.CASH_POST_OFFICE,
+                            counterparty=model.VNPOST, attempt_no=2,
+                            end_to_end_id=model.end_to_end_id(inst["id"], 2),
+                            reason_code=code, reason_text=reason.text)
+                fallbacks.append(inst)
+                events.append(InstallmentScheduled(**facts(inst), scheduled_at=now))
+            else:
+                inst.update(state=model.FAILED, reason_code=code, reason_text=reason.text)
+            attempt_update["reason_code"] = code
+        attempt_updates[int(row["a_id"])] = attempt_update
+
+    if changed:
+        await session.execute(
+            update(installments)
+            .where(installments.c.id == bindparam("_id"))
+            .values({c: bindparam(f"_{c}") for c in _INSTALLMENT_UPDATE_COLUMNS} | {"updated_at": bindparam("_updated_at")}),
+            [
+                {"_id": iid, "_updated_at": now, **{f"_{c}": current[iid][c] for c in _INSTALLMENT_UPDATE_COLUMNS}}
+                for iid in sorted(changed)
+            ],
+        )
+    if attempt_updates:
+        await session.execute(
+            update(payment_attempts)
+            .where(payment_attempts.c.id == bindparam("_id"))
+            .values(
+                state=bindparam("_state"),
+                reason_code=bindparam("_reason_code"),
+                bank_reference=bindparam("_bank_reference"),
+                finished_at=bindparam("_finished_at"),
+            ),
+            [{"_id": aid, **{f"_{k}": v for k, v in values.items()}} for aid, values in sorted(attempt_updates.items())],
+        )
+    if fallbacks:
+        await _create_cash_attempts(session, fallbacks, now)
+    for beneficiary_id, method_id, code in flags:
+        condition = payment_methods.c.beneficiary_id == beneficiary_id
+        if method_id is not None:
+            condition = condition & (payment_methods.c.method_id == method_id)
+        await session.execute(
+            update(payment_methods)
+            .where(condition, payment_methods.c.status == model.METHOD_VERIFIED)
+            .values(status=model.METHOD_FLAGGED, status_reason=code, updated_at=now)
+        )
+    if anomalies:
+        result.anomalies = len(anomalies)
+        await session.execute(insert(payment_anomalies), anomalies)
+    if events:
+        await outbox.add(session, events)
+    for beneficiary_id, period in sorted(set(deceased)):
+        await stop_entitlements(
+            session, outbox, beneficiary_id=beneficiary_id, from_period=next_period(period),
+            reason="HOLDER_DECEASED", now=now,
+        )
+    return result
+
+
+async def _create_cash_attempts(session: AsyncSession, rows: list[dict[str, Any]], now: datetime) -> None:
+    people = {
+        r["beneficiary_id"]: r
+        for r in (
+            await session.execute(
+                select(beneficiaries.c.beneficiary_id, beneficiaries.c.full_name, beneficiaries.c.commune_code)
+                .where(beneficiaries.c.beneficiary_id.in_({row["beneficiary_id"] for row in rows}))
+            )
+        ).mappings()
+    }
+    values = []
+    for row in rows:
+        person = people.get(row["beneficiary_id"])
+        values.append(
+            {
+                "installment_id": row["id"],
+                "attempt_no": 2,
+                "end_to_end_id": model.end_to_end_id(row["id"], 2),
+                "cycle_id": row["cycle_id"],
+                "channel": model.CASH_POST_OFFICE,
+                "counterparty": model.VNPOST,
+                "amount": row["amount"],
+                "account_number": None,
+                "account_name": person["full_name"] if person else "",
+                "commune_code": person["commune_code"] if person else row["commune_code"],
+                "remittance_info": f"{row['agency']} {row['scheme']} {row['period']}",
+                "state": model.CREATED,
+                "created_at": now,
+            }
+        )
+    await session.execute(
+        upsert(session, payment_attempts)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["installment_id", "attempt_no"])
+    )
+
+
+def _anomaly(
+    kind: str, counterparty: str, outcome: Outcome, installment_id: int | None,
+    expected: int | None, now: datetime,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "counterparty": counterparty,
+        "end_to_end_id": outcome.end_to_end_id[:64],
+        "installment_id": installment_id,
+        "event_id": outcome.event_id,
+        "reported_status": outcome.status,
+        "expected_amount": expected,
+        "reported_amount": outcome.amount,
+        "created_at": now,
+    }

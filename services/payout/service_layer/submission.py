@@ -1,0 +1,332 @@
+"""Batches on their way to a counterparty: claimed under a lease (so two workers never send the
+same batch at once), sent with the batch id as idempotency key, and their results recorded.
+
+    READY ─claim─▶ SENDING ─accepted─▶ SUBMITTED ─(no open item)─▶ COMPLETED
+    SENDING ─transient─▶ RETRY (backoff; same batch id, same references) ─claim─▶ SENDING
+    SENDING ─timeout after sending / lease lost─▶ UNKNOWN ─claim─▶ INQUIRING (status per item)
+    INQUIRING ─all known to the bank─▶ SUBMITTED | COMPLETED
+    INQUIRING ─some never received─▶ RETRY (the same batch resent, never a new reference)
+    SUBMITTED ─no callback in time─▶ INQUIRING (the sweeper asks)
+    SENDING ─refused outright─▶ REJECTED (its items fail with the code)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.payout.adapters.orm import batches, installments, payment_attempts
+from services.payout.domain import model
+from services.payout.domain.model import Outcome, backoff_seconds
+from services.payout.service_layer.common import facts, is_sqlite_session
+from services.payout.service_layer.outcomes import Applied, OutcomePolicy, apply_outcomes
+from shared.events.contracts import PaymentSubmitted
+from shared.outbox import Outbox
+
+SEND_STATES = (model.BATCH_READY, model.BATCH_RETRY)
+LEASED_STATES = (model.BATCH_SENDING, model.BATCH_INQUIRING)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    batch_id: str
+    counterparty: str
+    control_count: int
+    control_sum: int
+    execution_date: Any
+    action: str  # "send" | "inquire"
+    previous_state: str
+    attempts: int
+    inquiries: int
+
+
+async def claim_batch(
+    session: AsyncSession, now: datetime, lease_seconds: float, *, sweep: bool = False
+) -> Claimed | None:
+    """Take one due batch: `FOR UPDATE SKIP LOCKED` then a compare-and-set to a leased state,
+    committed by the caller before any call goes out. A lease that ran out means its worker
+    died mid-call: the outcome is unknown, so the batch is inquired, never blindly resent."""
+    if sweep:
+        due = and_(batches.c.state == model.BATCH_SUBMITTED, batches.c.next_attempt_at <= now)
+    else:
+        due = or_(
+            and_(
+                batches.c.state.in_([*SEND_STATES, model.BATCH_UNKNOWN]),
+                batches.c.next_attempt_at <= now,
+            ),
+            and_(batches.c.state.in_(LEASED_STATES), batches.c.lease_until < now),
+        )
+    query = select(batches).where(due).order_by(batches.c.next_attempt_at, batches.c.batch_id).limit(1)
+    if not is_sqlite_session(session):
+        query = query.with_for_update(skip_locked=True)
+    row = (await session.execute(query)).mappings().first()
+    if row is None:
+        return None
+    previous = row["state"]
+    action = "send" if previous in SEND_STATES else "inquire"
+    values: dict[str, Any] = {
+        "lease_until": now + timedelta(seconds=lease_seconds),
+        "updated_at": now,
+    }
+    if action == "send":
+        values.update(state=model.BATCH_SENDING, attempts=batches.c.attempts + 1)
+    else:
+        values.update(state=model.BATCH_INQUIRING, inquiries=batches.c.inquiries + 1)
+    taken = await session.execute(
+        update(batches)
+        .where(batches.c.batch_id == row["batch_id"], batches.c.state == previous)
+        .where(batches.c.attempts == row["attempts"], batches.c.inquiries == row["inquiries"])
+        .values(**values)
+    )
+    if taken.rowcount != 1:
+        return None
+    return Claimed(
+        batch_id=row["batch_id"],
+        counterparty=row["counterparty"],
+        control_count=int(row["control_count"]),
+        control_sum=int(row["control_sum"]),
+        execution_date=row["execution_date"],
+        action=action,
+        previous_state=previous,
+        attempts=int(row["attempts"]) + (1 if action == "send" else 0),
+        inquiries=int(row["inquiries"]) + (0 if action == "send" else 1),
+    )
+
+
+async def batch_items(session: AsyncSession, batch_id: str) -> list[dict[str, Any]]:
+    """Every item the batch declared (all but cancelled ones): a resend repeats them all."""
+    return [
+        dict(row)
+        for row in (
+            await session.execute(
+                select(payment_attempts)
+                .where(
+                    payment_attempts.c.batch_id == batch_id,
+                    payment_attempts.c.state != model.CANCELLED,
+                )
+                .order_by(payment_attempts.c.id)
+            )
+        ).mappings()
+    ]
+
+
+async def open_items(session: AsyncSession, batch_id: str) -> list[dict[str, Any]]:
+    return [
+        dict(row)
+        for row in (
+            await session.execute(
+                select(payment_attempts.c.end_to_end_id, payment_attempts.c.state)
+                .where(
+                    payment_attempts.c.batch_id == batch_id,
+                    payment_attempts.c.state.in_(list(model.ATTEMPT_OPEN)),
+                )
+                .order_by(payment_attempts.c.id)
+            )
+        ).mappings()
+    ]
+
+
+async def _release(session: AsyncSession, batch_id: str, now: datetime, **values: Any) -> None:
+    await session.execute(
+        update(batches)
+        .where(batches.c.batch_id == batch_id, batches.c.state.in_(LEASED_STATES))
+        .values(lease_until=None, updated_at=now, **values)
+    )
+
+
+async def mark_submitted(
+    session: AsyncSession,
+    outbox: Outbox,
+    batch_id: str,
+    end_to_end_ids: list[str] | None,
+    now: datetime,
+) -> int:
+    """Items the counterparty holds: their attempts SUBMITTED and, for installments still
+    SCHEDULED, PaymentSubmitted. `None` means every waiting item of the batch. Installments are
+    locked in id order first, as the callbacks do."""
+    attempt_filter = "a.batch_id = :batch_id AND a.state = 'CREATED'"
+    params: dict[str, Any] = {"batch_id": batch_id, "now": now}
+    if end_to_end_ids is not None:
+        if not end_to_end_ids:
+            return 0
+        attempt_filter += " AND a.end_to_end_id IN :e2e"
+        params["e2e"] = end_to_end_ids
+    lock = select(installments.c.id).where(
+        installments.c.id.in_(
+            select(payment_attempts.c.installment_id).where(payment_attempts.c.batch_id == batch_id)
+        )
+    ).order_by(installments.c.id)
+    if not is_sqlite_session(session):
+        await session.execute(lock.with_for_update())
+    expanding = [bindparam("e2e", expanding=True)] if end_to_end_ids is not None else []
+    marked = (
+        await session.execute(
+            text(
+                f"""
+                UPDATE payment_attempts SET state = 'SUBMITTED', submitted_at = :now
+                WHERE id IN (SELECT a.id FROM payment_attempts a WHERE {attempt_filter})
+                RETURNING installment_id, attempt_no, end_to_end_id
+                """
+            ).bindparams(*expanding),
+            params,
+        )
+    ).all()
+    if not marked:
+        return 0
+    ids = [row[0] for row in marked]
+    e2e_by_installment = {row[0]: (row[1], row[2]) for row in marked}
+    moved = (
+        await session.execute(
+            update(installments)
+            .where(installments.c.id.in_(ids), installments.c.state == model.SCHEDULED)
+            .values(state=model.SUBMITTED, updated_at=now)
+            .returning(*installments.c)
+        )
+    ).mappings().all()
+    events = []
+    for row in moved:
+        attempt_no, e2e = e2e_by_installment[row["id"]]
+        if attempt_no != row["attempt_no"]:
+            continue
+        events.append(
+            PaymentSubmitted.model_construct(
+                **facts(row), batch_id=batch_id, end_to_end_id=e2e, submitted_at=now
+            )
+        )
+    if events:
+        await outbox.add(session, events)
+    return len(marked)
+
+
+async def record_accepted(
+    session: AsyncSession,
+    outbox: Outbox,
+    claimed: Claimed,
+    accepted: list[str],
+    rejected: list[tuple[str, str]],
+    all_items: list[str],
+    now: datetime,
+    policy: OutcomePolicy,
+    inquiry_after_seconds: float,
+) -> Applied:
+    """The counterparty answered: accepted items wait for their outcome, refused ones fail
+    with the counterparty's reason."""
+    ours = set(all_items)
+    accepted_ours = [e2e for e2e in accepted if e2e in ours]
+    everything = len(accepted_ours) == len(all_items) and not rejected
+    await mark_submitted(session, outbox, claimed.batch_id, None if everything else accepted_ours, now)
+    refusals = [
+        Outcome(end_to_end_id=e2e, status="FAILED", amount=None, reason_code=code,
+                bank_reference=None, occurred_at=now)
+        for e2e, code in rejected
+        if e2e in ours
+    ]
+    applied = await apply_outcomes(session, outbox, claimed.counterparty, refusals, now, policy)
+    await _release(
+        session, claimed.batch_id, now,
+        state=model.BATCH_SUBMITTED,
+        submitted_at=now,
+        next_attempt_at=now + timedelta(seconds=inquiry_after_seconds),
+        last_error=None,
+    )
+    return applied
+
+
+async def record_retry(
+    session: AsyncSession, claimed: Claimed, error: str, now: datetime, base: float, cap: float
+) -> None:
+    """Nothing happened at the counterparty: the same batch goes again after a backoff."""
+    delay = backoff_seconds(claimed.attempts, base, cap)
+    await _release(
+        session, claimed.batch_id, now,
+        state=model.BATCH_RETRY,
+        next_attempt_at=now + timedelta(seconds=delay),
+        last_error=error[:300],
+    )
+
+
+async def record_unknown(session: AsyncSession, claimed: Claimed, error: str, now: datetime) -> None:
+    """Sent, but no answer: ask for each item's status before anything is resent."""
+    await _release(
+        session, claimed.batch_id, now,
+        state=model.BATCH_UNKNOWN, next_attempt_at=now, last_error=error[:300],
+    )
+
+
+async def record_refused(
+    session: AsyncSession,
+    outbox: Outbox,
+    claimed: Claimed,
+    code: str,
+    items: list[str],
+    now: datetime,
+    policy: OutcomePolicy,
+) -> Applied:
+    """The counterparty refused the whole request: its items fail with the code."""
+    refusals = [
+        Outcome(end_to_end_id=e2e, status="FAILED", amount=None, reason_code=code,
+                bank_reference=None, occurred_at=now)
+        for e2e in items
+    ]
+    applied = await apply_outcomes(session, outbox, claimed.counterparty, refusals, now, policy)
+    await _release(session, claimed.batch_id, now, state=model.BATCH_REJECTED, last_error=code[:300],
+                   completed_at=now)
+    return applied
+
+
+@dataclass
+class InquiryFindings:
+    outcomes: list[Outcome]
+    pending: list[str]  # the counterparty holds them, no outcome yet
+    never_received: list[str]  # UNKNOWN_TO_BANK
+    undetermined: list[str]  # the inquiry itself failed
+
+
+async def record_inquiry(
+    session: AsyncSession,
+    outbox: Outbox,
+    claimed: Claimed,
+    findings: InquiryFindings,
+    now: datetime,
+    policy: OutcomePolicy,
+    *,
+    retry_base: float,
+    retry_cap: float,
+    inquiry_after_seconds: float,
+) -> str:
+    """Apply what the status inquiries found and decide the batch's next step; returns it."""
+    await apply_outcomes(session, outbox, claimed.counterparty, findings.outcomes, now, policy)
+    if findings.pending:
+        await mark_submitted(session, outbox, claimed.batch_id, findings.pending, now)
+    if findings.undetermined:
+        # Still unknown: ask again later; nothing is resent while any item is in doubt.
+        state = model.BATCH_UNKNOWN if claimed.previous_state != model.BATCH_SUBMITTED else model.BATCH_SUBMITTED
+        delay = backoff_seconds(claimed.inquiries, retry_base, retry_cap)
+        await _release(session, claimed.batch_id, now, state=state,
+                       next_attempt_at=now + timedelta(seconds=delay),
+                       last_error="status inquiry failed")
+        return state
+    if findings.never_received:
+        # The counterparty never got them: the very same batch goes again.
+        await _release(session, claimed.batch_id, now, state=model.BATCH_RETRY, next_attempt_at=now,
+                       last_error="items unknown to the counterparty; resending the same batch")
+        return model.BATCH_RETRY
+    remaining = await open_items(session, claimed.batch_id)
+    if remaining:
+        delay = min(retry_cap * 4, inquiry_after_seconds * (2 ** min(claimed.inquiries, 6)))
+        await _release(session, claimed.batch_id, now, state=model.BATCH_SUBMITTED,
+                       next_attempt_at=now + timedelta(seconds=delay))
+        return model.BATCH_SUBMITTED
+    await _release(session, claimed.batch_id, now, state=model.BATCH_COMPLETED, completed_at=now)
+    return model.BATCH_COMPLETED
+
+
+async def complete_if_done(session: AsyncSession, claimed: Claimed, now: datetime) -> bool:
+    """A submitted batch whose items all have their outcome needs no inquiry."""
+    if await open_items(session, claimed.batch_id):
+        return False
+    await _release(session, claimed.batch_id, now, state=model.BATCH_COMPLETED, completed_at=now)
+    return True

@@ -1,0 +1,239 @@
+"""The projection consumer: claims and payments into the read models.
+
+The shared inbox (`ConsumerRunner`) applies a poll's events in one transaction and records their
+ids; our handlers only buffer what each event means, and the whole buffer is written in that same
+transaction, just before it commits, with a few set-based statements. A redelivered event is
+skipped by the inbox; a re-published fact (same installment or claim, new event id) is absorbed by
+the facts tables.
+
+Generations: the consumer group (and inbox name) carries the projection generation. A rebuild
+starts generation N+1 from the beginning of the topics; a worker still on N notices it (before each
+batch, and inside the transaction) and moves to N+1 once the rebuild has caught up.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Sequence
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.reporting.adapters.control import ProjectionControl
+from services.reporting.adapters.projection_store import SqlProjectionStore
+from services.reporting.domain.model import (
+    CANCELLED,
+    FAILED,
+    FAILED_PERMANENT,
+    PAID_CASH,
+    RETURNED,
+    SCHEDULED,
+    SETTLED,
+    SUBMITTED,
+    ClaimDecidedEvent,
+    ClaimReceivedEvent,
+    PaymentEvent,
+)
+from services.reporting.domain.periods import period_of
+from services.reporting.service_layer.projector import Batch, Superseded, apply_batch
+from shared.events.contracts import (
+    CLAIM_TOPIC,
+    CONTRACT_BY_MODEL,
+    PAYMENT_TOPIC,
+    ClaimDecided,
+    ClaimReceived,
+    InstallmentCancelled,
+    InstallmentScheduled,
+    PaymentFacts,
+    PaymentFailed,
+    PaymentPaidInCash,
+    PaymentReturned,
+    PaymentSettled,
+    PaymentSubmitted,
+)
+from shared.inbox import ConsumerRunner, Delivery
+from shared.messaging.ports import ReceivedRecord
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+TOPICS = (CLAIM_TOPIC, PAYMENT_TOPIC)
+GROUP = "reporting.projections"
+POLL_MS = 100
+CONTROL_CHECK_SECONDS = 1.0
+_BUFFER = "reporting.projection-batch"
+
+
+def group_name(generation: int) -> str:
+    """Consumer group and inbox name of a projection generation."""
+    return GROUP if generation == 1 else f"{GROUP}.{generation}"
+
+
+def _payment(payload: PaymentFacts, state: str, at) -> PaymentEvent:  # noqa: ANN001
+    return PaymentEvent(
+        installment_id=payload.installment_id, beneficiary_id=payload.beneficiary_id, period=payload.period,
+        amount=payload.amount, scheme=payload.scheme, agency=payload.agency, channel=payload.channel,
+        commune_code=payload.commune_code, list_date=payload.commune_list_date, state=state, at=at,
+    )
+
+
+def to_domain(payload: object) -> PaymentEvent | ClaimReceivedEvent | ClaimDecidedEvent:
+    """What a contract payload means to the read models."""
+    match payload:
+        case InstallmentScheduled():
+            return _payment(payload, SCHEDULED, payload.scheduled_at)
+        case PaymentSubmitted():
+            return _payment(payload, SUBMITTED, payload.submitted_at)
+        case PaymentSettled():
+            return _payment(payload, SETTLED, payload.settled_at)
+        case PaymentFailed():
+            return _payment(payload, FAILED_PERMANENT if payload.permanent else FAILED, payload.failed_at)
+        case PaymentReturned():
+            return _payment(payload, RETURNED, payload.returned_at)
+        case PaymentPaidInCash():
+            return _payment(payload, PAID_CASH, payload.paid_at)
+        case InstallmentCancelled():
+            return _payment(payload, CANCELLED, payload.cancelled_at)
+        case ClaimReceived():
+            return ClaimReceivedEvent(payload.claim_id, period_of(payload.received_at), payload.commune_code,
+                                      payload.commune_list_date, payload.scheme, payload.agency, payload.received_at)
+        case ClaimDecided():
+            return ClaimDecidedEvent(payload.claim_id, period_of(payload.decided_at), payload.commune_code,
+                                     payload.commune_list_date, payload.scheme, payload.agency, payload.outcome,
+                                     payload.decided_at)
+    raise TypeError(f"no projection for {type(payload).__name__}")
+
+
+HANDLED = (InstallmentScheduled, PaymentSubmitted, PaymentSettled, PaymentFailed, PaymentReturned,
+           PaymentPaidInCash, InstallmentCancelled, ClaimReceived, ClaimDecided)
+
+
+def _batch_of(session: AsyncSession, generation: int) -> Batch:
+    batch = session.info.get(_BUFFER)
+    if batch is None:
+        batch = Batch(generation)
+        session.info[_BUFFER] = batch
+
+        def flush(sync_session) -> None:  # noqa: ANN001 - runs inside the commit, before it is final
+            pending = sync_session.info.pop(_BUFFER, None)
+            if pending is not None:
+                apply_batch(SqlProjectionStore(sync_session.connection()), pending)
+
+        sa_event.listen(session.sync_session, "before_commit", flush)
+    return batch
+
+
+def handler(generation: int) -> Callable[[AsyncSession, Delivery], Awaitable[None]]:
+    async def project(session: AsyncSession, delivery: Delivery) -> None:
+        batch = _batch_of(session, generation)
+        event = to_domain(delivery.payload)
+        if isinstance(event, PaymentEvent):
+            batch.payments.append(event)
+        else:
+            batch.claims.append(event)
+        batch.note(delivery.event.time)
+
+    return project
+
+
+def projection_runner(runtime: Runtime, generation: int, batch_size: int | None = None) -> ConsumerRunner:
+    project = handler(generation)
+    return ConsumerRunner(
+        name=group_name(generation),
+        topics=TOPICS,
+        handlers={CONTRACT_BY_MODEL[model].type: project for model in HANDLED},
+        session_factory=runtime.session_factory,
+        inbox=runtime.inbox_table,
+        bus=runtime.bus,
+        batch_size=batch_size or runtime.settings.consumer_batch_size,
+    )
+
+
+def next_offsets(records: Sequence[ReceivedRecord]) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        offsets[key] = max(offsets.get(key, 0), r.offset + 1)
+    return offsets
+
+
+@dataclass
+class Follow:
+    """What `follow` did: the next offsets it committed per partition."""
+
+    positions: dict[tuple[str, int], int]
+    superseded: bool = False
+
+
+async def follow(
+    runner: ConsumerRunner,
+    stop: asyncio.Event,
+    *,
+    still_current: Callable[[], Awaitable[bool]] | None = None,
+    done: Callable[[dict[tuple[str, int], int]], bool] | None = None,
+) -> Follow:
+    """Poll, apply and commit until `stop`, until `done(positions)`, or until this generation is no
+    longer current (checked before each batch and at least every second while idle)."""
+    consumer = runner.bus.consumer(runner.name, runner.topics)
+    dlq = runner.bus.producer()
+    await consumer.start()
+    await dlq.start()
+    result = Follow({})
+    loop = asyncio.get_running_loop()
+    last_check = loop.time()
+    try:
+        while not stop.is_set():
+            if done is not None and done(result.positions):
+                break
+            records = await consumer.poll(runner.batch_size, POLL_MS)
+            if still_current is not None and (records or loop.time() - last_check >= CONTROL_CHECK_SECONDS):
+                last_check = loop.time()
+                if not await still_current():
+                    result.superseded = True
+                    break
+            if not records:
+                continue
+            try:
+                await runner.process(records, dlq)
+            except Superseded:
+                result.superseded = True
+                break
+            offsets = next_offsets(records)
+            await consumer.commit(offsets)
+            result.positions.update(offsets)
+    finally:
+        await consumer.stop()
+        await dlq.stop()
+    return result
+
+
+async def run_projections(runtime: Runtime, stop: asyncio.Event) -> None:
+    """The worker's projection loop: follow the active generation, switch when a rebuild lands."""
+    control = ProjectionControl(runtime.session_factory)
+    while not stop.is_set():
+        generation = await control.wait_until_active(stop)
+        if generation is None:
+            return
+        runner = projection_runner(runtime, generation)
+        log.info("projecting", extra={"fields": {"group": runner.name}})
+
+        async def still_current(expected: int = generation) -> bool:
+            state = await control.read()
+            return state.generation == expected and state.active
+
+        try:
+            outcome = await follow(runner, stop, still_current=still_current)
+        except Exception as exc:  # noqa: BLE001 - the worker outlives a bus or database outage
+            log.warning("projection loop failed, restarting", extra={"fields": {"error": type(exc).__name__}})
+            await _sleep_or_stop(stop, 1.0)
+            continue
+        if outcome.superseded:
+            log.info("projection generation replaced", extra={"fields": {"group": runner.name}})
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

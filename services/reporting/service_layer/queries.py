@@ -1,0 +1,150 @@
+"""What the API and the exports answer: labelled breakdowns whose rows add up to their total, time
+series, key figures and progress against targets."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.reporting.adapters.read_repository import DIMENSION_COLUMNS, Filters, ReadRepository
+from services.reporting.adapters.target_repository import TargetRepository
+from services.reporting.domain import labels, periods
+from services.reporting.domain.areas import PROVINCE_NAMES, district_names, source_area
+from services.reporting.domain.figures import Figures
+from services.reporting.domain.targets import PeriodShare, Progress, Target, evaluate
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    key: dict[str, Any]
+    code: str
+    name_vi: str
+    name_en: str
+    figures: Figures
+    area_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    dimension: str
+    filters: Filters
+    rows: list[Row]
+    total: Figures
+
+
+def _label(dimension: str, key: tuple) -> tuple[dict[str, Any], str, str, str, str | None]:
+    """(key fields, code, Vietnamese name, English name, area type) of one group."""
+    if dimension == "province":
+        (province,) = key
+        vi = PROVINCE_NAMES.get(province, labels.UNKNOWN_PROVINCE[0])
+        en = PROVINCE_NAMES.get(province, labels.UNKNOWN_PROVINCE[1])
+        return {"province_code": province}, province, vi, en, None
+    if dimension == "district":
+        province, district = key
+        if district:
+            name = district_names().get(district, district)
+            return {"province_code": province, "district_code": district}, district, name, name, None
+        vi, en = labels.NO_DISTRICT
+        return {"province_code": province, "district_code": district}, district, vi, en, None
+    if dimension == "commune":
+        code, list_date = key
+        list_date = list_date if isinstance(list_date, date) else date.fromisoformat(str(list_date))
+        area = source_area(code, list_date)
+        return ({"commune_code": code, "list_date": list_date.isoformat()}, code, area.name, area.name,
+                area.area_type)
+    if dimension == "area-type":
+        (kind,) = key
+        vi, en = labels.pair(labels.AREA_TYPES, kind)
+        return {"area_type": kind}, kind, vi, en, kind
+    table = {"scheme": labels.SCHEMES, "agency": labels.AGENCIES, "channel": labels.CHANNELS}.get(dimension)
+    (value,) = key
+    if table is not None:
+        vi, en = labels.pair(table, value)
+        return {dimension: value}, value, vi, en, None
+    return {dimension: value}, value, value, value, None  # period
+
+
+class ReportQueries:
+    def __init__(self, session: AsyncSession) -> None:
+        self.repo = ReadRepository(session)
+        self.targets = TargetRepository(session)
+
+    async def kpis(self, filters: Filters) -> Figures:
+        return await self.repo.totals(filters)
+
+    async def breakdown(self, dimension: str, filters: Filters, sort: str = "code") -> Breakdown:
+        grouped = await self.repo.grouped(filters, DIMENSION_COLUMNS[dimension])
+        rows = []
+        for key, figures in grouped.items():
+            fields, code, vi, en, kind = _label(dimension, key)
+            rows.append(Row(fields, code, vi, en, figures, kind))
+        rows.sort(key=_sorter(sort))
+        return Breakdown(dimension, filters, rows, Figures.sum(r.figures for r in rows))
+
+    async def timeseries(self, split: str | None, filters: Filters) -> dict[str, Any]:
+        group = ("period",) + (DIMENSION_COLUMNS[split] if split else ())
+        grouped = await self.repo.grouped(filters, group)
+        found = sorted({key[0] for key in grouped})
+        span = periods.between(found[0], found[-1]) if found else []
+        series: dict[tuple, dict[str, Any]] = {}
+        for key, figures in grouped.items():
+            rest = key[1:]
+            if rest not in series:
+                if split:
+                    fields, code, vi, en, _ = _label(split, rest)
+                else:
+                    fields, code, vi, en = {}, "ALL", "Tất cả", "All"
+                series[rest] = {"key": fields, "code": code, "name_vi": vi, "name_en": en, "points": {}}
+            series[rest]["points"][key[0]] = figures
+        out = []
+        for entry in sorted(series.values(), key=lambda s: s["code"]):
+            entry["points"] = [(p, entry["points"].get(p, Figures())) for p in span]
+            out.append(entry)
+        return {"split": split, "periods": span, "series": out}
+
+    async def periods(self) -> list[str]:
+        return await self.repo.periods()
+
+    async def target_filters(self, target: Target) -> Filters:
+        return Filters(
+            area_type=None if target.area_type == "ALL" else target.area_type,
+            area_level=target.area_level if target.area_code else None,
+            area_code=target.area_code,
+            schemes=target.schemes,
+        )
+
+    async def progress(self, target: Target, as_of: str | None = None) -> Progress:
+        as_of = as_of or periods.last_complete()
+        filters = replace(await self.target_filters(target), period_to=as_of)
+        latest = await self.repo.latest_period_with_payments(filters)
+        if latest is None:
+            return evaluate(target, [], as_of)
+        window = replace(filters, period_from=periods.add_months(latest, -5), period_to=latest)
+        monthly = await self.repo.monthly_people(window)
+        series = [PeriodShare(p, paid, cashless) for p, (paid, cashless) in monthly.items()]
+        return evaluate(target, series, as_of)
+
+    async def default_period(self, now: datetime | None = None) -> str | None:
+        """The latest complete period that has figures, else the latest period at all."""
+        found = await self.repo.periods()
+        if not found:
+            return None
+        complete = periods.last_complete(now)
+        settled = [p for p in found if p <= complete]
+        return settled[-1] if settled else found[-1]
+
+
+def _sorter(sort: str):  # noqa: ANN202
+    if sort == "share":
+        # Laggards first; rows with nobody paid last.
+        return lambda r: (r.figures.cashless_share is None, r.figures.cashless_share or 0, r.code)
+    if sort == "-share":
+        return lambda r: (r.figures.cashless_share is None, -(r.figures.cashless_share or 0), r.code)
+    if sort == "people":
+        return lambda r: (-r.figures.people_paid, r.code)
+    if sort == "amount":
+        return lambda r: (-r.figures.paid_amount, r.code)
+    return lambda r: tuple(str(v) for v in r.key.values())
+
