@@ -50,7 +50,7 @@ def parse_wrk(output: str) -> dict[str, float]:
         number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
         return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
-    latencies = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.M))
+    latencies = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {"requests_per_s": round(rate, 1), "p50_ms": round(ms(latencies["50"]), 2),

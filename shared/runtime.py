@@ -111,6 +111,10 @@ def service_main(
 
 
 async def _run_workers(settings: ServiceSettings, metadata: MetaData, workers: WorkerFactory) -> None:
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -27,6 +27,8 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     relay_batch_size: int = 500
     consumer_batch_size: int = 500
+    # A worker process has no API: when set, it serves its own /metrics on this port.
+    worker_metrics_port: int = 0
 
     service_name: str = "service"
 

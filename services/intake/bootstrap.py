@@ -5,8 +5,8 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Awaitable, Sequence
 
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError

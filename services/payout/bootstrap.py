@@ -7,8 +7,13 @@ from typing import Awaitable, Sequence
 
 from fastapi import FastAPI
 
+from services.payout.adapters.banks.registry import BankChannelRegistry
 from services.payout.adapters.orm import metadata
+from services.payout.api.endpoints import router as api_router
+from services.payout.api.webhooks import router as webhook_router
+from services.payout.consumers.intake_view import intake_view_consumer
 from services.payout.settings import PayoutSettings
+from services.payout.workers import PayoutWorkers
 from shared.app import build_app
 from shared.runtime import Runtime, run_relay, service_main
 
@@ -17,17 +22,45 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: PayoutSettings | None = None) -> FastAPI:
     settings = settings or PayoutSettings()
+
+    async def startup(app: FastAPI, runtime: Runtime) -> None:
+        app.state.channels = BankChannelRegistry(settings.bank_channels())
+
+    async def shutdown(app: FastAPI, runtime: Runtime) -> None:
+        await app.state.channels.aclose()
+
     return build_app(
         settings,
         metadata,
         title="Payout: monthly cycles, bank adapters, callbacks and reconciliation",
         description="Payout: monthly cycles, bank adapters, callbacks and reconciliation.",
-        routers=[],
+        routers=[api_router, webhook_router],
+        on_startup=startup,
+        on_shutdown=shutdown,
     )
 
 
 def workers(runtime: Runtime, stop: asyncio.Event) -> Sequence[Awaitable[None]]:
-    return [run_relay(runtime, stop)]
+    settings = runtime.settings
+    assert isinstance(settings, PayoutSettings)
+    return [run_relay(runtime, stop), _payout_work(runtime, settings, stop)]
+
+
+async def _payout_work(runtime: Runtime, settings: PayoutSettings, stop: asyncio.Event) -> None:
+    channels = BankChannelRegistry(settings.bank_channels())
+    work = PayoutWorkers(settings, runtime.session_factory, runtime.outbox, channels)
+    jobs = [
+        intake_view_consumer(runtime, settings.consumer_batch_size).run(stop),
+        work.run_verification(stop),
+        work.run_submission(stop),
+        work.run_sweeper(stop),
+    ]
+    if settings.scheduler_enabled:
+        jobs.append(work.run_scheduler(stop))
+    try:
+        await asyncio.gather(*jobs)
+    finally:
+        await channels.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

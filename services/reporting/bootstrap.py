@@ -1,15 +1,22 @@
 """Wiring of the reporting service: app factory, workers and command line."""
 from __future__ import annotations
 
+import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Awaitable, Sequence
 
 from fastapi import FastAPI
 
 from services.reporting.adapters.orm import metadata
+from services.reporting.api import dashboard
+from services.reporting.api.endpoints import router
+from services.reporting.consumers.projections import run_projections
 from services.reporting.settings import ReportingSettings
 from shared.app import build_app
+from shared.migrations import upgrade_to_head_async
+from shared.observability import configure_logging
 from shared.runtime import Runtime, run_relay, service_main
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -17,22 +24,53 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
-    return build_app(
+    app = build_app(
         settings,
         metadata,
         title="Reporting: progress toward the cashless targets",
-        description="Reporting: progress toward the cashless targets.",
-        routers=[],
+        description=(
+            "Read models fed by intake's and payout's events: people paid and paid without cash, amounts, "
+            "claims and decisions per period, area, scheme, agency and channel; targets and their "
+            "progress; CSV and XLSX exports; the dashboard at `/dashboard`."
+        ),
+        routers=[router, dashboard.router],
     )
+    dashboard.mount_static(app)
+    return app
 
 
 def workers(runtime: Runtime, stop: asyncio.Event) -> Sequence[Awaitable[None]]:
-    return [run_relay(runtime, stop)]
+    return [run_relay(runtime, stop), run_projections(runtime, stop)]
+
+
+async def _rebuild(settings: ReportingSettings, timeout: float | None) -> None:
+    from services.reporting.service_layer.rebuild import rebuild
+
+    await upgrade_to_head_async(MIGRATIONS, settings.resolved_database_url())
+    runtime = await Runtime.open(settings, metadata)
+    try:
+        result = await rebuild(runtime, timeout=timeout)
+    finally:
+        await runtime.close()
+    print(f"rebuilt generation {result.generation}: {result.events_applied} events applied from "
+          f"{result.records_read} records in {result.seconds} s", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["rebuild"]:
+        parser = argparse.ArgumentParser(
+            prog="python -m services.reporting rebuild",
+            description="Empty the read models and replay every topic from the beginning, then switch.",
+        )
+        parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+        options = parser.parse_args(args[1:])
+        settings = ReportingSettings()
+        configure_logging(settings.log_level, "reporting")
+        asyncio.run(_rebuild(settings, options.timeout))
+        return
     service_main(
-        argv,
+        args,
         name="reporting",
         settings_factory=ReportingSettings,
         migrations=MIGRATIONS,

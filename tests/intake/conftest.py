@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -42,11 +43,11 @@ class Intake:
     async def put(self, path: str, who: str, **kwargs: Any) -> httpx.Response:
         return await self.http.put(path, headers=self.auth(who), **kwargs)
 
-    async def count(self, table, *where) -> int:  # noqa: ANN001
+    async def count(self, table, *where) -> int:
         async with self.app.state.runtime.engine.connect() as conn:
             return (await conn.execute(select(func.count()).select_from(table).where(*where))).scalar_one()
 
-    async def rows(self, query) -> list:  # noqa: ANN001
+    async def rows(self, query) -> list:
         async with self.app.state.runtime.engine.connect() as conn:
             return list(await conn.execute(query))
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 # Columns holding fixed-width numeric ids, and their width.
 ID_WIDTHS = {"national_id": 12, "rep_national_id": 12, "si_number": 10, "commune_code": 5}

@@ -7,9 +7,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from services.intake.adapters import repository
-from services.intake.api.common import decode_cursor, dumps, encode_cursor, iso, json_response
+from services.intake.api.common import (
+    decode_cursor,
+    dumps,
+    encode_cursor,
+    iso,
+    json_response,
+    scopes,
+)
 from services.intake.domain.errors import FieldError, Invalid
-from shared.auth import Principal, require_scopes
+from shared.auth import Principal
 
 router = APIRouter(tags=["audit"])
 
@@ -17,7 +24,7 @@ router = APIRouter(tags=["audit"])
 @router.get("/v1/audit", summary="Audit entries, oldest first, with a cursor")
 async def audit(
     request: Request,
-    principal: Principal = Depends(require_scopes("audit:read")),
+    principal: Principal = Depends(scopes("audit:read")),
     entity_type: str | None = None,
     entity_id: str | None = None,
     client_id: str | None = None,

@@ -12,6 +12,7 @@ from services.intake.api.common import (
     iso,
     json_response,
     method_view,
+    scopes,
     transact,
 )
 from services.intake.api.schemas import LookupIn, PaymentMethodIn
@@ -20,7 +21,7 @@ from services.intake.domain.errors import Invalid, NotFound
 from services.intake.domain.schedules import vietnam_today
 from services.intake.service_layer.common import Context
 from services.intake.service_layer.payment_methods import MethodChange, apply_method_changes
-from shared.auth import Principal, require_scopes
+from shared.auth import Principal
 
 router = APIRouter(tags=["beneficiaries"])
 PROBLEM = {"content": {"application/problem+json": {}}}
@@ -46,14 +47,14 @@ async def _beneficiary_document(request: Request, beneficiary_id: str, pii: bool
 @router.get("/v1/beneficiaries/{beneficiary_id}", responses=ERRORS,
             summary="A beneficiary, their entitlements and current payment method")
 async def get_beneficiary(request: Request, beneficiary_id: str,
-                          principal: Principal = Depends(require_scopes("beneficiaries:read"))) -> Response:
+                          principal: Principal = Depends(scopes("beneficiaries:read"))) -> Response:
     return json_response(dumps(await _beneficiary_document(request, beneficiary_id, principal.can("pii:read"))))
 
 
 @router.post("/v1/beneficiaries/lookup", responses=ERRORS,
              summary="Find a beneficiary by national id (sent in the body, never in a URL)")
 async def lookup(request: Request, body: LookupIn,
-                 principal: Principal = Depends(require_scopes("beneficiaries:read"))) -> Response:
+                 principal: Principal = Depends(scopes("beneficiaries:read"))) -> Response:
     async with request.app.state.runtime.engine.connect() as conn:
         person = await repository.beneficiary_by_national_id(conn, body.national_id)
     if person is None:
@@ -64,7 +65,7 @@ async def lookup(request: Request, body: LookupIn,
 @router.get("/v1/beneficiaries/{beneficiary_id}/payment-methods", responses=ERRORS,
             summary="Every payment method the beneficiary had, and the history of changes")
 async def payment_methods(request: Request, beneficiary_id: str,
-                          principal: Principal = Depends(require_scopes("beneficiaries:read"))) -> Response:
+                          principal: Principal = Depends(scopes("beneficiaries:read"))) -> Response:
     pii = principal.can("pii:read")
     async with request.app.state.runtime.engine.connect() as conn:
         if await repository.beneficiary(conn, beneficiary_id) is None:
@@ -83,7 +84,7 @@ async def payment_methods(request: Request, beneficiary_id: str,
 @router.put("/v1/beneficiaries/{beneficiary_id}/payment-method", responses=ERRORS,
             summary="Set the beneficiary's payment method (a bank account is pending until verified)")
 async def set_payment_method(request: Request, beneficiary_id: str, body: PaymentMethodIn,
-                             principal: Principal = Depends(require_scopes("payment-methods:write"))) -> Response:
+                             principal: Principal = Depends(scopes("payment-methods:write"))) -> Response:
     spec = pm.normalise(body.spec())
 
     async def work(ctx: Context) -> tuple[dict, bool]:

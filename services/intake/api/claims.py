@@ -17,6 +17,7 @@ from services.intake.api.common import (
     entitlement_view,
     json_response,
     replay_response,
+    scopes,
     transact,
 )
 from services.intake.api.schemas import ApprovalIn, ClaimIn, DecisionIn, StopIn
@@ -25,7 +26,7 @@ from services.intake.domain.errors import FieldError, Invalid, NotFound
 from services.intake.domain.schedules import Schedule
 from services.intake.service_layer import claims as handlers
 from services.intake.service_layer.common import Replay, request_hash
-from shared.auth import Principal, require_scopes
+from shared.auth import Principal
 from shared.events.contracts import Agency, Scheme
 
 router = APIRouter(tags=["claims"])
@@ -36,7 +37,7 @@ ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 @router.post("/v1/claims", status_code=201, responses=ERRORS,
              summary="File a claim (idempotent on portal_dossier_id)")
 async def file_claim(request: Request, body: ClaimIn,
-                     principal: Principal = Depends(require_scopes("claims:write"))) -> Response:
+                     principal: Principal = Depends(scopes("claims:write"))) -> Response:
     """The same dossier id with the same body replays the first answer (`Idempotent-Replayed: true`);
     with a different body it is a 409 (modified request)."""
     applicant = body.applicant
@@ -55,7 +56,7 @@ async def file_claim(request: Request, body: ClaimIn,
 
 @router.get("/v1/claims/{claim_id}", responses=ERRORS, summary="A claim and its status")
 async def get_claim(request: Request, claim_id: str,
-                    principal: Principal = Depends(require_scopes("claims:read"))) -> Response:
+                    principal: Principal = Depends(scopes("claims:read"))) -> Response:
     async with request.app.state.runtime.engine.connect() as conn:
         row = await repository.claim_with_national_id(conn, claim_id)
     if row is None:
@@ -66,7 +67,7 @@ async def get_claim(request: Request, claim_id: str,
 @router.get("/v1/claims", responses=ERRORS, summary="Claims, filtered, oldest first, with a cursor")
 async def list_claims(
     request: Request,
-    principal: Principal = Depends(require_scopes("claims:read")),
+    principal: Principal = Depends(scopes("claims:read")),
     status: Annotated[str | None, Query(description=" | ".join(CLAIM_STATUSES))] = None,
     scheme: Scheme | None = None,
     agency: Agency | None = None,
@@ -102,7 +103,7 @@ async def list_claims(
 
 @router.post("/v1/claims/{claim_id}/decision", responses=ERRORS, summary="Approve or reject a claim, once")
 async def decide(request: Request, claim_id: str, body: Annotated[DecisionIn, Body()],
-                 principal: Principal = Depends(require_scopes("decisions:write"))) -> Response:
+                 principal: Principal = Depends(scopes("decisions:write"))) -> Response:
     """Approve (decision number, amount per installment in whole VND, schedule) or reject (reason).
     Unemployment approvals must follow the rule (60% of the average salary, the regional cap,
     3 to 12 months). The same decision again replays; a different one is a 409."""
@@ -130,7 +131,7 @@ async def decide(request: Request, claim_id: str, body: Annotated[DecisionIn, Bo
 
 @router.get("/v1/entitlements/{entitlement_id}", tags=["entitlements"], responses=ERRORS, summary="An entitlement")
 async def get_entitlement(request: Request, entitlement_id: str,
-                          principal: Principal = Depends(require_scopes("beneficiaries:read"))) -> Response:
+                          principal: Principal = Depends(scopes("beneficiaries:read"))) -> Response:
     async with request.app.state.runtime.engine.connect() as conn:
         row = await repository.entitlement(conn, entitlement_id)
     if row is None:
@@ -141,7 +142,7 @@ async def get_entitlement(request: Request, entitlement_id: str,
 @router.post("/v1/entitlements/{entitlement_id}/stop", tags=["entitlements"], responses=ERRORS,
              summary="Stop an entitlement from a period on (death, return to work, end of eligibility)")
 async def stop(request: Request, entitlement_id: str, body: StopIn,
-               principal: Principal = Depends(require_scopes("decisions:write"))) -> Response:
+               principal: Principal = Depends(scopes("decisions:write"))) -> Response:
     agency = acting_agency(principal)
     row, changed = await transact(request, principal, lambda ctx: handlers.stop_entitlement(
         ctx, entitlement_id, body.reason, body.effective_period, agency))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,7 +89,7 @@ class RejectionIn(Strict):
     decision_number: str | None = Field(default=None, max_length=100)
 
 
-DecisionIn = Annotated[Union[ApprovalIn, RejectionIn], Field(discriminator="outcome")]
+DecisionIn = Annotated[ApprovalIn | RejectionIn, Field(discriminator="outcome")]
 
 
 class StopIn(Strict):

@@ -11,11 +11,18 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from services.intake.adapters import repository
-from services.intake.adapters.spreadsheets import UnreadableTable, is_xlsx, read_csv, read_json_rows, read_xlsx, write_csv
-from services.intake.api.common import acting_agency, dumps, json_response
+from services.intake.adapters.spreadsheets import (
+    UnreadableTable,
+    is_xlsx,
+    read_csv,
+    read_json_rows,
+    read_xlsx,
+    write_csv,
+)
+from services.intake.api.common import acting_agency, dumps, json_response, scopes
 from services.intake.domain.errors import FieldError, Invalid, NotFound
 from services.intake.service_layer import uploads as service
-from shared.auth import Principal, require_scopes
+from shared.auth import Principal
 from shared.web import ProblemError
 
 router = APIRouter(tags=["uploads"])
@@ -166,7 +173,7 @@ METHODS_BASE = "/v1/payment-methods/uploads"
 
 @router.post(ROLL_BASE, status_code=201, responses=ERRORS, openapi_extra=UPLOAD_BODY, tags=["roll"],
              summary="Register existing monthly beneficiaries (JSON, CSV or XLSX), row by row")
-async def upload_roll(request: Request, principal: Principal = Depends(require_scopes("roll:write"))) -> Response:
+async def upload_roll(request: Request, principal: Principal = Depends(scopes("roll:write"))) -> Response:
     """Columns: national_id, full_name, date_of_birth, si_number (SI schemes), commune_code,
     commune_list_date, scheme, decision_number, amount_per_installment (whole VND), start_period
     (YYYY-MM), and optionally the payment method: payment_method, bank_bin, account_number,
@@ -178,21 +185,21 @@ async def upload_roll(request: Request, principal: Principal = Depends(require_s
 
 @router.get(ROLL_BASE + "/{upload_id}", responses=ERRORS, tags=["roll"], summary="The report of a roll upload")
 async def roll_report(request: Request, upload_id: str,
-                      principal: Principal = Depends(require_scopes("roll:write"))) -> Response:
+                      principal: Principal = Depends(scopes("roll:write"))) -> Response:
     return await _stored_report(request, upload_id, service.ROLL, ROLL_BASE)
 
 
 @router.get(ROLL_BASE + "/{upload_id}/rejections.csv", responses=ERRORS, tags=["roll"],
             summary="The refused rows of a roll upload, with the reasons, as CSV")
 async def roll_rejections(request: Request, upload_id: str,
-                          principal: Principal = Depends(require_scopes("roll:write"))) -> Response:
+                          principal: Principal = Depends(scopes("roll:write"))) -> Response:
     return await _rejections_csv(request, principal, upload_id, service.ROLL)
 
 
 @router.post(METHODS_BASE, status_code=201, responses=ERRORS, openapi_extra=UPLOAD_BODY, tags=["payment methods"],
              summary="Bulk payment-method updates (JSON, CSV or XLSX), row by row")
 async def upload_methods(request: Request,
-                         principal: Principal = Depends(require_scopes("payment-methods:write"))) -> Response:
+                         principal: Principal = Depends(scopes("payment-methods:write"))) -> Response:
     """Columns: national_id, payment_method, bank_bin, account_number, cash_reason, rep_national_id,
     rep_full_name, rep_relationship, rep_power_of_attorney_ref, rep_valid_from, rep_valid_until."""
     return await _upload(request, principal, service.PAYMENT_METHODS, METHODS_BASE)
@@ -201,12 +208,12 @@ async def upload_methods(request: Request,
 @router.get(METHODS_BASE + "/{upload_id}", responses=ERRORS, tags=["payment methods"],
             summary="The report of a payment-method upload")
 async def methods_report(request: Request, upload_id: str,
-                         principal: Principal = Depends(require_scopes("payment-methods:write"))) -> Response:
+                         principal: Principal = Depends(scopes("payment-methods:write"))) -> Response:
     return await _stored_report(request, upload_id, service.PAYMENT_METHODS, METHODS_BASE)
 
 
 @router.get(METHODS_BASE + "/{upload_id}/rejections.csv", responses=ERRORS, tags=["payment methods"],
             summary="The refused rows of a payment-method upload, as CSV")
 async def methods_rejections(request: Request, upload_id: str,
-                             principal: Principal = Depends(require_scopes("payment-methods:write"))) -> Response:
+                             principal: Principal = Depends(scopes("payment-methods:write"))) -> Response:
     return await _rejections_csv(request, principal, upload_id, service.PAYMENT_METHODS)

@@ -28,7 +28,7 @@ def _context(session: AsyncSession, runtime: Runtime) -> Context:
     return Context(session, runtime.outbox, ACTOR, datetime.now(UTC), not is_sqlite(runtime.engine))
 
 
-def handlers(runtime: Runtime):  # noqa: ANN201
+def handlers(runtime: Runtime):
     async def apply(session: AsyncSession, beneficiary_id: str, method_id: str | None, outcome: str,
                     reason: str | None) -> None:
         ctx = _context(session, runtime)

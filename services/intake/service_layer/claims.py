@@ -7,9 +7,9 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
-from services.intake.adapters.orm import beneficiaries, claims, entitlements
+from services.intake.adapters.orm import beneficiaries, claims, entitlements, idempotency_records
 from services.intake.domain import claims as claim_rules
 from services.intake.domain import entitlements as entitlement_rules
 from services.intake.domain import payment_methods as pm
@@ -18,7 +18,12 @@ from services.intake.domain.identity import mask_account, mask_national_id, norm
 from services.intake.domain.schedules import Schedule, vietnam_today
 from services.intake.domain.schemes import agency_for
 from services.intake.domain.validation import address_problems, applicant_problems
-from services.intake.service_layer.common import Context, Replay, raise_replay_or_conflict, remember_response
+from services.intake.service_layer.common import (
+    Context,
+    Replay,
+    raise_replay_or_conflict,
+    remember_response,
+)
 from services.intake.service_layer.payment_methods import (
     MethodChange,
     apply_method_changes,
@@ -33,6 +38,7 @@ from shared.events.contracts import (
     EntitlementStopped,
 )
 from shared.events.contracts import Schedule as ScheduleContract
+from shared.observability import correlation_id
 from shared.vn_text import same_name
 
 FILING_SCOPE = "claim-filing"
@@ -67,59 +73,162 @@ async def file_claim(ctx: Context, cmd: FileClaim) -> bytes:
     if errors:
         raise Invalid(errors)
 
-    new_beneficiary_id = str(uuid.uuid4())
-    upsert = (
-        ctx.insert(beneficiaries)
-        .values(id=new_beneficiary_id, national_id=cmd.national_id, full_name=name, date_of_birth=cmd.date_of_birth,
-                si_number=cmd.si_number, commune_code=cmd.commune_code, commune_list_date=cmd.commune_list_date,
-                registered_via="PORTAL", registered_at=ctx.now)
-    )
-    upsert = upsert.on_conflict_do_update(
-        index_elements=["national_id"], set_={"national_id": upsert.excluded.national_id}
-    ).returning(beneficiaries.c.id, beneficiaries.c.full_name, beneficiaries.c.date_of_birth)
-    person = (await ctx.db.execute(upsert)).one()
-    registered = person.id == new_beneficiary_id
-    if not registered:
-        check_same_person(person.full_name, person.date_of_birth, name, cmd.date_of_birth, "/applicant")
-
     claim_id = str(uuid.uuid4())
     agency = agency_for(cmd.scheme)
-    body = orjson.dumps({
-        "claim_id": claim_id, "portal_dossier_id": cmd.portal_dossier_id, "beneficiary_id": person.id,
-        "status": claim_rules.RECEIVED, "scheme": cmd.scheme, "agency": agency,
-        "received_at": ctx.now.isoformat(),
-    })
-    await remember_response(ctx, FILING_SCOPE, cmd.portal_dossier_id, cmd.request_hash, 201, body)
-    await ctx.db.execute(claims.insert().values(
-        id=claim_id, portal_dossier_id=cmd.portal_dossier_id, beneficiary_id=person.id, scheme=cmd.scheme,
-        agency=agency, status=claim_rules.RECEIVED, full_name=name, date_of_birth=cmd.date_of_birth,
-        si_number=cmd.si_number, commune_code=cmd.commune_code, commune_list_date=cmd.commune_list_date,
-        requested_method=payment.kind, payment=document_of_spec(payment), client_id=ctx.actor,
-        received_at=ctx.now,
-    ))
-    if registered:
+    filing = _Filing(
+        claim_id=claim_id, beneficiary_id=str(uuid.uuid4()), agency=agency, name=name, payment=payment,
+        body=orjson.dumps({
+            "claim_id": claim_id, "portal_dossier_id": cmd.portal_dossier_id, "beneficiary_id": _PLACEHOLDER,
+            "status": claim_rules.RECEIVED, "scheme": cmd.scheme, "agency": agency,
+            "received_at": ctx.now.isoformat(),
+        }).decode(),
+        claim_audit={
+            "portal_dossier_id": cmd.portal_dossier_id, "scheme": cmd.scheme, "beneficiary_id": _PLACEHOLDER,
+            "national_id": mask_national_id(cmd.national_id), "requested_method": payment.kind,
+            "account_number": mask_account(payment.account_number), "status": claim_rules.RECEIVED,
+        },
+        beneficiary_audit={"national_id": mask_national_id(cmd.national_id), "registered_via": "PORTAL",
+                           "commune_code": cmd.commune_code},
+    )
+    write = _write_filing_postgres if ctx.postgres else _write_filing
+    person = await write(ctx, cmd, filing)
+    if not person.fresh:
+        await raise_replay_or_conflict(ctx, FILING_SCOPE, cmd.portal_dossier_id, cmd.request_hash)
+        raise Conflict("the dossier id is being filed concurrently; retry")
+    registered = person.id == filing.beneficiary_id
+    if not registered:
+        check_same_person(person.full_name, person.date_of_birth, name, cmd.date_of_birth, "/applicant")
+    else:
         ctx.emit(BeneficiaryRegistered(
             beneficiary_id=person.id, national_id=cmd.national_id, full_name=name, date_of_birth=cmd.date_of_birth,
             si_number=cmd.si_number, commune_code=cmd.commune_code, commune_list_date=cmd.commune_list_date,
             registered_via="PORTAL", registered_at=ctx.now,
         ))
-        ctx.audit("beneficiary.registered", "beneficiary", person.id, {
-            "national_id": mask_national_id(cmd.national_id), "registered_via": "PORTAL",
-            "commune_code": cmd.commune_code,
-        })
     ctx.emit(ClaimReceived(
         claim_id=claim_id, portal_dossier_id=cmd.portal_dossier_id, beneficiary_id=person.id,
         scheme=cmd.scheme, agency=agency, commune_code=cmd.commune_code,  # type: ignore[arg-type]
         commune_list_date=cmd.commune_list_date, requested_method=payment.kind,  # type: ignore[arg-type]
         received_at=ctx.now,
     ))
-    ctx.audit("claim.filed", "claim", claim_id, {
-        "portal_dossier_id": cmd.portal_dossier_id, "scheme": cmd.scheme, "beneficiary_id": person.id,
-        "national_id": mask_national_id(cmd.national_id), "requested_method": payment.kind,
-        "account_number": mask_account(payment.account_number), "status": claim_rules.RECEIVED,
-    })
     await ctx.flush()
-    return body
+    return filing.body.replace(_PLACEHOLDER, person.id).encode()
+
+
+_PLACEHOLDER = "$beneficiary_id$"
+
+
+@dataclass(frozen=True, slots=True)
+class _Filing:
+    claim_id: str
+    beneficiary_id: str  # used if the person is new
+    agency: str
+    name: str
+    payment: pm.MethodSpec
+    body: str  # the 201 answer, with a placeholder for the beneficiary id
+    claim_audit: dict[str, Any]
+    beneficiary_audit: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Person:
+    id: str
+    full_name: str
+    date_of_birth: date
+    fresh: bool  # False: the dossier id was already used (nothing of this filing was written)
+
+
+def _claim_row(ctx: Context, cmd: FileClaim, filing: _Filing) -> dict[str, Any]:
+    return {
+        "id": filing.claim_id, "portal_dossier_id": cmd.portal_dossier_id, "scheme": cmd.scheme,
+        "agency": filing.agency, "status": claim_rules.RECEIVED, "full_name": filing.name,
+        "date_of_birth": cmd.date_of_birth, "si_number": cmd.si_number, "commune_code": cmd.commune_code,
+        "commune_list_date": cmd.commune_list_date, "requested_method": filing.payment.kind,
+        "payment": document_of_spec(filing.payment), "client_id": ctx.actor, "received_at": ctx.now,
+    }
+
+
+async def _write_filing(ctx: Context, cmd: FileClaim, filing: _Filing) -> _Person:
+    """Any database: one statement per table."""
+    upsert = ctx.insert(beneficiaries).values(
+        id=filing.beneficiary_id, national_id=cmd.national_id, full_name=filing.name,
+        date_of_birth=cmd.date_of_birth, si_number=cmd.si_number, commune_code=cmd.commune_code,
+        commune_list_date=cmd.commune_list_date, registered_via="PORTAL", registered_at=ctx.now,
+    )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["national_id"], set_={"national_id": upsert.excluded.national_id}
+    ).returning(beneficiaries.c.id, beneficiaries.c.full_name, beneficiaries.c.date_of_birth)
+    person = (await ctx.db.execute(upsert)).one()
+    body = filing.body.replace(_PLACEHOLDER, person.id).encode()
+    remembered = (await ctx.db.execute(
+        ctx.insert(idempotency_records)
+        .values(scope=FILING_SCOPE, key=cmd.portal_dossier_id, request_hash=cmd.request_hash, status_code=201,
+                response_body=body, client_id=ctx.actor, created_at=ctx.now)
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(idempotency_records.c.key)
+    )).first()
+    if remembered is None:
+        return _Person(person.id, person.full_name, person.date_of_birth, False)
+    await ctx.db.execute(claims.insert().values(beneficiary_id=person.id, **_claim_row(ctx, cmd, filing)))
+    if person.id == filing.beneficiary_id:
+        ctx.audit("beneficiary.registered", "beneficiary", person.id, filing.beneficiary_audit)
+    ctx.audit("claim.filed", "claim", filing.claim_id,
+              {**filing.claim_audit, "beneficiary_id": person.id})
+    return _Person(person.id, person.full_name, person.date_of_birth, True)
+
+
+# PostgreSQL: the beneficiary, the idempotency record, the claim and the audit entries in one
+# statement (data-modifying CTEs), so a filing costs few round trips.
+_FILING_SQL = text("""
+WITH ben AS (
+    INSERT INTO beneficiaries (id, national_id, full_name, date_of_birth, si_number, commune_code,
+                               commune_list_date, registered_via, registered_at)
+    VALUES (:beneficiary_id, :national_id, :full_name, :date_of_birth, :si_number, :commune_code,
+            :commune_list_date, 'PORTAL', :now)
+    ON CONFLICT (national_id) DO UPDATE SET national_id = EXCLUDED.national_id
+    RETURNING id, full_name, date_of_birth
+), idem AS (
+    INSERT INTO idempotency_records (scope, key, request_hash, status_code, response_body, client_id, created_at)
+    SELECT :scope, :dossier, :request_hash, 201,
+           convert_to(replace(CAST(:body AS text), :placeholder, ben.id), 'UTF8'), :client_id, :now
+    FROM ben
+    ON CONFLICT (scope, key) DO NOTHING
+    RETURNING key
+), claim AS (
+    INSERT INTO claims (id, portal_dossier_id, beneficiary_id, scheme, agency, status, full_name, date_of_birth,
+                        si_number, commune_code, commune_list_date, requested_method, payment, client_id,
+                        received_at)
+    SELECT :claim_id, :dossier, ben.id, :scheme, :agency, 'RECEIVED', :full_name, :date_of_birth, :si_number,
+           :commune_code, :commune_list_date, :requested_method, CAST(:payment AS json), :client_id, :now
+    FROM ben, idem
+    RETURNING id
+), audit AS (
+    INSERT INTO audit_log (at, client_id, action, entity_type, entity_id, changes, correlation_id)
+    SELECT :now, :client_id, 'beneficiary.registered', 'beneficiary', ben.id,
+           CAST(:beneficiary_audit AS json), :correlation_id
+    FROM ben, idem WHERE ben.id = :beneficiary_id
+    UNION ALL
+    SELECT :now, :client_id, 'claim.filed', 'claim', :claim_id,
+           CAST(replace(CAST(:claim_audit AS text), :placeholder, ben.id) AS json), :correlation_id
+    FROM ben, idem
+    RETURNING id
+)
+SELECT ben.id, ben.full_name, ben.date_of_birth, EXISTS (SELECT 1 FROM claim) AS fresh FROM ben
+""")
+
+
+async def _write_filing_postgres(ctx: Context, cmd: FileClaim, filing: _Filing) -> _Person:
+    row = (await ctx.db.execute(_FILING_SQL, {
+        "beneficiary_id": filing.beneficiary_id, "national_id": cmd.national_id, "full_name": filing.name,
+        "date_of_birth": cmd.date_of_birth, "si_number": cmd.si_number, "commune_code": cmd.commune_code,
+        "commune_list_date": cmd.commune_list_date, "now": ctx.now, "scope": FILING_SCOPE,
+        "dossier": cmd.portal_dossier_id, "request_hash": cmd.request_hash, "body": filing.body,
+        "placeholder": _PLACEHOLDER, "client_id": ctx.actor, "claim_id": filing.claim_id, "scheme": cmd.scheme,
+        "agency": filing.agency, "requested_method": filing.payment.kind,
+        "payment": orjson.dumps(document_of_spec(filing.payment)).decode(),
+        "beneficiary_audit": orjson.dumps(filing.beneficiary_audit).decode(),
+        "claim_audit": orjson.dumps(filing.claim_audit).decode(), "correlation_id": correlation_id.get(),
+    })).one()
+    return _Person(row.id, row.full_name, row.date_of_birth, bool(row.fresh))
 
 
 def check_same_person(registered_name: str, registered_dob: date, name: str, dob: date, prefix: str) -> None:
@@ -280,4 +389,4 @@ async def stop_entitlement(ctx: Context, entitlement_id: str, reason: str, effec
     return {**dict(row._mapping), **values}, True
 
 
-__all__ = ["FileClaim", "DecideClaim", "Replay", "file_claim", "decide_claim", "stop_entitlement"]
+__all__ = ["DecideClaim", "FileClaim", "Replay", "decide_claim", "file_claim", "stop_entitlement"]

@@ -34,10 +34,10 @@ class Context:
     events: list[Contract] = field(default_factory=list)
     audits: list[dict[str, Any]] = field(default_factory=list)
 
-    def insert(self, table: Table):  # noqa: ANN201 - a dialect insert with on_conflict_* clauses
+    def insert(self, table: Table):
         return (postgresql.insert if self.postgres else sqlite.insert)(table)
 
-    def for_update(self, query):  # noqa: ANN001, ANN201
+    def for_update(self, query):
         return query.with_for_update() if self.postgres else query
 
     def emit(self, *events: Contract) -> None:

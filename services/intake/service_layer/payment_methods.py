@@ -4,8 +4,9 @@ account stays pending until payout's verification result arrives."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import select, update
 

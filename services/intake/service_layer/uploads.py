@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -33,7 +34,11 @@ from services.intake.domain.schedules import is_period, vietnam_today
 from services.intake.domain.schemes import AGENCY_OF, ROLL_SCHEMES, agency_for
 from services.intake.domain.validation import address_problems, applicant_problems
 from services.intake.service_layer.common import Context
-from services.intake.service_layer.payment_methods import MethodChange, apply_method_changes, current_methods
+from services.intake.service_layer.payment_methods import (
+    MethodChange,
+    apply_method_changes,
+    current_methods,
+)
 from services.intake.service_layer.rows import METHOD_COLUMNS, RowReader
 from shared.db import is_sqlite
 from shared.events.contracts import BeneficiaryRegistered, EntitlementGranted
@@ -389,7 +394,7 @@ async def run_upload(engine: AsyncEngine, outbox: Outbox, actor: str, upload: Up
     return report
 
 
-async def _apply_with_fallback(in_transaction, work_for, chunk: list[Any], upload_id: str,  # noqa: ANN001
+async def _apply_with_fallback(in_transaction, work_for, chunk: list[Any], upload_id: str,
                                late: list[RowResult]) -> list[RowResult]:
     for _attempt in range(2):
         try:

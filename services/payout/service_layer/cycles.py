@@ -112,7 +112,7 @@ async def start_cycle(
                     cycle_id, entitlement_id, beneficiary_id, period, amount, scheme, agency,
                     commune_code, commune_list_date, channel, counterparty, method_id, state,
                     hold_reason, attempt_no, created_at, updated_at)
-                SELECT :cycle_id, e.entitlement_id, e.beneficiary_id, :period, e.amount, e.scheme,
+                SELECT :cycle_id, e.entitlement_id, e.beneficiary_id, CAST(:period AS VARCHAR(7)), e.amount, e.scheme,
                        e.agency, e.commune_code, e.commune_list_date,
                        CASE WHEN {_usable_sql()} THEN pm.method END,
                        CASE WHEN {_usable_sql()} THEN {_counterparty_sql()} END,

@@ -277,6 +277,13 @@ async def record_refused(
     return applied
 
 
+async def record_not_sent(session: AsyncSession, claimed: Claimed, error: str, now: datetime) -> None:
+    """We refuse to send a batch whose items differ from its declared totals; its items stay
+    visibly pending for a person to look at."""
+    await _release(session, claimed.batch_id, now, state=model.BATCH_REJECTED,
+                   last_error=f"{error} (not sent)"[:300])
+
+
 @dataclass
 class InquiryFindings:
     outcomes: list[Outcome]

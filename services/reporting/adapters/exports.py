@@ -12,6 +12,7 @@ from openpyxl.styles import Font
 from services.reporting.domain.figures import percent
 from services.reporting.service_layer.queries import Breakdown
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 COLUMNS: list[tuple[str, str, str]] = [
     ("people_paid", "Số người được chi trả", "People paid"),
     ("people_cashless", "Số người nhận không dùng tiền mặt", "People paid without cash"),

@@ -1,0 +1,270 @@
+"""The payout API: cycles, installments, batches, the ledger, reconciliations and payment
+methods. `payout:operate` starts things, `payout:read` reads; account numbers and names are
+masked unless the caller also holds `pii:read`."""
+from __future__ import annotations
+
+import re
+from datetime import UTC, date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from services.payout.adapters.banks.base import (
+    PermanentBankError,
+    TransientBankError,
+    UnknownOutcome,
+)
+from services.payout.adapters.banks.registry import BankChannelRegistry
+from services.payout.api.masking import PII_SCOPE, masked
+from services.payout.api.schemas import COUNTERPARTY_PATTERN, StartCycle, StartReconciliation
+from services.payout.domain import model
+from services.payout.domain.reconciliation import LINE_KINDS, BankEntry
+from services.payout.service_layer import queries
+from services.payout.service_layer.common import utcnow
+from services.payout.service_layer.cycles import start_cycle
+from services.payout.service_layer.reconciliation import reconcile
+from shared.auth import Principal, require_scopes
+from shared.events.contracts import PERIOD_PATTERN
+from shared.web import ProblemError
+
+router = APIRouter(prefix="/v1", tags=["payout"])
+Operator = Annotated[Principal, Depends(require_scopes("payout:operate"))]
+Reader = Annotated[Principal, Depends(require_scopes("payout:read"))]
+PeriodQuery = Annotated[str | None, Query(pattern=PERIOD_PATTERN)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def _json(body: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(body), status_code=status)
+
+
+def _not_found(what: str) -> ProblemError:
+    return ProblemError(404, "Not Found", f"no such {what}")
+
+
+def _cursor(cursor: str | None, *, numeric: bool = True) -> Any:
+    if cursor is None:
+        return None
+    try:
+        return queries.decode_int_cursor(cursor) if numeric else queries.decode_cursor(cursor)
+    except queries.BadCursor as exc:
+        raise ProblemError(400, "Bad Request", str(exc),
+                           type_="https://benefits.example.vn/problems/bad-cursor") from None
+
+
+# -- cycles -------------------------------------------------------------------------------------
+
+
+@router.post("/cycles", status_code=201, summary="Start the cycle of a period (idempotent)",
+             responses={200: {"description": "the cycle existed already"}})
+async def post_cycle(body: StartCycle, request: Request, principal: Operator) -> JSONResponse:
+    runtime = request.app.state.runtime
+    now = utcnow()
+    async with runtime.session_factory() as session, session.begin():
+        started = await start_cycle(session, runtime.outbox, body.period, principal.client_id, now,
+                                    request.app.state.settings.batch_size)
+    async with runtime.session_factory() as session:
+        cycle = await queries.cycle_row(session, body.period)
+        assert cycle is not None
+        progress = await queries.cycle_progress(session, cycle, utcnow())
+    return _json(
+        {**progress, "created": started.created, "new_installments": started.new_installments,
+         "new_batches": started.batches},
+        201 if started.created else 200,
+    )
+
+
+@router.get("/cycles/{period}", summary="A cycle's progress: counts and sums by state and channel")
+async def get_cycle(period: str, request: Request, _: Reader) -> JSONResponse:
+    _check_period(period)
+    async with request.app.state.runtime.session_factory() as session:
+        cycle = await queries.cycle_row(session, period)
+        if cycle is None:
+            raise _not_found("cycle")
+        return _json(await queries.cycle_progress(session, cycle, utcnow()))
+
+
+def _check_period(period: str) -> None:
+    if not re.match(PERIOD_PATTERN, period):
+        raise ProblemError(400, "Bad Request", "a period is written YYYY-MM",
+                           type_="https://benefits.example.vn/problems/bad-period")
+
+
+# -- installments and batches -------------------------------------------------------------------
+
+
+def _installment_view(row: dict[str, Any], can_see: bool, now: Any) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k not in ("updated_at",)}
+    if row["state"] in (model.ON_HOLD, model.SCHEDULED, model.SUBMITTED):
+        created = row["created_at"]
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        out["pending_age_seconds"] = int((now - created).total_seconds())
+    return masked(out, can_see)
+
+
+@router.get("/installments", summary="Installments, filtered, with cursor pagination")
+async def get_installments(
+    request: Request,
+    principal: Reader,
+    period: PeriodQuery = None,
+    state: Annotated[str | None, Query(pattern="^(" + "|".join(model.INSTALLMENT_STATES) + ")$")] = None,
+    counterparty: Annotated[str | None, Query(pattern=COUNTERPARTY_PATTERN)] = None,
+    beneficiary_id: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: str | None = None,
+    limit: Limit = 100,
+) -> JSONResponse:
+    after = _cursor(cursor)
+    async with request.app.state.runtime.session_factory() as session:
+        rows = await queries.list_installments(
+            session, period=period, state=state, counterparty=counterparty,
+            beneficiary_id=beneficiary_id, after=after, limit=limit,
+        )
+    now = utcnow()
+    can_see = principal.can(PII_SCOPE)
+    return _json({
+        "items": [_installment_view(row, can_see, now) for row in rows],
+        "next_cursor": queries.encode_cursor(rows[-1]["id"]) if len(rows) == limit else None,
+    })
+
+
+@router.get("/installments/{installment_id}", summary="One installment with its attempts")
+async def get_installment(installment_id: int, request: Request, principal: Reader) -> JSONResponse:
+    async with request.app.state.runtime.session_factory() as session:
+        row = await queries.installment_detail(session, installment_id)
+    if row is None:
+        raise _not_found("installment")
+    can_see = principal.can(PII_SCOPE)
+    view = _installment_view({k: v for k, v in row.items() if k not in ("attempts", "anomalies")}, can_see, utcnow())
+    view["attempts"] = [masked(a, can_see, names=("account_name",)) for a in row["attempts"]]
+    view["anomalies"] = row["anomalies"]
+    return _json(view)
+
+
+@router.get("/batches", summary="Batches, filtered, with cursor pagination")
+async def get_batches(
+    request: Request,
+    _: Reader,
+    period: PeriodQuery = None,
+    state: Annotated[str | None, Query(pattern="^(" + "|".join(model.BATCH_STATES) + ")$")] = None,
+    counterparty: Annotated[str | None, Query(pattern=COUNTERPARTY_PATTERN)] = None,
+    cursor: str | None = None,
+    limit: Limit = 100,
+) -> JSONResponse:
+    after = _cursor(cursor, numeric=False)
+    async with request.app.state.runtime.session_factory() as session:
+        rows = await queries.list_batches(session, period=period, state=state, counterparty=counterparty,
+                                          after=after, limit=limit)
+    return _json({
+        "items": rows,
+        "next_cursor": queries.encode_cursor(rows[-1]["batch_id"]) if len(rows) == limit else None,
+    })
+
+
+@router.get("/batches/{batch_id}", summary="One batch with its items counted by state")
+async def get_batch(batch_id: str, request: Request, _: Reader) -> JSONResponse:
+    async with request.app.state.runtime.session_factory() as session:
+        row = await queries.batch_row(session, batch_id)
+    if row is None:
+        raise _not_found("batch")
+    return _json(row)
+
+
+# -- ledger and reconciliation ------------------------------------------------------------------
+
+
+@router.get("/ledger", summary="Sums settled, returned, failed and open per counterparty for a period")
+async def get_ledger(request: Request, _: Reader,
+                     period: Annotated[str, Query(pattern=PERIOD_PATTERN)]) -> JSONResponse:
+    async with request.app.state.runtime.session_factory() as session:
+        rows = await queries.ledger(session, period)
+    return _json({
+        "period": period,
+        "counterparties": rows,
+        "settled_sum": sum(r["settled_sum"] for r in rows),
+        "settled_count": sum(r["settled_count"] for r in rows),
+    })
+
+
+@router.post("/reconciliations", status_code=201,
+             summary="Fetch a counterparty's statement for a day and match it against the ledger")
+async def post_reconciliation(body: StartReconciliation, request: Request, principal: Operator) -> JSONResponse:
+    registry: BankChannelRegistry = request.app.state.channels
+    try:
+        channel = registry.channel(body.counterparty)
+    except (ValueError, LookupError):
+        raise ProblemError(422, "Unprocessable Content", "unknown counterparty") from None
+    try:
+        statement = await channel.statement(body.date)
+    except (TransientBankError, UnknownOutcome):
+        raise ProblemError(503, "Service Unavailable", "the counterparty did not answer; try again",
+                           type_="https://benefits.example.vn/problems/counterparty-unavailable") from None
+    except PermanentBankError as exc:
+        raise ProblemError(502, "Bad Gateway", f"the counterparty refused the statement request ({exc.code})",
+                           type_="https://benefits.example.vn/problems/counterparty-refused") from None
+    entries = [BankEntry(e.end_to_end_id, int(e.amount), e.status, e.bank_reference) for e in statement]
+    runtime = request.app.state.runtime
+    async with runtime.session_factory() as session, session.begin():
+        run_id, summary = await reconcile(session, body.counterparty, body.date, entries,
+                                          principal.client_id, utcnow())
+    return _json({"id": run_id, "counterparty": body.counterparty, "date": body.date, "summary": summary}, 201)
+
+
+@router.get("/reconciliations", summary="Reconciliation runs, newest first")
+async def get_reconciliations(
+    request: Request,
+    _: Reader,
+    counterparty: Annotated[str | None, Query(pattern=COUNTERPARTY_PATTERN)] = None,
+    day: Annotated[date | None, Query(alias="date")] = None,
+    limit: Limit = 50,
+) -> JSONResponse:
+    async with request.app.state.runtime.session_factory() as session:
+        rows = await queries.latest_reconciliations(session, counterparty, day, limit)
+    return _json({"items": [_run_view(r) for r in rows]})
+
+
+def _run_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "counterparty": row["counterparty"], "date": row["statement_date"],
+            "created_at": row["created_at"], "created_by": row["created_by"], "summary": row["summary"]}
+
+
+@router.get("/reconciliations/{run_id}", summary="One reconciliation with its lines (filter by kind)")
+async def get_reconciliation(
+    run_id: int,
+    request: Request,
+    _: Reader,
+    kind: Annotated[str | None, Query(pattern="^(" + "|".join(LINE_KINDS) + ")$")] = None,
+    cursor: str | None = None,
+    limit: Limit = 200,
+) -> JSONResponse:
+    after = _cursor(cursor)
+    async with request.app.state.runtime.session_factory() as session:
+        run = await queries.reconciliation(session, run_id)
+        if run is None:
+            raise _not_found("reconciliation")
+        lines = await queries.reconciliation_line_rows(session, run_id, kind, after, limit)
+    return _json({
+        **_run_view(run),
+        "lines": [{k: v for k, v in line.items() if k != "run_id"} for line in lines],
+        "next_cursor": queries.encode_cursor(lines[-1]["id"]) if len(lines) == limit else None,
+    })
+
+
+# -- payment methods ----------------------------------------------------------------------------
+
+
+@router.get("/beneficiaries/{beneficiary_id}/payment-method",
+            summary="The current payment method and its verification")
+async def get_payment_method(beneficiary_id: str, request: Request, principal: Reader) -> JSONResponse:
+    async with request.app.state.runtime.session_factory() as session:
+        row = await queries.payment_method(session, beneficiary_id)
+    if row is None:
+        raise _not_found("payment method")
+    can_see = principal.can(PII_SCOPE)
+    names = ("account_holder_name", "verified_name", "representative_name", "expected_name")
+    view = masked(row, can_see, names=names)
+    if row["verification"] is not None:
+        view["verification"] = masked(row["verification"], can_see, names=names)
+    return _json(view)

@@ -1,0 +1,34 @@
+"""Personal data in responses: account numbers and names are masked unless the caller holds
+`pii:read`."""
+from __future__ import annotations
+
+from typing import Any
+
+PII_SCOPE = "pii:read"
+
+
+def mask_account(number: str | None) -> str | None:
+    if not number:
+        return number
+    keep = 4 if len(number) > 6 else 2
+    return "*" * (len(number) - keep) + number[-keep:]
+
+
+def mask_name(name: str | None) -> str | None:
+    if not name:
+        return name
+    return " ".join(part[0] + "*" * (len(part) - 1) for part in name.split())
+
+
+def masked(row: dict[str, Any], can_see: bool, accounts: tuple[str, ...] = ("account_number",),
+           names: tuple[str, ...] = ()) -> dict[str, Any]:
+    if can_see:
+        return row
+    out = dict(row)
+    for key in accounts:
+        if key in out:
+            out[key] = mask_account(out[key])
+    for key in names:
+        if key in out:
+            out[key] = mask_name(out[key])
+    return out

@@ -1,0 +1,265 @@
+"""Read side of the API: progress, lists with cursor pagination, the ledger."""
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.payout.adapters.orm import (
+    batches,
+    cycles,
+    installments,
+    payment_anomalies,
+    payment_attempts,
+    payment_methods,
+    reconciliation_lines,
+    reconciliation_runs,
+    verifications,
+)
+from services.payout.domain import model
+from services.payout.service_layer.common import as_utc
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(value: int | str) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor("the cursor is not one this API gave out") from exc
+
+
+def decode_int_cursor(cursor: str) -> int:
+    text = decode_cursor(cursor)
+    if not text.isdigit():
+        raise BadCursor("the cursor is not one this API gave out")
+    return int(text)
+
+
+async def cycle_row(session: AsyncSession, period: str) -> dict[str, Any] | None:
+    row = (await session.execute(select(cycles).where(cycles.c.period == period))).mappings().first()
+    return dict(row) if row else None
+
+
+async def cycle_progress(session: AsyncSession, cycle: dict[str, Any], now: datetime) -> dict[str, Any]:
+    i = installments
+    by_state: dict[str, dict[str, int]] = {}
+    by_channel: dict[str, dict[str, dict[str, int]]] = {}
+    total_count = total_sum = 0
+    for state, counterparty, count, amount in (
+        await session.execute(
+            select(i.c.state, i.c.counterparty, func.count(), func.coalesce(func.sum(i.c.amount), 0))
+            .where(i.c.cycle_id == cycle["id"])
+            .group_by(i.c.state, i.c.counterparty)
+        )
+    ).all():
+        count, amount = int(count), int(amount)
+        total_count += count
+        total_sum += amount
+        slot = by_state.setdefault(state, {"count": 0, "sum": 0})
+        slot["count"] += count
+        slot["sum"] += amount
+        channel = by_channel.setdefault(counterparty or "NONE", {})
+        channel[state] = {"count": count, "sum": amount}
+    oldest_pending = (
+        await session.execute(
+            select(func.min(i.c.created_at)).where(
+                i.c.cycle_id == cycle["id"],
+                i.c.state.in_([model.ON_HOLD, model.SCHEDULED, model.SUBMITTED]),
+            )
+        )
+    ).scalar()
+    batch_states = {
+        state: int(count)
+        for state, count in (
+            await session.execute(
+                select(batches.c.state, func.count()).where(batches.c.cycle_id == cycle["id"]).group_by(batches.c.state)
+            )
+        ).all()
+    }
+    oldest = as_utc(oldest_pending)
+    return {
+        "period": cycle["period"],
+        "cycle_id": cycle["id"],
+        "state": cycle["state"],
+        "started_at": as_utc(cycle["started_at"]),
+        "installments": {"count": total_count, "sum": total_sum},
+        "by_state": by_state,
+        "by_counterparty": by_channel,
+        "batches": batch_states,
+        "oldest_pending_age_seconds": int((now - oldest).total_seconds()) if oldest else None,
+        "complete": not any(s in by_state for s in (model.ON_HOLD, model.SCHEDULED, model.SUBMITTED)),
+    }
+
+
+async def list_installments(
+    session: AsyncSession, *, period: str | None, state: str | None, counterparty: str | None,
+    beneficiary_id: str | None, after: int | None, limit: int,
+) -> list[dict[str, Any]]:
+    i, a = installments, payment_attempts
+    query = (
+        select(i, a.c.account_number, a.c.batch_id)
+        .select_from(i.outerjoin(a, (a.c.installment_id == i.c.id) & (a.c.attempt_no == i.c.attempt_no)))
+        .order_by(i.c.id)
+        .limit(limit)
+    )
+    if period:
+        query = query.where(i.c.period == period)
+    if state:
+        query = query.where(i.c.state == state)
+    if counterparty:
+        query = query.where(i.c.counterparty == counterparty)
+    if beneficiary_id:
+        query = query.where(i.c.beneficiary_id == beneficiary_id)
+    if after is not None:
+        query = query.where(i.c.id > after)
+    return [dict(row) for row in (await session.execute(query)).mappings()]
+
+
+async def installment_detail(session: AsyncSession, installment_id: int) -> dict[str, Any] | None:
+    row = (await session.execute(select(installments).where(installments.c.id == installment_id))).mappings().first()
+    if row is None:
+        return None
+    attempts = [
+        dict(a)
+        for a in (
+            await session.execute(
+                select(payment_attempts).where(payment_attempts.c.installment_id == installment_id)
+                .order_by(payment_attempts.c.attempt_no)
+            )
+        ).mappings()
+    ]
+    anomalies = [
+        dict(a)
+        for a in (
+            await session.execute(
+                select(payment_anomalies).where(payment_anomalies.c.installment_id == installment_id)
+                .order_by(payment_anomalies.c.id)
+            )
+        ).mappings()
+    ]
+    return {**dict(row), "attempts": attempts, "anomalies": anomalies}
+
+
+async def list_batches(
+    session: AsyncSession, *, period: str | None, state: str | None, counterparty: str | None,
+    after: str | None, limit: int,
+) -> list[dict[str, Any]]:
+    query = select(batches).order_by(batches.c.batch_id).limit(limit)
+    if period:
+        query = query.where(batches.c.period == period)
+    if state:
+        query = query.where(batches.c.state == state)
+    if counterparty:
+        query = query.where(batches.c.counterparty == counterparty)
+    if after is not None:
+        query = query.where(batches.c.batch_id > after)
+    return [dict(row) for row in (await session.execute(query)).mappings()]
+
+
+async def batch_row(session: AsyncSession, batch_id: str) -> dict[str, Any] | None:
+    row = (await session.execute(select(batches).where(batches.c.batch_id == batch_id))).mappings().first()
+    if row is None:
+        return None
+    states = {
+        state: int(count)
+        for state, count in (
+            await session.execute(
+                select(payment_attempts.c.state, func.count())
+                .where(payment_attempts.c.batch_id == batch_id)
+                .group_by(payment_attempts.c.state)
+            )
+        ).all()
+    }
+    return {**dict(row), "items_by_state": states}
+
+
+async def ledger(session: AsyncSession, period: str) -> list[dict[str, Any]]:
+    """Per counterparty: what settled (banks) or was paid in cash, what came back, what failed
+    and what is still open, for the period's current attempts."""
+    i = installments
+    rows = (
+        await session.execute(
+            select(i.c.counterparty, i.c.state, func.count(), func.coalesce(func.sum(i.c.amount), 0))
+            .where(i.c.period == period, i.c.counterparty.is_not(None))
+            .group_by(i.c.counterparty, i.c.state)
+        )
+    ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for counterparty, state, count, amount in rows:
+        entry = out.setdefault(
+            counterparty,
+            {"counterparty": counterparty, "settled_count": 0, "settled_sum": 0, "returned_count": 0,
+             "returned_sum": 0, "failed_count": 0, "failed_sum": 0, "open_count": 0, "open_sum": 0,
+             "cancelled_count": 0},
+        )
+        count, amount = int(count), int(amount)
+        if state in (model.SETTLED, model.PAID_CASH):
+            entry["settled_count"] += count
+            entry["settled_sum"] += amount
+        elif state == model.RETURNED:
+            entry["returned_count"] += count
+            entry["returned_sum"] += amount
+        elif state == model.FAILED:
+            entry["failed_count"] += count
+            entry["failed_sum"] += amount
+        elif state == model.CANCELLED:
+            entry["cancelled_count"] += count
+        else:
+            entry["open_count"] += count
+            entry["open_sum"] += amount
+    return [out[k] for k in sorted(out)]
+
+
+async def reconciliation(session: AsyncSession, run_id: int) -> dict[str, Any] | None:
+    row = (await session.execute(select(reconciliation_runs).where(reconciliation_runs.c.id == run_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def reconciliation_line_rows(
+    session: AsyncSession, run_id: int, kind: str | None, after: int | None, limit: int
+) -> list[dict[str, Any]]:
+    query = (
+        select(reconciliation_lines)
+        .where(reconciliation_lines.c.run_id == run_id)
+        .order_by(reconciliation_lines.c.id)
+        .limit(limit)
+    )
+    if kind:
+        query = query.where(reconciliation_lines.c.kind == kind)
+    if after is not None:
+        query = query.where(reconciliation_lines.c.id > after)
+    return [dict(row) for row in (await session.execute(query)).mappings()]
+
+
+async def latest_reconciliations(session: AsyncSession, counterparty: str | None, day: Any, limit: int) -> list[dict[str, Any]]:
+    query = select(reconciliation_runs).order_by(reconciliation_runs.c.id.desc()).limit(limit)
+    if counterparty:
+        query = query.where(reconciliation_runs.c.counterparty == counterparty)
+    if day is not None:
+        query = query.where(reconciliation_runs.c.statement_date == day)
+    return [dict(row) for row in (await session.execute(query)).mappings()]
+
+
+async def payment_method(session: AsyncSession, beneficiary_id: str) -> dict[str, Any] | None:
+    row = (
+        await session.execute(select(payment_methods).where(payment_methods.c.beneficiary_id == beneficiary_id))
+    ).mappings().first()
+    if row is None:
+        return None
+    latest = (
+        await session.execute(
+            select(verifications).where(verifications.c.method_id == row["method_id"])
+        )
+    ).mappings().first()
+    return {**dict(row), "verification": dict(latest) if latest else None}

@@ -1,0 +1,307 @@
+"""The payout's background work, run by `python -m services.payout worker` next to the outbox
+relay: the intake-view consumer, account verification, batch submission, the status-inquiry
+sweeper and the cycle scheduler. Any number of worker processes may run at once: every piece of
+work is claimed with `FOR UPDATE SKIP LOCKED` and a lease, and no call to a bank is made inside
+a database transaction.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.payout.adapters.banks.base import (
+    VNPOST,
+    PaymentBatch,
+    PaymentInstruction,
+    PaymentStatus,
+    PermanentBankError,
+    TransientBankError,
+    UnknownOutcome,
+    describe,
+)
+from services.payout.adapters.banks.registry import BankChannelRegistry
+from services.payout.domain.model import Outcome
+from services.payout.domain.periods import current_period, vn_date, vn_now
+from services.payout.domain.verification import verdict
+from services.payout.service_layer import cycles as cycle_service
+from services.payout.service_layer import submission
+from services.payout.service_layer import verification as verification_service
+from services.payout.service_layer.common import utcnow
+from services.payout.service_layer.outcomes import OutcomePolicy
+from services.payout.service_layer.queries import cycle_row
+from services.payout.settings import PayoutSettings
+from shared.outbox import Outbox
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def outcome_policy(settings: PayoutSettings) -> OutcomePolicy:
+    return OutcomePolicy(describe=describe, fallback=settings.permanent_failure_fallback)
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+class PayoutWorkers:
+    def __init__(
+        self,
+        settings: PayoutSettings,
+        session_factory: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        channels: BankChannelRegistry,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.outbox = outbox
+        self.channels = channels
+        self.policy = outcome_policy(settings)
+        self.batches_sent = 0
+        self.inquiries_made = 0
+
+    async def in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 5) -> T:
+        """Run `work` in its own transaction, again after a deadlock or a lost race."""
+        delay = 0.05
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.session_factory() as session, session.begin():
+                    return await work(session)
+            except Exception:  # noqa: BLE001 - retried, then raised
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    # -- loops ------------------------------------------------------------------------------
+
+    async def _loop(self, name: str, stop: asyncio.Event, step: Callable[[], Awaitable[bool]],
+                    idle: float) -> None:
+        backoff = idle
+        while not stop.is_set():
+            try:
+                busy = await step()
+                backoff = idle
+            except Exception as exc:  # noqa: BLE001 - a worker outlives database or bank outages
+                log.warning("payout worker step failed", exc_info=exc,
+                            extra={"fields": {"worker": name, "error": type(exc).__name__}})
+                busy = False
+                backoff = min(max(backoff * 2, 0.5), 10.0)
+            if not busy:
+                await sleep_or_stop(stop, backoff)
+
+    async def run_verification(self, stop: asyncio.Event) -> None:
+        await self._loop("verification", stop, self.verify_once, self.settings.worker_idle_seconds)
+
+    async def run_submission(self, stop: asyncio.Event) -> None:
+        lanes = [
+            self._loop(f"submission-{n}", stop, self.submit_once, self.settings.worker_idle_seconds)
+            for n in range(self.settings.submit_concurrency)
+        ]
+        lanes.append(self._loop("batching", stop, self.batch_once, max(self.settings.worker_idle_seconds, 0.5)))
+        await asyncio.gather(*lanes)
+
+    async def run_sweeper(self, stop: asyncio.Event) -> None:
+        await self._loop("status-sweeper", stop, self.sweep_once, max(self.settings.worker_idle_seconds, 1.0))
+
+    async def run_scheduler(self, stop: asyncio.Event) -> None:
+        async def step() -> bool:
+            await self.schedule_once()
+            return False
+
+        await self._loop("scheduler", stop, step, self.settings.scheduler_interval_seconds)
+
+    # -- verification -----------------------------------------------------------------------
+
+    async def verify_once(self) -> bool:
+        now = utcnow()
+        claimed = await self.in_transaction(
+            lambda s: verification_service.claim_verifications(
+                s, now, self.settings.verification_batch_size, self.settings.lease_seconds
+            )
+        )
+        if not claimed:
+            return False
+        gate = asyncio.Semaphore(self.settings.verification_concurrency)
+
+        async def ask(pending: verification_service.PendingVerification) -> verification_service.VerificationAnswer:
+            async with gate:
+                try:
+                    channel = self.channels.channel(pending.bank_bin)
+                except (ValueError, LookupError):
+                    return verification_service.VerificationAnswer(pending, "BANK_NOT_SUPPORTED")
+                try:
+                    found = await channel.name_inquiry(pending.account_number)
+                except (TransientBankError, UnknownOutcome) as exc:
+                    return verification_service.VerificationAnswer(pending, None, error=type(exc).__name__)
+                except PermanentBankError:
+                    return verification_service.VerificationAnswer(pending, "NO_SUCH_ACCOUNT")
+                result = verdict(found.status, found.account_name, pending.expected_name)
+                return verification_service.VerificationAnswer(pending, result, bank_name=found.account_name)
+
+        answers = await asyncio.gather(*(ask(p) for p in claimed))
+        done_at = utcnow()
+        await self.in_transaction(
+            lambda s: verification_service.record_verifications(
+                s, self.outbox, list(answers), done_at,
+                self.settings.retry_base_seconds, self.settings.retry_max_seconds,
+            )
+        )
+        return True
+
+    # -- batches ----------------------------------------------------------------------------
+
+    async def batch_once(self) -> bool:
+        await self.in_transaction(
+            lambda s: cycle_service.assign_pending_batches(s, self.settings.batch_size, utcnow())
+        )
+        return False  # a timer, not a queue: it runs every idle period
+
+    async def submit_once(self) -> bool:
+        claimed = await self.in_transaction(
+            lambda s: submission.claim_batch(s, utcnow(), self.settings.lease_seconds)
+        )
+        if claimed is None:
+            return False
+        if claimed.action == "send":
+            await self.send(claimed)
+        else:
+            await self.inquire(claimed)
+        return True
+
+    async def sweep_once(self) -> bool:
+        claimed = await self.in_transaction(
+            lambda s: submission.claim_batch(s, utcnow(), self.settings.lease_seconds, sweep=True)
+        )
+        if claimed is None:
+            return False
+        done = await self.in_transaction(lambda s: submission.complete_if_done(s, claimed, utcnow()))
+        if not done:
+            await self.inquire(claimed)
+        return True
+
+    async def send(self, claimed: submission.Claimed) -> None:
+        async with self.session_factory() as session:
+            items = await submission.batch_items(session, claimed.batch_id)
+        instructions = tuple(
+            PaymentInstruction(
+                end_to_end_id=item["end_to_end_id"],
+                amount=int(item["amount"]),
+                account_number=item["account_number"],
+                account_name=item["account_name"],
+                bank_bin=None if claimed.counterparty == VNPOST else claimed.counterparty,
+                commune_code=item["commune_code"],
+                remittance_info=item["remittance_info"],
+            )
+            for item in items
+        )
+        batch = PaymentBatch(
+            batch_id=claimed.batch_id,
+            counterparty=claimed.counterparty,
+            control_count=claimed.control_count,
+            control_sum=claimed.control_sum,
+            items=instructions,
+            execution_date=claimed.execution_date,
+        )
+        e2e_ids = [item.end_to_end_id for item in instructions]
+        now = utcnow
+        if not batch.totals_match():
+            # Never send more (or other) than the batch declares; a person must look at it.
+            log.error("batch items differ from its control totals; not sent",
+                      extra={"fields": {"batch_id": claimed.batch_id}})
+            await self.in_transaction(
+                lambda s: submission.record_not_sent(s, claimed, "CONTROL_TOTALS_MISMATCH", now())
+            )
+            return
+        channel = self.channels.channel(claimed.counterparty)
+        try:
+            result = await channel.submit_batch(batch)
+        except TransientBankError as exc:
+            await self.in_transaction(lambda s: submission.record_retry(
+                s, claimed, str(exc), now(), self.settings.retry_base_seconds, self.settings.retry_max_seconds))
+            return
+        except UnknownOutcome as exc:
+            await self.in_transaction(lambda s: submission.record_unknown(s, claimed, str(exc), now()))
+            return
+        except PermanentBankError as exc:
+            await self.in_transaction(lambda s: submission.record_refused(
+                s, self.outbox, claimed, exc.code, e2e_ids, now(), self.policy))
+            return
+        self.batches_sent += 1
+        await self.in_transaction(lambda s: submission.record_accepted(
+            s, self.outbox, claimed, list(result.accepted), list(result.rejected), e2e_ids, now(),
+            self.policy, self.settings.status_inquiry_after_seconds))
+
+    async def inquire(self, claimed: submission.Claimed) -> None:
+        async with self.session_factory() as session:
+            items = await submission.open_items(session, claimed.batch_id)
+        channel = self.channels.channel(claimed.counterparty)
+        gate = asyncio.Semaphore(self.settings.status_inquiry_concurrency)
+
+        async def ask(e2e: str) -> PaymentStatus | Exception:
+            async with gate:
+                try:
+                    return await channel.payment_status(e2e)
+                except Exception as exc:  # noqa: BLE001 - an unanswered inquiry leaves the item in doubt
+                    return exc
+
+        answers = await asyncio.gather(*(ask(item["end_to_end_id"]) for item in items))
+        self.inquiries_made += len(items)
+        findings = submission.InquiryFindings([], [], [], [])
+        now = utcnow()
+        for item, answer in zip(items, answers, strict=True):
+            e2e = item["end_to_end_id"]
+            if isinstance(answer, Exception):
+                findings.undetermined.append(e2e)
+            elif answer.status == "UNKNOWN_TO_BANK":
+                findings.never_received.append(e2e)
+            elif answer.status == "PENDING":
+                findings.pending.append(e2e)
+            else:
+                occurred = answer.settled_at or now
+                findings.outcomes.append(
+                    Outcome(
+                        end_to_end_id=e2e,
+                        status=answer.status,  # type: ignore[arg-type]
+                        amount=answer.amount,
+                        reason_code=answer.reason_code,
+                        bank_reference=answer.bank_reference,
+                        occurred_at=occurred,
+                        paid_on=vn_date(occurred) if answer.status == "PAID_CASH" else None,
+                    )
+                )
+        await self.in_transaction(lambda s: submission.record_inquiry(
+            s, self.outbox, claimed, findings, utcnow(), self.policy,
+            retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds,
+            inquiry_after_seconds=self.settings.status_inquiry_after_seconds))
+
+    # -- scheduler --------------------------------------------------------------------------
+
+    async def schedule_once(self, now: datetime | None = None) -> cycle_service.CycleStarted | None:
+        """On or after the configured day of the month (Vietnam time), open the month's cycle."""
+        now = now or utcnow()
+        if vn_now(now).day < self.settings.cycle_day:
+            return None
+        period = current_period(now)
+
+        async def work(session: AsyncSession) -> cycle_service.CycleStarted | None:
+            if await cycle_row(session, period) is not None:
+                return None
+            return await cycle_service.start_cycle(
+                session, self.outbox, period, "scheduler", now, self.settings.batch_size
+            )
+
+        started = await self.in_transaction(work)
+        if started is not None:
+            log.info("cycle started by the scheduler",
+                     extra={"fields": {"period": period, "installments": started.new_installments}})
+        return started

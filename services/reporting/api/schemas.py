@@ -1,0 +1,169 @@
+"""Request and response bodies of the reporting API."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events.contracts import PERIOD_PATTERN, Scheme
+
+Dimension = Literal["province", "district", "commune", "area-type", "scheme", "agency", "channel", "period"]
+SplitDimension = Literal["area-type", "scheme", "agency", "channel", "province", "district"]
+AreaLevel = Literal["province", "district", "commune"]
+AreaType = Literal["URBAN", "RURAL", "UNKNOWN"]
+TargetAreaType = Literal["URBAN", "RURAL", "ALL"]
+Status = Literal["REACHED", "ON_TRACK", "AT_RISK", "NO_DATA"]
+
+
+class FiguresOut(BaseModel):
+    """Counts of people are distinct people per period and scheme; over several periods they add
+    up month by month (lượt người). Amounts are whole VND."""
+
+    people_paid: int
+    people_cashless: int
+    cashless_share_percent: float | None = Field(description="people_cashless / people_paid, for display")
+    paid_count: int
+    paid_amount: int
+    cashless_count: int
+    cashless_amount: int
+    pending_count: int
+    pending_amount: int
+    failed_count: int
+    failed_amount: int
+    returned_count: int
+    returned_amount: int
+    cancelled_count: int
+    cancelled_amount: int
+    claims_received: int
+    decisions_approved: int
+    decisions_rejected: int
+    decisions: int
+
+
+class RowOut(FiguresOut):
+    key: dict[str, str]
+    code: str
+    name_vi: str
+    name_en: str
+    area_type: str | None = None
+
+
+class BreakdownOut(BaseModel):
+    dimension: str
+    filters: dict
+    rows: list[RowOut]
+    total: FiguresOut
+
+
+class KpisOut(BaseModel):
+    filters: dict
+    figures: FiguresOut
+
+
+class PointOut(FiguresOut):
+    period: str
+
+
+class SeriesOut(BaseModel):
+    key: dict[str, str]
+    code: str
+    name_vi: str
+    name_en: str
+    points: list[PointOut]
+
+
+class TimeseriesOut(BaseModel):
+    split: str | None
+    filters: dict
+    periods: list[str]
+    series: list[SeriesOut]
+
+
+class TargetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title_vi: str = Field(min_length=1, max_length=500)
+    title_en: str = Field(min_length=1, max_length=500)
+    area_type: TargetAreaType
+    area_level: AreaLevel = "province"
+    area_code: str | None = Field(default=None, max_length=16)
+    schemes: list[Scheme] = Field(min_length=1)
+    target_percent: Decimal = Field(gt=0, le=100, max_digits=5, decimal_places=2)
+    deadline: date
+
+
+class TargetOut(BaseModel):
+    id: str
+    code: str
+    title_vi: str
+    title_en: str
+    area_type: str
+    area_level: str
+    area_code: str | None
+    schemes: list[str]
+    target_percent: float
+    deadline: date
+
+
+class WindowPointOut(BaseModel):
+    period: str
+    people_paid: int
+    people_cashless: int
+    share_percent: float | None
+
+
+class ProgressOut(BaseModel):
+    target: TargetOut
+    status: Status
+    as_of: str
+    period: str | None = Field(description="the latest complete period with figures")
+    people_paid: int
+    people_cashless: int
+    share_percent: float | None
+    gap_pp: float | None = Field(description="target minus current share, in percentage points")
+    trend_pp_per_month: float | None = Field(description="least-squares slope over the last six periods")
+    projected_date: date | None = Field(description="when the trend line reaches the target")
+    deadline_passed: bool
+    window: list[WindowPointOut]
+
+
+class ProgressListOut(BaseModel):
+    as_of: str
+    targets: list[ProgressOut]
+
+
+class PeriodsOut(BaseModel):
+    periods: list[str]
+    default_period: str | None
+    latest_complete: str
+
+
+class FreshnessOut(BaseModel):
+    generation: int
+    state: str
+    events_applied: int
+    last_event_at: datetime | None
+    last_applied_at: datetime | None
+    lag_seconds: float | None = Field(description="from the newest applied event's time to its application")
+    rebuilt_at: datetime | None
+
+
+class AreaOut(BaseModel):
+    code: str
+    name: str
+    list_date: date
+    district_code: str | None = None
+    district_name: str | None = None
+    area_type: str | None = None
+
+
+class AreasOut(BaseModel):
+    level: str
+    list_date: date
+    areas: list[AreaOut]
+
+
+PeriodParam = Field(default=None, pattern=PERIOD_PATTERN)
