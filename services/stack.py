@@ -51,6 +51,7 @@ def default_specs() -> list[ServiceSpec]:
 @dataclass
 class Stack:
     specs: list[ServiceSpec] = field(default_factory=default_specs)
+    with_sandbox: bool = False
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _servers: list[uvicorn.Server] = field(default_factory=list)
@@ -72,11 +73,37 @@ class Stack:
             server.install_signal_handlers = lambda: None  # the stack owns the signals
             self._servers.append(server)
             self._tasks.append(asyncio.ensure_future(server.serve()))
+        if self.with_sandbox:
+            self._serve_sandbox()
         while not all(s.started for s in self._servers):
             for task in self._tasks:
                 if task.done() and task.exception():
                     raise task.exception()  # type: ignore[misc]
             await asyncio.sleep(0.05)
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://{self.sandbox_settings.host}:{self.sandbox_settings.port}"
+
+    @property
+    def sandbox_settings(self):  # noqa: ANN201
+        from services.sandbox import SandboxSettings
+
+        payout_spec = next(s for s in self.specs if s.name == "payout")
+        return SandboxSettings(callback_base=payout_spec.url)
+
+    def _serve_sandbox(self) -> None:
+        from services.sandbox import create_app as create_sandbox
+
+        settings = self.sandbox_settings
+        server = uvicorn.Server(uvicorn.Config(create_sandbox(settings), host=settings.host, port=settings.port,
+                                               log_config=None, access_log=False, lifespan="on"))
+        server.install_signal_handlers = lambda: None
+        self._servers.append(server)
+        self._tasks.append(asyncio.ensure_future(server.serve()))
+
+    def url(self, name: str) -> str:
+        return next(s for s in self.specs if s.name == name).url
 
     async def shutdown(self) -> None:
         self.stop.set()
@@ -95,6 +122,8 @@ async def serve_forever(stack: Stack) -> None:
     await stack.start()
     for spec in stack.specs:
         print(f"{spec.name:<10} {spec.url}  (OpenAPI: {spec.url}/docs, ready: {spec.url}/readyz)", flush=True)
+    if stack.with_sandbox:
+        print(f"{'sandbox':<10} {stack.sandbox_url}", flush=True)
     await stack.stop.wait()
     await stack.shutdown()
 
@@ -103,7 +132,9 @@ def main() -> None:
     from shared.observability import configure_logging
 
     configure_logging("INFO")
-    asyncio.run(serve_forever(Stack()))
+    import sys
+
+    asyncio.run(serve_forever(Stack(with_sandbox="--sandbox" in sys.argv[1:])))
 
 
 if __name__ == "__main__":

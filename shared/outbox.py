@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import BigId, is_sqlite
 from shared.events.contracts import CONTRACT_BY_MODEL, Contract
-from shared.events.envelope import CORRELATION_HEADER, EVENT_TYPE_HEADER, TRACEPARENT_HEADER, CloudEvent
+from shared.events.envelope import CORRELATION_HEADER, EVENT_TYPE_HEADER, TRACEPARENT_HEADER, encode_event
 from shared.messaging.ports import EventProducer, OutgoingRecord
 from shared.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 from shared.observability import current_correlation_id
@@ -100,21 +100,15 @@ class Outbox:
         for payload in events:
             contract = CONTRACT_BY_MODEL[type(payload)]
             key = str(getattr(payload, contract.key_field))
-            event = CloudEvent(
-                type=contract.type,
-                source=self.source,
-                subject=key,
-                data=payload.model_dump(mode="json"),
-                time=now,
-            )
+            event_id, body = encode_event(contract.type, self.source, key, payload.model_dump(mode="json"), now)
             rows.append(
                 {
                     "lane": lane_for(key),
-                    "event_id": event.id,
-                    "event_type": event.type,
+                    "event_id": event_id,
+                    "event_type": contract.type,
                     "topic": contract.topic,
                     "key": key,
-                    "payload": event.to_json(),
+                    "payload": body,
                     "correlation_id": correlation,
                     "traceparent": traceparent,
                     "created_at": now,
@@ -141,6 +135,7 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_poll_seconds: float = 0.5,
         retention: timedelta = timedelta(hours=24),
+        lanes_per_claim: int = OUTBOX_LANES,
     ) -> None:
         self.engine = engine
         self.session_factory = session_factory
@@ -151,6 +146,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_poll_seconds = 0.05 if is_sqlite(engine) else idle_poll_seconds
         self.retention = retention
+        self.lanes_per_claim = lanes_per_claim
         self.published_total = 0
         self._wake = asyncio.Event()
 
@@ -170,6 +166,7 @@ class OutboxRelay:
                         .exists()
                     )
                     .order_by(self.lanes.c.lane)
+                    .limit(self.lanes_per_claim)
                     .with_for_update(skip_locked=True)
                 )
                 lane_filter = list((await session.execute(claimable)).scalars())

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.bus import make_bus
 from shared.db import is_sqlite, make_engine, make_session_factory
 from shared.events.contracts import ALL_TOPICS
-from shared.messaging.ports import EventBus
+from shared.messaging.ports import EventBus, EventProducer
 from shared.migrations import upgrade_to_head_async
 from shared.observability import configure_logging
-from shared.outbox import Outbox, OutboxRelay
+from shared.outbox import OUTBOX_LANES, Outbox, OutboxRelay
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -57,20 +57,28 @@ class Runtime:
     async def close(self) -> None:
         await self.engine.dispose()
 
-    def relay(self) -> OutboxRelay:
+    def relay(self, producer: EventProducer | None = None, lanes_per_claim: int = OUTBOX_LANES) -> OutboxRelay:
         return OutboxRelay(
             self.engine, self.session_factory, self.outbox_table, self.lanes_table,
-            self.bus.producer(), self.settings.service_name, batch_size=self.settings.relay_batch_size,
+            producer or self.bus.producer(), self.settings.service_name,
+            batch_size=self.settings.relay_batch_size, lanes_per_claim=lanes_per_claim,
         )
 
 
 async def run_relay(runtime: Runtime, stop: asyncio.Event, relay: OutboxRelay | None = None) -> None:
-    relay = relay or runtime.relay()
-    await relay.producer.start()
+    """Publish the outbox until `stop`. On PostgreSQL several relay loops share one producer,
+    each claiming a few lanes, so database and broker round trips overlap."""
+    if relay is None:
+        loops = 1 if is_sqlite(runtime.engine) else max(1, runtime.settings.relay_concurrency)
+        producer = runtime.bus.producer()
+        relays = [runtime.relay(producer, lanes_per_claim=-(-OUTBOX_LANES // loops)) for _ in range(loops)]
+    else:
+        producer, relays = relay.producer, [relay]
+    await producer.start()
     try:
-        await relay.run(stop)
+        await asyncio.gather(*(r.run(stop) for r in relays))
     finally:
-        await relay.producer.stop()
+        await producer.stop()
 
 
 WorkerFactory = Callable[[Runtime, asyncio.Event], Sequence[Awaitable[None]]]

@@ -21,11 +21,13 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str | None = None
     data_dir: Path = RUN_DIR / "embedded"
     topic_partitions: int = 6
+    topic_prefix: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     jwt_secret: str = DEFAULT_JWT_SECRET
     log_level: str = "INFO"
-    relay_batch_size: int = 500
+    relay_batch_size: int = 2000
+    relay_concurrency: int = 4
     consumer_batch_size: int = 500
     # A worker process has no API: when set, it serves its own /metrics on this port.
     worker_metrics_port: int = 0

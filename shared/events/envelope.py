@@ -15,6 +15,23 @@ TRACEPARENT_HEADER = "traceparent"
 EVENT_TYPE_HEADER = "ce_type"
 
 
+def encode_event(type_: str, source: str, subject: str, data: dict[str, Any], time: datetime) -> tuple[str, bytes]:
+    """A new event's id and JSON bytes: the hot path of writing outbox rows, without the dataclass."""
+    event_id = str(uuid.uuid4())
+    return event_id, orjson.dumps(
+        {
+            "specversion": SPEC_VERSION,
+            "id": event_id,
+            "source": source,
+            "type": type_,
+            "subject": subject,
+            "time": time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "datacontenttype": CONTENT_TYPE,
+            "data": data,
+        }
+    )
+
+
 class MalformedEvent(ValueError):
     """The bytes are not a CloudEvent we can read."""
 

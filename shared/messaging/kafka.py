@@ -8,6 +8,7 @@ from typing import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared.events.contracts import dead_letter_topic
 from shared.messaging.ports import OutgoingRecord, PublishFailed, ReceivedRecord
@@ -26,6 +27,7 @@ class KafkaProducerAdapter:
             max_batch_size=256 * 1024,
             request_timeout_ms=15000,
         )
+        self._partitioner = DefaultPartitioner()
 
     async def start(self) -> None:
         await self._producer.start()
@@ -34,12 +36,26 @@ class KafkaProducerAdapter:
         await self._producer.stop()
 
     async def publish(self, records: Sequence[OutgoingRecord]) -> None:
+        """Group the records per partition (Kafka's own key hash) and send them as whole batches:
+        far cheaper than one send() per record, and the order within a partition is kept."""
         try:
-            # send() enqueues in order; the idempotent producer keeps that order per partition.
-            futures = [
-                await self._producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
-                for r in records
-            ]
+            by_partition: dict[tuple[str, int], list[OutgoingRecord]] = {}
+            partitions: dict[str, list[int]] = {}
+            for record in records:
+                if record.topic not in partitions:
+                    partitions[record.topic] = sorted(await self._producer.partitions_for(record.topic))
+                all_partitions = partitions[record.topic]
+                partition = self._partitioner(record.key, all_partitions, all_partitions)
+                by_partition.setdefault((record.topic, partition), []).append(record)
+            futures = []
+            for (topic, partition), group in by_partition.items():
+                batch = self._producer.create_batch()
+                for record in group:
+                    while batch.append(key=record.key, value=record.value, timestamp=None,
+                                       headers=list(record.headers)) is None:
+                        futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+                        batch = self._producer.create_batch()
+                futures.append(await self._producer.send_batch(batch, topic, partition=partition))
             await asyncio.gather(*futures)
         except KafkaError as exc:
             raise PublishFailed(str(exc)) from exc

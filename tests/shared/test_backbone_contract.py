@@ -30,11 +30,13 @@ class Backend:
         self.database_url = database_url
         self.kafka = kafka
         self.data_dir = data_dir
-        self.settings = probe.probe_settings(database_url, kafka, data_dir)
+        self.topic_prefix = f"t{uuid.uuid4().hex[:8]}." if kafka else ""
+        self.settings = probe.probe_settings(database_url, kafka, data_dir, self.topic_prefix)
         self.processes: list[subprocess.Popen] = []
 
     def spawn(self, role: str, *extra: str) -> subprocess.Popen:
-        args = [sys.executable, "-m", "tests.support.probe_worker", role, "--data-dir", str(self.data_dir), *extra]
+        args = [sys.executable, "-m", "tests.support.probe_worker", role, "--data-dir", str(self.data_dir),
+                "--topic-prefix", self.topic_prefix, *extra]
         if self.database_url:
             args += ["--database-url", self.database_url]
         if self.kafka:
