@@ -31,10 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
-import httpx  # noqa: E402
+import asyncpg
+import httpx
 
-from shared.auth import issue_token  # noqa: E402
+from shared.auth import issue_token
 
 PG = {
     "host": os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
@@ -153,6 +153,7 @@ async def run(args: argparse.Namespace) -> dict:
     processes: list[subprocess.Popen] = []
     py = sys.executable
     result: dict = {}
+    result_pids: dict = {}
     try:
         subprocess.run([py, "-m", "services.payout", "migrate"], cwd=ROOT, env=env, check=True)
         conn = await asyncpg.connect(database=database, **PG)
@@ -163,20 +164,38 @@ async def run(args: argparse.Namespace) -> dict:
             [py, "-m", "services.sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port),
              "--callback-base", f"http://127.0.0.1:{api_port}", "--log-level", "warning"],
             cwd=ROOT, env=env))
-        processes.append(subprocess.Popen([py, "-m", "services.payout", "api", "--port", str(api_port)],
-                                          cwd=ROOT, env=env))
+        processes.append(subprocess.Popen(
+            [py, "-m", "uvicorn", "services.payout.bootstrap:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(api_port), "--workers", str(args.api_workers), "--no-access-log", "--log-level", "warning"],
+            cwd=ROOT, env=env))
         await wait_http(f"http://127.0.0.1:{sandbox_port}/health")
         await wait_http(f"http://127.0.0.1:{api_port}/healthz")
         sandbox = httpx.AsyncClient(base_url=f"http://127.0.0.1:{sandbox_port}", timeout=120)
         for start in range(0, len(accounts), 20000):
             (await sandbox.post("/admin/accounts", json=accounts[start:start + 20000])).raise_for_status()
+        # The outbox relay in a process of its own, the payment work in others. Entitlements and
+        # verified accounts are loaded straight into the tables, so no intake consumer runs.
+        processes.append(subprocess.Popen([py, "-m", "services.payout", "worker"], cwd=ROOT,
+                                          env={**env, "PAYOUT_WORKER_ROLES": '["relay"]'}))
         for _ in range(args.worker_processes):
-            processes.append(subprocess.Popen([py, "-m", "services.payout", "worker"], cwd=ROOT, env=env))
+            processes.append(subprocess.Popen(
+                [py, "-m", "services.payout", "worker"], cwd=ROOT,
+                env={**env, "PAYOUT_WORKER_ROLES": '["submission", "sweeper"]'}))
+        result_pids["api"] = processes[1].pid
+        result_pids["workers"] = [p.pid for p in processes[3:]]
         await asyncio.sleep(2.0)  # workers connected (Kafka metadata, database pools)
         token = issue_token(JWT, "bench", {"payout:operate", "payout:read"})
         api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=600,
                                 headers={"Authorization": f"Bearer {token}"})
 
+        if args.profile:
+            for name, pid in (("worker", result_pids["workers"][0]),
+                              ("sandbox", processes[0].pid)):
+                processes.append(subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(pid), "-o",
+                     f"/tmp/payout-{name}.txt", "--format", "raw", "-d", str(int(args.profile)), "-r", "50"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        load_before = os.getloadavg()
         t_start = time.perf_counter()
         started = await api.post("/v1/cycles", json={"period": PERIOD})
         started.raise_for_status()
@@ -233,8 +252,12 @@ async def run(args: argparse.Namespace) -> dict:
                 "to_the_dong": ledger["settled_sum"] == bank["total_credited"] == expected,
             },
             "settings": {"batch_size": args.batch_size, "worker_processes": args.worker_processes,
+                         "api_workers": args.api_workers,
                          "submit_concurrency": args.submit_concurrency},
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        # The machine is shared: its load says how much of it the run had.
+                        "load_average_1m_at_start": round(load_before[0], 2),
+                        "load_average_1m_at_settled": round(os.getloadavg()[0], 2)},
             "progress_samples": samples[:: max(1, len(samples) // 40)],
             "measured_at": datetime.now(UTC).isoformat(),
         }
@@ -260,8 +283,10 @@ def main() -> None:
     parser.add_argument("--installments", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--worker-processes", type=int, default=1)
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn processes taking the callbacks")
     parser.add_argument("--submit-concurrency", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--profile", type=float, default=0, help="record the worker and the sandbox with py-spy (pip install py-spy) for N seconds, raw stacks in /tmp")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "payout.json")
     args = parser.parse_args()
     result = asyncio.run(run(args))

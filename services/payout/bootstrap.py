@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Awaitable, Sequence
 
 from fastapi import FastAPI
 
@@ -43,19 +43,27 @@ def create_app(settings: PayoutSettings | None = None) -> FastAPI:
 def workers(runtime: Runtime, stop: asyncio.Event) -> Sequence[Awaitable[None]]:
     settings = runtime.settings
     assert isinstance(settings, PayoutSettings)
-    return [run_relay(runtime, stop), _payout_work(runtime, settings, stop)]
+    jobs: list[Awaitable[None]] = []
+    if "relay" in settings.worker_roles:
+        jobs.append(run_relay(runtime, stop))
+    jobs.append(_payout_work(runtime, settings, stop))
+    return jobs
 
 
 async def _payout_work(runtime: Runtime, settings: PayoutSettings, stop: asyncio.Event) -> None:
     channels = BankChannelRegistry(settings.bank_channels())
     work = PayoutWorkers(settings, runtime.session_factory, runtime.outbox, channels)
-    jobs = [
-        intake_view_consumer(runtime, settings.consumer_batch_size).run(stop),
-        work.run_verification(stop),
-        work.run_submission(stop),
-        work.run_sweeper(stop),
-    ]
-    if settings.scheduler_enabled:
+    roles = set(settings.worker_roles)
+    jobs = []
+    if "consumer" in roles:
+        jobs.append(intake_view_consumer(runtime, settings.consumer_batch_size).run(stop))
+    if "verification" in roles:
+        jobs.append(work.run_verification(stop))
+    if "submission" in roles:
+        jobs.append(work.run_submission(stop))
+    if "sweeper" in roles:
+        jobs.append(work.run_sweeper(stop))
+    if "scheduler" in roles and settings.scheduler_enabled:
         jobs.append(work.run_scheduler(stop))
     try:
         await asyncio.gather(*jobs)

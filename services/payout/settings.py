@@ -11,6 +11,7 @@ from shared.settings import ServiceSettings
 from shared.webhook_signing import DEV_SECRET_PREFIX
 
 FallbackPolicy = Literal["none", "cash"]
+WorkerRole = Literal["relay", "consumer", "verification", "submission", "sweeper", "scheduler"]
 
 
 class PayoutSettings(ServiceSettings):
@@ -47,6 +48,11 @@ class PayoutSettings(ServiceSettings):
     # Account verification.
     verification_batch_size: int = Field(200, ge=1)
     verification_concurrency: int = Field(16, ge=1, le=256)
+
+    # What `python -m services.payout worker` runs; several processes may split the roles.
+    worker_roles: list[WorkerRole] = Field(
+        default_factory=lambda: ["relay", "consumer", "verification", "submission", "sweeper", "scheduler"]
+    )
 
     # What happens to a period's payment when the bank refuses it for good.
     permanent_failure_fallback: FallbackPolicy = "none"

@@ -75,7 +75,7 @@ class PayoutWorkers:
             try:
                 async with self.session_factory() as session, session.begin():
                     return await work(session)
-            except Exception:  # noqa: BLE001 - retried, then raised
+            except Exception:
                 if attempt == attempts:
                     raise
                 await asyncio.sleep(delay)
@@ -91,7 +91,7 @@ class PayoutWorkers:
             try:
                 busy = await step()
                 backoff = idle
-            except Exception as exc:  # noqa: BLE001 - a worker outlives database or bank outages
+            except Exception as exc:
                 log.warning("payout worker step failed", exc_info=exc,
                             extra={"fields": {"worker": name, "error": type(exc).__name__}})
                 busy = False
@@ -226,15 +226,18 @@ class PayoutWorkers:
         try:
             result = await channel.submit_batch(batch)
         except TransientBankError as exc:
+            error = str(exc)
             await self.in_transaction(lambda s: submission.record_retry(
-                s, claimed, str(exc), now(), self.settings.retry_base_seconds, self.settings.retry_max_seconds))
+                s, claimed, error, now(), self.settings.retry_base_seconds, self.settings.retry_max_seconds))
             return
         except UnknownOutcome as exc:
-            await self.in_transaction(lambda s: submission.record_unknown(s, claimed, str(exc), now()))
+            error = str(exc)
+            await self.in_transaction(lambda s: submission.record_unknown(s, claimed, error, now()))
             return
         except PermanentBankError as exc:
+            code = exc.code
             await self.in_transaction(lambda s: submission.record_refused(
-                s, self.outbox, claimed, exc.code, e2e_ids, now(), self.policy))
+                s, self.outbox, claimed, code, e2e_ids, now(), self.policy))
             return
         self.batches_sent += 1
         await self.in_transaction(lambda s: submission.record_accepted(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.payout.harness import VCB, accounts, intake_events, people, verified
+from tests.payout.harness import VCB, accounts, intake_events, people
 
 PERIOD = "2031-10"
 
@@ -62,3 +62,20 @@ class TestScheduler:
         started = await stack.workers.schedule_once(datetime(2031, 11, 9, 17, 30, tzinfo=UTC))  # 10 Nov in Hanoi
         assert started is not None and started.period == "2031-11" and started.scheduled == 2
         assert await stack.workers.schedule_once(datetime(2031, 11, 12, 0, 0, tzinfo=UTC)) is None
+
+
+class TestSettings:
+    def test_production_refuses_placeholder_webhook_secrets(self):
+        import pytest
+        from pydantic import ValidationError
+
+        from services.payout.settings import PayoutSettings
+
+        good = {"environment": "production", "jwt_secret": "a-real-production-secret-of-some-length"}
+        with pytest.raises(ValidationError):
+            PayoutSettings(**good)
+        with pytest.raises(ValidationError):
+            PayoutSettings(**good, webhook_secrets={"970436": "dev-secret-970436"})
+        settings = PayoutSettings(**good, webhook_secrets={"970436": "k3y-from-the-bank"})
+        assert settings.bank_channels().webhook_secrets == {"970436": "k3y-from-the-bank"}
+        assert PayoutSettings().permanent_failure_fallback == "none" and PayoutSettings().batch_size == 2000

@@ -52,7 +52,7 @@ async def snapshot(stack) -> tuple:
 
 class TestDuplicatesAndReordering:
     async def test_duplicate_and_reordered_callbacks_change_nothing(self, payout, sandbox):
-        stack, persons = await settled_cycle(
+        stack, _ = await settled_cycle(
             payout, sandbox, 40, duplicate_callback_rate=1.0, reorder_callback_rate=1.0, seed=7)
         stats = await sandbox.webhooks()
         assert stats["duplicate_deliveries"] >= 1
@@ -64,7 +64,7 @@ class TestDuplicatesAndReordering:
         assert bank["credits"] == 40 and bank["duplicates"] == 0
 
     async def test_returned_after_settled_is_final_and_late_settlement_changes_nothing(self, payout, sandbox):
-        stack, persons = await settled_cycle(payout, sandbox, 3)
+        stack, _ = await settled_cycle(payout, sandbox, 3)
         async with stack.client() as client:
             items = (await client.get("/v1/installments", params={"period": PERIOD})).json()["items"]
         e2e = items[0]["end_to_end_id"]
@@ -87,7 +87,7 @@ class TestDuplicatesAndReordering:
 
 class TestRefusedCallbacks:
     async def test_forged_stale_replayed_and_other_bank_callbacks_are_refused(self, payout, sandbox):
-        stack, persons = await settled_cycle(payout, sandbox, 5)
+        stack, _ = await settled_cycle(payout, sandbox, 5)
         async with stack.client() as api:
             items = (await api.get("/v1/installments", params={"period": PERIOD})).json()["items"]
         e2e, amount = items[0]["end_to_end_id"], items[0]["amount"]

@@ -1,8 +1,6 @@
 """A full cycle against the real stack: PostgreSQL, Kafka and the bank sandbox as a server."""
 from __future__ import annotations
 
-from datetime import date
-
 from services.payout.domain.periods import vn_date
 from services.payout.service_layer.common import utcnow
 from tests.payout.harness import AGRIBANK, BIDV, VCB, accounts, intake_events, people, verified

@@ -7,7 +7,13 @@ import pytest
 
 from services.payout.domain import model
 from services.payout.domain.model import Outcome, PaymentView, backoff_seconds, decide
-from services.payout.domain.periods import InvalidPeriod, add_months, current_period, end_period, last_day
+from services.payout.domain.periods import (
+    InvalidPeriod,
+    add_months,
+    current_period,
+    end_period,
+    last_day,
+)
 from services.payout.domain.reconciliation import BankEntry, LedgerEntry, match, summarise
 from services.payout.domain.verification import verdict
 

@@ -5,7 +5,15 @@ from sqlalchemy import func, select
 
 from services.payout.adapters.orm import outbox
 from services.sandbox.testing import SandboxProcess
-from tests.payout.harness import VCB, PayoutStack, accounts, intake_events, payout_settings, people, verified
+from tests.payout.harness import (
+    VCB,
+    PayoutStack,
+    accounts,
+    intake_events,
+    payout_settings,
+    people,
+    verified,
+)
 
 
 class TestEmbeddedDefault:

@@ -2,7 +2,6 @@
 command handlers' events written if and only if their transaction commits."""
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
@@ -124,7 +123,7 @@ class TestCommandHandlerOutbox:
             p.method = "CASH_POST_OFFICE"
         await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
         before = await count(stack, outbox)
-        async with stack.runtime.session_factory() as session:
+        async with stack.runtime.session_factory() as session:  # noqa: SIM117 - the rollback is the point
             async with session.begin():
                 started = await start_cycle(session, stack.runtime.outbox, "2031-08", "test", utcnow(), 100)
                 assert started.scheduled == 4

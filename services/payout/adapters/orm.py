@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from shared.db import BigId
@@ -145,8 +146,7 @@ installments = Table(
     Column("hold_reason", String(40), nullable=True),
     Column("reason_code", String(40), nullable=True),
     Column("reason_text", String(300), nullable=True),
-    Column("attempt_no", SmallInteger, nullable=False, server_default="0"),
-    Column("end_to_end_id", String(35), nullable=True),
+    Column("attempt_no", SmallInteger, nullable=False, server_default="0"),  # current attempt
     Column("bank_reference", String(64), nullable=True),
     Column("settled_at", UtcTime, nullable=True),
     Column("paid_on", Date, nullable=True),
@@ -156,7 +156,6 @@ installments = Table(
     # The database, not the code, makes sure an entitlement yields one installment a period.
     UniqueConstraint("entitlement_id", "period", name="uq_installments_entitlement_period"),
     Index("ix_installments_cycle_state", "cycle_id", "state"),
-    Index("ix_installments_period_state", "period", "state"),
 )
 
 payment_attempts = Table(
@@ -183,7 +182,12 @@ payment_attempts = Table(
     Column("submitted_at", UtcTime, nullable=True),
     Column("finished_at", UtcTime, nullable=True),
     UniqueConstraint("installment_id", "attempt_no", name="uq_payment_attempts_installment_attempt"),
-    Index("ix_payment_attempts_unbatched", "cycle_id", "state", "batch_id"),
+    Index(
+        "ix_payment_attempts_unbatched",
+        "cycle_id",
+        postgresql_where=text("batch_id IS NULL"),
+        sqlite_where=text("batch_id IS NULL"),
+    ),
 )
 
 batches = Table(

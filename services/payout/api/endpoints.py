@@ -97,6 +97,7 @@ def _check_period(period: str) -> None:
 
 def _installment_view(row: dict[str, Any], can_see: bool, now: Any) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("updated_at",)}
+    out["end_to_end_id"] = model.end_to_end_id(row["id"], row["attempt_no"]) if row["attempt_no"] else None
     if row["state"] in (model.ON_HOLD, model.SCHEDULED, model.SUBMITTED):
         created = row["created_at"]
         if created.tzinfo is None:

@@ -22,7 +22,7 @@ def is_sqlite_session(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-def upsert(session: AsyncSession, table: Table):  # noqa: ANN201 - a dialect insert construct
+def upsert(session: AsyncSession, table: Table):
     """`INSERT … ON CONFLICT` for the session's dialect."""
     return (sqlite.insert if is_sqlite_session(session) else postgresql.insert)(table)
 
@@ -36,6 +36,13 @@ def as_utc(moment: datetime | None) -> datetime | None:
 
 def as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def facts_json(row: Mapping[str, Any], **override: Any) -> dict[str, Any]:
+    """`facts` with JSON-ready values, for the bulk outbox writer."""
+    values = facts(row, **override)
+    values["commune_list_date"] = values["commune_list_date"].isoformat()
+    return values
 
 
 def facts(row: Mapping[str, Any], **override: Any) -> dict[str, Any]:

@@ -24,9 +24,10 @@ from services.payout.adapters.orm import (
     payment_attempts,
     payment_methods,
 )
+from services.payout.adapters.outbox_writer import add_many, json_time
 from services.payout.domain import model
 from services.payout.domain.periods import first_day, last_day, next_period, vn_date
-from services.payout.service_layer.common import facts, is_sqlite_session, upsert
+from services.payout.service_layer.common import facts, facts_json, is_sqlite_session, upsert
 from shared.events.contracts import InstallmentCancelled, InstallmentScheduled
 from shared.outbox import Outbox
 
@@ -119,7 +120,7 @@ async def start_cycle(
                        CASE WHEN {_usable_sql()} THEN pm.method_id END,
                        CASE WHEN {_usable_sql()} THEN 'SCHEDULED' ELSE 'ON_HOLD' END,
                        CASE WHEN {_usable_sql()} THEN NULL ELSE {_hold_reason_sql()} END,
-                       0, :now, :now
+                       CASE WHEN {_usable_sql()} THEN 1 ELSE 0 END, :now, :now
                 FROM entitlements e
                 LEFT JOIN payment_methods pm ON pm.beneficiary_id = e.beneficiary_id
                 WHERE e.start_period <= :period
@@ -133,13 +134,21 @@ async def start_cycle(
         )
     ).mappings().all()
     scheduled = [row for row in inserted if row["state"] == model.SCHEDULED]
+    stamp = json_time(now)
+    await add_many(
+        session, outbox, InstallmentScheduled,
+        [{**facts_json(row), "scheduled_at": stamp} for row in scheduled],
+    )
+    batch_count = 0
     if scheduled:
-        await outbox.add(
-            session,
-            [InstallmentScheduled.model_construct(**facts(row), scheduled_at=now) for row in scheduled],
+        ids = [row["id"] for row in scheduled]
+        prefix = await _next_batch_prefix(session, cycle_id)
+        assigned = await create_first_attempts(
+            session, now, cycle_id=cycle_id, id_range=(min(ids), max(ids)),
+            batching=(prefix, batch_size),
         )
-    await create_first_attempts(session, now, cycle_id=cycle_id)
-    batch_count = await assign_batches(session, cycle_id, period, batch_size, now)
+        batch_count = await _insert_batches(session, cycle_id, period, assigned, now)
+    batch_count += await assign_batches(session, cycle_id, period, batch_size, now)
     return CycleStarted(
         cycle_id=cycle_id,
         period=period,
@@ -156,15 +165,32 @@ async def create_first_attempts(
     now: datetime,
     *,
     cycle_id: int | None = None,
+    id_range: tuple[int, int] | None = None,
     installment_ids: Sequence[int] | None = None,
-) -> int:
-    """Attempt 1 for every SCHEDULED installment that has none (of a cycle, or the given ones),
-    with the account as the payment method has it now."""
-    where = "i.state = 'SCHEDULED' AND i.attempt_no = 0"
+    batching: tuple[str, int] | None = None,
+) -> list[tuple[str, str, int]]:
+    """Attempt 1 for SCHEDULED installments (of a cycle within an id range, or the given
+    ones) that have none yet, with the account as the payment method has it now. With
+    `batching` (batch id prefix, size) each attempt is put in its batch as it is created:
+    chunks of `size` per counterparty in id order. Returns (batch id, counterparty, amount)
+    of the batched attempts."""
+    where = "i.state = 'SCHEDULED' AND i.attempt_no = 1"
     params: dict[str, Any] = {"now": now}
+    batch_target = batch_column = returning = ""
+    if batching is not None:
+        params["prefix"], params["size"] = batching
+        batch_target = " batch_id,"
+        batch_column = (
+            " CAST(:prefix AS VARCHAR(40)) || i.counterparty || '-' ||"
+            " ((ROW_NUMBER() OVER (PARTITION BY i.counterparty ORDER BY i.id) - 1) / :size),"
+        )
+        returning = "RETURNING batch_id, counterparty, amount"
     if cycle_id is not None:
         where += " AND i.cycle_id = :cycle_id"
         params["cycle_id"] = cycle_id
+    if id_range is not None:
+        where += " AND i.id BETWEEN :lo AND :hi"
+        params["lo"], params["hi"] = id_range
     if installment_ids is not None:
         if not installment_ids:
             return 0
@@ -173,9 +199,9 @@ async def create_first_attempts(
     statement = text(
         f"""
         INSERT INTO payment_attempts (
-            installment_id, attempt_no, end_to_end_id, cycle_id, channel, counterparty, amount,
+            installment_id, attempt_no, end_to_end_id, cycle_id, channel, counterparty, amount,{batch_target}
             account_number, account_name, commune_code, remittance_info, state, created_at)
-        SELECT i.id, 1, 'PAY-' || i.id || '-1', i.cycle_id, i.channel, i.counterparty, i.amount,
+        SELECT i.id, 1, 'PAY-' || i.id || '-1', i.cycle_id, i.channel, i.counterparty, i.amount,{batch_column}
                CASE WHEN i.channel = 'CASH_POST_OFFICE' THEN NULL ELSE pm.account_number END,
                CASE WHEN i.channel = 'CASH_POST_OFFICE' THEN COALESCE(b.full_name, pm.account_holder_name, '')
                     ELSE COALESCE(pm.verified_name, pm.account_holder_name, b.full_name, '') END,
@@ -187,22 +213,13 @@ async def create_first_attempts(
         LEFT JOIN beneficiaries b ON b.beneficiary_id = i.beneficiary_id
         WHERE {where}
         ON CONFLICT (installment_id, attempt_no) DO NOTHING
-        """
-    )
-    mark = text(
-        f"""
-        UPDATE installments SET attempt_no = 1, end_to_end_id = 'PAY-' || id || '-1'
-        WHERE id IN (SELECT i.id FROM installments i
-                     JOIN payment_attempts a ON a.installment_id = i.id AND a.attempt_no = 1
-                     WHERE {where})
+        {returning}
         """
     )
     if installment_ids is not None:
         statement = statement.bindparams(bindparam("ids", expanding=True))
-        mark = mark.bindparams(bindparam("ids", expanding=True))
     result = await session.execute(statement, params)
-    await session.execute(mark, params)
-    return result.rowcount or 0
+    return [tuple(row) for row in result.all()] if batching is not None else []  # type: ignore[misc]
 
 
 async def assign_batches(
@@ -210,15 +227,7 @@ async def assign_batches(
 ) -> int:
     """Group a cycle's attempts that wait without a batch into batches of at most
     `batch_size` per counterparty, each declaring its count and sum."""
-    run = (
-        await session.execute(
-            update(cycles)
-            .where(cycles.c.id == cycle_id)
-            .values(batch_runs=cycles.c.batch_runs + 1)
-            .returning(cycles.c.batch_runs)
-        )
-    ).scalar_one()
-    prefix = f"B{cycle_id}-{run}-"
+    prefix = await _next_batch_prefix(session, cycle_id)
     assigned = (
         await session.execute(
             text(
@@ -238,6 +247,27 @@ async def assign_batches(
             {"prefix": prefix, "size": batch_size, "cycle_id": cycle_id},
         )
     ).all()
+    return await _insert_batches(session, cycle_id, period, [tuple(row) for row in assigned], now)
+
+
+async def _next_batch_prefix(session: AsyncSession, cycle_id: int) -> str:
+    """Batch ids are `B<cycle>-<run>-<counterparty>-<chunk>`: unique, and at most 35
+    characters (ISO 20022's limit)."""
+    run = (
+        await session.execute(
+            update(cycles)
+            .where(cycles.c.id == cycle_id)
+            .values(batch_runs=cycles.c.batch_runs + 1)
+            .returning(cycles.c.batch_runs)
+        )
+    ).scalar_one()
+    return f"B{cycle_id}-{run}-"
+
+
+async def _insert_batches(
+    session: AsyncSession, cycle_id: int, period: str, assigned: Sequence[tuple[Any, ...]], now: datetime
+) -> int:
+    """One batch row per batch id, declaring the count and sum of the attempts put in it."""
     if not assigned:
         return 0
     totals: dict[str, list[Any]] = {}
@@ -356,6 +386,7 @@ async def release_holds(
             .values(
                 state=model.SCHEDULED,
                 hold_reason=None,
+                attempt_no=1,
                 channel=method["method"],
                 counterparty=counterparty,
                 method_id=method["method_id"],

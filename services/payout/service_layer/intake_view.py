@@ -86,7 +86,7 @@ async def change_payment_method(
     if current is not None:
         if current["method_id"] == event.method_id:
             return  # the same method again (a re-announcement): nothing to verify anew
-        if _aware(current["changed_at"]) > event.changed_at:
+        if _aware(current["changed_at"]) > _aware(event.changed_at):
             return  # an older change than the one we hold
     # Verifications of the method being replaced no longer matter.
     await session.execute(

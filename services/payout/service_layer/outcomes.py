@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.payout.adapters.bulk import update_by_key
 from services.payout.adapters.orm import (
     beneficiaries,
     callback_events,
@@ -20,10 +21,11 @@ from services.payout.adapters.orm import (
     payment_attempts,
     payment_methods,
 )
+from services.payout.adapters.outbox_writer import add_many, json_time
 from services.payout.domain import model
 from services.payout.domain.model import Outcome, PaymentView, decide
 from services.payout.domain.periods import next_period, vn_date
-from services.payout.service_layer.common import facts, is_sqlite_session, upsert
+from services.payout.service_layer.common import facts, facts_json, is_sqlite_session, upsert
 from services.payout.service_layer.cycles import stop_entitlements
 from shared.events.contracts import (
     AccountFlagged,
@@ -102,13 +104,15 @@ async def record_callback(
     ]
     fresh: set[str] = set()
     if rows:
+        # One cached statement sent for many parameter sets (a multi-row VALUES would be
+        # compiled anew for every delivery size).
         fresh = set(
             (
                 await session.execute(
                     upsert(session, callback_events)
-                    .values(rows)
                     .on_conflict_do_nothing(index_elements=["counterparty", "event_id"])
-                    .returning(callback_events.c.event_id)
+                    .returning(callback_events.c.event_id),
+                    rows,
                 )
             ).scalars()
         )
@@ -121,7 +125,7 @@ async def record_callback(
 
 _INSTALLMENT_UPDATE_COLUMNS = (
     "state", "reason_code", "reason_text", "bank_reference", "settled_at", "paid_on", "staff_id",
-    "channel", "counterparty", "attempt_no", "end_to_end_id",
+    "channel", "counterparty", "attempt_no",
 )
 
 
@@ -156,11 +160,13 @@ async def apply_outcomes(
     by_e2e = {row["a_e2e"]: row for row in found}
     current: dict[int, dict[str, Any]] = {}
     for row in found:
-        current.setdefault(row["id"], {k: row[k] for k in installments.c.keys()})
+        current.setdefault(row["id"], {k: row[k] for k in installments.c.keys()})  # noqa: SIM118
 
     changed: set[int] = set()
     attempt_updates: dict[int, dict[str, Any]] = {}
     events: list[Contract] = []
+    settled_events: list[dict[str, Any]] = []
+    cash_events: list[dict[str, Any]] = []
     anomalies: list[dict[str, Any]] = []
     flags: list[tuple[str, str | None, str]] = []
     deceased: list[tuple[str, str]] = []
@@ -203,17 +209,19 @@ async def apply_outcomes(
         if new_state == model.SETTLED:
             inst.update(state=model.SETTLED, bank_reference=outcome.bank_reference,
                         settled_at=outcome.occurred_at, reason_code=None, reason_text=None)
-            events.append(PaymentSettled.model_construct(
-                **attempt_facts, end_to_end_id=outcome.end_to_end_id,
-                bank_reference=outcome.bank_reference, settled_at=outcome.occurred_at))
+            settled_events.append({
+                **facts_json(inst, channel=row["a_channel"], counterparty=row["a_counterparty"]),
+                "end_to_end_id": outcome.end_to_end_id, "bank_reference": outcome.bank_reference,
+                "settled_at": json_time(outcome.occurred_at)})
         elif new_state == model.PAID_CASH:
             paid_on = outcome.paid_on or vn_date(outcome.occurred_at)
             inst.update(state=model.PAID_CASH, bank_reference=outcome.bank_reference,
                         settled_at=outcome.occurred_at, paid_on=paid_on, staff_id=outcome.staff_id,
                         reason_code=None, reason_text=None)
-            events.append(PaymentPaidInCash.model_construct(
-                **attempt_facts, paid_on=paid_on, staff_id=outcome.staff_id or "",
-                paid_at=outcome.occurred_at))
+            cash_events.append({
+                **facts_json(inst, channel=row["a_channel"], counterparty=row["a_counterparty"]),
+                "paid_on": paid_on.isoformat(), "staff_id": outcome.staff_id or "",
+                "paid_at": json_time(outcome.occurred_at)})
         elif new_state == model.RETURNED:
             code = outcome.reason_code or "UNSPECIFIED"
             reason = policy.describe(outcome.reason_code)
@@ -245,9 +253,7 @@ async def apply_outcomes(
                 and int(row["a_no"]) == 1
             ):
                 inst.update(state=model.SCHEDULED, channel=model.CASH_POST_OFFICE,
-                            counterparty=model.VNPOST, attempt_no=2,
-                            end_to_end_id=model.end_to_end_id(inst["id"], 2),
-                            reason_code=code, reason_text=reason.text)
+                            counterparty=model.VNPOST, attempt_no=2, reason_code=code, reason_text=reason.text)
                 fallbacks.append(inst)
                 events.append(InstallmentScheduled(**facts(inst), scheduled_at=now))
             else:
@@ -256,26 +262,14 @@ async def apply_outcomes(
         attempt_updates[int(row["a_id"])] = attempt_update
 
     if changed:
-        await session.execute(
-            update(installments)
-            .where(installments.c.id == bindparam("_id"))
-            .values({c: bindparam(f"_{c}") for c in _INSTALLMENT_UPDATE_COLUMNS} | {"updated_at": bindparam("_updated_at")}),
-            [
-                {"_id": iid, "_updated_at": now, **{f"_{c}": current[iid][c] for c in _INSTALLMENT_UPDATE_COLUMNS}}
-                for iid in sorted(changed)
-            ],
+        await update_by_key(
+            session, installments, "id", (*_INSTALLMENT_UPDATE_COLUMNS, "updated_at"),
+            [{**current[iid], "updated_at": now} for iid in sorted(changed)],
         )
     if attempt_updates:
-        await session.execute(
-            update(payment_attempts)
-            .where(payment_attempts.c.id == bindparam("_id"))
-            .values(
-                state=bindparam("_state"),
-                reason_code=bindparam("_reason_code"),
-                bank_reference=bindparam("_bank_reference"),
-                finished_at=bindparam("_finished_at"),
-            ),
-            [{"_id": aid, **{f"_{k}": v for k, v in values.items()}} for aid, values in sorted(attempt_updates.items())],
+        await update_by_key(
+            session, payment_attempts, "id", ("state", "reason_code", "bank_reference", "finished_at"),
+            [{"id": aid, **values} for aid, values in sorted(attempt_updates.items())],
         )
     if fallbacks:
         await _create_cash_attempts(session, fallbacks, now)
@@ -291,6 +285,9 @@ async def apply_outcomes(
     if anomalies:
         result.anomalies = len(anomalies)
         await session.execute(insert(payment_anomalies), anomalies)
+    # Settlements first: an installment settled then returned in one delivery keeps that order.
+    await add_many(session, outbox, PaymentSettled, settled_events)
+    await add_many(session, outbox, PaymentPaidInCash, cash_events)
     if events:
         await outbox.add(session, events)
     for beneficiary_id, period in sorted(set(deceased)):

@@ -46,6 +46,10 @@ def decode_int_cursor(cursor: str) -> int:
     return int(text)
 
 
+def _cycle_of(period: str):
+    return select(cycles.c.id).where(cycles.c.period == period).scalar_subquery()
+
+
 async def cycle_row(session: AsyncSession, period: str) -> dict[str, Any] | None:
     row = (await session.execute(select(cycles).where(cycles.c.period == period))).mappings().first()
     return dict(row) if row else None
@@ -114,7 +118,7 @@ async def list_installments(
         .limit(limit)
     )
     if period:
-        query = query.where(i.c.period == period)
+        query = query.where(i.c.cycle_id == _cycle_of(period), i.c.period == period)
     if state:
         query = query.where(i.c.state == state)
     if counterparty:
@@ -191,7 +195,7 @@ async def ledger(session: AsyncSession, period: str) -> list[dict[str, Any]]:
     rows = (
         await session.execute(
             select(i.c.counterparty, i.c.state, func.count(), func.coalesce(func.sum(i.c.amount), 0))
-            .where(i.c.period == period, i.c.counterparty.is_not(None))
+            .where(i.c.cycle_id == _cycle_of(period), i.c.counterparty.is_not(None))
             .group_by(i.c.counterparty, i.c.state)
         )
     ).all()

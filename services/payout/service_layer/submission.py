@@ -19,9 +19,10 @@ from sqlalchemy import and_, bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payout.adapters.orm import batches, installments, payment_attempts
+from services.payout.adapters.outbox_writer import add_many, json_time
 from services.payout.domain import model
 from services.payout.domain.model import Outcome, backoff_seconds
-from services.payout.service_layer.common import facts, is_sqlite_session
+from services.payout.service_layer.common import facts_json, is_sqlite_session
 from services.payout.service_layer.outcomes import Applied, OutcomePolicy, apply_outcomes
 from shared.events.contracts import PaymentSubmitted
 from shared.outbox import Outbox
@@ -168,36 +169,39 @@ async def mark_submitted(
                 f"""
                 UPDATE payment_attempts SET state = 'SUBMITTED', submitted_at = :now
                 WHERE id IN (SELECT a.id FROM payment_attempts a WHERE {attempt_filter})
-                RETURNING installment_id, attempt_no, end_to_end_id
+                RETURNING installment_id
                 """
             ).bindparams(*expanding),
             params,
         )
-    ).all()
+    ).scalars().all()
     if not marked:
         return 0
-    ids = [row[0] for row in marked]
-    e2e_by_installment = {row[0]: (row[1], row[2]) for row in marked}
+    # The installments whose current attempt the counterparty now holds, in one statement.
     moved = (
         await session.execute(
-            update(installments)
-            .where(installments.c.id.in_(ids), installments.c.state == model.SCHEDULED)
-            .values(state=model.SUBMITTED, updated_at=now)
-            .returning(*installments.c)
+            text(
+                """
+                UPDATE installments SET state = 'SUBMITTED', updated_at = :now
+                FROM payment_attempts a
+                WHERE a.installment_id = installments.id AND a.attempt_no = installments.attempt_no
+                  AND a.batch_id = :batch_id AND a.state = 'SUBMITTED' AND a.submitted_at = :now
+                  AND installments.state = 'SCHEDULED'
+                RETURNING installments.id, installments.entitlement_id, installments.beneficiary_id,
+                          installments.period, installments.amount, installments.scheme, installments.agency,
+                          installments.channel, installments.counterparty, installments.commune_code,
+                          installments.commune_list_date, a.end_to_end_id
+                """
+            ),
+            {"batch_id": batch_id, "now": now},
         )
     ).mappings().all()
-    events = []
-    for row in moved:
-        attempt_no, e2e = e2e_by_installment[row["id"]]
-        if attempt_no != row["attempt_no"]:
-            continue
-        events.append(
-            PaymentSubmitted.model_construct(
-                **facts(row), batch_id=batch_id, end_to_end_id=e2e, submitted_at=now
-            )
-        )
-    if events:
-        await outbox.add(session, events)
+    stamp = json_time(now)
+    events = [
+        {**facts_json(row), "batch_id": batch_id, "end_to_end_id": row["end_to_end_id"], "submitted_at": stamp}
+        for row in moved
+    ]
+    await add_many(session, outbox, PaymentSubmitted, events)
     return len(marked)
 
 

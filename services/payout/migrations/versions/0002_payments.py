@@ -115,7 +115,6 @@ def upgrade() -> None:
         sa.Column("reason_code", sa.String(40), nullable=True),
         sa.Column("reason_text", sa.String(300), nullable=True),
         sa.Column("attempt_no", sa.SmallInteger, nullable=False, server_default="0"),
-        sa.Column("end_to_end_id", sa.String(35), nullable=True),
         sa.Column("bank_reference", sa.String(64), nullable=True),
         sa.Column("settled_at", utc(), nullable=True),
         sa.Column("paid_on", sa.Date, nullable=True),
@@ -126,7 +125,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_installments_beneficiary_id", "installments", ["beneficiary_id"])
     op.create_index("ix_installments_cycle_state", "installments", ["cycle_id", "state"])
-    op.create_index("ix_installments_period_state", "installments", ["period", "state"])
     op.create_table(
         "payment_attempts",
         sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
@@ -151,7 +149,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("installment_id", "attempt_no", name="uq_payment_attempts_installment_attempt"),
     )
     op.create_index("ix_payment_attempts_batch_id", "payment_attempts", ["batch_id"])
-    op.create_index("ix_payment_attempts_unbatched", "payment_attempts", ["cycle_id", "state", "batch_id"])
+    op.create_index(
+        "ix_payment_attempts_unbatched", "payment_attempts", ["cycle_id"],
+        postgresql_where=sa.text("batch_id IS NULL"), sqlite_where=sa.text("batch_id IS NULL"),
+    )
     op.create_table(
         "batches",
         sa.Column("batch_id", sa.String(40), primary_key=True),
@@ -239,7 +240,6 @@ def downgrade() -> None:
         ("ix_batches_due", "batches"),
         ("ix_payment_attempts_unbatched", "payment_attempts"),
         ("ix_payment_attempts_batch_id", "payment_attempts"),
-        ("ix_installments_period_state", "installments"),
         ("ix_installments_cycle_state", "installments"),
         ("ix_installments_beneficiary_id", "installments"),
         ("ix_verifications_due", "verifications"),
