@@ -73,3 +73,6 @@ class PrefixedBus:
 
     async def ping(self) -> bool:
         return await self._inner.ping()
+
+    async def group_lag(self, group_id: str, topics: Sequence[str]) -> int:
+        return await self._inner.group_lag(group_id, [self.prefix + t for t in topics])

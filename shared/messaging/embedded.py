@@ -239,6 +239,23 @@ class EmbeddedBus:
     def consumer(self, group_id: str, topics: Sequence[str]) -> EmbeddedConsumer:
         return EmbeddedConsumer(self, group_id, topics)
 
+    async def group_lag(self, group_id: str, topics: Sequence[str]) -> int:
+        def lag() -> int:
+            conn = _connect(self.path)
+            try:
+                placeholders = ",".join("?" for _ in topics)
+                (total,) = conn.execute(
+                    f"SELECT COALESCE(SUM(h.next_offset - COALESCE(g.next_offset, 0)), 0) FROM partition_heads h "
+                    f"LEFT JOIN group_offsets g ON g.group_id = ? AND g.topic = h.topic AND g.partition = h.partition "
+                    f"WHERE h.topic IN ({placeholders})",
+                    [group_id, *topics],
+                ).fetchone()
+                return int(total)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(lag)
+
     async def ping(self) -> bool:
         def check() -> bool:
             conn = _connect(self.path)

@@ -134,6 +134,23 @@ class KafkaBus:
     def consumer(self, group_id: str, topics: Sequence[str]) -> KafkaConsumerAdapter:
         return KafkaConsumerAdapter(self.bootstrap_servers, group_id, topics)
 
+    async def group_lag(self, group_id: str, topics: Sequence[str]) -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        await admin.start()
+        await probe.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(group_id)
+            described = await admin.describe_topics(list(topics))
+            partitions = [TopicPartition(d["topic"], p["partition"]) for d in described if not d.get("error_code")
+                          for p in d.get("partitions", ())]
+            ends = await probe.end_offsets(partitions)
+            return sum(max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
+                       for tp, end in ends.items())
+        finally:
+            await probe.stop()
+            await admin.close()
+
     async def ping(self) -> bool:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=3000)
         try:

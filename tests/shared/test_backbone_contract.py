@@ -280,3 +280,24 @@ class TestRedelivery:
         finally:
             await dlq.stop()
         assert (await own_effects(runtime, f"probe.{ks}", ks)).total == 1
+
+
+class TestGroupLag:
+    async def test_lag_counts_what_the_group_has_not_committed(self, runtime, running):
+        ks = keyspace()
+        group = f"probe.{ks}"
+        await write_events(runtime, ks, keys=3, per_key=4)
+        running.start(run_relay(runtime, running.stop))
+
+        async def published():
+            return await runtime.relay().pending_count() == 0
+
+        await wait_until(published, message="the relay to publish")
+        assert await runtime.bus.group_lag(group, [BENEFICIARY_TOPIC]) == 12
+        running.start(probe.consumer(runtime, group).run(running.stop))
+
+        async def caught_up():
+            return await runtime.bus.group_lag(group, [BENEFICIARY_TOPIC]) == 0
+
+        await wait_until(caught_up, message="the group to catch up")
+        assert (await own_effects(runtime, group, ks)).total == 12

@@ -76,6 +76,12 @@ async def post_cycle(body: StartCycle, request: Request, principal: Operator) ->
     )
 
 
+@router.get("/status", summary="What payout knows: entitlements, and account verifications by state")
+async def get_status(request: Request, _: Reader) -> JSONResponse:
+    async with request.app.state.runtime.session_factory() as session:
+        return _json(await queries.world_status(session))
+
+
 @router.get("/cycles/{period}", summary="A cycle's progress: counts and sums by state and channel")
 async def get_cycle(period: str, request: Request, _: Reader) -> JSONResponse:
     _check_period(period)

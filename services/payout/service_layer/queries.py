@@ -267,3 +267,17 @@ async def payment_method(session: AsyncSession, beneficiary_id: str) -> dict[str
         )
     ).mappings().first()
     return {**dict(row), "verification": dict(latest) if latest else None}
+
+
+async def world_status(session: AsyncSession) -> dict[str, Any]:
+    """What payout knows of intake's world: entitlements and account verifications by state."""
+    from services.payout.adapters.orm import entitlements, verifications
+
+    entitlement_count = (await session.execute(select(func.count()).select_from(entitlements))).scalar_one()
+    by_state = dict(
+        (await session.execute(
+            select(verifications.c.state, func.count()).group_by(verifications.c.state)
+        )).all()
+    )
+    return {"entitlements": int(entitlement_count),
+            "verifications": {state: int(count) for state, count in by_state.items()}}
