@@ -102,6 +102,10 @@ class Stack:
         self._servers.append(server)
         self._tasks.append(asyncio.ensure_future(server.serve()))
 
+    def runtime(self, name: str) -> Runtime:
+        index = next(i for i, spec in enumerate(self.specs) if spec.name == name)
+        return self._runtimes[index]
+
     def url(self, name: str) -> str:
         return next(s for s in self.specs if s.name == name).url
 

@@ -1,0 +1,193 @@
+"""`benefits`: the operator's command line. `benefits demo` runs the whole system on a generated
+province; the other commands operate a running installation."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="Cashless social-security payments: operate the services or run the demo.",
+                  no_args_is_help=True)
+infra = typer.Typer(help="The real PostgreSQL and Kafka on this machine.", no_args_is_help=True)
+cycle = typer.Typer(help="Monthly payment cycles.", no_args_is_help=True)
+imports = typer.Typer(help="Spreadsheets from the agencies and localities.", no_args_is_help=True)
+app.add_typer(infra, name="infra")
+app.add_typer(cycle, name="cycle")
+app.add_typer(imports, name="import")
+console = Console()
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("intake", "payout", "reporting")
+
+
+def _script(name: str, *args: str) -> None:
+    raise typer.Exit(subprocess.call([str(ROOT / "scripts" / name), *args]))
+
+
+@infra.command("up")
+def infra_up() -> None:
+    """Install when missing and start PostgreSQL, then the Kafka broker."""
+    _script("infra.sh", "up")
+
+
+@infra.command("down")
+def infra_down() -> None:
+    """Stop Kafka, then PostgreSQL."""
+    _script("infra.sh", "down")
+
+
+@infra.command("status")
+def infra_status() -> None:
+    _script("infra.sh", "status")
+
+
+@app.command()
+def migrate(service: Optional[str] = typer.Argument(None, help="intake, payout or reporting; all by default")) -> None:
+    """Bring the services' databases to their latest schema."""
+    for name in [service] if service else SERVICES:
+        code = subprocess.call([sys.executable, "-m", f"services.{name}", "migrate"])
+        if code:
+            raise typer.Exit(code)
+        console.print(f"[green]{name}[/] migrated")
+
+
+@app.command()
+def serve(sandbox: bool = typer.Option(False, help="also run the bank sandbox")) -> None:
+    """Run the three services and their workers in one process until Ctrl-C."""
+    from services import stack
+
+    sys.argv = [sys.argv[0], *(["--sandbox"] if sandbox else [])]
+    stack.main()
+
+
+@app.command()
+def rebuild() -> None:
+    """Rebuild reporting's read models by replaying every topic."""
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "services.reporting", "rebuild"]))
+
+
+def _operator_headers() -> dict[str, str]:
+    from services.payout.settings import PayoutSettings
+    from shared.auth import issue_token
+
+    token = issue_token(PayoutSettings().jwt_secret, "benefits-cli", {"payout:operate", "payout:read"})
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+@cycle.command("run")
+def cycle_run(period: str, payout_url: str = typer.Option("http://127.0.0.1:8002"),
+              wait: bool = typer.Option(True, help="follow the cycle until nothing is in flight")) -> None:
+    """Start the cycle of PERIOD (YYYY-MM); starting it again creates nothing new."""
+    response = httpx.post(f"{payout_url}/v1/cycles", json={"period": period}, headers=_operator_headers(), timeout=300)
+    if response.status_code >= 400:
+        console.print(response.json())
+        raise typer.Exit(1)
+    if wait:
+        _follow_cycle(period, payout_url)
+    else:
+        _print_cycle(response.json())
+
+
+@cycle.command("status")
+def cycle_status(period: str, payout_url: str = typer.Option("http://127.0.0.1:8002")) -> None:
+    """Counts and sums of a cycle's installments by state."""
+    response = httpx.get(f"{payout_url}/v1/cycles/{period}", headers=_operator_headers(), timeout=60)
+    if response.status_code >= 400:
+        console.print(response.json())
+        raise typer.Exit(1)
+    _print_cycle(response.json())
+
+
+def _follow_cycle(period: str, payout_url: str) -> None:
+    with _progress() as bar:
+        task = bar.add_task(f"cycle {period}", total=None)
+        while True:
+            body = httpx.get(f"{payout_url}/v1/cycles/{period}", headers=_operator_headers(), timeout=60).json()
+            by_state = body.get("by_state", {})
+            total = sum(v["count"] for v in by_state.values())
+            in_flight = sum(by_state.get(s, {}).get("count", 0) for s in ("SCHEDULED", "SUBMITTED"))
+            bar.update(task, total=total, completed=total - in_flight)
+            if total and not in_flight:
+                break
+            time.sleep(0.5)
+    _print_cycle(body)
+
+
+def _print_cycle(body: dict[str, Any]) -> None:
+    table = Table(title=f"cycle {body.get('period', '')}")
+    table.add_column("state")
+    table.add_column("installments", justify="right")
+    table.add_column("VND", justify="right")
+    for state, figures in sorted(body.get("by_state", {}).items()):
+        table.add_row(state, f"{figures['count']:,}", f"{figures['sum']:,}")
+    console.print(table)
+
+
+def _upload(kind: str, path: Path, client_id: str, client_secret: Optional[str], intake_url: str) -> None:
+    token = httpx.post(f"{intake_url}/oauth/token", data={"grant_type": "client_credentials"},
+                       auth=(client_id, client_secret or f"{client_id}-dev-secret"), timeout=30)
+    if token.status_code != 200:
+        console.print(token.json())
+        raise typer.Exit(1)
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    with path.open("rb") as handle:
+        response = httpx.post(f"{intake_url}/v1/{kind}/uploads", files={"file": (path.name, handle)}, headers=headers,
+                              timeout=600)
+    body = response.json()
+    if response.status_code >= 400:
+        console.print(body)
+        raise typer.Exit(1)
+    console.print({k: v for k, v in body.items() if not isinstance(v, list)})
+
+
+@imports.command("roll")
+def import_roll(path: Path, client_id: str = typer.Option(..., help="the agency's client, e.g. bhxh"),
+                client_secret: Optional[str] = typer.Option(None, envvar="BENEFITS_CLIENT_SECRET"),
+                intake_url: str = typer.Option("http://127.0.0.1:8001")) -> None:
+    """Register a beneficiary roll from a CSV or XLSX file."""
+    _upload("roll", path, client_id, client_secret, intake_url)
+
+
+@imports.command("accounts")
+def import_accounts(path: Path, client_id: str = typer.Option(..., help="the agency's client, e.g. dolisa"),
+                    client_secret: Optional[str] = typer.Option(None, envvar="BENEFITS_CLIENT_SECRET"),
+                    intake_url: str = typer.Option("http://127.0.0.1:8001")) -> None:
+    """Update payment methods from a CSV or XLSX file collected by the localities."""
+    _upload("payment-methods", path, client_id, client_secret, intake_url)
+
+
+@app.command()
+def demo(
+    beneficiaries: int = typer.Option(2_000, help="people on the monthly rolls"),
+    months: int = typer.Option(12, min=1, max=12, help="monthly cycles to run, from January 2023"),
+    seed: int = typer.Option(2023, help="the province is generated deterministically from it"),
+    unemployment_scale: float = typer.Option(0.05, help="share of the article's Q1-2023 unemployment claims"),
+    data_dir: Path = typer.Option(Path(".run/demo"), help="embedded databases and event log (wiped first)"),
+    stay: bool = typer.Option(True, help="keep serving the dashboard until Ctrl-C"),
+) -> None:
+    """Start the whole system with the bank sandbox, load a generated Vĩnh Phúc, run monthly
+    cycles and print a summary and the dashboard's address."""
+    from services.demo.run import run_demo
+
+    code = asyncio.run(run_demo(console, beneficiaries=beneficiaries, months=months, seed=seed,
+                                unemployment_scale=unemployment_scale, data_dir=data_dir, stay=stay))
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    app()
