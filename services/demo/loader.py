@@ -49,6 +49,7 @@ class LoadReport:
     claims_filed: int = 0
     decisions: int = 0
     months: list[MonthResult] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
 
 
 def unemployment_terms(claim: UnemploymentClaim) -> tuple[int, int]:
@@ -118,7 +119,8 @@ class DemoDriver:
             (await self.http.post(f"{self.urls.sandbox}/admin/accounts", json=accounts[start:start + 5_000])).raise_for_status()
         return len(accounts)
 
-    async def _upload(self, path: str, agency: str, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    async def _upload(self, path: str, agency: str, rows: list[dict[str, Any]],
+                      refusals: list[str]) -> tuple[int, int]:
         taken = refused = 0
         headers = await self._client(agency.lower())
         for start in range(0, len(rows), 2_000):
@@ -128,6 +130,8 @@ class DemoDriver:
             report = response.json()
             refused += int(report["rejected"])
             taken += int(report["accepted"]) + int(report["unchanged"])
+            refusals.extend(f"{path} row {r['row']}: " + "; ".join(f"{e['pointer']} {e['detail']}" for e in r["errors"])
+                            for r in report["rejections"])
             self.progress("roll" if "roll" in path else "accounts", start + len(chunk), len(rows))
         return taken, refused
 
@@ -136,7 +140,7 @@ class DemoDriver:
         for entry in province.roll:
             by_agency.setdefault(entry.agency, []).append(_roll_row(entry, first_period))
         for agency, rows in by_agency.items():
-            taken, refused = await self._upload("/v1/roll/uploads", agency, rows)
+            taken, refused = await self._upload("/v1/roll/uploads", agency, rows, report.refusals)
             report.roll_taken += taken
             report.roll_refused += refused
 
@@ -149,7 +153,7 @@ class DemoDriver:
                 by_agency.setdefault(entry.agency, []).append(
                     {"national_id": entry.person.national_id, **_method_columns(collected)})
         for agency, rows in by_agency.items():
-            taken, refused = await self._upload("/v1/payment-methods/uploads", agency, rows)
+            taken, refused = await self._upload("/v1/payment-methods/uploads", agency, rows, report.refusals)
             report.methods_taken += taken
             report.methods_refused += refused
 

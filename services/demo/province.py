@@ -186,7 +186,7 @@ def generate(seed: int = 2023, beneficiaries: int = 2_000, unemployment_scale: f
                 rep = g.person(1960, 2000, needs_si=False, commune=person.commune)
                 representative = Representative(
                     rep, rng.choice(["con", "vợ", "chồng", "cháu"]), f"UQ-{seed}-{n:06d}",
-                    date(year - 1, 12, 1), date(year + 2, 12, 31))
+                    date(year - 1, 12, 1), date(year + 5, 12, 31))
                 methods = [Collected(month, "AUTHORISED_ACCOUNT", g.account(rep, urban), representative)]
             else:
                 methods = [Collected(month, "OWN_ACCOUNT", g.account(person, urban))]

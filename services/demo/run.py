@@ -25,7 +25,8 @@ from services.reporting import bootstrap as reporting
 
 
 def _vnd_billions(amount: int) -> str:
-    return f"{amount / 1e9:,.1f}".replace(",", " ").replace(".", ",") + " tỷ đồng"
+    # Vietnamese style: '.' groups thousands, ',' marks decimals (212,7 tỷ đồng).
+    return f"{amount / 1e9:,.1f}".replace(",", "_").replace(".", ",").replace("_", ".") + " tỷ đồng"
 
 
 def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
@@ -107,6 +108,8 @@ def _print_summary(console: Console, report: LoadReport, summary: dict, accounts
     console.print(f"Rolls: {report.roll_taken:,} registered, {report.roll_refused:,} refused; "
                   f"accounts collected: {report.methods_taken:,}; bank accounts in the sandbox: {accounts:,}; "
                   f"unemployment claims filed: {report.claims_filed:,}, decided: {report.decisions:,}")
+    for refusal in report.refusals[:5]:
+        console.print(f"  refused: {refusal}")
     cycles = Table(title="Monthly cycles")
     for column in ("period", "installments", "settled", "paid in cash", "failed", "on hold", "seconds"):
         cycles.add_column(column, justify="right")
