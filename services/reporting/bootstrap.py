@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Awaitable, Sequence
 
 from fastapi import FastAPI
 
@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         configure_logging(settings.log_level, "reporting")
         asyncio.run(_rebuild(settings, options.timeout))
         return
+    if args[:1] in (["-h"], ["--help"]):
+        print("rebuild: python -m services.reporting rebuild [--timeout S] replays the topics into fresh read "
+              "models\n")
     service_main(
         args,
         name="reporting",

@@ -1,19 +1,33 @@
 from __future__ import annotations
 
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
 
 from tests.reporting.support.harness import Reporting, open_reporting, settings_for
+from tests.reporting.support.scenarios import Expected, mixed_history
 from tests.support.infra import create_database, drop_database
 from tests.support.waiting import wait_until
 
 
+async def drop_when_free(name: str) -> None:
+    """An autovacuum worker busy on a just-filled database cannot be terminated by a non-superuser:
+    the drop is retried until it has finished."""
+
+    async def dropped() -> bool:
+        try:
+            await drop_database(name)
+        except asyncpg.InsufficientPrivilegeError:
+            return False
+        return True
+
+    await wait_until(dropped, 30, interval=0.5, message=f"database {name} dropped")
+
+
 @pytest.fixture
 async def reporting_database() -> AsyncIterator[Callable[[str], Awaitable[str]]]:
-    """Fresh PostgreSQL databases, dropped afterwards. An autovacuum worker busy on a just-filled
-    database cannot be terminated by a non-superuser: the drop is retried until it has finished."""
+    """Fresh PostgreSQL databases, dropped afterwards."""
     created: list[str] = []
 
     async def make(prefix: str = "rep") -> str:
@@ -23,14 +37,20 @@ async def reporting_database() -> AsyncIterator[Callable[[str], Awaitable[str]]]
 
     yield make
     for name in created:
-        async def dropped(name: str = name) -> bool:
-            try:
-                await drop_database(name)
-            except asyncpg.InsufficientPrivilegeError:
-                return False
-            return True
+        await drop_when_free(name)
 
-        await wait_until(dropped, 30, interval=0.5, message=f"database {name} dropped")
+
+@pytest.fixture(scope="module")
+async def fed_reporting(tmp_path_factory) -> AsyncIterator[tuple[Reporting, Expected]]:
+    """One PostgreSQL read model fed with the mixed history, shared by a module's read-only tests."""
+    name, url = await create_database("repm")
+    try:
+        async with open_reporting(settings_for(tmp_path_factory.mktemp("fed"), url)) as reporting:
+            payloads, expected = mixed_history()
+            await reporting.feed(payloads)
+            yield reporting, expected
+    finally:
+        await drop_when_free(name)
 
 
 @pytest.fixture

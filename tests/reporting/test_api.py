@@ -14,7 +14,6 @@ from shared.admin_units import LIST_2025
 from shared.auth import issue_token
 from tests.reporting.support import events as ev
 from tests.reporting.support.harness import open_reporting, settings_for
-from tests.reporting.support.scenarios import mixed_history
 
 PAYMENT_FIGURES = ("people_paid", "people_cashless", "paid_count", "paid_amount", "cashless_count",
                    "cashless_amount", "pending_count", "pending_amount", "failed_count", "failed_amount",
@@ -32,10 +31,8 @@ FILTER_SETS = [
 
 
 @pytest.fixture
-async def fed(reporting_pg):
-    payloads, expected = mixed_history()
-    await reporting_pg.feed(payloads)
-    return reporting_pg, expected
+def fed(fed_reporting):
+    return fed_reporting
 
 
 def token(settings: ReportingSettings, *scopes: str) -> dict[str, str]:
@@ -94,14 +91,14 @@ class TestFilters:
         ({"scheme": "PENSIONS"}, "/scheme/0"),
         ({"period": "2023-05", "period_to": "2023-06"}, "/period"),
     ])
-    async def test_bad_filters_are_answered_with_a_pointer(self, reporting_pg, params, pointer):
-        response = await reporting_pg.client.get("/v1/kpis", params=params)
+    async def test_bad_filters_are_answered_with_a_pointer(self, fed, params, pointer):
+        response = await fed[0].client.get("/v1/kpis", params=params)
         assert response.status_code == 422
         assert response.headers["content-type"].startswith("application/problem+json")
         assert pointer in [e["pointer"] for e in response.json()["errors"]]
 
-    async def test_an_unknown_dimension_is_refused(self, reporting_pg):
-        assert (await reporting_pg.client.get("/v1/breakdowns/bank")).status_code == 422
+    async def test_an_unknown_dimension_is_refused(self, fed):
+        assert (await fed[0].client.get("/v1/breakdowns/bank")).status_code == 422
 
 
 class TestExports:
@@ -187,6 +184,16 @@ class TestTargets:
         assert created.status_code == 201, created.text
         target = created.json()
         assert (target["target_percent"], target["area_code"]) == (40.5, "243")
+        await reporting_pg.feed([
+            ev.settled(ev.facts("d1", "p1", "2024-03", 3_000_000)),  # Vĩnh Yên (243), own account
+            ev.paid_cash(ev.facts("d2", "p2", "2024-03", 3_000_000, channel="CASH_POST_OFFICE")),
+            ev.paid_cash(ev.facts("d3", "p3", "2024-03", 3_000_000, commune=ev.RURAL_COMMUNE,
+                                  channel="CASH_POST_OFFICE")),
+            ev.settled(ev.facts("d4", "p4", "2024-03", 3_000_000, commune=ev.TOWNSHIP)),  # Lập Thạch (246)
+        ])
+        progress = await reporting_pg.get(f"/v1/targets/{target['id']}/progress", as_of="2024-04")
+        assert (progress["people_paid"], progress["people_cashless"], progress["share_percent"]) == (3, 1, 33.33)
+        assert progress["status"] == "AT_RISK"
         again = await client.post("/v1/targets", json=body, headers=token(settings, "reports:write"))
         assert again.status_code == 409
         changed = await client.put(f"/v1/targets/{target['id']}", json=body | {"target_percent": 45},
@@ -199,18 +206,19 @@ class TestTargets:
 
     @pytest.mark.parametrize("change", [{"target_percent": 0}, {"target_percent": "101"}, {"schemes": []},
                                         {"area_level": "commune", "area_code": None}, {"code": "Has Spaces"}])
-    async def test_an_invalid_target_is_refused(self, reporting_pg, change):
+    async def test_an_invalid_target_is_refused(self, fed, change):
+        reporting, _ = fed
         body = {"code": "x", "title_vi": "x", "title_en": "x", "area_type": "URBAN", "schemes": ["PENSION"],
                 "target_percent": 30, "deadline": "2024-12-31"} | change
-        response = await reporting_pg.client.post("/v1/targets", json=body,
-                                                  headers=token(reporting_pg.settings, "reports:write"))
+        response = await reporting.client.post("/v1/targets", json=body,
+                                               headers=token(reporting.settings, "reports:write"))
         assert response.status_code == 422
 
 
 class TestAreas:
-    async def test_the_2023_list_has_nine_districts_and_136_communes_34_urban(self, reporting_pg):
-        districts = await reporting_pg.get("/v1/areas", level="district")
-        communes = await reporting_pg.get("/v1/areas", level="commune")
+    async def test_the_2023_list_has_nine_districts_and_136_communes_34_urban(self, fed):
+        districts = await fed[0].get("/v1/areas", level="district")
+        communes = await fed[0].get("/v1/areas", level="commune")
         assert len(districts["areas"]) == 9
         assert len(communes["areas"]) == 136
         assert sum(a["area_type"] == "URBAN" for a in communes["areas"]) == 34

@@ -17,7 +17,7 @@ from tests.support.waiting import wait_until
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-async def project(reporting, payloads) -> None:  # noqa: ANN001
+async def project(reporting, payloads) -> None:
     reporting.start_worker()
     await reporting.publish(payloads)
     await reporting.wait_caught_up()

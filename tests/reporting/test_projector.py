@@ -30,7 +30,7 @@ def pay(installment: str, state: str, minute: int, *, beneficiary: str = "b1", c
                         T0 + timedelta(minutes=minute))
 
 
-def apply(store: FakeStore, *events) -> None:  # noqa: ANN002
+def apply(store: FakeStore, *events) -> None:
     batch = Batch(store.generation)
     for event in events:
         (batch.payments if isinstance(event, PaymentEvent) else batch.claims).append(event)

@@ -2,13 +2,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.reporting.adapters.orm import PROJECTIONS, READ_MODEL_TABLES, processed_messages, projection_state
+from services.reporting.adapters.orm import (
+    PROJECTIONS,
+    READ_MODEL_TABLES,
+    processed_messages,
+    projection_state,
+)
+
+log = logging.getLogger(__name__)
 
 ACTIVE, REBUILDING = "ACTIVE", "REBUILDING"
 INBOX_PREFIX = "reporting.projections"
@@ -49,10 +57,14 @@ class ProjectionControl:
 
     async def wait_until_active(self, stop: asyncio.Event, interval: float = 0.5) -> int | None:
         """The live generation once no rebuild runs; None if asked to stop first."""
+        told = False
         while not stop.is_set():
             state = await self.read()
             if state.active:
                 return state.generation
+            if not told:
+                log.info("waiting for a rebuild to finish", extra={"fields": {"generation": state.generation}})
+                told = True
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             except TimeoutError:
@@ -64,7 +76,7 @@ class ProjectionControl:
         async with self.session_factory() as session, session.begin():
             postgres = session.bind.dialect.name == "postgresql"
             # Taking the control row first makes a live consumer's open transaction finish (it holds a
-            # shared lock on it) and every later one see the new generation.
+            # lock on it until it commits) and every later one see the new generation.
             generation = (await session.execute(
                 update(projection_state).where(projection_state.c.name == PROJECTIONS)
                 .values(generation=projection_state.c.generation + 1, state=REBUILDING,

@@ -31,7 +31,7 @@ HEAD = {"vi": ("Mã", "Tên"), "en": ("Code", "Name")}
 TOTAL = {"vi": "Tổng cộng", "en": "Total"}
 
 
-def _values(figures) -> list[Any]:  # noqa: ANN001
+def _values(figures) -> list[Any]:
     out: list[Any] = []
     for name, _, _ in COLUMNS:
         if name == "cashless_share_percent":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import Sequence
+from collections.abc import Sequence
 
 from shared.messaging.embedded import EmbeddedBus
 from shared.messaging.kafka import KafkaBus
@@ -37,7 +37,7 @@ async def _kafka_end_offsets(bootstrap_servers: str, topics: Sequence[str]) -> O
         for topic in topics:
             known = consumer.partitions_for_topic(topic)
             if known is None:
-                await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+                await consumer._client.force_metadata_update()
                 known = consumer.partitions_for_topic(topic) or set()
             partitions += [TopicPartition(topic, p) for p in sorted(known)]
         if not partitions:

@@ -6,7 +6,8 @@ Read models (rebuilt from the event topics):
 - `claim_facts`: one row per claim: where and when it was received and decided.
 - `payment_cube`, `claim_cube`: counters per (period, commune, list date, scheme, agency[, channel]),
   with the reporting area (commune, district, province, urban/rural) resolved at write time.
-  Every dashboard query reads these, never the facts.
+- `payment_rollup`, `claim_rollup`: the same counters per district and urban/rural, kept in the
+  same transaction. Every dashboard query reads the rollups or the cubes, never the facts.
 Configuration: `targets`. Control: `projection_state` (generation, rebuild state, freshness).
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ metadata = MetaData()
 outbox, outbox_lanes = outbox_tables(metadata)
 processed_messages = inbox_table(metadata)
 
-COUNTER = dict(nullable=False, server_default="0")
+COUNTER = {"nullable": False, "server_default": "0"}
 
 
 def _area_columns() -> list[Column]:
@@ -144,6 +145,37 @@ claim_cube = Table(
     Column("rejected", BigInteger, **COUNTER),
 )
 
+# The same counters without the commune: what every query above commune level reads (a few
+# hundred rows per period however many beneficiaries there are).
+payment_rollup = Table(
+    "payment_rollup",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("area_province", String(8), primary_key=True),
+    Column("area_district", String(16), primary_key=True),
+    Column("area_type", String(8), primary_key=True),
+    Column("scheme", String(32), primary_key=True),
+    Column("agency", String(16), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    *[Column(name, BigInteger, **COUNTER) for name in (
+        "people_paid", "paid_count", "paid_amount", "pending_count", "pending_amount", "failed_count",
+        "failed_amount", "returned_count", "returned_amount", "cancelled_count", "cancelled_amount")],
+)
+
+claim_rollup = Table(
+    "claim_rollup",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("area_province", String(8), primary_key=True),
+    Column("area_district", String(16), primary_key=True),
+    Column("area_type", String(8), primary_key=True),
+    Column("scheme", String(32), primary_key=True),
+    Column("agency", String(16), primary_key=True),
+    Column("received", BigInteger, **COUNTER),
+    Column("approved", BigInteger, **COUNTER),
+    Column("rejected", BigInteger, **COUNTER),
+)
+
 targets = Table(
     "targets",
     metadata,
@@ -161,5 +193,6 @@ targets = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-READ_MODEL_TABLES = (payment_facts, payment_people, claim_facts, payment_cube, claim_cube)
+READ_MODEL_TABLES = (payment_facts, payment_people, claim_facts, payment_cube, claim_cube, payment_rollup,
+                     claim_rollup)
 PROJECTIONS = "projections"

@@ -5,8 +5,9 @@ SQLAlchemy drives the async driver for us. Every write is a set-based statement 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Table, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,9 +16,11 @@ from services.reporting.adapters.orm import (
     PROJECTIONS,
     claim_cube,
     claim_facts,
+    claim_rollup,
     payment_cube,
     payment_facts,
     payment_people,
+    payment_rollup,
     projection_state,
 )
 from services.reporting.domain.areas import reporting_area
@@ -40,7 +43,7 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def _insert(conn: Connection, table: Table):  # noqa: ANN202
+def _insert(conn: Connection, table: Table):
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
 
@@ -51,7 +54,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def area_columns(period: str, commune_code: str, list_date) -> dict[str, Any]:  # noqa: ANN001
+def area_columns(period: str, commune_code: str, list_date) -> dict[str, Any]:
     area = reporting_area(commune_code, list_date, period)
     return {"area_commune": area.code, "area_list": area.list_date, "area_district": area.district_code,
             "area_province": area.province_code, "area_type": area.area_type}
@@ -75,8 +78,9 @@ class SqlProjectionStore:
     def current_generation(self) -> int:
         query = select(projection_state.c.generation).where(projection_state.c.name == PROJECTIONS)
         if self.postgres:
-            # Shared lock: a rebuild's switch waits for this transaction, and this one sees its result.
-            query = query.with_for_update(read=True)
+            # Held to the commit: a rebuild's switch waits for this transaction, and a transaction after
+            # the switch sees the new generation. Exclusive, because the same row records progress below.
+            query = query.with_for_update()
         return int(self.conn.execute(query).scalar_one())
 
     def record_progress(self, events: int, newest_event_at: datetime | None) -> None:
@@ -109,26 +113,22 @@ class SqlProjectionStore:
              "commune_code": f.commune_code, "list_date": f.list_date, "state": f.state, "state_at": _utc(f.state_at)}
             for f in sorted(facts, key=lambda f: f.installment_id)
         ]
-        for chunk in _chunks(rows):
-            stmt = _insert(self.conn, payment_facts).values(list(chunk))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[payment_facts.c.installment_id],
-                set_={c: stmt.excluded[c] for c in ("amount", "agency", "channel", "commune_code", "list_date",
-                                                     "state", "state_at")},
-            )
-            self.conn.execute(stmt)
+        stmt = _insert(self.conn, payment_facts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[payment_facts.c.installment_id],
+            set_={c: stmt.excluded[c] for c in ("amount", "agency", "channel", "commune_code", "list_date",
+                                                 "state", "state_at")},
+        )
+        self._many(stmt, rows)
 
-    def _people_filter(self, table: Table, keys: Sequence[PersonKey]):  # noqa: ANN202
+    def _people_filter(self, table: Table, keys: Sequence[PersonKey]):
         return and_(table.c.period.in_(sorted({k.period for k in keys})),
                     table.c.beneficiary_id.in_(sorted({k.beneficiary_id for k in keys})))
 
     def lock_people(self, keys: Sequence[PersonKey]) -> dict[PersonKey, PaymentCell | None]:
         keys = sorted(keys)
-        for chunk in _chunks(keys):
-            stmt = _insert(self.conn, payment_people).values(
-                [{"period": k.period, "beneficiary_id": k.beneficiary_id, "scheme": k.scheme} for k in chunk]
-            ).on_conflict_do_nothing()
-            self.conn.execute(stmt)
+        self._many(_insert(self.conn, payment_people).on_conflict_do_nothing(),
+                   [{"period": k.period, "beneficiary_id": k.beneficiary_id, "scheme": k.scheme} for k in keys])
         wanted = set(keys)
         out: dict[PersonKey, PaymentCell | None] = {}
         for chunk in _chunks(keys):
@@ -163,13 +163,12 @@ class SqlProjectionStore:
              "agency": cell.agency if cell else None, "channel": cell.channel if cell else None}
             for key, cell in sorted(cells.items(), key=lambda kv: kv[0])
         ]
-        for chunk in _chunks(rows):
-            stmt = _insert(self.conn, payment_people).values(list(chunk))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[payment_people.c.period, payment_people.c.beneficiary_id, payment_people.c.scheme],
-                set_={c: stmt.excluded[c] for c in ("commune_code", "list_date", "agency", "channel")},
-            )
-            self.conn.execute(stmt)
+        stmt = _insert(self.conn, payment_people)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[payment_people.c.period, payment_people.c.beneficiary_id, payment_people.c.scheme],
+            set_={c: stmt.excluded[c] for c in ("commune_code", "list_date", "agency", "channel")},
+        )
+        self._many(stmt, rows)
 
     # --- claims -----------------------------------------------------------------------------
 
@@ -204,13 +203,12 @@ class SqlProjectionStore:
                 "decided_list": d.list_date if d else None, "decided_scheme": d.scheme if d else None,
                 "decided_agency": d.agency if d else None, "outcome": f.outcome, "decided_at": _utc(f.decided_at),
             })
-        for chunk in _chunks(rows):
-            stmt = _insert(self.conn, claim_facts).values(list(chunk))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[claim_facts.c.claim_id],
-                set_={c.name: stmt.excluded[c.name] for c in claim_facts.columns if c.name != "claim_id"},
-            )
-            self.conn.execute(stmt)
+        stmt = _insert(self.conn, claim_facts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[claim_facts.c.claim_id],
+            set_={c.name: stmt.excluded[c.name] for c in claim_facts.columns if c.name != "claim_id"},
+        )
+        self._many(stmt, rows)
 
     # --- cubes ------------------------------------------------------------------------------
 
@@ -223,6 +221,7 @@ class SqlProjectionStore:
             row.update({name: counters.get(name, 0) for name in PAYMENT_COUNTERS})
             rows.append(row)
         self._add(payment_cube, rows, PAYMENT_COUNTERS)
+        self._add(payment_rollup, _roll_up(rows, ROLLUP_KEY + ("channel",), PAYMENT_COUNTERS), PAYMENT_COUNTERS)
 
     def add_to_claim_cube(self, deltas: dict[ClaimCell, Counters]) -> None:
         rows = []
@@ -233,15 +232,33 @@ class SqlProjectionStore:
             row.update({name: counters.get(name, 0) for name in CLAIM_COUNTERS})
             rows.append(row)
         self._add(claim_cube, rows, CLAIM_COUNTERS)
+        self._add(claim_rollup, _roll_up(rows, ROLLUP_KEY, CLAIM_COUNTERS), CLAIM_COUNTERS)
 
     def _add(self, table: Table, rows: list[dict[str, Any]], counters: Sequence[str]) -> None:
-        for chunk in _chunks(rows):
-            stmt = _insert(self.conn, table).values(list(chunk))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[c for c in table.primary_key.columns],
-                set_={name: table.c[name] + stmt.excluded[name] for name in counters},
-            )
-            self.conn.execute(stmt)
+        stmt = _insert(self.conn, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[c for c in table.primary_key.columns],
+            set_={name: table.c[name] + stmt.excluded[name] for name in counters},
+        )
+        self._many(stmt, rows)
+
+    def _many(self, stmt, rows: list[dict[str, Any]]) -> None:
+        """One statement, compiled once and cached, sent for many rows (batched by the driver)."""
+        if rows:
+            self.conn.execute(stmt, rows)
+
+
+ROLLUP_KEY = ("period", "area_province", "area_district", "area_type", "scheme", "agency")
+
+
+def _roll_up(rows: list[dict[str, Any]], key: Sequence[str], counters: Sequence[str]) -> list[dict[str, Any]]:
+    merged: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        k = tuple(row[name] for name in key)
+        target = merged.setdefault(k, {**{name: row[name] for name in key}, **{c: 0 for c in counters}})
+        for c in counters:
+            target[c] += row[c]
+    return [r for _, r in sorted(merged.items()) if any(r[c] for c in counters)]
 
 
 def _cell_order(cell: PaymentCell | ClaimCell) -> tuple:

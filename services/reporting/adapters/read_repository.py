@@ -1,14 +1,26 @@
 """Read queries over the cubes: filtered, grouped sums. Never touches the facts tables."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Sequence
+from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    union,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reporting.adapters.orm import claim_cube, payment_cube
+from services.reporting.adapters.orm import claim_cube, claim_rollup, payment_cube, payment_rollup
 from services.reporting.domain.figures import Figures
 from services.reporting.domain.model import CASHLESS_CHANNELS
 
@@ -48,7 +60,7 @@ class Filters:
         }
 
 
-def _where(table, filters: Filters, *, channel_column: bool) -> list[Any]:  # noqa: ANN001
+def _where(table, filters: Filters, *, channel_column: bool) -> list[Any]:
     c = table.c
     clauses: list[Any] = []
     if filters.period_from:
@@ -56,9 +68,9 @@ def _where(table, filters: Filters, *, channel_column: bool) -> list[Any]:  # no
     if filters.period_to:
         clauses.append(c.period <= filters.period_to)
     if filters.area_code and filters.area_level:
-        column = {"province": c.area_province, "district": c.area_district, "commune": c.area_commune}[
+        column = {"province": "area_province", "district": "area_district", "commune": "area_commune"}[
             filters.area_level]
-        clauses.append(column == filters.area_code)
+        clauses.append(c[column] == filters.area_code)
         if filters.area_level == "commune" and filters.area_list_date:
             clauses.append(c.area_list == filters.area_list_date)
     if filters.area_type:
@@ -72,42 +84,64 @@ def _where(table, filters: Filters, *, channel_column: bool) -> list[Any]:  # no
     return clauses
 
 
-def _payment_query(filters: Filters, group: Sequence[str]) -> Select:
-    c = payment_cube.c
+def _by_commune(filters: Filters, group: Sequence[str]) -> bool:
+    """Only commune-level questions need the cube; the rest read the (much smaller) rollup."""
+    return "area_commune" in group or filters.area_level == "commune"
+
+
+PAYMENT_FIELDS = ("people_paid", "people_cashless", "paid_count", "paid_amount", "cashless_count",
+                  "cashless_amount", "pending_count", "pending_amount", "failed_count", "failed_amount",
+                  "returned_count", "returned_amount", "cancelled_count", "cancelled_amount")
+CLAIM_FIELDS = ("claims_received", "decisions_approved", "decisions_rejected")
+
+
+def _zero(name: str):
+    return cast(literal_column("0"), BigInteger).label(name)
+
+
+def _payment_rows(filters: Filters, group: Sequence[str], with_claims: bool) -> Select:
+    table = payment_cube if _by_commune(filters, group) else payment_rollup
+    c = table.c
     cashless = c.channel.in_(sorted(CASHLESS_CHANNELS))
 
-    def when_cashless(column):  # noqa: ANN001, ANN202
-        return func.coalesce(func.sum(case((cashless, column), else_=literal(0))), 0)
+    def when_cashless(column, name: str):
+        return case((cashless, column), else_=cast(literal_column("0"), BigInteger)).label(name)
 
-    def total(column):  # noqa: ANN001, ANN202
-        return func.coalesce(func.sum(column), 0)
-
-    columns = [c[name] for name in group] + [
-        total(c.people_paid).label("people_paid"),
-        when_cashless(c.people_paid).label("people_cashless"),
-        total(c.paid_count).label("paid_count"),
-        total(c.paid_amount).label("paid_amount"),
-        when_cashless(c.paid_count).label("cashless_count"),
-        when_cashless(c.paid_amount).label("cashless_amount"),
-        *[total(c[f"{g}_{k}"]).label(f"{g}_{k}") for g in ("pending", "failed", "returned", "cancelled")
+    columns = [c[name].label(name) for name in group] + [
+        c.people_paid.label("people_paid"),
+        when_cashless(c.people_paid, "people_cashless"),
+        c.paid_count.label("paid_count"),
+        c.paid_amount.label("paid_amount"),
+        when_cashless(c.paid_count, "cashless_count"),
+        when_cashless(c.paid_amount, "cashless_amount"),
+        *[c[f"{g}_{k}"].label(f"{g}_{k}") for g in ("pending", "failed", "returned", "cancelled")
           for k in ("count", "amount")],
     ]
-    query = select(*columns).where(and_(True, *_where(payment_cube, filters, channel_column=True)))
-    if group:
-        query = query.group_by(*[c[name] for name in group])
-    return query
+    if with_claims:
+        columns += [_zero(name) for name in CLAIM_FIELDS]
+    return select(*columns).where(and_(True, *_where(table, filters, channel_column=True)))
 
 
-def _claim_query(filters: Filters, group: Sequence[str]) -> Select:
-    c = claim_cube.c
-    columns = [c[name] for name in group] + [
-        func.coalesce(func.sum(c.received), 0).label("claims_received"),
-        func.coalesce(func.sum(c.approved), 0).label("decisions_approved"),
-        func.coalesce(func.sum(c.rejected), 0).label("decisions_rejected"),
+def _claim_rows(filters: Filters, group: Sequence[str]) -> Select:
+    table = claim_cube if _by_commune(filters, group) else claim_rollup
+    c = table.c
+    columns = [c[name].label(name) for name in group] + [_zero(name) for name in PAYMENT_FIELDS] + [
+        c.received.label("claims_received"), c.approved.label("decisions_approved"),
+        c.rejected.label("decisions_rejected"),
     ]
-    query = select(*columns).where(and_(True, *_where(claim_cube, filters, channel_column=False)))
+    return select(*columns).where(and_(True, *_where(table, filters, channel_column=False)))
+
+
+def figures_query(filters: Filters, group: Sequence[str], claims: bool = True) -> Select:
+    """One statement: payments and (where they apply) claims, summed per group."""
+    with_claims = claims and claims_apply(filters, group)
+    rows = _payment_rows(filters, group, with_claims)
+    source = union_all(rows, _claim_rows(filters, group)).subquery() if with_claims else rows.subquery()
+    fields = PAYMENT_FIELDS + (CLAIM_FIELDS if with_claims else ())
+    query = select(*[source.c[name] for name in group],
+                   *[func.coalesce(func.sum(source.c[name]), 0).label(name) for name in fields])
     if group:
-        query = query.group_by(*[c[name] for name in group])
+        query = query.group_by(*[source.c[name] for name in group])
     return query
 
 
@@ -120,35 +154,25 @@ class ReadRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def grouped(self, filters: Filters, group: Sequence[str]) -> dict[tuple, Figures]:
+    async def grouped(self, filters: Filters, group: Sequence[str], *, claims: bool = True) -> dict[tuple, Figures]:
         """Figures per distinct value of the `group` columns (one entry, key (), when empty)."""
         merged: dict[tuple, dict[str, Any]] = {}
-        for row in (await self.session.execute(_payment_query(filters, group))).mappings():
-            key = tuple(row[name] for name in group)
-            merged.setdefault(key, {}).update(row)
-        if claims_apply(filters, group):
-            for row in (await self.session.execute(_claim_query(filters, group))).mappings():
-                key = tuple(row[name] for name in group)
-                merged.setdefault(key, {}).update(row)
+        for row in (await self.session.execute(figures_query(filters, group, claims))).mappings():
+            merged[tuple(row[name] for name in group)] = dict(row)
         return {key: Figures.from_mapping(values) for key, values in merged.items()}
 
     async def totals(self, filters: Filters) -> Figures:
         return (await self.grouped(filters, ())).get((), Figures())
 
-    async def periods(self) -> list[str]:
-        paid = select(payment_cube.c.period).distinct()
-        claimed = select(claim_cube.c.period).distinct()
-        found = set((await self.session.execute(paid)).scalars()) | set((await self.session.execute(claimed)).scalars())
-        return sorted(found)
+    async def periods(self, payments_only: bool = False) -> list[str]:
+        query = select(payment_rollup.c.period)
+        if not payments_only:
+            query = union(query, select(claim_rollup.c.period))
+        else:
+            query = query.distinct()
+        return sorted((await self.session.execute(query)).scalars())
 
     async def monthly_people(self, filters: Filters) -> dict[str, tuple[int, int]]:
         """(people paid, people paid without cash) per period."""
-        grouped = await self.grouped(filters, ("period",))
+        grouped = await self.grouped(filters, ("period",), claims=False)
         return {key[0]: (f.people_paid, f.people_cashless) for key, f in grouped.items()}
-
-    async def latest_period_with_payments(self, filters: Filters) -> str | None:
-        c = payment_cube.c
-        query = select(func.max(c.period)).where(
-            and_(c.people_paid > 0, *_where(payment_cube, filters, channel_column=True))
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()

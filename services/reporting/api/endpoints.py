@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from typing import Annotated, AsyncIterator, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -242,8 +243,8 @@ async def list_targets(session: Session) -> list[dict]:
 async def all_progress(session: Session, as_of: Period = None) -> dict:
     queries = ReportQueries(session)
     as_of = as_of or periods.last_complete()
-    return {"as_of": as_of,
-            "targets": [progress_out(await queries.progress(t, as_of), as_of) for t in await queries.targets.list()]}
+    progress = await queries.progress_of(await queries.targets.list(), as_of)
+    return {"as_of": as_of, "targets": [progress_out(p, as_of) for p in progress]}
 
 
 @router.post("/targets", response_model=TargetOut, status_code=201, summary="Add a target")

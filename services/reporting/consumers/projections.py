@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Sequence
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,7 +70,7 @@ def group_name(generation: int) -> str:
     return GROUP if generation == 1 else f"{GROUP}.{generation}"
 
 
-def _payment(payload: PaymentFacts, state: str, at) -> PaymentEvent:  # noqa: ANN001
+def _payment(payload: PaymentFacts, state: str, at) -> PaymentEvent:
     return PaymentEvent(
         installment_id=payload.installment_id, beneficiary_id=payload.beneficiary_id, period=payload.period,
         amount=payload.amount, scheme=payload.scheme, agency=payload.agency, channel=payload.channel,
@@ -115,7 +115,7 @@ def _batch_of(session: AsyncSession, generation: int) -> Batch:
         batch = Batch(generation)
         session.info[_BUFFER] = batch
 
-        def flush(sync_session) -> None:  # noqa: ANN001 - runs inside the commit, before it is final
+        def flush(sync_session) -> None:
             pending = sync_session.info.pop(_BUFFER, None)
             if pending is not None:
                 apply_batch(SqlProjectionStore(sync_session.connection()), pending)

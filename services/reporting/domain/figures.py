@@ -1,10 +1,11 @@
 """The figures every query answers with: whole counts and whole VND, shares derived from them."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +36,18 @@ class Figures:
     def decisions(self) -> int:
         return self.decisions_approved + self.decisions_rejected
 
-    def __add__(self, other: "Figures") -> "Figures":
+    def __add__(self, other: Figures) -> Figures:
         return Figures(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
     @classmethod
-    def sum(cls, items: Iterable["Figures"]) -> "Figures":
+    def sum(cls, items: Iterable[Figures]) -> Figures:
         total = cls()
         for item in items:
             total = total + item
         return total
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "Figures":
+    def from_mapping(cls, values: Mapping[str, Any]) -> Figures:
         # SUM over BIGINT comes back as an exact decimal on PostgreSQL: int() keeps it exact.
         return cls(**{f.name: int(values.get(f.name) or 0) for f in fields(cls)})
 

@@ -12,9 +12,9 @@ Counting rules
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Iterable, Mapping
 
 SCHEMES = ("PENSION", "SI_ALLOWANCE", "UNEMPLOYMENT", "VOCATIONAL_TRAINING", "MERITORIOUS",
            "SOCIAL_PROTECTION", "OVERSEAS_LABOUR")
@@ -113,7 +113,7 @@ class InstallmentFact:
     state_at: datetime
 
     @property
-    def person(self) -> "PersonKey":
+    def person(self) -> PersonKey:
         return PersonKey(self.period, self.beneficiary_id, self.scheme)
 
     @property

@@ -8,10 +8,10 @@ six periods), the date the trend line reaches the target, and a status.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
-from typing import Sequence
 
 from services.reporting.domain import periods
 

@@ -2,9 +2,10 @@
 memory, then write the facts and the merged counter changes. The caller owns the transaction."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 from services.reporting.domain.model import (
     ClaimCell,

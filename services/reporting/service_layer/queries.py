@@ -116,19 +116,36 @@ class ReportQueries:
         )
 
     async def progress(self, target: Target, as_of: str | None = None) -> Progress:
+        return (await self.progress_of([target], as_of))[0]
+
+    async def progress_of(self, targets: list[Target], as_of: str | None = None) -> list[Progress]:
+        """Progress of each target at `as_of`: province-wide targets from one pass over the rollup
+        (people per period, area type and scheme), district or commune ones with one query each."""
         as_of = as_of or periods.last_complete()
-        filters = replace(await self.target_filters(target), period_to=as_of)
-        latest = await self.repo.latest_period_with_payments(filters)
-        if latest is None:
-            return evaluate(target, [], as_of)
-        window = replace(filters, period_from=periods.add_months(latest, -5), period_to=latest)
-        monthly = await self.repo.monthly_people(window)
-        series = [PeriodShare(p, paid, cashless) for p, (paid, cashless) in monthly.items()]
-        return evaluate(target, series, as_of)
+        wide = [t for t in targets if not t.area_code]
+        by_cell: dict[tuple, Figures] = {}
+        if wide:
+            schemes = tuple(sorted({s for t in wide for s in t.schemes}))
+            by_cell = await self.repo.grouped(Filters(period_to=as_of, schemes=schemes),
+                                              ("period", "area_type", "scheme"), claims=False)
+        out = []
+        for target in targets:
+            if target.area_code:
+                filters = replace(await self.target_filters(target), period_to=as_of)
+                monthly = await self.repo.monthly_people(filters)
+            else:
+                monthly = {}
+                for (period, kind, scheme), figures in by_cell.items():
+                    if scheme in target.schemes and target.area_type in ("ALL", kind):
+                        paid, cashless = monthly.get(period, (0, 0))
+                        monthly[period] = (paid + figures.people_paid, cashless + figures.people_cashless)
+            series = [PeriodShare(p, paid, cashless) for p, (paid, cashless) in monthly.items()]
+            out.append(evaluate(target, series, as_of))
+        return out
 
     async def default_period(self, now: datetime | None = None) -> str | None:
-        """The latest complete period that has figures, else the latest period at all."""
-        found = await self.repo.periods()
+        """The latest complete period with payments, else the latest period with any figures."""
+        found = await self.repo.periods(payments_only=True) or await self.repo.periods()
         if not found:
             return None
         complete = periods.last_complete(now)
@@ -136,7 +153,7 @@ class ReportQueries:
         return settled[-1] if settled else found[-1]
 
 
-def _sorter(sort: str):  # noqa: ANN202
+def _sorter(sort: str):
     if sort == "share":
         # Laggards first; rows with nobody paid last.
         return lambda r: (r.figures.cashless_share is None, r.figures.cashless_share or 0, r.code)

@@ -14,6 +14,7 @@ const I18N = {
     cashlessShare: "Tỷ lệ không dùng tiền mặt", amountPaid: "Số tiền đã chi", claimsReceived: "Hồ sơ tiếp nhận",
     decisionsApproved: "Quyết định hưởng",
     peopleNote: "Mỗi người được tính một lần trong kỳ cho mỗi chế độ.",
+    byChannel: "Theo hình thức chi trả", channel: "Hình thức", ofPeople: "Tỷ trọng",
     urbanRuralTitle: "Tỷ lệ không dùng tiền mặt theo kỳ: đô thị và nông thôn",
     rankingTitle: "Xếp hạng theo tỷ lệ không dùng tiền mặt", districts: "Huyện, thành phố",
     communes: "Xã, phường, thị trấn", laggardLegend: "Dưới mục tiêu", area: "Địa bàn", areaType: "Khu vực",
@@ -39,6 +40,7 @@ const I18N = {
     cashlessShare: "Cashless share", amountPaid: "Amount paid", claimsReceived: "Claims received",
     decisionsApproved: "Approved decisions",
     peopleNote: "Each person counts once per period and scheme.",
+    byChannel: "By payment channel", channel: "Channel", ofPeople: "Of people",
     urbanRuralTitle: "Cashless share by period: urban and rural",
     rankingTitle: "Ranking by cashless share", districts: "Districts", communes: "Communes",
     laggardLegend: "Below target", area: "Area", areaType: "Type", share: "Share", export: "Export",
@@ -65,6 +67,7 @@ const state = {
   periods: null,
   progress: null,
   kpis: null,
+  channels: null,
   trend: null,
   areas: null,
   schemes: null,
@@ -217,14 +220,15 @@ async function load() {
     const tableScope = { ...scope };
     delete tableScope.area_level;
     delete tableScope.area_code;
-    const [kpis, trend, areas, schemes, freshness] = await Promise.all([
+    const [kpis, channels, trend, areas, schemes, freshness] = await Promise.all([
       api("/v1/kpis", { period: state.period }),
+      api("/v1/breakdowns/channel", { period: state.period }),
       api("/v1/timeseries", { split: "area-type", scheme: scope.scheme, period_to: state.period }),
       api(`/v1/breakdowns/${state.level}`, { ...tableScope, period: state.period, sort: "-share" }),
       api("/v1/breakdowns/scheme", { period: state.period }),
       api("/v1/freshness"),
     ]);
-    Object.assign(state, { kpis, trend, areas, schemes, freshness });
+    Object.assign(state, { kpis, channels, trend, areas, schemes, freshness });
     document.getElementById("auth-banner").hidden = true;
     document.getElementById("error-banner").hidden = true;
     render();
@@ -356,6 +360,21 @@ function renderKpis() {
   put("kpi-amount", fmtMoney(f.paid_amount), f.paid_amount);
   put("kpi-claims", fmtInt(f.claims_received), f.claims_received);
   put("kpi-decisions", fmtInt(f.decisions_approved), f.decisions_approved);
+  const body = document.querySelector("#channel-table tbody");
+  body.innerHTML = "";
+  const total = state.channels.total.people_paid;
+  for (const row of state.channels.rows) {
+    const tr = document.createElement("tr");
+    tr.dataset.code = row.code;
+    for (const [i, value] of [name(row), fmtInt(row.people_paid), fmtShare(row.people_paid, total),
+                              fmtMoney(row.paid_amount)].entries()) {
+      const td = document.createElement("td");
+      td.textContent = value;
+      if (i) td.className = "num";
+      tr.append(td);
+    }
+    body.append(tr);
+  }
 }
 
 function schemeNames(codes) {
@@ -455,7 +474,8 @@ function renderAreas() {
     tr.dataset.testid = "area-row";
     rank += 1;
     const cells = [
-      String(rank), name(row), areaTypeLabel(row.area_type), fmtInt(row.people_paid), fmtInt(row.people_cashless),
+      String(rank), name(row), areaTypeLabel(row.area_type || (target && target.area_type)),
+      fmtInt(row.people_paid), fmtInt(row.people_cashless),
       fmtShare(row.people_cashless, row.people_paid), fmtMoney(row.paid_amount),
     ];
     cells.forEach((text, i) => {

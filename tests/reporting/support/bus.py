@@ -6,8 +6,8 @@ them from the beginning would read everyone's events. This wrapper renames each 
 the broker holds a private set, deleted at the end."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -18,7 +18,7 @@ from shared.messaging.ports import OutgoingRecord, ReceivedRecord
 
 
 class _Producer:
-    def __init__(self, bus: "NamespacedBus") -> None:
+    def __init__(self, bus: NamespacedBus) -> None:
         self._bus = bus
         self._inner = bus.inner.producer()
 
@@ -33,7 +33,7 @@ class _Producer:
 
 
 class _Consumer:
-    def __init__(self, bus: "NamespacedBus", group_id: str, topics: Sequence[str]) -> None:
+    def __init__(self, bus: NamespacedBus, group_id: str, topics: Sequence[str]) -> None:
         self._bus = bus
         self._inner = bus.inner.consumer(f"{bus.namespace}.{group_id}", [bus.physical(t) for t in topics])
 
@@ -62,7 +62,7 @@ class NamespacedBus:
 
     def logical(self, topic: str) -> str:
         prefix = f"{self.namespace}."
-        return topic[len(prefix):] if topic.startswith(prefix) else topic
+        return topic.removeprefix(prefix)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         physical = [self.physical(t) for t in topics]
@@ -89,8 +89,6 @@ class NamespacedBus:
         await admin.start()
         try:
             await admin.delete_topics(sorted(self.created))
-        except Exception:  # noqa: BLE001 - best effort: the namespace is unique anyway
-            pass
         finally:
             await admin.close()
 

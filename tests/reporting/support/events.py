@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Iterable, Sequence
 
 from shared.admin_units import LIST_2023
 from shared.events.contracts import (
@@ -32,10 +32,10 @@ BASE = datetime(2023, 5, 10, 3, 0, tzinfo=UTC)
 def facts(installment_id: str, beneficiary_id: str, period: str, amount: int, *, scheme: str = "PENSION",
           agency: str = "BHXH", channel: str = "OWN_ACCOUNT", commune: str = URBAN_COMMUNE,
           list_date: date = LIST_2023) -> dict:
-    return dict(installment_id=installment_id, entitlement_id=f"ent-{beneficiary_id}-{scheme}",
-                beneficiary_id=beneficiary_id, period=period, amount=amount, scheme=scheme, agency=agency,
-                channel=channel, counterparty="VNPOST" if channel == "CASH_POST_OFFICE" else "970436",
-                commune_code=commune, commune_list_date=list_date)
+    return {"installment_id": installment_id, "entitlement_id": f"ent-{beneficiary_id}-{scheme}",
+            "beneficiary_id": beneficiary_id, "period": period, "amount": amount, "scheme": scheme, "agency": agency,
+            "channel": channel, "counterparty": "VNPOST" if channel == "CASH_POST_OFFICE" else "970436",
+            "commune_code": commune, "commune_list_date": list_date}
 
 
 def at(minutes: float) -> datetime:

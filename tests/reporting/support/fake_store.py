@@ -3,10 +3,17 @@ real databases)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
-from services.reporting.domain.model import ClaimCell, ClaimFact, Counters, InstallmentFact, PaymentCell, PersonKey
+from services.reporting.domain.model import (
+    ClaimCell,
+    ClaimFact,
+    Counters,
+    InstallmentFact,
+    PaymentCell,
+    PersonKey,
+)
 
 
 class FakeStore:

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -16,9 +17,14 @@ from sqlalchemy import select
 
 from services.reporting import bootstrap
 from services.reporting.adapters.control import ProjectionControl
-from services.reporting.adapters.orm import READ_MODEL_TABLES, metadata
 from services.reporting.adapters.offsets import caught_up, end_offsets
-from services.reporting.consumers.projections import TOPICS, group_name, projection_runner, run_projections
+from services.reporting.adapters.orm import READ_MODEL_TABLES, metadata
+from services.reporting.consumers.projections import (
+    TOPICS,
+    group_name,
+    projection_runner,
+    run_projections,
+)
 from services.reporting.domain.model import CLAIM_COUNTERS, PAYMENT_COUNTERS
 from services.reporting.settings import ReportingSettings
 from shared.events.contracts import ALL_TOPICS, Contract
@@ -135,7 +141,8 @@ class Reporting:
             for table in READ_MODEL_TABLES:
                 query = select(table).order_by(*table.primary_key.columns)
                 rows = (await session.execute(query)).mappings().all()
-                counters = {"payment_cube": PAYMENT_COUNTERS, "claim_cube": CLAIM_COUNTERS}.get(table.name, ())
+                counters = {"payment_cube": PAYMENT_COUNTERS, "payment_rollup": PAYMENT_COUNTERS,
+                            "claim_cube": CLAIM_COUNTERS, "claim_rollup": CLAIM_COUNTERS}.get(table.name, ())
                 out[table.name] = [tuple(r.values()) for r in rows if not counters or any(r[c] for c in counters)]
         return out
 
@@ -160,13 +167,14 @@ async def open_reporting(settings: ReportingSettings, *, namespace_kafka: bool =
         runtime.bus = namespaced
     app = bootstrap.create_app(settings)
     try:
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://reporting") as client:
-                reporting = Reporting(settings, runtime, app, client)
-                try:
-                    yield reporting
-                finally:
-                    await reporting.stop_worker()
+        transport = httpx.ASGITransport(app=app)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport,
+                                                                       base_url="http://reporting") as client:
+            reporting = Reporting(settings, runtime, app, client)
+            try:
+                yield reporting
+            finally:
+                await reporting.stop_worker()
     finally:
         await runtime.close()
         if namespaced is not None:
@@ -176,4 +184,4 @@ async def open_reporting(settings: ReportingSettings, *, namespace_kafka: bool =
 def settings_for(data_dir: Path, database_url: str | None = None, kafka: str | None = None,
                  **extra: Any) -> ReportingSettings:
     return ReportingSettings(database_url=database_url, kafka_bootstrap_servers=kafka, data_dir=data_dir,
-                             topic_partitions=3, consumer_batch_size=500, **extra)
+                             topic_partitions=3, **({"consumer_batch_size": 500} | extra))

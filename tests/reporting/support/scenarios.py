@@ -9,7 +9,12 @@ from datetime import timedelta
 
 from shared.events.contracts import Contract
 from tests.reporting.support import events as ev
-from tests.reporting.support.events import RURAL_COMMUNE, RURAL_OTHER_DISTRICT, TOWNSHIP, URBAN_COMMUNE
+from tests.reporting.support.events import (
+    RURAL_COMMUNE,
+    RURAL_OTHER_DISTRICT,
+    TOWNSHIP,
+    URBAN_COMMUNE,
+)
 
 COMMUNES = {URBAN_COMMUNE: ("URBAN", "243"), RURAL_COMMUNE: ("RURAL", "243"),
             RURAL_OTHER_DISTRICT: ("RURAL", "246"), TOWNSHIP: ("URBAN", "246")}
