@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Awaitable, Callable, Sequence
 
 from pydantic import ValidationError
-from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
+from sqlalchemy import ARRAY, Column, DateTime, MetaData, String, Table, any_, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events.contracts import Contract, UnknownEventType, contract_for, dead_letter_topic
@@ -148,13 +148,16 @@ class ConsumerRunner:
 
     async def _apply(self, deliveries: Sequence[Delivery]) -> None:
         async with self.session_factory() as session, session.begin():
+            ids = list({d.event.id for d in deliveries})
+            if session.bind.dialect.name == "postgresql":
+                # One array parameter: a long IN list drifts to a generic plan that scans the inbox.
+                matches = self.inbox.c.event_id == any_(bindparam("ids", ids, type_=ARRAY(String)))
+            else:
+                matches = self.inbox.c.event_id.in_(ids)
             seen = set(
                 (
                     await session.execute(
-                        select(self.inbox.c.event_id).where(
-                            self.inbox.c.consumer == self.name,
-                            self.inbox.c.event_id.in_({d.event.id for d in deliveries}),
-                        )
+                        select(self.inbox.c.event_id).where(self.inbox.c.consumer == self.name, matches)
                     )
                 ).scalars()
             )

@@ -21,6 +21,7 @@ from shared.migrations import upgrade_to_head_async
 from shared.observability import configure_logging
 from shared.outbox import OUTBOX_LANES, Outbox, OutboxRelay
 from shared.settings import ServiceSettings
+from shared.tracing import configure_tracing_from_env
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def service_main(
     args = parser.parse_args(argv)
     settings = settings_factory()
     configure_logging(settings.log_level, name)
+    configure_tracing_from_env()
 
     if args.command == "migrate":
         asyncio.run(upgrade_to_head_async(migrations, settings.resolved_database_url()))

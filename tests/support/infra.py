@@ -1,6 +1,7 @@
 """The real PostgreSQL and Kafka the suite runs against (started by scripts/infra.sh)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -36,9 +37,16 @@ async def create_database(prefix: str) -> tuple[str, str]:
     return name, sqlalchemy_url(name)
 
 
-async def drop_database(name: str) -> None:
-    conn = await _admin()
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+async def drop_database(name: str, attempts: int = 20) -> None:
+    """Autovacuum on a freshly filled database blocks a non-superuser's forced drop: retry."""
+    for attempt in range(attempts):
+        conn = await _admin()
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except asyncpg.InsufficientPrivilegeError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
