@@ -130,14 +130,17 @@ def generator_process(index: int, host: str, port: int, token: str, connections:
     statuses: dict[int, int] = {}
     counter = [0]
 
+    failures: list[str] = []
+
     async def main() -> None:
-        await asyncio.gather(*[
+        results = await asyncio.gather(*[
             _connection(host, port, token, index, counter, run, start_at, measure_from, stop_at, latencies, statuses)
             for _ in range(connections)
         ], return_exceptions=True)
+        failures.extend(f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException))
 
     asyncio.run(main())
-    out.put((latencies, statuses))
+    out.put((latencies, statuses, failures))
 
 
 # --- the stack -----------------------------------------------------------------------------------
@@ -175,6 +178,55 @@ def _wait_ready(port: int, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError("intake did not become ready")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                head, tail = (entry / "stat").read_text().rsplit(")", 1)
+                out.append((int(entry.name), int(tail.split()[1]), head.split("(", 1)[1]))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def _descendants(root: int, table: list[tuple[int, int, str]]) -> set[int]:
+    found = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid, _ in table:
+            if ppid in found and pid not in found:
+                found.add(pid)
+                changed = True
+    return found
+
+
+def cpu_by_component(api_pid: int, relay_pid: int | None, generator_pids: list[int]) -> dict[str, float]:
+    """CPU seconds used so far by each part of the stack (PostgreSQL and Kafka: every process of
+    theirs on the machine, so other work on them counts too)."""
+    table = _processes()
+    parts = {
+        "api": sum(_cpu_seconds(p) for p in _descendants(api_pid, table)),
+        "relay": _cpu_seconds(relay_pid) if relay_pid else 0.0,
+        "load_generator": sum(_cpu_seconds(p) for p in generator_pids),
+        "postgresql": sum(_cpu_seconds(p) for p, _, name in table if name.startswith("postgres")),
+        "kafka": sum(_cpu_seconds(p) for p, _, name in table if name == "java"),
+    }
+    parts["whole_machine"] = sum(float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:4]) \
+        / os.sysconf("SC_CLK_TCK")
+    return parts
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -226,6 +278,7 @@ def main() -> None:
         _wait_ready(args.port)
         token = issue_token(jwt_secret, "bench-portal", {"claims:write", "claims:read"}, ttl_seconds=3600)
 
+        load_before = os.getloadavg()
         run = uuid.uuid4().hex[:6]
         start_at = time.monotonic() + 1.0
         measure_from = start_at + args.warmup
@@ -239,15 +292,23 @@ def main() -> None:
         ]
         for g in generators:
             g.start()
+        relay_pid = processes[1].pid if len(processes) > 1 else None
+        time.sleep(max(0.0, measure_from - time.monotonic()))
+        cpu_start = cpu_by_component(api.pid, relay_pid, [g.pid for g in generators])
+        time.sleep(max(0.0, stop_at - time.monotonic()))
+        cpu_end = cpu_by_component(api.pid, relay_pid, [g.pid for g in generators])
         latencies: list[float] = []
         statuses: dict[int, int] = {}
+        connection_failures: list[str] = []
         for _ in generators:
-            lat, st = queue.get()
+            lat, st, failed = queue.get()
+            connection_failures += failed
             latencies += lat
             for k, v in st.items():
                 statuses[k] = statuses.get(k, 0) + v
         for g in generators:
             g.join()
+        load_after = os.getloadavg()
         pending_at_end = asyncio.run(_pending_events(url))
         drain_started = time.monotonic()
         drained_after = None
@@ -260,11 +321,16 @@ def main() -> None:
 
         latencies.sort()
         ok = statuses.get(201, 0)
-        errors = sum(v for k, v in statuses.items() if k != 201)
+        cpu_ms_per_filing = {
+            part: round((cpu_end[part] - cpu_start[part]) * 1000 / max(ok, 1), 2) for part in cpu_start
+        }
+        errors = sum(v for k, v in statuses.items() if k != 201) + len(connection_failures)
         result = {
             "benchmark": "intake claim filings (POST /v1/claims), unique valid claims",
             "stack": "PostgreSQL + Kafka, outbox relay " + ("off" if args.no_relay else "running"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "load_average_before": [round(x, 2) for x in load_before],
+                        "load_average_after": [round(x, 2) for x in load_after]},
             "workers": args.workers, "connections": args.connections, "generators": args.generators,
             "duration_s": args.duration, "warmup_s": args.warmup,
             "filings": ok, "errors": errors, "statuses": {str(k): v for k, v in sorted(statuses.items())},
@@ -276,6 +342,10 @@ def main() -> None:
                 "max": round(latencies[-1] * 1000, 2) if latencies else None,
                 "mean": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
             },
+            "connection_failures": len(connection_failures),
+            "first_failure": connection_failures[0] if connection_failures else None,
+            "cpu_ms_per_filing": cpu_ms_per_filing,
+            "cpu_cores_busy": {part: round((cpu_end[part] - cpu_start[part]) / args.duration, 2) for part in cpu_start},
             "outbox_pending_at_end": pending_at_end,
             "outbox_drained_after_s": drained_after,
             "aim": {"filings_per_s": 1500, "p99_ms": 100},
@@ -286,6 +356,7 @@ def main() -> None:
               f"p99: {result['latency_ms']['p99']} ms  errors: {errors}  "
               f"(workers={args.workers}, connections={args.connections}, {args.duration:.0f}s)")
         print(f"outbox pending at end: {pending_at_end}, drained after: {drained_after} s")
+        print("CPU ms per filing: " + ", ".join(f"{k} {v}" for k, v in cpu_ms_per_filing.items()))
         print(f"written: {args.output}")
     finally:
         for process in processes:

@@ -16,9 +16,10 @@ from services.intake.api import audit, beneficiaries, claims, oauth, uploads
 from services.intake.api.common import install_error_handlers
 from services.intake.consumers.account_verification import account_verification_consumer
 from services.intake.service_layer import clients
+from services.intake.service_layer.filing_batch import FilingBatcher
 from services.intake.settings import IntakeSettings
 from shared.app import build_app
-from shared.db import make_engine
+from shared.db import is_sqlite, make_engine
 from shared.runtime import Runtime, run_relay, service_main
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -44,6 +45,11 @@ a 409.
 
 async def _on_startup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
+    # PostgreSQL: concurrent filings share transactions (group commit); SQLite writes one at a time.
+    app.state.filing_batcher = (
+        None if is_sqlite(runtime.engine) or not getattr(settings, "filing_batch_size", 0)
+        else FilingBatcher(runtime.engine, runtime.outbox, settings.filing_batch_size)
+    )
     if isinstance(settings, IntakeSettings) and settings.seeds_dev_clients:
         try:
             added = await clients.seed_dev_clients(runtime.engine)
@@ -52,6 +58,12 @@ async def _on_startup(app: FastAPI, runtime: Runtime) -> None:
             return
         if added:
             log.info("development clients added", extra={"fields": {"clients": added}})
+
+
+async def _on_shutdown(app: FastAPI, runtime: Runtime) -> None:
+    batcher = getattr(app.state, "filing_batcher", None)
+    if batcher is not None:
+        await batcher.close()
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -63,6 +75,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         routers=[oauth.router, claims.router, uploads.router, beneficiaries.router, audit.router],
         on_startup=_on_startup,
+        on_shutdown=_on_shutdown,
     )
     install_error_handlers(app)
     return app
@@ -128,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "clients":
         raise SystemExit(_clients_command(args[1:]))
+    if args and args[0] in ("-h", "--help"):
+        print("python -m services.intake clients {add,list,disable,enable} ...: manage the API clients")
     service_main(
         args,
         name="intake",

@@ -14,6 +14,8 @@ class IntakeSettings(ServiceSettings):
     # Development only: add the documented dev clients (portal, bhxh, dolisa, esc, admin with the
     # secret `<id>-dev-secret`) at startup if they are missing. Never done in other environments.
     seed_dev_clients: bool = True
+    # PostgreSQL: at most this many concurrent filings share one transaction (0: one per filing).
+    filing_batch_size: int = 256
 
     @property
     def seeds_dev_clients(self) -> bool:

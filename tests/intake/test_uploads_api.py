@@ -102,12 +102,16 @@ class TestRollXlsx:
 
 class TestRollJsonAndCsv:
     async def test_json_rows_with_pointers_into_the_body(self, intake):
-        rows = [builders.roll_row("MERITORIOUS"), builders.roll_row("SOCIAL_PROTECTION", commune_code="00000")]
+        rows = [builders.roll_row("MERITORIOUS"), builders.roll_row("SOCIAL_PROTECTION", commune_code="00000"),
+                builders.roll_row("MERITORIOUS", decision_number="Q" * 101)]
         response = await intake.post("/v1/roll/uploads", "dolisa", json={"rows": rows})
         report = response.json()
         assert report["format"] == "JSON" and report["accepted"] == 1
-        assert report["rejections"] == [{"row": 2, "errors": [
-            {"pointer": "/rows/1/commune_code", "detail": "no commune with that code in the list of 2023-05-07"}]}]
+        assert report["rejections"] == [
+            {"row": 2, "errors": [{"pointer": "/rows/1/commune_code",
+                                   "detail": "no commune with that code in the list of 2023-05-07"}]},
+            {"row": 3, "errors": [{"pointer": "/rows/2/decision_number", "detail": "is longer than 100 characters"}]},
+        ]
 
     async def test_csv_body(self, intake):
         rows = [builders.roll_row("SOCIAL_PROTECTION", payment_method="CASH_POST_OFFICE", bank_bin=None,

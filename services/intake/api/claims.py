@@ -1,7 +1,7 @@
 """Claims from the portal, decisions from the agencies, stops of entitlements."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -47,8 +47,13 @@ async def file_claim(request: Request, body: ClaimIn,
         commune_code=body.address.commune_code, commune_list_date=body.address.list_date,
         payment=body.payment.spec(), request_hash=request_hash(body.model_dump(mode="json")),
     )
+    batcher = getattr(request.app.state, "filing_batcher", None)
     try:
-        answer = await transact(request, principal, lambda ctx: handlers.file_claim(ctx, command))
+        if batcher is not None:
+            filing = handlers.prepare_filing(command, principal.client_id, datetime.now(UTC))
+            answer = await batcher.submit(filing)
+        else:
+            answer = await transact(request, principal, lambda ctx: handlers.file_claim(ctx, command))
     except Replay as replay:
         return replay_response(replay)
     return json_response(answer, 201)

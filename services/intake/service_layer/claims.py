@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -59,11 +59,9 @@ class FileClaim:
     request_hash: str
 
 
-async def file_claim(ctx: Context, cmd: FileClaim) -> bytes:
-    """One transaction: the beneficiary (found by CCCD or registered), the claim, the idempotency
-    record, the audit entry and the events. Returns the 201 body; raises Replay or ModifiedRequest
-    for a dossier id already used."""
-    today = vietnam_today(ctx.now)
+def prepare_filing(cmd: FileClaim, actor: str, now: datetime) -> Filing:
+    """Check a filing in memory and give it its ids, answer and audit entries (nothing written)."""
+    today = vietnam_today(now)
     name = normalise_name(cmd.full_name)
     errors = applicant_problems(cmd.national_id, name, cmd.date_of_birth, cmd.si_number, cmd.scheme, today,
                                 "/applicant")
@@ -72,15 +70,15 @@ async def file_claim(ctx: Context, cmd: FileClaim) -> bytes:
     errors += pm.method_problems(payment, today, cmd.national_id, "/payment")
     if errors:
         raise Invalid(errors)
-
     claim_id = str(uuid.uuid4())
     agency = agency_for(cmd.scheme)
-    filing = _Filing(
+    return Filing(
+        cmd=cmd, actor=actor, now=now, correlation_id=correlation_id.get(),
         claim_id=claim_id, beneficiary_id=str(uuid.uuid4()), agency=agency, name=name, payment=payment,
         body=orjson.dumps({
             "claim_id": claim_id, "portal_dossier_id": cmd.portal_dossier_id, "beneficiary_id": _PLACEHOLDER,
             "status": claim_rules.RECEIVED, "scheme": cmd.scheme, "agency": agency,
-            "received_at": ctx.now.isoformat(),
+            "received_at": now.isoformat(),
         }).decode(),
         claim_audit={
             "portal_dossier_id": cmd.portal_dossier_id, "scheme": cmd.scheme, "beneficiary_id": _PLACEHOLDER,
@@ -90,43 +88,73 @@ async def file_claim(ctx: Context, cmd: FileClaim) -> bytes:
         beneficiary_audit={"national_id": mask_national_id(cmd.national_id), "registered_via": "PORTAL",
                            "commune_code": cmd.commune_code},
     )
+
+
+def filing_events(filing: Filing, beneficiary_id: str) -> list[Any]:
+    """BeneficiaryRegistered (for a new person) and ClaimReceived."""
+    cmd = filing.cmd
+    events: list[Any] = []
+    if beneficiary_id == filing.beneficiary_id:
+        events.append(BeneficiaryRegistered(
+            beneficiary_id=beneficiary_id, national_id=cmd.national_id, full_name=filing.name,
+            date_of_birth=cmd.date_of_birth, si_number=cmd.si_number, commune_code=cmd.commune_code,
+            commune_list_date=cmd.commune_list_date, registered_via="PORTAL", registered_at=filing.now,
+        ))
+    events.append(ClaimReceived(
+        claim_id=filing.claim_id, portal_dossier_id=cmd.portal_dossier_id, beneficiary_id=beneficiary_id,
+        scheme=cmd.scheme, agency=filing.agency, commune_code=cmd.commune_code,  # type: ignore[arg-type]
+        commune_list_date=cmd.commune_list_date, requested_method=filing.payment.kind,  # type: ignore[arg-type]
+        received_at=filing.now,
+    ))
+    return events
+
+
+async def file_claim(ctx: Context, cmd: FileClaim) -> bytes:
+    """One transaction: the beneficiary (found by CCCD or registered), the claim, the idempotency
+    record, the audit entry and the events. Returns the 201 body; raises Replay or ModifiedRequest
+    for a dossier id already used. (Under load, `filing_batch` writes many filings per transaction.)"""
+    return await write_prepared_filing(ctx, prepare_filing(cmd, ctx.actor, ctx.now))
+
+
+async def write_prepared_filing(ctx: Context, filing: Filing) -> bytes:
+    cmd = filing.cmd
     write = _write_filing_postgres if ctx.postgres else _write_filing
     person = await write(ctx, cmd, filing)
     if not person.fresh:
         await raise_replay_or_conflict(ctx, FILING_SCOPE, cmd.portal_dossier_id, cmd.request_hash)
         raise Conflict("the dossier id is being filed concurrently; retry")
-    registered = person.id == filing.beneficiary_id
-    if not registered:
-        check_same_person(person.full_name, person.date_of_birth, name, cmd.date_of_birth, "/applicant")
-    else:
-        ctx.emit(BeneficiaryRegistered(
-            beneficiary_id=person.id, national_id=cmd.national_id, full_name=name, date_of_birth=cmd.date_of_birth,
-            si_number=cmd.si_number, commune_code=cmd.commune_code, commune_list_date=cmd.commune_list_date,
-            registered_via="PORTAL", registered_at=ctx.now,
-        ))
-    ctx.emit(ClaimReceived(
-        claim_id=claim_id, portal_dossier_id=cmd.portal_dossier_id, beneficiary_id=person.id,
-        scheme=cmd.scheme, agency=agency, commune_code=cmd.commune_code,  # type: ignore[arg-type]
-        commune_list_date=cmd.commune_list_date, requested_method=payment.kind,  # type: ignore[arg-type]
-        received_at=ctx.now,
-    ))
+    if person.id != filing.beneficiary_id:
+        check_same_person(person.full_name, person.date_of_birth, filing.name, cmd.date_of_birth, "/applicant")
+    ctx.emit(*filing_events(filing, person.id))
     await ctx.flush()
-    return filing.body.replace(_PLACEHOLDER, person.id).encode()
+    return filing.answer(person.id)
 
 
 _PLACEHOLDER = "$beneficiary_id$"
 
 
 @dataclass(frozen=True, slots=True)
-class _Filing:
+class Filing:
+    """A checked filing, ready to write."""
+
+    cmd: FileClaim
+    actor: str
+    now: datetime
+    correlation_id: str | None
     claim_id: str
     beneficiary_id: str  # used if the person is new
     agency: str
-    name: str
+    name: str  # NFC
     payment: pm.MethodSpec
     body: str  # the 201 answer, with a placeholder for the beneficiary id
     claim_audit: dict[str, Any]
     beneficiary_audit: dict[str, Any]
+
+    def answer(self, beneficiary_id: str) -> bytes:
+        return self.body.replace(_PLACEHOLDER, beneficiary_id).encode()
+
+    def claim_audit_json(self, beneficiary_id: str) -> str:
+        return orjson.dumps({**self.claim_audit, "beneficiary_id": beneficiary_id}).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +165,7 @@ class _Person:
     fresh: bool  # False: the dossier id was already used (nothing of this filing was written)
 
 
-def _claim_row(ctx: Context, cmd: FileClaim, filing: _Filing) -> dict[str, Any]:
+def _claim_row(ctx: Context, cmd: FileClaim, filing: Filing) -> dict[str, Any]:
     return {
         "id": filing.claim_id, "portal_dossier_id": cmd.portal_dossier_id, "scheme": cmd.scheme,
         "agency": filing.agency, "status": claim_rules.RECEIVED, "full_name": filing.name,
@@ -147,7 +175,7 @@ def _claim_row(ctx: Context, cmd: FileClaim, filing: _Filing) -> dict[str, Any]:
     }
 
 
-async def _write_filing(ctx: Context, cmd: FileClaim, filing: _Filing) -> _Person:
+async def _write_filing(ctx: Context, cmd: FileClaim, filing: Filing) -> _Person:
     """Any database: one statement per table."""
     upsert = ctx.insert(beneficiaries).values(
         id=filing.beneficiary_id, national_id=cmd.national_id, full_name=filing.name,
@@ -216,7 +244,7 @@ SELECT ben.id, ben.full_name, ben.date_of_birth, EXISTS (SELECT 1 FROM claim) AS
 """)
 
 
-async def _write_filing_postgres(ctx: Context, cmd: FileClaim, filing: _Filing) -> _Person:
+async def _write_filing_postgres(ctx: Context, cmd: FileClaim, filing: Filing) -> _Person:
     row = (await ctx.db.execute(_FILING_SQL, {
         "beneficiary_id": filing.beneficiary_id, "national_id": cmd.national_id, "full_name": filing.name,
         "date_of_birth": cmd.date_of_birth, "si_number": cmd.si_number, "commune_code": cmd.commune_code,
@@ -226,7 +254,7 @@ async def _write_filing_postgres(ctx: Context, cmd: FileClaim, filing: _Filing) 
         "agency": filing.agency, "requested_method": filing.payment.kind,
         "payment": orjson.dumps(document_of_spec(filing.payment)).decode(),
         "beneficiary_audit": orjson.dumps(filing.beneficiary_audit).decode(),
-        "claim_audit": orjson.dumps(filing.claim_audit).decode(), "correlation_id": correlation_id.get(),
+        "claim_audit": orjson.dumps(filing.claim_audit).decode(), "correlation_id": filing.correlation_id,
     })).one()
     return _Person(row.id, row.full_name, row.date_of_birth, bool(row.fresh))
 

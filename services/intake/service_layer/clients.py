@@ -10,11 +10,12 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.adapters.orm import clients
+from services.intake.adapters.orm import audit_log, clients
 from services.intake.domain.schemes import AGENCIES
 from shared.auth import hash_secret, verify_secret
 from shared.db import is_sqlite
 
+OPERATOR = "operator"  # the audit trail's actor for command-line changes
 SCOPES = (
     "claims:write", "claims:read", "decisions:write", "roll:write", "payment-methods:write",
     "beneficiaries:read", "pii:read", "audit:read",
@@ -70,12 +71,24 @@ async def add_client(engine: AsyncEngine, client_id: str, secret: str | None, sc
             await conn.execute(update(clients).where(clients.c.client_id == client_id).values(**values))
         else:
             await conn.execute(clients.insert().values(client_id=client_id, created_at=datetime.now(UTC), **values))
+        await _audit(conn, "client.updated" if exists else "client.registered", client_id,
+                     {"scopes": values["scopes"], "agency": agency, "secret": "changed"})
     return secret
+
+
+async def _audit(conn, action: str, client_id: str, changes: dict, actor: str = OPERATOR) -> None:
+    """Client changes are made by an operator on the command line (or seeded in development)."""
+    await conn.execute(audit_log.insert().values(
+        at=datetime.now(UTC), client_id=actor, action=action, entity_type="client", entity_id=client_id,
+        changes=changes, correlation_id=None,
+    ))
 
 
 async def set_active(engine: AsyncEngine, client_id: str, active: bool) -> bool:
     async with engine.begin() as conn:
         result = await conn.execute(update(clients).where(clients.c.client_id == client_id).values(active=active))
+        if result.rowcount:
+            await _audit(conn, "client.enabled" if active else "client.disabled", client_id, {"active": active})
     return bool(result.rowcount)
 
 
@@ -115,8 +128,14 @@ async def seed_dev_clients(engine: AsyncEngine) -> list[str]:
                "description": description, "active": True, "created_at": datetime.now(UTC)}
         async with engine.begin() as conn:
             insert = sqlite.insert if is_sqlite(engine) else postgresql.insert
-            await conn.execute(insert(clients).values(**row).on_conflict_do_nothing(index_elements=["client_id"]))
-        added.append(client_id)
+            inserted = await conn.execute(
+                insert(clients).values(**row).on_conflict_do_nothing(index_elements=["client_id"])
+                .returning(clients.c.client_id)
+            )
+            if inserted.first() is not None:
+                await _audit(conn, "client.registered", client_id, {"scopes": row["scopes"], "agency": agency,
+                                                                    "development_seed": True}, actor="system")
+                added.append(client_id)
     return added
 
 

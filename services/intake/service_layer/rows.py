@@ -11,6 +11,13 @@ METHOD_COLUMNS = [
     "payment_method", "bank_bin", "account_number", "cash_reason", "rep_national_id", "rep_full_name",
     "rep_relationship", "rep_power_of_attorney_ref", "rep_valid_from", "rep_valid_until",
 ]
+# What the database columns hold; a longer cell is refused with its row, never truncated.
+MAX_LENGTHS = {
+    "national_id": 12, "rep_national_id": 12, "si_number": 10, "commune_code": 10, "scheme": 30,
+    "decision_number": 100, "start_period": 7, "payment_method": 30, "bank_bin": 6, "account_number": 19,
+    "cash_reason": 500, "rep_relationship": 100, "rep_power_of_attorney_ref": 100, "full_name": 200,
+    "rep_full_name": 200,
+}
 _GROUPED = re.compile(r"^\d{1,3}([.,\s]\d{3})+$")
 # The representative's fields in a row, and where the domain's pointers name them.
 _REP_POINTERS = {
@@ -41,13 +48,21 @@ class RowReader:
         value = self.cells.get(column)
         if value is None and required:
             self.bad(column, "is required")
+        limit = MAX_LENGTHS.get(column)
+        if value is not None and limit is not None and len(value) > limit:
+            self.bad(column, f"is longer than {limit} characters")
+            return None
         return value
 
     def date(self, column: str, required: bool = True) -> date | None:
         value = self.text(column, required)
         if value is None:
             return None
-        for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"):
+        try:
+            return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value).date()
+        except ValueError:
+            pass
+        for fmt in ("%d/%m/%Y", "%d-%m-%Y"):
             try:
                 return datetime.strptime(value, fmt).date()
             except ValueError:
@@ -73,6 +88,7 @@ class RowReader:
 
     def method(self, today: date, beneficiary_national_id: str | None, required: bool) -> pm.MethodSpec | None:
         """The payment-method columns, or None when they are all empty (and not required)."""
+        before = len(self.errors)
         if all(self.cells.get(c) is None for c in METHOD_COLUMNS):
             if required:
                 self.bad("payment_method", "is required")
@@ -86,23 +102,22 @@ class RowReader:
             valid_from = self.date("rep_valid_from")
             valid_until = self.date("rep_valid_until", required=False)
             rep = pm.RepresentativeSpec(
-                national_id=self.cells.get("rep_national_id") or "",
-                full_name=self.cells.get("rep_full_name") or "",
-                relationship=self.cells.get("rep_relationship") or "",
-                power_of_attorney_ref=self.cells.get("rep_power_of_attorney_ref") or "",
+                national_id=self.text("rep_national_id", required=False) or "",
+                full_name=self.text("rep_full_name", required=False) or "",
+                relationship=self.text("rep_relationship", required=False) or "",
+                power_of_attorney_ref=self.text("rep_power_of_attorney_ref", required=False) or "",
                 valid_from=valid_from or date.min,
                 valid_until=valid_until,
             )
             if valid_from is None:
                 return None
-        spec = pm.normalise(pm.MethodSpec(kind, self.cells.get("bank_bin"), self.cells.get("account_number"), rep,
-                                          self.cells.get("cash_reason")))
+        bank_bin = self.text("bank_bin", required=False)
+        account_number = self.text("account_number", required=False)
+        cash_reason = self.text("cash_reason", required=False)
+        if len(self.errors) > before:
+            return None
+        spec = pm.normalise(pm.MethodSpec(kind, bank_bin, account_number, rep, cash_reason))
         for error in pm.method_problems(spec, today, beneficiary_national_id):
             column = _REP_POINTERS.get(error.pointer, error.pointer.lstrip("/"))
             self.bad(column, error.detail)
         return spec
-
-
-def relative_errors(errors: list[FieldError], prefix: str, mapping: dict[str, str]) -> list[FieldError]:
-    """Re-point the domain's pointers (e.g. '/national_id') at a row's columns."""
-    return [FieldError(f"{prefix}/{mapping.get(e.pointer, e.pointer.lstrip('/'))}", e.detail) for e in errors]

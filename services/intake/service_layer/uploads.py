@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import String, and_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -180,15 +181,28 @@ async def _people(ctx: Context, national_ids: Sequence[str]) -> dict[str, Any]:
     return {row.national_id: row for row in rows}
 
 
+async def _entitlements_by_decision(ctx: Context, keys: set[tuple[str, str]]) -> list[Any]:
+    if not ctx.postgres:
+        return [row for row in await ctx.db.execute(
+            select(entitlements).where(entitlements.c.agency.in_({a for a, _ in keys}),
+                                       entitlements.c.decision_number.in_({n for _, n in keys}))
+        ) if (row.agency, row.decision_number) in keys]
+    # PostgreSQL: join the keys as two arrays. (A long IN list of parameters is searched linearly
+    # for every row once the prepared statement goes generic.)
+    wanted = func.unnest(
+        bindparam("agencies", type_=ARRAY(String)), bindparam("numbers", type_=ARRAY(String))
+    ).table_valued("agency", "decision_number").render_derived(name="wanted")
+    query = select(entitlements).join(wanted, and_(entitlements.c.agency == wanted.c.agency,
+                                                   entitlements.c.decision_number == wanted.c.decision_number))
+    ordered = sorted(keys)
+    return list(await ctx.db.execute(query, {"agencies": [a for a, _ in ordered],
+                                             "numbers": [n for _, n in ordered]}))
+
+
 async def apply_roll_chunk(ctx: Context, entries: list[RollEntry]) -> list[RowResult]:
     people = await _people(ctx, [e.national_id for e in entries])
     keys = {(e.agency, e.decision_number) for e in entries}
-    by_decision = {
-        (row.agency, row.decision_number): row
-        for row in await ctx.db.execute(
-            select(entitlements).where(tuple_(entitlements.c.agency, entitlements.c.decision_number).in_(keys))
-        )
-    }
+    by_decision = {(row.agency, row.decision_number): row for row in await _entitlements_by_decision(ctx, keys)}
     known_ids = [p.id for p in people.values()]
     active: dict[tuple[str, str], Any] = {}
     if known_ids:
