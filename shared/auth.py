@@ -9,16 +9,20 @@ import hmac
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Annotated, Callable
 
 import jwt
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.web import ProblemError
 
 ISSUER = "vn-benefits"
 AUDIENCE = "vn-benefits-api"
 ALGORITHM = "HS256"
+# Declares the bearer scheme in the OpenAPI document; the token itself is checked below.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearerAuth", bearerFormat="JWT",
+                    description="OAuth2 client-credentials token issued by intake's `POST /oauth/token`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +61,8 @@ def _unauthorized(detail: str) -> ProblemError:
 def require_scopes(*scopes: str) -> Callable[[Request], Principal]:
     """A FastAPI dependency: a valid bearer token holding every one of `scopes`."""
 
-    def dependency(request: Request) -> Principal:
+    def dependency(request: Request,
+                   _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:

@@ -19,6 +19,39 @@ from shared.tracing import span_from_traceparent
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+# RFC 9457 problem details as every service writes them (extensions allowed).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 100, "maximum": 599},
+        "detail": {"type": "string"},
+        "correlation_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "pointer": {"type": "string"},
+                    "location": {"type": "string"},
+                    "detail": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+BEARER_SCHEME = "bearerAuth"  # the security scheme name of shared.auth
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a route that may answer these statuses with problem+json (the schema is
+    filled in when the OpenAPI document is built)."""
+    return {status: {"content": {PROBLEM_JSON: {}}} for status in statuses}
 
 
 class ProblemError(Exception):
@@ -74,7 +107,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+        title = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
                  409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type"}.get(exc.status_code, "Error")
         response = problem_response(exc.status_code, title, str(exc.detail) if exc.detail else None)
         if exc.headers:
@@ -93,6 +126,10 @@ def install_correlation_middleware(app: FastAPI, metrics: "HttpMetrics", service
         cid = request.headers.get("x-correlation-id") or new_correlation_id()
         token = correlation_id.set(cid[:64])
         try:
+            refused = _refuse_nul(request)
+            if refused is not None:
+                refused.headers["x-correlation-id"] = cid[:64]
+                return refused
             with metrics.latency.labels(request.method).time(), span_from_traceparent(
                 service, f"HTTP {request.method}", request.headers.get("traceparent"), SpanKind.SERVER,
                 **{"http.request.method": request.method},
@@ -107,6 +144,24 @@ def install_correlation_middleware(app: FastAPI, metrics: "HttpMetrics", service
             return response
         finally:
             correlation_id.reset(token)
+
+
+def _refuse_nul(request: Request) -> JSONResponse | None:
+    """A NUL character in the path or the query is never data (PostgreSQL text cannot even hold
+    it): refuse it as an invalid field before any handler sees it."""
+    where = None
+    if "\x00" in request.scope.get("path", ""):
+        where = ("path", "/")
+    elif b"%00" in request.scope.get("query_string", b""):
+        name = next((k for k, v in request.query_params.multi_items() if "\x00" in k or "\x00" in v), "")
+        where = ("query", "/" + name.replace("\x00", "").replace("~", "~0").replace("/", "~1"))
+    if where is None:
+        return None
+    return problem_response(
+        422, "Unprocessable Content", "the request has invalid fields",
+        "https://benefits.example.vn/problems/validation",
+        errors=[{"pointer": where[1], "location": where[0], "detail": "must not contain NUL characters"}],
+    )
 
 
 class HttpMetrics:
@@ -125,7 +180,14 @@ def install_health(app: FastAPI, registry: CollectorRegistry) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz", tags=["operations"], responses={503: {"description": "not ready"}})
+    readiness = {"application/json": {"schema": {
+        "type": "object", "required": ["status", "checks"],
+        "properties": {"status": {"type": "string", "enum": ["ready", "not ready"]},
+                       "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}}}
+
+    @app.get("/readyz", tags=["operations"],
+             responses={200: {"description": "ready", "content": readiness},
+                        503: {"description": "not ready", "content": readiness}})
     async def readyz(request: Request) -> Response:
         state = request.app.state
         checks: dict[str, str] = {}
@@ -146,10 +208,61 @@ def install_health(app: FastAPI, registry: CollectorRegistry) -> None:
         return Response(generate_latest(registry) + generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
+def install_problem_openapi(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers above answer: every 4xx/5xx declared with
+    a problem+json body has the Problem schema (FastAPI's default 422 `HTTPValidationError` in
+    application/json is replaced by it), and every route guarded by the bearer scheme
+    (`shared.auth.require_scopes`) declares its 401 and 403 problems."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        _declare_problems(document)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare_problems(document: dict[str, Any]) -> None:
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    problem = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                # A JSON body that cannot be parsed at all.
+                responses.setdefault("400", {"description": "The body cannot be read", "content": {PROBLEM_JSON: {}}})
+            if any(BEARER_SCHEME in requirement for requirement in operation.get("security", [])):
+                for status, description in (("401", "Missing, expired or invalid bearer token"),
+                                            ("403", "The token lacks a required scope")):
+                    responses.setdefault(status, {"description": description, "content": {PROBLEM_JSON: {}}})
+            for status, response in responses.items():
+                if str(status)[:1] not in ("4", "5"):
+                    continue
+                content = response.get("content") or {}
+                default_validation = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                if default_validation.endswith("/HTTPValidationError"):
+                    response["content"] = dict(problem)
+                elif PROBLEM_JSON in content and not content[PROBLEM_JSON].get("schema"):
+                    content[PROBLEM_JSON] = dict(problem[PROBLEM_JSON])
+    for unused in ("HTTPValidationError", "ValidationError"):
+        others = {name: schema for name, schema in schemas.items() if name != unused}
+        if f"/{unused}'" not in repr((document.get("paths", {}), others)):
+            schemas.pop(unused, None)
+
+
 def install_common(app: FastAPI, service: str) -> CollectorRegistry:
     registry = CollectorRegistry()
     metrics = HttpMetrics(registry, service)
     install_problem_handlers(app)
+    install_problem_openapi(app)
     install_correlation_middleware(app, metrics, service)
     install_health(app, registry)
     return registry

@@ -227,10 +227,12 @@ class DemoDriver:
             await asyncio.sleep(0.3)
         raise TimeoutError(f"the cycle of {period} did not settle in time")
 
-    async def reporting_caught_up(self, group: str, timeout: float = 300) -> None:
+    async def reporting_caught_up(self, group: str, payout_outbox_pending: Callable[[], Awaitable[int]],
+                                  timeout: float = 300) -> None:
+        """Every payment event payout has written is published, and reporting has applied it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if await self.bus.group_lag(group, [PAYMENT_TOPIC]) == 0:
+            if await payout_outbox_pending() == 0 and await self.bus.group_lag(group, [PAYMENT_TOPIC]) == 0:
                 return
             await asyncio.sleep(0.2)
         raise TimeoutError("reporting did not catch up in time")

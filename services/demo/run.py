@@ -32,9 +32,15 @@ def _vnd_billions(amount: int) -> str:
 def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
     real = any(os.environ.get(f"{n}_DATABASE_URL") for n in ("INTAKE", "PAYOUT", "REPORTING"))
     overrides = {} if real else {"data_dir": data_dir}
+    from services.sandbox import SandboxSettings
+
+    sandbox = SandboxSettings()
+    payout_overrides = dict(overrides)
+    if not os.environ.get("PAYOUT_BANK_BASE_URL"):  # the banks are the sandbox we start
+        payout_overrides["bank_base_url"] = f"http://{sandbox.host}:{sandbox.port}"
     specs = [
         ServiceSpec("intake", IntakeSettings(**overrides), intake.create_app, intake),
-        ServiceSpec("payout", PayoutSettings(**overrides), payout.create_app, payout),
+        ServiceSpec("payout", PayoutSettings(**payout_overrides), payout.create_app, payout),
         ServiceSpec("reporting", ReportingSettings(**overrides), reporting.create_app, reporting),
     ]
     return specs, real
@@ -43,6 +49,9 @@ def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
 async def run_demo(console: Console, *, beneficiaries: int, months: int, seed: int, unemployment_scale: float,
                    data_dir: Path, stay: bool) -> int:
     began = time.monotonic()
+    from shared.tracing import configure_tracing_from_env
+
+    configure_tracing_from_env()
     specs, real = _specs(data_dir)
     if not real:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -86,7 +95,7 @@ async def run_demo(console: Console, *, beneficiaries: int, months: int, seed: i
                 await driver.settle_events()
                 report.months.append(await driver.run_cycle(period))
             generation = (await driver.http.get(f"{stack.url('reporting')}/v1/freshness")).json()["generation"]
-            await driver.reporting_caught_up(group_name(generation))
+            await driver.reporting_caught_up(group_name(generation), stack.runtime("payout").relay().pending_count)
         last = report.months[-1].period if report.months else "2023-01"
         summary = await driver.summary(last)
         _print_summary(console, report, summary, accounts, dashboard, time.monotonic() - began)

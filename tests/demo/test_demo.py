@@ -1,0 +1,109 @@
+"""`benefits demo` end to end: a small province, two monthly cycles, and figures that agree
+between payout's ledger and reporting's read models, on both the embedded default and the real
+PostgreSQL + Kafka."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.auth import issue_token
+from shared.settings import DEFAULT_JWT_SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+BENEFITS = str(Path(sys.executable).parent / "benefits")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def demo_env(extra: dict[str, str]) -> tuple[dict[str, str], dict[str, int]]:
+    ports = {name: free_port() for name in ("INTAKE", "PAYOUT", "REPORTING", "SANDBOX")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTAKE_", "PAYOUT_", "REPORTING_", "SANDBOX_"))}
+    env.update({f"{name}_PORT": str(port) for name, port in ports.items()})
+    env.update(COLUMNS="200", **extra)
+    return env, ports
+
+
+def run_demo_until_ready(env: dict[str, str], data_dir: Path, timeout: float = 600) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [BENEFITS, "demo", "--beneficiaries", "150", "--months", "2", "--data-dir", str(data_dir)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            pytest.fail(f"the demo exited ({process.wait()}): {''.join(seen)[-3000:]}")
+        seen.append(line)
+        if "Demo ready" in line:
+            return process
+    process.kill()
+    pytest.fail(f"the demo was not ready in {timeout}s: {''.join(seen)[-3000:]}")
+
+
+def check_figures_agree(ports: dict[str, int]) -> None:
+    operator = {"Authorization": "Bearer " + issue_token(DEFAULT_JWT_SECRET, "test", {"payout:read"})}
+    payout = f"http://127.0.0.1:{ports['PAYOUT']}"
+    reporting = f"http://127.0.0.1:{ports['REPORTING']}"
+    for period in ("2023-01", "2023-02"):
+        cycle = httpx.get(f"{payout}/v1/cycles/{period}", headers=operator, timeout=30).json()
+        states = cycle["by_state"]
+        assert not {"SCHEDULED", "SUBMITTED"} & set(states), f"{period} still in flight: {states}"
+        paid = [states[s] for s in ("SETTLED", "PAID_CASH") if s in states]
+        paid_count = sum(s["count"] for s in paid)
+        paid_sum = sum(s["sum"] for s in paid)
+        assert paid_count > 100  # the roll, plus the unemployment decisions from February
+        figures = httpx.get(f"{reporting}/v1/kpis", params={"period": period}, timeout=30).json()["figures"]
+        assert figures["paid_count"] == paid_count
+        assert figures["paid_amount"] == paid_sum, "reporting equals payout's ledger to the đồng"
+        assert figures["cashless_count"] == states.get("SETTLED", {}).get("count", 0)
+    channels = httpx.get(f"{reporting}/v1/breakdowns/channel", params={"period": "2023-02"}, timeout=30).json()
+    assert sum(row["paid_amount"] for row in channels["rows"]) == channels["total"]["paid_amount"]
+    dashboard = httpx.get(f"{reporting}/", timeout=30, follow_redirects=True)
+    assert dashboard.status_code == 200 and "<html" in dashboard.text.lower()
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        assert process.wait(timeout=60) == 0
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the demo did not stop on Ctrl-C")
+
+
+class TestDemo:
+    def test_embedded_default_settles_cycles_and_figures_agree(self, tmp_path):
+        env, ports = demo_env({})
+        process = run_demo_until_ready(env, tmp_path / "demo")
+        try:
+            check_figures_agree(ports)
+        finally:
+            stop(process)
+
+    async def test_real_postgres_and_kafka_settle_cycles_and_figures_agree(self, tmp_path, pg_database, kafka_bootstrap):
+        prefix = f"demo{uuid.uuid4().hex[:8]}."
+        extra = {}
+        for name in ("INTAKE", "PAYOUT", "REPORTING"):
+            extra[f"{name}_DATABASE_URL"] = await pg_database(name.lower())
+            extra[f"{name}_KAFKA_BOOTSTRAP_SERVERS"] = kafka_bootstrap
+            extra[f"{name}_TOPIC_PREFIX"] = prefix
+        env, ports = demo_env(extra)
+        process = run_demo_until_ready(env, tmp_path / "demo")
+        try:
+            check_figures_agree(ports)
+        finally:
+            stop(process)
