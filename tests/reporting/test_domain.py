@@ -83,6 +83,12 @@ class TestInstallmentStates:
         assert run(payment(CANCELLED, 1), payment(SETTLED, 2)).state == SETTLED
         assert run(payment(CANCELLED, 1), payment(SUBMITTED, 2)).state == CANCELLED
 
+    def test_a_settlement_stamped_before_the_recorded_submission_still_settles(self):
+        # The bank's callback can beat payout's recording of its own submission.
+        assert run(payment(SCHEDULED, 0), payment(SUBMITTED, 5), payment(SETTLED, 4)).state == SETTLED
+        cash = run(payment(SCHEDULED, 0), payment(SUBMITTED, 5), payment(PAID_CASH, 1, channel="CASH_POST_OFFICE"))
+        assert cash.state == PAID_CASH
+
     def test_redelivering_the_same_event_returns_the_same_fact(self):
         fact = run(payment(SETTLED, 2))
         assert advance(fact, payment(SETTLED, 2)) is fact
