@@ -39,6 +39,7 @@ from shared.events.contracts import (
 )
 from shared.events.contracts import Schedule as ScheduleContract
 from shared.observability import correlation_id
+from shared.tracing import current_traceparent
 from shared.vn_text import same_name
 
 FILING_SCOPE = "claim-filing"
@@ -73,7 +74,7 @@ def prepare_filing(cmd: FileClaim, actor: str, now: datetime) -> Filing:
     claim_id = str(uuid.uuid4())
     agency = agency_for(cmd.scheme)
     return Filing(
-        cmd=cmd, actor=actor, now=now, correlation_id=correlation_id.get(),
+        cmd=cmd, actor=actor, now=now, correlation_id=correlation_id.get(), traceparent=current_traceparent(),
         claim_id=claim_id, beneficiary_id=str(uuid.uuid4()), agency=agency, name=name, payment=payment,
         body=orjson.dumps({
             "claim_id": claim_id, "portal_dossier_id": cmd.portal_dossier_id, "beneficiary_id": _PLACEHOLDER,
@@ -141,6 +142,7 @@ class Filing:
     actor: str
     now: datetime
     correlation_id: str | None
+    traceparent: str | None  # the filing request's trace, carried to the events of a shared write
     claim_id: str
     beneficiary_id: str  # used if the person is new
     agency: str

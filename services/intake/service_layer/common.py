@@ -33,6 +33,7 @@ class Context:
     postgres: bool
     events: list[Contract] = field(default_factory=list)
     audits: list[dict[str, Any]] = field(default_factory=list)
+    traceparent: str | None = None  # None: the current trace context
 
     def insert(self, table: Table):
         return (postgresql.insert if self.postgres else sqlite.insert)(table)
@@ -56,7 +57,7 @@ class Context:
             await self.db.execute(audit_log.insert(), self.audits)
             self.audits = []
         if self.events:
-            await self.outbox.add(self.db, self.events)  # type: ignore[arg-type]
+            await self.outbox.add(self.db, self.events, traceparent=self.traceparent)  # type: ignore[arg-type]
             self.events = []
 
 

@@ -189,7 +189,7 @@ class FilingBatcher:
         token = correlation_id.set(filing.correlation_id)
         try:
             async with self.engine.begin() as conn:
-                ctx = Context(conn, self.outbox, filing.actor, filing.now, True)
+                ctx = Context(conn, self.outbox, filing.actor, filing.now, True, traceparent=filing.traceparent)
                 answer = await filing_rules.write_prepared_filing(ctx, filing)
             waiting.future.set_result(answer)
         except Exception as exc:
@@ -248,7 +248,8 @@ class FilingBatcher:
             for index, filing, beneficiary_id in writable:
                 if filing.cmd.portal_dossier_id in fresh:
                     outcomes[index] = filing.answer(beneficiary_id)
-                    events.extend((e, filing.correlation_id) for e in filing_events(filing, beneficiary_id))
+                    events.extend((e, filing.correlation_id, filing.traceparent)
+                                  for e in filing_events(filing, beneficiary_id))
                 else:
                     outcomes[index] = "REPLAY"
                     if beneficiary_id == filing.beneficiary_id:
@@ -291,17 +292,18 @@ def _claim_columns(writable: list[tuple[int, Filing, str]]) -> dict[str, Any]:
     }
 
 
-def _outbox_rows(outbox: Outbox, events: list[tuple[Contract, str | None]], now: datetime) -> list[dict[str, Any]]:
-    """The rows `Outbox.add` writes, each with its own request's correlation id."""
+def _outbox_rows(outbox: Outbox, events: list[tuple[Contract, str | None, str | None]],
+                 now: datetime) -> list[dict[str, Any]]:
+    """The rows `Outbox.add` writes, each with its own request's correlation id and trace."""
     rows = []
-    for payload, correlation in events:
+    for payload, correlation, traceparent in events:
         contract = CONTRACT_BY_MODEL[type(payload)]
         key = str(getattr(payload, contract.key_field))
         event = CloudEvent(type=contract.type, source=outbox.source, subject=key,
                            data=payload.model_dump(mode="json"), time=now)
         rows.append({
             "lane": lane_for(key), "event_id": event.id, "event_type": event.type, "topic": contract.topic,
-            "key": key, "payload": event.to_json(), "correlation_id": correlation, "traceparent": None,
+            "key": key, "payload": event.to_json(), "correlation_id": correlation, "traceparent": traceparent,
             "created_at": now,
         })
     return rows
