@@ -1,6 +1,6 @@
-.PHONY: run test infra-up infra-down bench lint
+.PHONY: run test infra-up infra-down bench bench-baselines fault-run fuzz
 
-# The main job (embedded default unless PostgreSQL/Kafka settings are given).
+# The main job: `benefits demo` (embedded default unless PostgreSQL/Kafka settings are given).
 run:
 	scripts/run.sh
 
@@ -13,3 +13,18 @@ infra-up:
 
 infra-down:
 	scripts/infra.sh down
+
+# Every benchmark in one run: one table, JSON in bench/results/, compared with the previous run.
+bench:
+	scripts/bootstrap.sh && scripts/infra.sh up && .venv/bin/python -m bench.run
+
+bench-baselines:
+	scripts/bootstrap.sh && scripts/infra.sh up && .venv/bin/python -m bench.baselines
+
+# 100,000 installments under injected faults, worker kills and infrastructure restarts.
+fault-run:
+	scripts/bootstrap.sh && scripts/infra.sh up && .venv/bin/python bench/fault_run.py
+
+# Schemathesis against every service's OpenAPI with many examples.
+fuzz:
+	scripts/bootstrap.sh && scripts/infra.sh up && .venv/bin/python bench/fuzz.py
