@@ -36,6 +36,8 @@ def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
 
     sandbox = SandboxSettings()
     payout_overrides = dict(overrides)
+    if not os.environ.get("PAYOUT_SCHEDULER_ENABLED"):  # the demo runs 2023's cycles itself
+        payout_overrides["scheduler_enabled"] = False
     if not os.environ.get("PAYOUT_BANK_BASE_URL"):  # the banks are the sandbox we start
         payout_overrides["bank_base_url"] = f"http://{sandbox.host}:{sandbox.port}"
     specs = [
