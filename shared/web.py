@@ -135,6 +135,9 @@ def install_correlation_middleware(app: FastAPI, metrics: "HttpMetrics", service
                 **{"http.request.method": request.method},
             ) as span:
                 response = await call_next(request)
+                if response.status_code == 413 and not response.headers.get("content-type", "").startswith(PROBLEM_JSON):
+                    # A route's body limit answers in plain text: say it as every other problem.
+                    response = problem_response(413, "Content Too Large", "the request body is too large")
                 span.set_attribute("http.response.status_code", response.status_code)
                 route = request.scope.get("route")
                 if route is not None:  # the template, never the raw path: paths may hold ids

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
@@ -27,13 +27,15 @@ from services.payout.service_layer.cycles import start_cycle
 from services.payout.service_layer.reconciliation import reconcile
 from shared.auth import Principal, require_scopes
 from shared.events.contracts import PERIOD_PATTERN
-from shared.web import ProblemError
+from shared.web import ProblemError, problem_responses
 
-router = APIRouter(prefix="/v1", tags=["payout"])
+# Request bodies here are a few fields: anything past 64 KiB is refused (413) before it is read.
+router = APIRouter(prefix="/v1", tags=["payout"], responses=problem_responses(401, 403), max_body_size=64 * 1024)
 Operator = Annotated[Principal, Depends(require_scopes("payout:operate"))]
 Reader = Annotated[Principal, Depends(require_scopes("payout:read"))]
 PeriodQuery = Annotated[str | None, Query(pattern=PERIOD_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # a BIGINT key
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
@@ -58,7 +60,8 @@ def _cursor(cursor: str | None, *, numeric: bool = True) -> Any:
 
 
 @router.post("/cycles", status_code=201, summary="Start the cycle of a period (idempotent)",
-             responses={200: {"description": "the cycle existed already"}})
+             responses={200: {"description": "the cycle existed already", "content": {"application/json": {}}},
+                        **problem_responses(413, 422)})
 async def post_cycle(body: StartCycle, request: Request, principal: Operator) -> JSONResponse:
     runtime = request.app.state.runtime
     now = utcnow()
@@ -82,7 +85,8 @@ async def get_status(request: Request, _: Reader) -> JSONResponse:
         return _json(await queries.world_status(session))
 
 
-@router.get("/cycles/{period}", summary="A cycle's progress: counts and sums by state and channel")
+@router.get("/cycles/{period}", summary="A cycle's progress: counts and sums by state and channel",
+            responses=problem_responses(400, 404))
 async def get_cycle(period: str, request: Request, _: Reader) -> JSONResponse:
     _check_period(period)
     async with request.app.state.runtime.session_factory() as session:
@@ -112,7 +116,8 @@ def _installment_view(row: dict[str, Any], can_see: bool, now: Any) -> dict[str,
     return masked(out, can_see)
 
 
-@router.get("/installments", summary="Installments, filtered, with cursor pagination")
+@router.get("/installments", summary="Installments, filtered, with cursor pagination",
+            responses=problem_responses(400, 422))
 async def get_installments(
     request: Request,
     principal: Reader,
@@ -137,8 +142,9 @@ async def get_installments(
     })
 
 
-@router.get("/installments/{installment_id}", summary="One installment with its attempts")
-async def get_installment(installment_id: int, request: Request, principal: Reader) -> JSONResponse:
+@router.get("/installments/{installment_id}", summary="One installment with its attempts",
+            responses=problem_responses(404, 422))
+async def get_installment(installment_id: RowId, request: Request, principal: Reader) -> JSONResponse:
     async with request.app.state.runtime.session_factory() as session:
         row = await queries.installment_detail(session, installment_id)
     if row is None:
@@ -150,7 +156,8 @@ async def get_installment(installment_id: int, request: Request, principal: Read
     return _json(view)
 
 
-@router.get("/batches", summary="Batches, filtered, with cursor pagination")
+@router.get("/batches", summary="Batches, filtered, with cursor pagination",
+            responses=problem_responses(400, 422))
 async def get_batches(
     request: Request,
     _: Reader,
@@ -170,7 +177,8 @@ async def get_batches(
     })
 
 
-@router.get("/batches/{batch_id}", summary="One batch with its items counted by state")
+@router.get("/batches/{batch_id}", summary="One batch with its items counted by state",
+            responses=problem_responses(404))
 async def get_batch(batch_id: str, request: Request, _: Reader) -> JSONResponse:
     async with request.app.state.runtime.session_factory() as session:
         row = await queries.batch_row(session, batch_id)
@@ -182,7 +190,8 @@ async def get_batch(batch_id: str, request: Request, _: Reader) -> JSONResponse:
 # -- ledger and reconciliation ------------------------------------------------------------------
 
 
-@router.get("/ledger", summary="Sums settled, returned, failed and open per counterparty for a period")
+@router.get("/ledger", summary="Sums settled, returned, failed and open per counterparty for a period",
+            responses=problem_responses(422))
 async def get_ledger(request: Request, _: Reader,
                      period: Annotated[str, Query(pattern=PERIOD_PATTERN)]) -> JSONResponse:
     async with request.app.state.runtime.session_factory() as session:
@@ -196,10 +205,13 @@ async def get_ledger(request: Request, _: Reader,
 
 
 @router.post("/reconciliations", status_code=201,
-             summary="Fetch a counterparty's statement for a day and match it against the ledger")
+             summary="Fetch a counterparty's statement for a day and match it against the ledger",
+             responses=problem_responses(413, 422, 502, 503))
 async def post_reconciliation(body: StartReconciliation, request: Request, principal: Operator) -> JSONResponse:
     registry: BankChannelRegistry = request.app.state.channels
     try:
+        if not registry.knows(body.counterparty):
+            raise LookupError(body.counterparty)
         channel = registry.channel(body.counterparty)
     except (ValueError, LookupError):
         raise ProblemError(422, "Unprocessable Content", "unknown counterparty") from None
@@ -219,7 +231,7 @@ async def post_reconciliation(body: StartReconciliation, request: Request, princ
     return _json({"id": run_id, "counterparty": body.counterparty, "date": body.date, "summary": summary}, 201)
 
 
-@router.get("/reconciliations", summary="Reconciliation runs, newest first")
+@router.get("/reconciliations", summary="Reconciliation runs, newest first", responses=problem_responses(422))
 async def get_reconciliations(
     request: Request,
     _: Reader,
@@ -237,9 +249,10 @@ def _run_view(row: dict[str, Any]) -> dict[str, Any]:
             "created_at": row["created_at"], "created_by": row["created_by"], "summary": row["summary"]}
 
 
-@router.get("/reconciliations/{run_id}", summary="One reconciliation with its lines (filter by kind)")
+@router.get("/reconciliations/{run_id}", summary="One reconciliation with its lines (filter by kind)",
+            responses=problem_responses(400, 404, 422))
 async def get_reconciliation(
-    run_id: int,
+    run_id: RowId,
     request: Request,
     _: Reader,
     kind: Annotated[str | None, Query(pattern="^(" + "|".join(LINE_KINDS) + ")$")] = None,
@@ -263,7 +276,7 @@ async def get_reconciliation(
 
 
 @router.get("/beneficiaries/{beneficiary_id}/payment-method",
-            summary="The current payment method and its verification")
+            summary="The current payment method and its verification", responses=problem_responses(404))
 async def get_payment_method(beneficiary_id: str, request: Request, principal: Reader) -> JSONResponse:
     async with request.app.state.runtime.session_factory() as session:
         row = await queries.payment_method(session, beneficiary_id)

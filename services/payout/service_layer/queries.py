@@ -34,14 +34,17 @@ def encode_cursor(value: int | str) -> str:
 def decode_cursor(cursor: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode()).decode()
+        text = base64.urlsafe_b64decode(padded.encode()).decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadCursor("the cursor is not one this API gave out") from exc
+    if len(text) > 64 or not text.isprintable():  # our cursors are ids: short, printable, no NUL
+        raise BadCursor("the cursor is not one this API gave out")
+    return text
 
 
 def decode_int_cursor(cursor: str) -> int:
     text = decode_cursor(cursor)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # a BIGINT id, ASCII digits only
         raise BadCursor("the cursor is not one this API gave out")
     return int(text)
 

@@ -36,7 +36,7 @@ from services.reporting.service_layer.queries import Breakdown, ReportQueries
 from shared.admin_units import LIST_2023, units
 from shared.auth import Principal, require_scopes
 from shared.events.contracts import PERIOD_PATTERN, Agency, PaymentMethodKind, Scheme
-from shared.web import ProblemError
+from shared.web import ProblemError, problem_responses
 
 VALIDATION = "https://benefits.example.vn/problems/validation"
 
@@ -144,7 +144,10 @@ def _not_found(what: str) -> ProblemError:
     return ProblemError(404, "Not Found", f"no such {what}")
 
 
-router = APIRouter(prefix="/v1", tags=["reporting"], dependencies=[Depends(read_access)])
+# Reads answer 401/403 when `REPORTING_REQUIRE_AUTH` asks for a token; writes always need one. A target is a
+# few fields: a body past 64 KiB is refused (413) before it is read.
+router = APIRouter(prefix="/v1", tags=["reporting"], dependencies=[Depends(read_access)],
+                   responses=problem_responses(401, 403), max_body_size=64 * 1024)
 writer = require_scopes("reports:write")
 
 
@@ -247,7 +250,8 @@ async def all_progress(session: Session, as_of: Period = None) -> dict:
     return {"as_of": as_of, "targets": [progress_out(p, as_of) for p in progress]}
 
 
-@router.post("/targets", response_model=TargetOut, status_code=201, summary="Add a target")
+@router.post("/targets", response_model=TargetOut, status_code=201, summary="Add a target",
+             responses=problem_responses(409, 413))
 async def create_target(body: TargetIn, session: Session, _: Annotated[Principal, Depends(writer)]) -> dict:
     target = _target_from(body, str(uuid.uuid4()))
     async with session.begin():
@@ -258,7 +262,8 @@ async def create_target(body: TargetIn, session: Session, _: Annotated[Principal
     return target_out(target)
 
 
-@router.get("/targets/{target_id}", response_model=TargetOut, summary="One target")
+@router.get("/targets/{target_id}", response_model=TargetOut, summary="One target",
+            responses=problem_responses(404))
 async def get_target(target_id: str, session: Session) -> dict:
     target = await ReportQueries(session).targets.get(target_id)
     if target is None:
@@ -266,7 +271,8 @@ async def get_target(target_id: str, session: Session) -> dict:
     return target_out(target)
 
 
-@router.put("/targets/{target_id}", response_model=TargetOut, summary="Replace a target")
+@router.put("/targets/{target_id}", response_model=TargetOut, summary="Replace a target",
+            responses=problem_responses(404, 409, 413))
 async def replace_target(target_id: str, body: TargetIn, session: Session,
                          _: Annotated[Principal, Depends(writer)]) -> dict:
     target = _target_from(body, target_id)
@@ -280,7 +286,8 @@ async def replace_target(target_id: str, body: TargetIn, session: Session,
     return target_out(target)
 
 
-@router.delete("/targets/{target_id}", status_code=204, summary="Remove a target")
+@router.delete("/targets/{target_id}", status_code=204, summary="Remove a target",
+               responses=problem_responses(404))
 async def delete_target(target_id: str, session: Session, _: Annotated[Principal, Depends(writer)]) -> Response:
     async with session.begin():
         if not await ReportQueries(session).targets.remove(target_id):
@@ -288,7 +295,8 @@ async def delete_target(target_id: str, session: Session, _: Annotated[Principal
     return Response(status_code=204)
 
 
-@router.get("/targets/{target_id}/progress", response_model=ProgressOut, summary="Progress against one target")
+@router.get("/targets/{target_id}/progress", response_model=ProgressOut, summary="Progress against one target",
+            responses=problem_responses(404))
 async def target_progress(target_id: str, session: Session, as_of: Period = None) -> dict:
     queries = ReportQueries(session)
     target = await queries.targets.get(target_id)

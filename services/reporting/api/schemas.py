@@ -15,6 +15,7 @@ AreaLevel = Literal["province", "district", "commune"]
 AreaType = Literal["URBAN", "RURAL", "UNKNOWN"]
 TargetAreaType = Literal["URBAN", "RURAL", "ALL"]
 Status = Literal["REACHED", "ON_TRACK", "AT_RISK", "NO_DATA"]
+TEXT_PATTERN = r"^[^\x00]+$"  # any text but NUL, which PostgreSQL text cannot hold
 
 
 class FiguresOut(BaseModel):
@@ -85,11 +86,11 @@ class TargetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
-    title_vi: str = Field(min_length=1, max_length=500)
-    title_en: str = Field(min_length=1, max_length=500)
+    title_vi: str = Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)
+    title_en: str = Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)
     area_type: TargetAreaType
     area_level: AreaLevel = "province"
-    area_code: str | None = Field(default=None, max_length=16)
+    area_code: str | None = Field(default=None, max_length=16, pattern=r"^[0-9A-Za-z]+$")
     schemes: list[Scheme] = Field(min_length=1)
     target_percent: Decimal = Field(gt=0, le=100, max_digits=5, decimal_places=2)
     deadline: date

@@ -103,4 +103,7 @@ def parse_datetime(value: str | None) -> datetime | None:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 moved across midnight UTC
+        raise ValueError(f"timestamp out of range: {value!r}") from None

@@ -32,4 +32,4 @@ def load_banks(path: Path = BANKS_CSV) -> dict[str, BankInfo]:
 
 
 def is_bin(value: str) -> bool:
-    return len(value) == 6 and value.isdigit()
+    return len(value) == 6 and value.isascii() and value.isdigit()

@@ -16,7 +16,7 @@ from shared.webhook_signing import DEV_SECRET_PREFIX, secret_for
 
 from ._http import CounterpartyHttp
 from .base import VNPOST, BankChannel
-from .directory import is_bin
+from .directory import is_bin, load_banks
 from .iso20022 import Debtor, Iso20022Channel
 from .napas import NapasChannel
 from .vnpost import VnpostChannel
@@ -103,6 +103,20 @@ class BankChannelRegistry:
         if configured is not None:
             return configured
         return "iso20022" if counterparty in self.settings.iso_bins else "napas"
+
+    def knows(self, counterparty: str) -> bool:
+        """The post office, a bank of the directory, or a BIN the configuration names: what a
+        caller may ask about (any other BIN is refused before a channel is built for it)."""
+        if counterparty == VNPOST:
+            return True
+        settings = self.settings
+        return is_bin(counterparty) and (
+            counterparty in load_banks()
+            or counterparty in settings.base_urls
+            or counterparty in settings.channel_styles
+            or counterparty in settings.iso_bins
+            or counterparty in settings.webhook_secrets
+        )
 
     def secret(self, counterparty: str) -> str:
         return secret_for(

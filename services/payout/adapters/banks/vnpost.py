@@ -166,7 +166,8 @@ class VnpostChannel:
         delivery_id, events = load_json_callback(raw_body)
         outcomes = []
         for event in events:
-            status = EVENT_STATUSES.get(event.get("type"))  # type: ignore[arg-type]
+            kind = event.get("type")
+            status = EVENT_STATUSES.get(kind) if isinstance(kind, str) else None
             if status is None:
                 raise CallbackRejected("malformed_body", "unknown event type")
             paid_on_text = event.get("paid_on")
