@@ -35,7 +35,7 @@ async def audit(
     after = None
     if cursor:
         [value] = decode_cursor(cursor, 1)
-        if not value.isdigit():
+        if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18):
             raise Invalid([FieldError("/cursor", "is not a cursor this API gave")])
         after = int(value)
     async with request.app.state.runtime.engine.connect() as conn:

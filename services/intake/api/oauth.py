@@ -37,9 +37,22 @@ def _basic(header: str) -> tuple[str, str] | None:
     return unquote(client_id), unquote(secret)
 
 
+OAUTH_ERROR = {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "string"}, "error_description": {"type": "string"}}}
+
+
 @router.post(
     "/oauth/token",
     summary="Issue a bearer token (client credentials, HTTP Basic or form fields)",
+    responses={
+        200: {"description": "a bearer token", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
+                "access_token": {"type": "string"}, "token_type": {"type": "string"},
+                "expires_in": {"type": "integer"}, "scope": {"type": "string"}}}}}},
+        400: {"description": "RFC 6749 error", "content": {"application/json": {"schema": OAUTH_ERROR}}},
+        401: {"description": "RFC 6749 error: unknown client or wrong secret",
+              "content": {"application/json": {"schema": OAUTH_ERROR}}},
+    },
     openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
         "type": "object", "required": ["grant_type"], "properties": {
             "grant_type": {"type": "string", "enum": ["client_credentials"]},

@@ -98,4 +98,4 @@ class StopIn(Strict):
 
 
 class LookupIn(Strict):
-    national_id: str = Field(max_length=12)
+    national_id: str = Field(pattern=r"^[0-9]{12}$", description="CCCD: 12 digits")

@@ -28,6 +28,8 @@ from shared.web import ProblemError
 router = APIRouter(tags=["uploads"])
 PROBLEM = {"content": {"application/problem+json": {}}}
 ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM}
+CSV_ERRORS = {200: {"description": "the refused rows", "content": {"text/csv": {"schema": {"type": "string"}}}},
+              **ERRORS}
 MAX_BYTES = 50 * 1024 * 1024
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 UPLOAD_BODY = {
@@ -189,7 +191,8 @@ async def roll_report(request: Request, upload_id: str,
     return await _stored_report(request, upload_id, service.ROLL, ROLL_BASE)
 
 
-@router.get(ROLL_BASE + "/{upload_id}/rejections.csv", responses=ERRORS, tags=["roll"],
+@router.get(ROLL_BASE + "/{upload_id}/rejections.csv", responses=CSV_ERRORS, tags=["roll"],
+            response_class=Response,
             summary="The refused rows of a roll upload, with the reasons, as CSV")
 async def roll_rejections(request: Request, upload_id: str,
                           principal: Principal = Depends(scopes("roll:write"))) -> Response:
@@ -212,7 +215,8 @@ async def methods_report(request: Request, upload_id: str,
     return await _stored_report(request, upload_id, service.PAYMENT_METHODS, METHODS_BASE)
 
 
-@router.get(METHODS_BASE + "/{upload_id}/rejections.csv", responses=ERRORS, tags=["payment methods"],
+@router.get(METHODS_BASE + "/{upload_id}/rejections.csv", responses=CSV_ERRORS, tags=["payment methods"],
+            response_class=Response,
             summary="The refused rows of a payment-method upload, as CSV")
 async def methods_rejections(request: Request, upload_id: str,
                              principal: Principal = Depends(scopes("payment-methods:write"))) -> Response:
