@@ -1,0 +1,186 @@
+"""The fault run's checks on small hand-made ledgers: a clean run passes, and each way of paying
+twice, losing an installment or disagreeing on money is caught."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bench.fault_run import FaultRunConfig, plan_disruptions
+from bench.faults import checks as C
+
+
+def installment(n: int, state: str = "SETTLED", amount: int = 1_500_000, reason: str | None = None,
+                attempt: int = 1) -> C.Installment:
+    text = "the account is closed" if reason else None
+    return C.Installment(n, f"E{n}", state, amount, "970436", attempt, reason, text)
+
+
+def entry(n: int, status: str = "SETTLED", amount: int = 1_500_000, attempt: int = 1, reason: str | None = None,
+          recredit: int = 0) -> C.SandboxEntry:
+    return C.SandboxEntry(f"PAY-{n}-{attempt}", amount, "970436", status, reason, status in ("SETTLED", "PAID"),
+                          recredit)
+
+
+def bank_ledger(entries: list[C.SandboxEntry], duplicates: int = 0) -> dict:
+    credited = [e for e in entries if e.credited]
+    return {"credits": len(credited), "total_credited": sum(e.amount for e in credited), "duplicates": duplicates,
+            "transfers": len(entries)}
+
+
+def payout_ledger(installments: list[C.Installment]) -> dict:
+    paid = [i for i in installments if i.state in C.PAID_STATES]
+    failed = [i for i in installments if i.state == "FAILED"]
+    paid_sum = sum(i.amount for i in paid)
+    return {
+        "settled_count": len(paid), "settled_sum": paid_sum,
+        "counterparties": [{"counterparty": "970436", "settled_count": len(paid), "settled_sum": paid_sum,
+                            "failed_count": len(failed), "failed_sum": sum(i.amount for i in failed),
+                            "returned_count": 0, "returned_sum": 0}],
+    }
+
+
+def clean() -> tuple[list[C.Installment], list[C.SandboxEntry]]:
+    ours = [installment(1), installment(2), installment(3, "FAILED", reason="AC04")]
+    bank = [entry(1), entry(2), entry(3, "FAILED", reason="AC04")]
+    return ours, bank
+
+
+def reconciliation(total: int, lines: tuple[C.ReconciliationLine, ...] = ()) -> C.ReconciliationRun:
+    counts = {kind: 0 for kind in ("MATCHED", "MISSING_AT_BANK", "UNKNOWN_TO_US", "AMOUNT_DIFFERS", "STATUS_DIFFERS")}
+    counts["MATCHED"] = 2
+    for line in lines:
+        counts[line.kind] += 1
+    return C.ReconciliationRun("970436", "2031-06-05", {"counts": counts, "statement_total": total, "difference": 0},
+                               lines)
+
+
+def figures(paid_count: int, paid_amount: int, failed_count: int = 1, failed_amount: int = 1_500_000) -> dict:
+    return {"paid_count": paid_count, "paid_amount": paid_amount, "failed_count": failed_count,
+            "failed_amount": failed_amount, "returned_count": 0, "returned_amount": 0, "pending_count": 0}
+
+
+class TestCleanRun:
+    def test_every_check_passes_when_ledgers_agree(self) -> None:
+        ours, bank = clean()
+        results = [
+            C.all_final(ours), C.none_lost(ours, 3), C.no_duplicates_at_the_bank(bank_ledger(bank), bank),
+            C.no_end_to_end_id_credited_twice(bank_ledger(bank), bank), C.no_installment_paid_twice(bank),
+            C.money_to_the_dong(bank, payout_ledger(ours)), C.states_agree(ours, bank),
+            C.failures_explained(ours, bank), C.reconciliation_clean([reconciliation(3_000_000)], bank),
+            C.reporting_equal(figures(2, 3_000_000), payout_ledger(ours), bank), C.no_anomalies({}),
+            C.events_applied(0, [], 10), C.no_dead_letters([]),
+        ]
+        assert [r.name for r in results if not r.ok] == []
+
+
+class TestPaidTwice:
+    def test_a_second_attempt_credited_for_the_same_installment_is_caught(self) -> None:
+        ours, bank = clean()
+        bank.append(entry(1, attempt=2))
+        assert not C.no_installment_paid_twice(bank).ok
+        assert not C.states_agree(ours, bank).ok
+        assert not C.money_to_the_dong(bank, payout_ledger(ours)).ok
+
+    def test_a_resend_under_another_batch_counted_by_the_bank_is_caught(self) -> None:
+        _, bank = clean()
+        bank[0] = replace(bank[0], recredit_attempts=1)
+        assert not C.no_duplicates_at_the_bank(bank_ledger(bank, duplicates=1), bank).ok
+
+    def test_an_end_to_end_id_listed_twice_is_caught(self) -> None:
+        _, bank = clean()
+        bank.append(bank[0])
+        assert not C.no_end_to_end_id_credited_twice(bank_ledger(bank), bank).ok
+
+
+class TestLostOrOpen:
+    def test_a_missing_installment_is_caught(self) -> None:
+        ours, _ = clean()
+        assert not C.none_lost(ours[:2], 3).ok
+
+    def test_two_installments_for_one_entitlement_are_caught(self) -> None:
+        ours, _ = clean()
+        assert not C.none_lost([*ours[:2], replace(ours[2], entitlement_id="E1")], 3).ok
+
+    def test_an_installment_still_submitted_is_caught(self) -> None:
+        ours, _ = clean()
+        assert not C.all_final([*ours, installment(4, "SUBMITTED")]).ok
+
+
+class TestDisagreement:
+    def test_failed_here_but_credited_at_the_bank_is_caught(self) -> None:
+        ours, bank = clean()
+        bank[2] = entry(3)
+        assert not C.states_agree(ours, bank).ok
+
+    def test_settled_here_but_failed_at_the_bank_is_caught(self) -> None:
+        ours, bank = clean()
+        bank[0] = entry(1, "FAILED", reason="AC01")
+        assert not C.states_agree(ours, bank).ok
+
+    def test_a_failure_without_a_reason_is_caught(self) -> None:
+        ours, bank = clean()
+        ours[2] = replace(ours[2], reason_code=None, reason_text=None)
+        assert not C.failures_explained(ours, bank).ok
+
+    def test_a_reason_other_than_the_banks_is_caught(self) -> None:
+        ours, bank = clean()
+        ours[2] = replace(ours[2], reason_code="AC01")
+        assert not C.failures_explained(ours, bank).ok
+
+
+class TestReconciliation:
+    def test_a_payment_missing_at_the_bank_is_not_clean(self) -> None:
+        _, bank = clean()
+        line = C.ReconciliationLine("MISSING_AT_BANK", "PAY-9-1", "SETTLED", None)
+        assert not C.reconciliation_clean([reconciliation(3_000_000, (line,))], bank).ok
+
+    def test_a_cash_return_the_statement_shows_is_explained(self) -> None:
+        _, bank = clean()
+        line = C.ReconciliationLine("STATUS_DIFFERS", "PAY-3-1", "FAILED", "RETURNED")
+        assert C.reconciliation_clean([reconciliation(3_000_000, (line,))], bank).ok
+
+    def test_statements_that_do_not_add_up_to_the_banks_credits_are_not_clean(self) -> None:
+        _, bank = clean()
+        assert not C.reconciliation_clean([reconciliation(2_999_999)], bank).ok
+
+    def test_no_reconciliation_at_all_is_not_clean(self) -> None:
+        _, bank = clean()
+        assert not C.reconciliation_clean([], bank).ok
+
+
+class TestReporting:
+    def test_one_dong_off_is_caught(self) -> None:
+        ours, bank = clean()
+        assert not C.reporting_equal(figures(2, 2_999_999), payout_ledger(ours), bank).ok
+
+    def test_settlements_left_pending_are_caught(self) -> None:
+        ours, bank = clean()
+        stuck = {**figures(1, 1_500_000), "pending_count": 1}
+        assert not C.reporting_equal(stuck, payout_ledger(ours), bank).ok
+
+    def test_events_not_applied_or_not_published_are_caught(self) -> None:
+        assert not C.events_applied(0, ["payment-settled 7f3a"], 10).ok
+        assert not C.events_applied(1, [], 10).ok
+
+    def test_a_dead_lettered_event_is_caught(self) -> None:
+        dead = [{"event_id": "7f3a", "type": "vn.benefits.payout.payment-settled.v1", "reason": "handler_failed",
+                 "consumer": "reporting.projections"}]
+        assert not C.no_dead_letters(dead).ok
+
+
+class TestPlan:
+    def test_ten_kills_spread_and_the_restarts_at_one_and_two_thirds(self) -> None:
+        kills, restarts = plan_disruptions(FaultRunConfig(kills=10))
+        shares = [share for _, share in kills]
+        assert len(kills) == 10 and shares == sorted(shares)
+        assert shares[0] == 0.05 and shares[-1] == 0.85
+        assert [kind for kind, _ in restarts] == ["kafka_restart", "postgres_restart"]
+        assert shares[0] < restarts[0][1] < restarts[1][1] < shares[-1]
+
+    def test_the_order_of_the_restarts_can_be_turned_round(self) -> None:
+        _, restarts = plan_disruptions(FaultRunConfig(kills=3, infra_order=("postgres_restart", "kafka_restart")))
+        assert [kind for kind, _ in restarts] == ["postgres_restart", "kafka_restart"]
+
+    def test_done_must_match_what_was_asked(self) -> None:
+        asked = {"kill": 10, "kafka_restart": 1, "postgres_restart": 1}
+        assert C.disruptions_done(asked, dict(asked)).ok
+        assert not C.disruptions_done(asked, {**asked, "kill": 9}).ok
