@@ -1,6 +1,6 @@
 """Choose the bus implementation from settings: Kafka when servers are given, else embedded.
 
-A topic prefix, when set, namespaces every topic (for example one province per prefix on a
+A topic prefix, when set, namespaces every topic and consumer group (for example one province per prefix on a
 shared cluster, or an isolated set of topics per test run); services never see it.
 """
 from __future__ import annotations
@@ -69,10 +69,11 @@ class PrefixedBus:
         return _PrefixedProducer(self._inner.producer(), self.prefix)
 
     def consumer(self, group_id: str, topics: Sequence[str]) -> EventConsumer:
-        return _PrefixedConsumer(self._inner.consumer(group_id, [self.prefix + t for t in topics]), self.prefix)
+        return _PrefixedConsumer(
+            self._inner.consumer(self.prefix + group_id, [self.prefix + t for t in topics]), self.prefix)
 
     async def ping(self) -> bool:
         return await self._inner.ping()
 
     async def group_lag(self, group_id: str, topics: Sequence[str]) -> int:
-        return await self._inner.group_lag(group_id, [self.prefix + t for t in topics])
+        return await self._inner.group_lag(self.prefix + group_id, [self.prefix + t for t in topics])

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Awaitable, Callable, Sequence
 
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy import ARRAY, Column, DateTime, MetaData, String, Table, any_, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,7 +21,7 @@ from shared.events.contracts import Contract, UnknownEventType, contract_for, de
 from opentelemetry.trace import SpanKind
 
 from shared.events.envelope import CORRELATION_HEADER, TRACEPARENT_HEADER, CloudEvent, MalformedEvent
-from shared.messaging.ports import EventBus, EventProducer, OutgoingRecord, ReceivedRecord
+from shared.messaging.ports import EventBus, EventProducer, OutgoingRecord, PublishFailed, ReceivedRecord
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_APPLIED
 from shared.observability import correlation_id
 from shared.tracing import span_from_traceparent
@@ -86,20 +88,30 @@ class ConsumerRunner:
         self.last_lag_seconds = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = self.bus.consumer(self.name, self.topics)
-        dlq = self.bus.producer()
-        await consumer.start()
-        await dlq.start()
-        try:
-            while not stop.is_set():
-                records = await consumer.poll(self.batch_size, 200)
-                if not records:
-                    continue
-                await self.process(records, dlq)
-                await consumer.commit(_next_offsets(records))
-        finally:
-            await consumer.stop()
-            await dlq.stop()
+        backoff = 0.5
+        while not stop.is_set():
+            consumer = self.bus.consumer(self.name, self.topics)
+            dlq = self.bus.producer()
+            try:
+                await consumer.start()
+                await dlq.start()
+                while not stop.is_set():
+                    records = await consumer.poll(self.batch_size, 200)
+                    if not records:
+                        continue
+                    await self.process(records, dlq)
+                    await consumer.commit(_next_offsets(records))
+                    backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - an outage: resume from the committed offsets
+                if not is_transient(exc):
+                    raise
+                log.warning("consumer paused by an outage, resuming from committed offsets",
+                            extra={"fields": {"consumer": self.name, "error": type(exc).__name__, "backoff_s": backoff}})
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                await _quietly(consumer.stop())
+                await _quietly(dlq.stop())
 
     async def process(self, records: Sequence[ReceivedRecord], dlq: EventProducer) -> None:
         deliveries: list[Delivery] = []
@@ -121,7 +133,9 @@ class ConsumerRunner:
         CONSUMER_LAG.labels(self.name).set(self.last_lag_seconds)
         try:
             await self._apply(deliveries)
-        except Exception:  # noqa: BLE001 - fall back to one transaction per event to isolate the culprit
+        except Exception as exc:  # noqa: BLE001 - fall back to one transaction per event to isolate the culprit
+            if is_transient(exc):
+                raise  # nothing is committed; the batch comes back after the outage
             for delivery in deliveries:
                 failure = await self._apply_with_retries(delivery)
                 if failure is not None:
@@ -195,6 +209,8 @@ class ConsumerRunner:
             except Poison as exc:
                 return exc
             except Exception as exc:  # noqa: BLE001
+                if is_transient(exc):
+                    raise  # an outage is not the message's fault: never dead-letter for it
                 if attempt == self.max_attempts:
                     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                     return Poison("handler_failed", f"after {attempt} attempts: {detail}"[:1000])
@@ -220,6 +236,40 @@ class ConsumerRunner:
         await dlq.publish(records)
         self.dead_lettered_total += len(records)
         DEAD_LETTERS.labels(self.name).inc(len(records))
+
+
+# SQLSTATE classes of failures that pass: connection (08), resources (53), operator intervention
+# such as a shutdown (57), and serialization failures or deadlocks (40).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An outage of the database or the bus, not a defect of the message being applied."""
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError, KafkaError, PublishFailed)):
+        return True
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+        return bool(sqlstate) and str(sqlstate)[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    cause = exc.__cause__
+    return cause is not None and cause is not exc and is_transient(cause)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+async def _quietly(awaitable) -> None:  # noqa: ANN001
+    try:
+        await awaitable
+    except Exception:  # noqa: BLE001 - closing after an outage may fail too
+        pass
 
 
 def _next_offsets(records: Sequence[ReceivedRecord]) -> dict[tuple[str, int], int]:

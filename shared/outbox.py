@@ -224,31 +224,35 @@ class OutboxRelay:
             )
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = await self._listen()
+        listener = None
         backoff = 0.1
         last_purge = asyncio.get_running_loop().time()
         try:
             while not stop.is_set():
                 try:
+                    if listener is None:
+                        listener = await self._listen()
                     published = await self.publish_once()
                     backoff = 0.1
+                    if published >= self.batch_size:
+                        continue
+                    if asyncio.get_running_loop().time() - last_purge > 60:
+                        last_purge = asyncio.get_running_loop().time()
+                        await self.purge_published()
+                    if published > 0:
+                        continue
+                    OUTBOX_PENDING.labels(self.service).set(await self.pending_count())
                 except Exception as exc:  # noqa: BLE001 - the relay must outlive a bus or database outage
-                    log.warning("outbox relay failed, backing off", extra={"fields": {"error": type(exc).__name__, "backoff_s": backoff}})
+                    log.warning("outbox relay failed, backing off",
+                                extra={"fields": {"error": type(exc).__name__, "backoff_s": backoff}})
+                    listener = await _close_quietly(listener)  # LISTEN again once the database is back
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                if published >= self.batch_size:
-                    continue
-                if asyncio.get_running_loop().time() - last_purge > 60:
-                    last_purge = asyncio.get_running_loop().time()
-                    await self.purge_published()
-                if published == 0:
-                    OUTBOX_PENDING.labels(self.service).set(await self.pending_count())
-                    self._wake.clear()
-                    await _wait_any(stop, self._wake, self.idle_poll_seconds)
+                self._wake.clear()
+                await _wait_any(stop, self._wake, self.idle_poll_seconds)
         finally:
-            if listener is not None:
-                await listener.close()
+            await _close_quietly(listener)
 
     async def _listen(self):  # noqa: ANN202
         if is_sqlite(self.engine):
@@ -262,6 +266,15 @@ class OutboxRelay:
             await conn.close()
             return None
         return conn
+
+
+async def _close_quietly(connection):  # noqa: ANN001, ANN202
+    if connection is not None:
+        try:
+            await connection.close()
+        except Exception:  # noqa: BLE001 - it may already be gone with the database
+            pass
+    return None
 
 
 def _record(row) -> OutgoingRecord:  # noqa: ANN001

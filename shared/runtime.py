@@ -42,7 +42,11 @@ class Runtime:
         url = settings.resolved_database_url()
         engine = make_engine(url)
         bus = make_bus(settings)
-        await bus.ensure_topics(ALL_TOPICS)
+        try:
+            await asyncio.wait_for(bus.ensure_topics(ALL_TOPICS), timeout=15)
+        except Exception as exc:  # noqa: BLE001 - start anyway: the relays and consumers wait for the broker
+            log.warning("could not make sure the topics exist; continuing",
+                        extra={"fields": {"error": type(exc).__name__}})
         outbox_table = metadata.tables["outbox"]
         return cls(
             settings=settings,
