@@ -136,6 +136,9 @@ def main() -> None:
     from shared.observability import configure_logging
 
     configure_logging("INFO")
+    from shared.tracing import configure_tracing_from_env
+
+    configure_tracing_from_env()
     import sys
 
     asyncio.run(serve_forever(Stack(with_sandbox="--sandbox" in sys.argv[1:])))
