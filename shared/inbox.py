@@ -25,6 +25,7 @@ from shared.messaging.ports import EventBus, EventProducer, OutgoingRecord, Publ
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_APPLIED
 from shared.observability import correlation_id
 from shared.tracing import span_from_traceparent
+from shared.waiting import sleep_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +101,14 @@ class ConsumerRunner:
                     if not records:
                         continue
                     await self.process(records, dlq)
-                    await consumer.commit(_next_offsets(records))
+                    await consumer.commit(next_offsets(records))
                     backoff = 0.5
             except Exception as exc:  # noqa: BLE001 - an outage: resume from the committed offsets
                 if not is_transient(exc):
                     raise
                 log.warning("consumer paused by an outage, resuming from committed offsets",
                             extra={"fields": {"consumer": self.name, "error": type(exc).__name__, "backoff_s": backoff}})
-                await _sleep_or_stop(stop, backoff)
+                await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
                 await _quietly(consumer.stop())
@@ -258,13 +259,6 @@ def is_transient(exc: BaseException) -> bool:
     return cause is not None and cause is not exc and is_transient(cause)
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
-
-
 async def _quietly(awaitable) -> None:  # noqa: ANN001
     try:
         await awaitable
@@ -272,7 +266,7 @@ async def _quietly(awaitable) -> None:  # noqa: ANN001
         pass
 
 
-def _next_offsets(records: Sequence[ReceivedRecord]) -> dict[tuple[str, int], int]:
+def next_offsets(records: Sequence[ReceivedRecord]) -> dict[tuple[str, int], int]:
     offsets: dict[tuple[str, int], int] = {}
     for r in records:
         key = (r.topic, r.partition)

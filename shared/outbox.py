@@ -37,6 +37,7 @@ from shared.messaging.ports import EventProducer, OutgoingRecord
 from shared.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 from shared.observability import current_correlation_id
 from shared.tracing import current_traceparent
+from shared.waiting import sleep_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ class OutboxRelay:
                     log.warning("outbox relay failed, backing off",
                                 extra={"fields": {"error": type(exc).__name__, "backoff_s": backoff}})
                     listener = await _close_quietly(listener)  # LISTEN again once the database is back
-                    await _sleep_or_stop(stop, backoff)
+                    await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
                 self._wake.clear()
@@ -284,13 +285,6 @@ def _record(row) -> OutgoingRecord:  # noqa: ANN001
     if row.traceparent:
         headers.append((TRACEPARENT_HEADER, row.traceparent.encode()))
     return OutgoingRecord(topic=row.topic, key=row.key.encode(), value=row.payload, headers=tuple(headers))
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:

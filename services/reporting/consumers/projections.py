@@ -52,9 +52,10 @@ from shared.events.contracts import (
     PaymentSettled,
     PaymentSubmitted,
 )
-from shared.inbox import ConsumerRunner, Delivery
+from shared.inbox import ConsumerRunner, Delivery, next_offsets
 from shared.messaging.ports import ReceivedRecord
 from shared.runtime import Runtime
+from shared.waiting import sleep_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +151,6 @@ def projection_runner(runtime: Runtime, generation: int, batch_size: int | None 
     )
 
 
-def next_offsets(records: Sequence[ReceivedRecord]) -> dict[tuple[str, int], int]:
-    offsets: dict[tuple[str, int], int] = {}
-    for r in records:
-        key = (r.topic, r.partition)
-        offsets[key] = max(offsets.get(key, 0), r.offset + 1)
-    return offsets
-
-
 @dataclass
 class Follow:
     """What `follow` did: the next offsets it committed per partition."""
@@ -226,14 +219,7 @@ async def run_projections(runtime: Runtime, stop: asyncio.Event) -> None:
             outcome = await follow(runner, stop, still_current=still_current)
         except Exception as exc:  # noqa: BLE001 - the worker outlives a bus or database outage
             log.warning("projection loop failed, restarting", extra={"fields": {"error": type(exc).__name__}})
-            await _sleep_or_stop(stop, 1.0)
+            await sleep_or_stop(stop, 1.0)
             continue
         if outcome.superseded:
             log.info("projection generation replaced", extra={"fields": {"group": runner.name}})
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
