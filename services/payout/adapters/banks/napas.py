@@ -92,6 +92,21 @@ async def json_statement(http: CounterpartyHttp, path: str) -> list[StatementEnt
     ]
 
 
+def typed_json_events(
+    raw_body: bytes, statuses: Mapping[str, str]
+) -> tuple[str, list[tuple[dict[str, Any], str]]]:
+    """A JSON delivery's id and its events, each with the status its type stands for."""
+    delivery_id, events = load_json_callback(raw_body)
+    typed = []
+    for event in events:
+        kind = event.get("type")
+        status = statuses.get(kind) if isinstance(kind, str) else None
+        if status is None:
+            raise CallbackRejected("malformed_body", "unknown event type")
+        typed.append((event, status))
+    return delivery_id, typed
+
+
 def load_json_callback(raw_body: bytes) -> tuple[str, list[dict[str, Any]]]:
     try:
         body = orjson.loads(raw_body)
@@ -200,13 +215,9 @@ class NapasChannel:
         authenticate_callback(
             self.counterparty, self._secret, headers, raw_body, now, self._tolerance
         )
-        delivery_id, events = load_json_callback(raw_body)
+        delivery_id, events = typed_json_events(raw_body, EVENT_STATUSES)
         outcomes = []
-        for event in events:
-            kind = event.get("type")
-            status = EVENT_STATUSES.get(kind) if isinstance(kind, str) else None
-            if status is None:
-                raise CallbackRejected("malformed_body", "unknown event type")
+        for event, status in events:
             outcomes.append(
                 PaymentOutcome(
                     event_id=required_str(event, "event_id"),

@@ -22,7 +22,7 @@ from .base import (
     TransientBankError,
     UnknownOutcome,
 )
-from .napas import load_json_callback, required_int, required_str, required_time
+from .napas import required_int, required_str, required_time, typed_json_events
 
 EVENT_STATUSES = {"cash.paid": "PAID_CASH", "cash.returned": "RETURNED"}
 ITEM_STATUSES = {"PENDING": "PENDING", "PAID": "PAID_CASH", "RETURNED": "RETURNED"}
@@ -163,13 +163,9 @@ class VnpostChannel:
         authenticate_callback(
             self.counterparty, self._secret, headers, raw_body, now, self._tolerance
         )
-        delivery_id, events = load_json_callback(raw_body)
+        delivery_id, events = typed_json_events(raw_body, EVENT_STATUSES)
         outcomes = []
-        for event in events:
-            kind = event.get("type")
-            status = EVENT_STATUSES.get(kind) if isinstance(kind, str) else None
-            if status is None:
-                raise CallbackRejected("malformed_body", "unknown event type")
+        for event, status in events:
             paid_on_text = event.get("paid_on")
             try:
                 paid_on = date.fromisoformat(paid_on_text) if paid_on_text else None
