@@ -163,7 +163,9 @@ class Progress:
             rows = await self._conn.fetch(
                 "SELECT state, count(*) FROM installments WHERE period = $1 GROUP BY state", PERIOD, timeout=30)
             batch_rows = await self._conn.fetch("SELECT state, count(*) FROM batches GROUP BY state", timeout=30)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
+                TimeoutError):
+            # A read cut by the PostgreSQL restart leaves the connection mid-operation: drop it.
             self.read_failures += 1
             if self._conn is not None:
                 self._conn.terminate()
