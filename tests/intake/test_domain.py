@@ -76,16 +76,16 @@ class TestNames:
 
 class TestUnemploymentRule:
     def test_sixty_percent_of_the_average(self):
-        benefit = unemployment_benefit(8_000_000, 24, "II")
+        benefit = unemployment_benefit(8_000_000, 24, "II", contract_ended_on=date(2023, 5, 1))
         assert benefit.monthly_amount == 4_800_000 and benefit.months == 3 and not benefit.capped
 
     def test_rounded_down_to_the_dong(self):
-        assert unemployment_benefit(7_777_777, 12, "I").monthly_amount == 4_666_666
+        assert unemployment_benefit(7_777_777, 12, "I", contract_ended_on=date(2023, 5, 1)).monthly_amount == 4_666_666
 
     @pytest.mark.parametrize("region,cap", [("I", 23_400_000), ("II", 20_800_000), ("III", 18_200_000),
                                             ("IV", 16_250_000)])
     def test_capped_at_five_regional_minimum_wages(self, region, cap):
-        benefit = unemployment_benefit(100_000_000, 36, region)
+        benefit = unemployment_benefit(100_000_000, 36, region, contract_ended_on=date(2023, 5, 1))
         assert benefit.monthly_amount == cap and benefit.capped
 
     @pytest.mark.parametrize("months,duration", [(12, 3), (36, 3), (47, 3), (48, 4), (60, 5), (144, 12), (400, 12)])
@@ -97,7 +97,7 @@ class TestUnemploymentRule:
             benefit_months(11)
 
     def test_amounts_are_integers(self):
-        assert isinstance(unemployment_benefit(5_123_457, 20, "III").monthly_amount, int)
+        assert isinstance(unemployment_benefit(5_123_457, 20, "III", contract_ended_on=date(2023, 5, 1)).monthly_amount, int)
 
 
 def _approval(**kw) -> claim_rules.Approval:

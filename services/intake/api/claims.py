@@ -120,6 +120,7 @@ async def decide(request: Request, claim_id: str, body: Annotated[DecisionIn, Bo
             amount_per_installment=body.amount_per_installment,
             schedule=Schedule(s.kind, s.start_period, s.installments), average_salary=body.average_salary,
             contribution_months=body.contribution_months, region=body.region,
+            contract_ended_on=body.contract_ended_on, salary_regime=body.salary_regime,
         ))
     else:
         command = handlers.DecideClaim(claim_id, "REJECTED", body.agency, digest, rejection=Rejection(

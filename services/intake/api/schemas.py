@@ -79,6 +79,12 @@ class ApprovalIn(Strict):
                                        description="UNEMPLOYMENT: average insured monthly salary of the last 6 months")
     contribution_months: int | None = Field(default=None, ge=0, le=600, description="UNEMPLOYMENT")
     region: Literal["I", "II", "III", "IV"] | None = Field(default=None, description="UNEMPLOYMENT: wage region")
+    contract_ended_on: date | None = Field(
+        default=None, description="UNEMPLOYMENT: the day the labour or working contract ended; the cap uses the "
+        "minimum wage or base salary in force then (the benefit's first month when not given)")
+    salary_regime: Literal["ENTERPRISE", "STATE"] = Field(
+        default="ENTERPRISE", description="UNEMPLOYMENT: ENTERPRISE (salary set by the employer: capped at 5 x the "
+        "regional minimum wage) or STATE (state salary scale: capped at 5 x the base salary)")
 
 
 class RejectionIn(Strict):

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from services.intake.domain.errors import Conflict, FieldError, RuleBroken
 from services.intake.domain.schedules import Schedule, schedule_problems
 from services.intake.domain.schemes import agency_for
-from services.intake.domain.unemployment import NotEligible, unemployment_benefit
+from services.intake.domain.unemployment import ENTERPRISE, NotEligible, NoWageInForce, unemployment_benefit
 
 RECEIVED = "RECEIVED"
 APPROVED = "APPROVED"
@@ -35,6 +36,10 @@ class Approval:
     average_salary: int | None = None
     contribution_months: int | None = None
     region: str | None = None
+    # UNEMPLOYMENT: the cap follows the wages in force when the contract ended (the benefit's
+    # first month when not given) and the person's salary regime.
+    contract_ended_on: date | None = None
+    salary_regime: str = ENTERPRISE
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,19 +82,26 @@ def check_unemployment(approval: Approval) -> None:
         raise RuleBroken(missing, "an unemployment decision must give the salary, contributions and region")
     assert approval.average_salary is not None and approval.contribution_months is not None
     assert approval.region is not None
+    start = approval.schedule.start_period
+    ended_on = approval.contract_ended_on or date(int(start[:4]), int(start[5:7]), 1)
     try:
-        rule = unemployment_benefit(approval.average_salary, approval.contribution_months, approval.region)
+        rule = unemployment_benefit(approval.average_salary, approval.contribution_months, approval.region,
+                                    contract_ended_on=ended_on, regime=approval.salary_regime)  # type: ignore[arg-type]
+    except NoWageInForce as exc:
+        raise RuleBroken([FieldError("/contract_ended_on", str(exc))], "the unemployment rule cannot apply") from exc
     except NotEligible as exc:
         raise RuleBroken([FieldError("/contribution_months", str(exc))], "not eligible for unemployment benefit") from exc
     except ValueError as exc:
         raise RuleBroken([FieldError("/average_salary", str(exc))], "the unemployment rule cannot apply") from exc
     errors = []
     if approval.amount_per_installment != rule.monthly_amount:
-        cap = " (the regional cap)" if rule.capped else ""
+        cap = f" (the cap of {rule.cap})" if rule.capped else ""
+        ceiling = ("the base salary" if approval.salary_regime != ENTERPRISE
+                   else f"the region {approval.region} minimum wage")
         errors.append(FieldError(
             "/amount_per_installment",
             f"the rule gives {rule.monthly_amount} VND a month{cap}: 60% of {approval.average_salary}, "
-            f"at most 5 x the region {approval.region} minimum wage",
+            f"at most 5 x {ceiling} in force on {ended_on.isoformat()}",
         ))
     if approval.schedule.kind != "FIXED_MONTHLY" or approval.schedule.installments != rule.months:
         errors.append(FieldError(

@@ -326,7 +326,10 @@ async def decide_claim(ctx: Context, cmd: DecideClaim, acting_agency: str | None
         }
         if approval.average_salary is not None:
             decision.update(average_salary=approval.average_salary,
-                            contribution_months=approval.contribution_months, region=approval.region)
+                            contribution_months=approval.contribution_months, region=approval.region,
+                            salary_regime=approval.salary_regime)
+            if approval.contract_ended_on is not None:
+                decision.update(contract_ended_on=approval.contract_ended_on.isoformat())
         ctx.emit(ClaimDecided(
             claim_id=claim.id, beneficiary_id=claim.beneficiary_id, scheme=claim.scheme, agency=claim.agency,
             outcome="APPROVED", decision_number=approval.decision_number, entitlement_id=entitlement_id,
