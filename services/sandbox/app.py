@@ -147,13 +147,36 @@ class Sandbox:
             await asyncio.sleep(latency_ms / 1000)
 
     def unavailable(self) -> bool:
-        return self.state.chance(self.state.faults.error_5xx_rate)
+        return self.state.request_fault(self.state.faults.error_5xx_rate)
 
     async def maybe_hold(self) -> None:
         """Injected timeout: the work is done but the answer comes later than the caller waits."""
         faults = self.state.faults
-        if self.state.chance(faults.timeout_rate):
+        if self.state.request_fault(faults.timeout_rate):
             await asyncio.sleep(faults.timeout_hold_seconds)
+
+    def conflicting_resend(self, key: tuple[str, ...] | None) -> bool:
+        """Injected 409: a resend of a request already taken is refused as a duplicate."""
+        return (
+            key is not None
+            and key in self.state.taken_keys
+            and self.state.request_fault(self.state.faults.conflict_on_resend_rate)
+        )
+
+    async def ambiguous(self, response: Response) -> Response:
+        """Injected ambiguous answers to a request that was taken: a gateway error, an
+        unreadable 2xx body, or the answer late."""
+        faults = self.state.faults
+        state = self.state
+        if state.request_fault(faults.error_after_accept_rate):
+            status = faults.error_after_accept_status
+            return refuse(status, "BAD_GATEWAY" if status == 502 else "GATEWAY_TIMEOUT")
+        if state.request_fault(faults.unreadable_answer_rate):
+            return Response(response.body[: max(1, len(response.body) // 2)],
+                            status_code=response.status_code, media_type="application/json")
+        if state.request_fault(faults.slow_answer_rate):
+            await asyncio.sleep(faults.slow_answer_seconds)
+        return response
 
     def schedule(self, settle: Callable[[list[Transfer], datetime], list[Event]], new: list[Transfer]) -> None:
         """Settle new transfers at once, or after the settlement delay (one timer per batch)."""
@@ -201,6 +224,22 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         if sandbox.unavailable():
             return refuse(503, "SERVICE_UNAVAILABLE")
         response = await work()
+        await sandbox.maybe_hold()
+        return response
+
+    async def moves_money(key: tuple[str, ...] | None, work: Callable[[], Awaitable[Response]]) -> Response:
+        """`guarded` for requests that move money, keyed by their idempotency key: a resend may
+        meet an injected 409, a taken request an injected ambiguous answer."""
+        await sandbox.latency()
+        if sandbox.unavailable():
+            return refuse(503, "SERVICE_UNAVAILABLE")
+        if sandbox.conflicting_resend(key):
+            return refuse(409, "DUPLICATE_REQUEST")
+        response = await work()
+        if 200 <= response.status_code < 300:
+            if key is not None:
+                state.taken_keys.add(key)
+            response = await sandbox.ambiguous(response)
         await sandbox.maybe_hold()
         return response
 
@@ -264,7 +303,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
                 202,
             )
 
-        return await guarded(work)
+        return await moves_money(("banks", bin_, idempotency_key) if idempotency_key else None, work)
 
     async def transfer_status(bin_: str, end_to_end_id: str) -> Response:
         if (refused := unknown_bank(bin_)) is not None:
@@ -301,6 +340,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         if not state.is_iso_bank(bin_):
             return refuse(404, "CHANNEL_NOT_SUPPORTED", detail="this bank takes JSON transfers")
         raw = await request.body()
+        idempotency_key = request.headers.get("idempotency-key")
 
         async def work() -> Response:
             try:
@@ -336,7 +376,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
                 202,
             )
 
-        return await guarded(work)
+        return await moves_money(("iso", bin_, idempotency_key) if idempotency_key else None, work)
 
     @app.get("/iso/{bin_}/files/{message_id}/status")
     async def file_status(bin_: str, message_id: str) -> Response:
@@ -362,6 +402,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     @app.post("/vnpost/cash-lists")
     async def submit_cash_list(request: Request) -> Response:
         raw = await request.body()
+        idempotency_key = request.headers.get("idempotency-key")
 
         async def work() -> Response:
             body = parse_body(CashListIn, raw)
@@ -396,7 +437,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
                 202,
             )
 
-        return await guarded(work)
+        return await moves_money(("vnpost", idempotency_key) if idempotency_key else None, work)
 
     @app.get("/vnpost/items/{end_to_end_id}")
     async def cash_item(end_to_end_id: str) -> Response:

@@ -57,7 +57,14 @@ def load_bank_bins(path: Path = DATA_DIR / "banks.csv") -> dict[str, dict[str, s
 
 class Faults(BaseModel):
     """Faults to inject. 5xx and timeouts apply per request (submissions and name inquiries),
-    permanent failures per transfer, callback faults per delivery."""
+    permanent failures per transfer, callback faults per delivery.
+
+    Ambiguous answers apply to requests that move money (transfers, ISO files, cash lists): the
+    request is taken, then the caller gets a gateway error (`error_after_accept_*`), a 2xx body
+    it cannot read, or its answer late (`slow_answer_*`). A resend (an idempotency key already
+    taken) may be answered 409 `DUPLICATE_REQUEST` and changes nothing. `fault_budget` bounds
+    how many request faults are injected in all (then none), so one list of many can be hit.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -69,6 +76,13 @@ class Faults(BaseModel):
     permanent_failure_rate: float = Field(0.0, ge=0, le=1)
     latency_ms: int = Field(0, ge=0, le=600_000)
     callback_delay_ms: int = Field(0, ge=0, le=600_000)
+    error_after_accept_rate: float = Field(0.0, ge=0, le=1)
+    error_after_accept_status: Literal[502, 504] = 504
+    unreadable_answer_rate: float = Field(0.0, ge=0, le=1)
+    slow_answer_rate: float = Field(0.0, ge=0, le=1)
+    slow_answer_seconds: float = Field(0.0, ge=0, le=600)
+    conflict_on_resend_rate: float = Field(0.0, ge=0, le=1)
+    fault_budget: int | None = Field(None, ge=0)
     seed: int | None = None
 
 
@@ -218,14 +232,24 @@ class SandboxState:
         self.credits = 0
         self.total_credited = 0
         self.duplicates = 0
+        self.taken_keys: set[tuple[str, ...]] = set()  # idempotency keys of money-moving requests
         self.set_faults(Faults())
 
     def set_faults(self, faults: Faults) -> None:
         self.faults = faults
+        self.faults_left = faults.fault_budget
         self.rng = random.Random(faults.seed) if faults.seed is not None else random.Random()
 
     def chance(self, rate: float) -> bool:
         return rate > 0 and (rate >= 1 or self.rng.random() < rate)
+
+    def request_fault(self, rate: float) -> bool:
+        """Whether to inject a request fault now, within the fault budget."""
+        if self.faults_left == 0 or not self.chance(rate):
+            return False
+        if self.faults_left is not None:
+            self.faults_left -= 1
+        return True
 
     # -- reference data -------------------------------------------------------------------
 
