@@ -16,6 +16,13 @@ class IntakeSettings(ServiceSettings):
     seed_dev_clients: bool = True
     # PostgreSQL: at most this many concurrent filings share one transaction (0: one per filing).
     filing_batch_size: int = 256
+    # Uploads (roll, payment methods): a body is refused (413) as soon as it passes
+    # upload_max_bytes, reading stops past upload_max_rows, an XLSX workbook may unpack to at most
+    # upload_max_unpacked_bytes, and reading one table takes at most upload_parse_seconds.
+    upload_max_bytes: int = 50 * 1024 * 1024
+    upload_max_rows: int = 200_000
+    upload_max_unpacked_bytes: int = 256 * 1024 * 1024
+    upload_parse_seconds: float = 120.0
 
     @property
     def seeds_dev_clients(self) -> bool:
