@@ -13,12 +13,20 @@ def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
     return url.startswith("sqlite")
 
 
+# The embedded event log commits consumer offsets with synchronous=FULL (shared/messaging/embedded.py).
+# A service database must be at least as durable: with NORMAL, a power loss can drop the last
+# inbox commit while the offset that follows it survives, and the event is never applied.
+SQLITE_SYNCHRONOUS = "FULL"
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    # hide_parameters: a database error's text never carries the bound values (names, CCCDs).
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _tune_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                               hide_parameters=True)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -26,7 +34,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

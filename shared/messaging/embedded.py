@@ -14,6 +14,7 @@ from typing import Sequence
 
 import orjson
 
+from shared.db import SQLITE_SYNCHRONOUS
 from shared.events.contracts import dead_letter_topic
 from shared.messaging.ports import OutgoingRecord, ReceivedRecord
 
@@ -44,7 +45,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")  # the same as the service databases
     conn.execute("PRAGMA busy_timeout=30000")
     conn.executescript(_SCHEMA)
     return conn
