@@ -55,7 +55,7 @@ entitlements = Table(
     Column("beneficiary_id", String(64), nullable=False, index=True),
     Column("scheme", String(32), nullable=False),
     Column("agency", String(16), nullable=False),
-    Column("decision_number", String(64), nullable=False),
+    Column("decision_number", String(100), nullable=False),
     Column("amount", Money, nullable=False),
     Column("schedule_kind", String(16), nullable=False),
     Column("start_period", String(7), nullable=False),
@@ -82,7 +82,7 @@ payment_methods = Table(
     Column("representative_name", String(200), nullable=True),
     Column("representative_valid_from", Date, nullable=True),
     Column("representative_valid_until", Date, nullable=True),
-    Column("cash_reason", String(200), nullable=True),
+    Column("cash_reason", String(500), nullable=True),
     # PENDING_VERIFICATION | VERIFIED | FAILED | FLAGGED
     Column("status", String(24), nullable=False),
     Column("status_reason", String(40), nullable=True),

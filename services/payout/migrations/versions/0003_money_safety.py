@@ -14,8 +14,20 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # --- contract-wide columns: every field intake's events carry fits where payout keeps it
+    with op.batch_alter_table("entitlements") as batch:
+        batch.alter_column("decision_number", existing_type=sa.String(64), type_=sa.String(100),
+                           existing_nullable=False)
+    with op.batch_alter_table("payment_methods") as batch:
+        batch.alter_column("cash_reason", existing_type=sa.String(200), type_=sa.String(500), existing_nullable=True)
+    # --- end of contract-wide columns
 
 
 def downgrade() -> None:
-    pass
+    # --- contract-wide columns
+    with op.batch_alter_table("payment_methods") as batch:
+        batch.alter_column("cash_reason", existing_type=sa.String(500), type_=sa.String(200), existing_nullable=True)
+    with op.batch_alter_table("entitlements") as batch:
+        batch.alter_column("decision_number", existing_type=sa.String(100), type_=sa.String(64),
+                           existing_nullable=False)
+    # --- end of contract-wide columns
