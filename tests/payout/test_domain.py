@@ -87,13 +87,13 @@ class TestReconciliationMatching:
             BankEntry("PAY-4-1", 40, "CREDITED", "FT4"),
         ]
         known = {
-            "PAY-1-1": LedgerEntry("PAY-1-1", 1, 100, "SETTLED"),
-            "PAY-2-1": LedgerEntry("PAY-2-1", 2, 200, "SETTLED"),
-            "PAY-4-1": LedgerEntry("PAY-4-1", 4, 40, "SUBMITTED"),
+            "PAY-1-1": LedgerEntry("PAY-1-1", 1, 100, "SETTLED", "970436"),
+            "PAY-2-1": LedgerEntry("PAY-2-1", 2, 200, "SETTLED", "970436"),
+            "PAY-4-1": LedgerEntry("PAY-4-1", 4, 40, "SUBMITTED", "970436"),
         }
         day = {"PAY-1-1": known["PAY-1-1"], "PAY-2-1": known["PAY-2-1"],
-               "PAY-3-1": LedgerEntry("PAY-3-1", 3, 30, "SETTLED")}
-        lines = match(statement, known, day)
+               "PAY-3-1": LedgerEntry("PAY-3-1", 3, 30, "SETTLED", "970436")}
+        lines = match("970436", statement, known, day)
         assert {line.end_to_end_id: line.kind for line in lines} == {
             "PAY-1-1": "MATCHED", "PAY-2-1": "AMOUNT_DIFFERS", "PAY-9-1": "UNKNOWN_TO_US",
             "PAY-4-1": "STATUS_DIFFERS", "PAY-3-1": "MISSING_AT_BANK",

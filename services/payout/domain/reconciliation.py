@@ -4,9 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-LineKind = Literal["MATCHED", "MISSING_AT_BANK", "UNKNOWN_TO_US", "AMOUNT_DIFFERS", "STATUS_DIFFERS"]
+# DUPLICATE: a second statement line for the same end-to-end id and status (money moved twice
+# at the counterparty for one of our references).
+LineKind = Literal[
+    "MATCHED", "MISSING_AT_BANK", "UNKNOWN_TO_US", "AMOUNT_DIFFERS", "STATUS_DIFFERS", "DUPLICATE"
+]
 LINE_KINDS: tuple[LineKind, ...] = (
-    "MATCHED", "MISSING_AT_BANK", "UNKNOWN_TO_US", "AMOUNT_DIFFERS", "STATUS_DIFFERS",
+    "MATCHED", "MISSING_AT_BANK", "UNKNOWN_TO_US", "AMOUNT_DIFFERS", "STATUS_DIFFERS", "DUPLICATE",
 )
 
 # Our attempt state -> the statement status that confirms it.
@@ -19,6 +23,7 @@ class LedgerEntry:
     installment_id: int
     amount: int
     state: str  # our attempt state
+    counterparty: str  # who our attempt was sent to
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,21 +47,33 @@ class Line:
 
 
 def match(
+    counterparty: str,
     statement: list[BankEntry],
     known: dict[str, LedgerEntry],
     ours_that_day: dict[str, LedgerEntry],
 ) -> list[Line]:
-    """`known`: our attempts for every end-to-end id on the statement; `ours_that_day`: what
-    our ledger says was finalised with this counterparty that day."""
+    """`counterparty`: whose statement it is; `known`: our attempts for every end-to-end id on
+    the statement; `ours_that_day`: what our ledger says was finalised with this counterparty
+    that day. A line matches an attempt only by counterparty and end-to-end id together, and
+    only once: the same id and status again is a DUPLICATE."""
     lines: list[Line] = []
     seen: set[str] = set()
+    lines_seen: set[tuple[str, str]] = set()
     for entry in statement:
         seen.add(entry.end_to_end_id)
         ours = known.get(entry.end_to_end_id)
+        if ours is not None and ours.counterparty != counterparty:
+            ours = None  # our reference, but we never sent it to this counterparty
         if ours is None:
             lines.append(Line("UNKNOWN_TO_US", entry.end_to_end_id, None, None, entry.amount, None,
                               entry.status, entry.bank_reference))
             continue
+        key = (entry.end_to_end_id, entry.status)
+        if key in lines_seen:
+            lines.append(Line("DUPLICATE", entry.end_to_end_id, ours.installment_id, ours.amount,
+                              entry.amount, ours.state, entry.status, entry.bank_reference))
+            continue
+        lines_seen.add(key)
         if ours.amount != entry.amount:
             kind: LineKind = "AMOUNT_DIFFERS"
         elif CONFIRMING_STATUS.get(ours.state) != entry.status:

@@ -39,17 +39,17 @@ async def reconcile(
     for start in range(0, len(ids), CHUNK):
         for row in (
             await session.execute(
-                select(a.c.end_to_end_id, a.c.installment_id, a.c.amount, a.c.state)
+                select(a.c.end_to_end_id, a.c.installment_id, a.c.amount, a.c.state, a.c.counterparty)
                 .where(a.c.end_to_end_id.in_(ids[start : start + CHUNK]))
             )
         ).all():
-            known[row[0]] = LedgerEntry(row[0], int(row[1]), int(row[2]), row[3])
+            known[row[0]] = LedgerEntry(row[0], int(row[1]), int(row[2]), row[3], row[4])
     day_start, day_end = vn_day_bounds(day)
     ours_that_day = {
-        row[0]: LedgerEntry(row[0], int(row[1]), int(row[2]), row[3])
+        row[0]: LedgerEntry(row[0], int(row[1]), int(row[2]), row[3], row[4])
         for row in (
             await session.execute(
-                select(a.c.end_to_end_id, a.c.installment_id, a.c.amount, a.c.state)
+                select(a.c.end_to_end_id, a.c.installment_id, a.c.amount, a.c.state, a.c.counterparty)
                 .select_from(a.join(installments, installments.c.id == a.c.installment_id))
                 .where(
                     a.c.counterparty == counterparty,
@@ -62,7 +62,7 @@ async def reconcile(
         ).all()
     }
     ledger_total = sum(e.amount for e in ours_that_day.values() if e.state in ("SETTLED", "PAID_CASH"))
-    lines = match(list(statement), known, ours_that_day)
+    lines = match(counterparty, list(statement), known, ours_that_day)
     summary = summarise(lines, list(statement), ledger_total)
     run_id = (
         await session.execute(

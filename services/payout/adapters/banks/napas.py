@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from services.payout.domain.money import InvalidAmount, whole_vnd
+
 from ._callbacks import authenticate_callback
 from ._http import CounterpartyHttp, parse_datetime
 from .base import (
@@ -75,6 +77,14 @@ async def json_payment_status(http: CounterpartyHttp, path: str, end_to_end_id: 
     )
 
 
+def statement_amount(value: Any) -> int:
+    """A statement line's amount, exactly in whole VND: anything else refuses the statement."""
+    try:
+        return whole_vnd(value)
+    except InvalidAmount as exc:
+        raise PermanentBankError("INVALID_STATEMENT_AMOUNT", str(exc)) from None
+
+
 async def json_statement(http: CounterpartyHttp, path: str) -> list[StatementEntry]:
     response = await http.send("GET", path)
     if response.status_code != 200:
@@ -83,7 +93,7 @@ async def json_statement(http: CounterpartyHttp, path: str) -> list[StatementEnt
     return [
         StatementEntry(
             end_to_end_id=entry["end_to_end_id"],
-            amount=entry["amount"],
+            amount=statement_amount(entry["amount"]),
             bank_reference=entry.get("bank_reference"),
             value_date=date.fromisoformat(entry["value_date"]),
             status=entry["status"],

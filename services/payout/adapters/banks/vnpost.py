@@ -22,7 +22,7 @@ from .base import (
     TransientBankError,
     UnknownOutcome,
 )
-from .napas import required_int, required_str, required_time, typed_json_events
+from .napas import required_int, required_str, required_time, statement_amount, typed_json_events
 
 EVENT_STATUSES = {"cash.paid": "PAID_CASH", "cash.returned": "RETURNED"}
 ITEM_STATUSES = {"PENDING": "PENDING", "PAID": "PAID_CASH", "RETURNED": "RETURNED"}
@@ -196,7 +196,7 @@ class VnpostChannel:
         return [
             StatementEntry(
                 end_to_end_id=entry["end_to_end_id"],
-                amount=entry["amount"],
+                amount=statement_amount(entry["amount"]),
                 bank_reference=entry.get("receipt_number"),
                 value_date=date.fromisoformat(entry["value_date"]),
                 status=entry["status"],
