@@ -1,5 +1,12 @@
 .PHONY: run test infra-up infra-down bench bench-baselines fault-run fuzz
 
+# Every target runs on a developer's machine: development unless *_ENVIRONMENT says otherwise (an
+# unset environment is production, which refuses the development secrets these runs use).
+export INTAKE_ENVIRONMENT ?= development
+export PAYOUT_ENVIRONMENT ?= development
+export PAYOUT_BANKS_ENVIRONMENT ?= development
+export REPORTING_ENVIRONMENT ?= development
+
 # The main job: `benefits demo` (embedded default unless PostgreSQL/Kafka settings are given).
 run:
 	scripts/run.sh

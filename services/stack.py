@@ -41,10 +41,11 @@ class ServiceSpec:
 
 
 def default_specs() -> list[ServiceSpec]:
+    """The stack is a run on one machine: development unless `*_ENVIRONMENT` says otherwise."""
     return [
-        ServiceSpec("intake", IntakeSettings(), intake.create_app, intake),
-        ServiceSpec("payout", PayoutSettings(), payout.create_app, payout),
-        ServiceSpec("reporting", ReportingSettings(), reporting.create_app, reporting),
+        ServiceSpec("intake", IntakeSettings.for_local_run(), intake.create_app, intake),
+        ServiceSpec("payout", PayoutSettings.for_local_run(), payout.create_app, payout),
+        ServiceSpec("reporting", ReportingSettings.for_local_run(), reporting.create_app, reporting),
     ]
 
 

@@ -1,22 +1,38 @@
 """Settings every service shares; each service subclasses with its own env prefix."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any, Self
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "development-only-jwt-secret-change-me"
+DEVELOPMENT = "development"
+# HMAC-SHA256 keys (JWT, webhooks) of fewer bytes than the digest are guessable offline.
+MIN_SECRET_BYTES = 32
 RUN_DIR = Path(".run")
+
+
+def secret_problem(secret: str, what: str) -> str | None:
+    """Why `secret` may not be used outside development, or None. Never quotes the secret."""
+    size = len(secret.encode())
+    if size < MIN_SECRET_BYTES:
+        return f"{what} is {size} bytes; outside development it must be at least {MIN_SECRET_BYTES} bytes"
+    return None
 
 
 class ServiceSettings(BaseSettings):
     """Without a database URL or Kafka servers the service runs on the embedded default:
     SQLite files and the embedded event log under `data_dir`."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # Errors never echo the values given: they hold secrets.
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
-    environment: str = "development"
+    # Anything but an explicit "development" is production: the default secret is refused and
+    # no development client is created.
+    environment: str = "production"
     database_url: str | None = None
     kafka_bootstrap_servers: str | None = None
     data_dir: Path = RUN_DIR / "embedded"
@@ -34,10 +50,31 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = "service"
 
+    @classmethod
+    def for_local_run(cls, **values: Any) -> Self:
+        """Settings of a run on one machine (the stack, the demo): development unless
+        `<PREFIX>_ENVIRONMENT` says otherwise."""
+        prefix = cls.model_config.get("env_prefix", "")
+        values.setdefault("environment", os.environ.get(f"{prefix}ENVIRONMENT") or DEVELOPMENT)
+        return cls(**values)
+
+    @property
+    def development(self) -> bool:
+        return self.environment == DEVELOPMENT
+
+    def env_name(self, field: str) -> str:
+        return f"{self.model_config.get('env_prefix', '')}{field}".upper()
+
     @model_validator(mode="after")
-    def _refuse_default_secrets_in_production(self) -> "ServiceSettings":
-        if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:
-            raise ValueError(f"{self.service_name}: refusing to start in production with the default JWT secret")
+    def _refuse_weak_secrets_outside_development(self) -> "ServiceSettings":
+        if self.development:
+            return self
+        if self.jwt_secret == DEFAULT_JWT_SECRET:
+            raise ValueError(f"{self.service_name}: refusing to start in {self.environment} with the default JWT "
+                             f"secret; set {self.env_name('jwt_secret')}")
+        problem = secret_problem(self.jwt_secret, f"the JWT secret ({self.env_name('jwt_secret')})")
+        if problem:
+            raise ValueError(f"{self.service_name}: {problem}")
         return self
 
     @property

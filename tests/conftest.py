@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import os
 from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from tests.support.infra import KAFKA_BOOTSTRAP, create_database, drop_database
+
+# An unset environment is production: the suite asks for development (and the processes it starts
+# inherit it); tests of production say so, or remove these.
+for _prefix in ("INTAKE", "PAYOUT", "PAYOUT_BANKS", "REPORTING"):
+    os.environ.setdefault(f"{_prefix}_ENVIRONMENT", "development")
 
 
 @pytest.fixture

@@ -40,10 +40,12 @@ def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
         payout_overrides["scheduler_enabled"] = False
     if not os.environ.get("PAYOUT_BANK_BASE_URL"):  # the banks are the sandbox we start
         payout_overrides["bank_base_url"] = f"http://{sandbox.host}:{sandbox.port}"
+    # The demo signs in with the development clients and the sandbox's development webhook secrets:
+    # development, unless `*_ENVIRONMENT` says otherwise (then it refuses to start, as it should).
     specs = [
-        ServiceSpec("intake", IntakeSettings(**overrides), intake.create_app, intake),
-        ServiceSpec("payout", PayoutSettings(**payout_overrides), payout.create_app, payout),
-        ServiceSpec("reporting", ReportingSettings(**overrides), reporting.create_app, reporting),
+        ServiceSpec("intake", IntakeSettings.for_local_run(**overrides), intake.create_app, intake),
+        ServiceSpec("payout", PayoutSettings.for_local_run(**payout_overrides), payout.create_app, payout),
+        ServiceSpec("reporting", ReportingSettings.for_local_run(**overrides), reporting.create_app, reporting),
     ]
     return specs, real
 

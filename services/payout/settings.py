@@ -6,9 +6,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from services.payout.adapters.banks.registry import BankChannelSettings
+from services.payout.adapters.banks.registry import BankChannelSettings, webhook_secrets_problem
 from shared.settings import ServiceSettings
-from shared.webhook_signing import DEV_SECRET_PREFIX
 
 FallbackPolicy = Literal["none", "cash"]
 WorkerRole = Literal["relay", "consumer", "verification", "submission", "sweeper", "scheduler"]
@@ -58,15 +57,14 @@ class PayoutSettings(ServiceSettings):
     permanent_failure_fallback: FallbackPolicy = "none"
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets_in_production(self) -> PayoutSettings:
-        if self.environment == "production":
+    def _refuse_placeholder_secrets_outside_development(self) -> PayoutSettings:
+        if not self.development:
             if not self.webhook_secrets:
-                raise ValueError("payout: webhook secrets must be configured in production")
-            for counterparty, secret in self.webhook_secrets.items():
-                if not secret or secret.startswith(DEV_SECRET_PREFIX):
-                    raise ValueError(
-                        f"payout: the webhook secret for {counterparty} is a development placeholder"
-                    )
+                raise ValueError(f"payout: webhook secrets must be configured in {self.environment} "
+                                 f"({self.env_name('webhook_secrets')})")
+            problem = webhook_secrets_problem(self.webhook_secrets)
+            if problem:
+                raise ValueError(f"payout: {problem} ({self.env_name('webhook_secrets')})")
         return self
 
     def bank_channels(self) -> BankChannelSettings:

@@ -73,7 +73,8 @@ async def run(args: argparse.Namespace) -> None:
             extra_args=["--webhook-batch-size", str(args.webhook_batch_size)],
         ).start()
         sandbox_url = process.url
-    settings = BankChannelSettings(base_url=sandbox_url, read_timeout_seconds=60, write_timeout_seconds=60)
+    settings = BankChannelSettings(environment="development", base_url=sandbox_url, read_timeout_seconds=60,
+                                   write_timeout_seconds=60)  # the sandbox signs with development secrets
     registry = BankChannelRegistry(settings)
     counts = Counts(registry)
     counts.expected = args.transfers

@@ -72,10 +72,10 @@ BUSINESS_METRICS = {
 HTTP_METRICS = {"http_requests_total", "http_request_duration_seconds_bucket"}
 
 # What an operator exports before `docker compose up` (deploy/compose.yaml's header).
-WEBHOOK_SECRETS = {
-    "970436": "s3cret-vcb-0123456789",
-    "970405": "s3cret-agribank-0123",
-    "VNPOST": "s3cret-vnpost-01234",
+WEBHOOK_SECRETS = {  # 32 bytes or more, as production requires
+    "970436": "s3cret-vcb-0123456789-0123456789",
+    "970405": "s3cret-agribank-0123-0123456789ab",
+    "VNPOST": "s3cret-vnpost-01234-0123456789abc",
 }
 OPERATOR_ENV = {
     "POSTGRES_PASSWORD": "pg-Pa55word",
@@ -479,8 +479,11 @@ def test_dockerfile_sets_the_listen_address_every_process_reads(docker_stages, m
     env = {}
     for command in values:
         env.update(zip(command.value[0::2], command.value[1::2], strict=True))
+    # The image is production (an unset environment is): the operator adds the secrets.
+    secrets = {f"{prefix}_JWT_SECRET": OPERATOR_ENV["BENEFITS_JWT_SECRET"] for prefix in ("INTAKE", "PAYOUT", "REPORTING")}
+    secrets["PAYOUT_WEBHOOK_SECRETS"] = OPERATOR_ENV["BANK_WEBHOOK_SECRETS"]
     for name, factory in SETTINGS.items():
-        assert settings_from_env(monkeypatch, env, factory).host == "0.0.0.0", name
+        assert settings_from_env(monkeypatch, {**env, **secrets}, factory).host == "0.0.0.0", name
     assert settings_from_env(monkeypatch, env, SandboxSettings).host == "0.0.0.0"
 
 

@@ -76,6 +76,6 @@ class TestSettings:
             PayoutSettings(**good)
         with pytest.raises(ValidationError):
             PayoutSettings(**good, webhook_secrets={"970436": "dev-secret-970436"})
-        settings = PayoutSettings(**good, webhook_secrets={"970436": "k3y-from-the-bank"})
-        assert settings.bank_channels().webhook_secrets == {"970436": "k3y-from-the-bank"}
+        settings = PayoutSettings(**good, webhook_secrets={"970436": "k3y-from-the-bank-0123456789abcdef"})
+        assert settings.bank_channels().webhook_secrets == {"970436": "k3y-from-the-bank-0123456789abcdef"}
         assert PayoutSettings().permanent_failure_fallback == "none" and PayoutSettings().batch_size == 2000

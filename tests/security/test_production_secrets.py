@@ -87,3 +87,99 @@ class TestProcesses:
         assert process.returncode != 0
         assert "webhook secret" in process.stderr + process.stdout
         assert STRONG_JWT not in process.stderr + process.stdout
+
+
+SHORT_SECRET = "s3cr3t-of-thirty-one-bytes-0000"  # 31 bytes
+ENVIRONMENT_VARIABLES = ("INTAKE_ENVIRONMENT", "PAYOUT_ENVIRONMENT", "REPORTING_ENVIRONMENT",
+                         "PAYOUT_BANKS_ENVIRONMENT")
+
+
+def echoes(secret: str, text: str) -> bool:
+    """Whether any 8 consecutive characters of the secret appear in the text."""
+    return any(secret[i:i + 8] in text for i in range(len(secret) - 7))
+
+
+@pytest.fixture
+def unset_environment(monkeypatch):
+    """No `*_ENVIRONMENT` at all, as on a server where nobody set one."""
+    for name in ENVIRONMENT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for service in SETTINGS:
+        monkeypatch.delenv(f"{service.upper()}_JWT_SECRET", raising=False)
+
+
+class TestUnsetEnvironmentMeansProduction:
+    @pytest.mark.parametrize("service", SETTINGS)
+    def test_an_unset_environment_is_production(self, service, tmp_path, unset_environment):
+        settings = SETTINGS[service](**{k: v for k, v in _good(service).items() if k != "environment"},
+                                     data_dir=tmp_path)
+        assert settings.environment == "production"
+
+    @pytest.mark.parametrize("service", SETTINGS)
+    def test_an_unset_environment_refuses_the_default_jwt_secret(self, service, tmp_path, unset_environment):
+        extra = {"webhook_secrets": STRONG_WEBHOOKS} if service == "payout" else {}
+        with pytest.raises(ValidationError, match="default JWT secret"):
+            SETTINGS[service](data_dir=tmp_path, **extra)
+
+    def test_an_unset_environment_never_seeds_the_development_clients(self, tmp_path, unset_environment):
+        settings = IntakeSettings(jwt_secret=STRONG_JWT, data_dir=tmp_path)
+        assert not settings.seeds_dev_clients
+
+    def test_an_unset_environment_refuses_development_webhook_secrets_of_the_bank_channels(self, unset_environment):
+        from services.payout.adapters.banks.registry import BankChannelSettings
+
+        with pytest.raises(ValidationError, match="webhook secret for 970436"):
+            BankChannelSettings(webhook_secrets={"970436": "dev-secret-970436"})
+
+    def test_development_is_had_only_by_asking(self, tmp_path, unset_environment, monkeypatch):
+        monkeypatch.setenv("INTAKE_ENVIRONMENT", "development")
+        settings = IntakeSettings(data_dir=tmp_path)
+        assert settings.environment == "development" and settings.seeds_dev_clients
+
+
+class TestShortSecrets:
+    def test_the_short_secret_is_31_bytes(self):
+        assert len(SHORT_SECRET.encode()) == 31
+
+    @pytest.mark.parametrize("service", SETTINGS)
+    def test_a_31_byte_jwt_secret_is_refused_without_echoing_it(self, service, tmp_path):
+        with pytest.raises(ValidationError) as refused:
+            SETTINGS[service](**{**_good(service), "jwt_secret": SHORT_SECRET, "data_dir": tmp_path})
+        message = str(refused.value)
+        assert f"{service.upper()}_JWT_SECRET" in message and "31 bytes" in message and "at least 32" in message
+        assert not echoes(SHORT_SECRET, message)
+
+    def test_a_32_byte_jwt_secret_is_taken(self, tmp_path):
+        secret = SHORT_SECRET + "0"
+        assert IntakeSettings(environment="production", jwt_secret=secret, data_dir=tmp_path).jwt_secret == secret
+
+    def test_multibyte_characters_count_as_bytes(self, tmp_path):
+        secret = "đ" * 16  # 16 characters, 32 bytes in UTF-8
+        assert IntakeSettings(environment="production", jwt_secret=secret, data_dir=tmp_path).jwt_secret == secret
+
+    def test_a_31_byte_webhook_secret_is_refused_without_echoing_it(self, tmp_path):
+        with pytest.raises(ValidationError) as refused:
+            PayoutSettings(environment="production", jwt_secret=STRONG_JWT, data_dir=tmp_path,
+                           webhook_secrets={**STRONG_WEBHOOKS, "970418": SHORT_SECRET})
+        message = str(refused.value)
+        assert "webhook secret for 970418" in message and "31 bytes" in message
+        assert not echoes(SHORT_SECRET, message) and not echoes(STRONG_JWT, message)
+
+    def test_a_31_byte_bank_channel_secret_is_refused_without_echoing_it(self):
+        from services.payout.adapters.banks.registry import BankChannelSettings
+
+        with pytest.raises(ValidationError) as refused:
+            BankChannelSettings(environment="production", webhook_secrets={"VNPOST": SHORT_SECRET})
+        assert "31 bytes" in str(refused.value) and not echoes(SHORT_SECRET, str(refused.value))
+
+    def test_development_takes_short_secrets(self, tmp_path):
+        assert PayoutSettings(environment="development", jwt_secret="short", webhook_secrets={"970436": "x"},
+                              data_dir=tmp_path).jwt_secret == "short"
+
+    def test_the_api_process_exits_on_a_short_secret_without_printing_it(self, tmp_path):
+        env = _service_env("intake", tmp_path, jwt_secret=SHORT_SECRET)  # no environment: production
+        process = subprocess.run([sys.executable, "-m", "services.intake", "api"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert process.returncode != 0
+        assert "INTAKE_JWT_SECRET" in process.stderr + process.stdout
+        assert not echoes(SHORT_SECRET, process.stderr + process.stdout)

@@ -57,7 +57,7 @@ class TestRegistry:
         with pytest.raises(ValueError):
             BankChannelSettings(environment="production", webhook_secrets={"970436": "dev-secret-970436"})
         registry = BankChannelRegistry(
-            BankChannelSettings(environment="production", webhook_secrets={"970436": "real"}), client
+            BankChannelSettings(environment="production", webhook_secrets={"970436": "r" * 32}), client
         )
         registry.channel("970436")
         with pytest.raises(LookupError):

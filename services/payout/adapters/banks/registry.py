@@ -12,6 +12,7 @@ import httpx
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.settings import DEVELOPMENT, secret_problem
 from shared.webhook_signing import DEV_SECRET_PREFIX, secret_for
 
 from ._http import CounterpartyHttp
@@ -24,12 +25,23 @@ from .vnpost import VnpostChannel
 Style = Literal["napas", "iso20022", "vnpost"]
 
 
+def webhook_secrets_problem(secrets: dict[str, str]) -> str | None:
+    """Why these webhook secrets may not be used outside development, or None (never quoting one)."""
+    for counterparty, secret in secrets.items():
+        if not secret or secret.startswith(DEV_SECRET_PREFIX):
+            return f"the webhook secret for {counterparty} is a development placeholder"
+        problem = secret_problem(secret, f"the webhook secret for {counterparty}")
+        if problem:
+            return problem
+    return None
+
+
 class BankChannelSettings(BaseSettings):
     """Environment variables `PAYOUT_BANKS_*`; maps and lists are given as JSON."""
 
-    model_config = SettingsConfigDict(env_prefix="PAYOUT_BANKS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PAYOUT_BANKS_", extra="ignore", hide_input_in_errors=True)
 
-    environment: str = "development"
+    environment: str = "production"  # development only when asked for
     base_url: str = "http://127.0.0.1:8010"
     base_urls: dict[str, str] = Field(default_factory=dict)  # counterparty -> URL override
     iso_bins: list[str] = Field(default_factory=lambda: ["970405"])
@@ -50,17 +62,15 @@ class BankChannelSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_development_secrets_elsewhere(self) -> BankChannelSettings:
-        if self.environment != "development":
-            for counterparty, secret in self.webhook_secrets.items():
-                if not secret or secret.startswith(DEV_SECRET_PREFIX):
-                    raise ValueError(
-                        f"webhook secret for {counterparty} is a development placeholder"
-                    )
+        if self.environment != DEVELOPMENT:
+            problem = webhook_secrets_problem(self.webhook_secrets)
+            if problem:
+                raise ValueError(problem)
         return self
 
     @property
     def allow_dev_secrets(self) -> bool:
-        return self.environment == "development"
+        return self.environment == DEVELOPMENT
 
     def timeout(self) -> httpx.Timeout:
         return httpx.Timeout(
