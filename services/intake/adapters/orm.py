@@ -108,6 +108,11 @@ entitlements = Table(
     Column("granted_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("agency", "decision_number", name="uq_entitlements_decision"),
     Index("ix_entitlements_beneficiary", "beneficiary_id", "scheme"),
+    # One open-ended entitlement per person and scheme, whatever races: a person is paid a scheme
+    # once a period (services.intake.domain.entitlements judges finite and stopped ones).
+    Index("uq_entitlements_one_open_per_scheme", "beneficiary_id", "scheme", unique=True,
+          postgresql_where=text("status = 'ACTIVE' AND schedule_kind = 'OPEN_MONTHLY'"),
+          sqlite_where=text("status = 'ACTIVE' AND schedule_kind = 'OPEN_MONTHLY'")),
 )
 
 payment_methods = Table(

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from services.intake.adapters.orm import beneficiaries, claims, entitlements, idempotency_records
 from services.intake.domain import claims as claim_rules
@@ -289,6 +291,8 @@ async def decide_claim(ctx: Context, cmd: DecideClaim, acting_agency: str | None
     claim = (await ctx.db.execute(ctx.for_update(select(claims).where(claims.c.id == cmd.claim_id)))).first()
     if claim is None:
         raise NotFound("no such claim")
+    if acting_agency is not None and acting_agency != claim.agency:
+        raise Forbidden(f"this claim is decided by {claim.agency}, not {acting_agency}")
     if acting_agency is not None and acting_agency != cmd.agency:
         raise Forbidden(f"this client acts for {acting_agency}, not {cmd.agency}")
     if claim.status != claim_rules.RECEIVED:
@@ -308,16 +312,25 @@ async def decide_claim(ctx: Context, cmd: DecideClaim, acting_agency: str | None
         )).first()
         if taken is not None:
             raise Conflict(f"decision number {approval.decision_number} of {approval.agency} is already used")
-        entitlement_id = str(uuid.uuid4())
         schedule = approval.schedule
-        await ctx.db.execute(entitlements.insert().values(
-            id=entitlement_id, beneficiary_id=claim.beneficiary_id, claim_id=claim.id, scheme=claim.scheme,
-            agency=claim.agency, decision_number=approval.decision_number,
-            amount_per_installment=approval.amount_per_installment, schedule_kind=schedule.kind,
-            start_period=schedule.start_period, installments=schedule.count if schedule.kind != "OPEN_MONTHLY" else None,
-            status=entitlement_rules.ACTIVE, commune_code=claim.commune_code,
-            commune_list_date=claim.commune_list_date, source="DECISION", client_id=ctx.actor, granted_at=ctx.now,
-        ))
+        held = await held_entitlements(ctx, [claim.beneficiary_id], lock=True)
+        entitlement_rules.check_one_per_scheme(held.get(claim.beneficiary_id, []), claim.scheme, schedule)
+        entitlement_id = str(uuid.uuid4())
+        try:
+            await ctx.db.execute(entitlements.insert().values(
+                id=entitlement_id, beneficiary_id=claim.beneficiary_id, claim_id=claim.id, scheme=claim.scheme,
+                agency=claim.agency, decision_number=approval.decision_number,
+                amount_per_installment=approval.amount_per_installment, schedule_kind=schedule.kind,
+                start_period=schedule.start_period,
+                installments=schedule.count if schedule.kind != "OPEN_MONTHLY" else None,
+                status=entitlement_rules.ACTIVE, commune_code=claim.commune_code,
+                commune_list_date=claim.commune_list_date, source="DECISION", client_id=ctx.actor,
+                granted_at=ctx.now,
+            ))
+        except IntegrityError as exc:
+            if violates_one_open_per_scheme(exc):
+                raise entitlement_rules.DuplicateEntitlement.concurrent(claim.scheme) from None
+            raise
         decision = {
             "outcome": status, "agency": approval.agency, "decision_number": approval.decision_number,
             "amount_per_installment": approval.amount_per_installment,
@@ -389,6 +402,43 @@ async def _record_requested_method(ctx: Context, claim: Any) -> str | None:
         ctx, [MethodChange(claim.beneficiary_id, person.full_name, spec, "PORTAL")]
     )
     return outcome.method_id
+
+
+# --- entitlements a person holds ---------------------------------------------------------------
+
+ONE_OPEN_PER_SCHEME_INDEX = "uq_entitlements_one_open_per_scheme"
+
+
+async def held_entitlements(ctx: Context, beneficiary_ids: Iterable[str], *,
+                            lock: bool = False) -> dict[str, list[entitlement_rules.HeldEntitlement]]:
+    """The entitlements these people hold, by person, for the one-per-scheme rule. With `lock`
+    (PostgreSQL) their beneficiary rows are taken first, in id order, so that grants to one person
+    take turns and each sees the one committed before it."""
+    ids = sorted(set(beneficiary_ids))
+    if not ids:
+        return {}
+    if lock and ctx.postgres:
+        # NO KEY UPDATE: grants take turns, while inserts that merely reference the person do not wait.
+        await ctx.db.execute(select(beneficiaries.c.id).where(beneficiaries.c.id.in_(ids))
+                             .order_by(beneficiaries.c.id).with_for_update(key_share=True))
+    held: dict[str, list[entitlement_rules.HeldEntitlement]] = {}
+    rows = await ctx.db.execute(
+        select(entitlements.c.id, entitlements.c.beneficiary_id, entitlements.c.scheme,
+               entitlements.c.decision_number, entitlements.c.status, entitlements.c.schedule_kind,
+               entitlements.c.start_period, entitlements.c.installments, entitlements.c.stop_effective_period)
+        .where(entitlements.c.beneficiary_id.in_(ids))
+    )
+    for row in rows:
+        held.setdefault(row.beneficiary_id, []).append(entitlement_rules.HeldEntitlement(
+            row.id, row.scheme, row.decision_number, row.status,
+            Schedule(row.schedule_kind, row.start_period, row.installments), row.stop_effective_period))
+    return held
+
+
+def violates_one_open_per_scheme(exc: IntegrityError) -> bool:
+    """Whether the database refused a second open-ended entitlement of a scheme (not another key)."""
+    message = str(exc.orig)
+    return ONE_OPEN_PER_SCHEME_INDEX in message or "entitlements.beneficiary_id, entitlements.scheme" in message
 
 
 # --- stopping entitlements -----------------------------------------------------------------

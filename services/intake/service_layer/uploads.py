@@ -31,9 +31,10 @@ from services.intake.domain.identity import (
     normalise_name,
 )
 from services.intake.domain.payment_methods import MethodSpec
-from services.intake.domain.schedules import is_period, vietnam_today
+from services.intake.domain.schedules import Schedule, is_period, vietnam_today
 from services.intake.domain.schemes import AGENCY_OF, ROLL_SCHEMES, agency_for
 from services.intake.domain.validation import address_problems, applicant_problems
+from services.intake.service_layer.claims import held_entitlements
 from services.intake.service_layer.common import Context
 from services.intake.service_layer.payment_methods import (
     MethodChange,
@@ -204,13 +205,7 @@ async def apply_roll_chunk(ctx: Context, entries: list[RollEntry]) -> list[RowRe
     keys = {(e.agency, e.decision_number) for e in entries}
     by_decision = {(row.agency, row.decision_number): row for row in await _entitlements_by_decision(ctx, keys)}
     known_ids = [p.id for p in people.values()]
-    active: dict[tuple[str, str], Any] = {}
-    if known_ids:
-        for row in await ctx.db.execute(
-            select(entitlements).where(entitlements.c.beneficiary_id.in_(known_ids),
-                                       entitlements.c.status == entitlement_rules.ACTIVE)
-        ):
-            active[(row.beneficiary_id, row.scheme)] = row
+    held = await held_entitlements(ctx, known_ids, lock=True)
     methods = await current_methods(ctx, known_ids)
 
     results: list[RowResult] = []
@@ -241,12 +236,14 @@ async def apply_roll_chunk(ctx: Context, entries: list[RollEntry]) -> list[RowRe
             entitlement_id = existing.id
             outcome = UNCHANGED
         else:
-            other = active.get((beneficiary_id, e.scheme))
+            schedule = Schedule("OPEN_MONTHLY", e.start_period)
+            other = entitlement_rules.overlapping_entitlement(held.get(beneficiary_id, []), e.scheme, schedule)
             if other is not None:
-                results.append(_reject(e, "scheme", f"this person already has an active {e.scheme} entitlement "
-                                                    f"(decision {other.decision_number})"))
+                results.append(_reject(e, "scheme", entitlement_rules.duplicate_detail(other)))
                 continue
             entitlement_id = str(uuid.uuid4())
+            held.setdefault(beneficiary_id, []).append(entitlement_rules.HeldEntitlement(
+                entitlement_id, e.scheme, e.decision_number, entitlement_rules.ACTIVE, schedule))
             outcome = REGISTERED
             if person is None:
                 new_people.append({
