@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+import annotated_types
 from pydantic import BaseModel, ConfigDict, Field
 
 Scheme = Literal[
@@ -22,9 +23,47 @@ Scheme = Literal[
 ]
 Agency = Literal["BHXH", "DOLISA", "ESC"]
 PaymentMethodKind = Literal["OWN_ACCOUNT", "AUTHORISED_ACCOUNT", "CASH_POST_OFFICE"]
-Period = str  # "YYYY-MM", Vietnam time
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
-Vnd = int  # whole đồng, never a float
+
+# --- limits ---------------------------------------------------------------------------------
+# Every length and range an event can carry, in one place: producers are held to them when they
+# build an event (intake's API and uploads reuse these types), and every consumer column that
+# stores a field is at least this wide (tests/shared/test_contract_limits.py reads them on
+# PostgreSQL). A value a producer accepts therefore always fits where a consumer keeps it.
+MAX_VND = 10**12 - 1  # a trillion đồng: far above any benefit, far below BIGINT
+
+Period = Annotated[str, Field(min_length=7, max_length=7, pattern=PERIOD_PATTERN)]  # "YYYY-MM", Vietnam time
+Vnd = Annotated[int, Field(ge=0, le=MAX_VND)]  # whole đồng, never a float
+InstallmentCount = Annotated[int, Field(ge=1, le=600)]  # fifty years of months
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+PersonName = Annotated[str, Field(min_length=1, max_length=200)]
+NationalId = Annotated[str, Field(min_length=12, max_length=12, pattern=r"^[0-9]{12}$")]  # CCCD
+SiNumber = Annotated[str, Field(min_length=10, max_length=10, pattern=r"^[0-9]{10}$")]
+CommuneCode = Annotated[str, Field(min_length=5, max_length=5, pattern=r"^[0-9]{5}$")]
+BankBin = Annotated[str, Field(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")]  # NAPAS BIN
+AccountNumber = Annotated[str, Field(min_length=1, max_length=19)]
+Counterparty = Annotated[str, Field(min_length=6, max_length=6, pattern=r"^([0-9]{6}|VNPOST)$")]  # BIN or VNPOST
+PortalDossierId = Annotated[str, Field(min_length=1, max_length=100)]
+DecisionNumber = Annotated[str, Field(min_length=1, max_length=100)]
+CashReason = Annotated[str, Field(min_length=1, max_length=500)]
+Relationship = Annotated[str, Field(min_length=1, max_length=100)]
+PowerOfAttorneyRef = Annotated[str, Field(min_length=1, max_length=100)]
+ReasonCode = Annotated[str, Field(min_length=1, max_length=50)]
+ReasonText = Annotated[str, Field(min_length=1, max_length=1000)]
+VerificationReason = Annotated[str, Field(min_length=1, max_length=200)]  # NAME_MISMATCH, FLAGGED:<code>…
+EndToEndId = Annotated[str, Field(min_length=1, max_length=35)]  # ISO 20022 EndToEndId
+BatchId = Annotated[str, Field(min_length=1, max_length=40)]
+BankReference = Annotated[str, Field(min_length=1, max_length=64)]
+StaffId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def max_length_of(limited: object) -> int:
+    """The max_length that one of the types above declares (for checks outside pydantic)."""
+    for constraint in getattr(limited, "__metadata__", ()):
+        for item in getattr(constraint, "metadata", [constraint]):
+            if isinstance(item, annotated_types.MaxLen):
+                return item.max_length
+    raise TypeError(f"{limited!r} declares no max_length")
 
 # Topics: <service>.<aggregate>.v1
 CLAIM_TOPIC = "intake.claim.v1"
@@ -46,105 +85,126 @@ class Contract(BaseModel):
 
 
 class ClaimReceived(Contract):
-    claim_id: str
-    portal_dossier_id: str
-    beneficiary_id: str
+    claim_id: Id
+    portal_dossier_id: PortalDossierId
+    beneficiary_id: Id
     scheme: Scheme
     agency: Agency
-    commune_code: str
+    commune_code: CommuneCode
     commune_list_date: date
     requested_method: PaymentMethodKind
     received_at: datetime
 
 
 class ClaimDecided(Contract):
-    claim_id: str
-    beneficiary_id: str
+    claim_id: Id
+    beneficiary_id: Id
     scheme: Scheme
     agency: Agency
     outcome: Literal["APPROVED", "REJECTED"]
-    decision_number: str | None = None
-    entitlement_id: str | None = None
-    amount_per_installment: Vnd | None = Field(default=None, ge=0)
-    installments: int | None = None
-    reason_code: str | None = None
-    reason_text: str | None = None
-    commune_code: str
+    decision_number: DecisionNumber | None = None
+    entitlement_id: Id | None = None
+    amount_per_installment: Vnd | None = None
+    installments: InstallmentCount | None = None
+    reason_code: ReasonCode | None = None
+    reason_text: ReasonText | None = None
+    commune_code: CommuneCode
     commune_list_date: date
     decided_at: datetime
 
 
 # --- intake: beneficiaries, entitlements, payment methods ------------------------------------
+# The beneficiary topic is kept for ever: it carries only what a consumer needs, which is the
+# name (payout's name inquiry compares it with the bank's) and never the CCCD, the date of birth
+# or the social-insurance number. The v1 events that did carry them stay readable (the `...V1`
+# models below); producers emit v2.
 
 
 class BeneficiaryRegistered(Contract):
-    beneficiary_id: str
-    national_id: str
-    full_name: str
-    date_of_birth: date
-    si_number: str | None = None
-    commune_code: str
+    beneficiary_id: Id
+    full_name: PersonName
+    commune_code: CommuneCode
     commune_list_date: date
     registered_via: Literal["PORTAL", "ROLL"]
     registered_at: datetime
 
 
+class BeneficiaryRegisteredV1(BeneficiaryRegistered):
+    """Read only: events written before v2."""
+
+    national_id: NationalId
+    date_of_birth: date
+    si_number: SiNumber | None = None
+
+
 class Schedule(Contract):
     kind: Literal["ONE_OFF", "FIXED_MONTHLY", "OPEN_MONTHLY"]
-    start_period: Period = Field(pattern=PERIOD_PATTERN)
-    installments: int | None = Field(default=None, ge=1)
+    start_period: Period
+    installments: InstallmentCount | None = None
 
 
 class EntitlementGranted(Contract):
-    entitlement_id: str
-    beneficiary_id: str
-    claim_id: str | None = None
+    entitlement_id: Id
+    beneficiary_id: Id
+    claim_id: Id | None = None
     scheme: Scheme
     agency: Agency
-    decision_number: str
+    decision_number: DecisionNumber
     amount_per_installment: Vnd = Field(gt=0)
     schedule: Schedule
-    commune_code: str
+    commune_code: CommuneCode
     commune_list_date: date
     granted_at: datetime
 
 
 class EntitlementStopped(Contract):
-    entitlement_id: str
-    beneficiary_id: str
+    entitlement_id: Id
+    beneficiary_id: Id
     reason: Literal["DEATH", "RETURN_TO_WORK", "END_OF_ELIGIBILITY", "OTHER"]
-    effective_period: Period = Field(pattern=PERIOD_PATTERN)
+    effective_period: Period
     stopped_at: datetime
 
 
 class Representative(Contract):
-    national_id: str
-    full_name: str
-    relationship: str
-    power_of_attorney_ref: str
+    """Whose account an authorised payment goes to: the name the bank must confirm and the
+    validity of the authorisation."""
+
+    full_name: PersonName
     valid_from: date
     valid_until: date | None = None
 
 
+class RepresentativeV1(Representative):
+    national_id: NationalId
+    relationship: Relationship
+    power_of_attorney_ref: PowerOfAttorneyRef
+
+
 class PaymentMethodChanged(Contract):
-    beneficiary_id: str
-    method_id: str
+    beneficiary_id: Id
+    method_id: Id
     method: PaymentMethodKind
-    bank_bin: str | None = None
-    account_number: str | None = None
-    account_holder_name: str | None = None
+    bank_bin: BankBin | None = None
+    account_number: AccountNumber | None = None
+    account_holder_name: PersonName | None = None
     representative: Representative | None = None
-    cash_reason: str | None = None
+    cash_reason: CashReason | None = None
     status: Literal["PENDING_VERIFICATION", "VERIFIED"]
     channel: Literal["PORTAL", "API", "SPREADSHEET", "ROLL"]
     changed_at: datetime
 
 
+class PaymentMethodChangedV1(PaymentMethodChanged):
+    """Read only: events written before v2."""
+
+    representative: RepresentativeV1 | None = None
+
+
 class PaymentMethodVerificationRecorded(Contract):
-    beneficiary_id: str
-    method_id: str
+    beneficiary_id: Id
+    method_id: Id
     result: Literal["VERIFIED", "FAILED"]
-    reason: str | None = None
+    reason: VerificationReason | None = None
     recorded_at: datetime
 
 
@@ -152,15 +212,15 @@ class PaymentMethodVerificationRecorded(Contract):
 
 
 class AccountVerified(Contract):
-    beneficiary_id: str
-    method_id: str
-    bank_bin: str
+    beneficiary_id: Id
+    method_id: Id
+    bank_bin: BankBin
     verified_at: datetime
 
 
 class AccountVerificationFailed(Contract):
-    beneficiary_id: str
-    method_id: str
+    beneficiary_id: Id
+    method_id: Id
     reason: Literal["NO_SUCH_ACCOUNT", "NAME_MISMATCH", "BANK_NOT_SUPPORTED"]
     failed_at: datetime
 
@@ -168,11 +228,11 @@ class AccountVerificationFailed(Contract):
 class AccountFlagged(Contract):
     """A payment failed permanently: the agency must fix the account."""
 
-    beneficiary_id: str
-    method_id: str | None = None
-    installment_id: str
-    reason_code: str
-    reason_text: str
+    beneficiary_id: Id
+    method_id: Id | None = None
+    installment_id: Id
+    reason_code: ReasonCode
+    reason_text: ReasonText
     flagged_at: datetime
 
 
@@ -182,16 +242,16 @@ class AccountFlagged(Contract):
 class PaymentFacts(Contract):
     """Dimensions every payment event carries, so read models need no joins."""
 
-    installment_id: str
-    entitlement_id: str
-    beneficiary_id: str
-    period: Period = Field(pattern=PERIOD_PATTERN)
+    installment_id: Id
+    entitlement_id: Id
+    beneficiary_id: Id
+    period: Period
     amount: Vnd = Field(gt=0)
     scheme: Scheme
     agency: Agency
     channel: PaymentMethodKind
-    counterparty: str  # bank BIN or VNPOST
-    commune_code: str
+    counterparty: Counterparty
+    commune_code: CommuneCode
     commune_list_date: date
 
 
@@ -200,37 +260,37 @@ class InstallmentScheduled(PaymentFacts):
 
 
 class PaymentSubmitted(PaymentFacts):
-    batch_id: str
-    end_to_end_id: str
+    batch_id: BatchId
+    end_to_end_id: EndToEndId
     submitted_at: datetime
 
 
 class PaymentSettled(PaymentFacts):
-    end_to_end_id: str
-    bank_reference: str | None = None
+    end_to_end_id: EndToEndId
+    bank_reference: BankReference | None = None
     settled_at: datetime
 
 
 class PaymentFailed(PaymentFacts):
-    reason_code: str
-    reason_text: str
+    reason_code: ReasonCode
+    reason_text: ReasonText
     permanent: bool
     failed_at: datetime
 
 
 class PaymentReturned(PaymentFacts):
-    reason_code: str
+    reason_code: ReasonCode
     returned_at: datetime
 
 
 class PaymentPaidInCash(PaymentFacts):
     paid_on: date
-    staff_id: str
+    staff_id: StaffId
     paid_at: datetime
 
 
 class InstallmentCancelled(PaymentFacts):
-    reason: str
+    reason: ReasonCode
     cancelled_at: datetime
 
 
@@ -245,9 +305,9 @@ class EventContract:
     key_field: str
 
 
-def _contract(name: str, topic: str, model: type[Contract], key_field: str) -> EventContract:
+def _contract(name: str, topic: str, model: type[Contract], key_field: str, version: int = 1) -> EventContract:
     service = topic.split(".", 1)[0]
-    return EventContract(f"vn.benefits.{service}.{name}.v1", topic, model, key_field)
+    return EventContract(f"vn.benefits.{service}.{name}.v{version}", topic, model, key_field)
 
 
 CONTRACTS: dict[str, EventContract] = {
@@ -255,10 +315,12 @@ CONTRACTS: dict[str, EventContract] = {
     for c in (
         _contract("claim-received", CLAIM_TOPIC, ClaimReceived, "claim_id"),
         _contract("claim-decided", CLAIM_TOPIC, ClaimDecided, "claim_id"),
-        _contract("beneficiary-registered", BENEFICIARY_TOPIC, BeneficiaryRegistered, "beneficiary_id"),
+        _contract("beneficiary-registered", BENEFICIARY_TOPIC, BeneficiaryRegisteredV1, "beneficiary_id"),
+        _contract("beneficiary-registered", BENEFICIARY_TOPIC, BeneficiaryRegistered, "beneficiary_id", 2),
         _contract("entitlement-granted", BENEFICIARY_TOPIC, EntitlementGranted, "beneficiary_id"),
         _contract("entitlement-stopped", BENEFICIARY_TOPIC, EntitlementStopped, "beneficiary_id"),
-        _contract("payment-method-changed", BENEFICIARY_TOPIC, PaymentMethodChanged, "beneficiary_id"),
+        _contract("payment-method-changed", BENEFICIARY_TOPIC, PaymentMethodChangedV1, "beneficiary_id"),
+        _contract("payment-method-changed", BENEFICIARY_TOPIC, PaymentMethodChanged, "beneficiary_id", 2),
         _contract(
             "payment-method-verification-recorded",
             BENEFICIARY_TOPIC,

@@ -116,8 +116,8 @@ def intake_events(person: Person, *, start_period: str, kind: str = "OPEN_MONTHL
     now = datetime.now(UTC)
     events: list[Contract] = [
         BeneficiaryRegistered(
-            beneficiary_id=person.beneficiary_id, national_id="026090001234", full_name=person.name,
-            date_of_birth=date(1955, 3, 1), commune_code=COMMUNE, commune_list_date=LIST_2023,
+            beneficiary_id=person.beneficiary_id, full_name=person.name, commune_code=COMMUNE,
+            commune_list_date=LIST_2023,
             registered_via="ROLL", registered_at=now,
         ),
         EntitlementGranted(

@@ -29,8 +29,7 @@ class TestNameInquiry:
         unsupported[0].bank_bin = "999999"
         represented[0].method = "AUTHORISED_ACCOUNT"
         represented[0].representative = Representative(
-            national_id="026190004567", full_name="Trần Thị Hồng Đào", relationship="daughter",
-            power_of_attorney_ref="UQ-2031-17", valid_from=date(2031, 1, 1), valid_until=date(2031, 12, 31))
+            full_name="Trần Thị Hồng Đào", valid_from=date(2031, 1, 1), valid_until=date(2031, 12, 31))
         # The bank keeps names in upper case without diacritics (đ→d).
         await sandbox.seed_accounts(
             accounts(good, name="NGUYEN VAN DUC") + accounts(mismatch, name="LE THI KHAC")
@@ -75,8 +74,7 @@ class TestNameInquiry:
         person = people(1, bank_bin=VCB)[0]
         person.method = "AUTHORISED_ACCOUNT"
         person.representative = Representative(
-            national_id="026190004567", full_name="Trần Thị Hoa", relationship="son",
-            power_of_attorney_ref="UQ-1", valid_from=date(2030, 1, 1), valid_until=date(2031, 6, 30))
+            full_name="Trần Thị Hoa", valid_from=date(2030, 1, 1), valid_until=date(2031, 6, 30))
         await sandbox.seed_accounts(accounts([person]))
         await stack.feed(intake_events(person, start_period="2031-01"))
         await verified(stack, [person])

@@ -7,16 +7,34 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.domain import payment_methods as pm
-from shared.events.contracts import PERIOD_PATTERN, Agency, PaymentMethodKind, Scheme
+from shared.events.contracts import (
+    AccountNumber,
+    Agency,
+    BankBin,
+    CashReason,
+    CommuneCode,
+    DecisionNumber,
+    InstallmentCount,
+    PaymentMethodKind,
+    Period,
+    PersonName,
+    PortalDossierId,
+    ReasonCode,
+    ReasonText,
+    Scheme,
+    Vnd,
+)
 
 
 class Strict(BaseModel):
+    """Every field that ends up in an event takes its limits from the event contract."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class RepresentativeIn(Strict):
     national_id: str = Field(max_length=12, description="the representative's CCCD (12 digits)")
-    full_name: str = Field(max_length=200)
+    full_name: PersonName
     relationship: str = Field(max_length=100, description="e.g. con (child), vợ/chồng (spouse)")
     power_of_attorney_ref: str = Field(max_length=100, description="reference of the power of attorney")
     valid_from: date
@@ -25,11 +43,11 @@ class RepresentativeIn(Strict):
 
 class PaymentMethodIn(Strict):
     method: PaymentMethodKind
-    bank_bin: str | None = Field(default=None, max_length=6, description="NAPAS BIN of the bank, 6 digits")
-    account_number: str | None = Field(default=None, max_length=19)
+    bank_bin: BankBin | None = Field(default=None, description="NAPAS BIN of the bank, 6 digits")
+    account_number: AccountNumber | None = None
     representative: RepresentativeIn | None = None
-    cash_reason: str | None = Field(default=None, max_length=500,
-                                    description="required for CASH_POST_OFFICE: cannot transact, no representative")
+    cash_reason: CashReason | None = Field(default=None,
+                                           description="required for CASH_POST_OFFICE: cannot transact, no representative")
 
     def spec(self) -> pm.MethodSpec:
         rep = self.representative
@@ -43,7 +61,7 @@ class PaymentMethodIn(Strict):
 
 class ApplicantIn(Strict):
     national_id: str = Field(max_length=12, description="CCCD: 12 digits")
-    full_name: str = Field(max_length=200, description="in Vietnamese; stored in NFC")
+    full_name: PersonName = Field(description="in Vietnamese; stored in NFC")
     date_of_birth: date
     si_number: str | None = Field(default=None, max_length=10,
                                   description="10-digit social-insurance number (PENSION, SI_ALLOWANCE, "
@@ -51,12 +69,12 @@ class ApplicantIn(Strict):
 
 
 class AddressIn(Strict):
-    commune_code: str = Field(max_length=10)
+    commune_code: CommuneCode
     list_date: date = Field(description="date of the administrative list the code comes from")
 
 
 class ClaimIn(Strict):
-    portal_dossier_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9.\-_/]+$")
+    portal_dossier_id: PortalDossierId = Field(pattern=r"^[A-Za-z0-9.\-_/]+$")
     scheme: Scheme
     applicant: ApplicantIn
     address: AddressIn
@@ -65,15 +83,15 @@ class ClaimIn(Strict):
 
 class ScheduleIn(Strict):
     kind: Literal["ONE_OFF", "FIXED_MONTHLY", "OPEN_MONTHLY"]
-    start_period: str = Field(pattern=PERIOD_PATTERN)
-    installments: int | None = Field(default=None, ge=1, le=600)
+    start_period: Period
+    installments: InstallmentCount | None = None
 
 
 class ApprovalIn(Strict):
     outcome: Literal["APPROVED"]
-    decision_number: str = Field(min_length=1, max_length=100)
+    decision_number: DecisionNumber
     agency: Agency
-    amount_per_installment: int = Field(gt=0, lt=10**12, description="whole VND")
+    amount_per_installment: Vnd = Field(gt=0, description="whole VND")
     schedule: ScheduleIn
     average_salary: int | None = Field(default=None, gt=0, lt=10**11,
                                        description="UNEMPLOYMENT: average insured monthly salary of the last 6 months")
@@ -90,9 +108,9 @@ class ApprovalIn(Strict):
 class RejectionIn(Strict):
     outcome: Literal["REJECTED"]
     agency: Agency
-    reason_code: str = Field(min_length=1, max_length=50)
-    reason_text: str = Field(min_length=1, max_length=1000)
-    decision_number: str | None = Field(default=None, max_length=100)
+    reason_code: ReasonCode
+    reason_text: ReasonText
+    decision_number: DecisionNumber | None = None
 
 
 DecisionIn = Annotated[ApprovalIn | RejectionIn, Field(discriminator="outcome")]
@@ -100,7 +118,7 @@ DecisionIn = Annotated[ApprovalIn | RejectionIn, Field(discriminator="outcome")]
 
 class StopIn(Strict):
     reason: Literal["DEATH", "RETURN_TO_WORK", "END_OF_ELIGIBILITY", "OTHER"]
-    effective_period: str = Field(pattern=PERIOD_PATTERN, description="the first period not paid")
+    effective_period: Period = Field(description="the first period not paid")
 
 
 class LookupIn(Strict):

@@ -99,8 +99,7 @@ def filing_events(filing: Filing, beneficiary_id: str) -> list[Any]:
     events: list[Any] = []
     if beneficiary_id == filing.beneficiary_id:
         events.append(BeneficiaryRegistered(
-            beneficiary_id=beneficiary_id, national_id=cmd.national_id, full_name=filing.name,
-            date_of_birth=cmd.date_of_birth, si_number=cmd.si_number, commune_code=cmd.commune_code,
+            beneficiary_id=beneficiary_id, full_name=filing.name, commune_code=cmd.commune_code,
             commune_list_date=cmd.commune_list_date, registered_via="PORTAL", registered_at=filing.now,
         ))
     events.append(ClaimReceived(

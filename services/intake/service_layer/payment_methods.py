@@ -147,10 +147,8 @@ async def apply_method_changes(ctx: Context, changes: list[MethodChange],
         ctx.emit(PaymentMethodChanged(
             beneficiary_id=change.beneficiary_id, method_id=method_id, method=spec.kind,  # type: ignore[arg-type]
             bank_bin=spec.bank_bin, account_number=spec.account_number, account_holder_name=holder,
-            representative=None if rep is None else Representative(
-                national_id=rep.national_id, full_name=rep.full_name, relationship=rep.relationship,
-                power_of_attorney_ref=rep.power_of_attorney_ref, valid_from=rep.valid_from,
-                valid_until=rep.valid_until,
+            representative=None if rep is None else Representative(  # the rest stays in intake
+                full_name=rep.full_name, valid_from=rep.valid_from, valid_until=rep.valid_until,
             ),
             cash_reason=spec.cash_reason, status=status, channel=change.channel,  # type: ignore[arg-type]
             changed_at=ctx.now,

@@ -6,17 +6,23 @@ from datetime import date, datetime
 
 from services.intake.domain import payment_methods as pm
 from services.intake.domain.errors import FieldError
+from shared.events import contracts
+from shared.events.contracts import max_length_of
 
 METHOD_COLUMNS = [
     "payment_method", "bank_bin", "account_number", "cash_reason", "rep_national_id", "rep_full_name",
     "rep_relationship", "rep_power_of_attorney_ref", "rep_valid_from", "rep_valid_until",
 ]
-# What the database columns hold; a longer cell is refused with its row, never truncated.
+# What the database columns hold, and for what goes into an event what its contract allows; a
+# longer cell is refused with its row, never truncated.
 MAX_LENGTHS = {
-    "national_id": 12, "rep_national_id": 12, "si_number": 10, "commune_code": 10, "scheme": 30,
-    "decision_number": 100, "start_period": 7, "payment_method": 30, "bank_bin": 6, "account_number": 19,
-    "cash_reason": 500, "rep_relationship": 100, "rep_power_of_attorney_ref": 100, "full_name": 200,
-    "rep_full_name": 200,
+    "national_id": 12, "rep_national_id": 12, "si_number": 10, "scheme": 30, "payment_method": 30,
+    "rep_relationship": 100, "rep_power_of_attorney_ref": 100,
+    **{column: max_length_of(limited) for column, limited in {
+        "commune_code": contracts.CommuneCode, "decision_number": contracts.DecisionNumber,
+        "start_period": contracts.Period, "bank_bin": contracts.BankBin, "account_number": contracts.AccountNumber,
+        "cash_reason": contracts.CashReason, "full_name": contracts.PersonName, "rep_full_name": contracts.PersonName,
+    }.items()},
 }
 _GROUPED = re.compile(r"^\d{1,3}([.,\s]\d{3})+$")
 # The representative's fields in a row, and where the domain's pointers name them.

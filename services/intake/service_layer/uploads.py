@@ -252,8 +252,7 @@ async def apply_roll_chunk(ctx: Context, entries: list[RollEntry]) -> list[RowRe
                     "commune_list_date": e.commune_list_date, "registered_via": "ROLL", "registered_at": ctx.now,
                 })
                 ctx.emit(BeneficiaryRegistered(
-                    beneficiary_id=beneficiary_id, national_id=e.national_id, full_name=e.full_name,
-                    date_of_birth=e.date_of_birth, si_number=e.si_number, commune_code=e.commune_code,
+                    beneficiary_id=beneficiary_id, full_name=e.full_name, commune_code=e.commune_code,
                     commune_list_date=e.commune_list_date, registered_via="ROLL", registered_at=ctx.now,
                 ))
                 ctx.audit("beneficiary.registered", "beneficiary", beneficiary_id, {

@@ -10,9 +10,11 @@ from shared.events.contracts import (
     BENEFICIARY_TOPIC,
     CONTRACT_BY_MODEL,
     BeneficiaryRegistered,
+    BeneficiaryRegisteredV1,
     EntitlementGranted,
     EntitlementStopped,
     PaymentMethodChanged,
+    PaymentMethodChangedV1,
     PaymentMethodVerificationRecorded,
 )
 from shared.inbox import ConsumerRunner, Delivery
@@ -44,9 +46,11 @@ def intake_view_consumer(
         topics=[BENEFICIARY_TOPIC],
         handlers={
             CONTRACT_BY_MODEL[BeneficiaryRegistered].type: registered,
+            CONTRACT_BY_MODEL[BeneficiaryRegisteredV1].type: registered,  # written before v2: read alike
             CONTRACT_BY_MODEL[EntitlementGranted].type: granted,
             CONTRACT_BY_MODEL[EntitlementStopped].type: stopped,
             CONTRACT_BY_MODEL[PaymentMethodChanged].type: method_changed,
+            CONTRACT_BY_MODEL[PaymentMethodChangedV1].type: method_changed,
         },
         session_factory=runtime.session_factory,
         inbox=runtime.inbox_table,
