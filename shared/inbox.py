@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Awaitable, Callable, Sequence
@@ -23,7 +22,7 @@ from opentelemetry.trace import SpanKind
 from shared.events.envelope import CORRELATION_HEADER, TRACEPARENT_HEADER, CloudEvent, MalformedEvent
 from shared.messaging.ports import EventBus, EventProducer, OutgoingRecord, PublishFailed, ReceivedRecord
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_APPLIED
-from shared.observability import correlation_id
+from shared.observability import correlation_id, describe_error, validation_summary
 from shared.tracing import span_from_traceparent
 from shared.waiting import sleep_or_stop
 
@@ -158,7 +157,7 @@ class ConsumerRunner:
         try:
             payload = contract.model.model_validate(event.data)
         except ValidationError as exc:
-            raise Poison("invalid_payload", _validation_summary(exc)) from exc
+            raise Poison("invalid_payload", validation_summary(exc)) from exc
         return Delivery(event, payload, record)
 
     async def _apply(self, deliveries: Sequence[Delivery]) -> None:
@@ -213,8 +212,8 @@ class ConsumerRunner:
                 if is_transient(exc):
                     raise  # an outage is not the message's fault: never dead-letter for it
                 if attempt == self.max_attempts:
-                    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                    return Poison("handler_failed", f"after {attempt} attempts: {detail}"[:1000])
+                    # The header is kept with the message: the error's kind and place, never its text.
+                    return Poison("handler_failed", f"after {attempt} attempts: {describe_error(exc)}"[:1000])
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
         return None
@@ -272,8 +271,3 @@ def next_offsets(records: Sequence[ReceivedRecord]) -> dict[tuple[str, int], int
         key = (r.topic, r.partition)
         offsets[key] = max(offsets.get(key, 0), r.offset + 1)
     return offsets
-
-
-def _validation_summary(exc: ValidationError) -> str:
-    # Field locations and messages only: the offending values may be personal data.
-    return "; ".join(f"/{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())[:1000]

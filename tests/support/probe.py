@@ -39,8 +39,8 @@ class ProbeSettings(ServiceSettings):
 
 def probe_settings(database_url: str | None, kafka: str | None, data_dir: Path, topic_prefix: str = "") -> ProbeSettings:
     """Each test gets its own topics (by prefix) so no test reads another's history."""
-    return ProbeSettings(database_url=database_url, kafka_bootstrap_servers=kafka, data_dir=data_dir,
-                         topic_partitions=4, relay_batch_size=50, topic_prefix=topic_prefix)
+    return ProbeSettings(environment="development", database_url=database_url, kafka_bootstrap_servers=kafka,
+                         data_dir=data_dir, topic_partitions=4, relay_batch_size=50, topic_prefix=topic_prefix)
 
 
 async def open_probe(settings: ProbeSettings) -> Runtime:
