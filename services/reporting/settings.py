@@ -10,5 +10,10 @@ class ReportingSettings(ServiceSettings):
 
     service_name: str = "reporting"
     port: int = 8003
-    # Aggregate figures carry no personal data: reads are open unless this asks for `reports:read`.
+    # Outside development every read needs a token with `reports:read`; in development reads are
+    # open (small cells hidden all the same) unless this asks for the token too.
     require_auth: bool = False
+
+    @property
+    def reads_need_token(self) -> bool:
+        return self.require_auth or not self.development

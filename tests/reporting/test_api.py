@@ -178,7 +178,7 @@ class TestTargets:
         body = {"code": "vinh-yen-2024", "title_vi": "Vĩnh Yên 2024", "title_en": "Vinh Yen 2024",
                 "area_type": "ALL", "area_level": "district", "area_code": "243", "schemes": ["PENSION"],
                 "target_percent": "40.5", "deadline": "2024-12-31"}
-        assert (await client.post("/v1/targets", json=body)).status_code == 401
+        assert (await reporting_pg.public.post("/v1/targets", json=body)).status_code == 401
         assert (await client.post("/v1/targets", json=body, headers=token(settings, "reports:read"))).status_code == 403
         created = await client.post("/v1/targets", json=body, headers=token(settings, "reports:write"))
         assert created.status_code == 201, created.text
@@ -240,10 +240,10 @@ class TestAreas:
 class TestAuthSetting:
     async def test_reads_are_open_by_default_and_closed_when_required(self, tmp_path, reporting_database,
                                                                       reporting_pg):
-        assert (await reporting_pg.client.get("/v1/kpis")).status_code == 200
+        assert (await reporting_pg.public.get("/v1/kpis")).status_code == 200
         settings = settings_for(tmp_path / "closed", await reporting_database("repa"), require_auth=True)
         async with open_reporting(settings) as closed:
-            assert (await closed.client.get("/v1/kpis")).status_code == 401
+            assert (await closed.public.get("/v1/kpis")).status_code == 401
             assert (await closed.client.get("/v1/kpis", headers=token(settings, "reports:write"))).status_code == 403
             assert (await closed.client.get("/v1/kpis", headers=token(settings, "reports:read"))).status_code == 200
             assert (await closed.client.get("/dashboard")).status_code == 200

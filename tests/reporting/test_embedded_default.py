@@ -29,6 +29,7 @@ class TestEmbeddedDefault:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("REPORTING_")}
         env["REPORTING_DATA_DIR"] = str(tmp_path)  # the same SQLite file and event log as the worker
+        env["REPORTING_ENVIRONMENT"] = "development"  # a local run asks for it
         done = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "services.reporting", "rebuild", "--timeout", "120"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,

@@ -9,6 +9,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from services.reporting.domain.disclosure import THRESHOLD
 from services.reporting.domain.figures import percent
 from services.reporting.service_layer.queries import Breakdown
 
@@ -29,9 +30,14 @@ COLUMNS: list[tuple[str, str, str]] = [
 ]
 HEAD = {"vi": ("Mã", "Tên"), "en": ("Code", "Name")}
 TOTAL = {"vi": "Tổng cộng", "en": "Total"}
+# A hidden cell leaves its figures empty and says why in a last column.
+NOTE = {"vi": "Ghi chú", "en": "Note"}
+SUPPRESSED = {"vi": "Ẩn số liệu để bảo vệ ô có dưới {n} người", "en": "Hidden to protect a cell of fewer than {n} people"}
 
 
-def _values(figures) -> list[Any]:
+def _values(figures, suppressed: bool = False) -> list[Any]:
+    if suppressed:
+        return [None] * len(COLUMNS)
     out: list[Any] = []
     for name, _, _ in COLUMNS:
         if name == "cashless_share_percent":
@@ -44,8 +50,14 @@ def _values(figures) -> list[Any]:
 def table(breakdown: Breakdown, lang: str) -> tuple[list[str], list[list[Any]]]:
     code, name = HEAD[lang]
     header = [code, name] + [vi if lang == "vi" else en for _, vi, en in COLUMNS]
-    rows = [[r.code, r.name_vi if lang == "vi" else r.name_en, *_values(r.figures)] for r in breakdown.rows]
-    rows.append(["", TOTAL[lang], *_values(breakdown.total)])
+    rows = [[r.code, r.name_vi if lang == "vi" else r.name_en, *_values(r.figures, r.suppressed)]
+            for r in breakdown.rows]
+    rows.append(["", TOTAL[lang], *_values(breakdown.total, breakdown.total_suppressed)])
+    if breakdown.suppression:
+        header.append(NOTE[lang])
+        flags = [r.suppressed for r in breakdown.rows] + [breakdown.total_suppressed]
+        for row, hidden in zip(rows, flags, strict=True):
+            row.append(SUPPRESSED[lang].format(n=THRESHOLD) if hidden else None)
     return header, rows
 
 

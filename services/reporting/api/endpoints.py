@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
@@ -30,23 +31,41 @@ from services.reporting.api.schemas import (
 )
 from services.reporting.domain import periods
 from services.reporting.domain.areas import LIST_2025_07, list_in_force, units_2025_07
-from services.reporting.domain.figures import Figures, percent, points
+from services.reporting.domain.disclosure import THRESHOLD, is_small
+from services.reporting.domain.figures import FIGURE_NAMES, Figures, percent, points
 from services.reporting.domain.targets import Progress, Target
-from services.reporting.service_layer.queries import Breakdown, ReportQueries
+from services.reporting.service_layer.queries import Breakdown, ReportQueries, suppress_breakdown, suppress_series
 from shared.admin_units import LIST_2023, units
-from shared.auth import Principal, require_scopes
+from shared.auth import Principal, optional_principal, require_scopes
 from shared.events.contracts import PERIOD_PATTERN, Agency, PaymentMethodKind, Scheme
 from shared.web import ProblemError, problem_responses
 
 VALIDATION = "https://benefits.example.vn/problems/validation"
 
 
-def read_access(request: Request) -> Principal | None:
-    """Open by default (aggregates carry no personal data); `REPORTING_REQUIRE_AUTH=true` asks for
-    a token with `reports:read`."""
-    if request.app.state.settings.require_auth:
-        return require_scopes("reports:read")(request)
-    return None
+READ_SCOPE = "reports:read"
+DETAIL_SCOPE = "reports:detail"  # every cell shown, however few people it describes
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    principal: Principal | None
+
+    @property
+    def detail(self) -> bool:
+        return self.principal is not None and self.principal.can(DETAIL_SCOPE)
+
+
+def read_access(request: Request) -> Reader:
+    """Outside development every read needs a token with `reports:read`; in development reads are
+    open unless `REPORTING_REQUIRE_AUTH=true`. Either way, small cells are hidden from a reader
+    without `reports:detail` (an anonymous one included)."""
+    if request.app.state.settings.reads_need_token:
+        return Reader(require_scopes(READ_SCOPE)(request))
+    return Reader(optional_principal(request))
+
+
+ReadAccess = Annotated[Reader, Depends(read_access)]
 
 
 async def session_scope(request: Request) -> AsyncIterator[AsyncSession]:
@@ -89,20 +108,34 @@ def query_filters(
 QueryFilters = Annotated[Filters, Depends(query_filters)]
 
 
-def figures_out(figures: Figures) -> dict:
-    return figures.as_dict()
+HIDDEN_FIGURES = {name: None for name in (*FIGURE_NAMES, "decisions", "cashless_share_percent")}
+
+
+def figures_out(figures: Figures, suppressed: bool = False) -> dict:
+    if suppressed:
+        return {**HIDDEN_FIGURES, "suppressed": True}
+    return {**figures.as_dict(), "suppressed": False}
+
+
+def for_reader(breakdown: Breakdown, reader: Reader) -> Breakdown:
+    return breakdown if reader.detail else suppress_breakdown(breakdown)
+
+
+def suppressed_below(reader: Reader) -> int | None:
+    return None if reader.detail else THRESHOLD
 
 
 def breakdown_out(breakdown: Breakdown) -> dict:
     return {
         "dimension": breakdown.dimension,
         "filters": breakdown.filters.as_dict(),
+        "suppressed_below": THRESHOLD if breakdown.suppression else None,
         "rows": [
             {"key": {k: str(v) for k, v in r.key.items()}, "code": r.code, "name_vi": r.name_vi, "name_en": r.name_en,
-             "area_type": r.area_type, **figures_out(r.figures)}
+             "area_type": r.area_type, **figures_out(r.figures, r.suppressed)}
             for r in breakdown.rows
         ],
-        "total": figures_out(breakdown.total),
+        "total": figures_out(breakdown.total, breakdown.total_suppressed),
     }
 
 
@@ -144,7 +177,8 @@ def _not_found(what: str) -> ProblemError:
     return ProblemError(404, "Not Found", f"no such {what}")
 
 
-# Reads answer 401/403 when `REPORTING_REQUIRE_AUTH` asks for a token; writes always need one. A target is a
+# Reads answer 401/403 when a token is needed (outside development, or `REPORTING_REQUIRE_AUTH`); writes always
+# need one. A target is a
 # few fields: a body past 64 KiB is refused (413) before it is read.
 router = APIRouter(prefix="/v1", tags=["reporting"], dependencies=[Depends(read_access)],
                    responses=problem_responses(401, 403), max_body_size=64 * 1024)
@@ -152,28 +186,34 @@ writer = require_scopes("reports:write")
 
 
 @router.get("/kpis", response_model=KpisOut, summary="Key figures for the filters")
-async def kpis(session: Session, filters: QueryFilters) -> dict:
+async def kpis(session: Session, filters: QueryFilters, reader: ReadAccess) -> dict:
     figures = await ReportQueries(session).kpis(filters)
-    return {"filters": filters.as_dict(), "figures": figures_out(figures)}
+    return {"filters": filters.as_dict(), "suppressed_below": suppressed_below(reader),
+            "figures": figures_out(figures, not reader.detail and is_small(figures))}
 
 
 @router.get("/breakdowns/{dimension}", response_model=BreakdownOut,
             summary="Figures per area, scheme, agency, channel or period; rows add up to the total")
 async def breakdown(
-    session: Session, dimension: Dimension, filters: QueryFilters,
+    session: Session, dimension: Dimension, filters: QueryFilters, reader: ReadAccess,
     sort: Literal["code", "share", "-share", "people", "amount"] = "code",
 ) -> dict:
-    return breakdown_out(await ReportQueries(session).breakdown(dimension, filters, sort))
+    return breakdown_out(for_reader(await ReportQueries(session).breakdown(dimension, filters, sort), reader))
 
 
 @router.get("/timeseries", response_model=TimeseriesOut, summary="Figures per period, optionally split")
-async def timeseries(session: Session, filters: QueryFilters, split: SplitDimension | None = None) -> dict:
+async def timeseries(session: Session, filters: QueryFilters, reader: ReadAccess,
+                     split: SplitDimension | None = None) -> dict:
     result = await ReportQueries(session).timeseries(split, filters)
+    if not reader.detail:
+        result = suppress_series(result)
     return {
         "split": result["split"], "filters": filters.as_dict(), "periods": result["periods"],
+        "suppressed_below": suppressed_below(reader),
         "series": [
             {"key": {k: str(v) for k, v in s["key"].items()}, "code": s["code"], "name_vi": s["name_vi"],
-             "name_en": s["name_en"], "points": [{"period": p, **figures_out(f)} for p, f in s["points"]]}
+             "name_en": s["name_en"],
+             "points": [{"period": p, **figures_out(f, p in s.get("hidden", ()))} for p, f in s["points"]]}
             for s in result["series"]
         ],
     }
@@ -221,10 +261,10 @@ async def freshness(request: Request) -> dict:
 @router.get("/exports/{dimension}.{fmt}", summary="A breakdown as CSV or XLSX",
             responses={200: {"content": {"text/csv": {}, exports.XLSX_TYPE: {}}}})
 async def export(
-    session: Session, dimension: Dimension, fmt: Literal["csv", "xlsx"], filters: QueryFilters,
+    session: Session, dimension: Dimension, fmt: Literal["csv", "xlsx"], filters: QueryFilters, reader: ReadAccess,
     lang: Literal["vi", "en"] = "vi", sort: Literal["code", "share", "-share", "people", "amount"] = "code",
 ) -> Response:
-    result = await ReportQueries(session).breakdown(dimension, filters, sort)
+    result = for_reader(await ReportQueries(session).breakdown(dimension, filters, sort), reader)
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     filename = f"bao-cao-{dimension}-{stamp}.{fmt}" if lang == "vi" else f"report-{dimension}-{stamp}.{fmt}"
     if fmt == "csv":

@@ -20,27 +20,29 @@ TEXT_PATTERN = r"^[^\x00]+$"  # any text but NUL, which PostgreSQL text cannot h
 
 class FiguresOut(BaseModel):
     """Counts of people are distinct people per period and scheme; over several periods they add
-    up month by month (lượt người). Amounts are whole VND."""
+    up month by month (lượt người). Amounts are whole VND. A suppressed cell (fewer than 5 people,
+    or hidden so that such a cell cannot be recovered by subtraction) has every figure null."""
 
-    people_paid: int
-    people_cashless: int
+    suppressed: bool = Field(False, description="figures hidden to protect the people of a small cell")
+    people_paid: int | None
+    people_cashless: int | None
     cashless_share_percent: float | None = Field(description="people_cashless / people_paid, for display")
-    paid_count: int
-    paid_amount: int
-    cashless_count: int
-    cashless_amount: int
-    pending_count: int
-    pending_amount: int
-    failed_count: int
-    failed_amount: int
-    returned_count: int
-    returned_amount: int
-    cancelled_count: int
-    cancelled_amount: int
-    claims_received: int
-    decisions_approved: int
-    decisions_rejected: int
-    decisions: int
+    paid_count: int | None
+    paid_amount: int | None
+    cashless_count: int | None
+    cashless_amount: int | None
+    pending_count: int | None
+    pending_amount: int | None
+    failed_count: int | None
+    failed_amount: int | None
+    returned_count: int | None
+    returned_amount: int | None
+    cancelled_count: int | None
+    cancelled_amount: int | None
+    claims_received: int | None
+    decisions_approved: int | None
+    decisions_rejected: int | None
+    decisions: int | None
 
 
 class RowOut(FiguresOut):
@@ -54,12 +56,14 @@ class RowOut(FiguresOut):
 class BreakdownOut(BaseModel):
     dimension: str
     filters: dict
+    suppressed_below: int | None = Field(None, description="cells of fewer people are hidden for this reader (none: every cell shown)")
     rows: list[RowOut]
     total: FiguresOut
 
 
 class KpisOut(BaseModel):
     filters: dict
+    suppressed_below: int | None = Field(None, description="cells of fewer people are hidden for this reader (none: every cell shown)")
     figures: FiguresOut
 
 
@@ -78,6 +82,7 @@ class SeriesOut(BaseModel):
 class TimeseriesOut(BaseModel):
     split: str | None
     filters: dict
+    suppressed_below: int | None = Field(None, description="cells of fewer people are hidden for this reader (none: every cell shown)")
     periods: list[str]
     series: list[SeriesOut]
 

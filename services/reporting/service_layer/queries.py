@@ -12,6 +12,7 @@ from services.reporting.adapters.read_repository import DIMENSION_COLUMNS, Filte
 from services.reporting.adapters.target_repository import TargetRepository
 from services.reporting.domain import labels, periods
 from services.reporting.domain.areas import PROVINCE_NAMES, district_names, source_area
+from services.reporting.domain.disclosure import cell_size, is_small, suppressed_cells
 from services.reporting.domain.figures import Figures
 from services.reporting.domain.targets import PeriodShare, Progress, Target, evaluate
 
@@ -24,6 +25,8 @@ class Row:
     name_en: str
     figures: Figures
     area_type: str | None = None
+    suppressed: bool = False
+    district_code: str | None = None  # communes: the district whose total is published too
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +34,53 @@ class Breakdown:
     dimension: str
     filters: Filters
     rows: list[Row]
-    total: Figures
+    total: Figures  # the true total, whatever the rows show
+    total_suppressed: bool = False
+    suppression: bool = False  # whether small cells are hidden for this reader
+
+
+def suppress_breakdown(breakdown: Breakdown) -> Breakdown:
+    """The breakdown as a reader without the detail scope sees it: small cells hidden, and with
+    them the cells that would let one be recovered from a published total (the total row, the
+    commune's district, its area type, the district's province)."""
+    rows = breakdown.rows
+    groups: list[list[int]] = [list(range(len(rows)))]
+    for attribute in ("district_code", "area_type") if breakdown.dimension == "commune" else ():
+        by_value: dict[str | None, list[int]] = {}
+        for index, row in enumerate(rows):
+            by_value.setdefault(getattr(row, attribute), []).append(index)
+        groups.extend(by_value.values())
+    if breakdown.dimension == "district":
+        by_province: dict[str, list[int]] = {}
+        for index, row in enumerate(rows):
+            by_province.setdefault(str(row.key.get("province_code")), []).append(index)
+        groups.extend(by_province.values())
+    hidden = suppressed_cells([cell_size(r.figures) for r in rows], groups)
+    return replace(breakdown, rows=[replace(r, suppressed=i in hidden) for i, r in enumerate(rows)],
+                   total_suppressed=is_small(breakdown.total), suppression=True)
+
+
+def suppress_series(result: dict[str, Any]) -> dict[str, Any]:
+    """A time series as a reader without the detail scope sees it: each point is a cell; the points
+    of one period add up to that period's figures and those of one series to its breakdown row,
+    both published elsewhere, so both are groups."""
+    cells: list[tuple[int, int]] = []
+    sizes: list[int] = []
+    for s, entry in enumerate(result["series"]):
+        for p, (_, figures) in enumerate(entry["points"]):
+            cells.append((s, p))
+            sizes.append(cell_size(figures))
+    by_series: dict[int, list[int]] = {}
+    by_period: dict[int, list[int]] = {}
+    for index, (s, p) in enumerate(cells):
+        by_series.setdefault(s, []).append(index)
+        by_period.setdefault(p, []).append(index)
+    hidden = suppressed_cells(sizes, [*by_series.values(), *by_period.values()])
+    series = [dict(entry, hidden=set()) for entry in result["series"]]
+    for index in hidden:
+        s, p = cells[index]
+        series[s]["hidden"].add(series[s]["points"][p][0])
+    return {**result, "series": series, "suppression": True}
 
 
 def _label(dimension: str, key: tuple) -> tuple[dict[str, Any], str, str, str, str | None]:
@@ -79,7 +128,9 @@ class ReportQueries:
         rows = []
         for key, figures in grouped.items():
             fields, code, vi, en, kind = _label(dimension, key)
-            rows.append(Row(fields, code, vi, en, figures, kind))
+            district = (source_area(code, date.fromisoformat(fields["list_date"])).district_code
+                        if dimension == "commune" else None)
+            rows.append(Row(fields, code, vi, en, figures, kind, district_code=district))
         rows.sort(key=_sorter(sort))
         return Breakdown(dimension, filters, rows, Figures.sum(r.figures for r in rows))
 

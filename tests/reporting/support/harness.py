@@ -27,6 +27,7 @@ from services.reporting.consumers.projections import (
 )
 from services.reporting.domain.model import CLAIM_COUNTERS, PAYMENT_COUNTERS
 from services.reporting.settings import ReportingSettings
+from shared.auth import issue_token
 from shared.events.contracts import ALL_TOPICS, Contract
 from shared.messaging.embedded import EmbeddedBus
 from shared.messaging.kafka import KafkaBus
@@ -38,12 +39,22 @@ from tests.reporting.support.events import as_received, record
 from tests.support.waiting import wait_until
 
 
+DETAIL_READER = frozenset({"reports:read", "reports:detail"})
+
+
+def bearer(settings: ReportingSettings, scopes: Iterable[str] = DETAIL_READER) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(settings.jwt_secret, 'reporting-tests', set(scopes))}"}
+
+
 @dataclass
 class Reporting:
+    """`client` reads as an analyst with `reports:detail` (every cell shown); `public` sends no token."""
+
     settings: ReportingSettings
     runtime: Runtime
     app: FastAPI
     client: httpx.AsyncClient
+    public: httpx.AsyncClient
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
     _fed: int = 0
@@ -168,9 +179,11 @@ async def open_reporting(settings: ReportingSettings, *, namespace_kafka: bool =
     app = bootstrap.create_app(settings)
     try:
         transport = httpx.ASGITransport(app=app)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport,
-                                                                       base_url="http://reporting") as client:
-            reporting = Reporting(settings, runtime, app, client)
+        async with (app.router.lifespan_context(app),
+                    httpx.AsyncClient(transport=transport, base_url="http://reporting",
+                                      headers=bearer(settings)) as client,
+                    httpx.AsyncClient(transport=transport, base_url="http://reporting") as public):
+            reporting = Reporting(settings, runtime, app, client, public)
             try:
                 yield reporting
             finally:
