@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ from services.reporting.bootstrap import create_app
 from tests.reporting.conftest import drop_when_free
 from tests.reporting.support import vn_format as fmt
 from tests.reporting.support.demo import dashboard_history
-from tests.reporting.support.harness import open_reporting, settings_for
+from tests.reporting.support.harness import bearer, open_reporting, settings_for
 from tests.support.infra import create_database
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -32,8 +33,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    token: str  # an analyst's: reports:read and reports:detail
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 @pytest.fixture(scope="module")
-async def server(tmp_path_factory) -> AsyncIterator[str]:
+async def server(tmp_path_factory) -> AsyncIterator[Served]:
     """The reporting service over HTTP on a free local port, its read models fed with a history."""
     name, url = await create_database("repd")
     settings = settings_for(tmp_path_factory.mktemp("dashboard"), url)
@@ -49,7 +63,7 @@ async def server(tmp_path_factory) -> AsyncIterator[str]:
                 assert not task.done(), task.exception()
                 await asyncio.sleep(0.02)
             try:
-                yield f"http://127.0.0.1:{port}"
+                yield Served(f"http://127.0.0.1:{port}", bearer(settings)["Authorization"].split()[1])
             finally:
                 server.should_exit = True
                 await task
@@ -77,11 +91,17 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     await context.close()
 
 
-async def api(base: str, path: str, **params) -> dict:
-    async with httpx.AsyncClient(base_url=base) as client:
+async def api(base: Served, path: str, public: bool = False, **params) -> dict:
+    """The API as the analyst reads it (or, `public`, without a token)."""
+    async with httpx.AsyncClient(base_url=base.url, headers={} if public else base.headers) as client:
         response = await client.get(path, params=params)
         response.raise_for_status()
         return response.json()
+
+
+async def sign_in(page: Page, server: Served) -> None:
+    """The page keeps the token pasted in its banner for the tab: put the analyst's there."""
+    await page.add_init_script(f"sessionStorage.setItem('reporting.token', '{server.token}')")
 
 
 async def text(page: Page, testid: str) -> str:
@@ -98,6 +118,7 @@ class TestTheFormats:
 
 class TestTheDashboard:
     async def test_it_renders_the_apis_numbers_in_vietnamese_and_switches_to_english(self, server, page):
+        await sign_in(page, server)
         await page.goto(f"{server}/dashboard")
         await page.wait_for_selector('body[data-rendered="vi"]')
         periods = await api(server, "/v1/periods")
@@ -170,7 +191,7 @@ class TestTheDashboard:
         # Exports point at the API with the same filters.
         href = await page.get_by_test_id("export-areas-xlsx").get_attribute("href")
         assert href.startswith("/v1/exports/district.xlsx?") and "period=2023-06" in href
-        async with httpx.AsyncClient(base_url=server) as client:
+        async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as client:
             assert (await client.get(href)).status_code == 200
 
         ARTIFACTS.mkdir(exist_ok=True)
@@ -200,6 +221,7 @@ class TestTheDashboard:
         assert page.errors == []  # type: ignore[attr-defined]
 
     async def test_the_commune_table_ranks_every_commune(self, server, page):
+        await sign_in(page, server)
         await page.goto(f"{server}/dashboard")
         await page.wait_for_selector('body[data-rendered="vi"]')
         progress = (await api(server, "/v1/targets/progress", as_of="2023-06"))["targets"][0]
@@ -215,4 +237,32 @@ class TestTheDashboard:
         assert shares == sorted(shares, reverse=True)
         laggards = sum(r["people_cashless"] * 4 < r["people_paid"] for r in communes["rows"])
         assert await page.locator("#areas-table tbody tr.laggard").count() == laggards
+        assert page.errors == []  # type: ignore[attr-defined]
+
+
+class TestThePublicView:
+    async def test_without_a_token_small_communes_are_hidden_and_totals_exact(self, server, page):
+        await page.goto(f"{server}/dashboard")
+        await page.wait_for_selector('body[data-rendered="vi"]')
+        assert await page.get_by_test_id("suppression-note").is_visible()
+        assert "dưới 5 người" in await text(page, "suppression-note")
+        progress = (await api(server, "/v1/targets/progress", as_of="2023-06"))["targets"][0]
+        params = {"period": "2023-06", "sort": "-share", "scheme": progress["target"]["schemes"], "area_type": "URBAN"}
+        shown = await api(server, "/v1/breakdowns/commune", public=True, **params)
+        exact = await api(server, "/v1/breakdowns/commune", **params)
+        hidden = [r["code"] for r in shown["rows"] if r["suppressed"]]
+        assert len(hidden) >= 2
+        await page.get_by_test_id("level-commune").click()
+        await page.wait_for_function(f"document.querySelectorAll('#areas-table tbody tr').length === "
+                                     f"{len(shown['rows'])}")
+        rows = page.locator('#areas-table tbody tr[data-suppressed="true"]')
+        assert await rows.count() == len(hidden)
+        cells = await rows.nth(0).locator("td").all_inner_texts()
+        assert cells[3:] == ["Ẩn"] * 4
+        for code in hidden:
+            row = next(r for r in exact["rows"] if r["code"] == code)
+            assert fmt.money(row["paid_amount"]) not in await page.locator(f'#areas-table tbody tr[data-code="{code}"]').inner_text()
+        total = await page.locator("#areas-table tfoot td").all_inner_texts()
+        assert total[3] == fmt.integer(exact["total"]["people_paid"])
+        assert total[6] == fmt.money(exact["total"]["paid_amount"])
         assert page.errors == []  # type: ignore[attr-defined]

@@ -27,6 +27,8 @@ const I18N = {
     status_REACHED: "Đã đạt", status_ON_TRACK: "Đúng tiến độ", status_AT_RISK: "Có nguy cơ không đạt",
     status_NO_DATA: "Chưa có số liệu", deadlinePassed: "đã quá hạn",
     billion: "tỷ đồng", million: "triệu đồng", dong: "đồng",
+    hidden: "Ẩn", hiddenTitle: "Ẩn để bảo vệ người trong ô có ít người",
+    suppressionNote: "Ô có dưới {n} người được ẩn, cùng với ô cần ẩn thêm để không suy ra được bằng phép trừ; tổng cộng là số thật. Mã có quyền reports:detail cho xem mọi ô.",
   },
   en: {
     pageTitle: "Cashless social-security payments",
@@ -52,6 +54,8 @@ const I18N = {
     status_REACHED: "Reached", status_ON_TRACK: "On track", status_AT_RISK: "At risk",
     status_NO_DATA: "No data", deadlinePassed: "deadline passed",
     billion: "billion VND", million: "million VND", dong: "VND",
+    hidden: "Hidden", hiddenTitle: "Hidden to protect the people of a small cell",
+    suppressionNote: "Cells of fewer than {n} people are hidden, with the cells that would reveal them by subtraction; totals are exact. A token with reports:detail shows every cell.",
   },
 };
 
@@ -98,6 +102,7 @@ function group(digits, sep) {
 }
 
 function fmtInt(n) {
+  if (n === null || n === undefined) return t("hidden");
   return group(String(Math.trunc(n)), state.lang === "vi" ? "." : ",");
 }
 
@@ -116,6 +121,7 @@ function ratioTenths(num, den) {
 }
 
 function fmtShare(cashless, paid) {
+  if (paid === null || paid === undefined || cashless === null) return t("hidden");
   if (!paid) return "–";
   return fmtTenths(ratioTenths(cashless * 100, paid)) + "%";
 }
@@ -126,6 +132,7 @@ function fmtPercentValue(value) {
 }
 
 function fmtMoney(vnd) {
+  if (vnd === null || vnd === undefined) return t("hidden");
   if (vnd >= 1e9) return fmtTenths(ratioTenths(vnd, 1e9)) + " " + t("billion");
   if (vnd >= 1e6) return fmtTenths(ratioTenths(vnd, 1e6)) + " " + t("million");
   return fmtInt(vnd) + " " + t("dong");
@@ -261,6 +268,7 @@ function render() {
   renderAreas();
   renderSchemes();
   renderFreshness();
+  renderSuppressionNote();
   document.body.dataset.rendered = state.lang;
 }
 
@@ -360,12 +368,19 @@ function renderKpis() {
   put("kpi-amount", fmtMoney(f.paid_amount), f.paid_amount);
   put("kpi-claims", fmtInt(f.claims_received), f.claims_received);
   put("kpi-decisions", fmtInt(f.decisions_approved), f.decisions_approved);
+  for (const id of ["kpi-people-paid", "kpi-people-cashless", "kpi-share", "kpi-amount", "kpi-claims", "kpi-decisions"]) {
+    const el = document.getElementById(id);
+    el.classList.remove("suppressed");
+    delete el.dataset.suppressed;
+    markHidden(el, f);
+  }
   const body = document.querySelector("#channel-table tbody");
   body.innerHTML = "";
   const total = state.channels.total.people_paid;
   for (const row of state.channels.rows) {
     const tr = document.createElement("tr");
     tr.dataset.code = row.code;
+    markHidden(tr, row);
     for (const [i, value] of [name(row), fmtInt(row.people_paid), fmtShare(row.people_paid, total),
                               fmtMoney(row.paid_amount)].entries()) {
       const td = document.createElement("td");
@@ -470,6 +485,7 @@ function renderAreas() {
     const shareValue = row.people_paid ? (100 * row.people_cashless) / row.people_paid : null;
     const laggard = goal !== null && shareValue !== null && shareValue < goal;
     if (laggard) tr.classList.add("laggard");
+    markHidden(tr, row);
     tr.dataset.code = row.code;
     tr.dataset.testid = "area-row";
     rank += 1;
@@ -498,6 +514,7 @@ function renderAreas() {
     tr.append(td);
   }
   tr.dataset.testid = "area-total";
+  markHidden(tr, f);
   foot.append(tr);
   const params = new URLSearchParams({ period: state.period, sort: "-share", lang: state.lang });
   const scope = scopeFilters(target);
@@ -510,7 +527,7 @@ function renderAreas() {
 function renderSchemes() {
   const box = document.getElementById("scheme-bars");
   box.innerHTML = "";
-  const rows = [...state.schemes.rows].sort((a, b) => b.people_paid - a.people_paid || a.code.localeCompare(b.code));
+  const rows = [...state.schemes.rows].sort((a, b) => (b.people_paid ?? -1) - (a.people_paid ?? -1) || a.code.localeCompare(b.code));
   if (!rows.length) box.textContent = t("noData");
   for (const row of rows) {
     const share = row.people_paid ? (100 * row.people_cashless) / row.people_paid : 0;
@@ -518,6 +535,7 @@ function renderSchemes() {
     item.className = "bar-row";
     item.dataset.testid = "scheme-row";
     item.dataset.code = row.code;
+    markHidden(item, row);
     item.innerHTML = `
       <div class="bar-label"></div>
       <div class="bar"><div class="bar-fill" style="width:${share.toFixed(2)}%"></div></div>
@@ -530,6 +548,23 @@ function renderSchemes() {
   const params = new URLSearchParams({ period: state.period, lang: state.lang });
   document.getElementById("export-schemes-csv").href = `/v1/exports/scheme.csv?${params}`;
   document.getElementById("export-schemes-xlsx").href = `/v1/exports/scheme.xlsx?${params}`;
+}
+
+/* Readers without reports:detail get small cells hidden (null figures, `suppressed: true`). */
+function renderSuppressionNote() {
+  const threshold = [state.kpis, state.channels, state.trend, state.areas, state.schemes]
+    .map((body) => body && body.suppressed_below).find((n) => n !== null && n !== undefined);
+  const note = document.getElementById("suppression-note");
+  note.hidden = threshold === undefined;
+  note.textContent = threshold === undefined ? "" : t("suppressionNote").replace("{n}", String(threshold));
+}
+
+function markHidden(el, figures) {
+  if (figures && figures.suppressed) {
+    el.classList.add("suppressed");
+    el.dataset.suppressed = "true";
+    el.title = t("hiddenTitle");
+  }
 }
 
 function renderFreshness() {
@@ -557,6 +592,32 @@ document.getElementById("target-select").addEventListener("change", (e) => {
 });
 document.getElementById("level-district").addEventListener("click", () => { state.level = "district"; load(); });
 document.getElementById("level-commune").addEventListener("click", () => { state.level = "commune"; load(); });
+/* An export link cannot carry the bearer token: with one, fetch the file and hand it over. */
+async function download(event) {
+  if (!state.token) return;
+  event.preventDefault();
+  const link = event.currentTarget;
+  const response = await fetch(link.href, { headers: { Authorization: "Bearer " + state.token } });
+  if (!response.ok) {
+    const banner = document.getElementById("error-banner");
+    banner.textContent = `${t("loadFailed")}: ${response.status}`;
+    banner.hidden = false;
+    return;
+  }
+  const disposition = response.headers.get("content-disposition") || "";
+  const match = /filename="([^"]+)"/.exec(disposition);
+  const url = URL.createObjectURL(await response.blob());
+  const save = document.createElement("a");
+  save.href = url;
+  save.download = match ? match[1] : "export";
+  document.body.append(save);
+  save.click();
+  save.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+for (const id of ["export-areas-csv", "export-areas-xlsx", "export-schemes-csv", "export-schemes-xlsx"]) {
+  document.getElementById(id).addEventListener("click", download);
+}
 document.getElementById("auth-save").addEventListener("click", () => {
   state.token = document.getElementById("auth-token").value.trim();
   sessionStorage.setItem("reporting.token", state.token);
