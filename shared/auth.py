@@ -25,6 +25,9 @@ BEARER = HTTPBearer(auto_error=False, scheme_name="bearerAuth", bearerFormat="JW
                     description="OAuth2 client-credentials token issued by intake's `POST /oauth/token`")
 
 
+AGENCY_SCOPE_PREFIX = "agency:"
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     client_id: str
@@ -32,6 +35,14 @@ class Principal:
 
     def can(self, scope: str) -> bool:
         return scope in self.scopes
+
+    @property
+    def agency(self) -> str | None:
+        """An agency's client carries `agency:<AGENCY>` in its token and acts for that agency only."""
+        for scope in self.scopes:
+            if scope.startswith(AGENCY_SCOPE_PREFIX):
+                return scope[len(AGENCY_SCOPE_PREFIX):]
+        return None
 
 
 def issue_token(secret: str, client_id: str, scopes: set[str] | frozenset[str], ttl_seconds: int = 3600,

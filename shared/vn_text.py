@@ -21,3 +21,10 @@ def fold(text: str) -> str:
 
 def same_name(a: str, b: str) -> bool:
     return fold(a) == fold(b)
+
+
+def mask_name(name: str | None) -> str | None:
+    """'Nguyễn Văn Ánh' -> 'N***** V** Á**': each word's first letter, for callers without `pii:read`."""
+    if not name:
+        return name
+    return " ".join(part[0] + "*" * (len(part) - 1) for part in name.split())

@@ -30,12 +30,13 @@ async def claim_with_national_id(conn: AsyncConnection, claim_id: str) -> Any:
 async def list_claims(conn: AsyncConnection, *, limit: int, after: tuple[datetime, str] | None,
                       status: str | None, scheme: str | None, agency: str | None, commune_code: str | None,
                       portal_dossier_id: str | None, beneficiary_id: str | None,
-                      received_from: datetime | None, received_to: datetime | None) -> list[Any]:
+                      received_from: datetime | None, received_to: datetime | None,
+                      client_id: str | None = None) -> list[Any]:
     query = select(claims, beneficiaries.c.national_id).join(beneficiaries, beneficiaries.c.id == claims.c.beneficiary_id)
     filters = [
         (status, claims.c.status), (scheme, claims.c.scheme), (agency, claims.c.agency),
         (commune_code, claims.c.commune_code), (portal_dossier_id, claims.c.portal_dossier_id),
-        (beneficiary_id, claims.c.beneficiary_id),
+        (beneficiary_id, claims.c.beneficiary_id), (client_id, claims.c.client_id),
     ]
     for value, column in filters:
         if value is not None:

@@ -1,6 +1,8 @@
 """Beneficiaries, their entitlements and their payment methods (with history)."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
@@ -18,22 +20,36 @@ from services.intake.api.common import (
 from services.intake.api.schemas import LookupIn, PaymentMethodIn
 from services.intake.domain import payment_methods as pm
 from services.intake.domain.errors import Invalid, NotFound
-from services.intake.domain.schedules import vietnam_today
+from services.intake.domain.schedules import period_of, vietnam_today
+from services.intake.service_layer import ownership
 from services.intake.service_layer.common import Context
 from services.intake.service_layer.payment_methods import MethodChange, apply_method_changes
 from shared.auth import Principal
+from shared.authority import Owner, may_act_on
 
 router = APIRouter(tags=["beneficiaries"])
 PROBLEM = {"content": {"application/problem+json": {}}}
 ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM}
 
 
-async def _beneficiary_document(request: Request, beneficiary_id: str, pii: bool) -> dict:
+def _owner(rights: list, now: datetime) -> Owner:
+    return ownership.beneficiary_owner((r._mapping for r in rights), period_of(now))
+
+
+async def _beneficiary_document(request: Request, principal: Principal, beneficiary_id: str,
+                                not_found: str = "no such beneficiary", hide: bool = False) -> dict:
+    """The person, their entitlements and current method; refused (or, with `hide`, answered as
+    not found) when the caller's agency does not pay them."""
+    pii = principal.can("pii:read")
     async with request.app.state.runtime.engine.connect() as conn:
         person = await repository.beneficiary(conn, beneficiary_id)
         if person is None:
-            raise NotFound("no such beneficiary")
+            raise NotFound(not_found)
         rights = await repository.entitlements_of(conn, beneficiary_id)
+        owner = _owner(rights, datetime.now(UTC))
+        if hide and not may_act_on(principal, owner):
+            raise NotFound(not_found)
+        ownership.require(principal, owner, "beneficiary")
         methods = await repository.methods_of(conn, beneficiary_id)
     today = vietnam_today()
     current = next((m for m in methods if m.is_current), None)
@@ -48,18 +64,20 @@ async def _beneficiary_document(request: Request, beneficiary_id: str, pii: bool
             summary="A beneficiary, their entitlements and current payment method")
 async def get_beneficiary(request: Request, beneficiary_id: str,
                           principal: Principal = Depends(scopes("beneficiaries:read"))) -> Response:
-    return json_response(dumps(await _beneficiary_document(request, beneficiary_id, principal.can("pii:read"))))
+    return json_response(dumps(await _beneficiary_document(request, principal, beneficiary_id)))
 
 
 @router.post("/v1/beneficiaries/lookup", responses=ERRORS,
              summary="Find a beneficiary by national id (sent in the body, never in a URL)")
 async def lookup(request: Request, body: LookupIn,
                  principal: Principal = Depends(scopes("beneficiaries:read"))) -> Response:
+    unknown = "no beneficiary with this national id"
     async with request.app.state.runtime.engine.connect() as conn:
         person = await repository.beneficiary_by_national_id(conn, body.national_id)
     if person is None:
-        raise NotFound("no beneficiary with this national id")
-    return json_response(dumps(await _beneficiary_document(request, person.id, principal.can("pii:read"))))
+        raise NotFound(unknown)
+    # A person another agency pays is answered as unknown: a lookup must not tell who is registered.
+    return json_response(dumps(await _beneficiary_document(request, principal, person.id, unknown, hide=True)))
 
 
 @router.get("/v1/beneficiaries/{beneficiary_id}/payment-methods", responses=ERRORS,
@@ -70,6 +88,8 @@ async def payment_methods(request: Request, beneficiary_id: str,
     async with request.app.state.runtime.engine.connect() as conn:
         if await repository.beneficiary(conn, beneficiary_id) is None:
             raise NotFound("no such beneficiary")
+        rights = await repository.entitlements_of(conn, beneficiary_id)
+        ownership.require(principal, _owner(rights, datetime.now(UTC)), "beneficiary")
         methods = await repository.methods_of(conn, beneficiary_id)
         history = await repository.method_history_of(conn, beneficiary_id)
     today = vietnam_today()
@@ -91,6 +111,10 @@ async def set_payment_method(request: Request, beneficiary_id: str, body: Paymen
         person = await repository.beneficiary(ctx.db, beneficiary_id)  # type: ignore[arg-type]
         if person is None:
             raise NotFound("no such beneficiary")
+        # Only an agency paying the person may redirect the money: checked before anything is
+        # validated or written, so a refused change leaves no method for payout to verify.
+        paying = await ownership.paying_agencies(ctx.db, [person.id], period_of(ctx.now))
+        ownership.require(principal, Owner(paying.get(person.id, frozenset())), "beneficiary")
         errors = pm.method_problems(spec, vietnam_today(ctx.now), person.national_id)
         if errors:
             raise Invalid(errors)

@@ -22,11 +22,13 @@ from services.intake.api.common import (
 )
 from services.intake.api.schemas import ApprovalIn, ClaimIn, DecisionIn, StopIn
 from services.intake.domain.claims import CLAIM_STATUSES, Approval, Rejection
-from services.intake.domain.errors import FieldError, Invalid, NotFound
+from services.intake.domain.errors import FieldError, Forbidden, Invalid, NotFound
 from services.intake.domain.schedules import Schedule
 from services.intake.service_layer import claims as handlers
+from services.intake.service_layer import ownership
 from services.intake.service_layer.common import Replay, request_hash
 from shared.auth import Principal
+from shared.authority import REGISTRY_SCOPE
 from shared.events.contracts import Agency, Scheme
 
 router = APIRouter(tags=["claims"])
@@ -66,6 +68,7 @@ async def get_claim(request: Request, claim_id: str,
         row = await repository.claim_with_national_id(conn, claim_id)
     if row is None:
         raise NotFound("no such claim")
+    ownership.require(principal, ownership.claim_owner(row), "claim")
     return json_response(dumps(claim_view(row._mapping, row.national_id, principal.can("pii:read"))))
 
 
@@ -93,11 +96,19 @@ async def list_claims(
             after = (datetime.fromisoformat(at), last_id)
         except ValueError:
             raise Invalid([FieldError("/cursor", "is not a cursor this API gave")]) from None
+    # Only the claims the caller reaches: an agency's schemes, or (the portal) the ones it filed.
+    filed_by = None
+    if principal.agency is not None:
+        if agency is not None and agency != principal.agency:
+            raise Forbidden(f"this client reads the claims of {principal.agency} only")
+        agency = principal.agency  # type: ignore[assignment]
+    elif not principal.can(REGISTRY_SCOPE):
+        filed_by = principal.client_id
     async with request.app.state.runtime.engine.connect() as conn:
         rows = await repository.list_claims(
             conn, limit=limit, after=after, status=status, scheme=scheme, agency=agency, commune_code=commune_code,
             portal_dossier_id=portal_dossier_id, beneficiary_id=beneficiary_id, received_from=received_from,
-            received_to=received_to,
+            received_to=received_to, client_id=filed_by,
         )
     pii = principal.can("pii:read")
     page = rows[:limit]
@@ -142,6 +153,7 @@ async def get_entitlement(request: Request, entitlement_id: str,
         row = await repository.entitlement(conn, entitlement_id)
     if row is None:
         raise NotFound("no such entitlement")
+    ownership.require(principal, ownership.entitlement_owner(row), "entitlement")
     return json_response(dumps(entitlement_view(row._mapping)))
 
 

@@ -22,12 +22,12 @@ from services.intake.service_layer.common import Context, Replay
 from services.intake.service_layer.payment_methods import spec_of_row
 from shared.auth import Principal, verify_token
 from shared.db import is_sqlite
+from shared.vn_text import mask_name
 from shared.web import ProblemError, problem_response
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 PROBLEMS = "https://benefits.example.vn/problems/"
-AGENCY_SCOPE_PREFIX = "agency:"
 
 
 _VERIFIED: dict[tuple[str, str], tuple[Principal, float]] = {}  # (key, token) -> (principal, until)
@@ -73,11 +73,7 @@ def scopes(*required: str) -> Callable[[Request], Awaitable[Principal]]:
 
 
 def acting_agency(principal: Principal) -> str | None:
-    """An agency's client carries `agency:<AGENCY>` in its token and acts for that agency only."""
-    for scope in principal.scopes:
-        if scope.startswith(AGENCY_SCOPE_PREFIX):
-            return scope[len(AGENCY_SCOPE_PREFIX):]
-    return None
+    return principal.agency
 
 
 async def transact(request: Request, principal: Principal, work: Callable[[Context], Awaitable[T]]) -> T:
@@ -156,6 +152,21 @@ def account_view(value: str | None, pii: bool) -> str | None:
     return value if pii else mask_account(value)
 
 
+def name_view(value: str | None, pii: bool) -> str | None:
+    return value if pii else mask_name(value)
+
+
+def date_of_birth_view(value: date | None, pii: bool) -> str | None:
+    """Masked: the year only ('1958-**-**')."""
+    if value is None or pii:
+        return iso(value)
+    return f"{value.year:04d}-**-**"
+
+
+def si_number_view(value: str | None, pii: bool) -> str | None:
+    return value if pii else mask_national_id(value)
+
+
 def iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -167,7 +178,8 @@ def payment_document_view(doc: Mapping[str, Any], pii: bool) -> dict[str, Any]:
         "bank_bin": doc.get("bank_bin"),
         "account_number": account_view(doc.get("account_number"), pii),
         "cash_reason": doc.get("cash_reason"),
-        "representative": None if not rep else {**rep, "national_id": national_id_view(rep["national_id"], pii)},
+        "representative": None if not rep else {**rep, "national_id": national_id_view(rep["national_id"], pii),
+                                                "full_name": name_view(rep.get("full_name"), pii)},
     }
 
 
@@ -184,10 +196,10 @@ def method_view(row: Mapping[str, Any], pii: bool, today: date) -> dict[str, Any
         "usable_for_payment": status == pm.VERIFIED,
         "bank_bin": spec.bank_bin,
         "account_number": account_view(spec.account_number, pii),
-        "account_holder_name": row["account_holder_name"],
+        "account_holder_name": name_view(row["account_holder_name"], pii),
         "cash_reason": spec.cash_reason,
         "representative": None if rep is None else {
-            "national_id": national_id_view(rep.national_id, pii), "full_name": rep.full_name,
+            "national_id": national_id_view(rep.national_id, pii), "full_name": name_view(rep.full_name, pii),
             "relationship": rep.relationship, "power_of_attorney_ref": rep.power_of_attorney_ref,
             "valid_from": iso(rep.valid_from), "valid_until": iso(rep.valid_until),
             "authorisation": pm.authorisation_state(rep, today),
@@ -228,9 +240,9 @@ def beneficiary_view(row: Mapping[str, Any], pii: bool) -> dict[str, Any]:
     return {
         "beneficiary_id": row["id"],
         "national_id": national_id_view(row["national_id"], pii),
-        "full_name": row["full_name"],
-        "date_of_birth": iso(row["date_of_birth"]),
-        "si_number": row["si_number"],
+        "full_name": name_view(row["full_name"], pii),
+        "date_of_birth": date_of_birth_view(row["date_of_birth"], pii),
+        "si_number": si_number_view(row["si_number"], pii),
         "commune_code": row["commune_code"],
         "commune_list_date": iso(row["commune_list_date"]),
         "registered_via": row["registered_via"],
@@ -248,9 +260,9 @@ def claim_view(row: Mapping[str, Any], national_id: str, pii: bool) -> dict[str,
         "beneficiary_id": row["beneficiary_id"],
         "applicant": {
             "national_id": national_id_view(national_id, pii),
-            "full_name": row["full_name"],
-            "date_of_birth": iso(row["date_of_birth"]),
-            "si_number": row["si_number"],
+            "full_name": name_view(row["full_name"], pii),
+            "date_of_birth": date_of_birth_view(row["date_of_birth"], pii),
+            "si_number": si_number_view(row["si_number"], pii),
         },
         "address": {"commune_code": row["commune_code"], "list_date": iso(row["commune_list_date"])},
         "payment": payment_document_view(row["payment"], pii),

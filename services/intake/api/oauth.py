@@ -8,9 +8,8 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.intake.api.common import AGENCY_SCOPE_PREFIX
 from services.intake.service_layer.clients import authenticate
-from shared.auth import issue_token
+from shared.auth import AGENCY_SCOPE_PREFIX, issue_token
 
 router = APIRouter(tags=["access"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -19,8 +19,9 @@ from services.intake.adapters.spreadsheets import (
     read_xlsx,
     write_csv,
 )
-from services.intake.api.common import acting_agency, dumps, json_response, scopes
+from services.intake.api.common import acting_agency, dumps, json_response, name_view, scopes, si_number_view
 from services.intake.domain.errors import FieldError, Invalid, NotFound
+from services.intake.service_layer import ownership
 from services.intake.service_layer import uploads as service
 from shared.auth import Principal
 from shared.web import ProblemError
@@ -137,11 +138,12 @@ async def _upload(request: Request, principal: Principal, kind: str, base: str) 
                          {"Location": f"{base}/{report.upload_id}"})
 
 
-async def _stored_report(request: Request, upload_id: str, kind: str, base: str) -> Response:
+async def _stored_report(request: Request, principal: Principal, upload_id: str, kind: str, base: str) -> Response:
     async with request.app.state.runtime.engine.connect() as conn:
         head = await repository.upload(conn, upload_id, kind)
         if head is None:
             raise NotFound("no such upload")
+        ownership.require(principal, await ownership.upload_owner(conn, head), "upload")
         rows = await repository.upload_rows_of(conn, upload_id)
     results = [service.RowResult(r.row_number, r.outcome, r.beneficiary_id, r.entity_id,
                                  [FieldError(e["pointer"], e["detail"]) for e in (r.errors or [])]) for r in rows]
@@ -156,17 +158,33 @@ async def _rejections_csv(request: Request, principal: Principal, upload_id: str
         head = await repository.upload(conn, upload_id, kind)
         if head is None:
             raise NotFound("no such upload")
+        ownership.require(principal, await ownership.upload_owner(conn, head), "upload")
         rows = await repository.upload_rows_of(conn, upload_id, service.REJECTED)
     pii = principal.can("pii:read")
     columns = ["row", *head.columns, "fields", "reasons"]
     lines = []
     for r in rows:
-        cells = service.masked_cells(r.raw or {}, pii)
+        cells = _masked_people(service.masked_cells(r.raw or {}, pii), pii)
         errors = r.errors or []
         lines.append({**cells, "row": r.row_number, "fields": "; ".join(e["pointer"] for e in errors),
                       "reasons": "; ".join(e["detail"] for e in errors)})
     return Response(write_csv(columns, lines), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="rejections-{upload_id}.csv"'})
+
+
+def _masked_people(cells: dict[str, Any], pii: bool) -> dict[str, Any]:
+    """Names, dates of birth and SI numbers of a refused row, masked without `pii:read`."""
+    if pii:
+        return cells
+    out = dict(cells)
+    for column in ("full_name", "rep_full_name"):
+        if out.get(column):
+            out[column] = name_view(str(out[column]), pii)
+    if out.get("si_number"):
+        out["si_number"] = si_number_view(str(out["si_number"]), pii)
+    if out.get("date_of_birth"):
+        out["date_of_birth"] = str(out["date_of_birth"])[:4] + "-**-**"
+    return out
 
 
 ROLL_BASE = "/v1/roll/uploads"
@@ -188,7 +206,7 @@ async def upload_roll(request: Request, principal: Principal = Depends(scopes("r
 @router.get(ROLL_BASE + "/{upload_id}", responses=ERRORS, tags=["roll"], summary="The report of a roll upload")
 async def roll_report(request: Request, upload_id: str,
                       principal: Principal = Depends(scopes("roll:write"))) -> Response:
-    return await _stored_report(request, upload_id, service.ROLL, ROLL_BASE)
+    return await _stored_report(request, principal, upload_id, service.ROLL, ROLL_BASE)
 
 
 @router.get(ROLL_BASE + "/{upload_id}/rejections.csv", responses=CSV_ERRORS, tags=["roll"],
@@ -212,7 +230,7 @@ async def upload_methods(request: Request,
             summary="The report of a payment-method upload")
 async def methods_report(request: Request, upload_id: str,
                          principal: Principal = Depends(scopes("payment-methods:write"))) -> Response:
-    return await _stored_report(request, upload_id, service.PAYMENT_METHODS, METHODS_BASE)
+    return await _stored_report(request, principal, upload_id, service.PAYMENT_METHODS, METHODS_BASE)
 
 
 @router.get(METHODS_BASE + "/{upload_id}/rejections.csv", responses=CSV_ERRORS, tags=["payment methods"],

@@ -31,10 +31,11 @@ from services.intake.domain.identity import (
     normalise_name,
 )
 from services.intake.domain.payment_methods import MethodSpec
-from services.intake.domain.schedules import Schedule, is_period, vietnam_today
+from services.intake.domain.schedules import Schedule, is_period, period_of, vietnam_today
 from services.intake.domain.schemes import AGENCY_OF, ROLL_SCHEMES, agency_for
 from services.intake.domain.validation import address_problems, applicant_problems
 from services.intake.service_layer.claims import held_entitlements
+from services.intake.service_layer import ownership
 from services.intake.service_layer.common import Context
 from services.intake.service_layer.payment_methods import (
     MethodChange,
@@ -296,8 +297,12 @@ async def apply_roll_chunk(ctx: Context, entries: list[RollEntry]) -> list[RowRe
     return results
 
 
-async def apply_method_chunk(ctx: Context, entries: list[MethodEntry], channel: str) -> list[RowResult]:
+async def apply_method_chunk(ctx: Context, entries: list[MethodEntry], channel: str,
+                             acting_agency: str | None = None) -> list[RowResult]:
     people = await _people(ctx, [e.national_id for e in entries])
+    # Only an agency paying the person may redirect their money.
+    paying = (await ownership.paying_agencies(ctx.db, [p.id for p in people.values()], period_of(ctx.now))
+              if acting_agency is not None else {})
     results: list[RowResult] = []
     changes: list[MethodChange] = []
     by_person: dict[str, RowResult] = {}
@@ -305,6 +310,9 @@ async def apply_method_chunk(ctx: Context, entries: list[MethodEntry], channel: 
         person = people.get(e.national_id)
         if person is None:
             results.append(_reject(e, "national_id", "no beneficiary is registered with this national id"))
+            continue
+        if acting_agency is not None and acting_agency not in paying.get(person.id, frozenset()):
+            results.append(_reject(e, "national_id", ownership.not_paid_by(acting_agency)))
             continue
         result = RowResult(e.row, UNCHANGED, person.id)
         results.append(result)
@@ -376,7 +384,7 @@ async def run_upload(engine: AsyncEngine, outbox: Outbox, actor: str, upload: Up
     def work_for(chunk: list[Any]) -> Callable[[Context], Awaitable[list[RowResult]]]:
         if upload.kind == ROLL:
             return lambda ctx: apply_roll_chunk(ctx, chunk)
-        return lambda ctx: apply_method_chunk(ctx, chunk, channel)
+        return lambda ctx: apply_method_chunk(ctx, chunk, channel, acting_agency)
 
     async with engine.begin() as conn:
         await conn.execute(uploads.insert().values(

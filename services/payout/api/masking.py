@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.vn_text import mask_name
+
 PII_SCOPE = "pii:read"
 
 
@@ -12,12 +14,6 @@ def mask_account(number: str | None) -> str | None:
         return number
     keep = 4 if len(number) > 6 else 2
     return "*" * (len(number) - keep) + number[-keep:]
-
-
-def mask_name(name: str | None) -> str | None:
-    if not name:
-        return name
-    return " ".join(part[0] + "*" * (len(part) - 1) for part in name.split())
 
 
 def masked(row: dict[str, Any], can_see: bool, accounts: tuple[str, ...] = ("account_number",),

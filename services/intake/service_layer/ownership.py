@@ -1,0 +1,71 @@
+"""Whose records these are, for the ownership rule of `shared.authority`: a beneficiary belongs
+to the agencies of their open entitlements, an entitlement to its agency, a claim to its scheme's
+agency and its filer, an upload to its client and that client's agency."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from services.intake.adapters.orm import clients, entitlements
+from services.intake.domain import entitlements as entitlement_rules
+from services.intake.domain.errors import Forbidden
+from shared.auth import Principal
+from shared.authority import Owner, may_act_on
+
+
+def is_open(row: Mapping[str, Any], period: str) -> bool:
+    """Still paying: active, or stopped from a period after `period`."""
+    if row["status"] == entitlement_rules.ACTIVE:
+        return True
+    stop = row["stop_effective_period"]
+    return row["status"] == entitlement_rules.STOPPED and stop is not None and stop > period
+
+
+def beneficiary_owner(rights: Iterable[Mapping[str, Any]], period: str) -> Owner:
+    return Owner(frozenset(r["agency"] for r in rights if is_open(r, period)))
+
+
+async def paying_agencies(db: Any, beneficiary_ids: Iterable[str], period: str) -> dict[str, frozenset[str]]:
+    """The agencies paying each of these beneficiaries in `period` (none: absent)."""
+    ids = list(set(beneficiary_ids))
+    if not ids:
+        return {}
+    still_paying = or_(entitlements.c.status == entitlement_rules.ACTIVE,
+                       and_(entitlements.c.status == entitlement_rules.STOPPED,
+                            entitlements.c.stop_effective_period > period))
+    found: dict[str, set[str]] = {}
+    rows = await db.execute(select(entitlements.c.beneficiary_id, entitlements.c.agency)
+                            .where(entitlements.c.beneficiary_id.in_(ids), still_paying))
+    for row in rows:
+        found.setdefault(row.beneficiary_id, set()).add(row.agency)
+    return {k: frozenset(v) for k, v in found.items()}
+
+
+def claim_owner(row: Any) -> Owner:
+    return Owner(frozenset({row.agency}), row.client_id)
+
+
+def entitlement_owner(row: Any) -> Owner:
+    return Owner(frozenset({row.agency}))
+
+
+async def upload_owner(db: Any, row: Any) -> Owner:
+    agency = (await db.execute(select(clients.c.agency).where(clients.c.client_id == row.client_id))).scalar()
+    return Owner(frozenset({agency}) if agency else frozenset(), row.client_id)
+
+
+def not_paid_by(agency: str) -> str:
+    return f"this beneficiary is not paid by {agency}: only the paying agency may change the payment method"
+
+
+def require(principal: Principal, owner: Owner, what: str) -> None:
+    """Forbidden (403) unless the caller may act on this record; the detail names no person."""
+    if may_act_on(principal, owner):
+        return
+    if principal.agency is not None:
+        if what == "beneficiary":
+            raise Forbidden(f"this beneficiary is not paid by {principal.agency}")
+        raise Forbidden(f"this {what} is not {principal.agency}'s")
+    raise Forbidden(f"this {what} is not one this client may see")

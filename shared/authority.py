@@ -1,0 +1,194 @@
+"""Who may call what: every route of every service, what it asks of the caller, and the
+ownership rule. One table; `tests/security/test_authority_matrix.py` calls every route with
+every role below and checks the answer against it, and fails for a route without a row.
+
+The ownership rule: an agency acts only on the beneficiaries and entitlements it pays (a
+beneficiary is paid by the agencies of their open entitlements) and on the claims of its
+schemes; a client without an agency that may read the registry (`beneficiaries:read`) reaches
+every record; any other client (the portal) reaches only the claims it filed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from shared.auth import AGENCY_SCOPE_PREFIX, Principal
+
+REGISTRY_SCOPE = "beneficiaries:read"
+
+Access = Literal["public", "client-credentials", "signed", "token"]
+# What a route acts on, when the ownership rule applies to it:
+#   beneficiary: the agencies of the person's open entitlements; entitlement: its agency;
+#   claim: the agency of its scheme and the client that filed it; upload: the uploading client
+#   and its agency; listing: answers only what the caller reaches (filtered, never refused);
+#   lookup: like beneficiary, but refused as 404 (a lookup by CCCD must not tell who is registered).
+Ownership = Literal["beneficiary", "entitlement", "claim", "upload", "listing", "lookup"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    service: str
+    method: str
+    path: str
+    access: Access
+    scopes: tuple[str, ...] = ()  # a token holding all of them (access "token")
+    owner: Ownership | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who a record belongs to: the agencies that pay (or decide) it, and who filed it."""
+
+    agencies: frozenset[str]
+    filed_by: str | None = None
+
+
+def may_act_on(principal: Principal, owner: Owner) -> bool:
+    """The ownership rule (see the module's docstring)."""
+    if principal.agency is not None:
+        return principal.agency in owner.agencies
+    if principal.can(REGISTRY_SCOPE):
+        return True
+    return owner.filed_by is not None and owner.filed_by == principal.client_id
+
+
+# --- roles: the development clients and the other kinds of caller -----------------------------
+
+AGENCY_SCOPES = ("claims:read", "decisions:write", "roll:write", "payment-methods:write", "beneficiaries:read")
+INTAKE_SCOPES = ("claims:write", "claims:read", "decisions:write", "roll:write", "payment-methods:write",
+                 "beneficiaries:read", "pii:read", "audit:read")
+
+# role -> the scopes of its bearer token; None: no token at all.
+ROLES: dict[str, frozenset[str] | None] = {
+    "anonymous": None,
+    "no-scope": frozenset(),
+    "portal": frozenset({"claims:write", "claims:read"}),
+    "bhxh": frozenset({*AGENCY_SCOPES, AGENCY_SCOPE_PREFIX + "BHXH"}),
+    "dolisa": frozenset({*AGENCY_SCOPES, AGENCY_SCOPE_PREFIX + "DOLISA"}),
+    "esc": frozenset({*AGENCY_SCOPES, AGENCY_SCOPE_PREFIX + "ESC"}),
+    "admin": frozenset(INTAKE_SCOPES),
+    "payout-reader": frozenset({"payout:read"}),
+    "payout-operator": frozenset({"payout:read", "payout:operate", "pii:read"}),
+    "reports-reader": frozenset({"reports:read"}),
+    "reports-editor": frozenset({"reports:read", "reports:write"}),
+}
+
+
+def _public(service: str, path: str, note: str = "") -> Rule:
+    return Rule(service, "GET", path, "public", note=note)
+
+
+def _operations(service: str) -> list[Rule]:
+    return [
+        _public(service, "/healthz", "liveness"),
+        _public(service, "/readyz", "readiness: database and bus"),
+        _public(service, "/metrics", "Prometheus metrics: counts and latencies, no personal data"),
+        _public(service, "/openapi.json"),
+        _public(service, "/docs"),
+        _public(service, "/docs/oauth2-redirect"),
+        _public(service, "/redoc"),
+    ]
+
+
+def _token(service: str, method: str, path: str, *scopes: str, owner: Ownership | None = None,
+           note: str = "") -> Rule:
+    return Rule(service, method, path, "token", tuple(scopes), owner, note)
+
+
+RULES: tuple[Rule, ...] = (
+    # --- intake ---
+    *_operations("intake"),
+    Rule("intake", "POST", "/oauth/token", "client-credentials",
+         note="a registered client's id and secret (RFC 6749 §4.4); no bearer token"),
+    _token("intake", "POST", "/v1/claims", "claims:write"),
+    _token("intake", "GET", "/v1/claims", "claims:read", owner="listing",
+           note="an agency sees its schemes' claims, the portal the claims it filed"),
+    _token("intake", "GET", "/v1/claims/{claim_id}", "claims:read", owner="claim"),
+    _token("intake", "POST", "/v1/claims/{claim_id}/decision", "decisions:write", owner="claim"),
+    _token("intake", "GET", "/v1/entitlements/{entitlement_id}", "beneficiaries:read", owner="entitlement"),
+    _token("intake", "POST", "/v1/entitlements/{entitlement_id}/stop", "decisions:write", owner="entitlement"),
+    _token("intake", "POST", "/v1/roll/uploads", "roll:write",
+           note="each row only for a scheme of the caller's agency"),
+    _token("intake", "GET", "/v1/roll/uploads/{upload_id}", "roll:write", owner="upload"),
+    _token("intake", "GET", "/v1/roll/uploads/{upload_id}/rejections.csv", "roll:write", owner="upload"),
+    _token("intake", "POST", "/v1/payment-methods/uploads", "payment-methods:write",
+           note="a row for a person the caller's agency does not pay is refused"),
+    _token("intake", "GET", "/v1/payment-methods/uploads/{upload_id}", "payment-methods:write", owner="upload"),
+    _token("intake", "GET", "/v1/payment-methods/uploads/{upload_id}/rejections.csv", "payment-methods:write",
+           owner="upload"),
+    _token("intake", "GET", "/v1/beneficiaries/{beneficiary_id}", "beneficiaries:read", owner="beneficiary"),
+    _token("intake", "POST", "/v1/beneficiaries/lookup", "beneficiaries:read", owner="lookup"),
+    _token("intake", "GET", "/v1/beneficiaries/{beneficiary_id}/payment-methods", "beneficiaries:read",
+           owner="beneficiary"),
+    _token("intake", "PUT", "/v1/beneficiaries/{beneficiary_id}/payment-method", "payment-methods:write",
+           owner="beneficiary", note="only the paying agency redirects the money"),
+    _token("intake", "GET", "/v1/audit", "audit:read"),
+    # --- payout --- (its tokens carry no agency: payout's readers are the province's operators)
+    *_operations("payout"),
+    _token("payout", "POST", "/v1/cycles", "payout:operate"),
+    _token("payout", "GET", "/v1/status", "payout:read"),
+    _token("payout", "GET", "/v1/cycles/{period}", "payout:read"),
+    _token("payout", "GET", "/v1/installments", "payout:read"),
+    _token("payout", "GET", "/v1/installments/{installment_id}", "payout:read"),
+    _token("payout", "GET", "/v1/batches", "payout:read"),
+    _token("payout", "GET", "/v1/batches/{batch_id}", "payout:read"),
+    _token("payout", "GET", "/v1/ledger", "payout:read"),
+    _token("payout", "POST", "/v1/reconciliations", "payout:operate"),
+    _token("payout", "GET", "/v1/reconciliations", "payout:read"),
+    _token("payout", "GET", "/v1/reconciliations/{run_id}", "payout:read"),
+    _token("payout", "GET", "/v1/beneficiaries/{beneficiary_id}/payment-method", "payout:read"),
+    _token("payout", "GET", "/v1/anomalies", "payout:read"),
+    Rule("payout", "POST", "/v1/webhooks/banks/{bank_bin}", "signed",
+         note="the bank's HMAC signature (X-Signature over timestamp and body); no bearer token"),
+    Rule("payout", "POST", "/v1/webhooks/iso/{bank_bin}", "signed",
+         note="the bank's HMAC signature over the camt.054 body; no bearer token"),
+    Rule("payout", "POST", "/v1/webhooks/vnpost", "signed",
+         note="the post office's HMAC signature; no bearer token"),
+    # --- reporting --- (in production every /v1 route asks for reports:read)
+    *_operations("reporting"),
+    _public("reporting", "/", "redirects to the dashboard"),
+    _public("reporting", "/dashboard", "the page; its figures come from the API"),
+    _public("reporting", "/static/{path}", "the dashboard's scripts and styles"),
+    _token("reporting", "GET", "/v1/kpis", "reports:read"),
+    _token("reporting", "GET", "/v1/breakdowns/{dimension}", "reports:read"),
+    _token("reporting", "GET", "/v1/timeseries", "reports:read"),
+    _token("reporting", "GET", "/v1/periods", "reports:read"),
+    _token("reporting", "GET", "/v1/areas", "reports:read"),
+    _token("reporting", "GET", "/v1/freshness", "reports:read"),
+    _token("reporting", "GET", "/v1/exports/{dimension}.{fmt}", "reports:read"),
+    _token("reporting", "GET", "/v1/targets", "reports:read"),
+    _token("reporting", "GET", "/v1/targets/progress", "reports:read"),
+    _token("reporting", "POST", "/v1/targets", "reports:read", "reports:write"),
+    _token("reporting", "GET", "/v1/targets/{target_id}", "reports:read"),
+    _token("reporting", "PUT", "/v1/targets/{target_id}", "reports:read", "reports:write"),
+    _token("reporting", "DELETE", "/v1/targets/{target_id}", "reports:read", "reports:write"),
+    _token("reporting", "GET", "/v1/targets/{target_id}/progress", "reports:read"),
+)
+
+RULE_OF: dict[tuple[str, str, str], Rule] = {(r.service, r.method, r.path): r for r in RULES}
+
+
+def expected(rule: Rule, scopes: frozenset[str] | None, owner: Owner | None = None,
+             client_id: str = "") -> Literal["allowed", "unauthenticated", "forbidden", "hidden"]:
+    """What `rule` answers a caller with these token scopes (None: no token) acting on a record
+    of `owner`: allowed, refused for want of credentials (401), refused (403) or hidden (404)."""
+    if rule.access == "public":
+        return "allowed"
+    if rule.access in ("client-credentials", "signed"):
+        return "unauthenticated"  # a bearer token is never what these routes ask for
+    if scopes is None:
+        return "unauthenticated"
+    if not set(rule.scopes) <= scopes:
+        return "forbidden"
+    if rule.owner in (None, "listing") or owner is None:
+        return "allowed"
+    if may_act_on(Principal(client_id, scopes), owner):
+        return "allowed"
+    return "hidden" if rule.owner == "lookup" else "forbidden"
+
+
+def matrix() -> list[tuple[Rule, dict[str, str]]]:
+    """The table as rows of route -> {role: answer} (records owned by BHXH, filed by the portal)."""
+    owner = Owner(frozenset({"BHXH"}), "portal")
+    return [(rule, {role: expected(rule, scopes, owner, role) for role, scopes in ROLES.items()}) for rule in RULES]
