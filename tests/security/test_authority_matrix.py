@@ -25,6 +25,7 @@ from fastapi.routing import _IncludedRouter  # the routes of an included router 
 from starlette.routing import Mount
 
 from services.intake.service_layer.clients import DEV_CLIENTS
+from services.intake.service_layer.clients import SCOPES as CLIENT_SCOPES
 from shared.auth import AGENCY_SCOPE_PREFIX
 from shared.authority import ROLES, RULE_OF, RULES, Owner, Rule, expected
 from shared.migrations import upgrade_to_head_async
@@ -311,4 +312,7 @@ def test_the_development_clients_are_the_tables_roles():
     for client_id, (scopes, agency, _) in DEV_CLIENTS.items():
         issued = set(scopes) | ({AGENCY_SCOPE_PREFIX + agency} if agency else set())
         assert frozenset(issued) == ROLES[client_id], client_id
+    # Intake registers clients for its own scopes only: no agency's token can hold payout's or
+    # reporting's, so payout's reads by beneficiary id need no ownership rule of their own.
+    assert not [s for s in CLIENT_SCOPES if s.split(":")[0] in ("payout", "reports")]
     assert all(r.access != "token" or r.scopes for r in RULES), "a token row names its scopes"
