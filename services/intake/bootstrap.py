@@ -32,8 +32,10 @@ registry.
 
 **Access**: OAuth2 client credentials at `POST /oauth/token` (HTTP Basic or form fields); send
 `Authorization: Bearer <token>`. Scopes: `claims:write`, `claims:read`, `decisions:write`,
-`roll:write`, `payment-methods:write`, `beneficiaries:read`, `pii:read` (unmasked CCCD and
-account numbers), `audit:read`. In development the clients `portal`, `bhxh`, `dolisa`, `esc` and
+`roll:write`, `payment-methods:write`, `beneficiaries:read`, `pii:read` (unmasked CCCD, names,
+dates of birth, SI and account numbers), `audit:read`. An agency's client acts only on the
+people and entitlements its agency pays and on the claims of its schemes (403 otherwise); the
+portal reads only the claims it filed. In development the clients `portal`, `bhxh`, `dolisa`, `esc` and
 `admin` exist with the secret `<id>-dev-secret`.
 
 **Errors** are RFC 9457 `application/problem+json`; a 422 names each offending field with a JSON
