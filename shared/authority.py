@@ -21,8 +21,9 @@ Access = Literal["public", "client-credentials", "signed", "token"]
 #   beneficiary: the agencies of the person's open entitlements; entitlement: its agency;
 #   claim: the agency of its scheme and the client that filed it; upload: the uploading client
 #   and its agency; listing: answers only what the caller reaches (filtered, never refused);
-#   lookup: like beneficiary, but refused as 404 (a lookup by CCCD must not tell who is registered).
-Ownership = Literal["beneficiary", "entitlement", "claim", "upload", "listing", "lookup"]
+#   lookup: like beneficiary, but refused as 404 (a lookup by CCCD must not tell who is registered);
+#   decision: the agency of the claim's scheme, never its filer.
+Ownership = Literal["beneficiary", "entitlement", "claim", "upload", "listing", "lookup", "decision"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ RULES: tuple[Rule, ...] = (
     _token("intake", "GET", "/v1/claims", "claims:read", owner="listing",
            note="an agency sees its schemes' claims, the portal the claims it filed"),
     _token("intake", "GET", "/v1/claims/{claim_id}", "claims:read", owner="claim"),
-    _token("intake", "POST", "/v1/claims/{claim_id}/decision", "decisions:write", owner="claim"),
+    _token("intake", "POST", "/v1/claims/{claim_id}/decision", "decisions:write", owner="decision"),
     _token("intake", "GET", "/v1/entitlements/{entitlement_id}", "beneficiaries:read", owner="entitlement"),
     _token("intake", "POST", "/v1/entitlements/{entitlement_id}/stop", "decisions:write", owner="entitlement"),
     _token("intake", "POST", "/v1/roll/uploads", "roll:write",

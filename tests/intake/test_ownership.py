@@ -20,6 +20,7 @@ TOKENS: dict[str, tuple[str, ...]] = {
     "esc": (*AGENCY_SCOPES, "agency:ESC"),
     "portal": ("claims:write", "claims:read"),
     "other-portal": ("claims:write", "claims:read"),
+    "filer-decider": ("claims:write", "claims:read", "decisions:write"),  # no agency, no registry reads
 }
 
 
@@ -146,6 +147,15 @@ class TestClaimsAndEntitlements:
         assert response.headers["content-type"].startswith(PROBLEM)
         claim = await call(intake, "GET", f"/v1/claims/{claim_id}", "admin")
         assert claim.json()["status"] == "RECEIVED"
+
+    async def test_a_filer_cannot_decide_even_its_own_claim(self, intake):
+        filed = await call(intake, "POST", "/v1/claims", "filer-decider", json=builders.claim("PENSION"))
+        claim_id = filed.json()["claim_id"]
+        approval = {"outcome": "APPROVED", "agency": "BHXH", "decision_number": "QD-SELF-1",
+                    "amount_per_installment": 5_000_000, "schedule": {"kind": "OPEN_MONTHLY", "start_period": "2023-05"}}
+        response = await call(intake, "POST", f"/v1/claims/{claim_id}/decision", "filer-decider", json=approval)
+        assert response.status_code == 403, response.text
+        assert (await call(intake, "GET", f"/v1/claims/{claim_id}", "admin")).json()["status"] == "RECEIVED"
 
     async def test_another_agency_cannot_stop_an_entitlement(self, intake):
         beneficiary_id, _ = await pensioner(intake)

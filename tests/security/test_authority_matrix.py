@@ -126,7 +126,7 @@ CALLS: dict[tuple[str, str, str], Call] = {
     ("intake", "POST", "/v1/claims"): Call("/v1/claims", lambda w: builders.claim("PENSION")),
     ("intake", "GET", "/v1/claims/{claim_id}"): Call(lambda w: f"/v1/claims/{w.ids['claim']}", owner=PORTAL_CLAIM),
     ("intake", "POST", "/v1/claims/{claim_id}/decision"): Call(
-        lambda w: f"/v1/claims/{w.ids['decided_claim']}/decision", _approval, owner=PORTAL_CLAIM),
+        lambda w: f"/v1/claims/{w.ids['decided_claim']}/decision", _approval, owner=BHXH_RECORD),
     ("intake", "GET", "/v1/entitlements/{entitlement_id}"): Call(
         lambda w: f"/v1/entitlements/{w.ids['entitlement']}", owner=BHXH_RECORD),
     ("intake", "POST", "/v1/entitlements/{entitlement_id}/stop"): Call(

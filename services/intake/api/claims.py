@@ -138,6 +138,7 @@ async def decide(request: Request, claim_id: str, body: Annotated[DecisionIn, Bo
             agency=body.agency, reason_code=body.reason_code, reason_text=body.reason_text,
             decision_number=body.decision_number,
         ))
+    ownership.require_decider(principal)
     agency = acting_agency(principal)
     try:
         answer = await transact(request, principal, lambda ctx: handlers.decide_claim(ctx, command, agency))
@@ -161,6 +162,7 @@ async def get_entitlement(request: Request, entitlement_id: str,
              summary="Stop an entitlement from a period on (death, return to work, end of eligibility)")
 async def stop(request: Request, entitlement_id: str, body: StopIn,
                principal: Principal = Depends(scopes("decisions:write"))) -> Response:
+    ownership.require_decider(principal)
     agency = acting_agency(principal)
     row, changed = await transact(request, principal, lambda ctx: handlers.stop_entitlement(
         ctx, entitlement_id, body.reason, body.effective_period, agency))

@@ -12,7 +12,7 @@ from services.intake.adapters.orm import clients, entitlements
 from services.intake.domain import entitlements as entitlement_rules
 from services.intake.domain.errors import Forbidden
 from shared.auth import Principal
-from shared.authority import Owner, may_act_on
+from shared.authority import REGISTRY_SCOPE, Owner, may_act_on
 
 
 def is_open(row: Mapping[str, Any], period: str) -> bool:
@@ -58,6 +58,13 @@ async def upload_owner(db: Any, row: Any) -> Owner:
 
 def not_paid_by(agency: str) -> str:
     return f"this beneficiary is not paid by {agency}: only the paying agency may change the payment method"
+
+
+def require_decider(principal: Principal) -> None:
+    """Decisions and stops are an agency's (checked against the record by the handler) or a
+    registry-wide client's; never a filer's, not even on its own claims."""
+    if principal.agency is None and not principal.can(REGISTRY_SCOPE):
+        raise Forbidden("only an agency's client decides claims and stops entitlements")
 
 
 def require(principal: Principal, owner: Owner, what: str) -> None:
