@@ -206,7 +206,11 @@ def install_health(app: FastAPI, registry: CollectorRegistry) -> None:
                             status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        # Gauges a service reads from its database at scrape time (`app.state.refresh_metrics`).
+        refresh = getattr(request.app.state, "refresh_metrics", None)
+        if refresh is not None:
+            await refresh()
         # The service's own HTTP metrics, then the process-wide business metrics.
         return Response(generate_latest(registry) + generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 

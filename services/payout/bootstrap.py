@@ -11,6 +11,7 @@ from services.payout.adapters.banks.registry import BankChannelRegistry
 from services.payout.adapters.orm import metadata
 from services.payout.api.endpoints import router as api_router
 from services.payout.api.webhooks import router as webhook_router
+from services.payout import metrics as payout_metrics
 from services.payout.consumers.intake_view import intake_view_consumer
 from services.payout.settings import PayoutSettings
 from services.payout.workers import PayoutWorkers
@@ -25,6 +26,7 @@ def create_app(settings: PayoutSettings | None = None) -> FastAPI:
 
     async def startup(app: FastAPI, runtime: Runtime) -> None:
         app.state.channels = BankChannelRegistry(settings.bank_channels())
+        app.state.refresh_metrics = lambda: payout_metrics.refresh(runtime.session_factory)
 
     async def shutdown(app: FastAPI, runtime: Runtime) -> None:
         await app.state.channels.aclose()

@@ -125,6 +125,13 @@ cycles = Table(
     Column("batch_runs", Integer, nullable=False, server_default="0"),
 )
 
+def payable_installment(alias: str = "") -> str:
+    """SQL condition: the installment may pay its person's scheme for its period (at most one
+    does); the index below and the cycle's queries use this one text, so the index serves them."""
+    a = f"{alias}." if alias else ""
+    return f"{a}state <> 'CANCELLED' AND ({a}hold_reason IS NULL OR {a}hold_reason <> 'DUPLICATE_ENTITLEMENT')"
+
+
 installments = Table(
     "installments",
     metadata,
@@ -156,6 +163,10 @@ installments = Table(
     # The database, not the code, makes sure an entitlement yields one installment a period.
     UniqueConstraint("entitlement_id", "period", name="uq_installments_entitlement_period"),
     Index("ix_installments_cycle_state", "cycle_id", "state"),
+    # ... and that a person is paid a scheme once a period, whatever entitlements payout was told
+    # of: the second one's installment is held as a duplicate (or cancelled) and stays out.
+    Index("uq_installments_person_scheme_period", "beneficiary_id", "scheme", "period", unique=True,
+          postgresql_where=text(payable_installment()), sqlite_where=text(payable_installment())),
 )
 
 payment_attempts = Table(
@@ -238,16 +249,19 @@ payment_anomalies = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     # AMOUNT_MISMATCH | UNKNOWN_PAYMENT | WRONG_COUNTERPARTY | SUPERSEDED_ATTEMPT | CONFLICTING_OUTCOME
+    # | DUPLICATE_ENTITLEMENT (found by the cycle, before any counterparty: no end-to-end id)
     Column("kind", String(40), nullable=False),
-    Column("counterparty", String(8), nullable=False),
-    Column("end_to_end_id", String(64), nullable=False),
+    Column("counterparty", String(8), nullable=True),
+    Column("end_to_end_id", String(64), nullable=True),
     Column("installment_id", BigInteger, nullable=True),
+    Column("paid_by_entitlement_id", String(64), nullable=True),  # DUPLICATE_ENTITLEMENT: who pays instead
     Column("event_id", String(100), nullable=True),
     Column("reported_status", String(16), nullable=True),
     Column("expected_amount", Money, nullable=True),
     Column("reported_amount", Money, nullable=True),
     Column("created_at", UtcTime, nullable=False),
     Index("ix_payment_anomalies_installment", "installment_id"),
+    Index("ix_payment_anomalies_kind", "kind", "id"),
 )
 
 reconciliation_runs = Table(

@@ -187,6 +187,34 @@ async def get_batch(batch_id: str, request: Request, _: Reader) -> JSONResponse:
     return _json(row)
 
 
+# -- anomalies ----------------------------------------------------------------------------------
+
+
+@router.get("/anomalies", summary="Payment anomalies (duplicate entitlements, unexpected bank answers), oldest first",
+            responses=problem_responses(400, 422))
+async def get_anomalies(
+    request: Request,
+    _: Reader,
+    kind: Annotated[str | None, Query(pattern="^[A-Z][A-Z_]{0,39}$")] = None,
+    period: PeriodQuery = None,
+    beneficiary_id: Annotated[str | None, Query(max_length=64)] = None,
+    installment_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    counterparty: Annotated[str | None, Query(pattern=COUNTERPARTY_PATTERN)] = None,
+    cursor: str | None = None,
+    limit: Limit = 100,
+) -> JSONResponse:
+    after = _cursor(cursor)
+    async with request.app.state.runtime.session_factory() as session:
+        rows = await queries.list_anomalies(
+            session, kind=kind, period=period, beneficiary_id=beneficiary_id, installment_id=installment_id,
+            counterparty=counterparty, after=after, limit=limit,
+        )
+    return _json({
+        "items": rows,
+        "next_cursor": queries.encode_cursor(rows[-1]["id"]) if len(rows) == limit else None,
+    })
+
+
 # -- ledger and reconciliation ------------------------------------------------------------------
 
 

@@ -66,6 +66,10 @@ HOLD_PENDING_VERIFICATION = "METHOD_PENDING_VERIFICATION"
 HOLD_METHOD_FAILED = "METHOD_VERIFICATION_FAILED"
 HOLD_METHOD_FLAGGED = "METHOD_FLAGGED"
 HOLD_AUTHORISATION = "AUTHORISATION_NOT_VALID"
+# Another entitlement of the same scheme already pays the person this period: held for the
+# agency to resolve (stop one entitlement), never released by a new payment method.
+HOLD_DUPLICATE_ENTITLEMENT = "DUPLICATE_ENTITLEMENT"
+ANOMALY_DUPLICATE_ENTITLEMENT = "DUPLICATE_ENTITLEMENT"
 
 # Reasons that say the account itself is wrong: the agency must fix it.
 ACCOUNT_REASONS = frozenset(

@@ -8,6 +8,7 @@ flush; the caller owns the transaction.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,6 +24,7 @@ from services.payout.adapters.orm import (
     installments,
     payment_attempts,
     payment_methods,
+    payable_installment,
 )
 from services.payout.adapters.outbox_writer import add_many, json_time
 from services.payout.domain import model
@@ -30,6 +32,8 @@ from services.payout.domain.periods import first_day, last_day, next_period, vn_
 from services.payout.service_layer.common import facts, facts_json, is_sqlite_session, upsert
 from shared.events.contracts import InstallmentCancelled, InstallmentScheduled
 from shared.outbox import Outbox
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,7 @@ class CycleStarted:
     scheduled: int
     on_hold: int
     batches: int
+    duplicates_held: int = 0  # of on_hold: another entitlement of the scheme pays the person
 
 
 def _usable_sql(pm: str = "pm") -> str:
@@ -68,7 +73,7 @@ def _counterparty_sql(pm: str = "pm") -> str:
 
 FACT_COLUMNS = (
     "id, entitlement_id, beneficiary_id, period, amount, scheme, agency, channel, counterparty, "
-    "commune_code, commune_list_date, state"
+    "commune_code, commune_list_date, state, hold_reason"
 )
 
 
@@ -105,6 +110,7 @@ async def start_cycle(
         "pend": last_day(period),
         "now": now,
     }
+    payable = f"(e.duplicate = 0 AND {_usable_sql()})"
     inserted = (
         await session.execute(
             text(
@@ -115,17 +121,15 @@ async def start_cycle(
                     hold_reason, attempt_no, created_at, updated_at)
                 SELECT :cycle_id, e.entitlement_id, e.beneficiary_id, CAST(:period AS VARCHAR(7)), e.amount, e.scheme,
                        e.agency, e.commune_code, e.commune_list_date,
-                       CASE WHEN {_usable_sql()} THEN pm.method END,
-                       CASE WHEN {_usable_sql()} THEN {_counterparty_sql()} END,
-                       CASE WHEN {_usable_sql()} THEN pm.method_id END,
-                       CASE WHEN {_usable_sql()} THEN 'SCHEDULED' ELSE 'ON_HOLD' END,
-                       CASE WHEN {_usable_sql()} THEN NULL ELSE {_hold_reason_sql()} END,
-                       CASE WHEN {_usable_sql()} THEN 1 ELSE 0 END, :now, :now
-                FROM entitlements e
+                       CASE WHEN {payable} THEN pm.method END,
+                       CASE WHEN {payable} THEN {_counterparty_sql()} END,
+                       CASE WHEN {payable} THEN pm.method_id END,
+                       CASE WHEN {payable} THEN 'SCHEDULED' ELSE 'ON_HOLD' END,
+                       CASE WHEN {payable} THEN NULL WHEN e.duplicate = 1 THEN '{model.HOLD_DUPLICATE_ENTITLEMENT}'
+                            ELSE {_hold_reason_sql()} END,
+                       CASE WHEN {payable} THEN 1 ELSE 0 END, :now, :now
+                FROM ({_ENTITLEMENTS_DUE}) e
                 LEFT JOIN payment_methods pm ON pm.beneficiary_id = e.beneficiary_id
-                WHERE e.start_period <= :period
-                  AND (e.end_period IS NULL OR e.end_period >= :period)
-                  AND (e.stop_period IS NULL OR e.stop_period > :period)
                 ON CONFLICT (entitlement_id, period) DO NOTHING
                 RETURNING {FACT_COLUMNS}
                 """
@@ -134,6 +138,7 @@ async def start_cycle(
         )
     ).mappings().all()
     scheduled = [row for row in inserted if row["state"] == model.SCHEDULED]
+    duplicates = await _record_duplicates(session, cycle_id, inserted, now)
     stamp = json_time(now)
     await add_many(
         session, outbox, InstallmentScheduled,
@@ -157,7 +162,63 @@ async def start_cycle(
         scheduled=len(scheduled),
         on_hold=len(inserted) - len(scheduled),
         batches=batch_count,
+        duplicates_held=duplicates,
     )
+
+
+# The entitlements that pay `:period`, each marked `duplicate` when another entitlement of its
+# scheme pays the person that period: an installment already made (not cancelled, not itself
+# held as a duplicate), or an older entitlement (granted first; the id breaks ties). One
+# installment per person, scheme and period; the unique index on installments backs it.
+_ENTITLEMENTS_DUE = f"""
+    SELECT g.*,
+           CASE WHEN EXISTS (
+                    SELECT 1 FROM installments o
+                    WHERE o.beneficiary_id = g.beneficiary_id AND o.scheme = g.scheme AND o.period = :period
+                      AND o.entitlement_id <> g.entitlement_id AND {payable_installment("o")})
+                 OR EXISTS (
+                    SELECT 1 FROM entitlements f
+                    WHERE f.beneficiary_id = g.beneficiary_id AND f.scheme = g.scheme
+                      AND f.entitlement_id <> g.entitlement_id
+                      AND (f.granted_at < g.granted_at OR (f.granted_at = g.granted_at AND f.entitlement_id < g.entitlement_id))
+                      AND f.start_period <= :period
+                      AND (f.end_period IS NULL OR f.end_period >= :period)
+                      AND (f.stop_period IS NULL OR f.stop_period > :period))
+                THEN 1 ELSE 0 END AS duplicate
+    FROM entitlements g
+    WHERE g.start_period <= :period
+      AND (g.end_period IS NULL OR g.end_period >= :period)
+      AND (g.stop_period IS NULL OR g.stop_period > :period)
+"""
+
+
+async def _record_duplicates(
+    session: AsyncSession, cycle_id: int, inserted: Sequence[Any], now: datetime
+) -> int:
+    """One DUPLICATE_ENTITLEMENT anomaly per installment just held as a duplicate, naming the
+    entitlement that pays the period instead."""
+    held = [row["id"] for row in inserted
+            if row["state"] == model.ON_HOLD and row["hold_reason"] == model.HOLD_DUPLICATE_ENTITLEMENT]
+    if not held:
+        return 0
+    await session.execute(
+        text(
+            f"""
+            INSERT INTO payment_anomalies (kind, installment_id, paid_by_entitlement_id, expected_amount, created_at)
+            SELECT '{model.ANOMALY_DUPLICATE_ENTITLEMENT}', d.id, p.entitlement_id, d.amount, :now
+            FROM installments d
+            LEFT JOIN installments p
+                   ON p.beneficiary_id = d.beneficiary_id AND p.scheme = d.scheme AND p.period = d.period
+                  AND {payable_installment("p")}
+            WHERE d.cycle_id = :cycle_id AND d.id BETWEEN :lo AND :hi AND d.state = 'ON_HOLD'
+              AND d.hold_reason = '{model.HOLD_DUPLICATE_ENTITLEMENT}'
+            """
+        ),
+        {"cycle_id": cycle_id, "lo": min(held), "hi": max(held), "now": now},
+    )
+    log.warning("installments held: another entitlement of the scheme pays the person this period",
+                extra={"fields": {"cycle_id": cycle_id, "held": len(held)}})
+    return len(held)
 
 
 async def create_first_attempts(
@@ -350,6 +411,7 @@ async def release_holds(
             .where(
                 installments.c.beneficiary_id.in_(list(beneficiary_ids)),
                 installments.c.state == model.ON_HOLD,
+                installments.c.hold_reason.is_distinct_from(model.HOLD_DUPLICATE_ENTITLEMENT),
             )
             .order_by(installments.c.id)
         )

@@ -158,6 +158,43 @@ async def installment_detail(session: AsyncSession, installment_id: int) -> dict
     return {**dict(row), "attempts": attempts, "anomalies": anomalies}
 
 
+async def list_anomalies(
+    session: AsyncSession, *, kind: str | None, period: str | None, beneficiary_id: str | None,
+    installment_id: int | None, counterparty: str | None, after: int | None, limit: int,
+) -> list[dict[str, Any]]:
+    """Anomalies oldest first, with the installment each concerns (its person, scheme, period
+    and state) when there is one."""
+    a, i = payment_anomalies, installments
+    query = (
+        select(a, i.c.beneficiary_id, i.c.entitlement_id, i.c.scheme, i.c.period,
+               i.c.state.label("installment_state"), i.c.hold_reason)
+        .select_from(a.outerjoin(i, i.c.id == a.c.installment_id))
+        .order_by(a.c.id)
+        .limit(limit)
+    )
+    if kind:
+        query = query.where(a.c.kind == kind)
+    if counterparty:
+        query = query.where(a.c.counterparty == counterparty)
+    if installment_id is not None:
+        query = query.where(a.c.installment_id == installment_id)
+    if beneficiary_id:
+        query = query.where(i.c.beneficiary_id == beneficiary_id)
+    if period:
+        query = query.where(i.c.period == period)
+    if after is not None:
+        query = query.where(a.c.id > after)
+    return [dict(row) for row in (await session.execute(query)).mappings()]
+
+
+async def anomaly_counts(session: AsyncSession) -> dict[str, int]:
+    """How many anomalies payout has recorded, by kind."""
+    rows = await session.execute(
+        select(payment_anomalies.c.kind, func.count()).group_by(payment_anomalies.c.kind)
+    )
+    return {kind: int(count) for kind, count in rows.all()}
+
+
 async def list_batches(
     session: AsyncSession, *, period: str | None, state: str | None, counterparty: str | None,
     after: str | None, limit: int,
