@@ -26,6 +26,7 @@ from services.payout.settings import PayoutSettings
 from shared.events.contracts import (
     BENEFICIARY_TOPIC,
     CLAIM_TOPIC,
+    MAX_VND,
     CashReason,
     DecisionNumber,
     max_length_of,
@@ -166,15 +167,18 @@ class TestTheContractsLimitsHoldAcrossServices:
         assert await intake.count(intake_entitlements) == entitlements_before
         assert await intake.count(intake_outbox) == events_before, "a refused request announces nothing"
 
-    async def test_a_roll_row_one_character_over_the_contract_is_rejected_with_its_column(self, services):
-        row = builders.roll_row("PENSION", payment_method="CASH_POST_OFFICE", bank_bin=None, account_number=None,
-                                cash_reason=text_of_length(max_length_of(CashReason) + 1))
-        uploaded = await services.intake.post("/v1/roll/uploads", "bhxh", json={"rows": [row]})
+    async def test_roll_rows_over_the_contract_are_rejected_with_their_column(self, services):
+        rows = [
+            builders.roll_row("PENSION", payment_method="CASH_POST_OFFICE", bank_bin=None, account_number=None,
+                              cash_reason=text_of_length(max_length_of(CashReason) + 1)),
+            builders.roll_row("PENSION", amount_per_installment=str(MAX_VND + 1)),
+        ]
+        uploaded = await services.intake.post("/v1/roll/uploads", "bhxh", json={"rows": rows})
         assert uploaded.status_code in (200, 201, 422), uploaded.text
         body = uploaded.json()
-        assert (body["accepted"], body["rejected"]) == (0, 1)
-        (rejected,) = body["rejections"]
-        assert [e["pointer"] for e in rejected["errors"]] == ["/rows/0/cash_reason"]
+        assert (body["accepted"], body["rejected"]) == (0, 2)
+        assert [[e["pointer"] for e in r["errors"]] for r in body["rejections"]] == [
+            ["/rows/0/cash_reason"], ["/rows/1/amount_per_installment"]]
         assert await services.intake.count(intake_methods) == 0
 
 

@@ -90,6 +90,9 @@ class RowReader:
         if amount <= 0:
             self.bad(column, "must be positive")
             return None
+        if amount > contracts.MAX_VND:
+            self.bad(column, f"must be at most {contracts.MAX_VND} VND")
+            return None
         return amount
 
     def method(self, today: date, beneficiary_national_id: str | None, required: bool) -> pm.MethodSpec | None:
