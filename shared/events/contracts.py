@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Scheme = Literal[
     "PENSION",
@@ -53,8 +53,18 @@ ReasonText = Annotated[str, Field(min_length=1, max_length=1000)]
 VerificationReason = Annotated[str, Field(min_length=1, max_length=200)]  # NAME_MISMATCH, FLAGGED:<code>…
 EndToEndId = Annotated[str, Field(min_length=1, max_length=35)]  # ISO 20022 EndToEndId
 BatchId = Annotated[str, Field(min_length=1, max_length=40)]
-BankReference = Annotated[str, Field(min_length=1, max_length=64)]
-StaffId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def _cut(limit: int) -> BeforeValidator:
+    return BeforeValidator(lambda v: v[:limit] if isinstance(v, str) else v)
+
+
+# Text a bank or the post office chose: cut to its limit rather than refused, so that an odd
+# answer never stops payout from recording (and announcing) what happened to a payment.
+BankReasonCode = Annotated[str, _cut(50), Field(max_length=50)]
+BankReasonText = Annotated[str, _cut(1000), Field(max_length=1000)]
+BankReference = Annotated[str, _cut(64), Field(max_length=64)]
+StaffId = Annotated[str, _cut(64), Field(max_length=64)]
 
 
 def max_length_of(limited: object) -> int:
@@ -231,8 +241,8 @@ class AccountFlagged(Contract):
     beneficiary_id: Id
     method_id: Id | None = None
     installment_id: Id
-    reason_code: ReasonCode
-    reason_text: ReasonText
+    reason_code: BankReasonCode
+    reason_text: BankReasonText
     flagged_at: datetime
 
 
@@ -272,14 +282,14 @@ class PaymentSettled(PaymentFacts):
 
 
 class PaymentFailed(PaymentFacts):
-    reason_code: ReasonCode
-    reason_text: ReasonText
+    reason_code: BankReasonCode
+    reason_text: BankReasonText
     permanent: bool
     failed_at: datetime
 
 
 class PaymentReturned(PaymentFacts):
-    reason_code: ReasonCode
+    reason_code: BankReasonCode
     returned_at: datetime
 
 
