@@ -190,6 +190,12 @@ class PayoutWorkers:
         return True
 
     async def send(self, claimed: submission.Claimed) -> None:
+        # Where the money goes is decided now, on the day it is sent.
+        resolved = await self.in_transaction(
+            lambda s: submission.resolve_accounts(s, self.outbox, claimed, utcnow()))
+        if resolved is None:
+            return
+        claimed = resolved
         async with self.session_factory() as session:
             items = await submission.batch_items(session, claimed.batch_id)
         instructions = tuple(

@@ -66,6 +66,8 @@ HOLD_PENDING_VERIFICATION = "METHOD_PENDING_VERIFICATION"
 HOLD_METHOD_FAILED = "METHOD_VERIFICATION_FAILED"
 HOLD_METHOD_FLAGGED = "METHOD_FLAGGED"
 HOLD_AUTHORISATION = "AUTHORISATION_NOT_VALID"
+# Taken out of a batch before it was sent: the current method pays through another counterparty.
+HOLD_METHOD_CHANGED = "METHOD_CHANGED"
 # Another entitlement of the same scheme already pays the person this period: held for the
 # agency to resolve (stop one entitlement), never released by a new payment method.
 HOLD_DUPLICATE_ENTITLEMENT = "DUPLICATE_ENTITLEMENT"

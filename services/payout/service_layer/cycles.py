@@ -28,7 +28,7 @@ from services.payout.adapters.orm import (
 )
 from services.payout.adapters.outbox_writer import add_many, json_time
 from services.payout.domain import model
-from services.payout.domain.periods import first_day, last_day, next_period, vn_date
+from services.payout.domain.periods import next_period, vn_date
 from services.payout.service_layer.common import facts, facts_json, is_sqlite_session, upsert
 from shared.events.contracts import InstallmentCancelled, InstallmentScheduled
 from shared.outbox import Outbox
@@ -49,15 +49,18 @@ class CycleStarted:
 
 
 def _usable_sql(pm: str = "pm") -> str:
-    """SQL condition: the current method may pay a period (bounds :pstart/:pend)."""
+    """SQL condition: the current method may pay money sent on :pay_date (a Vietnam date); the
+    SQL twin of `method_usable`."""
     return (
         f"({pm}.status = 'VERIFIED' AND ({pm}.method <> 'AUTHORISED_ACCOUNT' OR "
-        f"(({pm}.representative_valid_from IS NULL OR {pm}.representative_valid_from <= :pend) AND "
-        f"({pm}.representative_valid_until IS NULL OR {pm}.representative_valid_until >= :pstart))))"
+        f"(({pm}.representative_valid_from IS NULL OR {pm}.representative_valid_from <= :pay_date) AND "
+        f"({pm}.representative_valid_until IS NULL OR {pm}.representative_valid_until >= :pay_date))))"
     )
 
 
 def _hold_reason_sql(pm: str = "pm") -> str:
+    """Why the current method may not pay (where `_usable_sql` is false); the SQL twin of the
+    reason `method_usable` gives."""
     return (
         f"CASE WHEN {pm}.beneficiary_id IS NULL THEN '{model.HOLD_NO_METHOD}' "
         f"WHEN {pm}.status = 'PENDING_VERIFICATION' THEN '{model.HOLD_PENDING_VERIFICATION}' "
@@ -69,6 +72,16 @@ def _hold_reason_sql(pm: str = "pm") -> str:
 
 def _counterparty_sql(pm: str = "pm") -> str:
     return f"CASE WHEN {pm}.method = 'CASH_POST_OFFICE' THEN 'VNPOST' ELSE {pm}.bank_bin END"
+
+
+def _payee_sql(pm: str = "pm", b: str = "b") -> tuple[str, str]:
+    """The account number and name an attempt pays with the method `pm` (beneficiary `b`):
+    none and the person's own name at the post office, else the account and its holder."""
+    return (
+        f"CASE WHEN {pm}.method = 'CASH_POST_OFFICE' THEN NULL ELSE {pm}.account_number END",
+        f"CASE WHEN {pm}.method = 'CASH_POST_OFFICE' THEN COALESCE({b}.full_name, {pm}.account_holder_name, '') "
+        f"ELSE COALESCE({pm}.verified_name, {pm}.account_holder_name, {b}.full_name, '') END",
+    )
 
 
 FACT_COLUMNS = (
@@ -106,8 +119,7 @@ async def start_cycle(
     params = {
         "cycle_id": cycle_id,
         "period": period,
-        "pstart": first_day(period),
-        "pend": last_day(period),
+        "pay_date": vn_date(now),  # the batches made now are sent today
         "now": now,
     }
     payable = f"(e.duplicate = 0 AND {_usable_sql()})"
@@ -378,8 +390,10 @@ async def assign_pending_batches(session: AsyncSession, batch_size: int, now: da
     return made
 
 
-def method_usable(method: dict[str, Any] | None, period: str) -> tuple[bool, str | None]:
-    """Whether the current method pays `period`, else why the installment waits."""
+def method_usable(method: dict[str, Any] | None, pay_date: date) -> tuple[bool, str | None]:
+    """Whether the current method may pay money sent on `pay_date` (a Vietnam date), else why
+    the installment waits. A representative pays only while the authorisation is valid on
+    that day; `_usable_sql` and `_hold_reason_sql` are its SQL twin."""
     if method is None:
         return False, model.HOLD_NO_METHOD
     status = method["status"]
@@ -391,8 +405,8 @@ def method_usable(method: dict[str, Any] | None, period: str) -> tuple[bool, str
         }.get(status, model.HOLD_PENDING_VERIFICATION)
     if method["method"] == model.AUTHORISED_ACCOUNT:
         valid_from, valid_until = method["representative_valid_from"], method["representative_valid_until"]
-        if (valid_from is not None and valid_from > last_day(period)) or (
-            valid_until is not None and valid_until < first_day(period)
+        if (valid_from is not None and valid_from > pay_date) or (
+            valid_until is not None and valid_until < pay_date
         ):
             return False, model.HOLD_AUTHORISATION
     return True, None
@@ -429,9 +443,10 @@ async def release_holds(
         ).mappings()
     }
     released: list[dict[str, Any]] = []
+    pay_date = vn_date(now)  # released installments are batched and sent now
     for row in held:
         method = methods.get(row["beneficiary_id"])
-        usable, reason = method_usable(method, row["period"])
+        usable, reason = method_usable(method, pay_date)
         if not usable:
             if reason != row["hold_reason"]:
                 await session.execute(

@@ -11,7 +11,7 @@ same batch at once), sent with the batch id as idempotency key, and their result
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,15 @@ from services.payout.adapters.orm import batches, installments, payment_attempts
 from services.payout.adapters.outbox_writer import add_many, json_time
 from services.payout.domain import model
 from services.payout.domain.model import Outcome, backoff_seconds
+from services.payout.domain.periods import vn_date
 from services.payout.service_layer.common import facts_json, is_sqlite_session
+from services.payout.service_layer.cycles import (
+    _counterparty_sql,
+    _hold_reason_sql,
+    _payee_sql,
+    _usable_sql,
+    release_holds,
+)
 from services.payout.service_layer.outcomes import Applied, OutcomePolicy, apply_outcomes
 from shared.events.contracts import PaymentSubmitted
 from shared.outbox import Outbox
@@ -112,6 +120,120 @@ async def batch_items(session: AsyncSession, batch_id: str) -> list[dict[str, An
             )
         ).mappings()
     ]
+
+async def resolve_accounts(
+    session: AsyncSession, outbox: Outbox, claimed: Claimed, now: datetime
+) -> Claimed | None:
+    """Before a batch is first sent, every attempt in it takes the beneficiary's current method,
+    checked on the day the money goes out (Vietnam time). An attempt whose method can no longer
+    pay (unverified, failed, flagged, an authorisation not valid that day) is taken out of the
+    batch and its installment waits with the reason; one whose method now pays through another
+    counterparty (another bank, cash) is taken out and scheduled there. The batch declares its
+    new totals; an emptied batch is cancelled and None returned: nothing is sent.
+
+    A resend (RETRY, after an inquiry) repeats exactly what was sent, so it resolves nothing.
+    Cash-fallback attempts (attempt 2) pay at the post office by policy and are kept."""
+    if claimed.action != "send" or claimed.previous_state != model.BATCH_READY:
+        return claimed
+    pay_date = vn_date(now)
+    # Fence: only the worker whose claim this is may change the batch (and it locks the row).
+    fenced = await session.execute(
+        update(batches)
+        .where(
+            batches.c.batch_id == claimed.batch_id,
+            batches.c.state == model.BATCH_SENDING,
+            batches.c.attempts == claimed.attempts,
+        )
+        .values(execution_date=pay_date, updated_at=now)
+    )
+    if fenced.rowcount != 1:
+        return None
+    lock = select(installments.c.id).where(
+        installments.c.id.in_(
+            select(payment_attempts.c.installment_id).where(payment_attempts.c.batch_id == claimed.batch_id)
+        )
+    ).order_by(installments.c.id)
+    if not is_sqlite_session(session):
+        await session.execute(lock.with_for_update())
+    account_number, account_name = _payee_sql()
+    rows = (
+        await session.execute(
+            text(
+                f"""
+                SELECT a.id AS attempt_id, i.id AS installment_id, i.beneficiary_id,
+                       CASE WHEN {_usable_sql()} THEN 1 ELSE 0 END AS usable,
+                       CASE WHEN {_usable_sql()} THEN NULL ELSE {_hold_reason_sql()} END AS reason,
+                       {_counterparty_sql()} AS counterparty, pm.method, pm.method_id,
+                       {account_number} AS account_number, {account_name} AS account_name
+                FROM payment_attempts a
+                JOIN installments i ON i.id = a.installment_id AND i.attempt_no = a.attempt_no
+                LEFT JOIN payment_methods pm ON pm.beneficiary_id = i.beneficiary_id
+                LEFT JOIN beneficiaries b ON b.beneficiary_id = i.beneficiary_id
+                WHERE a.batch_id = :batch_id AND a.state = 'CREATED' AND a.attempt_no = 1
+                  AND i.state = 'SCHEDULED'
+                ORDER BY a.id
+                """
+            ),
+            {"batch_id": claimed.batch_id, "pay_date": pay_date},
+        )
+    ).mappings().all()
+    kept = [r for r in rows if r["usable"] and r["counterparty"] == claimed.counterparty]
+    moved = [r for r in rows if not (r["usable"] and r["counterparty"] == claimed.counterparty)]
+    if kept:
+        await session.execute(
+            update(payment_attempts)
+            .where(payment_attempts.c.id == bindparam("a_id"))
+            .values(channel=bindparam("a_channel"), account_number=bindparam("a_account"),
+                    account_name=bindparam("a_name")),
+            [{"a_id": r["attempt_id"], "a_channel": r["method"], "a_account": r["account_number"],
+              "a_name": r["account_name"]} for r in kept],
+        )
+        await session.execute(
+            update(installments)
+            .where(installments.c.id == bindparam("i_id"))
+            .values(channel=bindparam("i_channel"), method_id=bindparam("i_method"), updated_at=now),
+            [{"i_id": r["installment_id"], "i_channel": r["method"], "i_method": r["method_id"]} for r in kept],
+        )
+    if moved:
+        # Never seen by any counterparty (the batch was never sent): the attempt goes, and the
+        # installment waits as if its cycle had just found this method.
+        await session.execute(
+            payment_attempts.delete().where(payment_attempts.c.id.in_([r["attempt_id"] for r in moved]))
+        )
+        await session.execute(
+            update(installments)
+            .where(installments.c.id == bindparam("i_id"), installments.c.state == model.SCHEDULED)
+            .values(state=model.ON_HOLD, hold_reason=bindparam("i_reason"), attempt_no=0, channel=None,
+                    counterparty=None, method_id=None, updated_at=now),
+            [{"i_id": r["installment_id"], "i_reason": r["reason"] or model.HOLD_METHOD_CHANGED} for r in moved],
+        )
+        # Those whose method pays elsewhere are scheduled there at once (batched by the worker).
+        await release_holds(
+            session, outbox, sorted({r["beneficiary_id"] for r in moved if r["usable"]}), now
+        )
+    count, total = (
+        await session.execute(
+            text(
+                "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM payment_attempts "
+                "WHERE batch_id = :b AND state <> 'CANCELLED'"
+            ),
+            {"b": claimed.batch_id},
+        )
+    ).one()
+    if not count:
+        await session.execute(
+            update(batches)
+            .where(batches.c.batch_id == claimed.batch_id)
+            .values(state=model.BATCH_CANCELLED, control_count=0, control_sum=0, lease_until=None,
+                    completed_at=now, last_error="no item left to send", updated_at=now)
+        )
+        return None
+    await session.execute(
+        update(batches)
+        .where(batches.c.batch_id == claimed.batch_id)
+        .values(control_count=int(count), control_sum=int(total))
+    )
+    return replace(claimed, control_count=int(count), control_sum=int(total), execution_date=pay_date)
 
 
 async def open_items(session: AsyncSession, batch_id: str) -> list[dict[str, Any]]:
