@@ -8,10 +8,15 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.types import Message
 
 from services.intake.adapters import repository
 from services.intake.adapters.spreadsheets import (
+    Limits,
+    Row,
+    TooLarge,
     UnreadableTable,
     is_xlsx,
     read_csv,
@@ -31,7 +36,6 @@ PROBLEM = {"content": {"application/problem+json": {}}}
 ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM}
 CSV_ERRORS = {200: {"description": "the refused rows", "content": {"text/csv": {"schema": {"type": "string"}}}},
               **ERRORS}
-MAX_BYTES = 50 * 1024 * 1024
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 UPLOAD_BODY = {
     "requestBody": {
@@ -53,50 +57,74 @@ REQUIRED = {
 KNOWN = {service.ROLL: service.ROLL_COLUMNS, service.PAYMENT_METHODS: service.PAYMENT_METHOD_COLUMNS}
 
 
-def _too_large() -> Invalid:
-    return Invalid([FieldError("/file", f"at most {MAX_BYTES // (1024 * 1024)} MB")], "the upload is too large")
+def _too_large(detail: str) -> ProblemError:
+    return ProblemError(413, "Content Too Large", detail, errors=[{"pointer": "/file", "detail": detail}])
+
+
+def _limited_body(request: Request, max_bytes: int) -> Request:
+    """The request with its body refused (413) as soon as more than `max_bytes` arrive: a
+    declared Content-Length past the limit before anything is read, and the bytes that really
+    arrive are counted (a chunked body declares no length, and a declared one may understate)."""
+    refusal = f"an upload holds at most {max_bytes} bytes"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(refusal)
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise _too_large(refusal)
+        return message
+
+    return Request(request.scope, receive)
+
+
+def _read_table(fmt: str, content: bytes, limits: Limits) -> tuple[list[str], list[Row]]:
+    """Blocking: runs in a worker thread, bounded by `limits`."""
+    if fmt == "XLSX":
+        return read_xlsx(content, limits)
+    if fmt == "CSV":
+        return read_csv(content, limits)
+    try:
+        document = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise Invalid([FieldError("", "the body is not JSON")]) from None
+    if not isinstance(document, dict) or "rows" not in document:
+        raise Invalid([FieldError("/rows", "is required: a list of row objects")])
+    return read_json_rows(document["rows"], limits)
 
 
 async def read_upload(request: Request, kind: str) -> service.Upload:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BYTES:
-        raise ProblemError(413, "Content Too Large", f"an upload holds at most {MAX_BYTES} bytes")
+    settings = request.app.state.runtime.settings
+    limits = Limits(settings.upload_max_rows, settings.upload_max_unpacked_bytes, settings.upload_parse_seconds)
     filename = None
     if content_type == "multipart/form-data":
-        form = await request.form(max_files=1)
-        file = form.get("file")
-        if not isinstance(file, UploadFile):
-            raise Invalid([FieldError("/file", "send the spreadsheet in a form field named `file`")])
-        content = await file.read()
-        filename = file.filename
-        xlsx = is_xlsx(content) or (filename or "").lower().endswith(".xlsx")
-        fmt = "XLSX" if xlsx else "CSV"
-        columns, rows = read_xlsx(content) if xlsx else read_csv(content)
-        json_rows = False
-    elif content_type in ("text/csv", "application/csv"):
-        content = await request.body()
-        fmt, json_rows = "CSV", False
-        columns, rows = read_csv(content)
-    elif content_type == XLSX_TYPE:
-        content = await request.body()
-        fmt, json_rows = "XLSX", False
-        columns, rows = read_xlsx(content)
-    elif content_type == "application/json":
-        content = await request.body()
+        form = await _limited_body(request, settings.upload_max_bytes).form(max_files=1)
         try:
-            document = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            raise Invalid([FieldError("", "the body is not JSON")]) from None
-        if not isinstance(document, dict) or "rows" not in document:
-            raise Invalid([FieldError("/rows", "is required: a list of row objects")])
-        fmt, json_rows = "JSON", True
-        columns, rows = read_json_rows(document["rows"])
+            file = form.get("file")
+            if not isinstance(file, UploadFile):
+                raise Invalid([FieldError("/file", "send the spreadsheet in a form field named `file`")])
+            content = await file.read()
+            filename = file.filename
+        finally:
+            await form.close()
+        fmt = "XLSX" if is_xlsx(content) or (filename or "").lower().endswith(".xlsx") else "CSV"
+    elif content_type in ("text/csv", "application/csv", XLSX_TYPE, "application/json"):
+        content = await _limited_body(request, settings.upload_max_bytes).body()
+        fmt = {XLSX_TYPE: "XLSX", "application/json": "JSON"}.get(content_type, "CSV")
     else:
         raise ProblemError(415, "Unsupported Media Type",
                            "send application/json, text/csv, an XLSX body or a multipart/form-data file")
-    if len(content) > MAX_BYTES:
-        raise _too_large()
+    try:
+        columns, rows = await run_in_threadpool(_read_table, fmt, content, limits)
+    except TooLarge as exc:
+        raise _too_large(str(exc)) from None
+    json_rows = fmt == "JSON"
     unknown = [c for c in columns if c not in KNOWN[kind]]
     missing = [c for c in REQUIRED[kind] if c not in columns] if not json_rows else []
     if unknown or missing:
