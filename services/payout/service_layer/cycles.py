@@ -74,12 +74,13 @@ def _counterparty_sql(pm: str = "pm") -> str:
     return f"CASE WHEN {pm}.method = 'CASH_POST_OFFICE' THEN 'VNPOST' ELSE {pm}.bank_bin END"
 
 
-def _payee_sql(pm: str = "pm", b: str = "b") -> tuple[str, str]:
-    """The account number and name an attempt pays with the method `pm` (beneficiary `b`):
-    none and the person's own name at the post office, else the account and its holder."""
+def _payee_sql(pm: str = "pm", b: str = "b", channel: str = "pm.method") -> tuple[str, str]:
+    """The account number and name an attempt on `channel` pays with the method `pm`
+    (beneficiary `b`): none and the person's own name at the post office, else the account
+    and its holder."""
     return (
-        f"CASE WHEN {pm}.method = 'CASH_POST_OFFICE' THEN NULL ELSE {pm}.account_number END",
-        f"CASE WHEN {pm}.method = 'CASH_POST_OFFICE' THEN COALESCE({b}.full_name, {pm}.account_holder_name, '') "
+        f"CASE WHEN {channel} = 'CASH_POST_OFFICE' THEN NULL ELSE {pm}.account_number END",
+        f"CASE WHEN {channel} = 'CASH_POST_OFFICE' THEN COALESCE({b}.full_name, {pm}.account_holder_name, '') "
         f"ELSE COALESCE({pm}.verified_name, {pm}.account_holder_name, {b}.full_name, '') END",
     )
 
@@ -269,15 +270,15 @@ async def create_first_attempts(
             return 0
         where += " AND i.id IN :ids"
         params["ids"] = list(installment_ids)
+    account_number, account_name = _payee_sql(channel="i.channel")
     statement = text(
         f"""
         INSERT INTO payment_attempts (
             installment_id, attempt_no, end_to_end_id, cycle_id, channel, counterparty, amount,{batch_target}
             account_number, account_name, commune_code, remittance_info, state, created_at)
         SELECT i.id, 1, 'PAY-' || i.id || '-1', i.cycle_id, i.channel, i.counterparty, i.amount,{batch_column}
-               CASE WHEN i.channel = 'CASH_POST_OFFICE' THEN NULL ELSE pm.account_number END,
-               CASE WHEN i.channel = 'CASH_POST_OFFICE' THEN COALESCE(b.full_name, pm.account_holder_name, '')
-                    ELSE COALESCE(pm.verified_name, pm.account_holder_name, b.full_name, '') END,
+               {account_number},
+               {account_name},
                COALESCE(b.commune_code, i.commune_code),
                i.agency || ' ' || i.scheme || ' ' || i.period,
                'CREATED', :now
