@@ -1,0 +1,267 @@
+"""Intake, payout and the bank sandbox in one process on the embedded default (SQLite files and
+the embedded event log in a fresh directory), talked to through their HTTP APIs, for property
+tests of a beneficiary's whole life. The bank's answers to money-moving calls can be planned one
+by one (`BankAnswers`): the real sandbox takes the batch, then the caller sees a 504, a 502, a
+2xx it cannot read, a reply later than it waits, or a 409 when it sends the same batch again."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from services.intake import bootstrap as intake
+from services.intake.settings import IntakeSettings
+from services.payout import bootstrap as payout
+from services.payout.settings import PayoutSettings
+from services.sandbox import SandboxSettings
+from services.sandbox import create_app as create_sandbox
+from services.stack import ServiceSpec, Stack
+from shared.auth import issue_token
+from shared.events.contracts import ACCOUNT_VERIFICATION_TOPIC, BENEFICIARY_TOPIC
+
+JWT_SECRET = "beneficiary-life-jwt-secret-of-32-bytes"
+OPERATOR_SCOPES = {"payout:operate", "payout:read", "pii:read"}
+FINAL = frozenset({"SETTLED", "FAILED", "RETURNED", "PAID_CASH", "CANCELLED"})
+PAID = frozenset({"SETTLED", "PAID_CASH"})
+IN_FLIGHT = frozenset({"SCHEDULED", "SUBMITTED"})
+# Calls that move money: a JSON bank's transfer batch, an ISO file, a post-office cash list.
+MONEY_PATHS = ("/transfers", "/files", "/cash-lists")
+ANSWERS = ("ok", "timeout", "504_after", "502_after", "garbled_2xx", "409_on_resend")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BankAnswers:
+    """ASGI wrapper of the sandbox: the planned answers are used, in order, by the next
+    money-moving POSTs. The sandbox always does the work first (it has the batch), except for a
+    409 on a resend, which answers a batch the bank has already seen by its idempotency key."""
+
+    def __init__(self, app: Any, hold_seconds: float) -> None:
+        self.app = app
+        self.hold_seconds = hold_seconds
+        self.planned: deque[str] = deque()
+        self.seen_keys: set[str] = set()
+        self.used: list[str] = []
+
+    def plan(self, *answers: str) -> None:
+        self.planned.extend(answers)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(MONEY_PATHS):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        key = headers.get("idempotency-key") or scope["path"]
+        resend = key in self.seen_keys
+        self.seen_keys.add(key)
+        answer = self.planned.popleft() if self.planned else "ok"
+        if answer == "409_on_resend" and not resend:
+            self.planned.appendleft(answer)  # for the resend of this batch, if one comes
+            answer = "ok"
+        self.used.append(answer)
+        if answer == "409_on_resend":
+            await _reply(send, 409, b'{"code": "DUPLICATE_BATCH", "detail": "this batch was received already"}')
+            return
+        captured: list[dict] = []
+
+        async def capture(message: dict) -> None:
+            captured.append(message)
+
+        await self.app(scope, receive, capture)
+        if answer == "ok":
+            for message in captured:
+                await send(message)
+            return
+        if answer == "timeout":
+            await asyncio.sleep(self.hold_seconds)
+            for message in captured:
+                await send(message)
+            return
+        if answer == "garbled_2xx":
+            await _reply(send, 200, b'{"batch_id": "', "application/json")
+            return
+        status = 504 if answer == "504_after" else 502
+        await _reply(send, status, b"<html><body>Gateway error</body></html>", "text/html")
+
+
+async def _reply(send: Any, status: int, body: bytes, content_type: str = "application/json") -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class LifeStack:
+    """The services of one example, each on a free port, with a fresh embedded data directory."""
+
+    data_dir: Path
+    fallback: str = "none"
+    stack: Stack | None = None
+    bank: BankAnswers | None = None
+    sandbox_app: Any = None
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=60))
+    tokens: dict[str, dict[str, str]] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    _sandbox_server: uvicorn.Server | None = None
+    _sandbox_task: asyncio.Task | None = None
+
+    async def start(self) -> LifeStack:
+        ports = {name: free_port() for name in ("intake", "payout", "sandbox")}
+        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        common: dict[str, Any] = {"environment": "development", "data_dir": self.data_dir, "jwt_secret": JWT_SECRET,
+                                  "log_level": "WARNING", "topic_partitions": 1}
+        intake_settings = IntakeSettings(**common, port=ports["intake"])
+        payout_settings = PayoutSettings(
+            **common, port=ports["payout"], bank_base_url=self.urls["sandbox"], scheduler_enabled=False,
+            bank_read_timeout_seconds=0.5, status_inquiry_after_seconds=1.0, retry_base_seconds=0.05,
+            retry_max_seconds=0.3, worker_idle_seconds=0.05, lease_seconds=10.0, verification_batch_size=50,
+            permanent_failure_fallback=self.fallback,
+        )
+        sandbox_settings = SandboxSettings(port=ports["sandbox"], callback_base=self.urls["payout"],
+                                           webhook_delay_ms=0, webhook_retry_base_ms=20,
+                                           # The bank decides a little later than it answers: a
+                                           # resend after an ambiguous answer comes before the news.
+                                           settlement_delay_ms=600)
+        self.sandbox_app = create_sandbox(sandbox_settings)
+        self.bank = BankAnswers(self.sandbox_app, hold_seconds=1.0)
+        self._sandbox_server = uvicorn.Server(uvicorn.Config(
+            self.bank, host="127.0.0.1", port=ports["sandbox"], log_config=None, access_log=False, lifespan="on"))
+        self._sandbox_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._sandbox_task = asyncio.ensure_future(self._sandbox_server.serve())
+        self.stack = Stack(specs=[
+            ServiceSpec("intake", intake_settings, intake.create_app, intake),
+            ServiceSpec("payout", payout_settings, payout.create_app, payout),
+        ])
+        await self.stack.start()
+        while not self._sandbox_server.started:
+            if self._sandbox_task.done():
+                self._sandbox_task.result()
+            await asyncio.sleep(0.02)
+        return self
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        if self.stack is not None:
+            await self.stack.shutdown()
+        if self._sandbox_server is not None and self._sandbox_task is not None:
+            self._sandbox_server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._sandbox_task, 10)
+
+    # -- who calls ----------------------------------------------------------------------------
+
+    async def as_client(self, client_id: str) -> dict[str, str]:
+        """The portal and the agencies sign in as the development clients intake seeds."""
+        if client_id not in self.tokens:
+            response = await self.http.post(f"{self.urls['intake']}/oauth/token",
+                                            data={"grant_type": "client_credentials"},
+                                            auth=(client_id, f"{client_id}-dev-secret"))
+            response.raise_for_status()
+            self.tokens[client_id] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return self.tokens[client_id]
+
+    @property
+    def operator(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(JWT_SECRET, 'life-operator', OPERATOR_SCOPES)}"}
+
+    async def intake_call(self, client_id: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = await self.as_client(client_id)
+        return await self.http.request(method, self.urls["intake"] + path, headers=headers, **kwargs)
+
+    async def payout_get(self, path: str, **params: Any) -> Any:
+        response = await self.http.get(self.urls["payout"] + path, params=params, headers=self.operator)
+        response.raise_for_status()
+        return response.json()
+
+    # -- the bank -----------------------------------------------------------------------------
+
+    async def open_accounts(self, rows: list[dict[str, str]]) -> None:
+        (await self.http.post(f"{self.urls['sandbox']}/admin/accounts", json=rows)).raise_for_status()
+
+    def bank_transfers(self) -> list[Any]:
+        """What the bank and the post office hold, read from the sandbox's own state."""
+        return list(self.sandbox_app.state.sandbox.state.order)
+
+    # -- waiting ------------------------------------------------------------------------------
+
+    async def settled_between_services(self, timeout: float = 20) -> None:
+        """Intake's changes have reached payout, and payout has verified (or refused) every account."""
+        assert self.stack is not None
+        intake_rt, payout_rt = self.stack.runtime("intake"), self.stack.runtime("payout")
+        bus = payout_rt.bus
+        deadline = time.monotonic() + timeout
+        calm = 0
+        while time.monotonic() < deadline:
+            status = await self.payout_get("/v1/status")
+            busy = (await intake_rt.relay().pending_count() + await payout_rt.relay().pending_count()
+                    + await bus.group_lag("payout.intake-view", [BENEFICIARY_TOPIC])
+                    + await bus.group_lag("intake.account-verification", [ACCOUNT_VERIFICATION_TOPIC])
+                    + status["verifications"].get("PENDING", 0) + status["verifications"].get("IN_PROGRESS", 0))
+            calm = calm + 1 if busy == 0 else 0
+            if calm >= 2:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("intake and payout did not settle in time")
+
+    async def installments(self, period: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = await self.payout_get("/v1/installments", period=period, limit=500,
+                                         **({"cursor": cursor} if cursor else {}))
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
+
+    async def run_cycle(self, period: str, timeout: float = 20) -> list[dict[str, Any]]:
+        """Start the period's cycle and wait until nothing of it is in flight (on hold is visibly
+        pending, not in flight); then the callbacks to come have come."""
+        response = await self.http.post(f"{self.urls['payout']}/v1/cycles", json={"period": period},
+                                        headers=self.operator)
+        assert response.status_code in (200, 201), response.text
+        deadline = time.monotonic() + timeout
+        while True:
+            items = await self.installments(period)
+            if all(i["state"] not in IN_FLIGHT for i in items):
+                break
+            if time.monotonic() > deadline:
+                return items  # the caller's invariant names what is still in flight
+            await asyncio.sleep(0.1)
+        with contextlib.suppress(TimeoutError):
+            await self.webhooks_idle()
+        return await self.installments(period)
+
+    async def webhooks_idle(self, timeout: float = 5) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stats = (await self.http.get(f"{self.urls['sandbox']}/admin/webhooks")).json()
+            if stats["idle"]:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError("callbacks still in flight")
+
+
+def vn_today() -> date:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
