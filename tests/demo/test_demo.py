@@ -56,6 +56,8 @@ def run_demo_until_ready(env: dict[str, str], data_dir: Path, timeout: float = 6
 
 def check_figures_agree(ports: dict[str, int]) -> None:
     operator = {"Authorization": "Bearer " + issue_token(DEFAULT_JWT_SECRET, "test", {"payout:read"})}
+    # An analyst: every cell, small ones included, so the rows add up to the total.
+    analyst = {"Authorization": "Bearer " + issue_token(DEFAULT_JWT_SECRET, "test", {"reports:read", "reports:detail"})}
     payout = f"http://127.0.0.1:{ports['PAYOUT']}"
     reporting = f"http://127.0.0.1:{ports['REPORTING']}"
     for period in ("2023-01", "2023-02"):
@@ -66,11 +68,13 @@ def check_figures_agree(ports: dict[str, int]) -> None:
         paid_count = sum(s["count"] for s in paid)
         paid_sum = sum(s["sum"] for s in paid)
         assert paid_count > 100  # the roll, plus the unemployment decisions from February
-        figures = httpx.get(f"{reporting}/v1/kpis", params={"period": period}, timeout=30).json()["figures"]
+        figures = httpx.get(f"{reporting}/v1/kpis", params={"period": period}, headers=analyst,
+                            timeout=30).json()["figures"]
         assert figures["paid_count"] == paid_count
         assert figures["paid_amount"] == paid_sum, "reporting equals payout's ledger to the đồng"
         assert figures["cashless_count"] == states.get("SETTLED", {}).get("count", 0)
-    channels = httpx.get(f"{reporting}/v1/breakdowns/channel", params={"period": "2023-02"}, timeout=30).json()
+    channels = httpx.get(f"{reporting}/v1/breakdowns/channel", params={"period": "2023-02"}, headers=analyst,
+                         timeout=30).json()
     assert sum(row["paid_amount"] for row in channels["rows"]) == channels["total"]["paid_amount"]
     dashboard = httpx.get(f"{reporting}/", timeout=30, follow_redirects=True)
     assert dashboard.status_code == 200 and "<html" in dashboard.text.lower()
