@@ -33,6 +33,10 @@ class Installment:
     attempt_no: int
     reason_code: str | None
     reason_text: str | None
+    # Whose payment it is: a person is paid once per scheme and period, whatever the entitlements.
+    beneficiary_id: str | None = None
+    scheme: str | None = None
+    period: str | None = None
 
     @property
     def end_to_end_id(self) -> str | None:
@@ -131,6 +135,31 @@ def no_installment_paid_twice(entries: Sequence[SandboxEntry]) -> Check:
     foreign = paid.get(None, 0)
     return Check("no installment paid twice (sandbox credits per installment)", not twice and not foreign, 0,
                  len(twice), {"installments_credited_twice": twice[:20], "credits_with_a_foreign_reference": foreign})
+
+
+def one_payment_per_person_scheme_and_period(installments: Sequence[Installment],
+                                             entries: Sequence[SandboxEntry]) -> Check:
+    """What the sandbox credited and still holds as paid, by the person, scheme and period of the
+    installment each credit names: two credits for one key are a double payment even when they
+    belong to two installments (two entitlements of one scheme, a cash fallback beside a transfer
+    the bank had); a credit naming no installment of ours cannot be placed and counts against."""
+    by_id = {i.id: i for i in installments}
+    paid: Counter[tuple[str | None, str | None, str | None]] = Counter()
+    unplaced: list[str] = []
+    for entry in entries:
+        if not (entry.credited and entry.status in ("SETTLED", "PAID")):
+            continue
+        owner = by_id.get(installment_of(entry.end_to_end_id) or -1)
+        if owner is None or owner.beneficiary_id is None or owner.scheme is None or owner.period is None:
+            unplaced.append(entry.end_to_end_id)
+            continue
+        paid[(owner.beneficiary_id, owner.scheme, owner.period)] += 1
+    twice = sorted((key for key, n in paid.items() if n > 1), key=str)
+    return Check("no person paid twice for one scheme and period (sandbox credits)", not twice and not unplaced, 0,
+                 len(twice), {"people_paid": len(paid),
+                              "paid_twice": [{"beneficiary_id": b, "scheme": s, "period": p, "credits": paid[(b, s, p)]}
+                                             for b, s, p in twice[:20]],
+                              "credits_not_placed": unplaced[:20]})
 
 
 def bank_paid(entries: Sequence[SandboxEntry]) -> tuple[int, int]:

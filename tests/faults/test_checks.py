@@ -9,9 +9,11 @@ from bench.faults import checks as C
 
 
 def installment(n: int, state: str = "SETTLED", amount: int = 1_500_000, reason: str | None = None,
-                attempt: int = 1) -> C.Installment:
+                attempt: int = 1, person: int | None = None, scheme: str = "PENSION",
+                period: str = "2031-06") -> C.Installment:
     text = "the account is closed" if reason else None
-    return C.Installment(n, f"E{n}", state, amount, "970436", attempt, reason, text)
+    return C.Installment(n, f"E{n}", state, amount, "970436", attempt, reason, text,
+                         f"B{n if person is None else person}", scheme, period)
 
 
 def entry(n: int, status: str = "SETTLED", amount: int = 1_500_000, attempt: int = 1, reason: str | None = None,
@@ -68,6 +70,7 @@ class TestCleanRun:
             C.failures_explained(ours, bank), C.reconciliation_clean([reconciliation(3_000_000)], bank),
             C.reporting_equal(figures(2, 3_000_000), payout_ledger(ours), bank), C.no_anomalies({}),
             C.events_applied(0, [], 10), C.no_dead_letters([]),
+            C.one_payment_per_person_scheme_and_period(ours, bank),
         ]
         assert [r.name for r in results if not r.ok] == []
 
@@ -89,6 +92,62 @@ class TestPaidTwice:
         _, bank = clean()
         bank.append(bank[0])
         assert not C.no_end_to_end_id_credited_twice(bank_ledger(bank), bank).ok
+
+
+class TestPaidTwiceForOnePersonSchemeAndPeriod:
+    """Two installments of one person, scheme and period, each paid once: every check per
+    installment or end-to-end id passes, only the check by person finds the double payment."""
+
+    def two_pensions(self) -> tuple[list[C.Installment], list[C.SandboxEntry]]:
+        ours, bank = clean()
+        ours.append(installment(4, person=1))  # a second PENSION entitlement of person B1
+        bank.append(entry(4))
+        return ours, bank
+
+    def test_a_second_entitlement_of_the_same_scheme_paid_in_the_same_period_is_caught(self) -> None:
+        ours, bank = self.two_pensions()
+        found = C.one_payment_per_person_scheme_and_period(ours, bank)
+        assert not found.ok and found.found == 1
+        assert found.detail["paid_twice"] == [{"beneficiary_id": "B1", "scheme": "PENSION", "period": "2031-06",
+                                              "credits": 2}]
+
+    def test_the_checks_per_installment_do_not_see_it(self) -> None:
+        ours, bank = self.two_pensions()
+        per_installment = [
+            C.no_installment_paid_twice(bank), C.no_end_to_end_id_credited_twice(bank_ledger(bank), bank),
+            C.no_duplicates_at_the_bank(bank_ledger(bank), bank), C.states_agree(ours, bank),
+            C.money_to_the_dong(bank, payout_ledger(ours)), C.none_lost(ours, 4),
+        ]
+        assert all(check.ok for check in per_installment)
+
+    def test_cash_paid_beside_the_transfer_the_bank_had_is_caught(self) -> None:
+        ours, bank = clean()
+        ours[0] = installment(1, "PAID_CASH", attempt=2)
+        bank.append(C.SandboxEntry("PAY-1-2", 1_500_000, "VNPOST", "PAID", None, True, 0))
+        assert not C.one_payment_per_person_scheme_and_period(ours, bank).ok
+
+    def test_cash_after_the_bank_sent_the_transfer_back_is_one_payment(self) -> None:
+        ours, bank = clean()
+        ours[0] = installment(1, "PAID_CASH", attempt=2)
+        bank[0] = C.SandboxEntry("PAY-1-1", 1_500_000, "970436", "RETURNED", "AC04", True, 0)
+        bank.append(C.SandboxEntry("PAY-1-2", 1_500_000, "VNPOST", "PAID", None, True, 0))
+        assert C.one_payment_per_person_scheme_and_period(ours, bank).ok
+
+    def test_the_same_person_in_another_period_or_scheme_is_not_a_double(self) -> None:
+        ours, bank = clean()
+        ours += [installment(4, person=1, period="2031-07"), installment(5, person=1, scheme="MERITORIOUS")]
+        bank += [entry(4), entry(5)]
+        assert C.one_payment_per_person_scheme_and_period(ours, bank).ok
+
+    def test_a_credit_naming_no_installment_of_ours_is_caught(self) -> None:
+        ours, bank = clean()
+        bank.append(entry(9))
+        assert not C.one_payment_per_person_scheme_and_period(ours, bank).ok
+
+    def test_an_installment_read_without_its_person_cannot_pass(self) -> None:
+        ours, bank = clean()
+        ours[0] = replace(ours[0], beneficiary_id=None)
+        assert not C.one_payment_per_person_scheme_and_period(ours, bank).ok
 
 
 class TestLostOrOpen:
