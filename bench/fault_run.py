@@ -2,7 +2,9 @@
 
 On a fresh PostgreSQL database per service and a unique topic prefix on Kafka, it starts the bank
 sandbox (injecting 5% timeouts, 2% 5xx, 1% duplicate and 1% reordered callbacks and 1% permanent
-failures), the payout API (it takes the sandbox's callbacks), `--worker-processes` payout worker
+failures; and, after it has taken a money-moving request, 2% gateway errors (504, then 502 from
+half way), 1% 2xx bodies cut short, 1% answers slower than the submitting worker's lease, and a
+409 for half the resends of a request already taken), the payout API (it takes the sandbox's callbacks), `--worker-processes` payout worker
 processes (outbox relay, submission, status sweeper), and reporting's API and worker, all as
 subprocesses under a small supervisor. It loads `--installments` entitlements with verified
 accounts (as the payout benchmark does), starts the period's cycle, and while it runs kills payout
@@ -13,7 +15,8 @@ over the cycle by its progress.
 Then it waits until every installment is final (or `--timeout`), the callbacks are idle, the
 outbox is drained and reporting has applied every payment event, reconciles every counterparty
 for every day of the run, and checks: installments by final state, no duplicate and no
-end-to-end id credited twice in the sandbox's own ledger, no installment paid twice, none lost
+end-to-end id credited twice in the sandbox's own ledger, no installment paid twice, no person
+paid twice for one scheme and period (the sandbox's credits by their installment's person), none lost
 (one installment per entitlement), the sandbox's credits == payout's ledger, each installment's
 state == the sandbox's, failures carrying the bank's reason, reconciliation clean, reporting's
 totals == payout's ledger == the sandbox's ledger, every payment event applied by reporting (by
@@ -64,13 +67,21 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 JWT = "payout-fault-run-jwt-secret-32-bytes-long"
 RESULT = ROOT / "bench" / "results" / "fault_run.json"
 # What the sandbox injects (the issue's figures). A held answer outlasts the payout's read
-# timeout, so the payout sees a timeout after the bank has taken the batch.
+# timeout, so the payout sees a timeout after the bank has taken the batch. The ambiguous
+# answers come after the bank has taken a money-moving request too: a gateway error, a 2xx body
+# cut short, an answer slower than the submitting worker's lease; and a resend of a request
+# already taken may be refused as a duplicate (409) although the bank has the payments.
 FAULTS: dict[str, Any] = {
     "timeout_rate": 0.05,
     "error_5xx_rate": 0.02,
     "duplicate_callback_rate": 0.01,
     "reorder_callback_rate": 0.01,
     "permanent_failure_rate": 0.01,
+    "error_after_accept_rate": 0.02,
+    "error_after_accept_status": 504,
+    "unreadable_answer_rate": 0.01,
+    "slow_answer_rate": 0.01,
+    "conflict_on_resend_rate": 0.5,
 }
 OPEN_STATES = ("ON_HOLD", "SCHEDULED", "SUBMITTED")
 
@@ -91,6 +102,8 @@ class FaultRunConfig:
     webhook_batch_size: int = 100
     latency_ms: int = 0
     faults: dict[str, Any] = field(default_factory=lambda: dict(FAULTS))
+    # Half way through the cycle the gateway errors after acceptance change from 504 to 502.
+    gateway_status_switch: tuple[int, int] = (504, 502)
     # Disruptions fire when this share of the installments is final, spread evenly between.
     first_disruption_at: float = 0.05
     last_disruption_at: float = 0.85
@@ -216,6 +229,23 @@ class FaultRun:
         self.timings: dict[str, float] = {}
         self.loads: list[float] = []
         self.echo = config.echo
+        # A slow counterparty answers after the submitting worker's lease has run out, and the
+        # worker waits for it (its read timeout is longer still); a held answer (the timeout
+        # fault) outlasts even that read timeout.
+        self.slow_answer_seconds = round(config.lease_seconds * 1.5, 2)
+        self.read_timeout = max(config.bank_read_timeout_seconds, self.slow_answer_seconds + 2)
+        self.timeout_hold = max(config.timeout_hold_seconds, self.read_timeout + 2)
+
+    def faults(self, share_final: float = 0.0) -> dict[str, Any]:
+        """What the sandbox injects at this point of the cycle."""
+        c = self.config
+        faults = {**c.faults, "timeout_hold_seconds": self.timeout_hold, "latency_ms": c.latency_ms}
+        if faults.get("slow_answer_rate"):
+            faults["slow_answer_seconds"] = self.slow_answer_seconds
+        if faults.get("error_after_accept_rate"):
+            first, second = c.gateway_status_switch
+            faults["error_after_accept_status"] = first if share_final < 0.5 else second
+        return faults
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -233,7 +263,7 @@ class FaultRun:
             "PAYOUT_LOG_LEVEL": "WARNING",
             "PAYOUT_BATCH_SIZE": str(c.batch_size),
             "PAYOUT_SUBMIT_CONCURRENCY": str(c.submit_concurrency),
-            "PAYOUT_BANK_READ_TIMEOUT_SECONDS": str(c.bank_read_timeout_seconds),
+            "PAYOUT_BANK_READ_TIMEOUT_SECONDS": str(self.read_timeout),
             "PAYOUT_LEASE_SECONDS": str(c.lease_seconds),
             "PAYOUT_STATUS_INQUIRY_AFTER_SECONDS": str(c.status_inquiry_after_seconds),
             "PAYOUT_RETRY_BASE_SECONDS": "0.5",
@@ -276,10 +306,20 @@ class FaultRun:
 
     # -- disruptions --------------------------------------------------------------------------
 
-    async def disrupt(self, progress: Progress, cycle_started: float) -> None:
+    async def disrupt(self, progress: Progress, cycle_started: float, sandbox: SandboxAdmin) -> None:
         kills, restarts = plan_disruptions(self.config)
         await asyncio.gather(self._follow(kills, progress, cycle_started),
-                             self._follow(restarts, progress, cycle_started))
+                             self._follow(restarts, progress, cycle_started),
+                             self._switch_gateway_status(progress, sandbox))
+
+    async def _switch_gateway_status(self, progress: Progress, sandbox: SandboxAdmin) -> None:
+        first, second = self.config.gateway_status_switch
+        if not self.config.faults.get("error_after_accept_rate") or first == second:
+            return
+        while progress.share_final < 0.5:
+            await asyncio.sleep(0.2)
+        await sandbox.set_faults(**self.faults(progress.share_final))
+        self.echo(f"  gateway errors after acceptance now answer {second}")
 
     async def _follow(self, plan: list[tuple[str, float]], progress: Progress, cycle_started: float) -> None:
         c = self.config
@@ -355,8 +395,7 @@ class FaultRun:
             sandbox = SandboxAdmin(f"http://127.0.0.1:{self.ports['sandbox']}", httpx.AsyncClient(timeout=300))
             for start in range(0, len(accounts), 20_000):
                 await sandbox.seed_accounts(accounts[start:start + 20_000])
-            await sandbox.set_faults(**c.faults, timeout_hold_seconds=c.timeout_hold_seconds,
-                                     latency_ms=c.latency_ms)
+            await sandbox.set_faults(**self.faults())
             self.timings["start_services"] = round(time.monotonic() - t0, 2)
             watcher = asyncio.ensure_future(self.supervisor.watch(watch_stop))
 
@@ -390,7 +429,7 @@ class FaultRun:
         started = await api.post("/v1/cycles", json={"period": PERIOD})
         started.raise_for_status()
         self.timings["start_cycle_api_call"] = round(time.monotonic() - t_cycle, 2)
-        disrupting = asyncio.ensure_future(self.disrupt(progress, t_cycle))
+        disrupting = asyncio.ensure_future(self.disrupt(progress, t_cycle, sandbox))
         marks: dict[str, float] = {}
         try:
             while True:
@@ -468,9 +507,11 @@ class FaultRun:
         t0 = time.monotonic()
         installments = [
             C.Installment(int(r["id"]), r["entitlement_id"], r["state"], int(r["amount"]), r["counterparty"],
-                          int(r["attempt_no"]), r["reason_code"], r["reason_text"])
+                          int(r["attempt_no"]), r["reason_code"], r["reason_text"], r["beneficiary_id"], r["scheme"],
+                          r["period"])
             for r in await fetch_all(self.payout_db, """
-                SELECT id, entitlement_id, state, amount, counterparty, attempt_no, reason_code, reason_text
+                SELECT id, entitlement_id, state, amount, counterparty, attempt_no, reason_code, reason_text,
+                       beneficiary_id, scheme, period
                 FROM installments WHERE period = $1""", PERIOD)
         ]
         bank_ledger = await sandbox.ledger()
@@ -501,6 +542,7 @@ class FaultRun:
             C.no_duplicates_at_the_bank(bank_ledger, entries),
             C.no_end_to_end_id_credited_twice(bank_ledger, entries),
             C.no_installment_paid_twice(entries),
+            C.one_payment_per_person_scheme_and_period(installments, entries),
             C.money_to_the_dong(entries, payout_ledger),
             C.states_agree(installments, entries),
             C.failures_explained(installments, entries),
@@ -537,7 +579,8 @@ class FaultRun:
                 "unplanned_exits": [{"name": e.name, "code": e.code, "at_s": e.at_s} for e in unplanned],
             },
             "faults": {
-                "injected_rates": {**c.faults, "timeout_hold_seconds": c.timeout_hold_seconds},
+                "injected_rates": self.faults(),
+                "gateway_status_switch": list(c.gateway_status_switch),
                 "sandbox_webhooks": webhooks,
                 "payout_batches": batch_stats,
                 "payout_callbacks": callbacks,
@@ -548,7 +591,8 @@ class FaultRun:
             "settings": {
                 "batch_size": c.batch_size, "worker_processes": c.worker_processes,
                 "submit_concurrency": c.submit_concurrency, "lease_seconds": c.lease_seconds,
-                "bank_read_timeout_seconds": c.bank_read_timeout_seconds,
+                "bank_read_timeout_seconds": self.read_timeout,
+                "slow_answer_seconds": self.slow_answer_seconds, "timeout_hold_seconds": self.timeout_hold,
                 "status_inquiry_after_seconds": c.status_inquiry_after_seconds,
                 "webhook_batch_size": c.webhook_batch_size, "topic_prefix": self.prefix,
             },

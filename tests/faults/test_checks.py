@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bench.fault_run import FaultRunConfig, plan_disruptions
+from bench.fault_run import FaultRun, FaultRunConfig, plan_disruptions
 from bench.faults import checks as C
 
 
@@ -243,3 +243,22 @@ class TestPlan:
         asked = {"kill": 10, "kafka_restart": 1, "postgres_restart": 1}
         assert C.disruptions_done(asked, dict(asked)).ok
         assert not C.disruptions_done(asked, {**asked, "kill": 9}).ok
+
+
+class TestInjectedFaults:
+    def test_slow_answers_outlast_the_lease_and_the_worker_waits_for_them(self) -> None:
+        run = FaultRun(FaultRunConfig(lease_seconds=8.0, bank_read_timeout_seconds=2.0, timeout_hold_seconds=3.0))
+        faults = run.faults()
+        assert faults["slow_answer_rate"] > 0
+        assert 8.0 < faults["slow_answer_seconds"] < run.read_timeout < faults["timeout_hold_seconds"]
+
+    def test_ambiguous_answers_and_refused_resends_are_injected_and_the_sandbox_takes_them(self) -> None:
+        from services.sandbox.state import Faults
+
+        run = FaultRun(FaultRunConfig())
+        early, late = run.faults(0.1), run.faults(0.6)
+        for name in ("error_after_accept_rate", "unreadable_answer_rate", "slow_answer_rate", "conflict_on_resend_rate"):
+            assert early[name] > 0, name
+        assert (early["error_after_accept_status"], late["error_after_accept_status"]) == (504, 502)
+        Faults(**early)
+        Faults(**late)
