@@ -13,3 +13,6 @@ CONSUMER_LAG = Gauge("benefits_consumer_lag_seconds", "Age of the newest event i
                      ["consumer"], registry=REGISTRY)
 DEAD_LETTERS = Counter("benefits_dead_letters_total", "Messages sent to a dead-letter topic", ["consumer"],
                        registry=REGISTRY)
+BATCH_LEASES_LOST = Counter("benefits_payout_batch_leases_lost_total",
+                            "Batch results discarded because another worker had taken the lease over",
+                            registry=REGISTRY)

@@ -7,15 +7,19 @@ a database transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.payout.adapters.banks.base import (
+    DUPLICATE_CODES,
     VNPOST,
+    BankChannel,
+    CredentialsRefused,
     PaymentBatch,
     PaymentInstruction,
     PaymentStatus,
@@ -25,7 +29,7 @@ from services.payout.adapters.banks.base import (
     describe,
 )
 from services.payout.adapters.banks.registry import BankChannelRegistry
-from services.payout.domain.model import Outcome
+from services.payout.domain.model import CREATED, Outcome
 from services.payout.domain.periods import current_period, vn_date, vn_now
 from services.payout.domain.verification import verdict
 from services.payout.service_layer import cycles as cycle_service
@@ -35,10 +39,22 @@ from services.payout.service_layer.common import utcnow
 from services.payout.service_layer.outcomes import OutcomePolicy
 from services.payout.service_layer.queries import cycle_row
 from services.payout.settings import PayoutSettings
+from shared.metrics import BATCH_LEASES_LOST
 from shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def lists_still_to_send(batch: PaymentBatch, items: Sequence[dict]) -> PaymentBatch:
+    """The post office's lists (one per commune, each under its own key) that hold an item it
+    has not taken yet, each whole as first sent; lists it took are not sent again."""
+    waiting = {item["end_to_end_id"] for item in items if item["state"] == CREATED}
+    communes = {i.commune_code for i in batch.items if i.end_to_end_id in waiting}
+    kept = tuple(i for i in batch.items if i.commune_code in communes)
+    if len(kept) == len(batch.items):
+        return batch
+    return PaymentBatch.of(batch.batch_id, batch.counterparty, kept, batch.execution_date)
 
 
 def outcome_policy(settings: PayoutSettings) -> OutcomePolicy:
@@ -67,14 +83,18 @@ class PayoutWorkers:
         self.policy = outcome_policy(settings)
         self.batches_sent = 0
         self.inquiries_made = 0
+        self.leases_lost = 0
 
     async def in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 5) -> T:
-        """Run `work` in its own transaction, again after a deadlock or a lost race."""
+        """Run `work` in its own transaction, again after a deadlock or a lost race (a lost
+        lease is final: trying again would not give it back)."""
         delay = 0.05
         for attempt in range(1, attempts + 1):
             try:
                 async with self.session_factory() as session, session.begin():
                     return await work(session)
+            except submission.LeaseLost:
+                raise
             except Exception:
                 if attempt == attempts:
                     raise
@@ -178,21 +198,69 @@ class PayoutWorkers:
             await self.inquire(claimed)
         return True
 
+    def lease_lost(self, claimed: submission.Claimed, during: str) -> None:
+        """Another worker owns the batch now: what this one learnt is left to it."""
+        self.leases_lost += 1
+        BATCH_LEASES_LOST.inc()
+        log.warning("batch lease lost to another worker; its result changes nothing",
+                    extra={"fields": {"batch_id": claimed.batch_id, "lease_token": claimed.lease_token,
+                                      "during": during}})
+
+    async def record(self, claimed: submission.Claimed, work: Callable[[AsyncSession], Awaitable[T]]) -> T | None:
+        """Record a result under the claim's lease; None if the lease was lost meanwhile."""
+        try:
+            return await self.in_transaction(work)
+        except submission.LeaseLost:
+            self.lease_lost(claimed, "recording")
+            return None
+
+    @contextlib.asynccontextmanager
+    async def keeping_lease(self, claimed: submission.Claimed) -> AsyncIterator[None]:
+        """Renew the claim's lease while a counterparty is called, a third of a lease apart, so
+        a slow answer never lets another worker take the batch over."""
+        lease = self.settings.lease_seconds
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(lease / 3)
+                try:
+                    kept = await self.in_transaction(
+                        lambda s: submission.renew_lease(s, claimed, utcnow(), lease))
+                except Exception as exc:  # noqa: BLE001 - the next renewal tries again
+                    log.warning("batch lease renewal failed", exc_info=exc,
+                                extra={"fields": {"batch_id": claimed.batch_id}})
+                    continue
+                if not kept:
+                    self.lease_lost(claimed, "renewal")
+                    return
+
+        task = asyncio.ensure_future(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def sweep_once(self) -> bool:
         claimed = await self.in_transaction(
             lambda s: submission.claim_batch(s, utcnow(), self.settings.lease_seconds, sweep=True)
         )
         if claimed is None:
             return False
-        done = await self.in_transaction(lambda s: submission.complete_if_done(s, claimed, utcnow()))
-        if not done:
+        done = await self.record(claimed, lambda s: submission.complete_if_done(s, claimed, utcnow()))
+        if done is False:
             await self.inquire(claimed)
         return True
 
     async def send(self, claimed: submission.Claimed) -> None:
+        async with self.keeping_lease(claimed):
+            await self._send(claimed)
+
+    async def _send(self, claimed: submission.Claimed) -> None:
         # Where the money goes is decided now, on the day it is sent.
-        resolved = await self.in_transaction(
-            lambda s: submission.resolve_accounts(s, self.outbox, claimed, utcnow()))
+        resolved = await self.record(
+            claimed, lambda s: submission.resolve_accounts(s, self.outbox, claimed, utcnow()))
         if resolved is None:
             return
         claimed = resolved
@@ -218,42 +286,63 @@ class PayoutWorkers:
             items=instructions,
             execution_date=claimed.execution_date,
         )
-        e2e_ids = [item.end_to_end_id for item in instructions]
         now = utcnow
         if not batch.totals_match():
             # Never send more (or other) than the batch declares; a person must look at it.
             log.error("batch items differ from its control totals; not sent",
                       extra={"fields": {"batch_id": claimed.batch_id}})
-            await self.in_transaction(
-                lambda s: submission.record_not_sent(s, claimed, "CONTROL_TOTALS_MISMATCH", now())
-            )
+            await self.record(claimed, lambda s: submission.record_not_sent(s, claimed, "CONTROL_TOTALS_MISMATCH", now()))
             return
+        if claimed.counterparty == VNPOST:
+            batch = lists_still_to_send(batch, items)
+        e2e_ids = [item.end_to_end_id for item in batch.items]
         channel = self.channels.channel(claimed.counterparty)
         try:
             result = await channel.submit_batch(batch)
         except TransientBankError as exc:
             error = str(exc)
-            await self.in_transaction(lambda s: submission.record_retry(
+            if isinstance(exc, CredentialsRefused):
+                log.error("counterparty refused our credentials; batch retried",
+                          extra={"fields": {"batch_id": claimed.batch_id, "counterparty": claimed.counterparty}})
+            await self.record(claimed, lambda s: submission.record_retry(
                 s, claimed, error, now(), self.settings.retry_base_seconds, self.settings.retry_max_seconds))
             return
         except UnknownOutcome as exc:
             error = str(exc)
-            await self.in_transaction(lambda s: submission.record_unknown(s, claimed, error, now()))
+            await self.record(claimed, lambda s: submission.record_unknown(s, claimed, error, now()))
             return
         except PermanentBankError as exc:
             code = exc.code
-            await self.in_transaction(lambda s: submission.record_refused(
-                s, self.outbox, claimed, code, e2e_ids, now(), self.policy))
+            if claimed.attempts <= 1:
+                # Refused the first time it was ever sent: the counterparty holds none of it.
+                await self.record(claimed, lambda s: submission.record_refused(
+                    s, self.outbox, claimed, code, e2e_ids, now(), self.policy))
+                return
+            # A resend refused: an earlier send may have been taken; ask before failing anything.
+            findings = await self.statuses(channel, e2e_ids)
+            await self.record(claimed, lambda s: submission.record_resend_refused(
+                s, self.outbox, claimed, code, findings, now(), self.policy,
+                retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds,
+                inquiry_after_seconds=self.settings.status_inquiry_after_seconds))
             return
         self.batches_sent += 1
-        await self.in_transaction(lambda s: submission.record_accepted(
-            s, self.outbox, claimed, list(result.accepted), list(result.rejected), e2e_ids, now(),
-            self.policy, self.settings.status_inquiry_after_seconds))
+        rejected = list(result.rejected)
+        in_doubt = list(result.in_doubt)
+        if claimed.attempts > 1:
+            # Items refused on a resend fail only if the counterparty does not hold them.
+            check = [e2e for e2e, code in rejected if code not in DUPLICATE_CODES]
+            if check:
+                not_held = set((await self.statuses(channel, check)).never_received)
+                in_doubt += [e2e for e2e in check if e2e not in not_held]
+                rejected = [(e2e, code) for e2e, code in rejected if e2e not in check or e2e in not_held]
+        await self.record(claimed, lambda s: submission.record_accepted(
+            s, self.outbox, claimed, list(result.accepted), rejected, e2e_ids, now(),
+            self.policy, self.settings.status_inquiry_after_seconds,
+            in_doubt=in_doubt, not_sent=list(result.not_sent),
+            retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds))
 
-    async def inquire(self, claimed: submission.Claimed) -> None:
-        async with self.session_factory() as session:
-            items = await submission.open_items(session, claimed.batch_id)
-        channel = self.channels.channel(claimed.counterparty)
+    async def statuses(self, channel: BankChannel, end_to_end_ids: Sequence[str]) -> submission.InquiryFindings:
+        """What the counterparty says of each payment; an unanswered inquiry leaves it in doubt."""
         gate = asyncio.Semaphore(self.settings.status_inquiry_concurrency)
 
         async def ask(e2e: str) -> PaymentStatus | Exception:
@@ -263,12 +352,11 @@ class PayoutWorkers:
                 except Exception as exc:  # noqa: BLE001 - an unanswered inquiry leaves the item in doubt
                     return exc
 
-        answers = await asyncio.gather(*(ask(item["end_to_end_id"]) for item in items))
-        self.inquiries_made += len(items)
+        answers = await asyncio.gather(*(ask(e2e) for e2e in end_to_end_ids))
+        self.inquiries_made += len(end_to_end_ids)
         findings = submission.InquiryFindings([], [], [], [])
         now = utcnow()
-        for item, answer in zip(items, answers, strict=True):
-            e2e = item["end_to_end_id"]
+        for e2e, answer in zip(end_to_end_ids, answers, strict=True):
             if isinstance(answer, Exception):
                 findings.undetermined.append(e2e)
             elif answer.status == "UNKNOWN_TO_BANK":
@@ -288,10 +376,18 @@ class PayoutWorkers:
                         paid_on=vn_date(occurred) if answer.status == "PAID_CASH" else None,
                     )
                 )
-        await self.in_transaction(lambda s: submission.record_inquiry(
-            s, self.outbox, claimed, findings, utcnow(), self.policy,
-            retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds,
-            inquiry_after_seconds=self.settings.status_inquiry_after_seconds))
+        return findings
+
+    async def inquire(self, claimed: submission.Claimed) -> None:
+        async with self.keeping_lease(claimed):
+            async with self.session_factory() as session:
+                items = await submission.open_items(session, claimed.batch_id)
+            channel = self.channels.channel(claimed.counterparty)
+            findings = await self.statuses(channel, [item["end_to_end_id"] for item in items])
+            await self.record(claimed, lambda s: submission.record_inquiry(
+                s, self.outbox, claimed, findings, utcnow(), self.policy,
+                retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds,
+                inquiry_after_seconds=self.settings.status_inquiry_after_seconds))
 
     # -- scheduler --------------------------------------------------------------------------
 

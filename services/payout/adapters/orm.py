@@ -217,6 +217,8 @@ batches = Table(
     Column("inquiries", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UtcTime, nullable=False),
     Column("lease_until", UtcTime, nullable=True),
+    # Fencing token: incremented by every claim; only the holder of the current one may write.
+    Column("lease_token", Integer, nullable=False, server_default="0"),
     Column("last_error", String(300), nullable=True),
     Column("created_at", UtcTime, nullable=False),
     Column("submitted_at", UtcTime, nullable=True),

@@ -5,7 +5,7 @@ nothing, and every state change writes its event through the outbox in the same 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -178,6 +178,11 @@ async def apply_outcomes(
             anomalies.append(_anomaly("UNKNOWN_PAYMENT", counterparty, outcome, None, None, now))
             continue
         inst = current[row["id"]]
+        if outcome.status in (model.SETTLED, model.PAID_CASH) and outcome.amount is None:
+            # Money moved by an unknown amount (a status answer without one): never settled so.
+            anomalies.append(_anomaly("AMOUNT_MISSING", counterparty, outcome, inst["id"], inst["amount"], now))
+            continue
+        outcome = _fitted(outcome)
         view = PaymentView(
             installment_state=inst["state"],
             installment_amount=int(inst["amount"]),
@@ -225,14 +230,15 @@ async def apply_outcomes(
         elif new_state == model.RETURNED:
             code = outcome.reason_code or "UNSPECIFIED"
             reason = policy.describe(outcome.reason_code)
-            inst.update(state=model.RETURNED, reason_code=code, reason_text=reason.text)
+            inst.update(state=model.RETURNED, reason_code=code, reason_text=fit(reason.text, _REASON_TEXT))
             events.append(PaymentReturned(**attempt_facts, reason_code=code, returned_at=outcome.occurred_at))
             if code in model.DECEASED_REASONS and row["a_channel"] != model.AUTHORISED_ACCOUNT:
                 deceased.append((inst["beneficiary_id"], inst["period"]))
         else:  # FAILED
             code = outcome.reason_code or "UNSPECIFIED"
             reason = policy.describe(outcome.reason_code)
-            permanent = bool(reason.permanent)
+            reason = ReasonInfo(fit(reason.text, _REASON_TEXT) or "", bool(reason.permanent))
+            permanent = reason.permanent
             events.append(PaymentFailed(**attempt_facts, reason_code=code, reason_text=reason.text,
                                         permanent=permanent, failed_at=outcome.occurred_at))
             if permanent and code in model.ACCOUNT_REASONS:
@@ -333,6 +339,32 @@ async def _create_cash_attempts(session: AsyncSession, rows: list[dict[str, Any]
         .values(values)
         .on_conflict_do_nothing(index_elements=["installment_id", "attempt_no"])
     )
+
+
+_REASON_TEXT = installments.c.reason_text
+_FITTED_COLUMNS = {
+    "reason_code": installments.c.reason_code,
+    "bank_reference": installments.c.bank_reference,
+    "staff_id": installments.c.staff_id,
+}
+
+
+def fit(value: str | None, column: Any) -> str | None:
+    """Text a counterparty chose, cut to its column's width in characters (what VARCHAR
+    counts, so never inside a UTF-8 sequence), without NULs: a long reason never wedges the
+    transaction that records it."""
+    if value is None:
+        return None
+    return value.replace("\x00", "")[: column.type.length]
+
+
+def _fitted(outcome: Outcome) -> Outcome:
+    changes = {
+        name: fit(getattr(outcome, name), column)
+        for name, column in _FITTED_COLUMNS.items()
+        if getattr(outcome, name) is not None and getattr(outcome, name) != fit(getattr(outcome, name), column)
+    }
+    return replace(outcome, **changes) if changes else outcome
 
 
 def _anomaly(

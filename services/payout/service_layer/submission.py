@@ -8,6 +8,12 @@ same batch at once), sent with the batch id as idempotency key, and their result
     INQUIRING ─some never received─▶ RETRY (the same batch resent, never a new reference)
     SUBMITTED ─no callback in time─▶ INQUIRING (the sweeper asks)
     SENDING ─refused outright─▶ REJECTED (its items fail with the code)
+
+Every claim takes the next `lease_token`; the worker renews its lease while it waits for the
+counterparty, and every write it makes is fenced by that token: a worker whose lease was taken
+over (it stalled past the lease) changes nothing (LeaseLost), whatever its late answer says.
+An answer that does not say what the counterparty did (a duplicate, an item left in doubt)
+sends the batch to UNKNOWN, so it is inquired before anything is resent.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.payout.adapters.banks.base import DUPLICATE_CODES
 from services.payout.adapters.orm import batches, installments, payment_attempts
 from services.payout.adapters.outbox_writer import add_many, json_time
 from services.payout.domain import model
@@ -50,6 +57,16 @@ class Claimed:
     previous_state: str
     attempts: int
     inquiries: int
+    lease_token: int = 0
+
+
+class LeaseLost(Exception):
+    """The batch was claimed by another worker after this one's lease ran out: nothing this
+    worker would write may change it."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"lease of batch {batch_id} was taken over")
+        self.batch_id = batch_id
 
 
 async def claim_batch(
@@ -78,6 +95,7 @@ async def claim_batch(
     action = "send" if previous in SEND_STATES else "inquire"
     values: dict[str, Any] = {
         "lease_until": now + timedelta(seconds=lease_seconds),
+        "lease_token": batches.c.lease_token + 1,
         "updated_at": now,
     }
     if action == "send":
@@ -102,7 +120,34 @@ async def claim_batch(
         previous_state=previous,
         attempts=int(row["attempts"]) + (1 if action == "send" else 0),
         inquiries=int(row["inquiries"]) + (0 if action == "send" else 1),
+        lease_token=int(row["lease_token"]) + 1,
     )
+
+
+def _held(claimed: Claimed):
+    """The batch still under this claim: leased, with the claim's token."""
+    return and_(
+        batches.c.batch_id == claimed.batch_id,
+        batches.c.lease_token == claimed.lease_token,
+        batches.c.state.in_(LEASED_STATES),
+    )
+
+
+async def hold_lease(session: AsyncSession, claimed: Claimed, now: datetime) -> None:
+    """First write of every recording transaction: lock the batch row under this claim (a
+    claimer skips it until we commit), or raise LeaseLost before anything else is written."""
+    held = await session.execute(update(batches).where(_held(claimed)).values(updated_at=now))
+    if held.rowcount != 1:
+        raise LeaseLost(claimed.batch_id)
+
+
+async def renew_lease(session: AsyncSession, claimed: Claimed, now: datetime, lease_seconds: float) -> bool:
+    """Extend the lease while the counterparty is still being called; False if it was lost."""
+    renewed = await session.execute(
+        update(batches).where(_held(claimed))
+        .values(lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
+    )
+    return renewed.rowcount == 1
 
 
 async def batch_items(session: AsyncSession, batch_id: str) -> list[dict[str, Any]]:
@@ -138,16 +183,10 @@ async def resolve_accounts(
     pay_date = vn_date(now)
     # Fence: only the worker whose claim this is may change the batch (and it locks the row).
     fenced = await session.execute(
-        update(batches)
-        .where(
-            batches.c.batch_id == claimed.batch_id,
-            batches.c.state == model.BATCH_SENDING,
-            batches.c.attempts == claimed.attempts,
-        )
-        .values(execution_date=pay_date, updated_at=now)
+        update(batches).where(_held(claimed)).values(execution_date=pay_date, updated_at=now)
     )
     if fenced.rowcount != 1:
-        return None
+        raise LeaseLost(claimed.batch_id)
     lock = select(installments.c.id).where(
         installments.c.id.in_(
             select(payment_attempts.c.installment_id).where(payment_attempts.c.batch_id == claimed.batch_id)
@@ -252,12 +291,12 @@ async def open_items(session: AsyncSession, batch_id: str) -> list[dict[str, Any
     ]
 
 
-async def _release(session: AsyncSession, batch_id: str, now: datetime, **values: Any) -> None:
-    await session.execute(
-        update(batches)
-        .where(batches.c.batch_id == batch_id, batches.c.state.in_(LEASED_STATES))
-        .values(lease_until=None, updated_at=now, **values)
+async def _release(session: AsyncSession, claimed: Claimed, now: datetime, **values: Any) -> None:
+    released = await session.execute(
+        update(batches).where(_held(claimed)).values(lease_until=None, updated_at=now, **values)
     )
+    if released.rowcount != 1:
+        raise LeaseLost(claimed.batch_id)
 
 
 async def mark_submitted(
@@ -337,27 +376,48 @@ async def record_accepted(
     now: datetime,
     policy: OutcomePolicy,
     inquiry_after_seconds: float,
+    *,
+    in_doubt: list[str] | tuple[str, ...] = (),
+    not_sent: list[str] | tuple[str, ...] = (),
+    retry_base: float = 1.0,
+    retry_cap: float = 60.0,
 ) -> Applied:
     """The counterparty answered: accepted items wait for their outcome, refused ones fail
-    with the counterparty's reason."""
+    with the counterparty's reason. A refusal as a duplicate means it holds the payment: that
+    item is in doubt, never failed. Items in doubt send the batch to UNKNOWN (inquired before
+    any resend); items not taken (a list that met a transient failure) to RETRY."""
+    await hold_lease(session, claimed, now)
     ours = set(all_items)
     accepted_ours = [e2e for e2e in accepted if e2e in ours]
-    everything = len(accepted_ours) == len(all_items) and not rejected
+    doubtful = [e2e for e2e in in_doubt if e2e in ours]
+    doubtful += [e2e for e2e, code in rejected if e2e in ours and code in DUPLICATE_CODES]
+    unsent = [e2e for e2e in not_sent if e2e in ours]
+    everything = len(accepted_ours) == len(all_items) and not rejected and not doubtful and not unsent
     await mark_submitted(session, outbox, claimed.batch_id, None if everything else accepted_ours, now)
     refusals = [
         Outcome(end_to_end_id=e2e, status="FAILED", amount=None, reason_code=code,
                 bank_reference=None, occurred_at=now)
         for e2e, code in rejected
-        if e2e in ours
+        if e2e in ours and code not in DUPLICATE_CODES
     ]
     applied = await apply_outcomes(session, outbox, claimed.counterparty, refusals, now, policy)
-    await _release(
-        session, claimed.batch_id, now,
-        state=model.BATCH_SUBMITTED,
-        submitted_at=now,
-        next_attempt_at=now + timedelta(seconds=inquiry_after_seconds),
-        last_error=None,
-    )
+    taken = {"submitted_at": now} if accepted_ours else {}
+    if doubtful:
+        await _release(session, claimed, now, state=model.BATCH_UNKNOWN, next_attempt_at=now, **taken,
+                       last_error=f"{len(doubtful)} items in doubt after the answer; asking their status")
+    elif unsent:
+        delay = backoff_seconds(claimed.attempts, retry_base, retry_cap)
+        await _release(session, claimed, now, state=model.BATCH_RETRY,
+                       next_attempt_at=now + timedelta(seconds=delay), **taken,
+                       last_error=f"{len(unsent)} items not taken; sending them again")
+    else:
+        await _release(
+            session, claimed, now,
+            state=model.BATCH_SUBMITTED,
+            submitted_at=now,
+            next_attempt_at=now + timedelta(seconds=inquiry_after_seconds),
+            last_error=None,
+        )
     return applied
 
 
@@ -365,9 +425,10 @@ async def record_retry(
     session: AsyncSession, claimed: Claimed, error: str, now: datetime, base: float, cap: float
 ) -> None:
     """Nothing happened at the counterparty: the same batch goes again after a backoff."""
+    await hold_lease(session, claimed, now)
     delay = backoff_seconds(claimed.attempts, base, cap)
     await _release(
-        session, claimed.batch_id, now,
+        session, claimed, now,
         state=model.BATCH_RETRY,
         next_attempt_at=now + timedelta(seconds=delay),
         last_error=error[:300],
@@ -376,8 +437,9 @@ async def record_retry(
 
 async def record_unknown(session: AsyncSession, claimed: Claimed, error: str, now: datetime) -> None:
     """Sent, but no answer: ask for each item's status before anything is resent."""
+    await hold_lease(session, claimed, now)
     await _release(
-        session, claimed.batch_id, now,
+        session, claimed, now,
         state=model.BATCH_UNKNOWN, next_attempt_at=now, last_error=error[:300],
     )
 
@@ -392,13 +454,14 @@ async def record_refused(
     policy: OutcomePolicy,
 ) -> Applied:
     """The counterparty refused the whole request: its items fail with the code."""
+    await hold_lease(session, claimed, now)
     refusals = [
         Outcome(end_to_end_id=e2e, status="FAILED", amount=None, reason_code=code,
                 bank_reference=None, occurred_at=now)
         for e2e in items
     ]
     applied = await apply_outcomes(session, outbox, claimed.counterparty, refusals, now, policy)
-    await _release(session, claimed.batch_id, now, state=model.BATCH_REJECTED, last_error=code[:300],
+    await _release(session, claimed, now, state=model.BATCH_REJECTED, last_error=code[:300],
                    completed_at=now)
     return applied
 
@@ -406,7 +469,8 @@ async def record_refused(
 async def record_not_sent(session: AsyncSession, claimed: Claimed, error: str, now: datetime) -> None:
     """We refuse to send a batch whose items differ from its declared totals; its items stay
     visibly pending for a person to look at."""
-    await _release(session, claimed.batch_id, now, state=model.BATCH_REJECTED,
+    await hold_lease(session, claimed, now)
+    await _release(session, claimed, now, state=model.BATCH_REJECTED,
                    last_error=f"{error} (not sent)"[:300])
 
 
@@ -431,6 +495,7 @@ async def record_inquiry(
     inquiry_after_seconds: float,
 ) -> str:
     """Apply what the status inquiries found and decide the batch's next step; returns it."""
+    await hold_lease(session, claimed, now)
     await apply_outcomes(session, outbox, claimed.counterparty, findings.outcomes, now, policy)
     if findings.pending:
         await mark_submitted(session, outbox, claimed.batch_id, findings.pending, now)
@@ -438,28 +503,63 @@ async def record_inquiry(
         # Still unknown: ask again later; nothing is resent while any item is in doubt.
         state = model.BATCH_UNKNOWN if claimed.previous_state != model.BATCH_SUBMITTED else model.BATCH_SUBMITTED
         delay = backoff_seconds(claimed.inquiries, retry_base, retry_cap)
-        await _release(session, claimed.batch_id, now, state=state,
+        await _release(session, claimed, now, state=state,
                        next_attempt_at=now + timedelta(seconds=delay),
                        last_error="status inquiry failed")
         return state
     if findings.never_received:
-        # The counterparty never got them: the very same batch goes again.
-        await _release(session, claimed.batch_id, now, state=model.BATCH_RETRY, next_attempt_at=now,
+        # The counterparty never got them: the very same batch goes again (after a backoff, so
+        # a counterparty that refuses the resend and still cannot find them is not hammered).
+        delay = backoff_seconds(claimed.inquiries, retry_base, retry_cap)
+        await _release(session, claimed, now, state=model.BATCH_RETRY,
+                       next_attempt_at=now + timedelta(seconds=delay),
                        last_error="items unknown to the counterparty; resending the same batch")
         return model.BATCH_RETRY
     remaining = await open_items(session, claimed.batch_id)
     if remaining:
         delay = min(retry_cap * 4, inquiry_after_seconds * (2 ** min(claimed.inquiries, 6)))
-        await _release(session, claimed.batch_id, now, state=model.BATCH_SUBMITTED,
+        await _release(session, claimed, now, state=model.BATCH_SUBMITTED,
                        next_attempt_at=now + timedelta(seconds=delay))
         return model.BATCH_SUBMITTED
-    await _release(session, claimed.batch_id, now, state=model.BATCH_COMPLETED, completed_at=now)
+    await _release(session, claimed, now, state=model.BATCH_COMPLETED, completed_at=now)
     return model.BATCH_COMPLETED
+
+
+async def record_resend_refused(
+    session: AsyncSession,
+    outbox: Outbox,
+    claimed: Claimed,
+    code: str,
+    findings: InquiryFindings,
+    now: datetime,
+    policy: OutcomePolicy,
+    *,
+    retry_base: float,
+    retry_cap: float,
+    inquiry_after_seconds: float,
+) -> str:
+    """A resend was refused, and each item's status asked at once: an earlier send may have
+    been taken. Only an item the counterparty both refused and does not hold fails (with the
+    refusal's code); the others follow their status, as after any inquiry."""
+    failures = [] if code in DUPLICATE_CODES else findings.never_received
+    settled = InquiryFindings(
+        outcomes=findings.outcomes + [
+            Outcome(end_to_end_id=e2e, status="FAILED", amount=None, reason_code=code,
+                    bank_reference=None, occurred_at=now)
+            for e2e in failures
+        ],
+        pending=findings.pending,
+        never_received=[e2e for e2e in findings.never_received if e2e not in failures],
+        undetermined=findings.undetermined,
+    )
+    return await record_inquiry(session, outbox, claimed, settled, now, policy, retry_base=retry_base,
+                                retry_cap=retry_cap, inquiry_after_seconds=inquiry_after_seconds)
 
 
 async def complete_if_done(session: AsyncSession, claimed: Claimed, now: datetime) -> bool:
     """A submitted batch whose items all have their outcome needs no inquiry."""
+    await hold_lease(session, claimed, now)
     if await open_items(session, claimed.batch_id):
         return False
-    await _release(session, claimed.batch_id, now, state=model.BATCH_COMPLETED, completed_at=now)
+    await _release(session, claimed, now, state=model.BATCH_COMPLETED, completed_at=now)
     return True

@@ -78,6 +78,6 @@ class TestReasons:
         text, permanent = REASONS["MD07"]
         assert permanent and "qua đời" in REASONS["MD07"].vi and "deceased" in REASONS["MD07"].en
 
-    def test_unknown_code_is_permanent_so_a_person_looks_at_it(self) -> None:
-        assert describe("ZZ99").permanent
-        assert describe(None).permanent
+    def test_unknown_code_is_no_verdict_on_the_payment(self) -> None:
+        assert not describe("ZZ99").permanent
+        assert not describe(None).permanent

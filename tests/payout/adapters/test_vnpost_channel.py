@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.payout.adapters.banks import VNPOST, PermanentBankError, TransientBankError
+from services.payout.adapters.banks import VNPOST, PermanentBankError
 
 from tests.payout.adapters.adapter_helpers import batch_of, instruction
 
@@ -83,12 +83,12 @@ class TestCashLists:
         assert caught.value.code == "CONTROL_TOTALS_MISMATCH"
         assert (await sandbox.admin.ledger())["transfers"] == 0
 
-    async def test_post_office_unavailable_is_transient(self, sandbox) -> None:
+    async def test_post_office_unavailable_leaves_the_list_to_send_again(self, sandbox) -> None:
         await sandbox.admin.set_faults(error_5xx_rate=1)
-        with pytest.raises(TransientBankError):
-            await sandbox.registry.channel(VNPOST).submit_batch(
-                batch_of(VNPOST, [cash(500_000, COMMUNES[0])])
-            )
+        batch = batch_of(VNPOST, [cash(500_000, COMMUNES[0])])
+        result = await sandbox.registry.channel(VNPOST).submit_batch(batch)
+        assert result.not_sent == (batch.items[0].end_to_end_id,)
+        assert result.accepted == () and result.in_doubt == ()
 
     async def test_cash_item_without_commune_is_a_programming_error(self, sandbox) -> None:
         with pytest.raises(ValueError):

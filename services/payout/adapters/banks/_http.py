@@ -8,10 +8,19 @@ from typing import Any
 import httpx
 import orjson
 
-from .base import PermanentBankError, TransientBankError, UnknownOutcome
+from .base import (
+    DUPLICATE_CODES,
+    CredentialsRefused,
+    PermanentBankError,
+    TransientBankError,
+    UnknownOutcome,
+)
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
+CREDENTIAL_STATUSES = frozenset({401, 403})
+# Gateways answer these when the counterparty behind them may have acted.
+GATEWAY_STATUSES = frozenset({502, 504})
 
 
 class CounterpartyHttp:
@@ -19,9 +28,11 @@ class CounterpartyHttp:
 
     A failure before the request left (connection refused, connect or pool timeout) and a 5xx,
     408 or 429 answer raise TransientBankError. A failure after the request left (read timeout,
-    dropped connection) raises UnknownOutcome for calls that may move money (`moves_money`), and
-    TransientBankError for read-only calls, which can always be repeated. Other answers are
-    returned for the channel to interpret (`refuse` turns a 4xx into PermanentBankError).
+    dropped connection) and a 502/504 raise UnknownOutcome for calls that may move money
+    (`moves_money`), and TransientBankError for read-only calls, which can always be repeated.
+    401/403 raise CredentialsRefused. Other answers are returned for the channel to interpret:
+    `refuse` turns a 4xx into PermanentBankError, or for a call that moves money only an explicit
+    refusal (`refuse_money`: a 409 or duplicate code, a 404, a code-less answer are unknown).
     """
 
     def __init__(
@@ -67,10 +78,13 @@ class CounterpartyHttp:
             raise TransientBankError(
                 f"{self.counterparty}: no answer ({type(exc).__name__})"
             ) from exc
-        if response.status_code >= 500 or response.status_code in TRANSIENT_STATUSES:
-            raise TransientBankError(
-                f"{self.counterparty}: HTTP {response.status_code} from the counterparty"
-            )
+        status = response.status_code
+        if moves_money and status in GATEWAY_STATUSES:
+            raise UnknownOutcome(f"{self.counterparty}: HTTP {status} from a gateway after sending")
+        if status in CREDENTIAL_STATUSES:
+            raise CredentialsRefused(f"{self.counterparty}: our credentials were refused (HTTP {status})")
+        if status >= 500 or status in TRANSIENT_STATUSES:
+            raise TransientBankError(f"{self.counterparty}: HTTP {status} from the counterparty")
         return response
 
     @staticmethod
@@ -86,6 +100,31 @@ class CounterpartyHttp:
     def refuse(self, response: httpx.Response) -> PermanentBankError:
         code = self.error_code(response)
         return PermanentBankError(code, f"{self.counterparty}: request refused ({code})")
+
+    def refuse_money(self, response: httpx.Response) -> PermanentBankError | UnknownOutcome:
+        """A refusal of a request that moves money: final only if it names why; a duplicate (the
+        counterparty holds it), a 404 (a resend it cannot place) or a bare status is unknown."""
+        code = self.error_code(response)
+        if (
+            response.status_code in (404, 409)
+            or code in DUPLICATE_CODES
+            or code.startswith("HTTP_")
+        ):
+            return UnknownOutcome(f"{self.counterparty}: refused without a verdict ({code[:40]})")
+        return PermanentBankError(code, f"{self.counterparty}: request refused ({code[:40]})")
+
+    def answer(self, response: httpx.Response) -> dict[str, Any]:
+        """The JSON object a counterparty answered to a request that moves money; any other body
+        means it may have acted without our knowing what it took (UnknownOutcome)."""
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            raise UnknownOutcome(
+                f"{self.counterparty}: unreadable answer after sending (HTTP {response.status_code})"
+            )
+        return body
 
     def json(self, response: httpx.Response) -> Any:
         try:

@@ -77,10 +77,15 @@ class PaymentBatch:
 @dataclass(frozen=True, slots=True)
 class SubmitResult:
     """What the counterparty took: accepted end-to-end ids, and (end-to-end id, reason code)
-    for the ones it refused at intake. An accepted payment's outcome comes later."""
+    for the ones it refused at intake. An accepted payment's outcome comes later. A channel
+    that sends a batch in several requests (the post office, one list per commune) also says
+    which items went in a request whose answer says nothing (`in_doubt`: ask for their status)
+    and which were not taken (`not_sent`: send them again)."""
 
     accepted: tuple[str, ...]
     rejected: tuple[tuple[str, str], ...]
+    in_doubt: tuple[str, ...] = ()
+    not_sent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +138,22 @@ class BankError(Exception):
 
 
 class TransientBankError(BankError):
-    """Nothing happened (5xx, connection refused, throttled): resend with the same references."""
+    """Nothing happened (503, connection refused, throttled): resend with the same references."""
+
+
+class CredentialsRefused(TransientBankError):
+    """The counterparty refused our credentials (401/403): a verdict on us, not on the payment.
+    Retried like a transient failure; someone must fix the configuration."""
 
 
 class UnknownOutcome(BankError):
-    """The request was sent but no answer came back (timeout): ask for the payment status
-    before resending anything."""
+    """The request was sent and the answer does not say what happened (timeout, 502/504, a 409
+    duplicate, a body that cannot be read): ask for the payment status before resending."""
 
 
 class PermanentBankError(BankError):
-    """The request itself is refused (for example CONTROL_TOTALS_MISMATCH); resending the same
-    request will not help."""
+    """The request itself is refused with an explicit code (for example
+    CONTROL_TOTALS_MISMATCH); resending the same request will not help."""
 
     def __init__(self, code: str, message: str | None = None) -> None:
         super().__init__(message or code)
@@ -202,7 +212,8 @@ REASONS: dict[str, Reason] = {
     "AG01": Reason("Tài khoản không được phép nhận giao dịch / Transaction forbidden", True),
     "AM03": Reason("Loại tiền không được chấp nhận / Currency not allowed", True),
     "AM04": Reason("Không đủ số dư / Insufficient funds", False),
-    "AM05": Reason("Giao dịch trùng lặp / Duplicate payment", True),
+    # A duplicate means the bank holds the payment: never a failure of it (see DUPLICATE_CODES).
+    "AM05": Reason("Giao dịch trùng lặp / Duplicate payment", False),
     "AM12": Reason("Số tiền không hợp lệ / Invalid amount", True),
     "BE01": Reason("Tên không khớp với chủ tài khoản / Creditor name inconsistent", True),
     "FF01": Reason("Tệp không đúng định dạng / Invalid file format", True),
@@ -227,11 +238,16 @@ REASONS: dict[str, Reason] = {
 }
 
 
+# Answers that say the counterparty already holds this payment or request: ask for its status.
+DUPLICATE_CODES = frozenset({"AM05", "DUPLICATE_REQUEST", "DUPLICATE", "DUPL", "HTTP_409"})
+
+
 def describe(code: str | None) -> Reason:
-    """The reason for `code`; an unknown code is treated as permanent so a person looks at it."""
+    """The reason for `code`. Only a known, payment-level code is permanent: an unknown or
+    missing code is no verdict that the payment will never be made (so no cash fallback)."""
     if code is None:
-        return Reason("Không rõ lý do / No reason given", True)
-    return REASONS.get(code, Reason(f"Mã lý do {code} / Reason code {code}", True))
+        return Reason("Không rõ lý do / No reason given", False)
+    return REASONS.get(code, Reason(f"Mã lý do {code} / Reason code {code}", False))
 
 
 def is_permanent(code: str | None) -> bool:

@@ -25,7 +25,14 @@ from .base import (
     SubmitResult,
 )
 from .directory import BankInfo, load_banks
-from .napas import bank_name_inquiry, check_batch_for, json_payment_status, json_statement
+from .napas import (
+    MAX_VND,
+    bank_name_inquiry,
+    check_batch_for,
+    json_payment_status,
+    json_statement,
+    submit_answer,
+)
 
 PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 PAIN002_NS = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"
@@ -193,13 +200,20 @@ def parse_pain002(raw: bytes) -> PaymentStatusReport:
 
 
 def _whole_vnd(text: str | None) -> int:
+    """A finite whole amount within a money column; infinities, NaNs and huge exponents are
+    refused before any conversion (int() of 1E+999999999 would build a billion-digit number)."""
     try:
-        value = Decimal(text or "")
+        value = Decimal((text or "").strip())
     except InvalidOperation:
         raise CallbackRejected("malformed_body", "amount is not a number") from None
+    if not value.is_finite() or value.adjusted() > 18:
+        raise CallbackRejected("malformed_body", "amount is not a finite amount of VND")
     if value != value.to_integral_value():
         raise CallbackRejected("malformed_body", "VND amounts are whole numbers")
-    return int(value)
+    amount = int(value)
+    if not -MAX_VND <= amount <= MAX_VND:
+        raise CallbackRejected("malformed_body", "amount is out of range")
+    return amount
 
 
 def _entry_outcome(entry: etree._Element, q: Callable[[str], str]) -> PaymentOutcome:
@@ -326,12 +340,8 @@ class Iso20022Channel:
             headers={"Content-Type": "application/xml", "Idempotency-Key": batch.batch_id},
             moves_money=True,
         )
-        if response.status_code not in (200, 202):
-            raise self._http.refuse(response)
-        answer = self._http.json(response)
-        rejected = tuple(
-            (item["end_to_end_id"], item["reason_code"]) for item in answer.get("rejected", ())
-        )
+        _, refusals = submit_answer(self._http, response)
+        rejected = tuple(refusals)
         refused = {end_to_end_id for end_to_end_id, _ in rejected}
         accepted = tuple(
             item.end_to_end_id for item in batch.items if item.end_to_end_id not in refused

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
+import httpx
 import orjson
 
 from services.payout.domain.money import InvalidAmount, whole_vnd
@@ -20,6 +21,7 @@ from .base import (
     PermanentBankError,
     StatementEntry,
     SubmitResult,
+    UnknownOutcome,
 )
 
 EVENT_STATUSES = {
@@ -70,11 +72,50 @@ async def json_payment_status(http: CounterpartyHttp, path: str, end_to_end_id: 
     return PaymentStatus(
         end_to_end_id=body.get("end_to_end_id", end_to_end_id),
         status=status,
-        reason_code=body.get("reason_code"),
-        amount=body.get("amount"),
-        bank_reference=body.get("bank_reference"),
+        reason_code=optional_text(body, "reason_code"),
+        amount=whole_vnd_or_none(body.get("amount")),
+        bank_reference=optional_text(body, "bank_reference"),
         settled_at=parse_datetime(body.get("settled_at")),
     )
+
+
+MAX_VND = 2**63 - 1
+
+
+def whole_vnd_or_none(value: Any) -> int | None:
+    """An amount in a status answer: whole VND as a JSON integer, else none (a status without
+    our amount never settles a payment)."""
+    if type(value) is not int or not -MAX_VND <= value <= MAX_VND:
+        return None
+    return value
+
+
+def optional_text(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def submit_answer(http: CounterpartyHttp, response: httpx.Response) -> tuple[list[str], list[tuple[str, str]]]:
+    """The accepted ids and (id, reason code) refusals of an answer to a submission; an answer
+    of another shape leaves what was taken unknown."""
+    if response.status_code not in (200, 202):
+        raise http.refuse_money(response)
+    answer = http.answer(response)
+    accepted = answer.get("accepted", [])
+    rejected = answer.get("rejected", [])
+    if not isinstance(rejected, list) or not all(
+        isinstance(item, dict)
+        and isinstance(item.get("end_to_end_id"), str)
+        and isinstance(item.get("reason_code"), str)
+        for item in rejected
+    ):
+        raise UnknownOutcome(f"{http.counterparty}: unreadable refusals in the answer")
+    refusals = [(item["end_to_end_id"], item["reason_code"]) for item in rejected]
+    if isinstance(accepted, list) and all(isinstance(e2e, str) for e2e in accepted):
+        return accepted, refusals
+    if isinstance(accepted, int) and not isinstance(accepted, bool):
+        return [], refusals  # a count (ISO file banks): the caller derives the ids
+    raise UnknownOutcome(f"{http.counterparty}: unreadable acceptances in the answer")
 
 
 def statement_amount(value: Any) -> int:
@@ -204,15 +245,8 @@ class NapasChannel:
             headers={"Idempotency-Key": batch.batch_id},
             moves_money=True,
         )
-        if response.status_code not in (200, 202):
-            raise self._http.refuse(response)
-        answer = self._http.json(response)
-        return SubmitResult(
-            accepted=tuple(answer.get("accepted", ())),
-            rejected=tuple(
-                (item["end_to_end_id"], item["reason_code"]) for item in answer.get("rejected", ())
-            ),
-        )
+        accepted, rejected = submit_answer(self._http, response)
+        return SubmitResult(accepted=tuple(accepted), rejected=tuple(rejected))
 
     async def payment_status(self, end_to_end_id: str) -> PaymentStatus:
         return await json_payment_status(

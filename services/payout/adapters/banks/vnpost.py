@@ -22,7 +22,16 @@ from .base import (
     TransientBankError,
     UnknownOutcome,
 )
-from .napas import required_int, required_str, required_time, statement_amount, typed_json_events
+from .napas import (
+    optional_text,
+    required_int,
+    required_str,
+    required_time,
+    statement_amount,
+    submit_answer,
+    typed_json_events,
+    whole_vnd_or_none,
+)
 
 EVENT_STATUSES = {"cash.paid": "PAID_CASH", "cash.returned": "RETURNED"}
 ITEM_STATUSES = {"PENDING": "PENDING", "PAID": "PAID_CASH", "RETURNED": "RETURNED"}
@@ -91,14 +100,15 @@ class VnpostChannel:
         ]
 
     async def submit_batch(self, batch: PaymentBatch) -> SubmitResult:
-        """Send every commune's list. A list the post office refuses outright has its items
-        rejected with the refusal code. If any list met a timeout the whole call raises
-        UnknownOutcome (ask for the items' status), else a transient failure raises
-        TransientBankError; resending the batch is safe since lists and items are idempotent."""
+        """Send every commune's list; each list is its own request under its own key, so each
+        answer counts for its items only: taken (accepted, or rejected one by one), refused
+        outright with a code (its items rejected with it), in doubt (a timeout, a 502/504, a
+        duplicate or unreadable answer: ask for their status) or not taken (a transient failure:
+        send that list again). Lists already taken are never sent again because of another."""
         lists = self.cash_lists(batch)
         gate = asyncio.Semaphore(self._concurrency)
 
-        async def send(cash_list: dict) -> dict | BankError:
+        async def send(cash_list: dict) -> tuple[list[str], list[tuple[str, str]]] | BankError:
             async with gate:
                 try:
                     response = await self._http.send(
@@ -108,35 +118,34 @@ class VnpostChannel:
                         headers={"Idempotency-Key": cash_list["list_id"]},
                         moves_money=True,
                     )
-                except (TransientBankError, UnknownOutcome) as exc:
+                    return submit_answer(self._http, response)
+                except BankError as exc:
                     return exc
-                if response.status_code not in (200, 202):
-                    return self._http.refuse(response)
-                return self._http.json(response)
 
         answers = await asyncio.gather(*(send(cash_list) for cash_list in lists))
         accepted: list[str] = []
         rejected: list[tuple[str, str]] = []
-        unknown: UnknownOutcome | None = None
-        transient: TransientBankError | None = None
+        in_doubt: list[str] = []
+        not_sent: list[str] = []
         for cash_list, answer in zip(lists, answers, strict=True):
+            ids = [item["end_to_end_id"] for item in cash_list["items"]]
             if isinstance(answer, UnknownOutcome):
-                unknown = answer
+                in_doubt.extend(ids)
             elif isinstance(answer, TransientBankError):
-                transient = answer
+                not_sent.extend(ids)
             elif isinstance(answer, PermanentBankError):
-                rejected.extend((item["end_to_end_id"], answer.code) for item in cash_list["items"])
+                rejected.extend((e2e, answer.code) for e2e in ids)
+            elif isinstance(answer, BankError):
+                in_doubt.extend(ids)
             else:
-                accepted.extend(answer.get("accepted", ()))
-                rejected.extend(
-                    (item["end_to_end_id"], item["reason_code"])
-                    for item in answer.get("rejected", ())
-                )
-        if unknown is not None:
-            raise unknown
-        if transient is not None:
-            raise transient
-        return SubmitResult(accepted=tuple(accepted), rejected=tuple(rejected))
+                accepted.extend(answer[0])
+                rejected.extend(answer[1])
+        return SubmitResult(
+            accepted=tuple(accepted),
+            rejected=tuple(rejected),
+            in_doubt=tuple(in_doubt),
+            not_sent=tuple(not_sent),
+        )
 
     async def payment_status(self, end_to_end_id: str) -> PaymentStatus:
         response = await self._http.send("GET", f"/vnpost/items/{end_to_end_id}")
@@ -151,9 +160,9 @@ class VnpostChannel:
         return PaymentStatus(
             end_to_end_id=body.get("end_to_end_id", end_to_end_id),
             status=status,  # type: ignore[arg-type]
-            reason_code=body.get("return_reason"),
-            amount=body.get("amount"),
-            bank_reference=body.get("receipt_number"),
+            reason_code=optional_text(body, "return_reason"),
+            amount=whole_vnd_or_none(body.get("amount")),
+            bank_reference=optional_text(body, "receipt_number"),
             settled_at=parse_datetime(body.get("settled_at")),
         )
 

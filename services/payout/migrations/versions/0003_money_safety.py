@@ -22,6 +22,11 @@ def upgrade() -> None:
         batch.alter_column("cash_reason", existing_type=sa.String(200), type_=sa.String(500), existing_nullable=True)
     # --- end of contract-wide columns
 
+    # --- fenced batch leases: each claim takes the next token; a write carrying an older one is void
+    with op.batch_alter_table("batches") as batch:
+        batch.add_column(sa.Column("lease_token", sa.Integer(), nullable=False, server_default="0"))
+    # --- end of fenced batch leases
+
     # --- one installment per person, scheme and period; duplicate entitlements as anomalies
     _refuse_duplicate_installments()
     op.create_index("uq_installments_person_scheme_period", "installments", ["beneficiary_id", "scheme", "period"],
@@ -45,6 +50,11 @@ def downgrade() -> None:
         batch.alter_column("counterparty", existing_type=sa.String(8), nullable=False)
     op.drop_index("uq_installments_person_scheme_period", table_name="installments")
     # --- end of one installment per person, scheme and period
+
+    # --- fenced batch leases
+    with op.batch_alter_table("batches") as batch:
+        batch.drop_column("lease_token")
+    # --- end of fenced batch leases
 
     # --- contract-wide columns
     with op.batch_alter_table("payment_methods") as batch:
