@@ -480,7 +480,8 @@ def test_dockerfile_sets_the_listen_address_every_process_reads(docker_stages, m
     for command in values:
         env.update(zip(command.value[0::2], command.value[1::2], strict=True))
     # The image is production (an unset environment is): the operator adds the secrets.
-    secrets = {f"{prefix}_JWT_SECRET": OPERATOR_ENV["BENEFITS_JWT_SECRET"] for prefix in ("INTAKE", "PAYOUT", "REPORTING")}
+    secrets = {f"{prefix}_JWT_SECRET": OPERATOR_ENV["BENEFITS_JWT_SECRET"]
+               for prefix in ("INTAKE", "PAYOUT", "REPORTING")}
     secrets["PAYOUT_WEBHOOK_SECRETS"] = OPERATOR_ENV["BANK_WEBHOOK_SECRETS"]
     for name, factory in SETTINGS.items():
         assert settings_from_env(monkeypatch, {**env, **secrets}, factory).host == "0.0.0.0", name

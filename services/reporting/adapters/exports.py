@@ -32,7 +32,8 @@ HEAD = {"vi": ("Mã", "Tên"), "en": ("Code", "Name")}
 TOTAL = {"vi": "Tổng cộng", "en": "Total"}
 # A hidden cell leaves its figures empty and says why in a last column.
 NOTE = {"vi": "Ghi chú", "en": "Note"}
-SUPPRESSED = {"vi": "Ẩn số liệu để bảo vệ ô có dưới {n} người", "en": "Hidden to protect a cell of fewer than {n} people"}
+SUPPRESSED = {"vi": "Ẩn số liệu để bảo vệ ô có dưới {n} người",
+              "en": "Hidden to protect a cell of fewer than {n} people"}
 
 
 def _values(figures, suppressed: bool = False) -> list[Any]:

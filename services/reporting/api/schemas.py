@@ -15,6 +15,7 @@ AreaLevel = Literal["province", "district", "commune"]
 AreaType = Literal["URBAN", "RURAL", "UNKNOWN"]
 TargetAreaType = Literal["URBAN", "RURAL", "ALL"]
 Status = Literal["REACHED", "ON_TRACK", "AT_RISK", "NO_DATA"]
+SUPPRESSED_BELOW = "cells of fewer people are hidden for this reader (null: every cell shown)"
 TEXT_PATTERN = r"^[^\x00]+$"  # any text but NUL, which PostgreSQL text cannot hold
 
 
@@ -56,14 +57,14 @@ class RowOut(FiguresOut):
 class BreakdownOut(BaseModel):
     dimension: str
     filters: dict
-    suppressed_below: int | None = Field(None, description="cells of fewer people are hidden for this reader (none: every cell shown)")
+    suppressed_below: int | None = Field(None, description=SUPPRESSED_BELOW)
     rows: list[RowOut]
     total: FiguresOut
 
 
 class KpisOut(BaseModel):
     filters: dict
-    suppressed_below: int | None = Field(None, description="cells of fewer people are hidden for this reader (none: every cell shown)")
+    suppressed_below: int | None = Field(None, description=SUPPRESSED_BELOW)
     figures: FiguresOut
 
 
@@ -82,7 +83,7 @@ class SeriesOut(BaseModel):
 class TimeseriesOut(BaseModel):
     split: str | None
     filters: dict
-    suppressed_below: int | None = Field(None, description="cells of fewer people are hidden for this reader (none: every cell shown)")
+    suppressed_below: int | None = Field(None, description=SUPPRESSED_BELOW)
     periods: list[str]
     series: list[SeriesOut]
 
