@@ -1,8 +1,8 @@
 """Intake, payout and the bank sandbox in one process on the embedded default (SQLite files and
 the embedded event log in a fresh directory), talked to through their HTTP APIs, for property
-tests of a beneficiary's whole life. The bank's answers to money-moving calls can be planned one
-by one (`BankAnswers`): the real sandbox takes the batch, then the caller sees a 504, a 502, a
-2xx it cannot read, a reply later than it waits, or a 409 when it sends the same batch again."""
+tests of a beneficiary's whole life. The bank's answers to the next money-moving calls can be
+chosen (`plan_bank_answers`): the sandbox takes the batch, then the caller sees a 504, a 502, a
+2xx it cannot read or a reply later than it waits; or a 409 when it sends the same batch again."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +10,6 @@ import contextlib
 import json
 import socket
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,8 +33,7 @@ OPERATOR_SCOPES = {"payout:operate", "payout:read", "pii:read"}
 FINAL = frozenset({"SETTLED", "FAILED", "RETURNED", "PAID_CASH", "CANCELLED"})
 PAID = frozenset({"SETTLED", "PAID_CASH"})
 IN_FLIGHT = frozenset({"SCHEDULED", "SUBMITTED"})
-# Calls that move money: a JSON bank's transfer batch, an ISO file, a post-office cash list.
-MONEY_PATHS = ("/transfers", "/files", "/cash-lists")
+READ_TIMEOUT = 0.5  # payout's, for the bank's answers
 ANSWERS = ("ok", "timeout", "504_after", "502_after", "garbled_2xx", "409_on_resend")
 
 
@@ -45,63 +43,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class BankAnswers:
-    """ASGI wrapper of the sandbox: the planned answers are used, in order, by the next
-    money-moving POSTs. The sandbox always does the work first (it has the batch), except for a
-    409 on a resend, which answers a batch the bank has already seen by its idempotency key."""
-
-    def __init__(self, app: Any, hold_seconds: float) -> None:
-        self.app = app
-        self.hold_seconds = hold_seconds
-        self.planned: deque[str] = deque()
-        self.seen_keys: set[str] = set()
-        self.used: list[str] = []
-
-    def plan(self, *answers: str) -> None:
-        self.planned.extend(answers)
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(MONEY_PATHS):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-        key = headers.get("idempotency-key") or scope["path"]
-        resend = key in self.seen_keys
-        self.seen_keys.add(key)
-        answer = self.planned.popleft() if self.planned else "ok"
-        if answer == "409_on_resend" and not resend:
-            self.planned.appendleft(answer)  # for the resend of this batch, if one comes
-            answer = "ok"
-        self.used.append(answer)
-        if answer == "409_on_resend":
-            await _reply(send, 409, b'{"code": "DUPLICATE_BATCH", "detail": "this batch was received already"}')
-            return
-        captured: list[dict] = []
-
-        async def capture(message: dict) -> None:
-            captured.append(message)
-
-        await self.app(scope, receive, capture)
-        if answer == "ok":
-            for message in captured:
-                await send(message)
-            return
+def bank_faults(answers: tuple[str, ...], read_timeout: float) -> dict[str, Any]:
+    """The sandbox's faults that give the next money-moving requests these answers, and no more
+    (a fault budget of one per answer)."""
+    faults: dict[str, Any] = {"fault_budget": len(answers)}
+    for answer in answers:
         if answer == "timeout":
-            await asyncio.sleep(self.hold_seconds)
-            for message in captured:
-                await send(message)
-            return
-        if answer == "garbled_2xx":
-            await _reply(send, 200, b'{"batch_id": "', "application/json")
-            return
-        status = 504 if answer == "504_after" else 502
-        await _reply(send, status, b"<html><body>Gateway error</body></html>", "text/html")
-
-
-async def _reply(send: Any, status: int, body: bytes, content_type: str = "application/json") -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+            faults.update(slow_answer_rate=1.0, slow_answer_seconds=read_timeout * 2)
+        elif answer in ("504_after", "502_after"):
+            faults.update(error_after_accept_rate=1.0, error_after_accept_status=int(answer[:3]))
+        elif answer == "garbled_2xx":
+            faults["unreadable_answer_rate"] = 1.0
+        elif answer == "409_on_resend":
+            faults["conflict_on_resend_rate"] = 1.0
+    return faults
 
 
 @dataclass
@@ -111,7 +66,6 @@ class LifeStack:
     data_dir: Path
     fallback: str = "none"
     stack: Stack | None = None
-    bank: BankAnswers | None = None
     sandbox_app: Any = None
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=60))
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -127,7 +81,7 @@ class LifeStack:
         intake_settings = IntakeSettings(**common, port=ports["intake"])
         payout_settings = PayoutSettings(
             **common, port=ports["payout"], bank_base_url=self.urls["sandbox"], scheduler_enabled=False,
-            bank_read_timeout_seconds=0.5, status_inquiry_after_seconds=1.0, retry_base_seconds=0.05,
+            bank_read_timeout_seconds=READ_TIMEOUT, status_inquiry_after_seconds=1.0, retry_base_seconds=0.05,
             retry_max_seconds=0.3, worker_idle_seconds=0.05, lease_seconds=10.0, verification_batch_size=50,
             permanent_failure_fallback=self.fallback,
         )
@@ -137,9 +91,8 @@ class LifeStack:
                                            # resend after an ambiguous answer comes before the news.
                                            settlement_delay_ms=600)
         self.sandbox_app = create_sandbox(sandbox_settings)
-        self.bank = BankAnswers(self.sandbox_app, hold_seconds=1.0)
         self._sandbox_server = uvicorn.Server(uvicorn.Config(
-            self.bank, host="127.0.0.1", port=ports["sandbox"], log_config=None, access_log=False, lifespan="on"))
+            self.sandbox_app, host="127.0.0.1", port=ports["sandbox"], log_config=None, access_log=False, lifespan="on"))
         self._sandbox_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._sandbox_task = asyncio.ensure_future(self._sandbox_server.serve())
         self.stack = Stack(specs=[
@@ -191,6 +144,11 @@ class LifeStack:
 
     async def open_accounts(self, rows: list[dict[str, str]]) -> None:
         (await self.http.post(f"{self.urls['sandbox']}/admin/accounts", json=rows)).raise_for_status()
+
+    async def plan_bank_answers(self, *answers: str) -> None:
+        response = await self.http.put(f"{self.urls['sandbox']}/admin/faults",
+                                       json=bank_faults(answers, READ_TIMEOUT))
+        response.raise_for_status()
 
     def bank_transfers(self) -> list[Any]:
         """What the bank and the post office hold, read from the sandbox's own state."""

@@ -290,8 +290,8 @@ class BeneficiaryLife(RuleBasedStateMachine):
     @rule(answers=st.sampled_from(BANK_SCENARIOS))
     def bank_answers(self, answers: tuple[str, ...]) -> None:
         """The next money-moving calls get these answers (the bank has the batch each time)."""
-        assert self.life is not None and self.life.bank is not None
-        self.life.bank.plan(*answers)
+        assert self.life is not None
+        self.run(self.life.plan_bank_answers(*answers))
 
     @precondition(lambda self: self.cycles < CYCLES_PER_LIFE)
     @rule()
