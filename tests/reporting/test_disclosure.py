@@ -173,9 +173,3 @@ class TestProduction:
             exact = await reporting.get("/v1/breakdowns/commune", **params)
             assert next(r for r in exact["rows"] if r["code"] == ev.URBAN_COMMUNE)["paid_amount"] == BENEFIT
             assert (await reporting.public.get("/dashboard")).status_code == 200  # the page holds no figures
-
-    def test_a_client_of_the_figures_can_be_registered_with_the_reporting_scopes(self):
-        from services.intake.service_layer.clients import check_client
-
-        check_client("province-leaders", ["reports:read"], None)
-        check_client("statistics-office", ["reports:read", "reports:detail"], None)

@@ -19,8 +19,6 @@ OPERATOR = "operator"  # the audit trail's actor for command-line changes
 SCOPES = (
     "claims:write", "claims:read", "decisions:write", "roll:write", "payment-methods:write",
     "beneficiaries:read", "pii:read", "audit:read",
-    # Reporting's: figures (required outside development) and every cell, small ones included.
-    "reports:read", "reports:detail",
 )
 AGENCY_SCOPES = ("claims:read", "decisions:write", "roll:write", "payment-methods:write", "beneficiaries:read")
 
