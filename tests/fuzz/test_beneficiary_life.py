@@ -25,7 +25,9 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import (
+    Bundle, RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test,
+)
 
 from tests.fuzz.life import ANSWERS, FINAL, PAID, LifeStack, dumps, vn_today
 
@@ -371,17 +373,26 @@ class BeneficiaryLife(RuleBasedStateMachine):
         assert not twice, f"paid more than once for a person, scheme and period: {twice}"
 
 
-BeneficiaryLife.TestCase.settings = settings(
+MACHINE_SETTINGS = settings(
     # Each example starts its own services: no shrinking (a failing life is printed step by step
     # as it ran), derandomized so that every run tries the same lives.
     max_examples=6, stateful_step_count=10, deadline=None, derandomize=True, database=None,
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-TestBeneficiaryLife = BeneficiaryLife.TestCase
 
 
-def live(fallback: str, *steps: str, answers: tuple[str, ...] = ()) -> None:
+class TestBeneficiaryLife:
+    async def test_any_life_pays_once_per_person_scheme_and_period_and_only_where_the_paying_agency_said(self) -> None:
+        # The machine runs its services on loops of its own, in a thread of its own.
+        await asyncio.to_thread(run_state_machine_as_test, BeneficiaryLife, settings=MACHINE_SETTINGS)
+
+
+async def live(fallback: str, *steps: str, answers: tuple[str, ...] = ()) -> None:
+    await asyncio.to_thread(live_in_thread, fallback, *steps, answers=answers)
+
+
+def live_in_thread(fallback: str, *steps: str, answers: tuple[str, ...] = ()) -> None:
     """One life, step by step, as the machine would run it (the lives behind past defects, so
     that every run of the suite walks them whatever the generator draws)."""
     state = BeneficiaryLife()
@@ -400,6 +411,8 @@ def live(fallback: str, *steps: str, answers: tuple[str, ...] = ()) -> None:
                 state.change_payment_method(person, client, via, kind)
             elif step == "close_account":
                 state.bank_closes_the_account(person)
+            elif step.startswith("stop:"):
+                state.stop(person, step.split(":")[1])
             else:
                 getattr(state, step)()
     finally:
@@ -407,20 +420,23 @@ def live(fallback: str, *steps: str, answers: tuple[str, ...] = ()) -> None:
 
 
 class TestLivesBehindPastDefects:
-    def test_another_agency_cannot_redirect_a_pensioners_money(self) -> None:
-        live("none", "method:DOLISA:api:own", "method:ESC:upload:representative", "monthly_cycle")
+    async def test_another_agency_cannot_redirect_a_pensioners_money(self) -> None:
+        await live("none", "method:DOLISA:api:own", "method:ESC:upload:representative", "monthly_cycle")
 
-    def test_a_second_pension_approved_for_a_pensioner_on_the_roll_pays_once_a_period(self) -> None:
-        live("none", "claim_again", "monthly_cycle", "monthly_cycle")
+    async def test_a_second_pension_approved_for_a_pensioner_on_the_roll_pays_once_a_period(self) -> None:
+        await live("none", "claim_again", "monthly_cycle", "monthly_cycle")
 
-    def test_a_representative_whose_authorisation_has_not_begun_is_not_paid(self) -> None:
-        live("none", "method:BHXH:api:representative_not_yet", "monthly_cycle")
+    async def test_a_representative_whose_authorisation_has_not_begun_is_not_paid(self) -> None:
+        await live("none", "method:BHXH:api:representative_not_yet", "monthly_cycle")
 
-    def test_a_batch_the_bank_took_despite_a_gateway_error_is_paid_once_even_with_cash_fallback(self) -> None:
-        live("cash", "bank_answers", "monthly_cycle", answers=("504_after", "409_on_resend"))
+    async def test_a_batch_the_bank_took_despite_a_gateway_error_is_paid_once_even_with_cash_fallback(self) -> None:
+        await live("cash", "bank_answers", "monthly_cycle", answers=("504_after", "409_on_resend"))
 
-    def test_an_unreadable_answer_then_a_refused_resend_is_paid_once(self) -> None:
-        live("cash", "bank_answers", "monthly_cycle", answers=("garbled_2xx", "409_on_resend"))
+    async def test_an_unreadable_answer_then_a_refused_resend_is_paid_once(self) -> None:
+        await live("cash", "bank_answers", "monthly_cycle", answers=("garbled_2xx", "409_on_resend"))
 
-    def test_a_closed_account_is_paid_in_cash_once_with_the_fallback(self) -> None:
-        live("cash", "close_account", "monthly_cycle", "monthly_cycle")
+    async def test_a_closed_account_is_paid_in_cash_once_with_the_fallback(self) -> None:
+        await live("cash", "close_account", "monthly_cycle", "monthly_cycle")
+
+    async def test_only_the_paying_agency_stops_and_nothing_is_paid_after_its_stop(self) -> None:
+        await live("none", "monthly_cycle", "stop:DOLISA", "stop:BHXH", "monthly_cycle", "monthly_cycle")
