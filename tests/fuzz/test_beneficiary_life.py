@@ -393,8 +393,7 @@ async def live(fallback: str, *steps: str, answers: tuple[str, ...] = ()) -> Non
 
 
 def live_in_thread(fallback: str, *steps: str, answers: tuple[str, ...] = ()) -> None:
-    """One life, step by step, as the machine would run it (the lives behind past defects, so
-    that every run of the suite walks them whatever the generator draws)."""
+    """One life, step by step, as the machine would run it."""
     state = BeneficiaryLife()
     try:
         person = state.start_with_a_pensioner(fallback)
@@ -419,7 +418,9 @@ def live_in_thread(fallback: str, *steps: str, answers: tuple[str, ...] = ()) ->
         state.teardown()
 
 
-class TestLivesBehindPastDefects:
+class TestLives:
+    """Lives a derandomized run may not draw, walked on every run."""
+
     async def test_another_agency_cannot_redirect_a_pensioners_money(self) -> None:
         await live("none", "method:DOLISA:api:own", "method:ESC:upload:representative", "monthly_cycle")
 
