@@ -231,7 +231,11 @@ class PayoutWorkers:
                                 extra={"fields": {"batch_id": claimed.batch_id}})
                     continue
                 if not kept:
-                    self.lease_lost(claimed, "renewal")
+                    # Released by this worker meanwhile, or taken over (its write will say so).
+                    if await self.in_transaction(lambda s: submission.lease_taken_over(s, claimed)):
+                        log.warning("batch lease taken over while its counterparty was called",
+                                    extra={"fields": {"batch_id": claimed.batch_id,
+                                                      "lease_token": claimed.lease_token}})
                     return
 
         task = asyncio.ensure_future(renew())

@@ -291,6 +291,14 @@ async def open_items(session: AsyncSession, batch_id: str) -> list[dict[str, Any
     ]
 
 
+async def lease_taken_over(session: AsyncSession, claimed: Claimed) -> bool:
+    """Whether another claim came after this one (not merely: this worker released it)."""
+    token = (
+        await session.execute(select(batches.c.lease_token).where(batches.c.batch_id == claimed.batch_id))
+    ).scalar_one_or_none()
+    return token != claimed.lease_token
+
+
 async def _release(session: AsyncSession, claimed: Claimed, now: datetime, **values: Any) -> None:
     released = await session.execute(
         update(batches).where(_held(claimed)).values(lease_until=None, updated_at=now, **values)
