@@ -184,3 +184,38 @@ class TestRejectedItems:
         assert await stack.workers.submit_once()  # due at once: the status inquiry settles both
         assert await stack.states(PERIOD) == {"SETTLED": 2}
         assert all(len(ids) == 1 for ids in (await attempts_by_installment(stack)).values())
+
+
+class TestRefusedResend:
+    async def sent(self, payout, sandbox):
+        from services.payout.service_layer import submission
+
+        stack = await payout(run_workers=False)
+        persons = people(2, bank_bin=VCB)
+        await sandbox.seed_accounts(accounts(persons))
+        await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
+        await stack.workers.verify_once()
+        await stack.start_cycle(PERIOD)
+        await sandbox.set_faults(callback_delay_ms=60_000)
+        claimed = await stack.workers.in_transaction(
+            lambda s: submission.claim_batch(s, datetime.now(UTC), 30.0))
+        await stack.workers.send(claimed)
+        # The same claim, resending: one item the bank holds, one it has never seen.
+        async with stack.runtime.session_factory() as session, session.begin():
+            await session.execute(update(batches).values(state="SENDING", lease_until=datetime.now(UTC)))
+        return stack, claimed, await attempt_ids(stack)
+
+    @pytest.mark.parametrize(("code", "failed"), [("FF01", 1), ("DUPLICATE_REQUEST", 0)])
+    async def test_only_an_item_refused_and_not_held_by_the_bank_fails(self, payout, sandbox, code, failed):
+        from services.payout.service_layer import submission
+
+        stack, claimed, e2e = await self.sent(payout, sandbox)
+        findings = submission.InquiryFindings([], pending=[e2e[0]], never_received=[e2e[1]], undetermined=[])
+        state = await stack.workers.in_transaction(lambda s: submission.record_resend_refused(
+            s, stack.runtime.outbox, claimed, code, findings, datetime.now(UTC), stack.workers.policy,
+            retry_base=0.05, retry_cap=0.5, inquiry_after_seconds=30.0))
+        states = await stack.states(PERIOD)
+        assert states.get("FAILED", 0) == failed
+        assert states["SUBMITTED"] == 2 - failed
+        # A duplicate never fails: the item unknown to the bank goes again, inquired first.
+        assert state == ("SUBMITTED" if failed else "RETRY")
