@@ -29,7 +29,7 @@ class TestNameInquiry:
         unsupported[0].bank_bin = "999999"
         represented[0].method = "AUTHORISED_ACCOUNT"
         represented[0].representative = Representative(
-            full_name="Trần Thị Hồng Đào", valid_from=date(2031, 1, 1), valid_until=date(2031, 12, 31))
+            full_name="Trần Thị Hồng Đào", valid_from=date(2020, 1, 1), valid_until=date(2031, 12, 31))
         # The bank keeps names in upper case without diacritics (đ→d).
         await sandbox.seed_accounts(
             accounts(good, name="NGUYEN VAN DUC") + accounts(mismatch, name="LE THI KHAC")
