@@ -7,9 +7,11 @@ the idempotency key of a submission. ISO 20022 limits both to 35 characters.
 """
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 VNPOST = "VNPOST"
@@ -188,10 +190,12 @@ class BankChannel(Protocol):
 
 
 class Reason(NamedTuple):
-    """Text of a reason code, "Vietnamese / English", and whether retrying can ever help."""
+    """Text of a reason code, "Vietnamese / English", whether retrying can ever help, and what
+    the code means for us: permanent, transient, ambiguous (ask for the status) or deceased."""
 
     text: str
     permanent: bool
+    kind: str = "transient"
 
     @property
     def vi(self) -> str:
@@ -203,39 +207,30 @@ class Reason(NamedTuple):
         return parts[1] if len(parts) == 2 else parts[0]
 
 
-REASONS: dict[str, Reason] = {
-    # ISO 20022 external status reason codes used by Vietnamese banks.
-    "AC01": Reason("Số tài khoản không đúng / Wrong account number", True),
-    "AC03": Reason("Số tài khoản người nhận không hợp lệ / Invalid creditor account number", True),
-    "AC04": Reason("Tài khoản đã đóng / Closed account", True),
-    "AC06": Reason("Tài khoản bị phong tỏa / Blocked account", True),
-    "AG01": Reason("Tài khoản không được phép nhận giao dịch / Transaction forbidden", True),
-    "AM03": Reason("Loại tiền không được chấp nhận / Currency not allowed", True),
-    "AM04": Reason("Không đủ số dư / Insufficient funds", False),
-    # A duplicate means the bank holds the payment: never a failure of it (see DUPLICATE_CODES).
-    "AM05": Reason("Giao dịch trùng lặp / Duplicate payment", False),
-    "AM12": Reason("Số tiền không hợp lệ / Invalid amount", True),
-    "BE01": Reason("Tên không khớp với chủ tài khoản / Creditor name inconsistent", True),
-    "FF01": Reason("Tệp không đúng định dạng / Invalid file format", True),
-    "MD07": Reason("Chủ tài khoản đã qua đời / Account holder deceased", True),
-    "MS03": Reason("Lỗi không xác định tại ngân hàng / Reason not specified", False),
-    "TM01": Reason("Quá giờ xử lý / Cut-off time passed", False),
-    # Our own checks.
-    "NAME_MISMATCH": Reason(
-        "Tên chủ tài khoản không khớp với người thụ hưởng / Account name does not match the beneficiary",
-        True,
-    ),
-    "CONTROL_TOTALS_MISMATCH": Reason(
-        "Số món hoặc tổng tiền không khớp / Control count or sum mismatch", True
-    ),
-    "BANK_NOT_SUPPORTED": Reason("Ngân hàng chưa được hỗ trợ / Bank not supported", True),
-    # Post-office returns of cash payments.
-    "NOT_FOUND": Reason(
-        "Bưu điện không tìm thấy người nhận / Post office could not find the beneficiary", True
-    ),
-    "REFUSED": Reason("Người nhận từ chối nhận tiền / Beneficiary refused the payment", True),
-    "DECEASED": Reason("Người nhận đã qua đời / Beneficiary deceased", True),
-}
+REASON_KINDS = frozenset({"permanent", "transient", "ambiguous", "deceased"})
+_DATA = Path(__file__).with_name("data")
+# ISO 20022 ExternalStatusReason1Code (pain.002 StsRsnInf/Rsn/Cd), ExternalReturnReason1Code
+# (camt.054 RtrInf/Rsn/Cd) and our own checks; the first file naming a code wins.
+REASON_FILES = (
+    _DATA / "status_reasons.csv", _DATA / "return_reasons.csv", _DATA / "own_reasons.csv",
+)
+
+
+def load_reasons(paths: tuple[Path, ...] = REASON_FILES) -> dict[str, Reason]:
+    """Reason codes from the code-set files: `code,kind,vi,en`."""
+    reasons: dict[str, Reason] = {}
+    for path in paths:
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                code, kind = row["code"].strip(), row["kind"].strip()
+                if kind not in REASON_KINDS:
+                    raise ValueError(f"{path.name}: {code} has an unknown kind {kind!r}")
+                text = f"{row['vi'].strip()} / {row['en'].strip()}"
+                reasons.setdefault(code, Reason(text, kind in ("permanent", "deceased"), kind))
+    return reasons
+
+
+REASONS: dict[str, Reason] = load_reasons()
 
 
 # Answers that say the counterparty already holds this payment or request: ask for its status.
@@ -244,10 +239,15 @@ DUPLICATE_CODES = frozenset({"AM05", "DUPLICATE_REQUEST", "DUPLICATE", "DUPL", "
 
 def describe(code: str | None) -> Reason:
     """The reason for `code`. Only a known, payment-level code is permanent: an unknown or
-    missing code is no verdict that the payment will never be made (so no cash fallback)."""
+    missing code is no verdict that the payment will never be made (so no cash fallback), and
+    a duplicate means the bank holds the payment (ask for its status)."""
     if code is None:
-        return Reason("Không rõ lý do / No reason given", False)
-    return REASONS.get(code, Reason(f"Mã lý do {code} / Reason code {code}", False))
+        return Reason("Không rõ lý do / No reason given", False, "ambiguous")
+    if code in DUPLICATE_CODES:
+        known = REASONS.get(code)
+        text = known.text if known else f"Mã lý do {code} / Reason code {code}"
+        return Reason(text, False, "ambiguous")
+    return REASONS.get(code, Reason(f"Mã lý do {code} / Reason code {code}", False, "ambiguous"))
 
 
 def is_permanent(code: str | None) -> bool:
