@@ -36,7 +36,7 @@ UNPACKED_LIMIT = 64 * MiB
 CHUNK = 64 * 1024
 PATHS = {"/v1/roll/uploads": ROLL_COLUMNS, "/v1/payment-methods/uploads": PAYMENT_METHOD_COLUMNS}
 SCOPES = {"roll:write", "payment-methods:write", "agency:BHXH"}
-BIG_XLSX_ROWS = 10_000  # takes seconds to read: long enough to see the event loop stall
+BIG_XLSX_ROWS = 15_000  # takes seconds to read: long enough to see the event loop stall
 
 
 def _settings(url: str, tmp_path, **overrides) -> IntakeSettings:
@@ -136,7 +136,9 @@ class TestTheBodyLimit:
     async def test_a_body_of_exactly_the_limit_is_read(self, limited):
         row = builders.roll_row("PENSION")
         content = (",".join(ROLL_COLUMNS) + "\n" + ",".join(str(row.get(c, "")) for c in ROLL_COLUMNS) + "\n").encode()
-        content += b"\n" * (BYTE_LIMIT - len(content))  # blank lines are skipped
+        while len(content) < BYTE_LIMIT:  # rows of blanks are skipped
+            content += b" " * min(100_000, BYTE_LIMIT - len(content) - 1) + b"\n"
+        assert len(content) == BYTE_LIMIT
         response = await limited.post("/v1/roll/uploads", "bhxh", content=content, headers={"content-type": "text/csv"})
         assert response.status_code == 201, response.text[:500]
         assert response.json()["accepted"] == 1
@@ -221,22 +223,26 @@ async def served(tmp_path) -> AsyncIterator[ServiceServer]:
 
 class TestReadingOffTheEventLoop:
     async def test_health_answers_promptly_while_a_large_workbook_is_read(self, served, big_workbook):
-        latencies: list[float] = []
+        # The server shares this test's event loop: a stalled loop shows as a long gap between
+        # two answers to /healthz, whether the stall fell in a request or in the pause between.
+        gaps: list[float] = []
         async with served.client(SCOPES) as http:
             upload = asyncio.ensure_future(http.post("/v1/roll/uploads", files={
                 "file": ("roll.xlsx", big_workbook, XLSX)}, timeout=120))
-            started = time.monotonic()
+            started = last = time.monotonic()
             while not upload.done():
-                sent = time.monotonic()
-                assert (await http.get("/healthz")).status_code == 200
-                latencies.append(time.monotonic() - sent)
                 await asyncio.sleep(0.05)
+                assert (await http.get("/healthz")).status_code == 200
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
             elapsed = time.monotonic() - started
             response = await upload
         assert elapsed > 1.0, "the workbook was read too fast to tell anything"
-        assert max(latencies) < 0.75, f"/healthz took {max(latencies):.2f} s while an upload was read"
-        assert len(latencies) >= 10, latencies
+        assert max(gaps) < 1.0, f"/healthz went unanswered for {max(gaps):.2f} s while an upload was read"
+        assert len(gaps) >= 10, gaps
         _assert_too_large(response, f"{BIG_XLSX_ROWS - 1} rows")
+
 
     async def test_reading_a_table_is_bounded_in_time(self, pg_database, tmp_path):
         rows = 4_000_000  # seconds of reading, were it read to the end
