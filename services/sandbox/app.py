@@ -3,6 +3,7 @@ the admin endpoints used by tests, the demo and benchmarks."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,15 +15,18 @@ from fastapi import FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from .config import SandboxSettings
-from .iso import ControlTotalsMismatch, InvalidFile, build_pain002, parse_pain001
+from .iso import ControlTotalsMismatch, InvalidFile, build_pain002, message_id_of, parse_pain001
 from .state import (
     CASH_OUTCOMES,
+    PERMANENT_BANK_FAILURES,
     VNPOST,
+    Booking,
     Event,
     Faults,
     IsoMessage,
     ItemIn,
     SandboxState,
+    StatusReport,
     Transfer,
     utc_now,
 )
@@ -195,6 +199,89 @@ class Sandbox:
         handle = loop.call_later(delay_ms / 1000, fire)
         self._timers.add(handle)
 
+    def later(self, seconds: float, work: Callable[[], None]) -> None:
+        """Run `work` after `seconds` (at once for 0); forgotten on reset."""
+        if seconds <= 0:
+            work()
+            return
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            work()
+
+        handle = asyncio.get_running_loop().call_later(seconds, fire)
+        self._timers.add(handle)
+
+    # -- the file bank ------------------------------------------------------------------------
+
+    def schedule_file(self, message: IsoMessage, new: list[Transfer], refused: list[tuple[str, str]]) -> None:
+        """Process a file's new transfers (after the settlement delay): a pain.002 for what is
+        rejected (the file as a whole, or transactions, with those refused at intake), camt.054
+        entries for what is booked or pending, and what happens later to the booked ones."""
+        if not new:
+            return
+        bin_ = message.bin
+
+        def run() -> None:
+            report, bookings = self.state.process_file(message, new, utc_now())
+            items: list[Booking | StatusReport] = []
+            if report is not None:
+                if message.group_rejection is None:
+                    report.rejected = [*refused, *report.rejected]
+                items.append(report)
+            items.extend(bookings)
+            self.webhooks.publish_iso(bin_, items)
+            for booking in bookings:
+                if booking.status == "PDNG":
+                    self.later(self.state.faults.pending_seconds, functools.partial(self._book, bin_, booking))
+                else:
+                    self._booked(bin_, booking)
+
+        self.later(self.settings.settlement_delay_ms / 1000, run)
+
+    def _book(self, bin_: str, pending: Booking) -> None:
+        booking = self.state.book_pending(pending, utc_now())
+        self.webhooks.publish_iso(bin_, [booking])
+        self._booked(bin_, booking)
+
+    def _booked(self, bin_: str, booking: Booking) -> None:
+        faults = self.state.faults
+        for kind, transfer in self.state.follow_up(booking):
+            if kind == "reversal":
+                self.later(faults.reversal_delay_seconds,
+                           functools.partial(self._reverse, bin_, transfer, booking.reference))
+            else:
+                reason = self.state.rng.choice(PERMANENT_BANK_FAILURES)
+                self.later(faults.late_return_delay_seconds,
+                           functools.partial(self._return, bin_, transfer.end_to_end_id, reason))
+
+    def _reverse(self, bin_: str, transfer: Transfer, reverses: str) -> None:
+        reversal = self.state.reverse(transfer, reverses, utc_now())
+        if reversal is not None:
+            self.webhooks.publish_iso(bin_, [reversal])
+
+    def _return(self, bin_: str, end_to_end_id: str, reason: str) -> Event | None:
+        event = self.state.return_transfer(end_to_end_id, reason, utc_now())
+        if event is not None:
+            self.publish_return(event)
+        return event
+
+    def publish_return(self, event: Event) -> None:
+        if event.transfer.channel == "iso":
+            self.webhooks.publish_iso(event.transfer.counterparty, [self.state.return_booking(event)])
+        else:
+            self.webhooks.publish([event])
+
+    def refuse_file(self, bin_: str, raw: bytes, now: datetime) -> None:
+        """A file that fails validation is answered with a pain.002 refusing it as a whole
+        (FF01), when its MsgId can be read and no file of that id was taken."""
+        message_id = message_id_of(raw)
+        if message_id is None or (bin_, message_id) in self.state.iso_messages:
+            return
+        message = IsoMessage(message_id, bin_, now, 0, 0, [], {}, group_rejection="FF01")
+        self.state.iso_messages[(bin_, message_id)] = message
+        self.webhooks.publish_iso(bin_, [StatusReport(f"STS{self.state.epoch}{message_id}"[:35], message, [])])
+
 
 def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     settings = settings or SandboxSettings()
@@ -346,6 +433,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
             try:
                 document = parse_pain001(raw, sandbox.bins_by_bic, bin_)
             except InvalidFile as exc:
+                sandbox.refuse_file(bin_, raw, utc_now())
                 return refuse(400, "INVALID_FILE", reason_code="FF01", errors=exc.errors)
             except ControlTotalsMismatch:
                 return refuse(422, "CONTROL_TOTALS_MISMATCH")
@@ -353,8 +441,10 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
             intake = state.take(
                 bin_, "iso", key, document.items, utc_now(), debtor_account=document.debtor_account
             )
-            if (bin_, document.message_id) not in state.iso_messages:
-                state.iso_messages[(bin_, document.message_id)] = IsoMessage(
+            known = state.iso_messages.get((bin_, document.message_id))
+            if known is None or (known.group_rejection is not None and not known.payment_infos):
+                # A file refused unread may come again, now valid, under the same id.
+                known = state.iso_messages[(bin_, document.message_id)] = IsoMessage(
                     message_id=document.message_id,
                     bin=bin_,
                     received_at=utc_now(),
@@ -366,7 +456,12 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
                     ],
                     rejected=dict(intake.rejected),
                 )
-            sandbox.schedule(state.settle_bank, intake.new)
+            info_of = {item.end_to_end_id: info_id for info_id, items in document.payment_infos for item in items}
+            for transfer in intake.new:
+                transfer.message_id = document.message_id
+                transfer.payment_info_id = info_of.get(transfer.end_to_end_id) or None
+            refused = [(e2e, code) for e2e, code in intake.rejected if e2e not in state.transfers]
+            sandbox.schedule_file(known, intake.new, refused)
             return reply(
                 {
                     "message_id": document.message_id,
@@ -509,7 +604,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         event = state.return_transfer(end_to_end_id, body.reason_code, utc_now())
         if event is None:
             return refuse(409, "NOT_RETURNABLE")
-        sandbox.webhooks.publish([event])
+        sandbox.publish_return(event)
         return reply(state.bank_status(event.transfer))
 
     @app.get("/admin/ledger")

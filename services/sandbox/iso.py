@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from lxml import etree
 
-from .state import DATA_DIR, Event, IsoMessage, ItemIn, Transfer, iso_utc, vn_date
+from .state import DATA_DIR, Booking, IsoMessage, ItemIn, Transfer, iso_utc, vn_date
 
 PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 PAIN002_NS = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"
@@ -161,7 +161,9 @@ def parse_pain001(raw: bytes, bins_by_bic: Mapping[str, str], default_bin: str) 
     )
 
 
-TX_STATUS = {"PENDING": "PDNG", "SETTLED": "ACSC", "RETURNED": "ACSC", "FAILED": "RJCT"}
+# A transfer's status in a pain.002: settled (and what came after it: a return or a reversal
+# is reported in camt.054, not here), rejected, or still pending.
+TX_STATUS = {"PENDING": "PDNG", "SETTLED": "ACSC", "RETURNED": "ACSC", "REVERSED": "ACSC", "FAILED": "RJCT"}
 
 
 _TAGS: dict[tuple[str, str], str] = {}
@@ -177,22 +179,58 @@ def _el(parent: etree._Element, ns: str, tag: str, text: str | None = None, **at
     return element
 
 
+def _reason(parent: etree._Element, ns: str, code: str) -> None:
+    _el(_el(_el(parent, ns, "StsRsnInf"), ns, "Rsn"), ns, "Cd", code)
+
+
+def message_id_of(raw: bytes) -> str | None:
+    """The MsgId of a pain.001 that failed validation, when it can still be read (to answer it
+    with a pain.002); None for a document that is not even XML."""
+    try:
+        document = etree.fromstring(raw, parser=_PARSER)
+    except etree.XMLSyntaxError:
+        return None
+    found = document.findtext(f"{P}CstmrCdtTrfInitn/{P}GrpHdr/{P}MsgId")
+    found = found.strip() if found else None
+    return found if found and len(found) <= 35 else None
+
+
 def build_pain002(
-    message: IsoMessage, transfers: Mapping[str, Transfer], status_id: str, now: datetime
+    message: IsoMessage,
+    transfers: Mapping[str, Transfer],
+    status_id: str,
+    now: datetime,
+    only: Iterable[tuple[str, str]] | None = None,
 ) -> bytes:
+    """The pain.002.001.10 of one file. A file refused as a whole has a group status RJCT with
+    its reason and no transaction statuses. Otherwise each transaction's status (ACSC, PDNG,
+    RJCT with its reason) under its payment information block, and the group status that sums
+    them up (ACSC, PDNG, PART, RJCT); with `only` (end-to-end id, reason), just those rejected
+    transactions are listed (the report the bank sends when it rejects some)."""
     ns = PAIN002_NS
     root = etree.Element(f"{{{ns}}}Document", nsmap={None: ns})
     report = _el(root, ns, "CstmrPmtStsRpt")
     header = _el(report, ns, "GrpHdr")
     _el(header, ns, "MsgId", status_id)
     _el(header, ns, "CreDtTm", iso_utc(now))
+    original = _el(report, ns, "OrgnlGrpInfAndSts")
+    _el(original, ns, "OrgnlMsgId", message.message_id)
+    _el(original, ns, "OrgnlMsgNmId", "pain.001.001.09")
+    if message.number_of_transactions:
+        _el(original, ns, "OrgnlNbOfTxs", str(message.number_of_transactions))
+        _el(original, ns, "OrgnlCtrlSum", str(message.control_sum))
+    if message.group_rejection is not None:
+        _el(original, ns, "GrpSts", "RJCT")
+        _reason(original, ns, message.group_rejection)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
-    statuses: list[tuple[str, str, str | None, Transfer | None]] = []
-    per_info: list[tuple[str, list[tuple[str, str, str | None, Transfer | None]]]] = []
+    Row = tuple[str, str, str | None, Transfer | None]
+    statuses: list[Row] = []
+    per_info: list[tuple[str, list[Row]]] = []
     for info_id, e2e_ids in message.payment_infos:
-        rows = []
+        rows: list[Row] = []
         for e2e in e2e_ids:
-            if e2e in message.rejected:
+            if e2e in message.rejected and e2e not in transfers:
                 rows.append((e2e, "RJCT", message.rejected[e2e], None))
                 continue
             transfer = transfers.get(e2e)
@@ -202,29 +240,28 @@ def build_pain002(
         per_info.append((info_id, rows))
         statuses.extend(rows)
     codes = {row[1] for row in statuses}
-    if "PDNG" in codes:
-        group_status = "PDNG"
-    elif codes == {"ACSC"}:
-        group_status = "ACSC"
-    elif codes == {"RJCT"}:
+    if codes == {"RJCT"}:
         group_status = "RJCT"
-    else:
+    elif "RJCT" in codes:
         group_status = "PART"
-
-    original = _el(report, ns, "OrgnlGrpInfAndSts")
-    _el(original, ns, "OrgnlMsgId", message.message_id)
-    _el(original, ns, "OrgnlMsgNmId", "pain.001.001.09")
-    _el(original, ns, "OrgnlNbOfTxs", str(message.number_of_transactions))
-    _el(original, ns, "OrgnlCtrlSum", str(message.control_sum))
+    elif "PDNG" in codes:
+        group_status = "PDNG"
+    else:
+        group_status = "ACSC"
     _el(original, ns, "GrpSts", group_status)
     for code in ("ACSC", "PDNG", "RJCT"):
-        rows = [row for row in statuses if row[1] == code]
-        if rows:
+        counted = [row for row in statuses if row[1] == code]
+        if counted:
             per_status = _el(original, ns, "NbOfTxsPerSts")
-            _el(per_status, ns, "DtldNbOfTxs", str(len(rows)))
+            _el(per_status, ns, "DtldNbOfTxs", str(len(counted)))
             _el(per_status, ns, "DtldSts", code)
-            _el(per_status, ns, "DtldCtrlSum", str(sum(r[3].amount for r in rows if r[3])))
+            _el(per_status, ns, "DtldCtrlSum", str(sum(r[3].amount for r in counted if r[3])))
+    listed = dict(only) if only is not None else None
     for info_id, rows in per_info:
+        if listed is not None:
+            rows = [row for row in rows if row[0] in listed and row[1] == "RJCT"]
+            if not rows:
+                continue
         info = _el(report, ns, "OrgnlPmtInfAndSts")
         _el(info, ns, "OrgnlPmtInfId", info_id)
         for e2e, code, reason, transfer in rows:
@@ -232,7 +269,7 @@ def build_pain002(
             _el(tx, ns, "OrgnlEndToEndId", e2e)
             _el(tx, ns, "TxSts", code)
             if reason and code == "RJCT":
-                _el(_el(_el(tx, ns, "StsRsnInf"), ns, "Rsn"), ns, "Cd", reason)
+                _reason(tx, ns, reason)
             if transfer is not None:
                 _el(tx, ns, "AcctSvcrRef", transfer.reference)
                 reference = _el(tx, ns, "OrgnlTxRef")
@@ -240,54 +277,98 @@ def build_pain002(
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-SUB_FAMILY = {"transfer.settled": "DMCT", "transfer.failed": "DMCT", "transfer.returned": "RRTN"}
-PROPRIETARY = {"transfer.settled": "SETTLED", "transfer.failed": "FAILED", "transfer.returned": "RETURNED"}
+# Bank transaction codes (ISO external code set): a credit transfer sent (SEPA-style ESCT) and
+# a credit transfer's return (RRTN). A reversal carries the code of the entry it undoes.
+DOMAIN, FAMILY = "PMNT", "ICDT"
+SUB_FAMILY = {"debit": "ESCT", "reversal": "ESCT", "return": "RRTN"}
 
 
-def build_camt054(message_id: str, events: Iterable[Event], now: datetime) -> bytes:
-    """One notification per debtor account, one entry per event (NtryRef is the event id,
-    AcctSvcrRef the bank reference)."""
+def _bank_code(parent: etree._Element, ns: str, sub_family: str) -> None:
+    domain = _el(_el(parent, ns, "BkTxCd"), ns, "Domn")
+    _el(domain, ns, "Cd", DOMAIN)
+    family = _el(domain, ns, "Fmly")
+    _el(family, ns, "Cd", FAMILY)
+    _el(family, ns, "SubFmlyCd", sub_family)
+
+
+def _vnd(parent: etree._Element, ns: str, amount: int) -> None:
+    _el(parent, ns, "Amt", str(amount), Ccy="VND")
+
+
+def _entry(block: etree._Element, ns: str, booking: Booking) -> None:
+    """One Ntry in camt.054.001.08 element order: NtryRef?, Amt, CdtDbtInd, RvslInd?, Sts,
+    BookgDt?, ValDt?, AcctSvcrRef?, BkTxCd, NtryDtls*, AddtlNtryInf?."""
+    debit = booking.kind == "debit"
+    direction = "DBIT" if debit else "CRDT"
+    transfers = booking.transfers
+    total = sum(t.amount for t in transfers)
+    entry = _el(block, ns, "Ntry")
+    if booking.entry_ref:
+        _el(entry, ns, "NtryRef", booking.entry_ref)
+    _vnd(entry, ns, total)
+    _el(entry, ns, "CdtDbtInd", direction)
+    if booking.kind == "reversal":
+        _el(entry, ns, "RvslInd", "true")
+    _el(_el(entry, ns, "Sts"), ns, "Cd", booking.status)
+    if booking.status == "BOOK":
+        _el(_el(entry, ns, "BookgDt"), ns, "DtTm", iso_utc(booking.booked_at))
+    _el(_el(entry, ns, "ValDt"), ns, "Dt", vn_date(booking.booked_at).isoformat())
+    _el(entry, ns, "AcctSvcrRef", booking.reference)
+    _bank_code(entry, ns, SUB_FAMILY[booking.kind])
+    details = _el(entry, ns, "NtryDtls")
+    if booking.batch:
+        batch = _el(details, ns, "Btch")
+        first = transfers[0]
+        if first.message_id:
+            _el(batch, ns, "MsgId", first.message_id)
+        if first.payment_info_id:
+            _el(batch, ns, "PmtInfId", first.payment_info_id)
+        _el(batch, ns, "NbOfTxs", str(len(transfers)))
+        _el(batch, ns, "TtlAmt", str(total), Ccy="VND")
+        _el(batch, ns, "CdtDbtInd", direction)
+    for transfer in transfers:
+        tx = _el(details, ns, "TxDtls")
+        refs = _el(tx, ns, "Refs")
+        if transfer.message_id:
+            _el(refs, ns, "MsgId", transfer.message_id)
+        _el(refs, ns, "AcctSvcrRef", transfer.reference)
+        if transfer.payment_info_id:
+            _el(refs, ns, "PmtInfId", transfer.payment_info_id)
+        _el(refs, ns, "EndToEndId", transfer.end_to_end_id)
+        _vnd(tx, ns, transfer.amount)
+        _el(tx, ns, "CdtDbtInd", direction)
+        if booking.kind == "return":
+            info = _el(tx, ns, "RtrInf")
+            original = _el(_el(info, ns, "OrgnlBkTxCd"), ns, "Domn")
+            _el(original, ns, "Cd", DOMAIN)
+            family = _el(original, ns, "Fmly")
+            _el(family, ns, "Cd", FAMILY)
+            _el(family, ns, "SubFmlyCd", SUB_FAMILY["debit"])
+            _el(_el(info, ns, "Rsn"), ns, "Cd", booking.reason_code or "NARR")
+    if booking.reverses:
+        _el(entry, ns, "AddtlNtryInf", f"Reversal of entry {booking.reverses}")
+
+
+def build_camt054(message_id: str, bookings: Iterable[Booking], now: datetime) -> bytes:
+    """A camt.054.001.08 notification: one Ntfctn per debtor account, one Ntry per booking. No
+    proprietary codes: the status is in Sts/Cd, the direction in CdtDbtInd, the kind of
+    movement in BkTxCd/Domn, a reversal in RvslInd, a return in RtrInf."""
     ns = CAMT054_NS
     root = etree.Element(f"{{{ns}}}Document", nsmap={None: ns})
     notification = _el(root, ns, "BkToCstmrDbtCdtNtfctn")
     header = _el(notification, ns, "GrpHdr")
     _el(header, ns, "MsgId", message_id)
     _el(header, ns, "CreDtTm", iso_utc(now))
-    by_account: dict[str, list[Event]] = {}
-    for event in events:
-        by_account.setdefault(event.transfer.debtor_account or "UNKNOWN", []).append(event)
-    for index, (account_id, account_events) in enumerate(by_account.items(), start=1):
+    by_account: dict[str, list[Booking]] = {}
+    for booking in bookings:
+        by_account.setdefault(booking.transfers[0].debtor_account or "UNKNOWN", []).append(booking)
+    for index, (account_id, account_bookings) in enumerate(by_account.items(), start=1):
         block = _el(notification, ns, "Ntfctn")
         _el(block, ns, "Id", f"{message_id[:30]}-{index}")
         _el(block, ns, "CreDtTm", iso_utc(now))
         account = _el(block, ns, "Acct")
         _el(_el(_el(account, ns, "Id"), ns, "Othr"), ns, "Id", account_id)
         _el(account, ns, "Ccy", "VND")
-        for event in account_events:
-            transfer = event.transfer
-            entry = _el(block, ns, "Ntry")
-            _el(entry, ns, "NtryRef", event.event_id)
-            _el(entry, ns, "Amt", str(transfer.amount), Ccy="VND")
-            _el(entry, ns, "CdtDbtInd", "CRDT" if event.kind != "transfer.settled" else "DBIT")
-            if event.kind != "transfer.settled":
-                _el(entry, ns, "RvslInd", "true")
-            _el(_el(entry, ns, "Sts"), ns, "Cd", "BOOK")
-            _el(_el(entry, ns, "BookgDt"), ns, "DtTm", iso_utc(event.occurred_at))
-            _el(_el(entry, ns, "ValDt"), ns, "Dt", vn_date(event.occurred_at).isoformat())
-            _el(entry, ns, "AcctSvcrRef", transfer.reference)
-            code = _el(entry, ns, "BkTxCd")
-            domain = _el(code, ns, "Domn")
-            _el(domain, ns, "Cd", "PMNT")
-            family = _el(domain, ns, "Fmly")
-            _el(family, ns, "Cd", "ICDT")
-            _el(family, ns, "SubFmlyCd", SUB_FAMILY[event.kind])
-            _el(_el(code, ns, "Prtry"), ns, "Cd", PROPRIETARY[event.kind])
-            details = _el(_el(entry, ns, "NtryDtls"), ns, "TxDtls")
-            refs = _el(details, ns, "Refs")
-            _el(refs, ns, "AcctSvcrRef", transfer.reference)
-            _el(refs, ns, "EndToEndId", transfer.end_to_end_id)
-            _el(details, ns, "Amt", str(transfer.amount), Ccy="VND")
-            _el(details, ns, "CdtDbtInd", "CRDT" if event.kind != "transfer.settled" else "DBIT")
-            if event.reason_code:
-                _el(_el(_el(details, ns, "RtrInf"), ns, "Rsn"), ns, "Cd", event.reason_code)
+        for booking in account_bookings:
+            _entry(block, ns, booking)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -9,7 +9,7 @@ import string
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -84,6 +84,23 @@ class Faults(BaseModel):
     conflict_on_resend_rate: float = Field(0.0, ge=0, le=1)
     fault_budget: int | None = Field(None, ge=0)
     seed: int | None = None
+    # How the ISO file bank writes its camt.054 and pain.002 (see iso.py): the share of entries
+    # that carry an NtryRef; a file's transfers booked as one batch entry (at most
+    # `batch_booking_max` each) or one entry each; entries first notified as pending, then
+    # booked; bookings reversed later; returns (credits) some time after the booking, their
+    # booking date `late_return_days` later (simulated); files refused as a whole (pain.002
+    # group status RJCT, FF01).
+    ntry_ref_share: float = Field(0.5, ge=0, le=1)
+    batch_booking: bool = True
+    batch_booking_max: int = Field(5_000, ge=1, le=100_000)
+    pending_first_rate: float = Field(0.0, ge=0, le=1)
+    pending_seconds: float = Field(0.5, ge=0, le=600)
+    reversal_rate: float = Field(0.0, ge=0, le=1)
+    reversal_delay_seconds: float = Field(1.0, ge=0, le=600)
+    late_return_rate: float = Field(0.0, ge=0, le=1)
+    late_return_delay_seconds: float = Field(2.0, ge=0, le=600)
+    late_return_days: int = Field(0, ge=0, le=60)
+    group_rejection_rate: float = Field(0.0, ge=0, le=1)
 
 
 class Account:
@@ -101,7 +118,7 @@ class Transfer:
         "end_to_end_id", "counterparty", "channel", "amount", "account_number", "account_bin",
         "batch_key", "status", "reason_code", "reference", "received_at", "settled_at",
         "times_received", "recredit_attempts", "commune_code", "list_id", "staff_id", "paid_on",
-        "debtor_account", "credited",
+        "debtor_account", "credited", "message_id", "payment_info_id",
     )
 
     def __init__(
@@ -139,6 +156,8 @@ class Transfer:
         self.paid_on: date | None = None
         self.debtor_account = debtor_account
         self.credited = False
+        self.message_id: str | None = None  # the pain.001 (MsgId, PmtInfId) that carried it
+        self.payment_info_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -164,6 +183,35 @@ class IsoMessage:
     control_sum: int
     payment_infos: list[tuple[str, list[str]]]  # (PmtInfId, end-to-end ids)
     rejected: dict[str, str]
+    group_rejection: str | None = None  # the reason the whole file was refused (FF01)
+
+
+@dataclass(slots=True)
+class Booking:
+    """One camt.054 entry of the file bank: transfers debited (one, or a batch of one pain.001
+    payment information block), pending or booked; a reversal of a booked debit (a credit,
+    RvslInd); or a return (a credit with return information). `reference` is the entry's
+    AcctSvcrRef, stable across redeliveries; `entry_ref` its NtryRef when the bank writes one."""
+
+    reference: str
+    kind: Literal["debit", "reversal", "return"]
+    status: Literal["BOOK", "PDNG"]
+    transfers: list[Transfer]
+    booked_at: datetime
+    entry_ref: str | None = None
+    reason_code: str | None = None
+    batch: bool = False
+    reverses: str | None = None  # the AcctSvcrRef of the booking a reversal undoes
+
+
+@dataclass(slots=True)
+class StatusReport:
+    """A pain.002 the file bank sends of its own accord: a file refused as a whole, or the
+    transactions of a file it rejected while processing it."""
+
+    report_id: str
+    message: IsoMessage
+    rejected: list[tuple[str, str]]  # (end-to-end id, reason code); empty for a group refusal
 
 
 @dataclass(slots=True)
@@ -174,6 +222,8 @@ class CounterpartyTotals:
     failed: int = 0
     returned: int = 0
     total_returned: int = 0
+    reversed: int = 0
+    total_reversed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -183,6 +233,8 @@ class CounterpartyTotals:
             "failed": self.failed,
             "returned": self.returned,
             "total_returned": self.total_returned,
+            "reversed": self.reversed,
+            "total_reversed": self.total_reversed,
         }
 
 
@@ -362,33 +414,134 @@ class SandboxState:
         totals.total_credited += transfer.amount
         self.statements.setdefault((transfer.counterparty, vn_date(now)), []).append(transfer)
 
+    def bank_verdict(self, transfer: Transfer) -> str | None:
+        """The reason a transfer fails (the account decides, unless a permanent failure is
+        injected), or None: it is paid."""
+        if self.chance(self.faults.permanent_failure_rate):
+            return self.rng.choice(PERMANENT_BANK_FAILURES)
+        account = self.accounts.get((transfer.account_bin or "", transfer.account_number or ""))
+        if account is None:
+            return "AC01"
+        return ACCOUNT_STATUS_FAILURES.get(account.status)
+
+    def _fail(self, transfer: Transfer, reason: str) -> None:
+        transfer.status = "FAILED"
+        transfer.reason_code = reason
+        self._totals(transfer.counterparty).failed += 1
+
+    def _settle(self, transfer: Transfer, now: datetime) -> None:
+        transfer.status = "SETTLED"
+        self._credit(transfer, now)
+
     def settle_bank(self, transfers: Iterable[Transfer], now: datetime) -> list[Event]:
-        """Decide each pending bank transfer: the account decides, unless a permanent failure
-        is injected."""
+        """Decide each pending bank transfer."""
         events: list[Event] = []
-        faults = self.faults
         for transfer in transfers:
             if transfer.status != "PENDING":
                 continue
-            reason: str | None = None
-            if self.chance(faults.permanent_failure_rate):
-                reason = self.rng.choice(PERMANENT_BANK_FAILURES)
-            else:
-                account = self.accounts.get((transfer.account_bin or "", transfer.account_number or ""))
-                if account is None:
-                    reason = "AC01"
-                else:
-                    reason = ACCOUNT_STATUS_FAILURES.get(account.status)
+            reason = self.bank_verdict(transfer)
             if reason is None:
-                transfer.status = "SETTLED"
-                self._credit(transfer, now)
+                self._settle(transfer, now)
                 events.append(Event(f"{transfer.reference}-S", "transfer.settled", transfer, now, None))
             else:
-                transfer.status = "FAILED"
-                transfer.reason_code = reason
-                self._totals(transfer.counterparty).failed += 1
+                self._fail(transfer, reason)
                 events.append(Event(f"{transfer.reference}-F", "transfer.failed", transfer, now, reason))
         return events
+
+    # -- the file bank --------------------------------------------------------------------
+
+    def _booking(self, prefix: str, **fields: Any) -> Booking:
+        reference = self._next_reference(prefix)
+        entry_ref = None
+        if self.chance(self.faults.ntry_ref_share):
+            entry_ref = "N" + reference[len(prefix):]
+        return Booking(reference=reference, entry_ref=entry_ref, **fields)
+
+    def process_file(
+        self, message: IsoMessage, transfers: list[Transfer], now: datetime
+    ) -> tuple[StatusReport | None, list[Booking]]:
+        """The file bank processes the new transfers of one file: it refuses the whole file
+        (injected: group status RJCT, FF01, nothing moves), or decides each transfer. The
+        rejected ones are reported in a pain.002; the others are booked as debits, per payment
+        information block as batch entries (or one entry each), some first as pending: a
+        PDNG booking's transfers stay PENDING until `book_pending`."""
+        faults = self.faults
+        pending = [t for t in transfers if t.status == "PENDING"]
+        if pending and message.group_rejection is None and self.chance(faults.group_rejection_rate):
+            message.group_rejection = "FF01"
+        if message.group_rejection is not None:
+            for transfer in pending:
+                self._fail(transfer, message.group_rejection)
+            return StatusReport(self._next_reference("ST"), message, []), []
+        rejected: list[tuple[str, str]] = []
+        groups: dict[str | None, list[Transfer]] = {}
+        for transfer in pending:
+            reason = self.bank_verdict(transfer)
+            if reason is not None:
+                self._fail(transfer, reason)
+                rejected.append((transfer.end_to_end_id, reason))
+            else:
+                groups.setdefault(transfer.payment_info_id, []).append(transfer)
+        report = StatusReport(self._next_reference("ST"), message, rejected) if rejected else None
+        size = faults.batch_booking_max if faults.batch_booking else 1
+        bookings: list[Booking] = []
+        for group in groups.values():
+            for start in range(0, len(group), size):
+                part = group[start : start + size]
+                first = "PDNG" if self.chance(faults.pending_first_rate) else "BOOK"
+                booking = self._booking(
+                    "BK", kind="debit", status=first, transfers=part, booked_at=now, batch=faults.batch_booking
+                )
+                if first == "BOOK":
+                    for transfer in part:
+                        self._settle(transfer, now)
+                bookings.append(booking)
+        return report, bookings
+
+    def book_pending(self, pending: Booking, now: datetime) -> Booking:
+        """The booking that follows a pending entry: the same transfers, now paid."""
+        for transfer in pending.transfers:
+            self._settle(transfer, now)
+        return self._booking(
+            "BK", kind="debit", status="BOOK", transfers=pending.transfers, booked_at=now, batch=pending.batch
+        )
+
+    def follow_up(self, booking: Booking) -> list[tuple[str, Transfer]]:
+        """What happens later to each transfer of a booked debit: ("reversal", t) or
+        ("return", t), drawn at the injected rates."""
+        later: list[tuple[str, Transfer]] = []
+        faults = self.faults
+        for transfer in booking.transfers:
+            if self.chance(faults.reversal_rate):
+                later.append(("reversal", transfer))
+            elif self.chance(faults.late_return_rate):
+                later.append(("return", transfer))
+        return later
+
+    def reverse(self, transfer: Transfer, reverses: str, now: datetime) -> Booking | None:
+        """A booked debit undone by the bank: the money is back on the debtor's account, the
+        beneficiary holds nothing (the credit stays counted, with its reversal beside it)."""
+        if transfer.status != "SETTLED":
+            return None
+        transfer.status = "REVERSED"
+        totals = self._totals(transfer.counterparty)
+        totals.reversed += 1
+        totals.total_reversed += transfer.amount
+        return self._booking(
+            "RV", kind="reversal", status="BOOK", transfers=[transfer], booked_at=now, reverses=reverses
+        )
+
+    def return_booking(self, event: Event) -> Booking:
+        """The credit entry of a returned transfer, booked `late_return_days` after the
+        transfer's own booking (simulated time)."""
+        days = self.faults.late_return_days
+        booked_at = event.occurred_at
+        if days:
+            booked_at = (event.transfer.settled_at or event.occurred_at) + timedelta(days=days)
+        return self._booking(
+            "RT", kind="return", status="BOOK", transfers=[event.transfer], booked_at=booked_at,
+            reason_code=event.reason_code,
+        )
 
     def return_transfer(self, end_to_end_id: str, reason_code: str, now: datetime) -> Event | None:
         """A credited bank transfer sent back by the beneficiary's bank."""
@@ -442,9 +595,11 @@ class SandboxState:
         return transfer
 
     def bank_status(self, transfer: Transfer) -> dict[str, Any]:
+        # A reversed booking is money back, as a return is, in the JSON status answer.
         return {
             "end_to_end_id": transfer.end_to_end_id,
-            "status": transfer.status,
+            "status": "RETURNED" if transfer.status == "REVERSED" else transfer.status,
+            "reversed": transfer.status == "REVERSED",
             "reason_code": transfer.reason_code,
             "amount": transfer.amount,
             "bank_reference": transfer.reference,
@@ -469,7 +624,7 @@ class SandboxState:
         entries = []
         total = 0
         for transfer in self.statements.get((bin_, day), ()):
-            status = "RETURNED" if transfer.status == "RETURNED" else "CREDITED"
+            status = transfer.status if transfer.status in ("RETURNED", "REVERSED") else "CREDITED"
             if status == "CREDITED":
                 total += transfer.amount
             entries.append(
@@ -503,9 +658,18 @@ class SandboxState:
         return {"counterparty": VNPOST, "date": day.isoformat(), "entries": entries, "total_paid": total}
 
     def ledger(self) -> dict[str, Any]:
+        """Credits are counted gross; what came back (returns, reversals) beside them, and the
+        net that beneficiaries still hold."""
+        returned = sum(t.total_returned for cp, t in self.totals.items() if cp != VNPOST)
+        reversed_ = sum(t.total_reversed for t in self.totals.values())
         return {
             "credits": self.credits,
             "total_credited": self.total_credited,
+            "returned": sum(t.returned for cp, t in self.totals.items() if cp != VNPOST),
+            "total_returned": returned,
+            "reversed": sum(t.reversed for t in self.totals.values()),
+            "total_reversed": reversed_,
+            "net_credited": self.total_credited - returned - reversed_,
             "duplicates": self.duplicates,
             "transfers": len(self.transfers),
             "by_counterparty": {cp: totals.as_dict() for cp, totals in sorted(self.totals.items())},

@@ -1,6 +1,10 @@
 """Outcome callbacks: events are grouped per destination (up to `webhook_batch_size` per
 delivery, after `webhook_delay_ms`), signed, posted, and retried with backoff until a 2xx.
-Injected faults send a delivery twice or hold it back so that later deliveries overtake it."""
+Injected faults send a delivery twice or hold it back so that later deliveries overtake it.
+
+The file bank's callbacks are ISO 20022 documents: camt.054 notifications of its bookings (an
+entry is never split across deliveries; a delivery holds whole entries up to the batch size in
+transactions, or one larger entry) and the pain.002 reports it sends of its own accord."""
 from __future__ import annotations
 
 import asyncio
@@ -15,8 +19,8 @@ import orjson
 from shared.webhook_signing import secret_for, signed_headers
 
 from .config import SandboxSettings
-from .iso import build_camt054
-from .state import Event, Route, SandboxState, iso_utc, utc_now
+from .iso import build_camt054, build_pain002
+from .state import Booking, Event, Route, SandboxState, StatusReport, iso_utc, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ class WebhookDispatcher:
         self.settings = settings
         self.state = state
         self.client: httpx.AsyncClient | None = None
-        self._queues: dict[Route, list[Event]] = {}
+        self._queues: dict[Route, list[Any]] = {}  # Event, or Booking / StatusReport (iso)
         self._flushers: dict[Route, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
         self._gate = asyncio.Semaphore(settings.webhook_concurrency)
@@ -116,11 +120,39 @@ class WebhookDispatcher:
 
     def publish(self, events: Iterable[Event]) -> None:
         for event in events:
-            route = self.route_of(event)
-            self._queues.setdefault(route, []).append(event)
-            self.events_published += 1
-            if route not in self._flushers:
-                self._flushers[route] = self._spawn(self._flush(route), track=False)
+            self._enqueue(self.route_of(event), event)
+
+    def publish_iso(self, bin_: str, items: Iterable[Booking | StatusReport]) -> None:
+        """camt.054 entries and pain.002 reports of the file bank `bin_`."""
+        for item in items:
+            self._enqueue(("iso", bin_), item)
+
+    def _enqueue(self, route: Route, item: Any) -> None:
+        self._queues.setdefault(route, []).append(item)
+        self.events_published += 1
+        if route not in self._flushers:
+            self._flushers[route] = self._spawn(self._flush(route), track=False)
+
+    @staticmethod
+    def _deliveries(items: list[Any], size: int) -> list[list[Any]]:
+        """Items cut into deliveries of at most `size` transactions; a report goes alone and an
+        entry is never cut."""
+        out: list[list[Any]] = []
+        current: list[Any] = []
+        count = 0
+        for item in items:
+            if isinstance(item, StatusReport):
+                out.append([item])
+                continue
+            weight = len(item.transfers) if isinstance(item, Booking) else 1
+            if current and count + weight > size:
+                out.append(current)
+                current, count = [], 0
+            current.append(item)
+            count += weight
+        if current:
+            out.append(current)
+        return out
 
     def _spawn(self, coroutine: Any, track: bool = True) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -134,10 +166,9 @@ class WebhookDispatcher:
         await asyncio.sleep(delay_ms / 1000)
         # No await between these two lines: an event published from here on starts a new flush.
         self._flushers.pop(route, None)
-        events = self._queues.pop(route, [])
-        size = self.settings.webhook_batch_size
-        for start in range(0, len(events), size):
-            self._spawn(self._deliver(route, events[start : start + size]))
+        items = self._queues.pop(route, [])
+        for delivery in self._deliveries(items, self.settings.webhook_batch_size):
+            self._spawn(self._deliver(route, delivery))
 
     # -- delivering -----------------------------------------------------------------------
 
@@ -153,15 +184,20 @@ class WebhookDispatcher:
             return f"{root}/v1/webhooks/vnpost", counterparty
         return f"{root}/v1/webhooks/{kind}/{counterparty}", counterparty
 
-    def _render(self, route: Route, delivery_id: str, events: list[Event]) -> tuple[bytes, str]:
+    def _render(self, route: Route, delivery_id: str, events: list[Any]) -> tuple[bytes, str]:
         kind = route[0]
         if kind == "iso":
+            first = events[0]
+            if isinstance(first, StatusReport):
+                document = build_pain002(first.message, self.state.transfers, first.report_id, utc_now(),
+                                         only=first.rejected)
+                return document, "application/xml"
             return build_camt054(delivery_id, events, utc_now()), "application/xml"
         render = _cash_event if kind == "vnpost" else _napas_event
         body = {"delivery_id": delivery_id, "events": [render(event) for event in events]}
         return orjson.dumps(body), "application/json"
 
-    async def _deliver(self, route: Route, events: list[Event]) -> None:
+    async def _deliver(self, route: Route, events: list[Any]) -> None:
         state = self.state
         faults = state.faults
         delivery_id = self._delivery_id(route)

@@ -10,8 +10,6 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from lxml import etree
-
 from services.sandbox.testing import (
     CallbackRecorder,
     SandboxAdmin,
@@ -21,6 +19,8 @@ from services.sandbox.testing import (
 )
 from shared.webhook_signing import COUNTERPARTY_HEADER, dev_secret, header, verify
 
+from tests.sandbox.iso_reading import iso_outcomes
+
 BATCH_SIZE = 100  # callbacks group at most this many events per delivery in these tests
 
 
@@ -29,19 +29,7 @@ def parse_callback(kind: str, counterparty: str, headers: Mapping[str, str], bod
         raise ValueError("wrong_counterparty")
     verify(dev_secret(counterparty), headers, body, datetime.now(UTC))
     if kind == "iso":
-        root = etree.fromstring(body)
-        ns = {"c": "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"}
-        events = [
-            {
-                "event_id": entry.findtext("c:NtryRef", namespaces=ns),
-                "end_to_end_id": entry.findtext("c:NtryDtls/c:TxDtls/c:Refs/c:EndToEndId", namespaces=ns),
-                "amount": int(entry.findtext("c:Amt", namespaces=ns)),
-                "reason_code": entry.findtext("c:NtryDtls/c:TxDtls/c:RtrInf/c:Rsn/c:Cd", namespaces=ns),
-                "type": entry.findtext("c:BkTxCd/c:Prtry/c:Cd", namespaces=ns),
-            }
-            for entry in root.iterfind("c:BkToCstmrDbtCdtNtfctn/c:Ntfctn/c:Ntry", ns)
-        ]
-        return root.findtext("c:BkToCstmrDbtCdtNtfctn/c:GrpHdr/c:MsgId", namespaces=ns), events
+        return iso_outcomes(body)
     body_json = orjson.loads(body)
     return body_json["delivery_id"], body_json["events"]
 
