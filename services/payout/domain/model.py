@@ -6,7 +6,8 @@ permanent bank failure sends that period to the post office in cash.
 
     ON_HOLD ──(a verified method)──▶ SCHEDULED ──(bank accepted)──▶ SUBMITTED
     SCHEDULED | SUBMITTED ──▶ SETTLED | FAILED | RETURNED | PAID_CASH
-    SETTLED ──(the bank sends the money back)──▶ RETURNED
+    SETTLED ──(the bank sends the money back, or reverses its debit)──▶ RETURNED
+    SUBMITTED ──(the bank reverses its debit before it settled)──▶ FAILED
     SCHEDULED | ON_HOLD ──(entitlement stopped before sending)──▶ CANCELLED
     SUBMITTED ──(permanent bank failure, cash fallback)──▶ SCHEDULED on the post office
 
@@ -80,7 +81,17 @@ ACCOUNT_REASONS = frozenset(
 # Reasons that say the person paid has died.
 DECEASED_REASONS = frozenset({"MD07", "DECEASED"})
 
-OutcomeStatus = Literal["SETTLED", "FAILED", "RETURNED", "PAID_CASH"]
+# What a counterparty can report of a payment. PENDING (a pending booking) moves nothing;
+# REVERSED is a booked debit the bank took back; UNREADABLE an entry that could not be read.
+PENDING = "PENDING"
+REVERSED = "REVERSED"
+UNREADABLE = "UNREADABLE"
+OutcomeStatus = Literal[
+    "SETTLED", "FAILED", "RETURNED", "PAID_CASH", "PENDING", "REVERSED", "UNREADABLE"
+]
+# A settled payment whose debit the bank reversed: returned, and kept for a person to look at.
+ANOMALY_REVERSED = "REVERSED_AFTER_SETTLEMENT"
+REASON_REVERSED = "REVERSED"
 
 
 def end_to_end_id(installment_id: int, attempt_no: int) -> str:
@@ -119,7 +130,7 @@ class PaymentView:
     attempt_counterparty: str
 
 
-Verdict = Literal["APPLY", "IGNORE", "ANOMALY"]
+Verdict = Literal["APPLY", "IGNORE", "ANOMALY", "PENDING"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +151,17 @@ def decide(view: PaymentView, outcome: Outcome, counterparty: str) -> Decision:
             return Decision("ANOMALY", anomaly="SUPERSEDED_ATTEMPT")
         return Decision("IGNORE")
     state = view.installment_state
+    if outcome.status == PENDING:
+        if amount_differs:
+            return Decision("ANOMALY", anomaly="AMOUNT_MISMATCH")
+        return Decision("PENDING") if state in OPEN_STATES else Decision("IGNORE")
+    if outcome.status == REVERSED:
+        # The bank took its debit back: money that never left, or that came back.
+        if state in OPEN_STATES:
+            return Decision("APPLY", new_state=FAILED)
+        if state == SETTLED:
+            return Decision("APPLY", new_state=RETURNED, anomaly=ANOMALY_REVERSED)
+        return Decision("IGNORE")
     if outcome.status in ("SETTLED", "PAID_CASH") and amount_differs:
         return Decision("ANOMALY", anomaly="AMOUNT_MISMATCH")
     if state in OPEN_STATES:

@@ -17,6 +17,10 @@ class InvalidAmount(ValueError):
     """An amount that is not a whole, finite, non-negative number of VND."""
 
 
+class FractionOfDong(InvalidAmount):
+    """A well-written amount with a fraction: VND has no minor unit."""
+
+
 def whole_vnd(value: object) -> int:
     """A JSON amount: an integer only (a bool, a float or a string is refused)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -33,7 +37,7 @@ def whole_vnd_text(text: str | None) -> int:
         raise InvalidAmount("a VND amount is written as digits")
     value = Decimal(text)
     if value != value.to_integral_value():
-        raise InvalidAmount("VND amounts are whole numbers: no fraction of a đồng")
+        raise FractionOfDong("VND amounts are whole numbers: no fraction of a đồng")
     return _in_range(int(value))
 
 

@@ -61,6 +61,8 @@ class Applied:
     applied: int = 0
     ignored: int = 0
     anomalies: int = 0
+    pending: int = 0
+    unreadable: int = 0
     by_state: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -70,6 +72,8 @@ class Applied:
             "applied": self.applied,
             "ignored": self.ignored,
             "flagged": self.anomalies,
+            "pending": self.pending,
+            "unreadable": self.unreadable,
         }
 
 
@@ -174,6 +178,13 @@ async def apply_outcomes(
 
     for outcome in outcomes:
         row = by_e2e.get(outcome.end_to_end_id)
+        if outcome.status == model.UNREADABLE:
+            # Reported with why, for a person to read the bank's entry; it moves no money.
+            result.unreadable += 1
+            kind = f"UNREADABLE_{outcome.reason_code or 'ENTRY'}"[:40]
+            anomalies.append(_anomaly(kind, counterparty, outcome, row["id"] if row else None,
+                                      int(current[row["id"]]["amount"]) if row else None, now))
+            continue
         if row is None:
             anomalies.append(_anomaly("UNKNOWN_PAYMENT", counterparty, outcome, None, None, now))
             continue
@@ -194,12 +205,21 @@ async def apply_outcomes(
         if decision.verdict == "IGNORE":
             result.ignored += 1
             continue
+        if decision.verdict == "PENDING":
+            # The bank holds it as a pending entry: kept with the delivery, the payment stays
+            # submitted (visibly pending with its age) until a booked entry settles it.
+            result.pending += 1
+            continue
         if decision.verdict == "ANOMALY":
             anomalies.append(
                 _anomaly(decision.anomaly or "ANOMALY", counterparty, outcome, inst["id"], inst["amount"], now)
             )
             continue
         result.applied += 1
+        if decision.anomaly:
+            anomalies.append(_anomaly(decision.anomaly, counterparty, outcome, inst["id"], inst["amount"], now))
+        if outcome.status == model.REVERSED and outcome.reason_code is None:
+            outcome = replace(outcome, reason_code=model.REASON_REVERSED)
         new_state = decision.new_state
         assert new_state is not None
         result.by_state[new_state] = result.by_state.get(new_state, 0) + 1

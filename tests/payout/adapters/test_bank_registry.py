@@ -75,8 +75,8 @@ class TestReasons:
         for code in ("AC01", "AC04", "AC06", "MD07", "NAME_MISMATCH", "NOT_FOUND", "REFUSED", "DECEASED"):
             assert REASONS[code].permanent
         assert not is_permanent("AM04")
-        text, permanent = REASONS["MD07"]
-        assert permanent and "qua đời" in REASONS["MD07"].vi and "deceased" in REASONS["MD07"].en
+        text, permanent, kind = REASONS["MD07"]
+        assert permanent and kind == "deceased" and "qua đời" in REASONS["MD07"].vi and "deceased" in REASONS["MD07"].en
 
     def test_unknown_code_is_no_verdict_on_the_payment(self) -> None:
         assert not describe("ZZ99").permanent

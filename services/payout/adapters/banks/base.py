@@ -20,7 +20,11 @@ NameInquiryStatus = Literal["FOUND", "NOT_FOUND", "BANK_NOT_SUPPORTED"]
 PaymentStatusCode = Literal[
     "UNKNOWN_TO_BANK", "PENDING", "SETTLED", "FAILED", "RETURNED", "PAID_CASH"
 ]
-OutcomeStatus = Literal["SETTLED", "FAILED", "RETURNED", "PAID_CASH"]
+# PENDING: the bank holds the payment as a pending entry (no money moved yet); REVERSED: the bank
+# took back a debit it had booked; UNREADABLE: an entry that cannot be read, reported with why.
+OutcomeStatus = Literal[
+    "SETTLED", "FAILED", "RETURNED", "PAID_CASH", "PENDING", "REVERSED", "UNREADABLE"
+]
 CallbackRejection = Literal[
     "missing_signature", "stale_timestamp", "bad_signature", "wrong_counterparty", "malformed_body"
 ]

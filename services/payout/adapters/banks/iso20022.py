@@ -1,17 +1,22 @@
 """Banks that take ISO 20022 files: pain.001.001.09 credit-transfer initiations out, pain.002
-status reports and camt.054 debit/credit notifications (signed callbacks) back.
+status reports and camt.054 debit/credit notifications (signed callbacks) back, read as the
+standard writes them, whichever version (pain.002 .001.03 to .001.10, camt.052/053/054 .001.04
+to .001.10): only the elements the standard defines are relied on, never a bank's proprietary
+codes.
 
 Vietnamese accounts have no IBAN: the creditor account is `CdtrAcct/Id/Othr/Id`. VND has no
 minor unit, so amounts are written as whole numbers (`<InstdAmt Ccy="VND">150000</InstdAmt>`).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
 
 from lxml import etree
+
+from services.payout.domain.money import FractionOfDong, InvalidAmount, whole_vnd_text
 
 from ._callbacks import authenticate_callback
 from ._http import CounterpartyHttp, parse_datetime
@@ -26,7 +31,6 @@ from .base import (
 )
 from .directory import BankInfo, load_banks
 from .napas import (
-    MAX_VND,
     bank_name_inquiry,
     check_batch_for,
     json_payment_status,
@@ -52,23 +56,6 @@ class Debtor:
     name: str
     account_number: str
     initiating_party_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionStatus:
-    end_to_end_id: str
-    status: str  # ACSC, RJCT, PDNG (ISO transaction status codes)
-    reason_code: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentStatusReport:
-    """A parsed pain.002: the group status of one file and the status of each transaction."""
-
-    message_id: str
-    original_message_id: str
-    group_status: str | None
-    transactions: tuple[TransactionStatus, ...]
 
 
 def _text(value: str, limit: int) -> str:
@@ -178,128 +165,392 @@ def _find_text(element: etree._Element, path: str) -> str | None:
     return found.text.strip()
 
 
-def parse_pain002(raw: bytes) -> PaymentStatusReport:
-    root = _parse(raw)
+# pain.002 status codes (ExternalPaymentGroupStatus1Code / ExternalPaymentTransactionStatus1Code).
+ACCEPTED_SETTLED = frozenset({"ACSC", "ACCC"})  # settlement completed (debtor's / creditor's bank)
+IN_PROGRESS = frozenset({"RCVD", "ACTC", "ACCP", "ACSP", "ACWC", "ACWP", "ACFC", "PDNG", "PATC"})
+REJECTED = "RJCT"
+PARTIAL = "PART"  # group or payment information only: read each transaction's own status
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStatus:
+    """The status a pain.002 gives one transaction: its own (`level` TX), else that of its
+    payment information block (PMTINF), else that of the file (GRP), with that level's reason."""
+
+    end_to_end_id: str
+    status: str  # ACSC, ACCC, ACSP, ACTC, ACCP, ACWC, PDNG, RJCT ...
+    reason_code: str | None
+    level: str = "TX"
+
+    @property
+    def settled(self) -> bool:
+        return self.status in ACCEPTED_SETTLED
+
+    @property
+    def rejected(self) -> bool:
+        return self.status == REJECTED
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentInformationStatus:
+    payment_information_id: str
+    status: str | None
+    reason_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentStatusReport:
+    """A parsed pain.002 (.001.03 to .001.10): the group status of one file, each payment
+    information block's status and the status each transaction ends with."""
+
+    message_id: str
+    original_message_id: str
+    group_status: str | None
+    transactions: tuple[TransactionStatus, ...]
+    group_reason_code: str | None = None
+    payment_informations: tuple[PaymentInformationStatus, ...] = ()
+
+    def status_of(self, end_to_end_id: str) -> TransactionStatus | None:
+        return next((t for t in self.transactions if t.end_to_end_id == end_to_end_id), None)
+
+
+def _reason(element: etree._Element) -> str | None:
+    return _find_text(element, "{*}StsRsnInf/{*}Rsn/{*}Cd")
+
+
+def _inherited(status: str | None) -> str | None:
+    """A parent's status that says something of each of its transactions (PART does not)."""
+    return status if status and status != PARTIAL else None
+
+
+def parse_pain002(
+    raw: bytes, file_transactions: Mapping[str, str] | Sequence[str] | None = None
+) -> PaymentStatusReport:
+    """Read a pain.002 at its three levels. `file_transactions` are the end-to-end ids of the
+    file the report answers (optionally mapped to their payment information id): a group or
+    payment-information status then applies to each of them that has no status of its own."""
+    try:
+        root = _parse(raw)
+    except etree.XMLSyntaxError:
+        raise ValueError("a pain.002 report is XML") from None
     report = root.find("{*}CstmrPmtStsRpt")
     if report is None:
         raise ValueError("not a pain.002 customer payment status report")
-    transactions = tuple(
-        TransactionStatus(
-            end_to_end_id=_find_text(tx, "{*}OrgnlEndToEndId") or "",
-            status=_find_text(tx, "{*}TxSts") or "",
-            reason_code=_find_text(tx, "{*}StsRsnInf/{*}Rsn/{*}Cd"),
+    group = report.find("{*}OrgnlGrpInfAndSts")
+    group_status = _find_text(group, "{*}GrpSts") if group is not None else None
+    group_reason = _reason(group) if group is not None else None
+    infos: list[PaymentInformationStatus] = []
+    statuses: dict[str, TransactionStatus] = {}
+    for block in report.iterfind("{*}OrgnlPmtInfAndSts"):
+        info_id = _find_text(block, "{*}OrgnlPmtInfId") or ""
+        info_status = _find_text(block, "{*}PmtInfSts")
+        info_reason = _reason(block)
+        infos.append(PaymentInformationStatus(info_id, info_status, info_reason))
+        for tx in block.iterfind("{*}TxInfAndSts"):
+            end_to_end_id = _find_text(tx, "{*}OrgnlEndToEndId") or ""
+            own = _find_text(tx, "{*}TxSts")
+            if own:
+                statuses[end_to_end_id] = TransactionStatus(end_to_end_id, own, _reason(tx), "TX")
+            elif _inherited(info_status):
+                statuses[end_to_end_id] = TransactionStatus(
+                    end_to_end_id, info_status, info_reason, "PMTINF")  # type: ignore[arg-type]
+            elif _inherited(group_status):
+                statuses[end_to_end_id] = TransactionStatus(
+                    end_to_end_id, group_status, group_reason, "GRP")  # type: ignore[arg-type]
+    if file_transactions is not None:
+        owners = (
+            file_transactions if isinstance(file_transactions, Mapping)
+            else dict.fromkeys(file_transactions, "")
         )
-        for tx in report.iterfind("{*}OrgnlPmtInfAndSts/{*}TxInfAndSts")
-    )
+        by_info = {info.payment_information_id: info for info in infos}
+        for end_to_end_id, info_id in owners.items():
+            if end_to_end_id in statuses:
+                continue
+            info = by_info.get(info_id) if info_id else (infos[0] if len(infos) == 1 else None)
+            if info is not None and _inherited(info.status):
+                statuses[end_to_end_id] = TransactionStatus(
+                    end_to_end_id, info.status, info.reason_code, "PMTINF")  # type: ignore[arg-type]
+            elif _inherited(group_status):
+                statuses[end_to_end_id] = TransactionStatus(
+                    end_to_end_id, group_status, group_reason, "GRP")  # type: ignore[arg-type]
     return PaymentStatusReport(
         message_id=_find_text(report, "{*}GrpHdr/{*}MsgId") or "",
-        original_message_id=_find_text(report, "{*}OrgnlGrpInfAndSts/{*}OrgnlMsgId") or "",
-        group_status=_find_text(report, "{*}OrgnlGrpInfAndSts/{*}GrpSts"),
-        transactions=transactions,
+        original_message_id=_find_text(group, "{*}OrgnlMsgId") or "" if group is not None else "",
+        group_status=group_status,
+        transactions=tuple(statuses.values()),
+        group_reason_code=group_reason,
+        payment_informations=tuple(infos),
     )
 
 
-def _whole_vnd(text: str | None) -> int:
-    """A finite whole amount within a money column; infinities, NaNs and huge exponents are
-    refused before any conversion (int() of 1E+999999999 would build a billion-digit number)."""
+# Why an entry of a notification or statement cannot be read (the reported reason codes).
+UNREADABLE_CURRENCY = "CURRENCY_NOT_VND"
+UNREADABLE_FRACTION = "AMOUNT_FRACTION"
+UNREADABLE_AMOUNT = "AMOUNT_INVALID"
+UNREADABLE_BATCH = "BATCH_MISMATCH"
+UNREADABLE_REFERENCE = "NO_END_TO_END_ID"
+UNREADABLE_STATUS = "ENTRY_STATUS"
+UNREADABLE_DATE = "NO_BOOKING_DATE"
+UNREADABLE_DIRECTION = "CREDIT_DEBIT"
+# Entry statuses (ExternalEntryStatus1Code, a plain code before .08).
+BOOKED = "BOOK"
+PENDING_STATUSES = frozenset({"PDNG", "FUTR"})
+INFORMATION = "INFO"
+NOT_PROVIDED = "NOTPROVIDED"
+RETURN_SUB_FAMILY = "RRTN"
+MAX_REFERENCE = 35
+
+
+class _Unreadable(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _vnd(amount: etree._Element | None) -> int:
+    """An `Amt`/`TtlAmt` element in whole VND, read exactly (its Ccy must be VND)."""
+    if amount is None:
+        raise _Unreadable(UNREADABLE_AMOUNT)
+    currency = amount.get("Ccy")
+    if currency is not None and currency.strip() != "VND":
+        raise _Unreadable(UNREADABLE_CURRENCY)
     try:
-        value = Decimal((text or "").strip())
-    except InvalidOperation:
-        raise CallbackRejected("malformed_body", "amount is not a number") from None
-    if not value.is_finite() or value.adjusted() > 18:
-        raise CallbackRejected("malformed_body", "amount is not a finite amount of VND")
-    if value != value.to_integral_value():
-        raise CallbackRejected("malformed_body", "VND amounts are whole numbers")
-    amount = int(value)
-    if not -MAX_VND <= amount <= MAX_VND:
-        raise CallbackRejected("malformed_body", "amount is out of range")
+        return whole_vnd_text((amount.text or "").strip())
+    except FractionOfDong:
+        raise _Unreadable(UNREADABLE_FRACTION) from None
+    except InvalidAmount:
+        raise _Unreadable(UNREADABLE_AMOUNT) from None
+
+
+def _local(element: etree._Element) -> str:
+    tag = element.tag
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _child(element: etree._Element, *path: str) -> etree._Element | None:
+    """The first element down `path` of local names, whatever the namespace (versions differ
+    only by it)."""
+    current: etree._Element | None = element
+    for name in path:
+        if current is None:
+            return None
+        current = next((c for c in current if _local(c) == name), None)
+    return current
+
+
+def _children(element: etree._Element, name: str) -> list[etree._Element]:
+    return [c for c in element if _local(c) == name]
+
+
+def _child_text(element: etree._Element, *path: str) -> str | None:
+    found = _child(element, *path)
+    if found is None or found.text is None:
+        return None
+    return found.text.strip() or None
+
+
+def _entry_status(entry: etree._Element) -> str | None:
+    """`Sts` is a code up to .07 (`<Sts>BOOK</Sts>`) and a choice from .08 (`<Sts><Cd>BOOK`)."""
+    status = _child(entry, "Sts")
+    if status is None:
+        return None
+    code = _child_text(status, "Cd")
+    if code is None and len(status) == 0:
+        code = (status.text or "").strip() or None
+    return code
+
+
+def _when(entry: etree._Element, fallback: datetime | None) -> datetime:
+    for tag in ("BookgDt", "ValDt"):
+        date_element = _child(entry, tag)
+        if date_element is None:
+            continue
+        moment = _child_text(date_element, "DtTm")
+        try:
+            if moment:
+                return parse_datetime(moment)
+            day = _child_text(date_element, "Dt")
+            if day:
+                return datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
+        except ValueError:
+            raise _Unreadable(UNREADABLE_DATE) from None
+    if fallback is None:
+        raise _Unreadable(UNREADABLE_DATE)
+    return fallback
+
+
+def entry_identity(entry: etree._Element) -> str:
+    """What makes an entry the same entry when it is delivered again: the bank's own reference
+    (`AcctSvcrRef`), else `NtryRef`, else a digest of the entry's canonical XML."""
+    for tag in ("AcctSvcrRef", "NtryRef"):
+        reference = _child_text(entry, tag)
+        if reference and len(reference) <= MAX_REFERENCE and reference.isprintable():
+            return reference
+    canonical = etree.tostring(entry, method="c14n", exclusive=True, with_comments=False)
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()[:40]
+
+
+def _transaction_amount(details: etree._Element) -> etree._Element | None:
+    """A transaction's amount: `Amt` (from .04), else `AmtDtls/TxAmt/Amt` or `InstdAmt/Amt`."""
+    amount = _child(details, "Amt")
+    if amount is None:
+        amount = _child(details, "AmtDtls", "TxAmt", "Amt")
+    if amount is None:
+        amount = _child(details, "AmtDtls", "InstdAmt", "Amt")
     return amount
 
 
-def _entry_outcome(entry: etree._Element, q: Callable[[str], str]) -> PaymentOutcome:
-    """One Ntry, reading its direct children (notifications hold hundreds of entries)."""
-    event_id = amount_text = bank_reference = booked = booked_day = None
-    proprietary = sub_family = None
-    details = None
-    for child in entry:
-        tag = child.tag
-        if tag == q("NtryRef"):
-            event_id = (child.text or "").strip()
-        elif tag == q("Amt"):
-            amount_text = child.text
-        elif tag == q("AcctSvcrRef"):
-            bank_reference = (child.text or "").strip()
-        elif tag == q("BookgDt"):
-            booked = child.findtext(q("DtTm"))
-            booked_day = child.findtext(q("Dt"))
-        elif tag == q("BkTxCd"):
-            proprietary = child.findtext(f"{q('Prtry')}/{q('Cd')}")
-            sub_family = child.findtext(f"{q('Domn')}/{q('Fmly')}/{q('SubFmlyCd')}")
-        elif tag == q("NtryDtls"):
-            details = child.find(q("TxDtls"))
-    end_to_end_id = reason = None
-    if details is not None:
-        end_to_end_id = details.findtext(f"{q('Refs')}/{q('EndToEndId')}")
-        bank_reference = bank_reference or details.findtext(f"{q('Refs')}/{q('AcctSvcrRef')}")
-        return_info = details.find(q("RtrInf"))
-        if return_info is not None:
-            reason = return_info.findtext(f"{q('Rsn')}/{q('Cd')}")
-    if not end_to_end_id or not event_id:
-        raise CallbackRejected("malformed_body", "entry without references")
-    if proprietary in ("SETTLED", "FAILED", "RETURNED"):
-        status = proprietary
-    elif details is None or details.find(q("RtrInf")) is None:
-        status = "SETTLED"
+def _end_to_end_id(details: etree._Element) -> str:
+    value = _child_text(details, "Refs", "EndToEndId")
+    if not value or value.upper() == NOT_PROVIDED or len(value) > MAX_REFERENCE:
+        raise _Unreadable(UNREADABLE_REFERENCE)
+    return value
+
+
+def _entry_outcomes(
+    entry: etree._Element, fallback_time: datetime | None
+) -> list[PaymentOutcome]:
+    """The outcomes one `Ntry` reports: one per `TxDtls` of a batch booking. Raises _Unreadable
+    when any part cannot be read, so nothing is taken from a half-read entry."""
+    status = _entry_status(entry)
+    if status == INFORMATION:
+        return []
+    if status != BOOKED and status not in PENDING_STATUSES:
+        raise _Unreadable(UNREADABLE_STATUS)
+    entry_amount = _vnd(_child(entry, "Amt"))
+    direction = _child_text(entry, "CdtDbtInd")
+    reversal = (_child_text(entry, "RvslInd") or "").lower() in ("true", "1")
+    # BkTxCd/Domn is a hint only; proprietary codes (BkTxCd/Prtry) are the bank's own and ignored.
+    sub_family = _child_text(entry, "BkTxCd", "Domn", "Fmly", "SubFmlyCd")
+    occurred_at = _when(entry, fallback_time)
+    bank_reference = _child_text(entry, "AcctSvcrRef")
+
+    blocks = _children(entry, "NtryDtls")
+    transactions: list[etree._Element] = []
+    for block in blocks:
+        own = _children(block, "TxDtls")
+        batch = _child(block, "Btch")
+        if batch is not None:
+            declared = _child_text(batch, "NbOfTxs")
+            if declared is not None and (not declared.isdigit() or int(declared) != len(own)):
+                raise _Unreadable(UNREADABLE_BATCH)
+            total = _child(batch, "TtlAmt")
+            if total is not None and _vnd(total) != sum(_vnd(_transaction_amount(t)) for t in own):
+                raise _Unreadable(UNREADABLE_BATCH)
+        transactions.extend(own)
+    if not transactions:
+        raise _Unreadable(UNREADABLE_REFERENCE)
+    if len(transactions) == 1 and _transaction_amount(transactions[0]) is None:
+        amounts = [entry_amount]
     else:
-        status = "RETURNED" if sub_family == "RRTN" else "FAILED"
-    if booked:
-        occurred_at = parse_datetime(booked.strip())
-    elif booked_day:
-        occurred_at = datetime.combine(date.fromisoformat(booked_day.strip()), datetime.min.time(), UTC)
-    else:
-        raise CallbackRejected("malformed_body", "entry without booking date")
+        amounts = [_vnd(_transaction_amount(t)) for t in transactions]
+        if sum(amounts) != entry_amount:
+            raise _Unreadable(UNREADABLE_BATCH)
+
+    identity = entry_identity(entry)
+    outcomes: list[PaymentOutcome] = []
+    seen: set[str] = set()
+    for details, amount in zip(transactions, amounts, strict=True):
+        end_to_end_id = _end_to_end_id(details)
+        if end_to_end_id in seen:
+            raise _Unreadable(UNREADABLE_BATCH)
+        seen.add(end_to_end_id)
+        return_reason = _child_text(details, "RtrInf", "Rsn", "Cd")
+        has_return = _child(details, "RtrInf") is not None
+        reference = _child_text(details, "Refs", "AcctSvcrRef") or bank_reference
+        if status in PENDING_STATUSES:
+            kind, outcome_status, reason = "PDNG", "PENDING", None
+        elif direction == "DBIT" and not reversal:
+            kind, outcome_status, reason = "BOOK", "SETTLED", None
+        elif direction == "CRDT" and reversal and sub_family != RETURN_SUB_FAMILY:
+            # Our debit taken back by the bank.
+            kind, outcome_status, reason = "RVSL", "REVERSED", return_reason
+        elif direction == "CRDT" and (has_return or sub_family == RETURN_SUB_FAMILY):
+            kind, outcome_status, reason = "RTRN", "RETURNED", return_reason
+        elif direction == "CRDT":
+            continue  # money coming in that is no payment of ours
+        else:
+            # A debit reversing a credit, or no direction at all: not ours to guess.
+            raise _Unreadable(UNREADABLE_DIRECTION)
+        outcomes.append(
+            PaymentOutcome(
+                event_id=f"{identity}|{kind}|{end_to_end_id}",
+                end_to_end_id=end_to_end_id,
+                status=outcome_status,  # type: ignore[arg-type]
+                amount=amount,
+                reason_code=reason[:MAX_REFERENCE] if reason else None,
+                bank_reference=reference[:MAX_REFERENCE] if reference else None,
+                occurred_at=occurred_at,
+            )
+        )
+    return outcomes
+
+
+def _unreadable_outcome(entry: etree._Element, code: str, now: datetime) -> PaymentOutcome:
+    """An entry that cannot be read, reported with why; it settles nothing."""
+    end_to_end_id = ""
+    for details in entry.iterfind("{*}NtryDtls/{*}TxDtls"):
+        named = _child_text(details, "Refs", "EndToEndId") or ""
+        end_to_end_id = "" if named.upper() == NOT_PROVIDED else named[:MAX_REFERENCE]
+        break
     return PaymentOutcome(
-        event_id=event_id,
-        end_to_end_id=end_to_end_id.strip(),
-        status=status,  # type: ignore[arg-type]
-        amount=_whole_vnd(amount_text),
-        reason_code=reason.strip() if reason else None,
-        bank_reference=bank_reference or None,
-        occurred_at=occurred_at,  # type: ignore[arg-type]
+        event_id=f"{entry_identity(entry)}|UNREADABLE",
+        end_to_end_id=end_to_end_id,
+        status="UNREADABLE",
+        amount=0,
+        reason_code=code,
+        bank_reference=None,
+        occurred_at=now,
     )
 
 
-def parse_camt054(raw: bytes) -> tuple[str, list[PaymentOutcome]]:
-    """The message id (our delivery id) and one outcome per entry of a camt.054 (any version
-    of its namespace)."""
+# camt.054 notifications, camt.053 statements and camt.052 reports share their entries.
+_CAMT_DOCUMENTS = {
+    "BkToCstmrDbtCdtNtfctn": "Ntfctn",
+    "BkToCstmrStmt": "Stmt",
+    "BkToCstmrAcctRpt": "Rpt",
+}
+
+
+def parse_camt(raw: bytes, now: datetime | None = None) -> tuple[str, list[PaymentOutcome]]:
+    """The message id (the delivery id) and the outcomes of a camt.054 notification, a camt.053
+    statement or a camt.052 report, any version (.001.04 to .001.10): booked debits settle,
+    pending entries are pending, information entries are skipped, reversals and return credits
+    are reported as such, each transaction of a batch booking is its own outcome. An entry that
+    cannot be read becomes one UNREADABLE outcome with the reason; the others still count."""
     try:
         root = _parse(raw)
     except etree.XMLSyntaxError:
         raise CallbackRejected("malformed_body", "callback body is not XML") from None
-    namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-    names: dict[str, str] = {}
-
-    def q(local: str) -> str:
-        name = names.get(local)
-        if name is None:
-            name = names[local] = namespace + local
-        return name
-
-    notification = root.find(q("BkToCstmrDbtCdtNtfctn"))
-    if notification is None:
-        raise CallbackRejected("malformed_body", "not a camt.054 notification")
-    message_id = notification.findtext(f"{q('GrpHdr')}/{q('MsgId')}")
-    if not message_id or not message_id.strip():
+    document = next(
+        ((child, _CAMT_DOCUMENTS[_local(child)]) for child in root
+         if _local(child) in _CAMT_DOCUMENTS),
+        None,
+    )
+    if document is None:
+        raise CallbackRejected("malformed_body", "not a camt.052, camt.053 or camt.054 message")
+    message, block_name = document
+    message_id = _child_text(message, "GrpHdr", "MsgId")
+    if not message_id:
         raise CallbackRejected("malformed_body", "notification without message id")
+    created = _child_text(message, "GrpHdr", "CreDtTm")
     try:
-        outcomes = [
-            _entry_outcome(entry, q)
-            for block in notification.iterfind(q("Ntfctn"))
-            for entry in block.iterfind(q("Ntry"))
-        ]
+        fallback_time = parse_datetime(created) if created else None
     except ValueError:
-        raise CallbackRejected("malformed_body", "unreadable entry") from None
-    return message_id.strip(), outcomes
+        fallback_time = None
+    received = now or datetime.now(UTC)
+    outcomes: list[PaymentOutcome] = []
+    for block in _children(message, block_name):
+        for entry in _children(block, "Ntry"):
+            try:
+                outcomes.extend(_entry_outcomes(entry, fallback_time))
+            except _Unreadable as unreadable:
+                outcomes.append(_unreadable_outcome(entry, unreadable.code, fallback_time or received))
+    return message_id, outcomes
+
+
+def parse_camt054(raw: bytes, now: datetime | None = None) -> tuple[str, list[PaymentOutcome]]:
+    return parse_camt(raw, now)
 
 
 class Iso20022Channel:
@@ -348,15 +599,18 @@ class Iso20022Channel:
         )
         return SubmitResult(accepted=accepted, rejected=rejected)
 
-    async def status_report(self, message_id: str) -> PaymentStatusReport | None:
-        """The bank's pain.002 for a file we sent (message id = batch id); None if the bank never
-        received that file."""
+    async def status_report(
+        self, message_id: str, file_transactions: Sequence[str] | None = None
+    ) -> PaymentStatusReport | None:
+        """The bank's pain.002 for a file we sent (message id = batch id), a group or payment
+        information status applied to `file_transactions` (the file's end-to-end ids); None if
+        the bank never received that file."""
         response = await self._http.send("GET", f"/iso/{self.counterparty}/files/{message_id}/status")
         if response.status_code == 404 and self._http.error_code(response) == "NOT_FOUND":
             return None
         if response.status_code != 200:
             raise self._http.refuse(response)
-        return parse_pain002(response.content)
+        return parse_pain002(response.content, file_transactions)
 
     async def payment_status(self, end_to_end_id: str) -> PaymentStatus:
         return await json_payment_status(
@@ -369,7 +623,7 @@ class Iso20022Channel:
         authenticate_callback(
             self.counterparty, self._secret, headers, raw_body, now, self._tolerance
         )
-        return parse_camt054(raw_body)
+        return parse_camt(raw_body, now)
 
     async def statement(self, day: date) -> list[StatementEntry]:
         return await json_statement(
