@@ -22,6 +22,7 @@ from shared.webhook_signing import COUNTERPARTY_HEADER, dev_secret, header, veri
 from tests.sandbox.iso_reading import iso_outcomes
 
 BATCH_SIZE = 100  # callbacks group at most this many events per delivery in these tests
+ISO_BODIES: list[bytes] = []  # every ISO 20022 document the file bank called back with, as sent
 
 
 def parse_callback(kind: str, counterparty: str, headers: Mapping[str, str], body: bytes):
@@ -29,6 +30,7 @@ def parse_callback(kind: str, counterparty: str, headers: Mapping[str, str], bod
         raise ValueError("wrong_counterparty")
     verify(dev_secret(counterparty), headers, body, datetime.now(UTC))
     if kind == "iso":
+        ISO_BODIES.append(body)
         return iso_outcomes(body)
     body_json = orjson.loads(body)
     return body_json["delivery_id"], body_json["events"]
@@ -82,5 +84,6 @@ async def sandbox(
     admin = SandboxAdmin(sandbox_process.url, http)
     await admin.reset()
     recorder.clear()
+    ISO_BODIES.clear()
     yield Sandbox(http, admin, recorder)
     await admin.set_faults()
