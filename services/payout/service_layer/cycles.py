@@ -128,6 +128,7 @@ async def start_cycle(
         await session.execute(
             text(
                 f"""
+                WITH e AS MATERIALIZED ({_ENTITLEMENTS_DUE})
                 INSERT INTO installments (
                     cycle_id, entitlement_id, beneficiary_id, period, amount, scheme, agency,
                     commune_code, commune_list_date, channel, counterparty, method_id, state,
@@ -141,8 +142,9 @@ async def start_cycle(
                        CASE WHEN {payable} THEN NULL WHEN e.duplicate = 1 THEN '{model.HOLD_DUPLICATE_ENTITLEMENT}'
                             ELSE {_hold_reason_sql()} END,
                        CASE WHEN {payable} THEN 1 ELSE 0 END, :now, :now
-                FROM ({_ENTITLEMENTS_DUE}) e
+                FROM e
                 LEFT JOIN payment_methods pm ON pm.beneficiary_id = e.beneficiary_id
+                WHERE TRUE
                 ON CONFLICT (entitlement_id, period) DO NOTHING
                 RETURNING {FACT_COLUMNS}
                 """
@@ -179,29 +181,39 @@ async def start_cycle(
     )
 
 
+def _due_sql(alias: str) -> str:
+    """SQL condition: the entitlement pays `:period`."""
+    return (f"{alias}.start_period <= :period AND ({alias}.end_period IS NULL OR {alias}.end_period >= :period) "
+            f"AND ({alias}.stop_period IS NULL OR {alias}.stop_period > :period)")
+
+
 # The entitlements that pay `:period`, each marked `duplicate` when another entitlement of its
-# scheme pays the person that period: an installment already made (not cancelled, not itself
-# held as a duplicate), or an older entitlement (granted first; the id breaks ties). One
-# installment per person, scheme and period; the unique index on installments backs it.
+# scheme pays the person that period: an installment of the cycle already made (not cancelled,
+# not itself held as a duplicate), or an older entitlement (granted first; the id breaks ties).
+# One installment per person, scheme and period; the unique index on installments backs it.
+# Joins, not a subquery per row, computed once (MATERIALIZED): the installments being inserted
+# are not scanned again, and only people with two entitlements due look for the older one.
 _ENTITLEMENTS_DUE = f"""
     SELECT g.*,
-           CASE WHEN EXISTS (
-                    SELECT 1 FROM installments o
-                    WHERE o.beneficiary_id = g.beneficiary_id AND o.scheme = g.scheme AND o.period = :period
-                      AND o.entitlement_id <> g.entitlement_id AND {payable_installment("o")})
-                 OR EXISTS (
+           CASE WHEN paying.entitlement_id IS NOT NULL AND paying.entitlement_id <> g.entitlement_id THEN 1
+                WHEN shared.beneficiary_id IS NULL THEN 0
+                WHEN EXISTS (
                     SELECT 1 FROM entitlements f
                     WHERE f.beneficiary_id = g.beneficiary_id AND f.scheme = g.scheme
-                      AND f.entitlement_id <> g.entitlement_id
-                      AND (f.granted_at < g.granted_at OR (f.granted_at = g.granted_at AND f.entitlement_id < g.entitlement_id))
-                      AND f.start_period <= :period
-                      AND (f.end_period IS NULL OR f.end_period >= :period)
-                      AND (f.stop_period IS NULL OR f.stop_period > :period))
+                      AND f.entitlement_id <> g.entitlement_id AND {_due_sql("f")}
+                      AND (f.granted_at < g.granted_at OR (f.granted_at = g.granted_at AND f.entitlement_id < g.entitlement_id)))
                 THEN 1 ELSE 0 END AS duplicate
     FROM entitlements g
-    WHERE g.start_period <= :period
-      AND (g.end_period IS NULL OR g.end_period >= :period)
-      AND (g.stop_period IS NULL OR g.stop_period > :period)
+    LEFT JOIN (
+        SELECT beneficiary_id, scheme, MIN(entitlement_id) AS entitlement_id FROM installments o
+        WHERE o.cycle_id = :cycle_id AND o.period = :period AND {payable_installment("o")}
+        GROUP BY beneficiary_id, scheme
+    ) paying ON paying.beneficiary_id = g.beneficiary_id AND paying.scheme = g.scheme
+    LEFT JOIN (
+        SELECT beneficiary_id, scheme FROM entitlements s WHERE {_due_sql("s")}
+        GROUP BY beneficiary_id, scheme HAVING COUNT(*) > 1
+    ) shared ON shared.beneficiary_id = g.beneficiary_id AND shared.scheme = g.scheme
+    WHERE {_due_sql("g")}
 """
 
 
