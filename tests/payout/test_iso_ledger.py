@@ -172,3 +172,50 @@ class TestMoneyTakenBack:
         states, kinds = await ledger(stack)
         assert states[item["end_to_end_id"]] == ("RETURNED", "AC04") and kinds == []
         assert (await stack.outbox_types())["payment-returned"] == 1
+
+
+def status_report(report_id: str, original: str, group: str, group_reason: str | None,
+                  transactions: list[tuple[str, str, str | None]], version: str = "10") -> bytes:
+    reason = f"<StsRsnInf><Rsn><Cd>{group_reason}</Cd></Rsn></StsRsnInf>" if group_reason else ""
+    txs = "".join(
+        f"<TxInfAndSts><OrgnlEndToEndId>{e2e}</OrgnlEndToEndId><TxSts>{status}</TxSts>"
+        + (f"<StsRsnInf><Rsn><Cd>{code}</Cd></Rsn></StsRsnInf>" if code else "") + "</TxInfAndSts>"
+        for e2e, status, code in transactions)
+    block = f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{original}</OrgnlPmtInfId>{txs}</OrgnlPmtInfAndSts>" if txs else ""
+    return (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:"
+            f"pain.002.001.{version}\"><CstmrPmtStsRpt><GrpHdr><MsgId>{report_id}</MsgId>"
+            f"<CreDtTm>2031-04-25T08:01:00+07:00</CreDtTm></GrpHdr><OrgnlGrpInfAndSts><OrgnlMsgId>{original}"
+            f"</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId><GrpSts>{group}</GrpSts>{reason}"
+            f"</OrgnlGrpInfAndSts>{block}</CstmrPmtStsRpt></Document>").encode()
+
+
+async def batch_ids(stack) -> dict[str, str | None]:
+    from services.payout.adapters.orm import payment_attempts
+
+    async with stack.runtime.session_factory() as session:
+        rows = (await session.execute(select(payment_attempts.c.end_to_end_id, payment_attempts.c.batch_id))).all()
+    return dict(rows)
+
+
+class TestStatusReports:
+    async def test_file_rejected_at_group_level_fails_each_of_its_payments(self, payout, sandbox):
+        stack, items = await scheduled(payout, sandbox, 3)
+        [batch_id] = set((await batch_ids(stack)).values())
+        assert batch_id
+        body = status_report("STS-GRP-1", batch_id, "RJCT", "FF01", [], version="03")
+        answer = await post(stack, body)
+        assert answer["applied"] == 3
+        states, _ = await ledger(stack)
+        assert {states[i["end_to_end_id"]] for i in items} == {("FAILED", "FF01")}
+        assert (await post(stack, body))["replayed"] == 1
+
+    async def test_rejected_transactions_fail_and_accepted_ones_wait_for_their_booking(self, payout, sandbox):
+        stack, items = await scheduled(payout, sandbox, 3)
+        [batch_id] = set((await batch_ids(stack)).values())
+        answer = await post(stack, status_report("STS-PART-1", batch_id, "PART", None, [
+            (items[0]["end_to_end_id"], "ACSC", None), (items[1]["end_to_end_id"], "RJCT", "AC04"),
+            (items[2]["end_to_end_id"], "ACSP", None)]))
+        assert answer["applied"] == 1
+        states, _ = await ledger(stack)
+        assert [states[i["end_to_end_id"]] for i in items] == [
+            ("SCHEDULED", None), ("FAILED", "AC04"), ("SCHEDULED", None)]

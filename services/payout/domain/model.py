@@ -86,8 +86,12 @@ DECEASED_REASONS = frozenset({"MD07", "DECEASED"})
 PENDING = "PENDING"
 REVERSED = "REVERSED"
 UNREADABLE = "UNREADABLE"
+# A whole file refused: its end_to_end_id is the file's id (the batch id); each payment of the
+# batch fails with its reason.
+FILE_REJECTED = "FILE_REJECTED"
 OutcomeStatus = Literal[
-    "SETTLED", "FAILED", "RETURNED", "PAID_CASH", "PENDING", "REVERSED", "UNREADABLE"
+    "SETTLED", "FAILED", "RETURNED", "PAID_CASH", "PENDING", "REVERSED", "UNREADABLE",
+    "FILE_REJECTED",
 ]
 # A settled payment whose debit the bank reversed: returned, and kept for a person to look at.
 ANOMALY_REVERSED = "REVERSED_AFTER_SETTLEMENT"

@@ -144,6 +144,7 @@ async def apply_outcomes(
     result = Applied(received=len(outcomes))
     if not outcomes:
         return result
+    outcomes = await _each_of_rejected_files(session, counterparty, outcomes)
     a = payment_attempts
     query = (
         select(
@@ -322,6 +323,40 @@ async def apply_outcomes(
             reason="HOLDER_DECEASED", now=now,
         )
     return result
+
+
+async def _each_of_rejected_files(
+    session: AsyncSession, counterparty: str, outcomes: Sequence[Outcome]
+) -> list[Outcome]:
+    """A file the bank refused as a whole fails every payment we put in it, with its reason."""
+    files = [o for o in outcomes if o.status == model.FILE_REJECTED]
+    if not files:
+        return list(outcomes)
+    members = (
+        await session.execute(
+            select(payment_attempts.c.batch_id, payment_attempts.c.end_to_end_id)
+            .where(payment_attempts.c.batch_id.in_({o.end_to_end_id for o in files}),
+                   payment_attempts.c.counterparty == counterparty)
+            .order_by(payment_attempts.c.end_to_end_id)
+        )
+    ).all()
+    by_file: dict[str, list[str]] = {}
+    for batch_id, e2e in members:
+        by_file.setdefault(batch_id, []).append(e2e)
+    expanded: list[Outcome] = []
+    for outcome in outcomes:
+        if outcome.status != model.FILE_REJECTED:
+            expanded.append(outcome)
+            continue
+        if outcome.end_to_end_id not in by_file:
+            expanded.append(outcome)  # no file of ours: reported as an unknown payment
+            continue
+        expanded.extend(
+            replace(outcome, end_to_end_id=e2e, status="FAILED", amount=None,
+                    reason_code=outcome.reason_code or "FF01")
+            for e2e in by_file[outcome.end_to_end_id]
+        )
+    return expanded
 
 
 async def _create_cash_attempts(session: AsyncSession, rows: list[dict[str, Any]], now: datetime) -> None:

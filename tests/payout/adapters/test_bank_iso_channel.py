@@ -61,8 +61,7 @@ class TestIsoFileBank:
             assert (outcome.status, outcome.amount) == ("SETTLED", item.amount)
             assert outcome.bank_reference and outcome.event_id
         [failed] = outcomes[dead.end_to_end_id]
-        # A debit the bank took back (a reversal credit): the payment fails with the reason.
-        assert (failed.status, failed.reason_code, failed.amount) == ("REVERSED", "MD07", 1_000_000)
+        assert (failed.status, failed.reason_code, failed.amount) == ("FAILED", "MD07", 1_000_000)
 
     async def test_pain002_reports_each_transaction(self, sandbox) -> None:
         [good] = await seed(sandbox, 1)

@@ -21,9 +21,11 @@ PaymentStatusCode = Literal[
     "UNKNOWN_TO_BANK", "PENDING", "SETTLED", "FAILED", "RETURNED", "PAID_CASH"
 ]
 # PENDING: the bank holds the payment as a pending entry (no money moved yet); REVERSED: the bank
-# took back a debit it had booked; UNREADABLE: an entry that cannot be read, reported with why.
+# took back a debit it had booked; UNREADABLE: an entry that cannot be read, reported with why;
+# FILE_REJECTED: a whole file refused (its end_to_end_id is the file's id, our batch id).
 OutcomeStatus = Literal[
-    "SETTLED", "FAILED", "RETURNED", "PAID_CASH", "PENDING", "REVERSED", "UNREADABLE"
+    "SETTLED", "FAILED", "RETURNED", "PAID_CASH", "PENDING", "REVERSED", "UNREADABLE",
+    "FILE_REJECTED",
 ]
 CallbackRejection = Literal[
     "missing_signature", "stale_timestamp", "bad_signature", "wrong_counterparty", "malformed_body"

@@ -283,6 +283,51 @@ def parse_pain002(
     )
 
 
+def pain002_outcomes(raw: bytes, now: datetime) -> tuple[str, list[PaymentOutcome]]:
+    """What a pain.002 pushed by the bank says has ended: each rejected transaction fails with
+    its reason; a file rejected as a whole (GrpSts RJCT, or a payment information block's
+    PmtInfSts RJCT, with no transaction statuses) is one FILE_REJECTED outcome naming the
+    original message id (our batch id), which payout applies to every transaction of it.
+    Acceptances change nothing here: settlement is read from the camt.054 bookings."""
+    try:
+        report = parse_pain002(raw)
+    except ValueError:
+        raise CallbackRejected("malformed_body", "unreadable pain.002") from None
+    if not report.message_id:
+        raise CallbackRejected("malformed_body", "status report without message id")
+    root = _parse(raw)
+    amounts = {
+        (_find_text(tx, "{*}OrgnlEndToEndId") or ""): _find_text(tx, "{*}OrgnlTxRef/{*}Amt/{*}InstdAmt")
+        for tx in root.iterfind("{*}CstmrPmtStsRpt/{*}OrgnlPmtInfAndSts/{*}TxInfAndSts")
+    }
+    outcomes: list[PaymentOutcome] = []
+    for status in report.transactions:
+        if not status.rejected or not status.end_to_end_id or len(status.end_to_end_id) > MAX_REFERENCE:
+            continue
+        try:
+            amount = whole_vnd_text(amounts.get(status.end_to_end_id))
+        except InvalidAmount:
+            amount = 0  # a rejection moves no money: its amount is only information
+        outcomes.append(PaymentOutcome(
+            event_id=f"{report.message_id[:MAX_REFERENCE]}|RJCT|{status.end_to_end_id}",
+            end_to_end_id=status.end_to_end_id, status="FAILED", amount=amount,
+            reason_code=(status.reason_code or "")[:MAX_REFERENCE] or None,
+            bank_reference=None, occurred_at=now,
+        ))
+    whole_file = [(report.group_status, report.group_reason_code)] + [
+        (info.status, info.reason_code) for info in report.payment_informations
+    ]
+    rejected_file = next((reason for status, reason in whole_file if status == REJECTED), False)
+    if rejected_file is not False and not amounts and report.original_message_id:
+        outcomes.append(PaymentOutcome(
+            event_id=f"{report.message_id[:MAX_REFERENCE]}|GRP|RJCT",
+            end_to_end_id=report.original_message_id[:MAX_REFERENCE], status="FILE_REJECTED",
+            amount=0, reason_code=(rejected_file or "")[:MAX_REFERENCE] or None,
+            bank_reference=None, occurred_at=now,
+        ))
+    return report.message_id, outcomes
+
+
 # Why an entry of a notification or statement cannot be read (the reported reason codes).
 UNREADABLE_CURRENCY = "CURRENCY_NOT_VND"
 UNREADABLE_FRACTION = "AMOUNT_FRACTION"
@@ -623,6 +668,12 @@ class Iso20022Channel:
         authenticate_callback(
             self.counterparty, self._secret, headers, raw_body, now, self._tolerance
         )
+        try:
+            root = _parse(raw_body)
+        except etree.XMLSyntaxError:
+            raise CallbackRejected("malformed_body", "callback body is not XML") from None
+        if any(_local(child) == "CstmrPmtStsRpt" for child in root):
+            return pain002_outcomes(raw_body, now)
         return parse_camt(raw_body, now)
 
     async def statement(self, day: date) -> list[StatementEntry]:
