@@ -199,6 +199,11 @@ class Sandbox:
         handle = loop.call_later(delay_ms / 1000, fire)
         self._timers.add(handle)
 
+    @property
+    def scheduled(self) -> int:
+        """Settlements and follow-ups (bookings of pending entries, reversals, returns) to come."""
+        return len(self._timers)
+
     def later(self, seconds: float, work: Callable[[], None]) -> None:
         """Run `work` after `seconds` (at once for 0); forgotten on reset."""
         if seconds <= 0:
@@ -619,7 +624,11 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
 
     @app.get("/admin/webhooks")
     async def webhook_stats() -> Response:
-        return reply({**sandbox.webhooks.stats(), "idle": sandbox.webhooks.idle})
+        # Idle only when nothing is left to happen either: a pending entry still to be booked,
+        # a reversal or a late return still to come.
+        scheduled = sandbox.scheduled
+        return reply({**sandbox.webhooks.stats(), "scheduled": scheduled,
+                      "idle": sandbox.webhooks.idle and scheduled == 0})
 
     @app.get("/admin/config")
     async def config() -> Response:
