@@ -4,7 +4,9 @@ On a fresh PostgreSQL database per service and a unique topic prefix on Kafka, i
 sandbox (injecting 5% timeouts, 2% 5xx, 1% duplicate and 1% reordered callbacks and 1% permanent
 failures; and, after it has taken a money-moving request, 2% gateway errors (504, then 502 from
 half way), 1% 2xx bodies cut short, 1% answers slower than the submitting worker's lease, and a
-409 for half the resends of a request already taken), the payout API (it takes the sandbox's callbacks), `--worker-processes` payout worker
+409 for half the resends of a request already taken; the ISO file bank books each file as one
+batch debit, sends 2% of its entries pending first, reverses 0.5% of its booked debits and returns
+1% later as credits), the payout API (it takes the sandbox's callbacks), `--worker-processes` payout worker
 processes (outbox relay, submission, status sweeper), and reporting's API and worker, all as
 subprocesses under a small supervisor. It loads `--installments` entitlements with verified
 accounts (as the payout benchmark does), starts the period's cycle, and while it runs kills payout
@@ -19,8 +21,10 @@ end-to-end id credited twice in the sandbox's own ledger, no installment paid tw
 paid twice for one scheme and period (the sandbox's credits by their installment's person), none lost
 (one installment per entitlement), the sandbox's credits == payout's ledger, each installment's
 state == the sandbox's, failures carrying the bank's reason, reconciliation clean, reporting's
-totals == payout's ledger == the sandbox's ledger, every payment event applied by reporting (by
-event id) and none dead-lettered, no payment anomaly. Prints a table, writes
+totals == payout's ledger == the sandbox's ledger, the money that came back (returns and
+reversals) equal in the sandbox's ledger, payout's and reporting's, the sandbox's ledger netting
+what came back, every payment event applied by reporting (by event id) and none dead-lettered,
+no payment anomaly but one per reversal after settlement. Prints a table, writes
 `bench/results/fault_run.json`, and exits 1 when a check fails. Each process logs to
 `.run/fault_run/<run>/`, with the progress samples in `progress.json`; `--keep` leaves the run's
 databases and topics behind to look at.
@@ -82,6 +86,17 @@ FAULTS: dict[str, Any] = {
     "unreadable_answer_rate": 0.01,
     "slow_answer_rate": 0.01,
     "conflict_on_resend_rate": 0.5,
+    # The ISO file bank writes as banks do: a file's transfers booked as one batch debit, NtryRef
+    # on about half the entries, 2% of entries first sent pending, then booked; 0.5% of booked
+    # debits reversed a few seconds later and 1% returned later still, as credits.
+    "batch_booking": True,
+    "ntry_ref_share": 0.5,
+    "pending_first_rate": 0.02,
+    "pending_seconds": 2.0,
+    "reversal_rate": 0.005,
+    "reversal_delay_seconds": 3.0,
+    "late_return_rate": 0.01,
+    "late_return_delay_seconds": 5.0,
 }
 OPEN_STATES = ("ON_HOLD", "SCHEDULED", "SUBMITTED")
 
@@ -548,12 +563,15 @@ class FaultRun:
             C.failures_explained(installments, entries),
             C.reconciliation_clean(runs, entries),
             C.reporting_equal(figures, payout_ledger, entries),
-            C.no_anomalies(anomalies),
+            C.money_back_to_the_dong(installments, entries, payout_ledger, figures),
+            C.sandbox_ledger_nets(bank_ledger, entries),
+            C.no_anomalies(anomalies, C.expected_anomalies(installments, entries)),
             C.events_applied(pending, missing, payment_events),
             C.no_dead_letters(dead),
             C.disruptions_done(requested, self.disruptions_done()),
         ]
         paid_count, paid_sum = C.bank_paid(entries)
+        back = C.money_back(installments, entries)
         unplanned = self.supervisor.unplanned()
         return {
             "run": "fault run: payout cycle under injected faults, kills and restarts",
@@ -565,7 +583,11 @@ class FaultRun:
                 "entitlements_sum": expected_sum,
                 "payout_ledger_settled": {"count": payout_ledger["settled_count"], "sum": payout_ledger["settled_sum"]},
                 "sandbox_paid": {"count": paid_count, "sum": paid_sum},
-                "sandbox_ledger": {k: bank_ledger[k] for k in ("credits", "total_credited", "duplicates", "transfers")},
+                "sandbox_ledger": {k: bank_ledger[k] for k in ("credits", "total_credited", "returned", "total_returned",
+                                                               "reversed", "total_reversed", "net_credited",
+                                                               "duplicates", "transfers")},
+                "sandbox_back": {"count": len(back), "sum": sum(e.amount for e in back),
+                                 "reversed": sum(1 for e in back if e.status == "REVERSED")},
                 "reporting": {k: figures[k] for k in ("paid_count", "paid_amount", "failed_count", "failed_amount",
                                                       "returned_count", "returned_amount", "pending_count")},
                 "payout_ledger_by_counterparty": payout_ledger["counterparties"],
@@ -673,6 +695,9 @@ def table(result: dict[str, Any]) -> str:
     rows.append(("payout ledger settled", f"{settled['count']:,}  {settled['sum']:,} VND"))
     rows.append(("sandbox paid (credited, kept)", f"{bank['count']:,}  {bank['sum']:,} VND"))
     rows.append(("reporting paid", f"{reported['paid_count']:,}  {reported['paid_amount']:,} VND"))
+    back = money.get("sandbox_back", {"count": 0, "sum": 0, "reversed": 0})
+    rows.append(("sandbox money back (of which reversed)", f"{back['count']:,}  {back['sum']:,} VND ({back['reversed']})"))
+    rows.append(("reporting returned", f"{reported['returned_count']:,}  {reported['returned_amount']:,} VND"))
     rows.append(("sandbox duplicates", str(money["sandbox_ledger"]["duplicates"])))
     d = result["disruptions"]
     for kind, label in (("kill", "worker SIGKILLs"), ("kafka_restart", "Kafka restarts"),

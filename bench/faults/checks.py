@@ -13,13 +13,18 @@ FINAL_STATES = frozenset({"SETTLED", "FAILED", "RETURNED", "PAID_CASH", "CANCELL
 PAID_STATES = frozenset({"SETTLED", "PAID_CASH"})
 # Our installment state -> what the sandbox may say about the same end-to-end id (None: it
 # never took the item, e.g. refused at intake).
+# A debit the bank reversed (REVERSED at the sandbox) is money back: RETURNED here once it had
+# settled, FAILED when the reversal came before the booking.
 AGREEING_STATUS: dict[str, frozenset[str | None]] = {
     "SETTLED": frozenset({"SETTLED"}),
     "PAID_CASH": frozenset({"PAID"}),
-    "FAILED": frozenset({"FAILED", None}),
-    "RETURNED": frozenset({"RETURNED"}),
+    "FAILED": frozenset({"FAILED", "REVERSED", None}),
+    "RETURNED": frozenset({"RETURNED", "REVERSED"}),
     "CANCELLED": frozenset({None}),
 }
+BACK_AT_THE_BANK = frozenset({"RETURNED", "REVERSED"})
+# The anomaly payout flags for a person to look at when a settled payment's debit is reversed.
+REVERSED_AFTER_SETTLEMENT = "REVERSED_AFTER_SETTLEMENT"
 E2E = re.compile(r"^PAY-(\d+)-(\d+)$")
 
 
@@ -194,7 +199,10 @@ def states_agree(installments: Sequence[Installment], entries: Sequence[SandboxE
         if not entry.credited:
             continue
         owner = by_id.get(installment_of(entry.end_to_end_id) or -1)
-        if owner is None or owner.end_to_end_id != entry.end_to_end_id or owner.state not in PAID_STATES | {"RETURNED"}:
+        if owner is None or owner.end_to_end_id != entry.end_to_end_id:
+            unaccounted.append(entry.end_to_end_id)
+        elif owner.state not in PAID_STATES | {"RETURNED"} and not (entry.status == "REVERSED"
+                                                                  and owner.state == "FAILED"):
             unaccounted.append(entry.end_to_end_id)
     ok = not disagree and not unaccounted
     return Check("each installment's state agrees with the sandbox", ok, 0, len(disagree) + len(unaccounted),
@@ -218,8 +226,9 @@ def failures_explained(installments: Sequence[Installment], entries: Sequence[Sa
 
 def explained(line: ReconciliationLine) -> bool:
     """A line that is not a match but says what happened: a payment that failed or came back
-    and that the statement shows as returned."""
-    return line.kind == "STATUS_DIFFERS" and line.our_state in ("FAILED", "RETURNED") and line.bank_status == "RETURNED"
+    and that the statement shows as returned or reversed."""
+    return (line.kind == "STATUS_DIFFERS" and line.our_state in ("FAILED", "RETURNED")
+            and line.bank_status in BACK_AT_THE_BANK)
 
 
 def reconciliation_clean(runs: Sequence[ReconciliationRun], entries: Sequence[SandboxEntry]) -> Check:
@@ -266,9 +275,57 @@ def reporting_equal(figures: Mapping[str, Any], payout_ledger: Mapping[str, Any]
                  {"sandbox_paid": {"count": bank_count, "sum": bank_sum}})
 
 
-def no_anomalies(anomalies: Mapping[str, int]) -> Check:
-    return Check("no payment anomaly flagged", not any(anomalies.values()), 0, sum(anomalies.values()),
-                 {"by_kind": dict(anomalies)})
+def money_back(installments: Sequence[Installment], entries: Sequence[SandboxEntry]) -> list[SandboxEntry]:
+    """What the sandbox sent back (returned, or a debit reversed) on an installment's current
+    attempt, except a debit reversed before it settled here (a failure: nothing moved)."""
+    current = {i.end_to_end_id: i for i in installments if i.end_to_end_id}
+    return [e for e in entries
+            if e.status in BACK_AT_THE_BANK and e.end_to_end_id in current
+            and not (e.status == "REVERSED" and current[e.end_to_end_id].state == "FAILED")]
+
+
+def money_back_to_the_dong(installments: Sequence[Installment], entries: Sequence[SandboxEntry],
+                           payout_ledger: Mapping[str, Any], figures: Mapping[str, Any]) -> Check:
+    """Returns and reversals: what the sandbox sent back == payout's returned == reporting's
+    returned, in count and to the đồng."""
+    back = money_back(installments, entries)
+    bank = {"count": len(back), "sum": sum(e.amount for e in back)}
+    ours = {"count": sum(int(c["returned_count"]) for c in payout_ledger["counterparties"]),
+            "sum": sum(int(c["returned_sum"]) for c in payout_ledger["counterparties"])}
+    theirs = {"count": int(figures.get("returned_count", -1)), "sum": int(figures.get("returned_amount", -1))}
+    kinds = Counter(e.status for e in back)
+    return Check("money back (returns, reversals): sandbox == payout ledger == reporting", bank == ours == theirs,
+                 bank, ours, {"sandbox": bank, "payout": ours, "reporting": theirs, "by_kind": dict(kinds)})
+
+
+def sandbox_ledger_nets(ledger: Mapping[str, Any], entries: Sequence[SandboxEntry]) -> Check:
+    """The sandbox's own ledger says what came back: its returned and reversed totals are its
+    entries', and what it says beneficiaries still hold is what its entries keep."""
+    returned = [e for e in entries if e.status == "RETURNED" and e.credited and e.counterparty != "VNPOST"]
+    reversed_ = [e for e in entries if e.status == "REVERSED"]
+    _, kept = bank_paid(entries)
+    found = {"net_credited": int(ledger.get("net_credited", -1)), "total_returned": int(ledger.get("total_returned", -1)),
+             "total_reversed": int(ledger.get("total_reversed", -1))}
+    expected = {"net_credited": kept, "total_returned": sum(e.amount for e in returned),
+                "total_reversed": sum(e.amount for e in reversed_)}
+    return Check("sandbox ledger nets its returns and reversals", found == expected, expected, found,
+                 {"returned": len(returned), "reversed": len(reversed_)})
+
+
+def expected_anomalies(installments: Sequence[Installment], entries: Sequence[SandboxEntry]) -> dict[str, int]:
+    """The anomalies a run must flag: one per settled payment whose debit the bank reversed."""
+    current = {i.end_to_end_id: i for i in installments if i.end_to_end_id}
+    reversed_after = sum(1 for e in entries if e.status == "REVERSED" and e.end_to_end_id in current
+                         and current[e.end_to_end_id].state == "RETURNED")
+    return {REVERSED_AFTER_SETTLEMENT: reversed_after} if reversed_after else {}
+
+
+def no_anomalies(anomalies: Mapping[str, int], expected: Mapping[str, int] | None = None) -> Check:
+    """No payment anomaly flagged but the expected ones (a reversal after settlement), exactly."""
+    found = {kind: n for kind, n in anomalies.items() if n}
+    wanted = {kind: n for kind, n in (expected or {}).items() if n}
+    return Check("no payment anomaly flagged but one per reversal after settlement", found == wanted,
+                 wanted, found, {"by_kind": dict(anomalies)})
 
 
 def events_applied(pending: int, missing: Sequence[str], payment_events: int) -> Check:

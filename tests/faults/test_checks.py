@@ -262,3 +262,109 @@ class TestInjectedFaults:
         assert (early["error_after_accept_status"], late["error_after_accept_status"]) == (504, 502)
         Faults(**early)
         Faults(**late)
+
+
+class TestReversalsAndReturns:
+    """A booked debit the bank reversed (payout: RETURNED, reason REVERSED, flagged for a
+    person) and a return that came days later (payout: RETURNED with the bank's reason): the
+    money that came back agrees to the đồng between the sandbox's ledger, payout and reporting."""
+
+    def run(self) -> tuple[list[C.Installment], list[C.SandboxEntry]]:
+        ours, bank = clean()
+        ours += [installment(4, "RETURNED", amount=2_000_000, reason="REVERSED"),
+                 installment(5, "RETURNED", amount=3_000_000, reason="AC04")]
+        bank += [C.SandboxEntry("PAY-4-1", 2_000_000, "970405", "REVERSED", None, True, 0),
+                 C.SandboxEntry("PAY-5-1", 3_000_000, "970405", "RETURNED", "AC04", True, 0)]
+        return ours, bank
+
+    @staticmethod
+    def ledgers(ours: list[C.Installment], bank: list[C.SandboxEntry]) -> tuple[dict, dict, dict]:
+        back = [i for i in ours if i.state == "RETURNED"]
+        payout = payout_ledger(ours)
+        payout["counterparties"][0].update(returned_count=len(back), returned_sum=sum(i.amount for i in back))
+        sandbox = bank_ledger(bank)
+        returned = sum(e.amount for e in bank if e.status == "RETURNED" and e.credited)
+        reversed_ = sum(e.amount for e in bank if e.status == "REVERSED")
+        sandbox.update(total_returned=returned, total_reversed=reversed_,
+                       returned=sum(1 for e in bank if e.status == "RETURNED" and e.credited),
+                       reversed=sum(1 for e in bank if e.status == "REVERSED"),
+                       net_credited=sandbox["total_credited"] - returned - reversed_)
+        reported = {**figures(2, 3_000_000), "returned_count": len(back),
+                    "returned_amount": sum(i.amount for i in back)}
+        return payout, sandbox, reported
+
+    def test_a_reversal_and_a_late_return_pass_every_check(self) -> None:
+        ours, bank = self.run()
+        payout, sandbox, reported = self.ledgers(ours, bank)
+        results = [
+            C.states_agree(ours, bank), C.money_to_the_dong(bank, payout), C.failures_explained(ours, bank),
+            C.money_back_to_the_dong(ours, bank, payout, reported), C.sandbox_ledger_nets(sandbox, bank),
+            C.no_end_to_end_id_credited_twice(sandbox, bank), C.reporting_equal(reported, payout, bank),
+            C.no_anomalies({"REVERSED_AFTER_SETTLEMENT": 1}, C.expected_anomalies(ours, bank)),
+            C.one_payment_per_person_scheme_and_period(ours, bank),
+        ]
+        assert [r.name for r in results if not r.ok] == []
+
+    def test_a_reversal_payout_never_heard_of_is_caught(self) -> None:
+        ours, bank = self.run()
+        ours[3] = installment(4, "SETTLED", amount=2_000_000)
+        payout, _, reported = self.ledgers(ours, bank)
+        assert not C.states_agree(ours, bank).ok
+        assert not C.money_to_the_dong(bank, payout).ok
+        assert not C.money_back_to_the_dong(ours, bank, payout, reported).ok
+
+    def test_money_back_one_dong_off_between_payout_and_the_sandbox_is_caught(self) -> None:
+        ours, bank = self.run()
+        payout, _, reported = self.ledgers(ours, bank)
+        bank[4] = replace(bank[4], amount=2_999_999)
+        found = C.money_back_to_the_dong(ours, bank, payout, reported)
+        assert not found.ok and found.detail["sandbox"] == {"count": 2, "sum": 4_999_999}
+
+    def test_reporting_counting_a_reversal_still_paid_is_caught(self) -> None:
+        ours, bank = self.run()
+        payout, _, reported = self.ledgers(ours, bank)
+        reported.update(returned_count=1, returned_amount=3_000_000)
+        assert not C.money_back_to_the_dong(ours, bank, payout, reported).ok
+
+    def test_a_sandbox_ledger_that_does_not_net_its_reversals_is_caught(self) -> None:
+        ours, bank = self.run()
+        _, sandbox, _ = self.ledgers(ours, bank)
+        assert not C.sandbox_ledger_nets({**sandbox, "net_credited": sandbox["total_credited"]}, bank).ok
+        assert not C.sandbox_ledger_nets({**sandbox, "total_reversed": 0}, bank).ok
+
+    def test_a_reversal_statement_line_is_explained_but_a_reversal_we_count_paid_is_not(self) -> None:
+        _, bank = self.run()
+        explained = C.ReconciliationLine("STATUS_DIFFERS", "PAY-4-1", "RETURNED", "REVERSED")
+        assert C.reconciliation_clean([reconciliation(3_000_000, (explained,))], bank).ok
+        unexplained = C.ReconciliationLine("STATUS_DIFFERS", "PAY-4-1", "SETTLED", "REVERSED")
+        assert not C.reconciliation_clean([reconciliation(3_000_000, (unexplained,))], bank).ok
+
+    def test_anomalies_other_than_one_per_reversal_after_settlement_are_caught(self) -> None:
+        ours, bank = self.run()
+        expected = C.expected_anomalies(ours, bank)
+        assert expected == {"REVERSED_AFTER_SETTLEMENT": 1}
+        assert not C.no_anomalies({"REVERSED_AFTER_SETTLEMENT": 2}, expected).ok
+        assert not C.no_anomalies({"REVERSED_AFTER_SETTLEMENT": 1, "AMOUNT_MISMATCH": 1}, expected).ok
+        assert not C.no_anomalies({}, expected).ok
+
+    def test_a_debit_reversed_before_payout_saw_it_settle_is_a_failure_that_moved_nothing(self) -> None:
+        ours, bank = self.run()
+        ours[3] = installment(4, "FAILED", amount=2_000_000, reason="REVERSED")
+        payout, _, reported = self.ledgers(ours, bank)
+        reported["returned_count"], reported["returned_amount"] = 1, 3_000_000
+        assert C.states_agree(ours, bank).ok
+        assert C.money_back_to_the_dong(ours, bank, payout, reported).ok
+        assert C.expected_anomalies(ours, bank) == {}
+
+
+class TestIsoBankFaults:
+    def test_batch_bookings_pending_first_reversals_and_late_returns_are_on_at_small_rates(self) -> None:
+        from services.sandbox.state import Faults
+
+        faults = FaultRun(FaultRunConfig()).faults()
+        assert faults["batch_booking"] is True
+        for name in ("pending_first_rate", "reversal_rate", "late_return_rate"):
+            assert 0 < faults[name] <= 0.05, name
+        assert 0 < faults["ntry_ref_share"] < 1
+        assert faults["late_return_delay_seconds"] > 0
+        Faults(**faults)
