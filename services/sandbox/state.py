@@ -112,7 +112,9 @@ class Account:
 
 
 class Transfer:
-    """One payment received by a bank (channel napas or iso) or the post office (vnpost)."""
+    """One payment received by a bank (channel napas or iso) or the post office (vnpost). Its
+    status: PENDING, SETTLED (credited), FAILED, RETURNED (credited, then sent back), REVERSED
+    (the file bank's booked debit undone: credited, then the money back), PAID (cash)."""
 
     __slots__ = (
         "end_to_end_id", "counterparty", "channel", "amount", "account_number", "account_bin",

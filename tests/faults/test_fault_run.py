@@ -1,9 +1,10 @@
 """The fault run, smaller: 2,000 installments through the real payout, sandbox and reporting
 processes on PostgreSQL and Kafka, with the injected faults (ambiguous answers after the bank took a
-request and answers slower than the lease included), payout workers killed with SIGKILL three
+request and answers slower than the lease included; the ISO file bank's batch bookings, pending
+entries, reversals and late returns), payout workers killed with SIGKILL three
 times, one Kafka restart and one PostgreSQL restart in the middle of the cycle; then no
 installment and no person paid twice for one scheme and period, none lost, reconciliation clean
-and every total equal to the đồng.
+and every total equal to the đồng, the money that came back included.
 
 It restarts the shared PostgreSQL and Kafka (tests run one at a time) and waits until both answer
 again before it ends."""
