@@ -31,7 +31,8 @@ async def upgrade_to_head_async(script_location: Path, url: str) -> None:
 def run_env(context: Any, metadata: MetaData) -> None:
     """The body of every service's `migrations/env.py` (online mode only)."""
     url = context.config.get_main_option("sqlalchemy.url")
-    engine = create_async_engine(url, poolclass=pool.NullPool, hide_parameters=True)  # no personal data in migration errors
+    # Bound parameters (names, CCCDs) stay out of migration errors, as in every other engine.
+    engine = create_async_engine(url, poolclass=pool.NullPool, hide_parameters=True)
 
     def migrate(connection: sa.Connection) -> None:
         context.configure(connection=connection, target_metadata=metadata, render_as_batch=is_sqlite(url))
