@@ -52,6 +52,22 @@ class TestDecide:
         assert decide(view(model.SUBMITTED, attempt_no=1, current=2), outcome("FAILED"), "970436").verdict == "IGNORE"
         assert decide(view(model.SUBMITTED, attempt_no=1, current=2), outcome("SETTLED"), "970436").anomaly == "SUPERSEDED_ATTEMPT"
 
+    @pytest.mark.parametrize("status", ["RETURNED", model.REVERSED])
+    def test_money_back_of_another_amount_is_an_anomaly_not_a_return(self, status):
+        assert decide(view(model.SETTLED), outcome(status, 1), "970436") == model.Decision(
+            "ANOMALY", anomaly="AMOUNT_MISMATCH")
+
+    @pytest.mark.parametrize("code", ["DU01", "DU02", "DU03", "DU04", "DU05", "AM05", "DUPL"])
+    def test_a_rejection_as_duplicate_leaves_the_payment_open_for_an_inquiry(self, code):
+        # The bank has the payment: a duplicate answer is no verdict on it.
+        decision = decide(view(model.SUBMITTED), outcome("FAILED", reason=code), "970436")
+        assert decision == model.Decision("ANOMALY", anomaly="DUPLICATE_REJECTION")
+
+    def test_a_reversal_of_an_unseen_booking_fails_without_a_verdict(self):
+        decision = decide(view(model.SUBMITTED), outcome(model.REVERSED, reason="AC04"), "970436")
+        assert decision.new_state == model.FAILED and not model.is_verdict(outcome(model.REVERSED, reason="AC04"))
+        assert model.is_verdict(outcome("FAILED", reason="AC04"))
+
     def test_backoff_doubles_up_to_its_cap(self):
         assert [backoff_seconds(n, 1, 5) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
 

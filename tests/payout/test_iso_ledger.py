@@ -46,10 +46,10 @@ def notification(message_id: str, entries: list[str]) -> bytes:
             + "".join(entries) + "</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>").encode()
 
 
-async def scheduled(payout, sandbox, count: int):
+async def scheduled(payout, sandbox, count: int, **settings: Any):
     """A cycle of `count` payments at the ISO bank, created but never sent: the notifications
     below are the only news."""
-    stack = await payout(run_workers=False)
+    stack = await payout(run_workers=False, **settings)
     persons = people(count, bank_bin=AGRIBANK)
     await sandbox.seed_accounts(accounts(persons))
     await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
@@ -219,3 +219,43 @@ class TestStatusReports:
         states, _ = await ledger(stack)
         assert [states[i["end_to_end_id"]] for i in items] == [
             ("SCHEDULED", None), ("FAILED", "AC04"), ("SCHEDULED", None)]
+
+
+async def channels(stack) -> list[str]:
+    from services.payout.adapters.orm import payment_attempts
+
+    async with stack.runtime.session_factory() as session:
+        return list((await session.execute(select(payment_attempts.c.channel))).scalars().all())
+
+
+class TestNoVerdictNoCash:
+    """The cash fallback pays a period only once the bank has said the transfer will not be
+    executed; a reversal or a refusal as a duplicate says no such thing."""
+
+    async def test_reversal_of_another_amount_moves_nothing_and_the_booking_settles_once(self, payout, sandbox):
+        stack, [item] = await scheduled(payout, sandbox, 1, permanent_failure_fallback="cash")
+        await post(stack, notification("NTF-V1", [entry("FT310426V1", [
+            tx(item, amount=1000, direction="CRDT", return_reason="AC04")], 1000, direction="CRDT", reversal=True)]))
+        states, kinds = await ledger(stack)
+        assert states[item["end_to_end_id"]][0] == "SCHEDULED" and kinds == ["AMOUNT_MISMATCH"]
+        await post(stack, notification("NTF-V2", [entry("FT310426V2", [tx(item)], item["amount"])]))
+        states, _ = await ledger(stack)
+        assert states[item["end_to_end_id"]] == ("SETTLED", None)
+        assert "CASH_POST_OFFICE" not in await channels(stack)
+
+    async def test_reversal_of_an_unseen_booking_fails_without_paying_cash(self, payout, sandbox):
+        stack, [item] = await scheduled(payout, sandbox, 1, permanent_failure_fallback="cash")
+        await post(stack, notification("NTF-V3", [entry("FT310426V3", [
+            tx(item, direction="CRDT", return_reason="AC04")], item["amount"], direction="CRDT", reversal=True)]))
+        states, _ = await ledger(stack)
+        assert states[item["end_to_end_id"]] == ("FAILED", "AC04")
+        assert "CASH_POST_OFFICE" not in await channels(stack)
+
+    async def test_a_file_refused_as_a_duplicate_fails_none_of_its_payments(self, payout, sandbox):
+        stack, items = await scheduled(payout, sandbox, 2, permanent_failure_fallback="cash")
+        [batch_id] = set((await batch_ids(stack)).values())
+        await post(stack, status_report("STS-DUP-1", batch_id, "RJCT", "DU01", []))
+        states, kinds = await ledger(stack)
+        assert {states[i["end_to_end_id"]][0] for i in items} == {"SCHEDULED"}
+        assert kinds == ["DUPLICATE_REJECTION"] * 2
+        assert "CASH_POST_OFFICE" not in await channels(stack)

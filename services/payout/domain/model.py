@@ -144,6 +144,19 @@ class Decision:
     anomaly: str | None = None
 
 
+# Reason codes that say the bank already holds what it was sent (ISO 20022 DU01–DU05, AM05 and
+# the channels' own words): the payment is in doubt, not refused.
+DUPLICATE_REASONS = frozenset(
+    {"AM05", "DUPL", "DU01", "DU02", "DU03", "DU04", "DU05", "DUPLICATE", "DUPLICATE_REQUEST"})
+
+
+def is_verdict(outcome: Outcome) -> bool:
+    """Whether a failure is the bank's word that this end-to-end id will not be executed, so a
+    cash fallback cannot pay it twice. A reversal of a booking is not: banks reverse and book
+    again, and one may reach us before the booking it corrects."""
+    return outcome.status == "FAILED" and outcome.reason_code not in DUPLICATE_REASONS
+
+
 def decide(view: PaymentView, outcome: Outcome, counterparty: str) -> Decision:
     """What an outcome does to an installment. Pure: the caller applies it."""
     if view.attempt_counterparty != counterparty:
@@ -159,6 +172,12 @@ def decide(view: PaymentView, outcome: Outcome, counterparty: str) -> Decision:
         if amount_differs:
             return Decision("ANOMALY", anomaly="AMOUNT_MISMATCH")
         return Decision("PENDING") if state in OPEN_STATES else Decision("IGNORE")
+    if outcome.status == "FAILED" and outcome.reason_code in DUPLICATE_REASONS:
+        # The bank refused a copy of what it already has: ask it, never fail the payment.
+        return Decision("ANOMALY", anomaly="DUPLICATE_REJECTION")
+    if outcome.status in ("SETTLED", "PAID_CASH", "RETURNED", REVERSED) and amount_differs:
+        # Money that moved, or came back, in another amount than ours is for a person to look at.
+        return Decision("ANOMALY", anomaly="AMOUNT_MISMATCH")
     if outcome.status == REVERSED:
         # The bank took its debit back: money that never left, or that came back.
         if state in OPEN_STATES:
@@ -166,8 +185,6 @@ def decide(view: PaymentView, outcome: Outcome, counterparty: str) -> Decision:
         if state == SETTLED:
             return Decision("APPLY", new_state=RETURNED, anomaly=ANOMALY_REVERSED)
         return Decision("IGNORE")
-    if outcome.status in ("SETTLED", "PAID_CASH") and amount_differs:
-        return Decision("ANOMALY", anomaly="AMOUNT_MISMATCH")
     if state in OPEN_STATES:
         return Decision("APPLY", new_state=outcome.status)
     if state == SETTLED and outcome.status == "RETURNED":

@@ -275,6 +275,7 @@ async def apply_outcomes(
             if (
                 permanent
                 and policy.fallback == "cash"
+                and model.is_verdict(outcome)
                 and not holder_deceased
                 and row["a_counterparty"] != model.VNPOST
                 and int(row["a_no"]) == 1

@@ -14,6 +14,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
+from services.payout.domain.model import DUPLICATE_REASONS
+
 VNPOST = "VNPOST"
 
 NameInquiryStatus = Literal["FOUND", "NOT_FOUND", "BANK_NOT_SUPPORTED"]
@@ -240,7 +242,7 @@ REASONS: dict[str, Reason] = load_reasons()
 
 
 # Answers that say the counterparty already holds this payment or request: ask for its status.
-DUPLICATE_CODES = frozenset({"AM05", "DUPLICATE_REQUEST", "DUPLICATE", "DUPL", "HTTP_409"})
+DUPLICATE_CODES = DUPLICATE_REASONS | {"HTTP_409"}
 
 
 def describe(code: str | None) -> Reason:
