@@ -110,6 +110,25 @@ class TestRedirectingMoney:
         assert response.status_code == 403, response.text
         assert await footprint(intake, beneficiary_id) == before
 
+    async def test_a_second_agencys_approval_keeps_the_method_the_paying_agency_set(self, intake):
+        beneficiary_id, row = await pensioner(intake)
+        stranger = builders.cccd(builders.date(1990, 1, 1))
+        applicant = {"national_id": row["national_id"], "full_name": row["full_name"],
+                     "date_of_birth": row["date_of_birth"]}
+        body = builders.claim("OVERSEAS_LABOUR", applicant=applicant, payment=representative(stranger))
+        filed = await call(intake, "POST", "/v1/claims", "portal", json=body)
+        assert filed.status_code == 201, filed.text
+        assert filed.json()["beneficiary_id"] == beneficiary_id
+        before = await footprint(intake, beneficiary_id)
+        approval = {"outcome": "APPROVED", "agency": "ESC", "decision_number": "ESC-SECOND-1",
+                    "amount_per_installment": 12_000_000, "schedule": {"kind": "ONE_OFF", "start_period": "2023-05"}}
+        decided = await call(intake, "POST", f"/v1/claims/{filed.json()['claim_id']}/decision", "esc", json=approval)
+        assert decided.status_code == 200, decided.text
+        # The claim is granted; where BHXH pays the pension stays BHXH's to change.
+        assert decided.json()["payment_method_id"] is None
+        after = await footprint(intake, beneficiary_id)
+        assert (after[0], after[1], after[3]) == (before[0], before[1], before[3])
+
     async def test_upload_rows_for_people_another_agency_pays_are_refused(self, intake):
         bhxh_person, bhxh_row = await pensioner(intake)
         esc_person, _ = await overseas_worker(intake)

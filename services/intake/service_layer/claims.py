@@ -17,9 +17,10 @@ from services.intake.domain import entitlements as entitlement_rules
 from services.intake.domain import payment_methods as pm
 from services.intake.domain.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from services.intake.domain.identity import mask_account, mask_national_id, normalise_name
-from services.intake.domain.schedules import Schedule, vietnam_today
+from services.intake.domain.schedules import Schedule, period_of, vietnam_today
 from services.intake.domain.schemes import agency_for
 from services.intake.domain.validation import address_problems, applicant_problems
+from services.intake.service_layer import ownership
 from services.intake.service_layer.common import (
     Context,
     Replay,
@@ -390,7 +391,12 @@ async def decide_claim(ctx: Context, cmd: DecideClaim, acting_agency: str | None
 
 
 async def _record_requested_method(ctx: Context, claim: Any) -> str | None:
-    """The method asked for on the portal becomes the beneficiary's (if still valid)."""
+    """The method asked for on the portal becomes the beneficiary's (if still valid), unless
+    another agency already pays this person: where that money goes stays its to change."""
+    paying = (await ownership.paying_agencies(ctx.db, [claim.beneficiary_id], period_of(ctx.now))
+              ).get(claim.beneficiary_id, frozenset())
+    if paying - {claim.agency}:
+        return None
     spec = spec_of_document(claim.payment)
     person = (await ctx.db.execute(
         select(beneficiaries.c.full_name, beneficiaries.c.national_id).where(beneficiaries.c.id == claim.beneficiary_id)
