@@ -1,16 +1,41 @@
-"""Async engines and sessions for PostgreSQL (production) and SQLite (embedded default)."""
+"""Async engines and sessions for PostgreSQL (production) and SQLite (embedded default), and the
+one home of the differences between the two dialects."""
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL wants BIGINT for volume.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
-    url = url_or_engine if isinstance(url_or_engine, str) else str(url_or_engine.url)
-    return url.startswith("sqlite")
+Bind = str | AsyncEngine | AsyncConnection | AsyncSession
+
+
+def is_sqlite(bind: Bind) -> bool:
+    """Whether `bind` (a URL, an engine, a connection or a session) speaks SQLite."""
+    if isinstance(bind, str):
+        return bind.startswith("sqlite")
+    if isinstance(bind, AsyncSession):
+        return bind.get_bind().dialect.name == "sqlite"
+    return bind.dialect.name == "sqlite"
+
+
+def is_postgres(bind: Bind) -> bool:
+    return not is_sqlite(bind)
+
+
+def insert_for(postgres: bool, table: Table) -> Any:
+    """`INSERT` with the dialect's `ON CONFLICT` clauses (`on_conflict_do_nothing`/`_do_update`)."""
+    return (postgresql.insert if postgres else sqlite.insert)(table)
+
+
+def for_update(postgres: bool, query: Any, **options: Any) -> Any:
+    """Row locks on PostgreSQL; SQLite serialises writers with its database lock instead."""
+    return query.with_for_update(**options) if postgres else query
 
 
 # The embedded event log commits consumer offsets with synchronous=FULL (shared/messaging/embedded.py).
