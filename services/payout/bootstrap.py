@@ -1,4 +1,5 @@
 """Wiring of the payout service: app factory, workers and command line."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,11 +8,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.payout import metrics as payout_metrics
 from services.payout.adapters.banks.registry import BankChannelRegistry
 from services.payout.adapters.orm import metadata
 from services.payout.api.endpoints import router as api_router
 from services.payout.api.webhooks import router as webhook_router
-from services.payout import metrics as payout_metrics
 from services.payout.consumers.intake_view import intake_view_consumer
 from services.payout.settings import PayoutSettings
 from services.payout.workers import PayoutWorkers

@@ -7,15 +7,9 @@ import pytest
 
 from services.payout.domain import model
 from services.payout.domain.model import Outcome, PaymentView, backoff_seconds, decide
-from services.payout.domain.periods import (
-    InvalidPeriod,
-    add_months,
-    current_period,
-    end_period,
-    last_day,
-)
 from services.payout.domain.reconciliation import BankEntry, LedgerEntry, match, summarise
 from services.payout.domain.verification import verdict
+from shared.periods import InvalidPeriod, add_months, current_period, last_day, last_scheduled_period
 
 NOW = datetime(2031, 3, 10, 3, 0, tzinfo=UTC)
 
@@ -76,9 +70,9 @@ class TestPeriods:
     def test_arithmetic_and_schedules(self):
         assert add_months("2031-11", 3) == "2032-02"
         assert last_day("2032-02") == date(2032, 2, 29)
-        assert end_period("ONE_OFF", "2031-05", None) == "2031-05"
-        assert end_period("FIXED_MONTHLY", "2031-05", 12) == "2032-04"
-        assert end_period("OPEN_MONTHLY", "2031-05", None) is None
+        assert last_scheduled_period("ONE_OFF", "2031-05", None) == "2031-05"
+        assert last_scheduled_period("FIXED_MONTHLY", "2031-05", 12) == "2032-04"
+        assert last_scheduled_period("OPEN_MONTHLY", "2031-05", None) is None
         with pytest.raises(InvalidPeriod):
             add_months("2031-13", 1)
 

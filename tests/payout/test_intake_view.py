@@ -1,9 +1,11 @@
 """The payout's view of intake's events: each event applied once, schedules and stops, and the
 command handlers' events written if and only if their transaction commits."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
@@ -18,11 +20,15 @@ from services.payout.adapters.orm import (
     processed_messages,
     verifications,
 )
-from services.payout.service_layer.common import utcnow
 from services.payout.service_layer.cycles import start_cycle
 from shared.events.contracts import BENEFICIARY_TOPIC, EntitlementStopped
+from shared.uow import unit_of_work
 from tests.payout.harness import VCB, accounts, intake_events, people, verified
 from tests.support.waiting import wait_until
+
+
+class RolledBack(Exception):
+    """Raised to end a unit of work without committing it."""
 
 
 async def count(stack, table) -> int:
@@ -46,8 +52,11 @@ class TestConsumer:
     async def test_events_published_on_kafka_reach_the_view(self, payout, sandbox, kafka_bootstrap):
         stack = await payout(run_workers=False)
         # A fresh consumer group, placed at the end of intake's topic: only this test's events.
-        probe = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=stack.consumer_name,
-                                 enable_auto_commit=False)
+        probe = AIOKafkaConsumer(
+            bootstrap_servers=kafka_bootstrap,
+            group_id=stack.consumer_name,
+            enable_auto_commit=False,
+        )
         await probe.start()
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         await admin.start()
@@ -56,11 +65,14 @@ class TestConsumer:
         finally:
             await admin.close()
         try:
-            partitions = [TopicPartition(BENEFICIARY_TOPIC, p["partition"]) for p in described[0]["partitions"]]
+            partitions = [
+                TopicPartition(BENEFICIARY_TOPIC, p["partition"])
+                for p in described[0]["partitions"]
+            ]
             assert partitions
             probe.assign(partitions)
             ends = await probe.end_offsets(partitions)
-            await probe.commit({tp: offset for tp, offset in ends.items()})
+            await probe.commit(dict(ends))
         finally:
             await probe.stop()
         persons = people(5, bank_bin=VCB)
@@ -83,14 +95,24 @@ class TestConsumer:
         one_off, fixed, open_ended, stopped = (people(1, bank_bin=VCB, start=n) for n in range(4))
         events = (
             intake_events(one_off[0], start_period="2031-02", kind="ONE_OFF")
-            + intake_events(fixed[0], start_period="2031-01", kind="FIXED_MONTHLY", installments_count=2)
+            + intake_events(
+                fixed[0], start_period="2031-01", kind="FIXED_MONTHLY", installments_count=2
+            )
             + intake_events(open_ended[0], start_period="2031-01")
             + intake_events(stopped[0], start_period="2031-01")
         )
         await stack.feed(events)
-        await stack.feed([EntitlementStopped(entitlement_id=stopped[0].entitlement_id,
-                                             beneficiary_id=stopped[0].beneficiary_id, reason="DEATH",
-                                             effective_period="2031-02", stopped_at=datetime.now(UTC))])
+        await stack.feed(
+            [
+                EntitlementStopped(
+                    entitlement_id=stopped[0].entitlement_id,
+                    beneficiary_id=stopped[0].beneficiary_id,
+                    reason="DEATH",
+                    effective_period="2031-02",
+                    stopped_at=datetime.now(UTC),
+                )
+            ]
+        )
         counts = {}
         for period in ("2031-01", "2031-02", "2031-03"):
             counts[period] = (await stack.start_cycle(period))["installments"]["count"]
@@ -103,9 +125,17 @@ class TestConsumer:
         await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
         await stack.workers.verify_once()
         await stack.start_cycle("2031-02")
-        await stack.feed([EntitlementStopped(entitlement_id=persons[0].entitlement_id,
-                                             beneficiary_id=persons[0].beneficiary_id, reason="RETURN_TO_WORK",
-                                             effective_period="2031-02", stopped_at=datetime.now(UTC))])
+        await stack.feed(
+            [
+                EntitlementStopped(
+                    entitlement_id=persons[0].entitlement_id,
+                    beneficiary_id=persons[0].beneficiary_id,
+                    reason="RETURN_TO_WORK",
+                    effective_period="2031-02",
+                    stopped_at=datetime.now(UTC),
+                )
+            ]
+        )
         assert await stack.states("2031-02") == {"CANCELLED": 1, "SCHEDULED": 1}
         stack.start_workers()
         progress = await stack.wait_complete("2031-02")
@@ -123,14 +153,17 @@ class TestCommandHandlerOutbox:
             p.method = "CASH_POST_OFFICE"
         await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
         before = await count(stack, outbox)
-        async with stack.runtime.session_factory() as session:  # noqa: SIM117 - the rollback is the point
-            async with session.begin():
-                started = await start_cycle(session, stack.runtime.outbox, "2031-08", "test", utcnow(), 100)
+        with pytest.raises(RolledBack):
+            async with unit_of_work(
+                stack.runtime.session_factory, stack.runtime.outbox, "test"
+            ) as uow:
+                started = await start_cycle(uow, "2031-08", "test", 100)
                 assert started.scheduled == 4
-                await session.rollback()
+                await uow.flush()  # the events are in the transaction, and go with it
+                raise RolledBack
         assert await count(stack, outbox) == before
         assert await count(stack, installments) == 0
-        async with stack.runtime.session_factory() as session, session.begin():
-            await start_cycle(session, stack.runtime.outbox, "2031-08", "test", utcnow(), 100)
+        async with unit_of_work(stack.runtime.session_factory, stack.runtime.outbox, "test") as uow:
+            await start_cycle(uow, "2031-08", "test", 100)
         assert await count(stack, outbox) == before + 4
         assert await count(stack, installments) == 4

@@ -13,8 +13,11 @@ from sqlalchemy import select, text
 from services.payout.adapters.orm import batches, installments, payment_attempts, payment_methods
 from services.payout.domain import model
 from services.payout.service_layer import submission
-from services.payout.service_layer.cycles import _hold_reason_sql, _usable_sql, method_usable, start_cycle
+from services.payout.adapters.repository.cycles import hold_reason_sql, usable_sql
+from services.payout.domain.methods import method_usable
+from services.payout.service_layer.cycles import start_cycle
 from shared.events.contracts import Representative
+from shared.uow import unit_of_work
 from tests.payout.harness import (
     BIDV,
     VCB,
@@ -93,8 +96,8 @@ class TestUsableOnThePaymentDate:
         for day in (PAY_DAY, date(2031, 3, 2), date(2031, 3, 6), date(2030, 12, 31)):
             async with stack.runtime.session_factory() as session:
                 rows = (await session.execute(text(
-                    f"SELECT ids.b, CASE WHEN {_usable_sql()} THEN 1 ELSE 0 END, "
-                    f"CASE WHEN {_usable_sql()} THEN NULL ELSE {_hold_reason_sql()} END "
+                    f"SELECT ids.b, CASE WHEN {usable_sql()} THEN 1 ELSE 0 END, "
+                    f"CASE WHEN {usable_sql()} THEN NULL ELSE {hold_reason_sql()} END "
                     f"FROM ({probe}) ids LEFT JOIN payment_methods pm ON pm.beneficiary_id = ids.b"
                 ), {"pay_date": day})).all()
             by_id = {row["beneficiary_id"]: row for row in CASES}
@@ -112,8 +115,8 @@ def _rep_person(valid_until: date | None, *, valid_from: date = date(2030, 1, 1)
 
 
 async def _start(stack: PayoutStack, period: str, now: datetime):
-    async with stack.runtime.session_factory() as session, session.begin():
-        return await start_cycle(session, stack.runtime.outbox, period, "tests", now, 50)
+    async with unit_of_work(stack.runtime.session_factory, stack.runtime.outbox, "tests", now=now) as uow:
+        return await start_cycle(uow, period, "tests", 50)
 
 
 async def _installments(stack: PayoutStack, period: str) -> dict[str, dict]:

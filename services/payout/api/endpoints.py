@@ -1,6 +1,7 @@
 """The payout API: cycles, installments, batches, the ledger, reconciliations and payment
 methods. `payout:operate` starts things, `payout:read` reads; account numbers and names are
 masked unless the caller also holds `pii:read`."""
+
 from __future__ import annotations
 
 import re
@@ -17,20 +18,24 @@ from services.payout.adapters.banks.base import (
     UnknownOutcome,
 )
 from services.payout.adapters.banks.registry import BankChannelRegistry
+from services.payout.adapters.repository import reads
+from services.payout.api import cursors
 from services.payout.api.masking import PII_SCOPE, masked
 from services.payout.api.schemas import COUNTERPARTY_PATTERN, StartCycle, StartReconciliation
 from services.payout.domain import model
 from services.payout.domain.reconciliation import LINE_KINDS, BankEntry
-from services.payout.service_layer import queries
-from services.payout.service_layer.common import utcnow
 from services.payout.service_layer.cycles import start_cycle
 from services.payout.service_layer.reconciliation import reconcile
 from shared.auth import Principal, require_scopes
+from shared.clock import utcnow
 from shared.events.contracts import PERIOD_PATTERN
+from shared.uow import UnitOfWork, unit_of_work
 from shared.web import ProblemError, problem_responses
 
 # Request bodies here are a few fields: anything past 64 KiB is refused (413) before it is read.
-router = APIRouter(prefix="/v1", tags=["payout"], responses=problem_responses(401, 403), max_body_size=64 * 1024)
+router = APIRouter(
+    prefix="/v1", tags=["payout"], responses=problem_responses(401, 403), max_body_size=64 * 1024
+)
 Operator = Annotated[Principal, Depends(require_scopes("payout:operate"))]
 Reader = Annotated[Principal, Depends(require_scopes("payout:read"))]
 PeriodQuery = Annotated[str | None, Query(pattern=PERIOD_PATTERN)]
@@ -50,56 +55,78 @@ def _cursor(cursor: str | None, *, numeric: bool = True) -> Any:
     if cursor is None:
         return None
     try:
-        return queries.decode_int_cursor(cursor) if numeric else queries.decode_cursor(cursor)
-    except queries.BadCursor as exc:
-        raise ProblemError(400, "Bad Request", str(exc),
-                           type_="https://benefits.example.vn/problems/bad-cursor") from None
+        return cursors.decode_int_cursor(cursor) if numeric else cursors.decode_cursor(cursor)
+    except cursors.BadCursor as exc:
+        raise ProblemError(
+            400, "Bad Request", str(exc), type_="https://benefits.example.vn/problems/bad-cursor"
+        ) from None
 
 
 # -- cycles -------------------------------------------------------------------------------------
 
 
-@router.post("/cycles", status_code=201, summary="Start the cycle of a period (idempotent)",
-             responses={200: {"description": "the cycle existed already", "content": {"application/json": {}}},
-                        **problem_responses(413, 422)})
+@router.post(
+    "/cycles",
+    status_code=201,
+    summary="Start the cycle of a period (idempotent)",
+    responses={
+        200: {"description": "the cycle existed already", "content": {"application/json": {}}},
+        **problem_responses(413, 422),
+    },
+)
 async def post_cycle(body: StartCycle, request: Request, principal: Operator) -> JSONResponse:
     runtime = request.app.state.runtime
-    now = utcnow()
-    async with runtime.session_factory() as session, session.begin():
-        started = await start_cycle(session, runtime.outbox, body.period, principal.client_id, now,
-                                    request.app.state.settings.batch_size)
+    async with unit_of_work(
+        runtime.session_factory, runtime.outbox, principal.client_id, kind=UnitOfWork
+    ) as uow:
+        started = await start_cycle(
+            uow, body.period, principal.client_id, request.app.state.settings.batch_size
+        )
     async with runtime.session_factory() as session:
-        cycle = await queries.cycle_row(session, body.period)
+        cycle = await reads.cycle_row(session, body.period)
         assert cycle is not None
-        progress = await queries.cycle_progress(session, cycle, utcnow())
+        progress = await reads.cycle_progress(session, cycle, utcnow())
     return _json(
-        {**progress, "created": started.created, "new_installments": started.new_installments,
-         "new_batches": started.batches},
+        {
+            **progress,
+            "created": started.created,
+            "new_installments": started.new_installments,
+            "new_batches": started.batches,
+        },
         201 if started.created else 200,
     )
 
 
-@router.get("/status", summary="What payout knows: entitlements, and account verifications by state")
+@router.get(
+    "/status", summary="What payout knows: entitlements, and account verifications by state"
+)
 async def get_status(request: Request, _: Reader) -> JSONResponse:
     async with request.app.state.runtime.session_factory() as session:
-        return _json(await queries.world_status(session))
+        return _json(await reads.world_status(session))
 
 
-@router.get("/cycles/{period}", summary="A cycle's progress: counts and sums by state and channel",
-            responses=problem_responses(400, 404))
+@router.get(
+    "/cycles/{period}",
+    summary="A cycle's progress: counts and sums by state and channel",
+    responses=problem_responses(400, 404),
+)
 async def get_cycle(period: str, request: Request, _: Reader) -> JSONResponse:
     _check_period(period)
     async with request.app.state.runtime.session_factory() as session:
-        cycle = await queries.cycle_row(session, period)
+        cycle = await reads.cycle_row(session, period)
         if cycle is None:
             raise _not_found("cycle")
-        return _json(await queries.cycle_progress(session, cycle, utcnow()))
+        return _json(await reads.cycle_progress(session, cycle, utcnow()))
 
 
 def _check_period(period: str) -> None:
     if not re.match(PERIOD_PATTERN, period):
-        raise ProblemError(400, "Bad Request", "a period is written YYYY-MM",
-                           type_="https://benefits.example.vn/problems/bad-period")
+        raise ProblemError(
+            400,
+            "Bad Request",
+            "a period is written YYYY-MM",
+            type_="https://benefits.example.vn/problems/bad-period",
+        )
 
 
 # -- installments and batches -------------------------------------------------------------------
@@ -107,7 +134,9 @@ def _check_period(period: str) -> None:
 
 def _installment_view(row: dict[str, Any], can_see: bool, now: Any) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("updated_at",)}
-    out["end_to_end_id"] = model.end_to_end_id(row["id"], row["attempt_no"]) if row["attempt_no"] else None
+    out["end_to_end_id"] = (
+        model.end_to_end_id(row["id"], row["attempt_no"]) if row["attempt_no"] else None
+    )
     if row["state"] in (model.ON_HOLD, model.SCHEDULED, model.SUBMITTED):
         created = row["created_at"]
         if created.tzinfo is None:
@@ -116,13 +145,18 @@ def _installment_view(row: dict[str, Any], can_see: bool, now: Any) -> dict[str,
     return masked(out, can_see)
 
 
-@router.get("/installments", summary="Installments, filtered, with cursor pagination",
-            responses=problem_responses(400, 422))
+@router.get(
+    "/installments",
+    summary="Installments, filtered, with cursor pagination",
+    responses=problem_responses(400, 422),
+)
 async def get_installments(
     request: Request,
     principal: Reader,
     period: PeriodQuery = None,
-    state: Annotated[str | None, Query(pattern="^(" + "|".join(model.INSTALLMENT_STATES) + ")$")] = None,
+    state: Annotated[
+        str | None, Query(pattern="^(" + "|".join(model.INSTALLMENT_STATES) + ")$")
+    ] = None,
     counterparty: Annotated[str | None, Query(pattern=COUNTERPARTY_PATTERN)] = None,
     beneficiary_id: Annotated[str | None, Query(max_length=64)] = None,
     cursor: str | None = None,
@@ -130,34 +164,51 @@ async def get_installments(
 ) -> JSONResponse:
     after = _cursor(cursor)
     async with request.app.state.runtime.session_factory() as session:
-        rows = await queries.list_installments(
-            session, period=period, state=state, counterparty=counterparty,
-            beneficiary_id=beneficiary_id, after=after, limit=limit,
+        rows = await reads.list_installments(
+            session,
+            period=period,
+            state=state,
+            counterparty=counterparty,
+            beneficiary_id=beneficiary_id,
+            after=after,
+            limit=limit,
         )
     now = utcnow()
     can_see = principal.can(PII_SCOPE)
-    return _json({
-        "items": [_installment_view(row, can_see, now) for row in rows],
-        "next_cursor": queries.encode_cursor(rows[-1]["id"]) if len(rows) == limit else None,
-    })
+    return _json(
+        {
+            "items": [_installment_view(row, can_see, now) for row in rows],
+            "next_cursor": cursors.encode_cursor(rows[-1]["id"]) if len(rows) == limit else None,
+        }
+    )
 
 
-@router.get("/installments/{installment_id}", summary="One installment with its attempts",
-            responses=problem_responses(404, 422))
-async def get_installment(installment_id: RowId, request: Request, principal: Reader) -> JSONResponse:
+@router.get(
+    "/installments/{installment_id}",
+    summary="One installment with its attempts",
+    responses=problem_responses(404, 422),
+)
+async def get_installment(
+    installment_id: RowId, request: Request, principal: Reader
+) -> JSONResponse:
     async with request.app.state.runtime.session_factory() as session:
-        row = await queries.installment_detail(session, installment_id)
+        row = await reads.installment_detail(session, installment_id)
     if row is None:
         raise _not_found("installment")
     can_see = principal.can(PII_SCOPE)
-    view = _installment_view({k: v for k, v in row.items() if k not in ("attempts", "anomalies")}, can_see, utcnow())
+    view = _installment_view(
+        {k: v for k, v in row.items() if k not in ("attempts", "anomalies")}, can_see, utcnow()
+    )
     view["attempts"] = [masked(a, can_see, names=("account_name",)) for a in row["attempts"]]
     view["anomalies"] = row["anomalies"]
     return _json(view)
 
 
-@router.get("/batches", summary="Batches, filtered, with cursor pagination",
-            responses=problem_responses(400, 422))
+@router.get(
+    "/batches",
+    summary="Batches, filtered, with cursor pagination",
+    responses=problem_responses(400, 422),
+)
 async def get_batches(
     request: Request,
     _: Reader,
@@ -169,19 +220,27 @@ async def get_batches(
 ) -> JSONResponse:
     after = _cursor(cursor, numeric=False)
     async with request.app.state.runtime.session_factory() as session:
-        rows = await queries.list_batches(session, period=period, state=state, counterparty=counterparty,
-                                          after=after, limit=limit)
-    return _json({
-        "items": rows,
-        "next_cursor": queries.encode_cursor(rows[-1]["batch_id"]) if len(rows) == limit else None,
-    })
+        rows = await reads.list_batches(
+            session, period=period, state=state, counterparty=counterparty, after=after, limit=limit
+        )
+    return _json(
+        {
+            "items": rows,
+            "next_cursor": cursors.encode_cursor(rows[-1]["batch_id"])
+            if len(rows) == limit
+            else None,
+        }
+    )
 
 
-@router.get("/batches/{batch_id}", summary="One batch with its items counted by state",
-            responses=problem_responses(404))
+@router.get(
+    "/batches/{batch_id}",
+    summary="One batch with its items counted by state",
+    responses=problem_responses(404),
+)
 async def get_batch(batch_id: str, request: Request, _: Reader) -> JSONResponse:
     async with request.app.state.runtime.session_factory() as session:
-        row = await queries.batch_row(session, batch_id)
+        row = await reads.batch_row(session, batch_id)
     if row is None:
         raise _not_found("batch")
     return _json(row)
@@ -190,8 +249,11 @@ async def get_batch(batch_id: str, request: Request, _: Reader) -> JSONResponse:
 # -- anomalies ----------------------------------------------------------------------------------
 
 
-@router.get("/anomalies", summary="Payment anomalies (duplicate entitlements, unexpected bank answers), oldest first",
-            responses=problem_responses(400, 422))
+@router.get(
+    "/anomalies",
+    summary="Payment anomalies (duplicate entitlements, unexpected bank answers), oldest first",
+    responses=problem_responses(400, 422),
+)
 async def get_anomalies(
     request: Request,
     _: Reader,
@@ -205,37 +267,56 @@ async def get_anomalies(
 ) -> JSONResponse:
     after = _cursor(cursor)
     async with request.app.state.runtime.session_factory() as session:
-        rows = await queries.list_anomalies(
-            session, kind=kind, period=period, beneficiary_id=beneficiary_id, installment_id=installment_id,
-            counterparty=counterparty, after=after, limit=limit,
+        rows = await reads.list_anomalies(
+            session,
+            kind=kind,
+            period=period,
+            beneficiary_id=beneficiary_id,
+            installment_id=installment_id,
+            counterparty=counterparty,
+            after=after,
+            limit=limit,
         )
-    return _json({
-        "items": rows,
-        "next_cursor": queries.encode_cursor(rows[-1]["id"]) if len(rows) == limit else None,
-    })
+    return _json(
+        {
+            "items": rows,
+            "next_cursor": cursors.encode_cursor(rows[-1]["id"]) if len(rows) == limit else None,
+        }
+    )
 
 
 # -- ledger and reconciliation ------------------------------------------------------------------
 
 
-@router.get("/ledger", summary="Sums settled, returned, failed and open per counterparty for a period",
-            responses=problem_responses(422))
-async def get_ledger(request: Request, _: Reader,
-                     period: Annotated[str, Query(pattern=PERIOD_PATTERN)]) -> JSONResponse:
+@router.get(
+    "/ledger",
+    summary="Sums settled, returned, failed and open per counterparty for a period",
+    responses=problem_responses(422),
+)
+async def get_ledger(
+    request: Request, _: Reader, period: Annotated[str, Query(pattern=PERIOD_PATTERN)]
+) -> JSONResponse:
     async with request.app.state.runtime.session_factory() as session:
-        rows = await queries.ledger(session, period)
-    return _json({
-        "period": period,
-        "counterparties": rows,
-        "settled_sum": sum(r["settled_sum"] for r in rows),
-        "settled_count": sum(r["settled_count"] for r in rows),
-    })
+        rows = await reads.ledger(session, period)
+    return _json(
+        {
+            "period": period,
+            "counterparties": rows,
+            "settled_sum": sum(r["settled_sum"] for r in rows),
+            "settled_count": sum(r["settled_count"] for r in rows),
+        }
+    )
 
 
-@router.post("/reconciliations", status_code=201,
-             summary="Fetch a counterparty's statement for a day and match it against the ledger",
-             responses=problem_responses(413, 422, 502, 503))
-async def post_reconciliation(body: StartReconciliation, request: Request, principal: Operator) -> JSONResponse:
+@router.post(
+    "/reconciliations",
+    status_code=201,
+    summary="Fetch a counterparty's statement for a day and match it against the ledger",
+    responses=problem_responses(413, 422, 502, 503),
+)
+async def post_reconciliation(
+    body: StartReconciliation, request: Request, principal: Operator
+) -> JSONResponse:
     registry: BankChannelRegistry = request.app.state.channels
     try:
         if not registry.knows(body.counterparty):
@@ -246,20 +327,38 @@ async def post_reconciliation(body: StartReconciliation, request: Request, princ
     try:
         statement = await channel.statement(body.date)
     except (TransientBankError, UnknownOutcome):
-        raise ProblemError(503, "Service Unavailable", "the counterparty did not answer; try again",
-                           type_="https://benefits.example.vn/problems/counterparty-unavailable") from None
+        raise ProblemError(
+            503,
+            "Service Unavailable",
+            "the counterparty did not answer; try again",
+            type_="https://benefits.example.vn/problems/counterparty-unavailable",
+        ) from None
     except PermanentBankError as exc:
-        raise ProblemError(502, "Bad Gateway", f"the counterparty refused the statement request ({exc.code})",
-                           type_="https://benefits.example.vn/problems/counterparty-refused") from None
-    entries = [BankEntry(e.end_to_end_id, int(e.amount), e.status, e.bank_reference) for e in statement]
+        raise ProblemError(
+            502,
+            "Bad Gateway",
+            f"the counterparty refused the statement request ({exc.code})",
+            type_="https://benefits.example.vn/problems/counterparty-refused",
+        ) from None
+    entries = [
+        BankEntry(e.end_to_end_id, int(e.amount), e.status, e.bank_reference) for e in statement
+    ]
     runtime = request.app.state.runtime
     async with runtime.session_factory() as session, session.begin():
-        run_id, summary = await reconcile(session, body.counterparty, body.date, entries,
-                                          principal.client_id, utcnow())
-    return _json({"id": run_id, "counterparty": body.counterparty, "date": body.date, "summary": summary}, 201)
+        run_id, summary = await reconcile(
+            session, body.counterparty, body.date, entries, principal.client_id, utcnow()
+        )
+    return _json(
+        {"id": run_id, "counterparty": body.counterparty, "date": body.date, "summary": summary},
+        201,
+    )
 
 
-@router.get("/reconciliations", summary="Reconciliation runs, newest first", responses=problem_responses(422))
+@router.get(
+    "/reconciliations",
+    summary="Reconciliation runs, newest first",
+    responses=problem_responses(422),
+)
 async def get_reconciliations(
     request: Request,
     _: Reader,
@@ -268,17 +367,26 @@ async def get_reconciliations(
     limit: Limit = 50,
 ) -> JSONResponse:
     async with request.app.state.runtime.session_factory() as session:
-        rows = await queries.latest_reconciliations(session, counterparty, day, limit)
+        rows = await reads.latest_reconciliations(session, counterparty, day, limit)
     return _json({"items": [_run_view(r) for r in rows]})
 
 
 def _run_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "counterparty": row["counterparty"], "date": row["statement_date"],
-            "created_at": row["created_at"], "created_by": row["created_by"], "summary": row["summary"]}
+    return {
+        "id": row["id"],
+        "counterparty": row["counterparty"],
+        "date": row["statement_date"],
+        "created_at": row["created_at"],
+        "created_by": row["created_by"],
+        "summary": row["summary"],
+    }
 
 
-@router.get("/reconciliations/{run_id}", summary="One reconciliation with its lines (filter by kind)",
-            responses=problem_responses(400, 404, 422))
+@router.get(
+    "/reconciliations/{run_id}",
+    summary="One reconciliation with its lines (filter by kind)",
+    responses=problem_responses(400, 404, 422),
+)
 async def get_reconciliation(
     run_id: RowId,
     request: Request,
@@ -289,25 +397,32 @@ async def get_reconciliation(
 ) -> JSONResponse:
     after = _cursor(cursor)
     async with request.app.state.runtime.session_factory() as session:
-        run = await queries.reconciliation(session, run_id)
+        run = await reads.reconciliation(session, run_id)
         if run is None:
             raise _not_found("reconciliation")
-        lines = await queries.reconciliation_line_rows(session, run_id, kind, after, limit)
-    return _json({
-        **_run_view(run),
-        "lines": [{k: v for k, v in line.items() if k != "run_id"} for line in lines],
-        "next_cursor": queries.encode_cursor(lines[-1]["id"]) if len(lines) == limit else None,
-    })
+        lines = await reads.reconciliation_line_rows(session, run_id, kind, after, limit)
+    return _json(
+        {
+            **_run_view(run),
+            "lines": [{k: v for k, v in line.items() if k != "run_id"} for line in lines],
+            "next_cursor": cursors.encode_cursor(lines[-1]["id"]) if len(lines) == limit else None,
+        }
+    )
 
 
 # -- payment methods ----------------------------------------------------------------------------
 
 
-@router.get("/beneficiaries/{beneficiary_id}/payment-method",
-            summary="The current payment method and its verification", responses=problem_responses(404))
-async def get_payment_method(beneficiary_id: str, request: Request, principal: Reader) -> JSONResponse:
+@router.get(
+    "/beneficiaries/{beneficiary_id}/payment-method",
+    summary="The current payment method and its verification",
+    responses=problem_responses(404),
+)
+async def get_payment_method(
+    beneficiary_id: str, request: Request, principal: Reader
+) -> JSONResponse:
     async with request.app.state.runtime.session_factory() as session:
-        row = await queries.payment_method(session, beneficiary_id)
+        row = await reads.payment_method(session, beneficiary_id)
     if row is None:
         raise _not_found("payment method")
     can_see = principal.can(PII_SCOPE)

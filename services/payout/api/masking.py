@@ -1,5 +1,6 @@
 """Personal data in responses: account numbers and names are masked unless the caller holds
 `pii:read`."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,12 @@ def mask_account(number: str | None) -> str | None:
     return "*" * (len(number) - keep) + number[-keep:]
 
 
-def masked(row: dict[str, Any], can_see: bool, accounts: tuple[str, ...] = ("account_number",),
-           names: tuple[str, ...] = ()) -> dict[str, Any]:
+def masked(
+    row: dict[str, Any],
+    can_see: bool,
+    accounts: tuple[str, ...] = ("account_number",),
+    names: tuple[str, ...] = (),
+) -> dict[str, Any]:
     if can_see:
         return row
     out = dict(row)

@@ -1,4 +1,5 @@
 """Request bodies of the payout API."""
+
 from __future__ import annotations
 
 from datetime import date

@@ -1,21 +1,18 @@
 """The payout's own view of intake's world, kept from intake's events: beneficiaries,
 entitlements with their schedules and stops, and each beneficiary's current payment method.
 
-Handlers run inside the consumer's transaction (with the inbox row); they never call a bank:
+Handlers run on the consumer's unit of work (with the inbox row); they never call a bank:
 a new bank account only gets a PENDING verification row that the verification worker takes.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from services.payout.adapters.orm import beneficiaries, entitlements, payment_methods, verifications
+from services.payout.adapters.repository import intake_view as repository
 from services.payout.domain import model
-from services.payout.domain.periods import end_period
-from services.payout.service_layer.common import as_utc, upsert
 from services.payout.service_layer.cycles import release_holds, stop_entitlements
+from shared.clock import as_utc
 from shared.events.contracts import (
     AccountVerificationFailed,
     BeneficiaryRegistered,
@@ -23,83 +20,94 @@ from shared.events.contracts import (
     EntitlementStopped,
     PaymentMethodChanged,
 )
-from shared.outbox import Outbox
+from shared.periods import last_scheduled_period
+from shared.uow import UnitOfWork
 
 
-async def register_beneficiary(session: AsyncSession, event: BeneficiaryRegistered, now: datetime) -> None:
-    values = {
-        "full_name": event.full_name,
-        "commune_code": event.commune_code,
-        "commune_list_date": event.commune_list_date,
-        "registered_at": event.registered_at,
-        "updated_at": now,
-    }
-    await session.execute(
-        upsert(session, beneficiaries)
-        .values(beneficiary_id=event.beneficiary_id, **values)
-        .on_conflict_do_update(index_elements=["beneficiary_id"], set_=values)
+async def register_beneficiary(uow: UnitOfWork, event: BeneficiaryRegistered) -> None:
+    await repository.upsert_beneficiary(
+        uow,
+        event.beneficiary_id,
+        {
+            "full_name": event.full_name,
+            "commune_code": event.commune_code,
+            "commune_list_date": event.commune_list_date,
+            "registered_at": event.registered_at,
+            "updated_at": uow.now,
+        },
     )
 
 
-async def grant_entitlement(session: AsyncSession, event: EntitlementGranted, now: datetime) -> None:
+async def grant_entitlement(uow: UnitOfWork, event: EntitlementGranted) -> None:
     schedule = event.schedule
-    await session.execute(
-        upsert(session, entitlements)
-        .values(
-            entitlement_id=event.entitlement_id,
-            beneficiary_id=event.beneficiary_id,
-            scheme=event.scheme,
-            agency=event.agency,
-            decision_number=event.decision_number,
-            amount=event.amount_per_installment,
-            schedule_kind=schedule.kind,
-            start_period=schedule.start_period,
-            installments=schedule.installments,
-            end_period=end_period(schedule.kind, schedule.start_period, schedule.installments),
-            commune_code=event.commune_code,
-            commune_list_date=event.commune_list_date,
-            granted_at=event.granted_at,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["entitlement_id"])
+    await repository.insert_entitlement(
+        uow,
+        {
+            "entitlement_id": event.entitlement_id,
+            "beneficiary_id": event.beneficiary_id,
+            "scheme": event.scheme,
+            "agency": event.agency,
+            "decision_number": event.decision_number,
+            "amount": event.amount_per_installment,
+            "schedule_kind": schedule.kind,
+            "start_period": schedule.start_period,
+            "installments": schedule.installments,
+            "end_period": last_scheduled_period(
+                schedule.kind, schedule.start_period, schedule.installments
+            ),
+            "commune_code": event.commune_code,
+            "commune_list_date": event.commune_list_date,
+            "granted_at": event.granted_at,
+            "updated_at": uow.now,
+        },
     )
 
 
-async def stop_entitlement(
-    session: AsyncSession, outbox: Outbox, event: EntitlementStopped, now: datetime
-) -> None:
+async def stop_entitlement(uow: UnitOfWork, event: EntitlementStopped) -> None:
     """No installment from the effective period on; unsent ones already made are cancelled."""
     await stop_entitlements(
-        session, outbox, entitlement_ids=[event.entitlement_id], from_period=event.effective_period,
-        reason=f"ENTITLEMENT_STOPPED_{event.reason}", now=now,
+        uow,
+        entitlement_ids=[event.entitlement_id],
+        from_period=event.effective_period,
+        reason=f"ENTITLEMENT_STOPPED_{event.reason}",
     )
 
 
-async def change_payment_method(
-    session: AsyncSession, outbox: Outbox, event: PaymentMethodChanged, now: datetime
-) -> None:
-    current = (
-        await session.execute(
-            select(payment_methods).where(payment_methods.c.beneficiary_id == event.beneficiary_id)
-        )
-    ).mappings().first()
+async def change_payment_method(uow: UnitOfWork, event: PaymentMethodChanged) -> None:
+    current = await repository.current_method(uow, event.beneficiary_id)
     if current is not None:
         if current["method_id"] == event.method_id:
             return  # the same method again (a re-announcement): nothing to verify anew
         if _aware(current["changed_at"]) > _aware(event.changed_at):
             return  # an older change than the one we hold
-    # Verifications of the method being replaced no longer matter.
-    await session.execute(
-        update(verifications)
-        .where(
-            verifications.c.beneficiary_id == event.beneficiary_id,
-            verifications.c.state.in_(["PENDING", "IN_PROGRESS"]),
-        )
-        .values(state="SUPERSEDED", completed_at=now)
-    )
-    representative = event.representative
+    await repository.supersede_verifications(uow, event.beneficiary_id)
     cash = event.method == model.CASH_POST_OFFICE
-    values = {
+    await repository.upsert_method(uow, event.beneficiary_id, _method_values(event, cash, uow.now))
+    if cash:
+        # The post office needs no name inquiry: waiting installments can go.
+        await release_holds(uow, [event.beneficiary_id])
+        return
+    if not event.bank_bin or not event.account_number:
+        await _fail_at_once(uow, event, "NO_SUCH_ACCOUNT")
+        return
+    await repository.request_verification(
+        uow,
+        {
+            "method_id": event.method_id,
+            "beneficiary_id": event.beneficiary_id,
+            "bank_bin": event.bank_bin,
+            "account_number": event.account_number,
+            "expected_name": await _expected_holder(uow, event),
+        },
+    )
+    await release_holds(uow, [event.beneficiary_id])  # refreshes hold reasons
+
+
+def _method_values(event: PaymentMethodChanged, cash: bool, now: datetime) -> dict[str, object]:
+    """The payment-method row the change makes: cash is usable at once, an account once the
+    bank confirms its holder."""
+    representative = event.representative
+    return {
         "method_id": event.method_id,
         "method": event.method,
         "bank_bin": None if cash else event.bank_bin,
@@ -116,64 +124,30 @@ async def change_payment_method(
         "verified_at": now if cash else None,
         "updated_at": now,
     }
-    await session.execute(
-        upsert(session, payment_methods)
-        .values(beneficiary_id=event.beneficiary_id, **values)
-        .on_conflict_do_update(index_elements=["beneficiary_id"], set_=values)
-    )
-    if cash:
-        # The post office needs no name inquiry: waiting installments can go.
-        await release_holds(session, outbox, [event.beneficiary_id], now)
-        return
-    if not event.bank_bin or not event.account_number:
-        await _fail_at_once(session, outbox, event, "NO_SUCH_ACCOUNT", now)
-        return
-    expected = await _expected_holder(session, event)
-    await session.execute(
-        upsert(session, verifications)
-        .values(
-            method_id=event.method_id,
-            beneficiary_id=event.beneficiary_id,
-            bank_bin=event.bank_bin,
-            account_number=event.account_number,
-            expected_name=expected,
-            state="PENDING",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["method_id"])
-    )
-    await release_holds(session, outbox, [event.beneficiary_id], now)  # refreshes hold reasons
 
 
-async def _expected_holder(session: AsyncSession, event: PaymentMethodChanged) -> str:
+async def _expected_holder(uow: UnitOfWork, event: PaymentMethodChanged) -> str:
     """Whose name the account must carry: the representative's for an authorised account,
     else the beneficiary's."""
     if event.method == model.AUTHORISED_ACCOUNT and event.representative is not None:
         return event.representative.full_name
-    name = (
-        await session.execute(
-            select(beneficiaries.c.full_name).where(beneficiaries.c.beneficiary_id == event.beneficiary_id)
-        )
-    ).scalar()
+    name = await repository.beneficiary_name(uow, event.beneficiary_id)
     return name or event.account_holder_name or ""
 
 
-async def _fail_at_once(
-    session: AsyncSession, outbox: Outbox, event: PaymentMethodChanged, reason: str, now: datetime
-) -> None:
-    await session.execute(
-        update(payment_methods)
-        .where(payment_methods.c.method_id == event.method_id)
-        .values(status=model.METHOD_FAILED, status_reason=reason, updated_at=now)
-    )
-    await outbox.add(
-        session,
-        [AccountVerificationFailed(beneficiary_id=event.beneficiary_id, method_id=event.method_id,
-                                   reason=reason, failed_at=now)],
+async def _fail_at_once(uow: UnitOfWork, event: PaymentMethodChanged, reason: str) -> None:
+    await repository.fail_method(uow, event.method_id, reason)
+    uow.emit(
+        AccountVerificationFailed(
+            beneficiary_id=event.beneficiary_id,
+            method_id=event.method_id,
+            reason=reason,
+            failed_at=uow.now,
+        )
     )
 
 
 def _aware(moment: datetime) -> datetime:
-    return as_utc(moment)  # type: ignore[return-value]
+    aware = as_utc(moment)
+    assert aware is not None  # changed_at is NOT NULL
+    return aware

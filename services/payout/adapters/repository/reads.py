@@ -1,0 +1,377 @@
+"""Read statements: a cycle's progress, lists of installments, batches, anomalies and
+reconciliations (a page after a cursor's key), the ledger, payment methods. They run on a
+session, a connection or a unit of work, and write nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+
+from services.payout.adapters.orm import (
+    batches,
+    cycles,
+    entitlements,
+    installments,
+    payment_anomalies,
+    payment_attempts,
+    payment_methods,
+    reconciliation_lines,
+    reconciliation_runs,
+    verifications,
+)
+from services.payout.domain import model
+from shared.clock import as_utc
+
+
+class Reader(Protocol):
+    """What the reads run on: an AsyncSession, an AsyncConnection or a UnitOfWork."""
+
+    async def execute(self, statement: Any, parameters: Any = None, /) -> Any: ...
+
+
+def _cycle_of(period: str) -> Any:
+    return select(cycles.c.id).where(cycles.c.period == period).scalar_subquery()
+
+
+async def cycle_row(db: Reader, period: str) -> dict[str, Any] | None:
+    row = (await db.execute(select(cycles).where(cycles.c.period == period))).mappings().first()
+    return dict(row) if row else None
+
+
+async def cycle_progress(db: Reader, cycle: dict[str, Any], now: datetime) -> dict[str, Any]:
+    i = installments
+    by_state: dict[str, dict[str, int]] = {}
+    by_channel: dict[str, dict[str, dict[str, int]]] = {}
+    total_count = total_sum = 0
+    for state, counterparty, count, amount in (
+        await db.execute(
+            select(
+                i.c.state, i.c.counterparty, func.count(), func.coalesce(func.sum(i.c.amount), 0)
+            )
+            .where(i.c.cycle_id == cycle["id"])
+            .group_by(i.c.state, i.c.counterparty)
+        )
+    ).all():
+        count, amount = int(count), int(amount)
+        total_count += count
+        total_sum += amount
+        slot = by_state.setdefault(state, {"count": 0, "sum": 0})
+        slot["count"] += count
+        slot["sum"] += amount
+        channel = by_channel.setdefault(counterparty or "NONE", {})
+        channel[state] = {"count": count, "sum": amount}
+    oldest_pending = (
+        await db.execute(
+            select(func.min(i.c.created_at)).where(
+                i.c.cycle_id == cycle["id"],
+                i.c.state.in_([model.ON_HOLD, model.SCHEDULED, model.SUBMITTED]),
+            )
+        )
+    ).scalar()
+    batch_states = {
+        state: int(count)
+        for state, count in (
+            await db.execute(
+                select(batches.c.state, func.count())
+                .where(batches.c.cycle_id == cycle["id"])
+                .group_by(batches.c.state)
+            )
+        ).all()
+    }
+    oldest = as_utc(oldest_pending)
+    return {
+        "period": cycle["period"],
+        "cycle_id": cycle["id"],
+        "state": cycle["state"],
+        "started_at": as_utc(cycle["started_at"]),
+        "installments": {"count": total_count, "sum": total_sum},
+        "by_state": by_state,
+        "by_counterparty": by_channel,
+        "batches": batch_states,
+        "oldest_pending_age_seconds": int((now - oldest).total_seconds()) if oldest else None,
+        "complete": not any(
+            s in by_state for s in (model.ON_HOLD, model.SCHEDULED, model.SUBMITTED)
+        ),
+    }
+
+
+async def list_installments(
+    db: Reader,
+    *,
+    period: str | None,
+    state: str | None,
+    counterparty: str | None,
+    beneficiary_id: str | None,
+    after: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    i, a = installments, payment_attempts
+    query = (
+        select(i, a.c.account_number, a.c.batch_id)
+        .select_from(
+            i.outerjoin(a, (a.c.installment_id == i.c.id) & (a.c.attempt_no == i.c.attempt_no))
+        )
+        .order_by(i.c.id)
+        .limit(limit)
+    )
+    if period:
+        query = query.where(i.c.cycle_id == _cycle_of(period), i.c.period == period)
+    if state:
+        query = query.where(i.c.state == state)
+    if counterparty:
+        query = query.where(i.c.counterparty == counterparty)
+    if beneficiary_id:
+        query = query.where(i.c.beneficiary_id == beneficiary_id)
+    if after is not None:
+        query = query.where(i.c.id > after)
+    return [dict(row) for row in (await db.execute(query)).mappings()]
+
+
+async def installment_detail(db: Reader, installment_id: int) -> dict[str, Any] | None:
+    row = (
+        (await db.execute(select(installments).where(installments.c.id == installment_id)))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    attempts = [
+        dict(a)
+        for a in (
+            await db.execute(
+                select(payment_attempts)
+                .where(payment_attempts.c.installment_id == installment_id)
+                .order_by(payment_attempts.c.attempt_no)
+            )
+        ).mappings()
+    ]
+    anomalies = [
+        dict(a)
+        for a in (
+            await db.execute(
+                select(payment_anomalies)
+                .where(payment_anomalies.c.installment_id == installment_id)
+                .order_by(payment_anomalies.c.id)
+            )
+        ).mappings()
+    ]
+    return {**dict(row), "attempts": attempts, "anomalies": anomalies}
+
+
+async def list_anomalies(
+    db: Reader,
+    *,
+    kind: str | None,
+    period: str | None,
+    beneficiary_id: str | None,
+    installment_id: int | None,
+    counterparty: str | None,
+    after: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Anomalies oldest first, with the installment each concerns (its person, scheme, period
+    and state) when there is one."""
+    a, i = payment_anomalies, installments
+    query = (
+        select(
+            a,
+            i.c.beneficiary_id,
+            i.c.entitlement_id,
+            i.c.scheme,
+            i.c.period,
+            i.c.state.label("installment_state"),
+            i.c.hold_reason,
+        )
+        .select_from(a.outerjoin(i, i.c.id == a.c.installment_id))
+        .order_by(a.c.id)
+        .limit(limit)
+    )
+    if kind:
+        query = query.where(a.c.kind == kind)
+    if counterparty:
+        query = query.where(a.c.counterparty == counterparty)
+    if installment_id is not None:
+        query = query.where(a.c.installment_id == installment_id)
+    if beneficiary_id:
+        query = query.where(i.c.beneficiary_id == beneficiary_id)
+    if period:
+        query = query.where(i.c.period == period)
+    if after is not None:
+        query = query.where(a.c.id > after)
+    return [dict(row) for row in (await db.execute(query)).mappings()]
+
+
+async def anomaly_counts(db: Reader) -> dict[str, int]:
+    """How many anomalies payout has recorded, by kind."""
+    rows = await db.execute(
+        select(payment_anomalies.c.kind, func.count()).group_by(payment_anomalies.c.kind)
+    )
+    return {kind: int(count) for kind, count in rows.all()}
+
+
+async def list_batches(
+    db: Reader,
+    *,
+    period: str | None,
+    state: str | None,
+    counterparty: str | None,
+    after: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    query = select(batches).order_by(batches.c.batch_id).limit(limit)
+    if period:
+        query = query.where(batches.c.period == period)
+    if state:
+        query = query.where(batches.c.state == state)
+    if counterparty:
+        query = query.where(batches.c.counterparty == counterparty)
+    if after is not None:
+        query = query.where(batches.c.batch_id > after)
+    return [dict(row) for row in (await db.execute(query)).mappings()]
+
+
+async def batch_row(db: Reader, batch_id: str) -> dict[str, Any] | None:
+    row = (
+        (await db.execute(select(batches).where(batches.c.batch_id == batch_id))).mappings().first()
+    )
+    if row is None:
+        return None
+    states = {
+        state: int(count)
+        for state, count in (
+            await db.execute(
+                select(payment_attempts.c.state, func.count())
+                .where(payment_attempts.c.batch_id == batch_id)
+                .group_by(payment_attempts.c.state)
+            )
+        ).all()
+    }
+    return {**dict(row), "items_by_state": states}
+
+
+async def ledger(db: Reader, period: str) -> list[dict[str, Any]]:
+    """Per counterparty: what settled (banks) or was paid in cash, what came back, what failed
+    and what is still open, for the period's current attempts."""
+    i = installments
+    rows = (
+        await db.execute(
+            select(
+                i.c.counterparty, i.c.state, func.count(), func.coalesce(func.sum(i.c.amount), 0)
+            )
+            .where(i.c.cycle_id == _cycle_of(period), i.c.counterparty.is_not(None))
+            .group_by(i.c.counterparty, i.c.state)
+        )
+    ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for counterparty, state, count, amount in rows:
+        entry = out.setdefault(
+            counterparty,
+            {
+                "counterparty": counterparty,
+                "settled_count": 0,
+                "settled_sum": 0,
+                "returned_count": 0,
+                "returned_sum": 0,
+                "failed_count": 0,
+                "failed_sum": 0,
+                "open_count": 0,
+                "open_sum": 0,
+                "cancelled_count": 0,
+            },
+        )
+        count, amount = int(count), int(amount)
+        if state in (model.SETTLED, model.PAID_CASH):
+            entry["settled_count"] += count
+            entry["settled_sum"] += amount
+        elif state == model.RETURNED:
+            entry["returned_count"] += count
+            entry["returned_sum"] += amount
+        elif state == model.FAILED:
+            entry["failed_count"] += count
+            entry["failed_sum"] += amount
+        elif state == model.CANCELLED:
+            entry["cancelled_count"] += count
+        else:
+            entry["open_count"] += count
+            entry["open_sum"] += amount
+    return [out[k] for k in sorted(out)]
+
+
+async def reconciliation(db: Reader, run_id: int) -> dict[str, Any] | None:
+    row = (
+        (await db.execute(select(reconciliation_runs).where(reconciliation_runs.c.id == run_id)))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def reconciliation_line_rows(
+    db: Reader, run_id: int, kind: str | None, after: int | None, limit: int
+) -> list[dict[str, Any]]:
+    query = (
+        select(reconciliation_lines)
+        .where(reconciliation_lines.c.run_id == run_id)
+        .order_by(reconciliation_lines.c.id)
+        .limit(limit)
+    )
+    if kind:
+        query = query.where(reconciliation_lines.c.kind == kind)
+    if after is not None:
+        query = query.where(reconciliation_lines.c.id > after)
+    return [dict(row) for row in (await db.execute(query)).mappings()]
+
+
+async def latest_reconciliations(
+    db: Reader, counterparty: str | None, day: Any, limit: int
+) -> list[dict[str, Any]]:
+    query = select(reconciliation_runs).order_by(reconciliation_runs.c.id.desc()).limit(limit)
+    if counterparty:
+        query = query.where(reconciliation_runs.c.counterparty == counterparty)
+    if day is not None:
+        query = query.where(reconciliation_runs.c.statement_date == day)
+    return [dict(row) for row in (await db.execute(query)).mappings()]
+
+
+async def payment_method(db: Reader, beneficiary_id: str) -> dict[str, Any] | None:
+    row = (
+        (
+            await db.execute(
+                select(payment_methods).where(payment_methods.c.beneficiary_id == beneficiary_id)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    latest = (
+        (
+            await db.execute(
+                select(verifications).where(verifications.c.method_id == row["method_id"])
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return {**dict(row), "verification": dict(latest) if latest else None}
+
+
+async def world_status(db: Reader) -> dict[str, Any]:
+    """What payout knows of intake's world: entitlements and account verifications by state."""
+    entitlement_count = (
+        await db.execute(select(func.count()).select_from(entitlements))
+    ).scalar_one()
+    by_state = dict(
+        (
+            await db.execute(
+                select(verifications.c.state, func.count()).group_by(verifications.c.state)
+            )
+        ).all()
+    )
+    return {
+        "entitlements": int(entitlement_count),
+        "verifications": {state: int(count) for state, count in by_state.items()},
+    }
