@@ -44,7 +44,7 @@ def workers(runtime: Runtime, stop: asyncio.Event) -> Sequence[Awaitable[None]]:
 
 
 async def _rebuild(settings: ReportingSettings, timeout: float | None) -> None:
-    from services.reporting.service_layer.rebuild import rebuild
+    from services.reporting.consumers.rebuild import rebuild
 
     await upgrade_to_head_async(MIGRATIONS, settings.resolved_database_url())
     runtime = await Runtime.open(settings, metadata)

@@ -8,10 +8,10 @@ from datetime import date
 import pytest
 from openpyxl import load_workbook
 
-from services.reporting.domain.periods import between
 from services.reporting.settings import ReportingSettings
 from shared.admin_units import LIST_2025
 from shared.auth import issue_token
+from shared.periods import between
 from tests.reporting.support import events as ev
 from tests.reporting.support.harness import open_reporting, settings_for
 

@@ -6,7 +6,6 @@ from fractions import Fraction
 
 import pytest
 
-from services.reporting.domain import periods
 from services.reporting.domain.areas import LIST_2025_07, list_in_force, reporting_area, source_area
 from services.reporting.domain.model import (
     CANCELLED,
@@ -35,6 +34,7 @@ from services.reporting.domain.targets import (
     evaluate,
     least_squares_slope,
 )
+from shared import periods
 from shared.admin_units import LIST_2023, LIST_2025
 
 T0 = datetime(2023, 5, 10, 3, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from services.reporting.adapters.orm import payment_cube, payment_facts, payment_people
-from services.reporting.service_layer.rebuild import rebuild
+from services.reporting.consumers.rebuild import rebuild
 from tests.reporting.support import events as ev
 from tests.reporting.support.events import record
 from tests.reporting.support.scenarios import mixed_history

@@ -12,6 +12,8 @@ Configuration: `targets`. Control: `projection_state` (generation, rebuild state
 """
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -32,10 +34,13 @@ metadata = MetaData()
 outbox, outbox_lanes = outbox_tables(metadata)
 processed_messages = inbox_table(metadata)
 
-COUNTER = {"nullable": False, "server_default": "0"}
 
 
-def _area_columns() -> list[Column]:
+def _counter(name: str) -> Column[int]:
+    return Column(name, BigInteger, nullable=False, server_default="0")
+
+
+def _area_columns() -> list[Column[Any]]:
     return [
         Column("area_commune", String(16), nullable=False),
         Column("area_list", Date, nullable=False),
@@ -117,17 +122,17 @@ payment_cube = Table(
     Column("agency", String(16), primary_key=True),
     Column("channel", String(32), primary_key=True),
     *_area_columns(),
-    Column("people_paid", BigInteger, **COUNTER),
-    Column("paid_count", BigInteger, **COUNTER),
-    Column("paid_amount", BigInteger, **COUNTER),
-    Column("pending_count", BigInteger, **COUNTER),
-    Column("pending_amount", BigInteger, **COUNTER),
-    Column("failed_count", BigInteger, **COUNTER),
-    Column("failed_amount", BigInteger, **COUNTER),
-    Column("returned_count", BigInteger, **COUNTER),
-    Column("returned_amount", BigInteger, **COUNTER),
-    Column("cancelled_count", BigInteger, **COUNTER),
-    Column("cancelled_amount", BigInteger, **COUNTER),
+    _counter("people_paid"),
+    _counter("paid_count"),
+    _counter("paid_amount"),
+    _counter("pending_count"),
+    _counter("pending_amount"),
+    _counter("failed_count"),
+    _counter("failed_amount"),
+    _counter("returned_count"),
+    _counter("returned_amount"),
+    _counter("cancelled_count"),
+    _counter("cancelled_amount"),
     Index("ix_payment_cube_scheme_period", "scheme", "period"),
 )
 
@@ -140,9 +145,9 @@ claim_cube = Table(
     Column("scheme", String(32), primary_key=True),
     Column("agency", String(16), primary_key=True),
     *_area_columns(),
-    Column("received", BigInteger, **COUNTER),
-    Column("approved", BigInteger, **COUNTER),
-    Column("rejected", BigInteger, **COUNTER),
+    _counter("received"),
+    _counter("approved"),
+    _counter("rejected"),
 )
 
 # The same counters without the commune: what every query above commune level reads (a few
@@ -157,7 +162,7 @@ payment_rollup = Table(
     Column("scheme", String(32), primary_key=True),
     Column("agency", String(16), primary_key=True),
     Column("channel", String(32), primary_key=True),
-    *[Column(name, BigInteger, **COUNTER) for name in (
+    *[_counter(name) for name in (
         "people_paid", "paid_count", "paid_amount", "pending_count", "pending_amount", "failed_count",
         "failed_amount", "returned_count", "returned_amount", "cancelled_count", "cancelled_amount")],
 )
@@ -171,9 +176,9 @@ claim_rollup = Table(
     Column("area_type", String(8), primary_key=True),
     Column("scheme", String(32), primary_key=True),
     Column("agency", String(16), primary_key=True),
-    Column("received", BigInteger, **COUNTER),
-    Column("approved", BigInteger, **COUNTER),
-    Column("rejected", BigInteger, **COUNTER),
+    _counter("received"),
+    _counter("approved"),
+    _counter("rejected"),
 )
 
 targets = Table(

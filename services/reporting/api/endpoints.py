@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.adapters import exports
-from services.reporting.adapters.control import ProjectionControl
-from services.reporting.adapters.read_repository import Filters
+from services.reporting.adapters.repository import ControlRepository, TargetRepository
+from services.reporting.adapters.repository.reads import Filters
 from services.reporting.api.schemas import (
     AreaLevel,
     AreasOut,
@@ -29,15 +30,22 @@ from services.reporting.api.schemas import (
     TargetOut,
     TimeseriesOut,
 )
-from services.reporting.domain import periods
 from services.reporting.domain.areas import LIST_2025_07, list_in_force, units_2025_07
 from services.reporting.domain.disclosure import THRESHOLD, is_small
 from services.reporting.domain.figures import FIGURE_NAMES, Figures, percent, points
 from services.reporting.domain.targets import Progress, Target
-from services.reporting.service_layer.queries import Breakdown, ReportQueries, suppress_breakdown, suppress_series
+from services.reporting.service_layer.queries import (
+    Breakdown,
+    ReportQueries,
+    suppress_breakdown,
+    suppress_series,
+)
 from shared.admin_units import LIST_2023, units
 from shared.auth import Principal, optional_principal, require_scopes
+from shared.clock import utcnow
 from shared.events.contracts import PERIOD_PATTERN, Agency, PaymentMethodKind, Scheme
+from shared.periods import last_complete_period
+from shared.uow import UnitOfWork, unit_of_work
 from shared.web import ProblemError, problem_responses
 
 VALIDATION = "https://benefits.example.vn/problems/validation"
@@ -68,12 +76,21 @@ def read_access(request: Request) -> Reader:
 ReadAccess = Annotated[Reader, Depends(read_access)]
 
 
-async def session_scope(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.runtime.session_factory() as session:
-        yield session
+async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A read's connection, opened by the request: nothing is written, nothing committed."""
+    async with request.app.state.runtime.engine.connect() as connection:
+        yield connection
 
 
-Session = Annotated[AsyncSession, Depends(session_scope)]
+Connection = Annotated[AsyncConnection, Depends(read_connection)]
+
+
+def writing(request: Request, principal: Principal) -> AbstractAsyncContextManager[UnitOfWork]:
+    """A write's transaction, opened by its endpoint: committed when the block ends, rolled back
+    if it raises (a conflict or a missing target included)."""
+    runtime = request.app.state.runtime
+    return unit_of_work(runtime.engine, runtime.outbox, principal.client_id)
+
 Period = Annotated[str | None, Query(pattern=PERIOD_PATTERN)]
 
 
@@ -186,8 +203,8 @@ writer = require_scopes("reports:write")
 
 
 @router.get("/kpis", response_model=KpisOut, summary="Key figures for the filters")
-async def kpis(session: Session, filters: QueryFilters, reader: ReadAccess) -> dict:
-    figures = await ReportQueries(session).kpis(filters)
+async def kpis(db: Connection, filters: QueryFilters, reader: ReadAccess) -> dict:
+    figures = await ReportQueries(db).kpis(filters)
     return {"filters": filters.as_dict(), "suppressed_below": suppressed_below(reader),
             "figures": figures_out(figures, not reader.detail and is_small(figures))}
 
@@ -195,16 +212,16 @@ async def kpis(session: Session, filters: QueryFilters, reader: ReadAccess) -> d
 @router.get("/breakdowns/{dimension}", response_model=BreakdownOut,
             summary="Figures per area, scheme, agency, channel or period; rows add up to the total")
 async def breakdown(
-    session: Session, dimension: Dimension, filters: QueryFilters, reader: ReadAccess,
+    db: Connection, dimension: Dimension, filters: QueryFilters, reader: ReadAccess,
     sort: Literal["code", "share", "-share", "people", "amount"] = "code",
 ) -> dict:
-    return breakdown_out(for_reader(await ReportQueries(session).breakdown(dimension, filters, sort), reader))
+    return breakdown_out(for_reader(await ReportQueries(db).breakdown(dimension, filters, sort), reader))
 
 
 @router.get("/timeseries", response_model=TimeseriesOut, summary="Figures per period, optionally split")
-async def timeseries(session: Session, filters: QueryFilters, reader: ReadAccess,
+async def timeseries(db: Connection, filters: QueryFilters, reader: ReadAccess,
                      split: SplitDimension | None = None) -> dict:
-    result = await ReportQueries(session).timeseries(split, filters)
+    result = await ReportQueries(db).timeseries(split, filters)
     if not reader.detail:
         result = suppress_series(result)
     return {
@@ -220,10 +237,10 @@ async def timeseries(session: Session, filters: QueryFilters, reader: ReadAccess
 
 
 @router.get("/periods", response_model=PeriodsOut, summary="Periods that have figures")
-async def list_periods(session: Session) -> dict:
-    queries = ReportQueries(session)
+async def list_periods(db: Connection) -> dict:
+    queries = ReportQueries(db)
     return {"periods": await queries.periods(), "default_period": await queries.default_period(),
-            "latest_complete": periods.last_complete()}
+            "latest_complete": last_complete_period()}
 
 
 @router.get("/areas", response_model=AreasOut, summary="Districts or communes of a unit list")
@@ -248,8 +265,8 @@ async def areas(level: Literal["district", "commune"] = "district", list_date: d
 
 
 @router.get("/freshness", response_model=FreshnessOut, summary="How current the figures are")
-async def freshness(request: Request) -> dict:
-    state = await ProjectionControl(request.app.state.runtime.session_factory).read()
+async def freshness(db: Connection) -> dict:
+    state = await ControlRepository(db).read()
     lag = None
     if state.last_event_at and state.last_applied_at:
         lag = round(max(0.0, (state.last_applied_at - state.last_event_at).total_seconds()), 3)
@@ -261,11 +278,11 @@ async def freshness(request: Request) -> dict:
 @router.get("/exports/{dimension}.{fmt}", summary="A breakdown as CSV or XLSX",
             responses={200: {"content": {"text/csv": {}, exports.XLSX_TYPE: {}}}})
 async def export(
-    session: Session, dimension: Dimension, fmt: Literal["csv", "xlsx"], filters: QueryFilters, reader: ReadAccess,
+    db: Connection, dimension: Dimension, fmt: Literal["csv", "xlsx"], filters: QueryFilters, reader: ReadAccess,
     lang: Literal["vi", "en"] = "vi", sort: Literal["code", "share", "-share", "people", "amount"] = "code",
 ) -> Response:
-    result = for_reader(await ReportQueries(session).breakdown(dimension, filters, sort), reader)
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    result = for_reader(await ReportQueries(db).breakdown(dimension, filters, sort), reader)
+    stamp = utcnow().strftime("%Y%m%d")
     filename = f"bao-cao-{dimension}-{stamp}.{fmt}" if lang == "vi" else f"report-{dimension}-{stamp}.{fmt}"
     if fmt == "csv":
         body, media = exports.to_csv(result, lang), "text/csv; charset=utf-8"
@@ -278,34 +295,34 @@ async def export(
 
 
 @router.get("/targets", response_model=list[TargetOut], summary="Targets")
-async def list_targets(session: Session) -> list[dict]:
-    return [target_out(t) for t in await ReportQueries(session).targets.list()]
+async def list_targets(db: Connection) -> list[dict]:
+    return [target_out(t) for t in await ReportQueries(db).targets.list()]
 
 
 @router.get("/targets/progress", response_model=ProgressListOut, summary="Progress against every target")
-async def all_progress(session: Session, as_of: Period = None) -> dict:
-    queries = ReportQueries(session)
-    as_of = as_of or periods.last_complete()
+async def all_progress(db: Connection, as_of: Period = None) -> dict:
+    queries = ReportQueries(db)
+    as_of = as_of or last_complete_period()
     progress = await queries.progress_of(await queries.targets.list(), as_of)
     return {"as_of": as_of, "targets": [progress_out(p, as_of) for p in progress]}
 
 
 @router.post("/targets", response_model=TargetOut, status_code=201, summary="Add a target",
              responses=problem_responses(409, 413))
-async def create_target(body: TargetIn, session: Session, _: Annotated[Principal, Depends(writer)]) -> dict:
+async def create_target(body: TargetIn, request: Request, principal: Annotated[Principal, Depends(writer)]) -> dict:
     target = _target_from(body, str(uuid.uuid4()))
-    async with session.begin():
-        repo = ReportQueries(session).targets
+    async with writing(request, principal) as uow:
+        repo = TargetRepository(uow.db)
         if await repo.get_by_code(target.code):
             raise ProblemError(409, "Conflict", f"a target with code {target.code!r} exists")
-        await repo.add(target)
+        await repo.add(target, uow.now)
     return target_out(target)
 
 
 @router.get("/targets/{target_id}", response_model=TargetOut, summary="One target",
             responses=problem_responses(404))
-async def get_target(target_id: str, session: Session) -> dict:
-    target = await ReportQueries(session).targets.get(target_id)
+async def get_target(target_id: str, db: Connection) -> dict:
+    target = await ReportQueries(db).targets.get(target_id)
     if target is None:
         raise _not_found("target")
     return target_out(target)
@@ -313,34 +330,35 @@ async def get_target(target_id: str, session: Session) -> dict:
 
 @router.put("/targets/{target_id}", response_model=TargetOut, summary="Replace a target",
             responses=problem_responses(404, 409, 413))
-async def replace_target(target_id: str, body: TargetIn, session: Session,
-                         _: Annotated[Principal, Depends(writer)]) -> dict:
+async def replace_target(target_id: str, body: TargetIn, request: Request,
+                         principal: Annotated[Principal, Depends(writer)]) -> dict:
     target = _target_from(body, target_id)
-    async with session.begin():
-        repo = ReportQueries(session).targets
+    async with writing(request, principal) as uow:
+        repo = TargetRepository(uow.db)
         other = await repo.get_by_code(target.code)
         if other is not None and other.id != target_id:
             raise ProblemError(409, "Conflict", f"a target with code {target.code!r} exists")
-        if not await repo.replace(target):
+        if not await repo.replace(target, uow.now):
             raise _not_found("target")
     return target_out(target)
 
 
 @router.delete("/targets/{target_id}", status_code=204, summary="Remove a target",
                responses=problem_responses(404))
-async def delete_target(target_id: str, session: Session, _: Annotated[Principal, Depends(writer)]) -> Response:
-    async with session.begin():
-        if not await ReportQueries(session).targets.remove(target_id):
+async def delete_target(target_id: str, request: Request,
+                        principal: Annotated[Principal, Depends(writer)]) -> Response:
+    async with writing(request, principal) as uow:
+        if not await TargetRepository(uow.db).remove(target_id):
             raise _not_found("target")
     return Response(status_code=204)
 
 
 @router.get("/targets/{target_id}/progress", response_model=ProgressOut, summary="Progress against one target",
             responses=problem_responses(404))
-async def target_progress(target_id: str, session: Session, as_of: Period = None) -> dict:
-    queries = ReportQueries(session)
+async def target_progress(target_id: str, db: Connection, as_of: Period = None) -> dict:
+    queries = ReportQueries(db)
     target = await queries.targets.get(target_id)
     if target is None:
         raise _not_found("target")
-    as_of = as_of or periods.last_complete()
+    as_of = as_of or last_complete_period()
     return progress_out(await queries.progress(target, as_of), as_of)

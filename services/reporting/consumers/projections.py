@@ -16,12 +16,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from services.reporting.adapters.control import ProjectionControl
-from services.reporting.adapters.projection_store import SqlProjectionStore
+from services.reporting.adapters.repository import ControlRepository, ProjectionRepository
+from services.reporting.domain.control import ControlState
 from services.reporting.domain.model import (
     CANCELLED,
     FAILED,
@@ -35,8 +37,8 @@ from services.reporting.domain.model import (
     ClaimReceivedEvent,
     PaymentEvent,
 )
-from services.reporting.domain.periods import period_of
 from services.reporting.service_layer.projector import Batch, Superseded, apply_batch
+from shared.db import is_postgres
 from shared.events.contracts import (
     CLAIM_TOPIC,
     CONTRACT_BY_MODEL,
@@ -53,7 +55,7 @@ from shared.events.contracts import (
     PaymentSubmitted,
 )
 from shared.inbox import ConsumerRunner, Delivery, next_offsets
-from shared.messaging.ports import ReceivedRecord
+from shared.periods import period_of
 from shared.runtime import Runtime
 from shared.waiting import sleep_or_stop
 
@@ -71,7 +73,7 @@ def group_name(generation: int) -> str:
     return GROUP if generation == 1 else f"{GROUP}.{generation}"
 
 
-def _payment(payload: PaymentFacts, state: str, at) -> PaymentEvent:
+def _payment(payload: PaymentFacts, state: str, at: datetime) -> PaymentEvent:
     return PaymentEvent(
         installment_id=payload.installment_id, beneficiary_id=payload.beneficiary_id, period=payload.period,
         amount=payload.amount, scheme=payload.scheme, agency=payload.agency, channel=payload.channel,
@@ -115,11 +117,12 @@ def _batch_of(session: AsyncSession, generation: int) -> Batch:
     if batch is None:
         batch = Batch(generation)
         session.info[_BUFFER] = batch
+        postgres = is_postgres(session)
 
-        def flush(sync_session) -> None:
+        def flush(sync_session: Session) -> None:
             pending = sync_session.info.pop(_BUFFER, None)
             if pending is not None:
-                apply_batch(SqlProjectionStore(sync_session.connection()), pending)
+                apply_batch(ProjectionRepository(sync_session.connection(), postgres), pending)
 
         sa_event.listen(session.sync_session, "before_commit", flush)
     return batch
@@ -201,18 +204,40 @@ async def follow(
     return result
 
 
+async def read_control(runtime: Runtime) -> ControlState:
+    """The projection's control row, on a connection of its own (outside any batch)."""
+    async with runtime.engine.connect() as connection:
+        return await ControlRepository(connection).read()
+
+
+async def wait_until_active(runtime: Runtime, stop: asyncio.Event, interval: float = 0.5) -> int | None:
+    """The live generation once no rebuild runs; None if asked to stop first."""
+    told = False
+    while not stop.is_set():
+        state = await read_control(runtime)
+        if state.active:
+            return state.generation
+        if not told:
+            log.info("waiting for a rebuild to finish", extra={"fields": {"generation": state.generation}})
+            told = True
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass
+    return None
+
+
 async def run_projections(runtime: Runtime, stop: asyncio.Event) -> None:
     """The worker's projection loop: follow the active generation, switch when a rebuild lands."""
-    control = ProjectionControl(runtime.session_factory)
     while not stop.is_set():
-        generation = await control.wait_until_active(stop)
+        generation = await wait_until_active(runtime, stop)
         if generation is None:
             return
         runner = projection_runner(runtime, generation)
         log.info("projecting", extra={"fields": {"group": runner.name}})
 
         async def still_current(expected: int = generation) -> bool:
-            state = await control.read()
+            state = await read_control(runtime)
             return state.generation == expected and state.active
 
         try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 
-from services.reporting.domain import periods
+from shared.periods import add_months, last_day, period_index, period_of_date
 
 REACHED, ON_TRACK, AT_RISK, NO_DATA = "REACHED", "ON_TRACK", "AT_RISK", "NO_DATA"
 TREND_WINDOW = 6
@@ -84,18 +84,18 @@ def evaluate(target: Target, series: Sequence[PeriodShare], as_of: str) -> Progr
     `series` may hold any periods; the current period is the latest one up to `as_of` with people
     paid, and the trend uses the periods with data among the six ending there."""
     with_data = sorted((s for s in series if s.period <= as_of and s.people_paid > 0), key=lambda s: s.period)
-    deadline_passed = periods.period_of_date(target.deadline) < as_of
+    deadline_passed = period_of_date(target.deadline) < as_of
     if not with_data:
         return Progress(target, NO_DATA, None, 0, 0, None, None, None, None, deadline_passed, ())
     latest = with_data[-1]
-    first_index = periods.index(latest.period) - (TREND_WINDOW - 1)
-    window = tuple(s for s in with_data if periods.index(s.period) >= first_index)
+    first_index = period_index(latest.period) - (TREND_WINDOW - 1)
+    window = tuple(s for s in with_data if period_index(s.period) >= first_index)
     share = latest.share
     assert share is not None
     pct = share * 100
     target_pct = target.share * 100
     gap = target_pct - pct
-    points = [(periods.index(s.period), s.share * 100) for s in window if s.share is not None]
+    points = [(period_index(s.period), s.share * 100) for s in window if s.share is not None]
     slope = least_squares_slope(points)
     projected: date | None = None
     if share >= target.share:
@@ -105,8 +105,8 @@ def evaluate(target: Target, series: Sequence[PeriodShare], as_of: str) -> Progr
             mean_x = Fraction(sum(x for x, _ in points), len(points))
             mean_y = sum((y for _, y in points), Fraction(0)) / len(points)
             crossing_x = mean_x + (target_pct - mean_y) / slope  # where the trend line meets the target
-            months_ahead = max(1, math.ceil(crossing_x - periods.index(latest.period)))
-            projected = periods.last_day(periods.add_months(latest.period, months_ahead))
+            months_ahead = max(1, math.ceil(crossing_x - period_index(latest.period)))
+            projected = last_day(add_months(latest.period, months_ahead))
         status = ON_TRACK if projected is not None and projected <= target.deadline else AT_RISK
     return Progress(target, status, latest.period, latest.people_paid, latest.people_cashless, share, gap, slope,
                     projected, deadline_passed, window)

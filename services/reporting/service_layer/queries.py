@@ -2,19 +2,20 @@
 series, key figures and progress against targets."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from services.reporting.adapters.read_repository import DIMENSION_COLUMNS, Filters, ReadRepository
-from services.reporting.adapters.target_repository import TargetRepository
-from services.reporting.domain import labels, periods
+from services.reporting.adapters.repository import ReadRepository, TargetRepository
+from services.reporting.adapters.repository.common import Db
+from services.reporting.adapters.repository.reads import DIMENSION_COLUMNS, Filters
+from services.reporting.domain import labels
 from services.reporting.domain.areas import PROVINCE_NAMES, district_names, source_area
 from services.reporting.domain.disclosure import cell_size, is_small, suppressed_cells
 from services.reporting.domain.figures import Figures
 from services.reporting.domain.targets import PeriodShare, Progress, Target, evaluate
+from shared.periods import between, last_complete_period
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +117,11 @@ def _label(dimension: str, key: tuple) -> tuple[dict[str, Any], str, str, str, s
 
 
 class ReportQueries:
-    def __init__(self, session: AsyncSession) -> None:
-        self.repo = ReadRepository(session)
-        self.targets = TargetRepository(session)
+    """The reads, on the connection the request's boundary opened."""
+
+    def __init__(self, db: Db) -> None:
+        self.repo = ReadRepository(db)
+        self.targets = TargetRepository(db)
 
     async def kpis(self, filters: Filters) -> Figures:
         return await self.repo.totals(filters)
@@ -138,7 +141,7 @@ class ReportQueries:
         group = ("period",) + (DIMENSION_COLUMNS[split] if split else ())
         grouped = await self.repo.grouped(filters, group)
         found = sorted({key[0] for key in grouped})
-        span = periods.between(found[0], found[-1]) if found else []
+        span = between(found[0], found[-1]) if found else []
         series: dict[tuple, dict[str, Any]] = {}
         for key, figures in grouped.items():
             rest = key[1:]
@@ -172,7 +175,7 @@ class ReportQueries:
     async def progress_of(self, targets: list[Target], as_of: str | None = None) -> list[Progress]:
         """Progress of each target at `as_of`: province-wide targets from one pass over the rollup
         (people per period, area type and scheme), district or commune ones with one query each."""
-        as_of = as_of or periods.last_complete()
+        as_of = as_of or last_complete_period()
         wide = [t for t in targets if not t.area_code]
         by_cell: dict[tuple, Figures] = {}
         if wide:
@@ -199,12 +202,12 @@ class ReportQueries:
         found = await self.repo.periods(payments_only=True) or await self.repo.periods()
         if not found:
             return None
-        complete = periods.last_complete(now)
+        complete = last_complete_period(now)
         settled = [p for p in found if p <= complete]
         return settled[-1] if settled else found[-1]
 
 
-def _sorter(sort: str):
+def _sorter(sort: str) -> Callable[[Row], Any]:
     if sort == "share":
         # Laggards first; rows with nobody paid last.
         return lambda r: (r.figures.cashless_share is None, r.figures.cashless_share or 0, r.code)

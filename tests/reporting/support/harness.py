@@ -16,13 +16,13 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from services.reporting import bootstrap
-from services.reporting.adapters.control import ProjectionControl
 from services.reporting.adapters.offsets import caught_up, end_offsets
 from services.reporting.adapters.orm import READ_MODEL_TABLES, metadata
 from services.reporting.consumers.projections import (
     TOPICS,
     group_name,
     projection_runner,
+    read_control,
     run_projections,
 )
 from services.reporting.domain.model import CLAIM_COUNTERS, PAYMENT_COUNTERS
@@ -37,7 +37,6 @@ from shared.runtime import Runtime
 from tests.reporting.support.bus import NamespacedBus
 from tests.reporting.support.events import as_received, record
 from tests.support.waiting import wait_until
-
 
 DETAIL_READER = frozenset({"reports:read", "reports:detail"})
 
@@ -75,7 +74,7 @@ class Reporting:
     async def feed(self, items: Iterable[Contract | OutgoingRecord], batch: int = 500) -> None:
         """Straight into the projection consumer (inbox, transaction and all), without a broker."""
         outgoing = [i if isinstance(i, OutgoingRecord) else record(i) for i in items]
-        generation = (await ProjectionControl(self.runtime.session_factory).read()).generation
+        generation = (await read_control(self.runtime)).generation
         runner = projection_runner(self.runtime, generation)
         dlq = self.runtime.bus.producer()
         await dlq.start()
@@ -107,20 +106,17 @@ class Reporting:
         return (await self.get("/v1/kpis", **params))["figures"]
 
     async def wait_for_events(self, count: int, timeout: float = 60.0) -> None:
-        control = ProjectionControl(self.runtime.session_factory)
-
         async def applied() -> bool:
-            return (await control.read()).events_applied >= count
+            return (await read_control(self.runtime)).events_applied >= count
 
         await wait_until(applied, timeout, message=f"{count} events applied")
 
     async def wait_caught_up(self, timeout: float = 60.0) -> None:
         """Until the live generation's group has committed everything on the topics."""
-        control = ProjectionControl(self.runtime.session_factory)
         ends = await end_offsets(self.runtime.bus, TOPICS)
 
         async def done() -> bool:
-            state = await control.read()
+            state = await read_control(self.runtime)
             if not state.active:
                 return False
             committed = await self.committed(group_name(state.generation))

@@ -8,7 +8,11 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
+    CompoundSelect,
+    Label,
     Select,
+    Table,
     and_,
     case,
     cast,
@@ -18,9 +22,9 @@ from sqlalchemy import (
     union,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.adapters.orm import claim_cube, claim_rollup, payment_cube, payment_rollup
+from services.reporting.adapters.repository.common import Db
 from services.reporting.domain.figures import Figures
 from services.reporting.domain.model import CASHLESS_CHANNELS
 
@@ -60,9 +64,9 @@ class Filters:
         }
 
 
-def _where(table, filters: Filters, *, channel_column: bool) -> list[Any]:
+def _where(table: Table, filters: Filters, *, channel_column: bool) -> list[ColumnElement[bool]]:
     c = table.c
-    clauses: list[Any] = []
+    clauses: list[ColumnElement[bool]] = []
     if filters.period_from:
         clauses.append(c.period >= filters.period_from)
     if filters.period_to:
@@ -95,7 +99,7 @@ PAYMENT_FIELDS = ("people_paid", "people_cashless", "paid_count", "paid_amount",
 CLAIM_FIELDS = ("claims_received", "decisions_approved", "decisions_rejected")
 
 
-def _zero(name: str):
+def _zero(name: str) -> Label[int]:
     return cast(literal_column("0"), BigInteger).label(name)
 
 
@@ -104,7 +108,7 @@ def _payment_rows(filters: Filters, group: Sequence[str], with_claims: bool) -> 
     c = table.c
     cashless = c.channel.in_(sorted(CASHLESS_CHANNELS))
 
-    def when_cashless(column, name: str):
+    def when_cashless(column: ColumnElement[int], name: str) -> Label[int]:
         return case((cashless, column), else_=cast(literal_column("0"), BigInteger)).label(name)
 
     columns = [c[name].label(name) for name in group] + [
@@ -151,13 +155,13 @@ def claims_apply(filters: Filters, group: Sequence[str]) -> bool:
 
 
 class ReadRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, db: Db) -> None:
+        self.db = db
 
     async def grouped(self, filters: Filters, group: Sequence[str], *, claims: bool = True) -> dict[tuple, Figures]:
         """Figures per distinct value of the `group` columns (one entry, key (), when empty)."""
         merged: dict[tuple, dict[str, Any]] = {}
-        for row in (await self.session.execute(figures_query(filters, group, claims))).mappings():
+        for row in (await self.db.execute(figures_query(filters, group, claims))).mappings():
             merged[tuple(row[name] for name in group)] = dict(row)
         return {key: Figures.from_mapping(values) for key, values in merged.items()}
 
@@ -165,12 +169,11 @@ class ReadRepository:
         return (await self.grouped(filters, ())).get((), Figures())
 
     async def periods(self, payments_only: bool = False) -> list[str]:
-        query = select(payment_rollup.c.period)
-        if not payments_only:
-            query = union(query, select(claim_rollup.c.period))
-        else:
-            query = query.distinct()
-        return sorted((await self.session.execute(query)).scalars())
+        paid = select(payment_rollup.c.period)
+        query: Select[str] | CompoundSelect[str] = (
+            paid.distinct() if payments_only else union(paid, select(claim_rollup.c.period))
+        )
+        return sorted((await self.db.execute(query)).scalars())
 
     async def monthly_people(self, filters: Filters) -> dict[str, tuple[int, int]]:
         """(people paid, people paid without cash) per period."""

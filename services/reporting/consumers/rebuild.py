@@ -5,6 +5,8 @@
    worker's open transaction finishes first, its later ones see the new generation and stop.
 3. Replay with the consumer group of N+1 from the first offset until the noted ends are passed.
 4. Switch: N+1 becomes active, and live workers continue from where the replay stopped.
+
+The command is the boundary: steps 2 and 4 are one transaction each, the replay one per batch.
 """
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from services.reporting.adapters.control import ProjectionControl
 from services.reporting.adapters.offsets import caught_up, end_offsets
-from services.reporting.consumers.projections import TOPICS, follow, projection_runner
+from services.reporting.adapters.repository import ControlRepository
+from services.reporting.consumers.projections import TOPICS, follow, projection_runner, read_control
 from shared.runtime import Runtime
+from shared.uow import unit_of_work
 
 log = logging.getLogger(__name__)
+ACTOR = "reporting.rebuild"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +39,16 @@ class RebuildFailed(RuntimeError):
 
 async def rebuild(runtime: Runtime, *, timeout: float | None = None, batch_size: int = 2000) -> RebuildResult:
     started = time.monotonic()
-    control = ProjectionControl(runtime.session_factory)
     await runtime.bus.ensure_topics(TOPICS)
     ends = await end_offsets(runtime.bus, TOPICS)
-    generation = await control.begin_rebuild()
+    async with unit_of_work(runtime.engine, runtime.outbox, ACTOR) as uow:
+        generation = await ControlRepository(uow.db).start_generation(uow.now)
     log.info("rebuild started", extra={"fields": {"generation": generation, "records": sum(ends.values())}})
     runner = projection_runner(runtime, generation, batch_size=batch_size)
     stop = asyncio.Event()
 
     async def still_current() -> bool:
-        return (await control.read()).generation == generation
+        return (await read_control(runtime)).generation == generation
 
     replay = follow(runner, stop, still_current=still_current, done=lambda positions: caught_up(positions, ends))
     try:
@@ -53,9 +57,11 @@ async def rebuild(runtime: Runtime, *, timeout: float | None = None, batch_size:
         raise RebuildFailed(f"the replay did not catch up within {timeout} s") from exc
     if outcome.superseded:
         raise RebuildFailed(f"generation {generation} was replaced by another rebuild")
-    if not await control.finish_rebuild(generation):
+    async with unit_of_work(runtime.engine, runtime.outbox, ACTOR) as uow:
+        switched = await ControlRepository(uow.db).activate(generation, uow.now)
+    if not switched:
         raise RebuildFailed(f"generation {generation} was replaced by another rebuild")
-    state = await control.read()
+    state = await read_control(runtime)
     result = RebuildResult(generation, state.events_applied, sum(outcome.positions.values()),
                            round(time.monotonic() - started, 3))
     log.info("rebuild finished", extra={"fields": {"generation": generation, "events": result.events_applied,

@@ -1,4 +1,4 @@
-"""The read models' writes, on PostgreSQL or SQLite, in the consumer's transaction.
+"""The read models' writes, on PostgreSQL or SQLite, in the consumer's batch transaction.
 
 Synchronous on purpose: it runs inside the session's commit (see consumers/projections.py), where
 SQLAlchemy drives the async driver for us. Every write is a set-based statement per batch.
@@ -6,11 +6,10 @@ SQLAlchemy drives the async driver for us. Every write is a set-based statement 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Connection, Table, and_, select, update
 
 from services.reporting.adapters.orm import (
     PROJECTIONS,
@@ -34,6 +33,8 @@ from services.reporting.domain.model import (
     PaymentCell,
     PersonKey,
 )
+from shared.clock import as_utc, utcnow
+from shared.db import insert_for
 
 CHUNK = 500
 
@@ -43,18 +44,15 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def _insert(conn: Connection, table: Table):
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+def _instant(moment: datetime) -> datetime:
+    """A NOT NULL timestamp in UTC (`as_utc` is typed for nullable ones)."""
+    utc = as_utc(moment)
+    if utc is None:
+        raise ValueError("a required timestamp is missing")
+    return utc
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def area_columns(period: str, commune_code: str, list_date) -> dict[str, Any]:
+def area_columns(period: str, commune_code: str, list_date: date) -> dict[str, Any]:
     area = reporting_area(commune_code, list_date, period)
     return {"area_commune": area.code, "area_list": area.list_date, "area_district": area.district_code,
             "area_province": area.province_code, "area_type": area.area_type}
@@ -64,14 +62,16 @@ def _fact(row: Any) -> InstallmentFact:
     return InstallmentFact(
         installment_id=row.installment_id, beneficiary_id=row.beneficiary_id, period=row.period,
         amount=int(row.amount), scheme=row.scheme, agency=row.agency, channel=row.channel,
-        commune_code=row.commune_code, list_date=row.list_date, state=row.state, state_at=_utc(row.state_at),
+        commune_code=row.commune_code, list_date=row.list_date, state=row.state, state_at=_instant(row.state_at),
     )
 
 
-class SqlProjectionStore:
-    def __init__(self, conn: Connection) -> None:
+class ProjectionRepository:
+    """The `ProjectionStore` the projector writes through, on the batch's connection."""
+
+    def __init__(self, conn: Connection, postgres: bool) -> None:
         self.conn = conn
-        self.postgres = conn.dialect.name == "postgresql"
+        self.postgres = postgres
 
     # --- control ----------------------------------------------------------------------------
 
@@ -85,13 +85,14 @@ class SqlProjectionStore:
 
     def record_progress(self, events: int, newest_event_at: datetime | None) -> None:
         values: dict[str, Any] = {"events_applied": projection_state.c.events_applied + events,
-                                  "last_applied_at": datetime.now(UTC)}
+                                  "last_applied_at": utcnow()}
         if newest_event_at is not None:
-            current = self.conn.execute(
+            newest = _instant(newest_event_at)
+            current = as_utc(self.conn.execute(
                 select(projection_state.c.last_event_at).where(projection_state.c.name == PROJECTIONS)
-            ).scalar_one()
-            if current is None or _utc(current) < _utc(newest_event_at):
-                values["last_event_at"] = _utc(newest_event_at)
+            ).scalar_one())
+            if current is None or current < newest:
+                values["last_event_at"] = newest
         self.conn.execute(update(projection_state).where(projection_state.c.name == PROJECTIONS).values(**values))
 
     # --- installments and people ------------------------------------------------------------
@@ -110,10 +111,10 @@ class SqlProjectionStore:
         rows = [
             {"installment_id": f.installment_id, "beneficiary_id": f.beneficiary_id, "period": f.period,
              "amount": f.amount, "scheme": f.scheme, "agency": f.agency, "channel": f.channel,
-             "commune_code": f.commune_code, "list_date": f.list_date, "state": f.state, "state_at": _utc(f.state_at)}
+             "commune_code": f.commune_code, "list_date": f.list_date, "state": f.state, "state_at": _instant(f.state_at)}
             for f in sorted(facts, key=lambda f: f.installment_id)
         ]
-        stmt = _insert(self.conn, payment_facts)
+        stmt = insert_for(self.postgres, payment_facts)
         stmt = stmt.on_conflict_do_update(
             index_elements=[payment_facts.c.installment_id],
             set_={c: stmt.excluded[c] for c in ("amount", "agency", "channel", "commune_code", "list_date",
@@ -121,13 +122,13 @@ class SqlProjectionStore:
         )
         self._many(stmt, rows)
 
-    def _people_filter(self, table: Table, keys: Sequence[PersonKey]):
+    def _people_filter(self, table: Table, keys: Sequence[PersonKey]) -> ColumnElement[bool]:
         return and_(table.c.period.in_(sorted({k.period for k in keys})),
                     table.c.beneficiary_id.in_(sorted({k.beneficiary_id for k in keys})))
 
     def lock_people(self, keys: Sequence[PersonKey]) -> dict[PersonKey, PaymentCell | None]:
         keys = sorted(keys)
-        self._many(_insert(self.conn, payment_people).on_conflict_do_nothing(),
+        self._many(insert_for(self.postgres, payment_people).on_conflict_do_nothing(),
                    [{"period": k.period, "beneficiary_id": k.beneficiary_id, "scheme": k.scheme} for k in keys])
         wanted = set(keys)
         out: dict[PersonKey, PaymentCell | None] = {}
@@ -163,7 +164,7 @@ class SqlProjectionStore:
              "agency": cell.agency if cell else None, "channel": cell.channel if cell else None}
             for key, cell in sorted(cells.items(), key=lambda kv: kv[0])
         ]
-        stmt = _insert(self.conn, payment_people)
+        stmt = insert_for(self.postgres, payment_people)
         stmt = stmt.on_conflict_do_update(
             index_elements=[payment_people.c.period, payment_people.c.beneficiary_id, payment_people.c.scheme],
             set_={c: stmt.excluded[c] for c in ("commune_code", "list_date", "agency", "channel")},
@@ -186,8 +187,8 @@ class SqlProjectionStore:
                 if row.decided_period is not None:
                     decided = ClaimCell(row.decided_period, row.decided_commune, row.decided_list,
                                         row.decided_scheme, row.decided_agency)
-                out[row.claim_id] = ClaimFact(row.claim_id, received, _utc(row.received_at), decided, row.outcome,
-                                              _utc(row.decided_at))
+                out[row.claim_id] = ClaimFact(row.claim_id, received, as_utc(row.received_at), decided, row.outcome,
+                                              as_utc(row.decided_at))
         return out
 
     def save_claims(self, facts: Sequence[ClaimFact]) -> None:
@@ -198,12 +199,12 @@ class SqlProjectionStore:
                 "claim_id": f.claim_id,
                 "received_period": r.period if r else None, "received_commune": r.commune_code if r else None,
                 "received_list": r.list_date if r else None, "received_scheme": r.scheme if r else None,
-                "received_agency": r.agency if r else None, "received_at": _utc(f.received_at),
+                "received_agency": r.agency if r else None, "received_at": as_utc(f.received_at),
                 "decided_period": d.period if d else None, "decided_commune": d.commune_code if d else None,
                 "decided_list": d.list_date if d else None, "decided_scheme": d.scheme if d else None,
-                "decided_agency": d.agency if d else None, "outcome": f.outcome, "decided_at": _utc(f.decided_at),
+                "decided_agency": d.agency if d else None, "outcome": f.outcome, "decided_at": as_utc(f.decided_at),
             })
-        stmt = _insert(self.conn, claim_facts)
+        stmt = insert_for(self.postgres, claim_facts)
         stmt = stmt.on_conflict_do_update(
             index_elements=[claim_facts.c.claim_id],
             set_={c.name: stmt.excluded[c.name] for c in claim_facts.columns if c.name != "claim_id"},
@@ -235,14 +236,14 @@ class SqlProjectionStore:
         self._add(claim_rollup, _roll_up(rows, ROLLUP_KEY, CLAIM_COUNTERS), CLAIM_COUNTERS)
 
     def _add(self, table: Table, rows: list[dict[str, Any]], counters: Sequence[str]) -> None:
-        stmt = _insert(self.conn, table)
+        stmt = insert_for(self.postgres, table)
         stmt = stmt.on_conflict_do_update(
             index_elements=[c for c in table.primary_key.columns],
             set_={name: table.c[name] + stmt.excluded[name] for name in counters},
         )
         self._many(stmt, rows)
 
-    def _many(self, stmt, rows: list[dict[str, Any]]) -> None:
+    def _many(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
         """One statement, compiled once and cached, sent for many rows (batched by the driver)."""
         if rows:
             self.conn.execute(stmt, rows)

@@ -1,13 +1,13 @@
 """Targets: configuration rows, read and written through the API."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.adapters.orm import targets
+from services.reporting.adapters.repository.common import Db, changed
 from services.reporting.domain.targets import Target
 
 
@@ -26,31 +26,30 @@ def _values(target: Target) -> dict[str, Any]:
 
 
 class TargetRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, db: Db) -> None:
+        self.db = db
 
     async def list(self) -> list[Target]:
-        rows = await self.session.execute(select(targets).order_by(targets.c.deadline, targets.c.code))
+        rows = await self.db.execute(select(targets).order_by(targets.c.deadline, targets.c.code))
         return [_target(r) for r in rows]
 
     async def get(self, target_id: str) -> Target | None:
-        row = (await self.session.execute(select(targets).where(targets.c.id == target_id))).one_or_none()
+        row = (await self.db.execute(select(targets).where(targets.c.id == target_id))).one_or_none()
         return _target(row) if row else None
 
     async def get_by_code(self, code: str) -> Target | None:
-        row = (await self.session.execute(select(targets).where(targets.c.code == code))).one_or_none()
+        row = (await self.db.execute(select(targets).where(targets.c.code == code))).one_or_none()
         return _target(row) if row else None
 
-    async def add(self, target: Target) -> None:
-        now = datetime.now(UTC)
-        await self.session.execute(insert(targets).values(id=target.id, created_at=now, updated_at=now, **_values(target)))
+    async def add(self, target: Target, now: datetime) -> None:
+        await self.db.execute(insert(targets).values(id=target.id, created_at=now, updated_at=now, **_values(target)))
 
-    async def replace(self, target: Target) -> bool:
-        result = await self.session.execute(
-            update(targets).where(targets.c.id == target.id).values(updated_at=datetime.now(UTC), **_values(target))
+    async def replace(self, target: Target, now: datetime) -> bool:
+        result = await self.db.execute(
+            update(targets).where(targets.c.id == target.id).values(updated_at=now, **_values(target))
         )
-        return bool(result.rowcount)
+        return changed(result)
 
     async def remove(self, target_id: str) -> bool:
-        result = await self.session.execute(delete(targets).where(targets.c.id == target_id))
-        return bool(result.rowcount)
+        result = await self.db.execute(delete(targets).where(targets.c.id == target_id))
+        return changed(result)
