@@ -63,9 +63,9 @@ from bench.faults import checks as C
 from bench.faults import infra
 from bench.faults.processes import ServiceProcess, Supervisor
 from bench.payout_bench import KAFKA, PERIOD, PG, free_port, load, url_for, wait_http
-from services.sandbox.testing import SandboxAdmin
 from shared.auth import issue_token
 from shared.events.contracts import PAYMENT_TOPIC, dead_letter_topic
+from tests.support.sandbox import SandboxAdmin
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 JWT = "payout-fault-run-jwt-secret-32-bytes-long"

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from pathlib import Path
 
 from lxml import etree
 
-from .state import DATA_DIR, Booking, IsoMessage, ItemIn, Transfer, iso_utc, vn_date
+from shared.periods import vietnam_date
+
+from .state import Booking, IsoMessage, ItemIn, Transfer, iso_utc
 
 PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 PAIN002_NS = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"
@@ -32,7 +35,7 @@ class ControlTotalsMismatch(Exception):
 
 @lru_cache(maxsize=1)
 def pain001_schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(DATA_DIR / "pain.001.001.09.xsd")))
+    return etree.XMLSchema(etree.parse(str(Path(__file__).with_name("data") / "pain.001.001.09.xsd")))
 
 
 @dataclass(slots=True)
@@ -312,7 +315,7 @@ def _entry(block: etree._Element, ns: str, booking: Booking) -> None:
     _el(_el(entry, ns, "Sts"), ns, "Cd", booking.status)
     if booking.status == "BOOK":
         _el(_el(entry, ns, "BookgDt"), ns, "DtTm", iso_utc(booking.booked_at))
-    _el(_el(entry, ns, "ValDt"), ns, "Dt", vn_date(booking.booked_at).isoformat())
+    _el(_el(entry, ns, "ValDt"), ns, "Dt", vietnam_date(booking.booked_at).isoformat())
     _el(entry, ns, "AcctSvcrRef", booking.reference)
     _bank_code(entry, ns, SUB_FAMILY[booking.kind])
     details = _el(entry, ns, "NtryDtls")

@@ -2,7 +2,6 @@
 statements and the faults to inject. Every operation is O(1) per transfer."""
 from __future__ import annotations
 
-import csv
 import random
 import secrets
 import string
@@ -10,14 +9,13 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DATA_DIR = Path(__file__).with_name("data")
-VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+from shared.banks import banks
+from shared.periods import vietnam_date
+
 VNPOST = "VNPOST"
 
 PERMANENT_BANK_FAILURES = ("AC01", "AC04", "AC06", "MD07")
@@ -36,23 +34,11 @@ def fold_name(text: str) -> str:
     return " ".join(stripped.upper().split())
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def iso_utc(moment: datetime | None) -> str | None:
+    """An instant as the counterparties write it: UTC, milliseconds, a Z."""
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def vn_date(moment: datetime) -> date:
-    return moment.astimezone(VN_TZ).date()
-
-
-def load_bank_bins(path: Path = DATA_DIR / "banks.csv") -> dict[str, dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return {row["bin"].strip(): row for row in csv.DictReader(handle)}
 
 
 class Faults(BaseModel):
@@ -267,7 +253,7 @@ def _token(length: int = 4) -> str:
 
 class SandboxState:
     def __init__(self, iso_bins: Iterable[str]) -> None:
-        self.banks = load_bank_bins()
+        self.banks = banks()
         self.iso_bins = frozenset(iso_bins)
         self.faults = Faults()
         self.rng = random.Random()
@@ -414,7 +400,7 @@ class SandboxState:
         totals = self._totals(transfer.counterparty)
         totals.credits += 1
         totals.total_credited += transfer.amount
-        self.statements.setdefault((transfer.counterparty, vn_date(now)), []).append(transfer)
+        self.statements.setdefault((transfer.counterparty, vietnam_date(now)), []).append(transfer)
 
     def bank_verdict(self, transfer: Transfer) -> str | None:
         """The reason a transfer fails (the account decides, unless a permanent failure is
@@ -575,7 +561,7 @@ class SandboxState:
             transfer.staff_id = f"BD{transfer.commune_code or '00000'}-{self.rng.randint(1, 20):02d}"
             if outcome == "PAID":
                 transfer.status = "PAID"
-                transfer.paid_on = vn_date(now)
+                transfer.paid_on = vietnam_date(now)
                 self._credit(transfer, now)
                 events.append(Event(f"{transfer.reference}-P", "cash.paid", transfer, now, None))
             else:
@@ -584,7 +570,7 @@ class SandboxState:
                 totals = self._totals(VNPOST)
                 totals.returned += 1
                 totals.total_returned += transfer.amount
-                self.statements.setdefault((VNPOST, vn_date(now)), []).append(transfer)
+                self.statements.setdefault((VNPOST, vietnam_date(now)), []).append(transfer)
                 events.append(Event(f"{transfer.reference}-R", "cash.returned", transfer, now, outcome))
         return events
 

@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import orjson
 
+from shared.clock import utcnow
 from shared.webhook_signing import secret_for, signed_headers
 
 from .config import SandboxSettings
 from .iso import build_camt054, build_pain002
-from .state import Booking, Event, Route, SandboxState, StatusReport, iso_utc, utc_now
+from .state import Booking, Event, Route, SandboxState, StatusReport, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +190,10 @@ class WebhookDispatcher:
         if kind == "iso":
             first = events[0]
             if isinstance(first, StatusReport):
-                document = build_pain002(first.message, self.state.transfers, first.report_id, utc_now(),
+                document = build_pain002(first.message, self.state.transfers, first.report_id, utcnow(),
                                          only=first.rejected)
                 return document, "application/xml"
-            return build_camt054(delivery_id, events, utc_now()), "application/xml"
+            return build_camt054(delivery_id, events, utcnow()), "application/xml"
         render = _cash_event if kind == "vnpost" else _napas_event
         body = {"delivery_id": delivery_id, "events": [render(event) for event in events]}
         return orjson.dumps(body), "application/json"

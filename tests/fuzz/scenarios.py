@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 
-from services.sandbox.testing import SandboxAdmin, SandboxProcess, free_port
 from shared.auth import issue_token
 from tests.fuzz.runner import Known
 from tests.fuzz.servers import SCOPES, ServiceServer, service_settings
 from tests.intake import builders
+from tests.support.sandbox import SandboxAdmin, SandboxProcess, free_port
 
 SEED_PERIOD = "2031-04"
 

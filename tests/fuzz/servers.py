@@ -21,10 +21,10 @@ from services.payout import bootstrap as payout_bootstrap
 from services.payout.settings import PayoutSettings
 from services.reporting import bootstrap as reporting_bootstrap
 from services.reporting.settings import ReportingSettings
-from services.sandbox.testing import free_port
 from shared.auth import issue_token
 from shared.migrations import upgrade_to_head_async
 from shared.settings import ServiceSettings
+from tests.support.sandbox import free_port
 
 JWT_SECRET = "fuzz-and-security-tests-jwt-secret-0123456789"
 

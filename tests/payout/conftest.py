@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.sandbox.testing import SandboxAdmin, SandboxProcess, free_port
 from tests.payout.harness import PayoutStack, payout_settings
+from tests.support.sandbox import SandboxAdmin, SandboxProcess, free_port
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,6 @@ from services.payout.bootstrap import MIGRATIONS, create_app
 from services.payout.consumers.intake_view import intake_view_consumer
 from services.payout.settings import PayoutSettings
 from services.payout.workers import PayoutWorkers
-from services.sandbox.testing import SandboxAdmin
 from shared.auth import issue_token
 from shared.events.contracts import (
     BENEFICIARY_TOPIC,
@@ -39,6 +38,7 @@ from shared.inbox import ConsumerRunner
 from shared.messaging.ports import OutgoingRecord, ReceivedRecord
 from shared.migrations import upgrade_to_head_async
 from shared.runtime import Runtime, run_relay
+from tests.support.sandbox import SandboxAdmin
 from tests.support.waiting import wait_until
 
 JWT_SECRET = "payout-tests-jwt-secret-of-32-bytes-or-more"

@@ -4,7 +4,6 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from services.payout.adapters.orm import outbox
-from services.sandbox.testing import SandboxProcess
 from tests.payout.harness import (
     VCB,
     PayoutStack,
@@ -14,6 +13,7 @@ from tests.payout.harness import (
     people,
     verified,
 )
+from tests.support.sandbox import SandboxProcess
 
 
 class TestEmbeddedDefault:

@@ -10,16 +10,16 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from services.sandbox.testing import (
+
+from shared.webhook_signing import COUNTERPARTY_HEADER, dev_secret, header, verify
+from tests.sandbox.iso_reading import iso_outcomes
+from tests.support.sandbox import (
     CallbackRecorder,
     SandboxAdmin,
     SandboxProcess,
     WebhookReceiver,
     free_port,
 )
-from shared.webhook_signing import COUNTERPARTY_HEADER, dev_secret, header, verify
-
-from tests.sandbox.iso_reading import iso_outcomes
 
 BATCH_SIZE = 100  # callbacks group at most this many events per delivery in these tests
 ISO_BODIES: list[bytes] = []  # every ISO 20022 document the file bank called back with, as sent

@@ -160,7 +160,7 @@ class TestSettlementDelay:
     async def test_transfers_stay_pending_until_the_bank_settles(self, recorder, receiver_port) -> None:
         import httpx
 
-        from services.sandbox.testing import SandboxProcess
+        from tests.support.sandbox import SandboxProcess
 
         recorder.clear()
         slow = SandboxProcess(

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import Column, Date, MetaData, String, Table, insert
 
 from services.demo.province import generate
-from services.sandbox.testing import free_port
 from shared.events.contracts import BENEFICIARY_TOPIC, dead_letter_topic
 from shared.events.envelope import CloudEvent
 from shared.inbox import ConsumerRunner
 from shared.messaging.ports import ReceivedRecord
 from shared.observability import JsonFormatter, configure_logging
 from tests.support import probe
+from tests.support.sandbox import free_port
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

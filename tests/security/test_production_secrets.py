@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from services.intake.settings import IntakeSettings
 from services.payout.settings import PayoutSettings
 from services.reporting.settings import ReportingSettings
-from services.sandbox.testing import free_port
 from shared.settings import DEFAULT_JWT_SECRET
+from tests.support.sandbox import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_JWT = "a-real-secret-from-the-vault-4f1d0c9a8b7e6d5c"

@@ -16,7 +16,6 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from services.payout.adapters.orm import callback_events, installments, outbox, payment_anomalies
-from services.sandbox.testing import SandboxAdmin, SandboxProcess, free_port
 from shared.webhook_signing import dev_secret, signed_headers
 from tests.fuzz.servers import service_settings
 from tests.payout.harness import (
@@ -31,6 +30,7 @@ from tests.payout.harness import (
     verified,
 )
 from tests.support.infra import KAFKA_BOOTSTRAP, create_database, drop_database
+from tests.support.sandbox import SandboxAdmin, SandboxProcess, free_port
 
 SETTLED_PERIOD = "2031-04"
 OPEN_PERIOD = "2031-05"

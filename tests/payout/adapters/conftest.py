@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from services.payout.adapters.banks import BankChannelRegistry
-from services.sandbox.testing import (
+from tests.support.sandbox import (
     CallbackRecorder,
     SandboxAdmin,
     SandboxProcess,

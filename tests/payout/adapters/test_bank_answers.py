@@ -25,7 +25,7 @@ from services.payout.adapters.banks import (
     describe,
 )
 from services.payout.adapters.banks.iso20022 import parse_camt054
-from services.sandbox.testing import free_port
+from tests.support.sandbox import free_port
 from tests.payout.adapters.adapter_helpers import AGRIBANK, VCB, adapter_settings, batch_of, instruction
 
 

@@ -210,7 +210,7 @@ class TestFaults:
         assert (await sandbox.admin.ledger())["credits"] == 1
 
     async def test_unreachable_bank_is_transient(self, sandbox) -> None:
-        from services.sandbox.testing import free_port
+        from tests.support.sandbox import free_port
 
         settings = adapter_settings(f"http://127.0.0.1:{free_port()}")
         async with BankChannelRegistry(settings) as nowhere:

@@ -1,5 +1,5 @@
-"""Running the sandbox for tests, the demo and benchmarks: the sandbox as a real subprocess, an
-async admin client, and a small real HTTP server that receives its callbacks."""
+"""Running the sandbox for tests and benchmarks: the sandbox as a real subprocess, an async
+client of its control endpoints, and a small real HTTP server that receives its callbacks."""
 from __future__ import annotations
 
 import asyncio

@@ -1,9 +1,9 @@
 """Throughput check: push transfers through the payout service's bank adapter into the sandbox
 and wait for every outcome callback.
 
-    python -m services.sandbox.bench                      # 100,000 transfers, batches of 2,000
-    python -m services.sandbox.bench --bin 970405         # the same through ISO 20022 files
-    python -m services.sandbox.bench --sandbox-url http://127.0.0.1:8010 --callback-port 8002
+    python -m bench.sandbox_load                           # 100,000 transfers, batches of 2,000
+    python -m bench.sandbox_load --bin 970405              # the same through ISO 20022 files
+    python -m bench.sandbox_load --sandbox-url http://127.0.0.1:8010 --callback-port 8002
 
 Without --sandbox-url the sandbox is started as a subprocess whose callbacks come back to a
 receiver in this process, which checks each one with the adapter's `parse_callback`.
@@ -22,7 +22,7 @@ from services.payout.adapters.banks import (
     PaymentBatch,
     PaymentInstruction,
 )
-from services.sandbox.testing import (
+from tests.support.sandbox import (
     SandboxAdmin,
     SandboxProcess,
     WebhookReceiver,
