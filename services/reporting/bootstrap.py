@@ -1,4 +1,5 @@
 """Wiring of the reporting service: app factory, workers and command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,11 @@ async def _rebuild(settings: ReportingSettings, timeout: float | None) -> None:
         result = await rebuild(runtime, timeout=timeout)
     finally:
         await runtime.close()
-    print(f"rebuilt generation {result.generation}: {result.events_applied} events applied from "
-          f"{result.records_read} records in {result.seconds} s", flush=True)
+    print(
+        f"rebuilt generation {result.generation}: {result.events_applied} events applied from "
+        f"{result.records_read} records in {result.seconds} s",
+        flush=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -63,15 +67,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             prog="python -m services.reporting rebuild",
             description="Empty the read models and replay every topic from the beginning, then switch.",
         )
-        parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+        parser.add_argument(
+            "--timeout", type=float, default=None, help="give up after this many seconds"
+        )
         options = parser.parse_args(args[1:])
         settings = ReportingSettings()
         configure_logging(settings.log_level, "reporting")
         asyncio.run(_rebuild(settings, options.timeout))
         return
     if args[:1] in (["-h"], ["--help"]):
-        print("rebuild: python -m services.reporting rebuild [--timeout S] replays the topics into fresh read "
-              "models\n")
+        print(
+            "rebuild: python -m services.reporting rebuild [--timeout S] replays the topics into fresh read "
+            "models\n"
+        )
     service_main(
         args,
         name="reporting",

@@ -61,7 +61,9 @@ async def reporting_pg(tmp_path, reporting_database) -> AsyncIterator[Reporting]
 
 
 @pytest.fixture
-async def reporting_kafka(tmp_path, reporting_database, kafka_bootstrap) -> AsyncIterator[Reporting]:
+async def reporting_kafka(
+    tmp_path, reporting_database, kafka_bootstrap
+) -> AsyncIterator[Reporting]:
     """PostgreSQL and the real Kafka broker (private topics for this test)."""
     settings = settings_for(tmp_path, await reporting_database("repk"), kafka_bootstrap)
     async with open_reporting(settings, namespace_kafka=True) as reporting:

@@ -1,6 +1,7 @@
 """Small cells: a reader without `reports:detail` (an anonymous one in development included) never
 sees a cell of fewer than 5 people, nor one that would let it be recovered by subtraction from a
 published total; totals stay exact. Outside development every read needs `reports:read`."""
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,15 @@ from tests.reporting.support.harness import bearer, open_reporting, settings_for
 PERIOD = "2023-05"
 BENEFIT = 5_460_000
 # Unemployment recipients per commune: one alone in an urban ward of Vĩnh Yên (243).
-RECIPIENTS = {ev.URBAN_COMMUNE: 1, ev.RURAL_COMMUNE: 6, ev.RURAL_OTHER_DISTRICT: 8, ev.TOWNSHIP: 7,
-              "08710": 9, "08716": 12, "08734": 2}  # 08734: Phường Trưng Trắc, Phúc Yên (244)
+RECIPIENTS = {
+    ev.URBAN_COMMUNE: 1,
+    ev.RURAL_COMMUNE: 6,
+    ev.RURAL_OTHER_DISTRICT: 8,
+    ev.TOWNSHIP: 7,
+    "08710": 9,
+    "08716": 12,
+    "08734": 2,
+}  # 08734: Phường Trưng Trắc, Phúc Yên (244)
 PRODUCTION_SECRET = "a-production-jwt-secret-for-reporting-tests-0123"
 
 
@@ -25,8 +33,15 @@ def history() -> list:
     payloads = []
     for commune, people in RECIPIENTS.items():
         for n in range(people):
-            f = ev.facts(f"u-{commune}-{n}", f"u-{commune}-{n}", PERIOD, BENEFIT + n * 1000, scheme="UNEMPLOYMENT",
-                         commune=commune, channel="OWN_ACCOUNT" if n % 2 else "CASH_POST_OFFICE")
+            f = ev.facts(
+                f"u-{commune}-{n}",
+                f"u-{commune}-{n}",
+                PERIOD,
+                BENEFIT + n * 1000,
+                scheme="UNEMPLOYMENT",
+                commune=commune,
+                channel="OWN_ACCOUNT" if n % 2 else "CASH_POST_OFFICE",
+            )
             payloads.append(ev.settled(f) if n % 2 else ev.paid_cash(f))
     return payloads
 
@@ -83,7 +98,11 @@ class TestPublicReader:
         assert shown["suppressed_below"] == THRESHOLD and detail["suppressed_below"] is None
         alone = next(r for r in shown["rows"] if r["code"] == ev.URBAN_COMMUNE)
         assert alone["suppressed"] is True
-        assert alone["people_paid"] is None and alone["paid_amount"] is None and alone["cashless_amount"] is None
+        assert (
+            alone["people_paid"] is None
+            and alone["paid_amount"] is None
+            and alone["cashless_amount"] is None
+        )
         # The total is the true one, not the sum of what is shown.
         assert shown["total"] == detail["total"]
         assert shown["total"]["people_paid"] == sum(RECIPIENTS.values())
@@ -101,11 +120,21 @@ class TestPublicReader:
         params = {"period": PERIOD, "scheme": "UNEMPLOYMENT"}
         shown = (await fed_small.public.get("/v1/breakdowns/commune", params=params)).json()["rows"]
         detail = (await fed_small.get("/v1/breakdowns/commune", **params))["rows"]
-        communes = {a["code"]: a["district_code"] for a in (await fed_small.get("/v1/areas", level="commune"))["areas"]}
-        assert_unrecoverable([{**r, "district": communes[r["code"]]} for r in detail], shown, "district")
+        communes = {
+            a["code"]: a["district_code"]
+            for a in (await fed_small.get("/v1/areas", level="commune"))["areas"]
+        }
+        assert_unrecoverable(
+            [{**r, "district": communes[r["code"]]} for r in detail], shown, "district"
+        )
 
     async def test_key_figures_narrowed_to_a_small_cell_are_hidden(self, fed_small):
-        params = {"period": PERIOD, "scheme": "UNEMPLOYMENT", "area_level": "commune", "area_code": ev.URBAN_COMMUNE}
+        params = {
+            "period": PERIOD,
+            "scheme": "UNEMPLOYMENT",
+            "area_level": "commune",
+            "area_code": ev.URBAN_COMMUNE,
+        }
         shown = (await fed_small.public.get("/v1/kpis", params=params)).json()["figures"]
         assert shown["suppressed"] is True and shown["paid_amount"] is None
         assert (await fed_small.kpis(**params))["paid_amount"] == BENEFIT
@@ -127,7 +156,9 @@ class TestPublicReader:
 
     async def test_exports_leave_hidden_cells_empty_and_say_why(self, fed_small):
         params = {"period": PERIOD, "scheme": "UNEMPLOYMENT"}
-        response = await fed_small.public.get("/v1/exports/commune.csv", params=params | {"lang": "en"})
+        response = await fed_small.public.get(
+            "/v1/exports/commune.csv", params=params | {"lang": "en"}
+        )
         assert response.status_code == 200
         rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
         header, body, total = rows[0], rows[1:-1], rows[-1]
@@ -138,7 +169,9 @@ class TestPublicReader:
         detail = await fed_small.get("/v1/breakdowns/commune", **params)
         assert int(total[amount]) == detail["total"]["paid_amount"]
         assert sum(r[-1] != "" for r in body) >= 2
-        analyst = await fed_small.client.get("/v1/exports/commune.csv", params=params | {"lang": "en"})
+        analyst = await fed_small.client.get(
+            "/v1/exports/commune.csv", params=params | {"lang": "en"}
+        )
         exact = list(csv.reader(io.StringIO(analyst.content.decode("utf-8-sig"))))
         assert exact[0][-1] != "Note"
         assert int(next(r for r in exact if r[0] == ev.URBAN_COMMUNE)[amount]) == BENEFIT
@@ -146,30 +179,56 @@ class TestPublicReader:
     async def test_a_read_scope_without_detail_sees_the_public_view(self, fed_small):
         params = {"period": PERIOD, "scheme": "UNEMPLOYMENT"}
         reader = bearer(fed_small.settings, {"reports:read"})
-        rows = (await fed_small.public.get("/v1/breakdowns/commune", params=params, headers=reader)).json()["rows"]
+        rows = (
+            await fed_small.public.get("/v1/breakdowns/commune", params=params, headers=reader)
+        ).json()["rows"]
         assert next(r for r in rows if r["code"] == ev.URBAN_COMMUNE)["suppressed"] is True
 
 
 class TestProduction:
-    async def test_every_read_needs_reports_read_and_only_detail_shows_small_cells(self, tmp_path, reporting_database):
-        settings = settings_for(tmp_path, await reporting_database("repp"), environment="production",
-                                jwt_secret=PRODUCTION_SECRET)
+    async def test_every_read_needs_reports_read_and_only_detail_shows_small_cells(
+        self, tmp_path, reporting_database
+    ):
+        settings = settings_for(
+            tmp_path,
+            await reporting_database("repp"),
+            environment="production",
+            jwt_secret=PRODUCTION_SECRET,
+        )
         assert settings.reads_need_token and not settings.require_auth
         async with open_reporting(settings) as reporting:
             await reporting.feed(history())
-            reads = [path for path, operations in reporting.app.openapi()["paths"].items()
-                     if path.startswith("/v1") and "get" in operations]
+            reads = [
+                path
+                for path, operations in reporting.app.openapi()["paths"].items()
+                if path.startswith("/v1") and "get" in operations
+            ]
             assert len(reads) >= 10
             for path in reads:
-                concrete = (path.replace("{dimension}", "commune").replace("{fmt}", "csv")
-                            .replace("{target_id}", "none"))
+                concrete = (
+                    path.replace("{dimension}", "commune")
+                    .replace("{fmt}", "csv")
+                    .replace("{target_id}", "none")
+                )
                 assert (await reporting.public.get(concrete)).status_code == 401, path
                 wrong = bearer(settings, {"reports:write"})
-                assert (await reporting.public.get(concrete, headers=wrong)).status_code == 403, path
+                assert (await reporting.public.get(concrete, headers=wrong)).status_code == 403, (
+                    path
+                )
             params = {"period": PERIOD, "scheme": "UNEMPLOYMENT"}
             reader = bearer(settings, {"reports:read"})
-            shown = (await reporting.public.get("/v1/breakdowns/commune", params=params, headers=reader)).json()
-            assert next(r for r in shown["rows"] if r["code"] == ev.URBAN_COMMUNE)["suppressed"] is True
+            shown = (
+                await reporting.public.get("/v1/breakdowns/commune", params=params, headers=reader)
+            ).json()
+            assert (
+                next(r for r in shown["rows"] if r["code"] == ev.URBAN_COMMUNE)["suppressed"]
+                is True
+            )
             exact = await reporting.get("/v1/breakdowns/commune", **params)
-            assert next(r for r in exact["rows"] if r["code"] == ev.URBAN_COMMUNE)["paid_amount"] == BENEFIT
-            assert (await reporting.public.get("/dashboard")).status_code == 200  # the page holds no figures
+            assert (
+                next(r for r in exact["rows"] if r["code"] == ev.URBAN_COMMUNE)["paid_amount"]
+                == BENEFIT
+            )
+            assert (
+                await reporting.public.get("/dashboard")
+            ).status_code == 200  # the page holds no figures

@@ -1,4 +1,5 @@
 """Pure rules of the read models: installment states, who counts where, claims, targets, areas."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -40,10 +41,28 @@ from shared.admin_units import LIST_2023, LIST_2025
 T0 = datetime(2023, 5, 10, 3, 0, tzinfo=UTC)
 
 
-def payment(state: str, minute: int, *, installment: str = "i1", channel: str = "OWN_ACCOUNT",
-            beneficiary: str = "b1", amount: int = 3_000_000) -> PaymentEvent:
-    return PaymentEvent(installment, beneficiary, "2023-05", amount, "PENSION", "BHXH", channel, "08707", LIST_2023,
-                        state, T0 + timedelta(minutes=minute))
+def payment(
+    state: str,
+    minute: int,
+    *,
+    installment: str = "i1",
+    channel: str = "OWN_ACCOUNT",
+    beneficiary: str = "b1",
+    amount: int = 3_000_000,
+) -> PaymentEvent:
+    return PaymentEvent(
+        installment,
+        beneficiary,
+        "2023-05",
+        amount,
+        "PENSION",
+        "BHXH",
+        channel,
+        "08707",
+        LIST_2023,
+        state,
+        T0 + timedelta(minutes=minute),
+    )
 
 
 def run(*events: PaymentEvent):
@@ -55,13 +74,20 @@ def run(*events: PaymentEvent):
 
 class TestInstallmentStates:
     def test_the_usual_path_ends_settled(self):
-        assert run(payment(SCHEDULED, 0), payment(SUBMITTED, 1), payment(SETTLED, 2)).state == SETTLED
+        assert (
+            run(payment(SCHEDULED, 0), payment(SUBMITTED, 1), payment(SETTLED, 2)).state == SETTLED
+        )
 
     def test_an_older_event_arriving_late_changes_nothing(self):
-        assert run(payment(SETTLED, 2), payment(SUBMITTED, 1), payment(SCHEDULED, 0)).state == SETTLED
+        assert (
+            run(payment(SETTLED, 2), payment(SUBMITTED, 1), payment(SCHEDULED, 0)).state == SETTLED
+        )
 
     def test_a_settled_installment_never_goes_back_even_with_a_newer_event(self):
-        assert run(payment(SETTLED, 2), payment(FAILED_PERMANENT, 5), payment(SUBMITTED, 6)).state == SETTLED
+        assert (
+            run(payment(SETTLED, 2), payment(FAILED_PERMANENT, 5), payment(SUBMITTED, 6)).state
+            == SETTLED
+        )
 
     def test_a_cash_handover_is_final(self):
         fact = run(payment(PAID_CASH, 2, channel="CASH_POST_OFFICE"), payment(RETURNED, 3))
@@ -69,11 +95,23 @@ class TestInstallmentStates:
 
     def test_a_return_undoes_a_settlement_and_a_later_payment_counts_again(self):
         assert run(payment(SETTLED, 2), payment(RETURNED, 3)).state == RETURNED
-        fact = run(payment(SETTLED, 2), payment(RETURNED, 3), payment(PAID_CASH, 9, channel="CASH_POST_OFFICE"))
+        fact = run(
+            payment(SETTLED, 2),
+            payment(RETURNED, 3),
+            payment(PAID_CASH, 9, channel="CASH_POST_OFFICE"),
+        )
         assert (fact.state, fact.channel) == (PAID_CASH, "CASH_POST_OFFICE")
 
     def test_a_transient_failure_then_a_retry_settles(self):
-        assert run(payment(SUBMITTED, 1), payment(FAILED, 2), payment(SUBMITTED, 3), payment(SETTLED, 4)).state == SETTLED
+        assert (
+            run(
+                payment(SUBMITTED, 1),
+                payment(FAILED, 2),
+                payment(SUBMITTED, 3),
+                payment(SETTLED, 4),
+            ).state
+            == SETTLED
+        )
 
     def test_same_time_events_order_by_rank(self):
         assert run(payment(SETTLED, 2), payment(SUBMITTED, 2)).state == SETTLED
@@ -85,8 +123,14 @@ class TestInstallmentStates:
 
     def test_a_settlement_stamped_before_the_recorded_submission_still_settles(self):
         # The bank's callback can beat payout's recording of its own submission.
-        assert run(payment(SCHEDULED, 0), payment(SUBMITTED, 5), payment(SETTLED, 4)).state == SETTLED
-        cash = run(payment(SCHEDULED, 0), payment(SUBMITTED, 5), payment(PAID_CASH, 1, channel="CASH_POST_OFFICE"))
+        assert (
+            run(payment(SCHEDULED, 0), payment(SUBMITTED, 5), payment(SETTLED, 4)).state == SETTLED
+        )
+        cash = run(
+            payment(SCHEDULED, 0),
+            payment(SUBMITTED, 5),
+            payment(PAID_CASH, 1, channel="CASH_POST_OFFICE"),
+        )
         assert cash.state == PAID_CASH
 
     def test_redelivering_the_same_event_returns_the_same_fact(self):
@@ -110,11 +154,27 @@ class TestWhereAPersonCounts:
 
 class TestClaims:
     def received(self, minute: int) -> ClaimReceivedEvent:
-        return ClaimReceivedEvent("c1", "2022-03", "08707", LIST_2023, "UNEMPLOYMENT", "ESC", T0 + timedelta(minutes=minute))
+        return ClaimReceivedEvent(
+            "c1",
+            "2022-03",
+            "08707",
+            LIST_2023,
+            "UNEMPLOYMENT",
+            "ESC",
+            T0 + timedelta(minutes=minute),
+        )
 
     def decided(self, minute: int, outcome: str) -> ClaimDecidedEvent:
-        return ClaimDecidedEvent("c1", "2022-04", "08707", LIST_2023, "UNEMPLOYMENT", "ESC", outcome,
-                                 T0 + timedelta(minutes=minute))
+        return ClaimDecidedEvent(
+            "c1",
+            "2022-04",
+            "08707",
+            LIST_2023,
+            "UNEMPLOYMENT",
+            "ESC",
+            outcome,
+            T0 + timedelta(minutes=minute),
+        )
 
     def test_a_repeated_receipt_keeps_the_first(self):
         fact = receive_claim(None, self.received(5))
@@ -129,7 +189,9 @@ class TestClaims:
 
 
 def target(bp: int = 2500, deadline: date = date(2023, 12, 31)) -> Target:
-    return Target("t", "t", "t", "t", "URBAN", "province", None, ("PENSION", "SI_ALLOWANCE"), bp, deadline)
+    return Target(
+        "t", "t", "t", "t", "URBAN", "province", None, ("PENSION", "SI_ALLOWANCE"), bp, deadline
+    )
 
 
 def shares(*percents: tuple[str, int]) -> list[PeriodShare]:
@@ -143,8 +205,14 @@ class TestTargets:
         assert least_squares_slope([(0, Fraction(1))]) is None
 
     def test_rising_fast_enough_is_on_track_with_the_crossing_date(self):
-        series = shares(("2023-01", 10), ("2023-02", 12), ("2023-03", 14), ("2023-04", 16), ("2023-05", 18),
-                        ("2023-06", 20))
+        series = shares(
+            ("2023-01", 10),
+            ("2023-02", 12),
+            ("2023-03", 14),
+            ("2023-04", 16),
+            ("2023-05", 18),
+            ("2023-06", 20),
+        )
         progress = evaluate(target(), series, "2023-06")
         assert progress.status == ON_TRACK
         assert progress.share == Fraction(1, 5)
@@ -169,8 +237,15 @@ class TestTargets:
         assert progress.gap_pp == 0
 
     def test_only_the_last_six_periods_make_the_trend(self):
-        series = shares(("2022-01", 90), ("2023-01", 10), ("2023-02", 11), ("2023-03", 12), ("2023-04", 13),
-                        ("2023-05", 14), ("2023-06", 15))
+        series = shares(
+            ("2022-01", 90),
+            ("2023-01", 10),
+            ("2023-02", 11),
+            ("2023-03", 12),
+            ("2023-04", 13),
+            ("2023-05", 14),
+            ("2023-06", 15),
+        )
         assert evaluate(target(), series, "2023-06").trend_pp_per_month == 1
 
     def test_periods_after_as_of_are_ignored_and_no_data_is_said(self):
@@ -195,7 +270,11 @@ class TestAreas:
         after = reporting_area("08713", LIST_2025, "2025-07")
         assert (before.code, before.district_code) == ("08713", "243")
         assert (after.code, after.name, after.list_date, after.province_code) == (
-            "08707", "Phường Vĩnh Yên", LIST_2025_07, "25")
+            "08707",
+            "Phường Vĩnh Yên",
+            LIST_2025_07,
+            "25",
+        )
         assert after.district_code == ""
 
     def test_an_unknown_code_is_counted_as_unknown(self):
@@ -203,10 +282,13 @@ class TestAreas:
 
 
 class TestPeriods:
-    @pytest.mark.parametrize(("moment", "period"), [
-        (datetime(2022, 12, 31, 16, 59, tzinfo=UTC), "2022-12"),
-        (datetime(2022, 12, 31, 17, 0, tzinfo=UTC), "2023-01"),
-    ])
+    @pytest.mark.parametrize(
+        ("moment", "period"),
+        [
+            (datetime(2022, 12, 31, 16, 59, tzinfo=UTC), "2022-12"),
+            (datetime(2022, 12, 31, 17, 0, tzinfo=UTC), "2023-01"),
+        ],
+    )
     def test_periods_are_months_in_vietnam_time(self, moment, period):
         assert periods.period_of(moment) == period
 

@@ -1,5 +1,6 @@
 """The embedded default (SQLite files and the embedded event log, nothing installed): the worker
 projects, and `python -m services.reporting rebuild` replays to identical figures."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,11 +29,18 @@ class TestEmbeddedDefault:
         models, figures = await reporting.read_models(), await reporting.api_figures()
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("REPORTING_")}
-        env["REPORTING_DATA_DIR"] = str(tmp_path)  # the same SQLite file and event log as the worker
+        env["REPORTING_DATA_DIR"] = str(
+            tmp_path
+        )  # the same SQLite file and event log as the worker
         env["REPORTING_ENVIRONMENT"] = "development"  # a local run asks for it
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "services.reporting", "rebuild", "--timeout", "120"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+            subprocess.run,
+            [sys.executable, "-m", "services.reporting", "rebuild", "--timeout", "120"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert "rebuilt generation 2" in done.stdout
@@ -43,7 +51,9 @@ class TestEmbeddedDefault:
         await reporting.publish([ev.settled(late)])
 
         async def counted() -> bool:
-            return (await reporting.kpis())["paid_amount"] == figures["kpis"]["paid_amount"] + 777_777
+            return (await reporting.kpis())["paid_amount"] == figures["kpis"][
+                "paid_amount"
+            ] + 777_777
 
         await wait_until(counted, 30, message="the worker on the rebuilt generation")
         assert (await reporting.get("/v1/freshness"))["generation"] == 2

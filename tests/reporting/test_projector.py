@@ -1,5 +1,6 @@
 """The projector on an in-memory store: counters move only when a person's or an installment's
 state changes, whatever the order or repetition of events."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -24,10 +25,31 @@ from tests.reporting.support.fake_store import FakeStore
 T0 = datetime(2023, 5, 10, 3, 0, tzinfo=UTC)
 
 
-def pay(installment: str, state: str, minute: int, *, beneficiary: str = "b1", channel: str = "OWN_ACCOUNT",
-        amount: int = 2_500_000, scheme: str = "PENSION", period: str = "2023-05", commune: str = "08707") -> PaymentEvent:
-    return PaymentEvent(installment, beneficiary, period, amount, scheme, "BHXH", channel, commune, LIST_2023, state,
-                        T0 + timedelta(minutes=minute))
+def pay(
+    installment: str,
+    state: str,
+    minute: int,
+    *,
+    beneficiary: str = "b1",
+    channel: str = "OWN_ACCOUNT",
+    amount: int = 2_500_000,
+    scheme: str = "PENSION",
+    period: str = "2023-05",
+    commune: str = "08707",
+) -> PaymentEvent:
+    return PaymentEvent(
+        installment,
+        beneficiary,
+        period,
+        amount,
+        scheme,
+        "BHXH",
+        channel,
+        commune,
+        LIST_2023,
+        state,
+        T0 + timedelta(minutes=minute),
+    )
 
 
 def apply(store: FakeStore, *events) -> None:
@@ -41,8 +63,12 @@ def apply(store: FakeStore, *events) -> None:
 class TestIdempotence:
     def test_the_same_events_twice_change_nothing(self):
         store = FakeStore()
-        events = [pay("i1", SCHEDULED, 0), pay("i1", SUBMITTED, 1), pay("i1", SETTLED, 2),
-                  pay("i2", PAID_CASH, 3, beneficiary="b2", channel="CASH_POST_OFFICE")]
+        events = [
+            pay("i1", SCHEDULED, 0),
+            pay("i1", SUBMITTED, 1),
+            pay("i1", SETTLED, 2),
+            pay("i2", PAID_CASH, 3, beneficiary="b2", channel="CASH_POST_OFFICE"),
+        ]
         apply(store, *events)
         first = store.cube()
         apply(store, *events)
@@ -52,8 +78,13 @@ class TestIdempotence:
         assert store.total("paid_amount") == 5_000_000
 
     def test_one_event_per_batch_or_all_in_one_give_the_same_cube(self):
-        events = [pay("i1", SCHEDULED, 0), pay("i1", SUBMITTED, 1), pay("i1", FAILED_PERMANENT, 2),
-                  pay("i1", PAID_CASH, 5, channel="CASH_POST_OFFICE"), pay("i2", SETTLED, 3, beneficiary="b2")]
+        events = [
+            pay("i1", SCHEDULED, 0),
+            pay("i1", SUBMITTED, 1),
+            pay("i1", FAILED_PERMANENT, 2),
+            pay("i1", PAID_CASH, 5, channel="CASH_POST_OFFICE"),
+            pay("i2", SETTLED, 3, beneficiary="b2"),
+        ]
         together, apart = FakeStore(), FakeStore()
         apply(together, *events)
         for event in events:
@@ -66,7 +97,9 @@ class TestPeople:
         store = FakeStore()
         apply(store, pay("i1", PAID_CASH, 1, channel="CASH_POST_OFFICE"))
         assert store.total("people_paid", channel="CASH_POST_OFFICE") == 1
-        apply(store, pay("i2", SETTLED, 2, channel="OWN_ACCOUNT"))  # a second installment, same month
+        apply(
+            store, pay("i2", SETTLED, 2, channel="OWN_ACCOUNT")
+        )  # a second installment, same month
         assert store.total("people_paid") == 1
         assert store.total("people_paid", channel="OWN_ACCOUNT") == 1
         assert store.total("people_paid", channel="CASH_POST_OFFICE") == 0
@@ -75,8 +108,13 @@ class TestPeople:
 
     def test_a_person_counts_once_per_scheme_and_period(self):
         store = FakeStore()
-        apply(store, pay("i1", SETTLED, 1), pay("i2", SETTLED, 2), pay("i3", SETTLED, 3, scheme="SI_ALLOWANCE"),
-              pay("i4", SETTLED, 4, period="2023-06"))
+        apply(
+            store,
+            pay("i1", SETTLED, 1),
+            pay("i2", SETTLED, 2),
+            pay("i3", SETTLED, 3, scheme="SI_ALLOWANCE"),
+            pay("i4", SETTLED, 4, period="2023-06"),
+        )
         assert store.total("people_paid") == 3
         assert store.total("people_paid", period="2023-05", scheme="PENSION") == 1
 
@@ -109,20 +147,51 @@ class TestPeople:
 class TestClaims:
     def test_a_claim_counts_once_received_and_once_decided(self):
         store = FakeStore()
-        received = ClaimReceivedEvent("c1", "2022-03", "08707", LIST_2023, "UNEMPLOYMENT", "ESC", T0)
-        decided = ClaimDecidedEvent("c1", "2022-04", "08707", LIST_2023, "UNEMPLOYMENT", "ESC", "APPROVED",
-                                    T0 + timedelta(days=20))
+        received = ClaimReceivedEvent(
+            "c1", "2022-03", "08707", LIST_2023, "UNEMPLOYMENT", "ESC", T0
+        )
+        decided = ClaimDecidedEvent(
+            "c1",
+            "2022-04",
+            "08707",
+            LIST_2023,
+            "UNEMPLOYMENT",
+            "ESC",
+            "APPROVED",
+            T0 + timedelta(days=20),
+        )
         apply(store, received, decided)
         apply(store, received, decided)
-        by_period = {cell.period: {k: v for k, v in c.items() if v} for cell, c in store.claim_cube.items()}
+        by_period = {
+            cell.period: {k: v for k, v in c.items() if v} for cell, c in store.claim_cube.items()
+        }
         assert by_period == {"2022-03": {"received": 1}, "2022-04": {"approved": 1}}
 
     def test_a_reversed_decision_moves_between_counters(self):
         store = FakeStore()
-        apply(store, ClaimDecidedEvent("c1", "2022-04", "08707", LIST_2023, "UNEMPLOYMENT", "ESC", "REJECTED", T0))
-        apply(store, ClaimDecidedEvent("c1", "2022-05", "08707", LIST_2023, "UNEMPLOYMENT", "ESC", "APPROVED",
-                                       T0 + timedelta(days=30)))
-        totals = {name: sum(c[name] for c in store.claim_cube.values()) for name in ("approved", "rejected")}
+        apply(
+            store,
+            ClaimDecidedEvent(
+                "c1", "2022-04", "08707", LIST_2023, "UNEMPLOYMENT", "ESC", "REJECTED", T0
+            ),
+        )
+        apply(
+            store,
+            ClaimDecidedEvent(
+                "c1",
+                "2022-05",
+                "08707",
+                LIST_2023,
+                "UNEMPLOYMENT",
+                "ESC",
+                "APPROVED",
+                T0 + timedelta(days=30),
+            ),
+        )
+        totals = {
+            name: sum(c[name] for c in store.claim_cube.values())
+            for name in ("approved", "rejected")
+        }
         assert totals == {"approved": 1, "rejected": 0}
 
 

@@ -1,5 +1,6 @@
 """Breakdowns as CSV (UTF-8 with a byte-order mark, so spreadsheet programs read the diacritics)
 and as XLSX workbooks. Amounts stay whole VND."""
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,10 @@ HEAD = {"vi": ("Mã", "Tên"), "en": ("Code", "Name")}
 TOTAL = {"vi": "Tổng cộng", "en": "Total"}
 # A hidden cell leaves its figures empty and says why in a last column.
 NOTE = {"vi": "Ghi chú", "en": "Note"}
-SUPPRESSED = {"vi": "Ẩn số liệu để bảo vệ ô có dưới {n} người",
-              "en": "Hidden to protect a cell of fewer than {n} people"}
+SUPPRESSED = {
+    "vi": "Ẩn số liệu để bảo vệ ô có dưới {n} người",
+    "en": "Hidden to protect a cell of fewer than {n} people",
+}
 
 
 def _values(figures, suppressed: bool = False) -> list[Any]:
@@ -51,8 +54,10 @@ def _values(figures, suppressed: bool = False) -> list[Any]:
 def table(breakdown: Breakdown, lang: str) -> tuple[list[str], list[list[Any]]]:
     code, name = HEAD[lang]
     header = [code, name] + [vi if lang == "vi" else en for _, vi, en in COLUMNS]
-    rows = [[r.code, r.name_vi if lang == "vi" else r.name_en, *_values(r.figures, r.suppressed)]
-            for r in breakdown.rows]
+    rows = [
+        [r.code, r.name_vi if lang == "vi" else r.name_en, *_values(r.figures, r.suppressed)]
+        for r in breakdown.rows
+    ]
     rows.append(["", TOTAL[lang], *_values(breakdown.total, breakdown.total_suppressed)])
     if breakdown.suppression:
         header.append(NOTE[lang])

@@ -1,4 +1,5 @@
 """How far each topic partition reaches now: where a replay from the beginning has caught up."""
+
 from __future__ import annotations
 
 import asyncio
@@ -53,7 +54,8 @@ def _embedded_end_offsets(path: str, topics: list[str]) -> Offsets:
     try:
         placeholders = ",".join("?" for _ in topics)
         rows = conn.execute(
-            f"SELECT topic, partition, next_offset FROM partition_heads WHERE topic IN ({placeholders})", topics
+            f"SELECT topic, partition, next_offset FROM partition_heads WHERE topic IN ({placeholders})",
+            topics,
         ).fetchall()
     except sqlite3.OperationalError:  # the log has no topic yet
         return {}

@@ -10,6 +10,7 @@ Read models (rebuilt from the event topics):
   same transaction. Every dashboard query reads the rollups or the cubes, never the facts.
 Configuration: `targets`. Control: `projection_state` (generation, rebuild state, freshness).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,7 +34,6 @@ from shared.outbox import outbox_tables
 metadata = MetaData()
 outbox, outbox_lanes = outbox_tables(metadata)
 processed_messages = inbox_table(metadata)
-
 
 
 def _counter(name: str) -> Column[int]:
@@ -162,9 +162,22 @@ payment_rollup = Table(
     Column("scheme", String(32), primary_key=True),
     Column("agency", String(16), primary_key=True),
     Column("channel", String(32), primary_key=True),
-    *[_counter(name) for name in (
-        "people_paid", "paid_count", "paid_amount", "pending_count", "pending_amount", "failed_count",
-        "failed_amount", "returned_count", "returned_amount", "cancelled_count", "cancelled_amount")],
+    *[
+        _counter(name)
+        for name in (
+            "people_paid",
+            "paid_count",
+            "paid_amount",
+            "pending_count",
+            "pending_amount",
+            "failed_count",
+            "failed_amount",
+            "returned_count",
+            "returned_amount",
+            "cancelled_count",
+            "cancelled_amount",
+        )
+    ],
 )
 
 claim_rollup = Table(
@@ -198,6 +211,13 @@ targets = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-READ_MODEL_TABLES = (payment_facts, payment_people, claim_facts, payment_cube, claim_cube, payment_rollup,
-                     claim_rollup)
+READ_MODEL_TABLES = (
+    payment_facts,
+    payment_people,
+    claim_facts,
+    payment_cube,
+    claim_cube,
+    payment_rollup,
+    claim_rollup,
+)
 PROJECTIONS = "projections"

@@ -1,4 +1,5 @@
 """The dashboard: a static page (HTML, vanilla JS, CSS from `web/`) that reads the JSON API."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,11 @@ async def root() -> RedirectResponse:
 
 @router.get("/dashboard")
 async def dashboard() -> FileResponse:
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        WEB_DIR / "index.html",
+        media_type="text/html; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 def mount_static(app: FastAPI) -> None:

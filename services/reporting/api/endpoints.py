@@ -1,4 +1,5 @@
 """The reporting API, `/v1/...`: key figures, breakdowns, time series, targets and exports."""
+
 from __future__ import annotations
 
 import uuid
@@ -91,12 +92,18 @@ def writing(request: Request, principal: Principal) -> AbstractAsyncContextManag
     runtime = request.app.state.runtime
     return unit_of_work(runtime.engine, runtime.outbox, principal.client_id)
 
+
 Period = Annotated[str | None, Query(pattern=PERIOD_PATTERN)]
 
 
 def _invalid(pointer: str, detail: str) -> ProblemError:
-    return ProblemError(422, "Unprocessable Content", "the request has invalid fields", type_=VALIDATION,
-                        errors=[{"pointer": pointer, "location": "query", "detail": detail}])
+    return ProblemError(
+        422,
+        "Unprocessable Content",
+        "the request has invalid fields",
+        type_=VALIDATION,
+        errors=[{"pointer": pointer, "location": "query", "detail": detail}],
+    )
 
 
 def query_filters(
@@ -118,14 +125,23 @@ def query_filters(
         raise _invalid("/period_from", "period_from is after period_to")
     if area_code and not area_level:
         raise _invalid("/area_level", "area_code needs area_level")
-    return Filters(first, last, area_level, area_code, area_list_date, area_type, tuple(sorted(set(scheme))),
-                   tuple(sorted(set(agency))), tuple(sorted(set(channel))))
+    return Filters(
+        first,
+        last,
+        area_level,
+        area_code,
+        area_list_date,
+        area_type,
+        tuple(sorted(set(scheme))),
+        tuple(sorted(set(agency))),
+        tuple(sorted(set(channel))),
+    )
 
 
 QueryFilters = Annotated[Filters, Depends(query_filters)]
 
 
-HIDDEN_FIGURES = {name: None for name in (*FIGURE_NAMES, "decisions", "cashless_share_percent")}
+HIDDEN_FIGURES = dict.fromkeys((*FIGURE_NAMES, "decisions", "cashless_share_percent"))
 
 
 def figures_out(figures: Figures, suppressed: bool = False) -> dict:
@@ -148,8 +164,14 @@ def breakdown_out(breakdown: Breakdown) -> dict:
         "filters": breakdown.filters.as_dict(),
         "suppressed_below": THRESHOLD if breakdown.suppression else None,
         "rows": [
-            {"key": {k: str(v) for k, v in r.key.items()}, "code": r.code, "name_vi": r.name_vi, "name_en": r.name_en,
-             "area_type": r.area_type, **figures_out(r.figures, r.suppressed)}
+            {
+                "key": {k: str(v) for k, v in r.key.items()},
+                "code": r.code,
+                "name_vi": r.name_vi,
+                "name_en": r.name_en,
+                "area_type": r.area_type,
+                **figures_out(r.figures, r.suppressed),
+            }
             for r in breakdown.rows
         ],
         "total": figures_out(breakdown.total, breakdown.total_suppressed),
@@ -157,9 +179,18 @@ def breakdown_out(breakdown: Breakdown) -> dict:
 
 
 def target_out(target: Target) -> dict:
-    return {"id": target.id, "code": target.code, "title_vi": target.title_vi, "title_en": target.title_en,
-            "area_type": target.area_type, "area_level": target.area_level, "area_code": target.area_code,
-            "schemes": list(target.schemes), "target_percent": target.target_bp / 100, "deadline": target.deadline}
+    return {
+        "id": target.id,
+        "code": target.code,
+        "title_vi": target.title_vi,
+        "title_en": target.title_en,
+        "area_type": target.area_type,
+        "area_level": target.area_level,
+        "area_code": target.area_code,
+        "schemes": list(target.schemes),
+        "target_percent": target.target_bp / 100,
+        "deadline": target.deadline,
+    }
 
 
 def progress_out(progress: Progress, as_of: str) -> dict:
@@ -175,8 +206,15 @@ def progress_out(progress: Progress, as_of: str) -> dict:
         "trend_pp_per_month": points(progress.trend_pp_per_month),
         "projected_date": progress.projected_date,
         "deadline_passed": progress.deadline_passed,
-        "window": [{"period": w.period, "people_paid": w.people_paid, "people_cashless": w.people_cashless,
-                    "share_percent": percent(w.share)} for w in progress.window],
+        "window": [
+            {
+                "period": w.period,
+                "people_paid": w.people_paid,
+                "people_cashless": w.people_cashless,
+                "share_percent": percent(w.share),
+            }
+            for w in progress.window
+        ],
     }
 
 
@@ -184,9 +222,16 @@ def _target_from(body: TargetIn, target_id: str) -> Target:
     if body.area_level != "province" and not body.area_code:
         raise _invalid("/area_code", "a district or commune target needs area_code")
     return Target(
-        id=target_id, code=body.code, title_vi=body.title_vi, title_en=body.title_en, area_type=body.area_type,
-        area_level=body.area_level, area_code=body.area_code, schemes=tuple(dict.fromkeys(body.schemes)),
-        target_bp=int(body.target_percent * 100), deadline=body.deadline,
+        id=target_id,
+        code=body.code,
+        title_vi=body.title_vi,
+        title_en=body.title_en,
+        area_type=body.area_type,
+        area_level=body.area_level,
+        area_code=body.area_code,
+        schemes=tuple(dict.fromkeys(body.schemes)),
+        target_bp=int(body.target_percent * 100),
+        deadline=body.deadline,
     )
 
 
@@ -197,40 +242,68 @@ def _not_found(what: str) -> ProblemError:
 # Reads answer 401/403 when a token is needed (outside development, or `REPORTING_REQUIRE_AUTH`); writes always
 # need one. A target is a
 # few fields: a body past 64 KiB is refused (413) before it is read.
-router = APIRouter(prefix="/v1", tags=["reporting"], dependencies=[Depends(read_access)],
-                   responses=problem_responses(401, 403), max_body_size=64 * 1024)
+router = APIRouter(
+    prefix="/v1",
+    tags=["reporting"],
+    dependencies=[Depends(read_access)],
+    responses=problem_responses(401, 403),
+    max_body_size=64 * 1024,
+)
 writer = require_scopes("reports:write")
 
 
 @router.get("/kpis", response_model=KpisOut, summary="Key figures for the filters")
 async def kpis(db: Connection, filters: QueryFilters, reader: ReadAccess) -> dict:
     figures = await ReportQueries(db).kpis(filters)
-    return {"filters": filters.as_dict(), "suppressed_below": suppressed_below(reader),
-            "figures": figures_out(figures, not reader.detail and is_small(figures))}
+    return {
+        "filters": filters.as_dict(),
+        "suppressed_below": suppressed_below(reader),
+        "figures": figures_out(figures, not reader.detail and is_small(figures)),
+    }
 
 
-@router.get("/breakdowns/{dimension}", response_model=BreakdownOut,
-            summary="Figures per area, scheme, agency, channel or period; rows add up to the total")
+@router.get(
+    "/breakdowns/{dimension}",
+    response_model=BreakdownOut,
+    summary="Figures per area, scheme, agency, channel or period; rows add up to the total",
+)
 async def breakdown(
-    db: Connection, dimension: Dimension, filters: QueryFilters, reader: ReadAccess,
+    db: Connection,
+    dimension: Dimension,
+    filters: QueryFilters,
+    reader: ReadAccess,
     sort: Literal["code", "share", "-share", "people", "amount"] = "code",
 ) -> dict:
-    return breakdown_out(for_reader(await ReportQueries(db).breakdown(dimension, filters, sort), reader))
+    return breakdown_out(
+        for_reader(await ReportQueries(db).breakdown(dimension, filters, sort), reader)
+    )
 
 
-@router.get("/timeseries", response_model=TimeseriesOut, summary="Figures per period, optionally split")
-async def timeseries(db: Connection, filters: QueryFilters, reader: ReadAccess,
-                     split: SplitDimension | None = None) -> dict:
+@router.get(
+    "/timeseries", response_model=TimeseriesOut, summary="Figures per period, optionally split"
+)
+async def timeseries(
+    db: Connection, filters: QueryFilters, reader: ReadAccess, split: SplitDimension | None = None
+) -> dict:
     result = await ReportQueries(db).timeseries(split, filters)
     if not reader.detail:
         result = suppress_series(result)
     return {
-        "split": result["split"], "filters": filters.as_dict(), "periods": result["periods"],
+        "split": result["split"],
+        "filters": filters.as_dict(),
+        "periods": result["periods"],
         "suppressed_below": suppressed_below(reader),
         "series": [
-            {"key": {k: str(v) for k, v in s["key"].items()}, "code": s["code"], "name_vi": s["name_vi"],
-             "name_en": s["name_en"],
-             "points": [{"period": p, **figures_out(f, p in s.get("hidden", ()))} for p, f in s["points"]]}
+            {
+                "key": {k: str(v) for k, v in s["key"].items()},
+                "code": s["code"],
+                "name_vi": s["name_vi"],
+                "name_en": s["name_en"],
+                "points": [
+                    {"period": p, **figures_out(f, p in s.get("hidden", ()))}
+                    for p, f in s["points"]
+                ],
+            }
             for s in result["series"]
         ],
     }
@@ -239,29 +312,51 @@ async def timeseries(db: Connection, filters: QueryFilters, reader: ReadAccess,
 @router.get("/periods", response_model=PeriodsOut, summary="Periods that have figures")
 async def list_periods(db: Connection) -> dict:
     queries = ReportQueries(db)
-    return {"periods": await queries.periods(), "default_period": await queries.default_period(),
-            "latest_complete": last_complete_period()}
+    return {
+        "periods": await queries.periods(),
+        "default_period": await queries.default_period(),
+        "latest_complete": last_complete_period(),
+    }
 
 
 @router.get("/areas", response_model=AreasOut, summary="Districts or communes of a unit list")
-async def areas(level: Literal["district", "commune"] = "district", list_date: date = LIST_2023) -> dict:
+async def areas(
+    level: Literal["district", "commune"] = "district", list_date: date = LIST_2023
+) -> dict:
     effective = list_in_force(list_date)
     if effective == LIST_2025_07:
         if level == "district":
             return {"level": level, "list_date": effective, "areas": []}
-        found = [{"code": a.code, "name": a.name, "list_date": a.list_date, "area_type": a.area_type}
-                 for a in sorted(units_2025_07().values(), key=lambda a: a.code)]
+        found = [
+            {"code": a.code, "name": a.name, "list_date": a.list_date, "area_type": a.area_type}
+            for a in sorted(units_2025_07().values(), key=lambda a: a.code)
+        ]
         return {"level": level, "list_date": effective, "areas": found}
     listed = units(effective)
     if level == "district":
         seen: dict[str, str] = {}
         for unit in listed:
             seen.setdefault(unit.district_code, unit.district_name)
-        return {"level": level, "list_date": effective,
-                "areas": [{"code": c, "name": n, "list_date": effective} for c, n in seen.items()]}
-    return {"level": level, "list_date": effective, "areas": [
-        {"code": u.code, "name": u.name, "list_date": u.list_date, "district_code": u.district_code,
-         "district_name": u.district_name, "area_type": u.area_type} for u in listed]}
+        return {
+            "level": level,
+            "list_date": effective,
+            "areas": [{"code": c, "name": n, "list_date": effective} for c, n in seen.items()],
+        }
+    return {
+        "level": level,
+        "list_date": effective,
+        "areas": [
+            {
+                "code": u.code,
+                "name": u.name,
+                "list_date": u.list_date,
+                "district_code": u.district_code,
+                "district_name": u.district_name,
+                "area_type": u.area_type,
+            }
+            for u in listed
+        ],
+    }
 
 
 @router.get("/freshness", response_model=FreshnessOut, summary="How current the figures are")
@@ -270,25 +365,47 @@ async def freshness(db: Connection) -> dict:
     lag = None
     if state.last_event_at and state.last_applied_at:
         lag = round(max(0.0, (state.last_applied_at - state.last_event_at).total_seconds()), 3)
-    return {"generation": state.generation, "state": state.state, "events_applied": state.events_applied,
-            "last_event_at": state.last_event_at, "last_applied_at": state.last_applied_at, "lag_seconds": lag,
-            "rebuilt_at": state.rebuilt_at}
+    return {
+        "generation": state.generation,
+        "state": state.state,
+        "events_applied": state.events_applied,
+        "last_event_at": state.last_event_at,
+        "last_applied_at": state.last_applied_at,
+        "lag_seconds": lag,
+        "rebuilt_at": state.rebuilt_at,
+    }
 
 
-@router.get("/exports/{dimension}.{fmt}", summary="A breakdown as CSV or XLSX",
-            responses={200: {"content": {"text/csv": {}, exports.XLSX_TYPE: {}}}})
+@router.get(
+    "/exports/{dimension}.{fmt}",
+    summary="A breakdown as CSV or XLSX",
+    responses={200: {"content": {"text/csv": {}, exports.XLSX_TYPE: {}}}},
+)
 async def export(
-    db: Connection, dimension: Dimension, fmt: Literal["csv", "xlsx"], filters: QueryFilters, reader: ReadAccess,
-    lang: Literal["vi", "en"] = "vi", sort: Literal["code", "share", "-share", "people", "amount"] = "code",
+    db: Connection,
+    dimension: Dimension,
+    fmt: Literal["csv", "xlsx"],
+    filters: QueryFilters,
+    reader: ReadAccess,
+    lang: Literal["vi", "en"] = "vi",
+    sort: Literal["code", "share", "-share", "people", "amount"] = "code",
 ) -> Response:
     result = for_reader(await ReportQueries(db).breakdown(dimension, filters, sort), reader)
     stamp = utcnow().strftime("%Y%m%d")
-    filename = f"bao-cao-{dimension}-{stamp}.{fmt}" if lang == "vi" else f"report-{dimension}-{stamp}.{fmt}"
+    filename = (
+        f"bao-cao-{dimension}-{stamp}.{fmt}"
+        if lang == "vi"
+        else f"report-{dimension}-{stamp}.{fmt}"
+    )
     if fmt == "csv":
         body, media = exports.to_csv(result, lang), "text/csv; charset=utf-8"
     else:
         body, media = exports.to_xlsx(result, lang), exports.XLSX_TYPE
-    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 # --- targets ----------------------------------------------------------------------------------
@@ -299,7 +416,9 @@ async def list_targets(db: Connection) -> list[dict]:
     return [target_out(t) for t in await ReportQueries(db).targets.list()]
 
 
-@router.get("/targets/progress", response_model=ProgressListOut, summary="Progress against every target")
+@router.get(
+    "/targets/progress", response_model=ProgressListOut, summary="Progress against every target"
+)
 async def all_progress(db: Connection, as_of: Period = None) -> dict:
     queries = ReportQueries(db)
     as_of = as_of or last_complete_period()
@@ -307,9 +426,16 @@ async def all_progress(db: Connection, as_of: Period = None) -> dict:
     return {"as_of": as_of, "targets": [progress_out(p, as_of) for p in progress]}
 
 
-@router.post("/targets", response_model=TargetOut, status_code=201, summary="Add a target",
-             responses=problem_responses(409, 413))
-async def create_target(body: TargetIn, request: Request, principal: Annotated[Principal, Depends(writer)]) -> dict:
+@router.post(
+    "/targets",
+    response_model=TargetOut,
+    status_code=201,
+    summary="Add a target",
+    responses=problem_responses(409, 413),
+)
+async def create_target(
+    body: TargetIn, request: Request, principal: Annotated[Principal, Depends(writer)]
+) -> dict:
     target = _target_from(body, str(uuid.uuid4()))
     async with writing(request, principal) as uow:
         repo = TargetRepository(uow.db)
@@ -319,8 +445,12 @@ async def create_target(body: TargetIn, request: Request, principal: Annotated[P
     return target_out(target)
 
 
-@router.get("/targets/{target_id}", response_model=TargetOut, summary="One target",
-            responses=problem_responses(404))
+@router.get(
+    "/targets/{target_id}",
+    response_model=TargetOut,
+    summary="One target",
+    responses=problem_responses(404),
+)
 async def get_target(target_id: str, db: Connection) -> dict:
     target = await ReportQueries(db).targets.get(target_id)
     if target is None:
@@ -328,10 +458,18 @@ async def get_target(target_id: str, db: Connection) -> dict:
     return target_out(target)
 
 
-@router.put("/targets/{target_id}", response_model=TargetOut, summary="Replace a target",
-            responses=problem_responses(404, 409, 413))
-async def replace_target(target_id: str, body: TargetIn, request: Request,
-                         principal: Annotated[Principal, Depends(writer)]) -> dict:
+@router.put(
+    "/targets/{target_id}",
+    response_model=TargetOut,
+    summary="Replace a target",
+    responses=problem_responses(404, 409, 413),
+)
+async def replace_target(
+    target_id: str,
+    body: TargetIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(writer)],
+) -> dict:
     target = _target_from(body, target_id)
     async with writing(request, principal) as uow:
         repo = TargetRepository(uow.db)
@@ -343,18 +481,27 @@ async def replace_target(target_id: str, body: TargetIn, request: Request,
     return target_out(target)
 
 
-@router.delete("/targets/{target_id}", status_code=204, summary="Remove a target",
-               responses=problem_responses(404))
-async def delete_target(target_id: str, request: Request,
-                        principal: Annotated[Principal, Depends(writer)]) -> Response:
+@router.delete(
+    "/targets/{target_id}",
+    status_code=204,
+    summary="Remove a target",
+    responses=problem_responses(404),
+)
+async def delete_target(
+    target_id: str, request: Request, principal: Annotated[Principal, Depends(writer)]
+) -> Response:
     async with writing(request, principal) as uow:
         if not await TargetRepository(uow.db).remove(target_id):
             raise _not_found("target")
     return Response(status_code=204)
 
 
-@router.get("/targets/{target_id}/progress", response_model=ProgressOut, summary="Progress against one target",
-            responses=problem_responses(404))
+@router.get(
+    "/targets/{target_id}/progress",
+    response_model=ProgressOut,
+    summary="Progress against one target",
+    responses=problem_responses(404),
+)
 async def target_progress(target_id: str, db: Connection, as_of: Period = None) -> dict:
     queries = ReportQueries(db)
     target = await queries.targets.get(target_id)

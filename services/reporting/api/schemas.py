@@ -1,4 +1,5 @@
 """Request and response bodies of the reporting API."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -9,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.contracts import PERIOD_PATTERN, Scheme
 
-Dimension = Literal["province", "district", "commune", "area-type", "scheme", "agency", "channel", "period"]
+Dimension = Literal[
+    "province", "district", "commune", "area-type", "scheme", "agency", "channel", "period"
+]
 SplitDimension = Literal["area-type", "scheme", "agency", "channel", "province", "district"]
 AreaLevel = Literal["province", "district", "commune"]
 AreaType = Literal["URBAN", "RURAL", "UNKNOWN"]
@@ -24,10 +27,14 @@ class FiguresOut(BaseModel):
     up month by month (lượt người). Amounts are whole VND. A suppressed cell (fewer than 5 people,
     or hidden so that such a cell cannot be recovered by subtraction) has every figure null."""
 
-    suppressed: bool = Field(False, description="figures hidden to protect the people of a small cell")
+    suppressed: bool = Field(
+        False, description="figures hidden to protect the people of a small cell"
+    )
     people_paid: int | None
     people_cashless: int | None
-    cashless_share_percent: float | None = Field(description="people_cashless / people_paid, for display")
+    cashless_share_percent: float | None = Field(
+        description="people_cashless / people_paid, for display"
+    )
     paid_count: int | None
     paid_amount: int | None
     cashless_count: int | None
@@ -131,7 +138,9 @@ class ProgressOut(BaseModel):
     people_cashless: int
     share_percent: float | None
     gap_pp: float | None = Field(description="target minus current share, in percentage points")
-    trend_pp_per_month: float | None = Field(description="least-squares slope over the last six periods")
+    trend_pp_per_month: float | None = Field(
+        description="least-squares slope over the last six periods"
+    )
     projected_date: date | None = Field(description="when the trend line reaches the target")
     deadline_passed: bool
     window: list[WindowPointOut]
@@ -154,7 +163,9 @@ class FreshnessOut(BaseModel):
     events_applied: int
     last_event_at: datetime | None
     last_applied_at: datetime | None
-    lag_seconds: float | None = Field(description="from the newest applied event's time to its application")
+    lag_seconds: float | None = Field(
+        description="from the newest applied event's time to its application"
+    )
     rebuilt_at: datetime | None
 
 

@@ -10,11 +10,12 @@ Generations: the consumer group (and inbox name) carries the projection generati
 starts generation N+1 from the beginning of the topics; a worker still on N notices it (before each
 batch, and inside the transaction) and moves to N+1 once the rebuild has caught up.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,9 +76,17 @@ def group_name(generation: int) -> str:
 
 def _payment(payload: PaymentFacts, state: str, at: datetime) -> PaymentEvent:
     return PaymentEvent(
-        installment_id=payload.installment_id, beneficiary_id=payload.beneficiary_id, period=payload.period,
-        amount=payload.amount, scheme=payload.scheme, agency=payload.agency, channel=payload.channel,
-        commune_code=payload.commune_code, list_date=payload.commune_list_date, state=state, at=at,
+        installment_id=payload.installment_id,
+        beneficiary_id=payload.beneficiary_id,
+        period=payload.period,
+        amount=payload.amount,
+        scheme=payload.scheme,
+        agency=payload.agency,
+        channel=payload.channel,
+        commune_code=payload.commune_code,
+        list_date=payload.commune_list_date,
+        state=state,
+        at=at,
     )
 
 
@@ -91,7 +100,9 @@ def to_domain(payload: object) -> PaymentEvent | ClaimReceivedEvent | ClaimDecid
         case PaymentSettled():
             return _payment(payload, SETTLED, payload.settled_at)
         case PaymentFailed():
-            return _payment(payload, FAILED_PERMANENT if payload.permanent else FAILED, payload.failed_at)
+            return _payment(
+                payload, FAILED_PERMANENT if payload.permanent else FAILED, payload.failed_at
+            )
         case PaymentReturned():
             return _payment(payload, RETURNED, payload.returned_at)
         case PaymentPaidInCash():
@@ -99,17 +110,40 @@ def to_domain(payload: object) -> PaymentEvent | ClaimReceivedEvent | ClaimDecid
         case InstallmentCancelled():
             return _payment(payload, CANCELLED, payload.cancelled_at)
         case ClaimReceived():
-            return ClaimReceivedEvent(payload.claim_id, period_of(payload.received_at), payload.commune_code,
-                                      payload.commune_list_date, payload.scheme, payload.agency, payload.received_at)
+            return ClaimReceivedEvent(
+                payload.claim_id,
+                period_of(payload.received_at),
+                payload.commune_code,
+                payload.commune_list_date,
+                payload.scheme,
+                payload.agency,
+                payload.received_at,
+            )
         case ClaimDecided():
-            return ClaimDecidedEvent(payload.claim_id, period_of(payload.decided_at), payload.commune_code,
-                                     payload.commune_list_date, payload.scheme, payload.agency, payload.outcome,
-                                     payload.decided_at)
+            return ClaimDecidedEvent(
+                payload.claim_id,
+                period_of(payload.decided_at),
+                payload.commune_code,
+                payload.commune_list_date,
+                payload.scheme,
+                payload.agency,
+                payload.outcome,
+                payload.decided_at,
+            )
     raise TypeError(f"no projection for {type(payload).__name__}")
 
 
-HANDLED = (InstallmentScheduled, PaymentSubmitted, PaymentSettled, PaymentFailed, PaymentReturned,
-           PaymentPaidInCash, InstallmentCancelled, ClaimReceived, ClaimDecided)
+HANDLED = (
+    InstallmentScheduled,
+    PaymentSubmitted,
+    PaymentSettled,
+    PaymentFailed,
+    PaymentReturned,
+    PaymentPaidInCash,
+    InstallmentCancelled,
+    ClaimReceived,
+    ClaimDecided,
+)
 
 
 def _batch_of(session: AsyncSession, generation: int) -> Batch:
@@ -141,7 +175,9 @@ def handler(generation: int) -> Callable[[AsyncSession, Delivery], Awaitable[Non
     return project
 
 
-def projection_runner(runtime: Runtime, generation: int, batch_size: int | None = None) -> ConsumerRunner:
+def projection_runner(
+    runtime: Runtime, generation: int, batch_size: int | None = None
+) -> ConsumerRunner:
     project = handler(generation)
     return ConsumerRunner(
         name=group_name(generation),
@@ -183,7 +219,9 @@ async def follow(
             if done is not None and done(result.positions):
                 break
             records = await consumer.poll(runner.batch_size, POLL_MS)
-            if still_current is not None and (records or loop.time() - last_check >= CONTROL_CHECK_SECONDS):
+            if still_current is not None and (
+                records or loop.time() - last_check >= CONTROL_CHECK_SECONDS
+            ):
                 last_check = loop.time()
                 if not await still_current():
                     result.superseded = True
@@ -210,7 +248,9 @@ async def read_control(runtime: Runtime) -> ControlState:
         return await ControlRepository(connection).read()
 
 
-async def wait_until_active(runtime: Runtime, stop: asyncio.Event, interval: float = 0.5) -> int | None:
+async def wait_until_active(
+    runtime: Runtime, stop: asyncio.Event, interval: float = 0.5
+) -> int | None:
     """The live generation once no rebuild runs; None if asked to stop first."""
     told = False
     while not stop.is_set():
@@ -218,7 +258,10 @@ async def wait_until_active(runtime: Runtime, stop: asyncio.Event, interval: flo
         if state.active:
             return state.generation
         if not told:
-            log.info("waiting for a rebuild to finish", extra={"fields": {"generation": state.generation}})
+            log.info(
+                "waiting for a rebuild to finish",
+                extra={"fields": {"generation": state.generation}},
+            )
             told = True
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
@@ -242,8 +285,11 @@ async def run_projections(runtime: Runtime, stop: asyncio.Event) -> None:
 
         try:
             outcome = await follow(runner, stop, still_current=still_current)
-        except Exception as exc:  # noqa: BLE001 - the worker outlives a bus or database outage
-            log.warning("projection loop failed, restarting", extra={"fields": {"error": type(exc).__name__}})
+        except Exception as exc:
+            log.warning(
+                "projection loop failed, restarting",
+                extra={"fields": {"error": type(exc).__name__}},
+            )
             await sleep_or_stop(stop, 1.0)
             continue
         if outcome.superseded:

@@ -1,5 +1,6 @@
 """Areas as reporting sees them: a commune code is read in the list it came from, and figures
 for periods from July 2025 are shown on the units that replaced Vĩnh Phúc's."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,15 +47,27 @@ def units_2025_07() -> dict[str, Area]:
     for conversion in conversions_2025_07().values():
         kind_urban = conversion.new_name.startswith("Phường")
         out[conversion.new_code] = Area(
-            code=conversion.new_code, list_date=LIST_2025_07, name=conversion.new_name, district_code="",
-            district_name="", province_code=PROVINCE_AFTER, area_type=URBAN if kind_urban else RURAL,
+            code=conversion.new_code,
+            list_date=LIST_2025_07,
+            name=conversion.new_name,
+            district_code="",
+            district_name="",
+            province_code=PROVINCE_AFTER,
+            area_type=URBAN if kind_urban else RURAL,
         )
     return out
 
 
 def _from_unit(unit: AdminUnit) -> Area:
-    return Area(unit.code, unit.list_date, unit.name, unit.district_code, unit.district_name,
-                unit.province_code, URBAN if unit.urban else RURAL)
+    return Area(
+        unit.code,
+        unit.list_date,
+        unit.name,
+        unit.district_code,
+        unit.district_name,
+        unit.province_code,
+        URBAN if unit.urban else RURAL,
+    )
 
 
 def unknown_area(code: str, list_date: date) -> Area:
@@ -76,7 +89,11 @@ def reporting_area(commune_code: str, list_date: date, period: str) -> Area:
     """Where a figure of `period` is counted: the event's own unit (urban or rural by the unit type
     in its list); from July 2025, the unit it became under the 2025 conversion."""
     source = source_area(commune_code, list_date)
-    if period < FIRST_PERIOD_2025_07 or source.list_date == LIST_2025_07 or source.area_type == UNKNOWN:
+    if (
+        period < FIRST_PERIOD_2025_07
+        or source.list_date == LIST_2025_07
+        or source.area_type == UNKNOWN
+    ):
         return source
     conversion = conversions_2025_07().get(source.code)
     if conversion is None:

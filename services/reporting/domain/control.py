@@ -1,5 +1,6 @@
 """The projection's control state: which generation of the read models is live, whether a
 rebuild is replacing it, and how fresh the figures are."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,6 +9,7 @@ hides more cells of the group, the smallest non-empty ones first, until at least
 and together they describe at least `THRESHOLD` people. Totals stay the true totals (computed from
 the data, never from the visible cells) unless they are small themselves.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -21,8 +22,15 @@ THRESHOLD = 5
 def cell_size(figures: Figures) -> int:
     """How many people a cell speaks of: the largest of its head counts (people paid, installments
     pending, failed, returned or cancelled, claims, decisions)."""
-    return max(figures.people_paid, figures.pending_count, figures.failed_count, figures.returned_count,
-               figures.cancelled_count, figures.claims_received, figures.decisions)
+    return max(
+        figures.people_paid,
+        figures.pending_count,
+        figures.failed_count,
+        figures.returned_count,
+        figures.cancelled_count,
+        figures.claims_received,
+        figures.decisions,
+    )
 
 
 def is_small(figures: Figures) -> bool:

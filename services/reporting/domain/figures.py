@@ -1,4 +1,5 @@
 """The figures every query answers with: whole counts and whole VND, shares derived from them."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -37,7 +38,9 @@ class Figures:
         return self.decisions_approved + self.decisions_rejected
 
     def __add__(self, other: Figures) -> Figures:
-        return Figures(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return Figures(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
 
     @classmethod
     def sum(cls, items: Iterable[Figures]) -> Figures:

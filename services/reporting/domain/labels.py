@@ -1,4 +1,5 @@
 """Names shown to people, in Vietnamese and English."""
+
 from __future__ import annotations
 
 SCHEMES = {
@@ -12,7 +13,10 @@ SCHEMES = {
 }
 AGENCIES = {
     "BHXH": ("Bảo hiểm xã hội tỉnh", "Provincial Social Insurance"),
-    "DOLISA": ("Sở Lao động - Thương binh và Xã hội", "Department of Labour, Invalids and Social Affairs"),
+    "DOLISA": (
+        "Sở Lao động - Thương binh và Xã hội",
+        "Department of Labour, Invalids and Social Affairs",
+    ),
     "ESC": ("Trung tâm Dịch vụ việc làm", "Employment Service Centre"),
 }
 CHANNELS = {

@@ -9,6 +9,7 @@ Counting rules
 - Amounts and installment counts are per installment, in the cell of the installment's latest
   state. Money is whole VND.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -16,8 +17,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-SCHEMES = ("PENSION", "SI_ALLOWANCE", "UNEMPLOYMENT", "VOCATIONAL_TRAINING", "MERITORIOUS",
-           "SOCIAL_PROTECTION", "OVERSEAS_LABOUR")
+SCHEMES = (
+    "PENSION",
+    "SI_ALLOWANCE",
+    "UNEMPLOYMENT",
+    "VOCATIONAL_TRAINING",
+    "MERITORIOUS",
+    "SOCIAL_PROTECTION",
+    "OVERSEAS_LABOUR",
+)
 AGENCIES = ("BHXH", "DOLISA", "ESC")
 CHANNELS = ("OWN_ACCOUNT", "AUTHORISED_ACCOUNT", "CASH_POST_OFFICE")
 CASHLESS_CHANNELS = frozenset({"OWN_ACCOUNT", "AUTHORISED_ACCOUNT"})
@@ -36,12 +44,22 @@ PAID_STATES = frozenset({SETTLED, PAID_CASH})
 IN_FLIGHT = frozenset({SCHEDULED, SUBMITTED})
 
 # Tie-break when two events of one installment carry the same time.
-RANK = {SCHEDULED: 10, SUBMITTED: 20, FAILED: 25, FAILED_PERMANENT: 30, CANCELLED: 35, SETTLED: 40,
-        RETURNED: 50, PAID_CASH: 60}
+RANK = {
+    SCHEDULED: 10,
+    SUBMITTED: 20,
+    FAILED: 25,
+    FAILED_PERMANENT: 30,
+    CANCELLED: 35,
+    SETTLED: 40,
+    RETURNED: 50,
+    PAID_CASH: 60,
+}
 
 # Which state may follow which. A paid installment never goes back: settled money can only come
 # back as a return, and a cash handover is final. A returned installment may be paid again.
-_OPEN = frozenset({SCHEDULED, SUBMITTED, FAILED, FAILED_PERMANENT, SETTLED, PAID_CASH, RETURNED, CANCELLED})
+_OPEN = frozenset(
+    {SCHEDULED, SUBMITTED, FAILED, FAILED_PERMANENT, SETTLED, PAID_CASH, RETURNED, CANCELLED}
+)
 ALLOWED_AFTER: dict[str, frozenset[str]] = {
     SCHEDULED: _OPEN,
     SUBMITTED: _OPEN,
@@ -54,11 +72,20 @@ ALLOWED_AFTER: dict[str, frozenset[str]] = {
 }
 
 # Installment counters by state group (column prefixes in the payment cube).
-GROUP_OF = {SCHEDULED: "pending", SUBMITTED: "pending", FAILED: "pending", FAILED_PERMANENT: "failed",
-            SETTLED: "paid", PAID_CASH: "paid", RETURNED: "returned", CANCELLED: "cancelled"}
+GROUP_OF = {
+    SCHEDULED: "pending",
+    SUBMITTED: "pending",
+    FAILED: "pending",
+    FAILED_PERMANENT: "failed",
+    SETTLED: "paid",
+    PAID_CASH: "paid",
+    RETURNED: "returned",
+    CANCELLED: "cancelled",
+}
 STATE_GROUPS = ("paid", "pending", "failed", "returned", "cancelled")
-PAYMENT_COUNTERS = ("people_paid",) + tuple(
-    name for group in STATE_GROUPS for name in (f"{group}_count", f"{group}_amount")
+PAYMENT_COUNTERS = (
+    "people_paid",
+    *(name for group in STATE_GROUPS for name in (f"{group}_count", f"{group}_amount")),
 )
 CLAIM_COUNTERS = ("received", "approved", "rejected")
 
@@ -119,7 +146,9 @@ class InstallmentFact:
 
     @property
     def cell(self) -> PaymentCell:
-        return PaymentCell(self.period, self.commune_code, self.list_date, self.scheme, self.agency, self.channel)
+        return PaymentCell(
+            self.period, self.commune_code, self.list_date, self.scheme, self.agency, self.channel
+        )
 
     @property
     def paid(self) -> bool:
@@ -153,15 +182,30 @@ def advance(current: InstallmentFact | None, event: PaymentEvent) -> Installment
     if not accepts(current, event):
         return current
     fact = InstallmentFact(
-        installment_id=event.installment_id, beneficiary_id=event.beneficiary_id, period=event.period,
-        amount=event.amount, scheme=event.scheme, agency=event.agency, channel=event.channel,
-        commune_code=event.commune_code, list_date=event.list_date, state=event.state, state_at=event.at,
+        installment_id=event.installment_id,
+        beneficiary_id=event.beneficiary_id,
+        period=event.period,
+        amount=event.amount,
+        scheme=event.scheme,
+        agency=event.agency,
+        channel=event.channel,
+        commune_code=event.commune_code,
+        list_date=event.list_date,
+        state=event.state,
+        state_at=event.at,
     )
     if current is not None and (current.period, current.beneficiary_id, current.scheme) != (
-        fact.period, fact.beneficiary_id, fact.scheme,
+        fact.period,
+        fact.beneficiary_id,
+        fact.scheme,
     ):
         # An installment belongs to one person, period and scheme for life; keep the first.
-        fact = replace(fact, period=current.period, beneficiary_id=current.beneficiary_id, scheme=current.scheme)
+        fact = replace(
+            fact,
+            period=current.period,
+            beneficiary_id=current.beneficiary_id,
+            scheme=current.scheme,
+        )
     return fact
 
 
@@ -197,7 +241,9 @@ def installment_counters(fact: InstallmentFact) -> Counters:
     return {f"{group}_count": 1, f"{group}_amount": fact.amount}
 
 
-def move_installment(deltas: Deltas, before: InstallmentFact | None, after: InstallmentFact | None) -> None:
+def move_installment(
+    deltas: Deltas, before: InstallmentFact | None, after: InstallmentFact | None
+) -> None:
     if before is not None:
         deltas.add(before.cell, installment_counters(before), -1)
     if after is not None:
@@ -261,7 +307,10 @@ def receive_claim(current: ClaimFact | None, event: ClaimReceivedEvent) -> Claim
 def decide_claim(current: ClaimFact | None, event: ClaimDecidedEvent) -> ClaimFact:
     """The latest decision stands (an appeal may reverse one); an older one changes nothing."""
     fact = current or ClaimFact(event.claim_id)
-    if fact.decided_at is not None and (fact.decided_at, fact.outcome or "") >= (event.at, event.outcome):
+    if fact.decided_at is not None and (fact.decided_at, fact.outcome or "") >= (
+        event.at,
+        event.outcome,
+    ):
         return fact
     cell = ClaimCell(event.period, event.commune_code, event.list_date, event.scheme, event.agency)
     return replace(fact, decided=cell, outcome=event.outcome, decided_at=event.at)

@@ -5,6 +5,7 @@ of the people paid under some schemes are paid without cash by a deadline. Progr
 latest complete period: the gap in percentage points, the trend (least-squares slope over the last
 six periods), the date the trend line reaches the target, and a status.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,7 +84,9 @@ def evaluate(target: Target, series: Sequence[PeriodShare], as_of: str) -> Progr
 
     `series` may hold any periods; the current period is the latest one up to `as_of` with people
     paid, and the trend uses the periods with data among the six ending there."""
-    with_data = sorted((s for s in series if s.period <= as_of and s.people_paid > 0), key=lambda s: s.period)
+    with_data = sorted(
+        (s for s in series if s.period <= as_of and s.people_paid > 0), key=lambda s: s.period
+    )
     deadline_passed = period_of_date(target.deadline) < as_of
     if not with_data:
         return Progress(target, NO_DATA, None, 0, 0, None, None, None, None, deadline_passed, ())
@@ -104,9 +107,22 @@ def evaluate(target: Target, series: Sequence[PeriodShare], as_of: str) -> Progr
         if slope is not None and slope > 0:
             mean_x = Fraction(sum(x for x, _ in points), len(points))
             mean_y = sum((y for _, y in points), Fraction(0)) / len(points)
-            crossing_x = mean_x + (target_pct - mean_y) / slope  # where the trend line meets the target
+            crossing_x = (
+                mean_x + (target_pct - mean_y) / slope
+            )  # where the trend line meets the target
             months_ahead = max(1, math.ceil(crossing_x - period_index(latest.period)))
             projected = last_day(add_months(latest.period, months_ahead))
         status = ON_TRACK if projected is not None and projected <= target.deadline else AT_RISK
-    return Progress(target, status, latest.period, latest.people_paid, latest.people_cashless, share, gap, slope,
-                    projected, deadline_passed, window)
+    return Progress(
+        target,
+        status,
+        latest.period,
+        latest.people_paid,
+        latest.people_cashless,
+        share,
+        gap,
+        slope,
+        projected,
+        deadline_passed,
+        window,
+    )

@@ -1,5 +1,6 @@
 """Applies a batch of events to the read models in one go: load the touched facts, move them on in
 memory, then write the facts and the merged counter changes. The caller owns the transaction."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -40,7 +41,9 @@ class ProjectionStore(Protocol):
     def load_installments(self, ids: Sequence[str]) -> dict[str, InstallmentFact]: ...
     def save_installments(self, facts: Sequence[InstallmentFact]) -> None: ...
     def lock_people(self, keys: Sequence[PersonKey]) -> dict[PersonKey, PaymentCell | None]: ...
-    def installments_of(self, keys: Sequence[PersonKey]) -> dict[PersonKey, list[InstallmentFact]]: ...
+    def installments_of(
+        self, keys: Sequence[PersonKey]
+    ) -> dict[PersonKey, list[InstallmentFact]]: ...
     def save_people(self, cells: dict[PersonKey, PaymentCell | None]) -> None: ...
     def load_claims(self, ids: Sequence[str]) -> dict[str, ClaimFact]: ...
     def save_claims(self, facts: Sequence[ClaimFact]) -> None: ...
@@ -115,7 +118,9 @@ def _apply_claims(store: ProjectionStore, events: Iterable[ClaimEvent]) -> None:
     for event in events:
         current = after.get(event.claim_id)
         after[event.claim_id] = (
-            receive_claim(current, event) if isinstance(event, ClaimReceivedEvent) else decide_claim(current, event)
+            receive_claim(current, event)
+            if isinstance(event, ClaimReceivedEvent)
+            else decide_claim(current, event)
         )
     changed = [f for i, f in after.items() if f != before.get(i)]
     if not changed:

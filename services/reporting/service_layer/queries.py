@@ -1,5 +1,6 @@
 """What the API and the exports answer: labelled breakdowns whose rows add up to their total, time
 series, key figures and progress against targets."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -57,8 +58,12 @@ def suppress_breakdown(breakdown: Breakdown) -> Breakdown:
             by_province.setdefault(str(row.key.get("province_code")), []).append(index)
         groups.extend(by_province.values())
     hidden = suppressed_cells([cell_size(r.figures) for r in rows], groups)
-    return replace(breakdown, rows=[replace(r, suppressed=i in hidden) for i, r in enumerate(rows)],
-                   total_suppressed=is_small(breakdown.total), suppression=True)
+    return replace(
+        breakdown,
+        rows=[replace(r, suppressed=i in hidden) for i, r in enumerate(rows)],
+        total_suppressed=is_small(breakdown.total),
+        suppression=True,
+    )
 
 
 def suppress_series(result: dict[str, Any]) -> dict[str, Any]:
@@ -95,20 +100,33 @@ def _label(dimension: str, key: tuple) -> tuple[dict[str, Any], str, str, str, s
         province, district = key
         if district:
             name = district_names().get(district, district)
-            return {"province_code": province, "district_code": district}, district, name, name, None
+            return (
+                {"province_code": province, "district_code": district},
+                district,
+                name,
+                name,
+                None,
+            )
         vi, en = labels.NO_DISTRICT
         return {"province_code": province, "district_code": district}, district, vi, en, None
     if dimension == "commune":
         code, list_date = key
         list_date = list_date if isinstance(list_date, date) else date.fromisoformat(str(list_date))
         area = source_area(code, list_date)
-        return ({"commune_code": code, "list_date": list_date.isoformat()}, code, area.name, area.name,
-                area.area_type)
+        return (
+            {"commune_code": code, "list_date": list_date.isoformat()},
+            code,
+            area.name,
+            area.name,
+            area.area_type,
+        )
     if dimension == "area-type":
         (kind,) = key
         vi, en = labels.pair(labels.AREA_TYPES, kind)
         return {"area_type": kind}, kind, vi, en, kind
-    table = {"scheme": labels.SCHEMES, "agency": labels.AGENCIES, "channel": labels.CHANNELS}.get(dimension)
+    table = {"scheme": labels.SCHEMES, "agency": labels.AGENCIES, "channel": labels.CHANNELS}.get(
+        dimension
+    )
     (value,) = key
     if table is not None:
         vi, en = labels.pair(table, value)
@@ -131,8 +149,11 @@ class ReportQueries:
         rows = []
         for key, figures in grouped.items():
             fields, code, vi, en, kind = _label(dimension, key)
-            district = (source_area(code, date.fromisoformat(fields["list_date"])).district_code
-                        if dimension == "commune" else None)
+            district = (
+                source_area(code, date.fromisoformat(fields["list_date"])).district_code
+                if dimension == "commune"
+                else None
+            )
             rows.append(Row(fields, code, vi, en, figures, kind, district_code=district))
         rows.sort(key=_sorter(sort))
         return Breakdown(dimension, filters, rows, Figures.sum(r.figures for r in rows))
@@ -150,7 +171,13 @@ class ReportQueries:
                     fields, code, vi, en, _ = _label(split, rest)
                 else:
                     fields, code, vi, en = {}, "ALL", "Tất cả", "All"
-                series[rest] = {"key": fields, "code": code, "name_vi": vi, "name_en": en, "points": {}}
+                series[rest] = {
+                    "key": fields,
+                    "code": code,
+                    "name_vi": vi,
+                    "name_en": en,
+                    "points": {},
+                }
             series[rest]["points"][key[0]] = figures
         out = []
         for entry in sorted(series.values(), key=lambda s: s["code"]):
@@ -180,8 +207,11 @@ class ReportQueries:
         by_cell: dict[tuple, Figures] = {}
         if wide:
             schemes = tuple(sorted({s for t in wide for s in t.schemes}))
-            by_cell = await self.repo.grouped(Filters(period_to=as_of, schemes=schemes),
-                                              ("period", "area_type", "scheme"), claims=False)
+            by_cell = await self.repo.grouped(
+                Filters(period_to=as_of, schemes=schemes),
+                ("period", "area_type", "scheme"),
+                claims=False,
+            )
         out = []
         for target in targets:
             if target.area_code:
@@ -192,7 +222,10 @@ class ReportQueries:
                 for (period, kind, scheme), figures in by_cell.items():
                     if scheme in target.schemes and target.area_type in ("ALL", kind):
                         paid, cashless = monthly.get(period, (0, 0))
-                        monthly[period] = (paid + figures.people_paid, cashless + figures.people_cashless)
+                        monthly[period] = (
+                            paid + figures.people_paid,
+                            cashless + figures.people_cashless,
+                        )
             series = [PeriodShare(p, paid, cashless) for p, (paid, cashless) in monthly.items()]
             out.append(evaluate(target, series, as_of))
         return out
@@ -212,10 +245,13 @@ def _sorter(sort: str) -> Callable[[Row], Any]:
         # Laggards first; rows with nobody paid last.
         return lambda r: (r.figures.cashless_share is None, r.figures.cashless_share or 0, r.code)
     if sort == "-share":
-        return lambda r: (r.figures.cashless_share is None, -(r.figures.cashless_share or 0), r.code)
+        return lambda r: (
+            r.figures.cashless_share is None,
+            -(r.figures.cashless_share or 0),
+            r.code,
+        )
     if sort == "people":
         return lambda r: (-r.figures.people_paid, r.code)
     if sort == "amount":
         return lambda r: (-r.figures.paid_amount, r.code)
     return lambda r: tuple(str(v) for v in r.key.values())
-

@@ -5,6 +5,7 @@
 - Q1 2023: 2,203 applications, 1,533 decisions, over 31.7 billion VND, all to personal accounts;
 - since early 2023: 144 overseas-labour support files paid without cash, over 1.7 billion VND.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,16 @@ def _at(day0: datetime, days: float) -> datetime:
     return day0 + timedelta(days=days)
 
 
-def _stream(year_tag: str, start: datetime, span_days: float, received: int, approved: int, rejected: int,
-            paid_total: int, training: tuple[int, int]) -> list[Contract]:
+def _stream(
+    year_tag: str,
+    start: datetime,
+    span_days: float,
+    received: int,
+    approved: int,
+    rejected: int,
+    paid_total: int,
+    training: tuple[int, int],
+) -> list[Contract]:
     communes = [u.code for u in units(LIST_2023)]
     out: list[Contract] = []
     training_people, training_amount = training
@@ -58,34 +67,78 @@ def _stream(year_tag: str, start: datetime, span_days: float, received: int, app
         out.append(ev.claim_received(claim, received_at, commune=commune))
         decided_at = received_at + timedelta(days=15)
         if k < approved:
-            out.append(ev.claim_decided(claim, decided_at, "APPROVED", commune=commune, agency="ESC",
-                                        amount=amounts[k]))
-            f = ev.facts(f"{claim}-1", f"ben-{claim}", f"{decided_at.year}-{decided_at.month:02d}", amounts[k],
-                         scheme="UNEMPLOYMENT", agency="BHXH", channel="OWN_ACCOUNT", commune=commune)
+            out.append(
+                ev.claim_decided(
+                    claim, decided_at, "APPROVED", commune=commune, agency="ESC", amount=amounts[k]
+                )
+            )
+            f = ev.facts(
+                f"{claim}-1",
+                f"ben-{claim}",
+                f"{decided_at.year}-{decided_at.month:02d}",
+                amounts[k],
+                scheme="UNEMPLOYMENT",
+                agency="BHXH",
+                channel="OWN_ACCOUNT",
+                commune=commune,
+            )
             out.append(ev.settled(f, decided_at + timedelta(hours=6)))
             if k < training_people:
-                t = ev.facts(f"{claim}-vt", f"ben-{claim}", f"{decided_at.year}-{decided_at.month:02d}",
-                             training_amount, scheme="VOCATIONAL_TRAINING", agency="BHXH", channel="OWN_ACCOUNT",
-                             commune=commune)
+                t = ev.facts(
+                    f"{claim}-vt",
+                    f"ben-{claim}",
+                    f"{decided_at.year}-{decided_at.month:02d}",
+                    training_amount,
+                    scheme="VOCATIONAL_TRAINING",
+                    agency="BHXH",
+                    channel="OWN_ACCOUNT",
+                    commune=commune,
+                )
                 out.append(ev.settled(t, decided_at + timedelta(hours=7)))
         elif k < approved + rejected:
-            out.append(ev.claim_decided(claim, decided_at, "REJECTED", commune=commune, agency="ESC"))
+            out.append(
+                ev.claim_decided(claim, decided_at, "REJECTED", commune=commune, agency="ESC")
+            )
     return out
 
 
 def article_stream() -> Article:
     events: list[Contract] = []
     # 2022: received 1 Jan - 26 Nov, decided 15 days later, paid in the decision's month.
-    events += _stream("2022", datetime(2022, 1, 1, 3, tzinfo=UTC), 330, RECEIVED_2022, APPROVED_2022,
-                      REJECTED_2022, PAID_2022, TRAINING_2022)
+    events += _stream(
+        "2022",
+        datetime(2022, 1, 1, 3, tzinfo=UTC),
+        330,
+        RECEIVED_2022,
+        APPROVED_2022,
+        REJECTED_2022,
+        PAID_2022,
+        TRAINING_2022,
+    )
     # Q1 2023: received 1 Jan - 31 Mar; the first 1,533 are decided (by 18 March) and paid.
-    events += _stream("2023", datetime(2023, 1, 1, 3, tzinfo=UTC), 89.5, RECEIVED_Q1_2023, APPROVED_Q1_2023, 0,
-                      PAID_Q1_2023, TRAINING_Q1_2023)
+    events += _stream(
+        "2023",
+        datetime(2023, 1, 1, 3, tzinfo=UTC),
+        89.5,
+        RECEIVED_Q1_2023,
+        APPROVED_Q1_2023,
+        0,
+        PAID_Q1_2023,
+        TRAINING_Q1_2023,
+    )
     # Overseas-labour support, Resolution 07: one-off payments by the Employment Service Centre.
     communes = [u.code for u in units(LIST_2023)]
     for k, amount in enumerate(_spread(OVERSEAS_PAID, OVERSEAS_2023)):
         paid_at = _at(datetime(2023, 1, 9, 3, tzinfo=UTC), 100 * k / OVERSEAS_2023)
-        f = ev.facts(f"ol-{k:04d}", f"ol-ben-{k:04d}", f"{paid_at.year}-{paid_at.month:02d}", amount,
-                     scheme="OVERSEAS_LABOUR", agency="ESC", channel="OWN_ACCOUNT", commune=communes[(k * 7) % 136])
+        f = ev.facts(
+            f"ol-{k:04d}",
+            f"ol-ben-{k:04d}",
+            f"{paid_at.year}-{paid_at.month:02d}",
+            amount,
+            scheme="OVERSEAS_LABOUR",
+            agency="ESC",
+            channel="OWN_ACCOUNT",
+            commune=communes[(k * 7) % 136],
+        )
         events.append(ev.settled(f, paid_at))
     return Article(events)

@@ -4,6 +4,7 @@ Kafka's topics are shared by every test on the machine (and kept forever): a tes
 them from the beginning would read everyone's events. This wrapper renames each topic to
 `<namespace>.<topic>` on the way out and back, so the services above see the contract names while
 the broker holds a private set, deleted at the end."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,7 +36,9 @@ class _Producer:
 class _Consumer:
     def __init__(self, bus: NamespacedBus, group_id: str, topics: Sequence[str]) -> None:
         self._bus = bus
-        self._inner = bus.inner.consumer(f"{bus.namespace}.{group_id}", [bus.physical(t) for t in topics])
+        self._inner = bus.inner.consumer(
+            f"{bus.namespace}.{group_id}", [bus.physical(t) for t in topics]
+        )
 
     async def start(self) -> None:
         await self._inner.start()
@@ -48,7 +51,9 @@ class _Consumer:
         return [replace(r, topic=self._bus.logical(r.topic)) for r in records]
 
     async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
-        await self._inner.commit({(self._bus.physical(t), p): o for (t, p), o in next_offsets.items()})
+        await self._inner.commit(
+            {(self._bus.physical(t), p): o for (t, p), o in next_offsets.items()}
+        )
 
 
 class NamespacedBus:
@@ -100,4 +105,8 @@ class NamespacedBus:
             offsets = await admin.list_consumer_group_offsets(f"{self.namespace}.{group_id}")
         finally:
             await admin.close()
-        return {(self.logical(tp.topic), tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        return {
+            (self.logical(tp.topic), tp.partition): meta.offset
+            for tp, meta in offsets.items()
+            if meta.offset >= 0
+        }

@@ -1,5 +1,6 @@
 """A province-like history for the dashboard: people in every commune of the 2023 list, cashless
 payment spreading month by month, faster in towns than in the countryside."""
+
 from __future__ import annotations
 
 import random
@@ -10,9 +11,13 @@ from shared.events.contracts import Contract
 from tests.reporting.support import events as ev
 
 PERIODS = ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05", "2023-06"]
-SCHEMES = [("PENSION", "BHXH", 4_850_000, 45), ("SI_ALLOWANCE", "BHXH", 2_320_000, 15),
-           ("MERITORIOUS", "DOLISA", 2_789_000, 15), ("SOCIAL_PROTECTION", "DOLISA", 540_000, 20),
-           ("UNEMPLOYMENT", "BHXH", 5_460_000, 5)]
+SCHEMES = [
+    ("PENSION", "BHXH", 4_850_000, 45),
+    ("SI_ALLOWANCE", "BHXH", 2_320_000, 15),
+    ("MERITORIOUS", "DOLISA", 2_789_000, 15),
+    ("SOCIAL_PROTECTION", "DOLISA", 540_000, 20),
+    ("UNEMPLOYMENT", "BHXH", 5_460_000, 5),
+]
 
 
 def dashboard_history(people: int = 700, seed: int = 2023) -> list[Contract]:
@@ -29,9 +34,22 @@ def dashboard_history(people: int = 700, seed: int = 2023) -> list[Contract]:
         amount = base + rng.randrange(0, 400) * 1_000
         for m, period in enumerate(PERIODS):
             cashless = m >= adopt
-            channel = ("AUTHORISED_ACCOUNT" if authorised else "OWN_ACCOUNT") if cashless else "CASH_POST_OFFICE"
-            f = ev.facts(f"d-{n:05d}-{period}", f"d-{n:05d}", period, amount, scheme=scheme, agency=agency,
-                         channel=channel, commune=unit.code, list_date=LIST_2023)
+            channel = (
+                ("AUTHORISED_ACCOUNT" if authorised else "OWN_ACCOUNT")
+                if cashless
+                else "CASH_POST_OFFICE"
+            )
+            f = ev.facts(
+                f"d-{n:05d}-{period}",
+                f"d-{n:05d}",
+                period,
+                amount,
+                scheme=scheme,
+                agency=agency,
+                channel=channel,
+                commune=unit.code,
+                list_date=LIST_2023,
+            )
             when = datetime(2023, m + 1, 10, 2, tzinfo=UTC) + timedelta(minutes=n)
             out.append(ev.settled(f, when) if cashless else ev.paid_cash(f, when))
     for c in range(240):
@@ -39,6 +57,12 @@ def dashboard_history(people: int = 700, seed: int = 2023) -> list[Contract]:
         commune = communes[(c * 5) % len(communes)].code
         out.append(ev.claim_received(f"dc-{c:04d}", received, commune=commune))
         if c % 5 != 4:
-            out.append(ev.claim_decided(f"dc-{c:04d}", received + timedelta(days=12),
-                                        "REJECTED" if c % 9 == 8 else "APPROVED", commune=commune))
+            out.append(
+                ev.claim_decided(
+                    f"dc-{c:04d}",
+                    received + timedelta(days=12),
+                    "REJECTED" if c % 9 == 8 else "APPROVED",
+                    commune=commune,
+                )
+            )
     return out

@@ -1,4 +1,5 @@
 """Contract payloads as intake and payout publish them, and their CloudEvent records."""
+
 from __future__ import annotations
 
 import uuid
@@ -29,13 +30,31 @@ TOWNSHIP = "08761"  # Thị trấn Lập Thạch: a township counts as urban
 BASE = datetime(2023, 5, 10, 3, 0, tzinfo=UTC)
 
 
-def facts(installment_id: str, beneficiary_id: str, period: str, amount: int, *, scheme: str = "PENSION",
-          agency: str = "BHXH", channel: str = "OWN_ACCOUNT", commune: str = URBAN_COMMUNE,
-          list_date: date = LIST_2023) -> dict:
-    return {"installment_id": installment_id, "entitlement_id": f"ent-{beneficiary_id}-{scheme}",
-            "beneficiary_id": beneficiary_id, "period": period, "amount": amount, "scheme": scheme, "agency": agency,
-            "channel": channel, "counterparty": "VNPOST" if channel == "CASH_POST_OFFICE" else "970436",
-            "commune_code": commune, "commune_list_date": list_date}
+def facts(
+    installment_id: str,
+    beneficiary_id: str,
+    period: str,
+    amount: int,
+    *,
+    scheme: str = "PENSION",
+    agency: str = "BHXH",
+    channel: str = "OWN_ACCOUNT",
+    commune: str = URBAN_COMMUNE,
+    list_date: date = LIST_2023,
+) -> dict:
+    return {
+        "installment_id": installment_id,
+        "entitlement_id": f"ent-{beneficiary_id}-{scheme}",
+        "beneficiary_id": beneficiary_id,
+        "period": period,
+        "amount": amount,
+        "scheme": scheme,
+        "agency": agency,
+        "channel": channel,
+        "counterparty": "VNPOST" if channel == "CASH_POST_OFFICE" else "970436",
+        "commune_code": commune,
+        "commune_list_date": list_date,
+    }
 
 
 def at(minutes: float) -> datetime:
@@ -47,18 +66,31 @@ def scheduled(f: dict, when: datetime | None = None) -> InstallmentScheduled:
 
 
 def submitted(f: dict, when: datetime | None = None) -> PaymentSubmitted:
-    return PaymentSubmitted(**f, batch_id="batch-1", end_to_end_id=f"e2e-{f['installment_id']}",
-                            submitted_at=when or at(1))
+    return PaymentSubmitted(
+        **f,
+        batch_id="batch-1",
+        end_to_end_id=f"e2e-{f['installment_id']}",
+        submitted_at=when or at(1),
+    )
 
 
 def settled(f: dict, when: datetime | None = None) -> PaymentSettled:
-    return PaymentSettled(**f, end_to_end_id=f"e2e-{f['installment_id']}", bank_reference="FT123",
-                          settled_at=when or at(2))
+    return PaymentSettled(
+        **f,
+        end_to_end_id=f"e2e-{f['installment_id']}",
+        bank_reference="FT123",
+        settled_at=when or at(2),
+    )
 
 
 def failed(f: dict, permanent: bool, when: datetime | None = None) -> PaymentFailed:
-    return PaymentFailed(**f, reason_code="AC04" if permanent else "TIMEOUT", reason_text="closed account",
-                         permanent=permanent, failed_at=when or at(2))
+    return PaymentFailed(
+        **f,
+        reason_code="AC04" if permanent else "TIMEOUT",
+        reason_text="closed account",
+        permanent=permanent,
+        failed_at=when or at(2),
+    )
 
 
 def returned(f: dict, when: datetime | None = None) -> PaymentReturned:
@@ -74,35 +106,74 @@ def cancelled(f: dict, when: datetime | None = None) -> InstallmentCancelled:
     return InstallmentCancelled(**f, reason="entitlement stopped", cancelled_at=when or at(2))
 
 
-def claim_received(claim_id: str, when: datetime, *, scheme: str = "UNEMPLOYMENT", agency: str = "ESC",
-                   commune: str = URBAN_COMMUNE, list_date: date = LIST_2023) -> ClaimReceived:
-    return ClaimReceived(claim_id=claim_id, portal_dossier_id=f"G22.{claim_id}", beneficiary_id=f"ben-{claim_id}",
-                         scheme=scheme, agency=agency, commune_code=commune, commune_list_date=list_date,
-                         requested_method="OWN_ACCOUNT", received_at=when)
+def claim_received(
+    claim_id: str,
+    when: datetime,
+    *,
+    scheme: str = "UNEMPLOYMENT",
+    agency: str = "ESC",
+    commune: str = URBAN_COMMUNE,
+    list_date: date = LIST_2023,
+) -> ClaimReceived:
+    return ClaimReceived(
+        claim_id=claim_id,
+        portal_dossier_id=f"G22.{claim_id}",
+        beneficiary_id=f"ben-{claim_id}",
+        scheme=scheme,
+        agency=agency,
+        commune_code=commune,
+        commune_list_date=list_date,
+        requested_method="OWN_ACCOUNT",
+        received_at=when,
+    )
 
 
-def claim_decided(claim_id: str, when: datetime, outcome: str = "APPROVED", *, scheme: str = "UNEMPLOYMENT",
-                  agency: str = "ESC", commune: str = URBAN_COMMUNE, list_date: date = LIST_2023,
-                  amount: int | None = None) -> ClaimDecided:
-    return ClaimDecided(claim_id=claim_id, beneficiary_id=f"ben-{claim_id}", scheme=scheme, agency=agency,
-                        outcome=outcome, decision_number=f"QD-{claim_id}" if outcome == "APPROVED" else None,
-                        entitlement_id=f"ent-{claim_id}" if outcome == "APPROVED" else None,
-                        amount_per_installment=amount, installments=3 if outcome == "APPROVED" else None,
-                        reason_code=None if outcome == "APPROVED" else "INELIGIBLE",
-                        commune_code=commune, commune_list_date=list_date, decided_at=when)
+def claim_decided(
+    claim_id: str,
+    when: datetime,
+    outcome: str = "APPROVED",
+    *,
+    scheme: str = "UNEMPLOYMENT",
+    agency: str = "ESC",
+    commune: str = URBAN_COMMUNE,
+    list_date: date = LIST_2023,
+    amount: int | None = None,
+) -> ClaimDecided:
+    return ClaimDecided(
+        claim_id=claim_id,
+        beneficiary_id=f"ben-{claim_id}",
+        scheme=scheme,
+        agency=agency,
+        outcome=outcome,
+        decision_number=f"QD-{claim_id}" if outcome == "APPROVED" else None,
+        entitlement_id=f"ent-{claim_id}" if outcome == "APPROVED" else None,
+        amount_per_installment=amount,
+        installments=3 if outcome == "APPROVED" else None,
+        reason_code=None if outcome == "APPROVED" else "INELIGIBLE",
+        commune_code=commune,
+        commune_list_date=list_date,
+        decided_at=when,
+    )
 
 
 def cloud_event(payload: Contract, event_id: str | None = None) -> tuple[str, str, CloudEvent]:
     contract = CONTRACT_BY_MODEL[type(payload)]
     key = str(getattr(payload, contract.key_field))
-    event = CloudEvent(type=contract.type, source="/benefits/test", subject=key,
-                       data=payload.model_dump(mode="json"), id=event_id or str(uuid.uuid4()))
+    event = CloudEvent(
+        type=contract.type,
+        source="/benefits/test",
+        subject=key,
+        data=payload.model_dump(mode="json"),
+        id=event_id or str(uuid.uuid4()),
+    )
     return contract.topic, key, event
 
 
 def record(payload: Contract, event_id: str | None = None) -> OutgoingRecord:
     topic, key, event = cloud_event(payload, event_id)
-    return OutgoingRecord(topic, key.encode(), event.to_json(), ((EVENT_TYPE_HEADER, event.type.encode()),))
+    return OutgoingRecord(
+        topic, key.encode(), event.to_json(), ((EVENT_TYPE_HEADER, event.type.encode()),)
+    )
 
 
 def records(payloads: Iterable[Contract]) -> list[OutgoingRecord]:
@@ -111,4 +182,7 @@ def records(payloads: Iterable[Contract]) -> list[OutgoingRecord]:
 
 def as_received(outgoing: Sequence[OutgoingRecord], first_offset: int = 0) -> list[ReceivedRecord]:
     """Records as a consumer would receive them (for feeding the projection without a broker)."""
-    return [ReceivedRecord(r.topic, 0, first_offset + i, r.key, r.value, r.headers) for i, r in enumerate(outgoing)]
+    return [
+        ReceivedRecord(r.topic, 0, first_offset + i, r.key, r.value, r.headers)
+        for i, r in enumerate(outgoing)
+    ]

@@ -1,5 +1,6 @@
 """An in-memory projection store, for the projector's pure logic (the SQL one is tested on the
 real databases)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -74,8 +75,15 @@ class FakeStore:
     # --- reading back ------------------------------------------------------------------------
 
     def total(self, counter: str, **where: str) -> int:
-        return sum(c[counter] for cell, c in self.payment_cube.items()
-                   if all(getattr(cell, k) == v for k, v in where.items()))
+        return sum(
+            c[counter]
+            for cell, c in self.payment_cube.items()
+            if all(getattr(cell, k) == v for k, v in where.items())
+        )
 
     def cube(self) -> dict[PaymentCell, dict[str, int]]:
-        return {cell: {k: v for k, v in c.items() if v} for cell, c in self.payment_cube.items() if any(c.values())}
+        return {
+            cell: {k: v for k, v in c.items() if v}
+            for cell, c in self.payment_cube.items()
+            if any(c.values())
+        }

@@ -1,5 +1,6 @@
 """A reporting service under test: its database migrated, its runtime (bus and sessions), its
 worker's projection loop when asked, and an HTTP client on its app (lifespan included)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,9 @@ DETAIL_READER = frozenset({"reports:read", "reports:detail"})
 
 
 def bearer(settings: ReportingSettings, scopes: Iterable[str] = DETAIL_READER) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(settings.jwt_secret, 'reporting-tests', set(scopes))}"}
+    return {
+        "Authorization": f"Bearer {issue_token(settings.jwt_secret, 'reporting-tests', set(scopes))}"
+    }
 
 
 @dataclass
@@ -67,7 +70,7 @@ class Reporting:
         await producer.start()
         try:
             for start in range(0, len(outgoing), 5000):
-                await producer.publish(outgoing[start:start + 5000])
+                await producer.publish(outgoing[start : start + 5000])
         finally:
             await producer.stop()
 
@@ -80,7 +83,7 @@ class Reporting:
         await dlq.start()
         try:
             for start in range(0, len(outgoing), batch):
-                chunk = as_received(outgoing[start:start + batch], self._fed)
+                chunk = as_received(outgoing[start : start + batch], self._fed)
                 self._fed += len(chunk)
                 await runner.process(chunk, dlq)
         finally:
@@ -133,8 +136,10 @@ class Reporting:
         def read() -> dict[tuple[str, int], int]:
             conn = sqlite3.connect(bus.path, timeout=30)
             try:
-                rows = conn.execute("SELECT topic, partition, next_offset FROM group_offsets WHERE group_id = ?",
-                                    (group,)).fetchall()
+                rows = conn.execute(
+                    "SELECT topic, partition, next_offset FROM group_offsets WHERE group_id = ?",
+                    (group,),
+                ).fetchall()
             finally:
                 conn.close()
             return {(t, int(p)): int(o) for t, p, o in rows}
@@ -148,22 +153,38 @@ class Reporting:
             for table in READ_MODEL_TABLES:
                 query = select(table).order_by(*table.primary_key.columns)
                 rows = (await session.execute(query)).mappings().all()
-                counters = {"payment_cube": PAYMENT_COUNTERS, "payment_rollup": PAYMENT_COUNTERS,
-                            "claim_cube": CLAIM_COUNTERS, "claim_rollup": CLAIM_COUNTERS}.get(table.name, ())
-                out[table.name] = [tuple(r.values()) for r in rows if not counters or any(r[c] for c in counters)]
+                counters = {
+                    "payment_cube": PAYMENT_COUNTERS,
+                    "payment_rollup": PAYMENT_COUNTERS,
+                    "claim_cube": CLAIM_COUNTERS,
+                    "claim_rollup": CLAIM_COUNTERS,
+                }.get(table.name, ())
+                out[table.name] = [
+                    tuple(r.values()) for r in rows if not counters or any(r[c] for c in counters)
+                ]
         return out
 
     async def api_figures(self) -> dict[str, Any]:
         """What the dashboard reads, for whole-snapshot comparisons."""
         snapshot: dict[str, Any] = {"kpis": await self.kpis()}
-        for dimension in ("district", "commune", "area-type", "scheme", "agency", "channel", "period"):
+        for dimension in (
+            "district",
+            "commune",
+            "area-type",
+            "scheme",
+            "agency",
+            "channel",
+            "period",
+        ):
             snapshot[dimension] = await self.get(f"/v1/breakdowns/{dimension}")
         snapshot["series"] = await self.get("/v1/timeseries", split="area-type")
         return snapshot
 
 
 @contextlib.asynccontextmanager
-async def open_reporting(settings: ReportingSettings, *, namespace_kafka: bool = False) -> AsyncIterator[Reporting]:
+async def open_reporting(
+    settings: ReportingSettings, *, namespace_kafka: bool = False
+) -> AsyncIterator[Reporting]:
     await upgrade_to_head_async(bootstrap.MIGRATIONS, settings.resolved_database_url())
     runtime = await Runtime.open(settings, metadata)
     namespaced: NamespacedBus | None = None
@@ -175,10 +196,13 @@ async def open_reporting(settings: ReportingSettings, *, namespace_kafka: bool =
     app = bootstrap.create_app(settings)
     try:
         transport = httpx.ASGITransport(app=app)
-        async with (app.router.lifespan_context(app),
-                    httpx.AsyncClient(transport=transport, base_url="http://reporting",
-                                      headers=bearer(settings)) as client,
-                    httpx.AsyncClient(transport=transport, base_url="http://reporting") as public):
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=transport, base_url="http://reporting", headers=bearer(settings)
+            ) as client,
+            httpx.AsyncClient(transport=transport, base_url="http://reporting") as public,
+        ):
             reporting = Reporting(settings, runtime, app, client, public)
             try:
                 yield reporting
@@ -190,7 +214,13 @@ async def open_reporting(settings: ReportingSettings, *, namespace_kafka: bool =
             await namespaced.delete_topics()
 
 
-def settings_for(data_dir: Path, database_url: str | None = None, kafka: str | None = None,
-                 **extra: Any) -> ReportingSettings:
-    return ReportingSettings(database_url=database_url, kafka_bootstrap_servers=kafka, data_dir=data_dir,
-                             topic_partitions=3, **({"consumer_batch_size": 500} | extra))
+def settings_for(
+    data_dir: Path, database_url: str | None = None, kafka: str | None = None, **extra: Any
+) -> ReportingSettings:
+    return ReportingSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka,
+        data_dir=data_dir,
+        topic_partitions=3,
+        **({"consumer_batch_size": 500} | extra),
+    )

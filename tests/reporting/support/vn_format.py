@@ -1,5 +1,6 @@
 """The dashboard's number formats, written independently of its JavaScript: 1.533; 25,4%;
 212,7 tỷ đồng (and 1,533; 25.4%; 212.7 billion VND in English)."""
+
 from __future__ import annotations
 
 
@@ -28,7 +29,11 @@ def share(cashless: int, paid: int, lang: str = "vi") -> str:
 
 def money(vnd: int, lang: str = "vi") -> str:
     if vnd >= 1_000_000_000:
-        return _tenths(_round_tenths(vnd, 1_000_000_000), lang) + (" tỷ đồng" if lang == "vi" else " billion VND")
+        return _tenths(_round_tenths(vnd, 1_000_000_000), lang) + (
+            " tỷ đồng" if lang == "vi" else " billion VND"
+        )
     if vnd >= 1_000_000:
-        return _tenths(_round_tenths(vnd, 1_000_000), lang) + (" triệu đồng" if lang == "vi" else " million VND")
+        return _tenths(_round_tenths(vnd, 1_000_000), lang) + (
+            " triệu đồng" if lang == "vi" else " million VND"
+        )
     return integer(vnd, lang) + (" đồng" if lang == "vi" else " VND")

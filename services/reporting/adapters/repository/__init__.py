@@ -9,6 +9,7 @@ Each repository is a class over the connection its boundary opened (an HTTP depe
 endpoint's unit of work, the consumer's batch, the rebuild command): it executes statements and
 never begins, commits or rolls back.
 """
+
 from __future__ import annotations
 
 from services.reporting.adapters.repository.control import ControlRepository

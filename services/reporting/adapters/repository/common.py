@@ -1,4 +1,5 @@
 """What the repositories share: the connection they run on and how a write reports its rows."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -3,6 +3,7 @@
 Synchronous on purpose: it runs inside the session's commit (see consumers/projections.py), where
 SQLAlchemy drives the async driver for us. Every write is a set-based statement per batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -41,7 +42,7 @@ CHUNK = 500
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _instant(moment: datetime) -> datetime:
@@ -54,15 +55,28 @@ def _instant(moment: datetime) -> datetime:
 
 def area_columns(period: str, commune_code: str, list_date: date) -> dict[str, Any]:
     area = reporting_area(commune_code, list_date, period)
-    return {"area_commune": area.code, "area_list": area.list_date, "area_district": area.district_code,
-            "area_province": area.province_code, "area_type": area.area_type}
+    return {
+        "area_commune": area.code,
+        "area_list": area.list_date,
+        "area_district": area.district_code,
+        "area_province": area.province_code,
+        "area_type": area.area_type,
+    }
 
 
 def _fact(row: Any) -> InstallmentFact:
     return InstallmentFact(
-        installment_id=row.installment_id, beneficiary_id=row.beneficiary_id, period=row.period,
-        amount=int(row.amount), scheme=row.scheme, agency=row.agency, channel=row.channel,
-        commune_code=row.commune_code, list_date=row.list_date, state=row.state, state_at=_instant(row.state_at),
+        installment_id=row.installment_id,
+        beneficiary_id=row.beneficiary_id,
+        period=row.period,
+        amount=int(row.amount),
+        scheme=row.scheme,
+        agency=row.agency,
+        channel=row.channel,
+        commune_code=row.commune_code,
+        list_date=row.list_date,
+        state=row.state,
+        state_at=_instant(row.state_at),
     )
 
 
@@ -84,16 +98,24 @@ class ProjectionRepository:
         return int(self.conn.execute(query).scalar_one())
 
     def record_progress(self, events: int, newest_event_at: datetime | None) -> None:
-        values: dict[str, Any] = {"events_applied": projection_state.c.events_applied + events,
-                                  "last_applied_at": utcnow()}
+        values: dict[str, Any] = {
+            "events_applied": projection_state.c.events_applied + events,
+            "last_applied_at": utcnow(),
+        }
         if newest_event_at is not None:
             newest = _instant(newest_event_at)
-            current = as_utc(self.conn.execute(
-                select(projection_state.c.last_event_at).where(projection_state.c.name == PROJECTIONS)
-            ).scalar_one())
+            current = as_utc(
+                self.conn.execute(
+                    select(projection_state.c.last_event_at).where(
+                        projection_state.c.name == PROJECTIONS
+                    )
+                ).scalar_one()
+            )
             if current is None or current < newest:
                 values["last_event_at"] = newest
-        self.conn.execute(update(projection_state).where(projection_state.c.name == PROJECTIONS).values(**values))
+        self.conn.execute(
+            update(projection_state).where(projection_state.c.name == PROJECTIONS).values(**values)
+        )
 
     # --- installments and people ------------------------------------------------------------
 
@@ -109,41 +131,79 @@ class ProjectionRepository:
 
     def save_installments(self, facts: Sequence[InstallmentFact]) -> None:
         rows = [
-            {"installment_id": f.installment_id, "beneficiary_id": f.beneficiary_id, "period": f.period,
-             "amount": f.amount, "scheme": f.scheme, "agency": f.agency, "channel": f.channel,
-             "commune_code": f.commune_code, "list_date": f.list_date, "state": f.state, "state_at": _instant(f.state_at)}
+            {
+                "installment_id": f.installment_id,
+                "beneficiary_id": f.beneficiary_id,
+                "period": f.period,
+                "amount": f.amount,
+                "scheme": f.scheme,
+                "agency": f.agency,
+                "channel": f.channel,
+                "commune_code": f.commune_code,
+                "list_date": f.list_date,
+                "state": f.state,
+                "state_at": _instant(f.state_at),
+            }
             for f in sorted(facts, key=lambda f: f.installment_id)
         ]
         stmt = insert_for(self.postgres, payment_facts)
         stmt = stmt.on_conflict_do_update(
             index_elements=[payment_facts.c.installment_id],
-            set_={c: stmt.excluded[c] for c in ("amount", "agency", "channel", "commune_code", "list_date",
-                                                 "state", "state_at")},
+            set_={
+                c: stmt.excluded[c]
+                for c in (
+                    "amount",
+                    "agency",
+                    "channel",
+                    "commune_code",
+                    "list_date",
+                    "state",
+                    "state_at",
+                )
+            },
         )
         self._many(stmt, rows)
 
     def _people_filter(self, table: Table, keys: Sequence[PersonKey]) -> ColumnElement[bool]:
-        return and_(table.c.period.in_(sorted({k.period for k in keys})),
-                    table.c.beneficiary_id.in_(sorted({k.beneficiary_id for k in keys})))
+        return and_(
+            table.c.period.in_(sorted({k.period for k in keys})),
+            table.c.beneficiary_id.in_(sorted({k.beneficiary_id for k in keys})),
+        )
 
     def lock_people(self, keys: Sequence[PersonKey]) -> dict[PersonKey, PaymentCell | None]:
         keys = sorted(keys)
-        self._many(insert_for(self.postgres, payment_people).on_conflict_do_nothing(),
-                   [{"period": k.period, "beneficiary_id": k.beneficiary_id, "scheme": k.scheme} for k in keys])
+        self._many(
+            insert_for(self.postgres, payment_people).on_conflict_do_nothing(),
+            [
+                {"period": k.period, "beneficiary_id": k.beneficiary_id, "scheme": k.scheme}
+                for k in keys
+            ],
+        )
         wanted = set(keys)
         out: dict[PersonKey, PaymentCell | None] = {}
         for chunk in _chunks(keys):
             query = select(payment_people).where(self._people_filter(payment_people, chunk))
             if self.postgres:
-                query = query.order_by(payment_people.c.period, payment_people.c.beneficiary_id,
-                                       payment_people.c.scheme).with_for_update()
+                query = query.order_by(
+                    payment_people.c.period,
+                    payment_people.c.beneficiary_id,
+                    payment_people.c.scheme,
+                ).with_for_update()
             for row in self.conn.execute(query):
                 key = PersonKey(row.period, row.beneficiary_id, row.scheme)
                 if key not in wanted:
                     continue
                 out[key] = (
-                    PaymentCell(row.period, row.commune_code, row.list_date, row.scheme, row.agency, row.channel)
-                    if row.channel is not None else None
+                    PaymentCell(
+                        row.period,
+                        row.commune_code,
+                        row.list_date,
+                        row.scheme,
+                        row.agency,
+                        row.channel,
+                    )
+                    if row.channel is not None
+                    else None
                 )
         return out
 
@@ -151,7 +211,9 @@ class ProjectionRepository:
         wanted = set(keys)
         out: dict[PersonKey, list[InstallmentFact]] = {}
         for chunk in _chunks(sorted(keys)):
-            for row in self.conn.execute(select(payment_facts).where(self._people_filter(payment_facts, chunk))):
+            for row in self.conn.execute(
+                select(payment_facts).where(self._people_filter(payment_facts, chunk))
+            ):
                 fact = _fact(row)
                 if fact.person in wanted:
                     out.setdefault(fact.person, []).append(fact)
@@ -159,14 +221,24 @@ class ProjectionRepository:
 
     def save_people(self, cells: dict[PersonKey, PaymentCell | None]) -> None:
         rows = [
-            {"period": key.period, "beneficiary_id": key.beneficiary_id, "scheme": key.scheme,
-             "commune_code": cell.commune_code if cell else None, "list_date": cell.list_date if cell else None,
-             "agency": cell.agency if cell else None, "channel": cell.channel if cell else None}
+            {
+                "period": key.period,
+                "beneficiary_id": key.beneficiary_id,
+                "scheme": key.scheme,
+                "commune_code": cell.commune_code if cell else None,
+                "list_date": cell.list_date if cell else None,
+                "agency": cell.agency if cell else None,
+                "channel": cell.channel if cell else None,
+            }
             for key, cell in sorted(cells.items(), key=lambda kv: kv[0])
         ]
         stmt = insert_for(self.postgres, payment_people)
         stmt = stmt.on_conflict_do_update(
-            index_elements=[payment_people.c.period, payment_people.c.beneficiary_id, payment_people.c.scheme],
+            index_elements=[
+                payment_people.c.period,
+                payment_people.c.beneficiary_id,
+                payment_people.c.scheme,
+            ],
             set_={c: stmt.excluded[c] for c in ("commune_code", "list_date", "agency", "channel")},
         )
         self._many(stmt, rows)
@@ -182,32 +254,59 @@ class ProjectionRepository:
             for row in self.conn.execute(query):
                 received = decided = None
                 if row.received_period is not None:
-                    received = ClaimCell(row.received_period, row.received_commune, row.received_list,
-                                         row.received_scheme, row.received_agency)
+                    received = ClaimCell(
+                        row.received_period,
+                        row.received_commune,
+                        row.received_list,
+                        row.received_scheme,
+                        row.received_agency,
+                    )
                 if row.decided_period is not None:
-                    decided = ClaimCell(row.decided_period, row.decided_commune, row.decided_list,
-                                        row.decided_scheme, row.decided_agency)
-                out[row.claim_id] = ClaimFact(row.claim_id, received, as_utc(row.received_at), decided, row.outcome,
-                                              as_utc(row.decided_at))
+                    decided = ClaimCell(
+                        row.decided_period,
+                        row.decided_commune,
+                        row.decided_list,
+                        row.decided_scheme,
+                        row.decided_agency,
+                    )
+                out[row.claim_id] = ClaimFact(
+                    row.claim_id,
+                    received,
+                    as_utc(row.received_at),
+                    decided,
+                    row.outcome,
+                    as_utc(row.decided_at),
+                )
         return out
 
     def save_claims(self, facts: Sequence[ClaimFact]) -> None:
         rows = []
         for f in sorted(facts, key=lambda f: f.claim_id):
             r, d = f.received, f.decided
-            rows.append({
-                "claim_id": f.claim_id,
-                "received_period": r.period if r else None, "received_commune": r.commune_code if r else None,
-                "received_list": r.list_date if r else None, "received_scheme": r.scheme if r else None,
-                "received_agency": r.agency if r else None, "received_at": as_utc(f.received_at),
-                "decided_period": d.period if d else None, "decided_commune": d.commune_code if d else None,
-                "decided_list": d.list_date if d else None, "decided_scheme": d.scheme if d else None,
-                "decided_agency": d.agency if d else None, "outcome": f.outcome, "decided_at": as_utc(f.decided_at),
-            })
+            rows.append(
+                {
+                    "claim_id": f.claim_id,
+                    "received_period": r.period if r else None,
+                    "received_commune": r.commune_code if r else None,
+                    "received_list": r.list_date if r else None,
+                    "received_scheme": r.scheme if r else None,
+                    "received_agency": r.agency if r else None,
+                    "received_at": as_utc(f.received_at),
+                    "decided_period": d.period if d else None,
+                    "decided_commune": d.commune_code if d else None,
+                    "decided_list": d.list_date if d else None,
+                    "decided_scheme": d.scheme if d else None,
+                    "decided_agency": d.agency if d else None,
+                    "outcome": f.outcome,
+                    "decided_at": as_utc(f.decided_at),
+                }
+            )
         stmt = insert_for(self.postgres, claim_facts)
         stmt = stmt.on_conflict_do_update(
             index_elements=[claim_facts.c.claim_id],
-            set_={c.name: stmt.excluded[c.name] for c in claim_facts.columns if c.name != "claim_id"},
+            set_={
+                c.name: stmt.excluded[c.name] for c in claim_facts.columns if c.name != "claim_id"
+            },
         )
         self._many(stmt, rows)
 
@@ -216,20 +315,35 @@ class ProjectionRepository:
     def add_to_payment_cube(self, deltas: dict[PaymentCell, Counters]) -> None:
         rows = []
         for cell, counters in sorted(deltas.items(), key=lambda kv: _cell_order(kv[0])):
-            row = {"period": cell.period, "commune_code": cell.commune_code, "list_date": cell.list_date,
-                   "scheme": cell.scheme, "agency": cell.agency, "channel": cell.channel,
-                   **area_columns(cell.period, cell.commune_code, cell.list_date)}
+            row = {
+                "period": cell.period,
+                "commune_code": cell.commune_code,
+                "list_date": cell.list_date,
+                "scheme": cell.scheme,
+                "agency": cell.agency,
+                "channel": cell.channel,
+                **area_columns(cell.period, cell.commune_code, cell.list_date),
+            }
             row.update({name: counters.get(name, 0) for name in PAYMENT_COUNTERS})
             rows.append(row)
         self._add(payment_cube, rows, PAYMENT_COUNTERS)
-        self._add(payment_rollup, _roll_up(rows, ROLLUP_KEY + ("channel",), PAYMENT_COUNTERS), PAYMENT_COUNTERS)
+        self._add(
+            payment_rollup,
+            _roll_up(rows, (*ROLLUP_KEY, "channel"), PAYMENT_COUNTERS),
+            PAYMENT_COUNTERS,
+        )
 
     def add_to_claim_cube(self, deltas: dict[ClaimCell, Counters]) -> None:
         rows = []
         for cell, counters in sorted(deltas.items(), key=lambda kv: _cell_order(kv[0])):
-            row = {"period": cell.period, "commune_code": cell.commune_code, "list_date": cell.list_date,
-                   "scheme": cell.scheme, "agency": cell.agency,
-                   **area_columns(cell.period, cell.commune_code, cell.list_date)}
+            row = {
+                "period": cell.period,
+                "commune_code": cell.commune_code,
+                "list_date": cell.list_date,
+                "scheme": cell.scheme,
+                "agency": cell.agency,
+                **area_columns(cell.period, cell.commune_code, cell.list_date),
+            }
             row.update({name: counters.get(name, 0) for name in CLAIM_COUNTERS})
             rows.append(row)
         self._add(claim_cube, rows, CLAIM_COUNTERS)
@@ -238,7 +352,7 @@ class ProjectionRepository:
     def _add(self, table: Table, rows: list[dict[str, Any]], counters: Sequence[str]) -> None:
         stmt = insert_for(self.postgres, table)
         stmt = stmt.on_conflict_do_update(
-            index_elements=[c for c in table.primary_key.columns],
+            index_elements=list(table.primary_key.columns),
             set_={name: table.c[name] + stmt.excluded[name] for name in counters},
         )
         self._many(stmt, rows)
@@ -252,16 +366,29 @@ class ProjectionRepository:
 ROLLUP_KEY = ("period", "area_province", "area_district", "area_type", "scheme", "agency")
 
 
-def _roll_up(rows: list[dict[str, Any]], key: Sequence[str], counters: Sequence[str]) -> list[dict[str, Any]]:
+def _roll_up(
+    rows: list[dict[str, Any]], key: Sequence[str], counters: Sequence[str]
+) -> list[dict[str, Any]]:
     merged: dict[tuple, dict[str, Any]] = {}
     for row in rows:
         k = tuple(row[name] for name in key)
-        target = merged.setdefault(k, {**{name: row[name] for name in key}, **{c: 0 for c in counters}})
+        target = merged.setdefault(
+            k, {**{name: row[name] for name in key}, **dict.fromkeys(counters, 0)}
+        )
         for c in counters:
             target[c] += row[c]
     return [r for _, r in sorted(merged.items()) if any(r[c] for c in counters)]
 
 
 def _cell_order(cell: PaymentCell | ClaimCell) -> tuple:
-    return tuple(str(v) for v in (cell.period, cell.commune_code, cell.list_date, cell.scheme, cell.agency,
-                                  getattr(cell, "channel", "")))
+    return tuple(
+        str(v)
+        for v in (
+            cell.period,
+            cell.commune_code,
+            cell.list_date,
+            cell.scheme,
+            cell.agency,
+            getattr(cell, "channel", ""),
+        )
+    )

@@ -1,4 +1,5 @@
 """Read queries over the cubes: filtered, grouped sums. Never touches the facts tables."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -56,10 +57,14 @@ class Filters:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "period_from": self.period_from, "period_to": self.period_to, "area_level": self.area_level,
+            "period_from": self.period_from,
+            "period_to": self.period_to,
+            "area_level": self.area_level,
             "area_code": self.area_code,
             "area_list_date": self.area_list_date.isoformat() if self.area_list_date else None,
-            "area_type": self.area_type, "schemes": list(self.schemes), "agencies": list(self.agencies),
+            "area_type": self.area_type,
+            "schemes": list(self.schemes),
+            "agencies": list(self.agencies),
             "channels": list(self.channels),
         }
 
@@ -72,8 +77,11 @@ def _where(table: Table, filters: Filters, *, channel_column: bool) -> list[Colu
     if filters.period_to:
         clauses.append(c.period <= filters.period_to)
     if filters.area_code and filters.area_level:
-        column = {"province": "area_province", "district": "area_district", "commune": "area_commune"}[
-            filters.area_level]
+        column = {
+            "province": "area_province",
+            "district": "area_district",
+            "commune": "area_commune",
+        }[filters.area_level]
         clauses.append(c[column] == filters.area_code)
         if filters.area_level == "commune" and filters.area_list_date:
             clauses.append(c.area_list == filters.area_list_date)
@@ -93,9 +101,22 @@ def _by_commune(filters: Filters, group: Sequence[str]) -> bool:
     return "area_commune" in group or filters.area_level == "commune"
 
 
-PAYMENT_FIELDS = ("people_paid", "people_cashless", "paid_count", "paid_amount", "cashless_count",
-                  "cashless_amount", "pending_count", "pending_amount", "failed_count", "failed_amount",
-                  "returned_count", "returned_amount", "cancelled_count", "cancelled_amount")
+PAYMENT_FIELDS = (
+    "people_paid",
+    "people_cashless",
+    "paid_count",
+    "paid_amount",
+    "cashless_count",
+    "cashless_amount",
+    "pending_count",
+    "pending_amount",
+    "failed_count",
+    "failed_amount",
+    "returned_count",
+    "returned_amount",
+    "cancelled_count",
+    "cancelled_amount",
+)
 CLAIM_FIELDS = ("claims_received", "decisions_approved", "decisions_rejected")
 
 
@@ -118,8 +139,11 @@ def _payment_rows(filters: Filters, group: Sequence[str], with_claims: bool) -> 
         c.paid_amount.label("paid_amount"),
         when_cashless(c.paid_count, "cashless_count"),
         when_cashless(c.paid_amount, "cashless_amount"),
-        *[c[f"{g}_{k}"].label(f"{g}_{k}") for g in ("pending", "failed", "returned", "cancelled")
-          for k in ("count", "amount")],
+        *[
+            c[f"{g}_{k}"].label(f"{g}_{k}")
+            for g in ("pending", "failed", "returned", "cancelled")
+            for k in ("count", "amount")
+        ],
     ]
     if with_claims:
         columns += [_zero(name) for name in CLAIM_FIELDS]
@@ -129,10 +153,15 @@ def _payment_rows(filters: Filters, group: Sequence[str], with_claims: bool) -> 
 def _claim_rows(filters: Filters, group: Sequence[str]) -> Select:
     table = claim_cube if _by_commune(filters, group) else claim_rollup
     c = table.c
-    columns = [c[name].label(name) for name in group] + [_zero(name) for name in PAYMENT_FIELDS] + [
-        c.received.label("claims_received"), c.approved.label("decisions_approved"),
-        c.rejected.label("decisions_rejected"),
-    ]
+    columns = (
+        [c[name].label(name) for name in group]
+        + [_zero(name) for name in PAYMENT_FIELDS]
+        + [
+            c.received.label("claims_received"),
+            c.approved.label("decisions_approved"),
+            c.rejected.label("decisions_rejected"),
+        ]
+    )
     return select(*columns).where(and_(True, *_where(table, filters, channel_column=False)))
 
 
@@ -140,10 +169,14 @@ def figures_query(filters: Filters, group: Sequence[str], claims: bool = True) -
     """One statement: payments and (where they apply) claims, summed per group."""
     with_claims = claims and claims_apply(filters, group)
     rows = _payment_rows(filters, group, with_claims)
-    source = union_all(rows, _claim_rows(filters, group)).subquery() if with_claims else rows.subquery()
+    source = (
+        union_all(rows, _claim_rows(filters, group)).subquery() if with_claims else rows.subquery()
+    )
     fields = PAYMENT_FIELDS + (CLAIM_FIELDS if with_claims else ())
-    query = select(*[source.c[name] for name in group],
-                   *[func.coalesce(func.sum(source.c[name]), 0).label(name) for name in fields])
+    query = select(
+        *[source.c[name] for name in group],
+        *[func.coalesce(func.sum(source.c[name]), 0).label(name) for name in fields],
+    )
     if group:
         query = query.group_by(*[source.c[name] for name in group])
     return query
@@ -158,7 +191,9 @@ class ReadRepository:
     def __init__(self, db: Db) -> None:
         self.db = db
 
-    async def grouped(self, filters: Filters, group: Sequence[str], *, claims: bool = True) -> dict[tuple, Figures]:
+    async def grouped(
+        self, filters: Filters, group: Sequence[str], *, claims: bool = True
+    ) -> dict[tuple, Figures]:
         """Figures per distinct value of the `group` columns (one entry, key (), when empty)."""
         merged: dict[tuple, dict[str, Any]] = {}
         for row in (await self.db.execute(figures_query(filters, group, claims))).mappings():

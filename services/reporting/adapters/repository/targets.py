@@ -1,4 +1,5 @@
 """Targets: configuration rows, read and written through the API."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -13,16 +14,31 @@ from services.reporting.domain.targets import Target
 
 def _target(row: Any) -> Target:
     return Target(
-        id=row.id, code=row.code, title_vi=row.title_vi, title_en=row.title_en, area_type=row.area_type,
-        area_level=row.area_level, area_code=row.area_code, schemes=tuple(s for s in row.schemes.split(",") if s),
-        target_bp=int(row.target_bp), deadline=row.deadline,
+        id=row.id,
+        code=row.code,
+        title_vi=row.title_vi,
+        title_en=row.title_en,
+        area_type=row.area_type,
+        area_level=row.area_level,
+        area_code=row.area_code,
+        schemes=tuple(s for s in row.schemes.split(",") if s),
+        target_bp=int(row.target_bp),
+        deadline=row.deadline,
     )
 
 
 def _values(target: Target) -> dict[str, Any]:
-    return {"code": target.code, "title_vi": target.title_vi, "title_en": target.title_en,
-            "area_type": target.area_type, "area_level": target.area_level, "area_code": target.area_code,
-            "schemes": ",".join(target.schemes), "target_bp": target.target_bp, "deadline": target.deadline}
+    return {
+        "code": target.code,
+        "title_vi": target.title_vi,
+        "title_en": target.title_en,
+        "area_type": target.area_type,
+        "area_level": target.area_level,
+        "area_code": target.area_code,
+        "schemes": ",".join(target.schemes),
+        "target_bp": target.target_bp,
+        "deadline": target.deadline,
+    }
 
 
 class TargetRepository:
@@ -34,7 +50,9 @@ class TargetRepository:
         return [_target(r) for r in rows]
 
     async def get(self, target_id: str) -> Target | None:
-        row = (await self.db.execute(select(targets).where(targets.c.id == target_id))).one_or_none()
+        row = (
+            await self.db.execute(select(targets).where(targets.c.id == target_id))
+        ).one_or_none()
         return _target(row) if row else None
 
     async def get_by_code(self, code: str) -> Target | None:
@@ -42,11 +60,15 @@ class TargetRepository:
         return _target(row) if row else None
 
     async def add(self, target: Target, now: datetime) -> None:
-        await self.db.execute(insert(targets).values(id=target.id, created_at=now, updated_at=now, **_values(target)))
+        await self.db.execute(
+            insert(targets).values(id=target.id, created_at=now, updated_at=now, **_values(target))
+        )
 
     async def replace(self, target: Target, now: datetime) -> bool:
         result = await self.db.execute(
-            update(targets).where(targets.c.id == target.id).values(updated_at=now, **_values(target))
+            update(targets)
+            .where(targets.c.id == target.id)
+            .values(updated_at=now, **_values(target))
         )
         return changed(result)
 

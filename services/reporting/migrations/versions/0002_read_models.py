@@ -3,6 +3,7 @@
 Revision ID: reporting_0002
 Revises: reporting_0001
 """
+
 from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
@@ -50,7 +51,9 @@ def upgrade() -> None:
         sa.Column("rebuild_started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("rebuilt_at", sa.DateTime(timezone=True), nullable=True),
     )
-    op.bulk_insert(state, [{"name": "projections", "generation": 1, "state": "ACTIVE", "events_applied": 0}])
+    op.bulk_insert(
+        state, [{"name": "projections", "generation": 1, "state": "ACTIVE", "events_applied": 0}]
+    )
 
     op.create_table(
         "payment_facts",
@@ -66,7 +69,9 @@ def upgrade() -> None:
         sa.Column("state", sa.String(20), nullable=False),
         sa.Column("state_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index("ix_payment_facts_person", "payment_facts", ["period", "beneficiary_id", "scheme"])
+    op.create_index(
+        "ix_payment_facts_person", "payment_facts", ["period", "beneficiary_id", "scheme"]
+    )
 
     op.create_table(
         "payment_people",
@@ -106,9 +111,22 @@ def upgrade() -> None:
         sa.Column("agency", sa.String(16), primary_key=True),
         sa.Column("channel", sa.String(32), primary_key=True),
         *_area_columns(),
-        *[_counter(n) for n in ("people_paid", "paid_count", "paid_amount", "pending_count", "pending_amount",
-                                "failed_count", "failed_amount", "returned_count", "returned_amount",
-                                "cancelled_count", "cancelled_amount")],
+        *[
+            _counter(n)
+            for n in (
+                "people_paid",
+                "paid_count",
+                "paid_amount",
+                "pending_count",
+                "pending_amount",
+                "failed_count",
+                "failed_amount",
+                "returned_count",
+                "returned_amount",
+                "cancelled_count",
+                "cancelled_amount",
+            )
+        ],
     )
     op.create_index("ix_payment_cube_scheme_period", "payment_cube", ["scheme", "period"])
 
@@ -125,18 +143,48 @@ def upgrade() -> None:
 
     op.create_table(
         "payment_rollup",
-        *[sa.Column(n, sa.String(size), primary_key=True) for n, size in (
-            ("period", 7), ("area_province", 8), ("area_district", 16), ("area_type", 8), ("scheme", 32),
-            ("agency", 16), ("channel", 32))],
-        *[_counter(n) for n in ("people_paid", "paid_count", "paid_amount", "pending_count", "pending_amount",
-                                "failed_count", "failed_amount", "returned_count", "returned_amount",
-                                "cancelled_count", "cancelled_amount")],
+        *[
+            sa.Column(n, sa.String(size), primary_key=True)
+            for n, size in (
+                ("period", 7),
+                ("area_province", 8),
+                ("area_district", 16),
+                ("area_type", 8),
+                ("scheme", 32),
+                ("agency", 16),
+                ("channel", 32),
+            )
+        ],
+        *[
+            _counter(n)
+            for n in (
+                "people_paid",
+                "paid_count",
+                "paid_amount",
+                "pending_count",
+                "pending_amount",
+                "failed_count",
+                "failed_amount",
+                "returned_count",
+                "returned_amount",
+                "cancelled_count",
+                "cancelled_amount",
+            )
+        ],
     )
     op.create_table(
         "claim_rollup",
-        *[sa.Column(n, sa.String(size), primary_key=True) for n, size in (
-            ("period", 7), ("area_province", 8), ("area_district", 16), ("area_type", 8), ("scheme", 32),
-            ("agency", 16))],
+        *[
+            sa.Column(n, sa.String(size), primary_key=True)
+            for n, size in (
+                ("period", 7),
+                ("area_province", 8),
+                ("area_district", 16),
+                ("area_type", 8),
+                ("scheme", 32),
+                ("agency", 16),
+            )
+        ],
         *[_counter(n) for n in ("received", "approved", "rejected")],
     )
 
@@ -156,42 +204,65 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
     now = datetime.now(UTC)
-    op.bulk_insert(targets, [
-        {
-            "id": "5b0f3c1e-2023-4c25-9a25-000000002023", "code": "vinh-phuc-2023-urban-pension-si",
-            "title_vi": "Đô thị: 25% người hưởng lương hưu, trợ cấp BHXH nhận không dùng tiền mặt (Công văn 2695/UBND)",
-            "title_en": "Urban areas: 25% of pension and social-insurance-allowance recipients paid without cash "
-                        "(Official Letter 2695)",
-            "area_type": "URBAN", "area_level": "province", "area_code": None,
-            "schemes": "PENSION,SI_ALLOWANCE", "target_bp": 2500, "deadline": date(2023, 12, 31),
-            "created_at": now, "updated_at": now,
-        },
-        {
-            "id": "5b0f3c1e-2025-4c25-9a25-000000002025", "code": "example-national-2025-urban",
-            "title_vi": "Ví dụ mục tiêu quốc gia: đô thị, 50% người hưởng chính sách hằng tháng nhận không dùng "
-                        "tiền mặt đến cuối 2025",
-            "title_en": "Example national target: urban areas, 50% of monthly beneficiaries paid without cash by "
-                        "the end of 2025",
-            "area_type": "URBAN", "area_level": "province", "area_code": None,
-            "schemes": MONTHLY_SCHEMES, "target_bp": 5000, "deadline": date(2025, 12, 31),
-            "created_at": now, "updated_at": now,
-        },
-        {
-            "id": "5b0f3c1e-2025-4c25-9a25-000000012025", "code": "example-national-2025-rural",
-            "title_vi": "Ví dụ mục tiêu quốc gia: nông thôn, 30% người hưởng chính sách hằng tháng nhận không dùng "
-                        "tiền mặt đến cuối 2025",
-            "title_en": "Example national target: rural areas, 30% of monthly beneficiaries paid without cash by "
-                        "the end of 2025",
-            "area_type": "RURAL", "area_level": "province", "area_code": None,
-            "schemes": MONTHLY_SCHEMES, "target_bp": 3000, "deadline": date(2025, 12, 31),
-            "created_at": now, "updated_at": now,
-        },
-    ])
+    op.bulk_insert(
+        targets,
+        [
+            {
+                "id": "5b0f3c1e-2023-4c25-9a25-000000002023",
+                "code": "vinh-phuc-2023-urban-pension-si",
+                "title_vi": "Đô thị: 25% người hưởng lương hưu, trợ cấp BHXH nhận không dùng tiền mặt (Công văn 2695/UBND)",
+                "title_en": "Urban areas: 25% of pension and social-insurance-allowance recipients paid without cash "
+                "(Official Letter 2695)",
+                "area_type": "URBAN",
+                "area_level": "province",
+                "area_code": None,
+                "schemes": "PENSION,SI_ALLOWANCE",
+                "target_bp": 2500,
+                "deadline": date(2023, 12, 31),
+                "created_at": now,
+                "updated_at": now,
+            },
+            {
+                "id": "5b0f3c1e-2025-4c25-9a25-000000002025",
+                "code": "example-national-2025-urban",
+                "title_vi": "Ví dụ mục tiêu quốc gia: đô thị, 50% người hưởng chính sách hằng tháng nhận không dùng "
+                "tiền mặt đến cuối 2025",
+                "title_en": "Example national target: urban areas, 50% of monthly beneficiaries paid without cash by "
+                "the end of 2025",
+                "area_type": "URBAN",
+                "area_level": "province",
+                "area_code": None,
+                "schemes": MONTHLY_SCHEMES,
+                "target_bp": 5000,
+                "deadline": date(2025, 12, 31),
+                "created_at": now,
+                "updated_at": now,
+            },
+            {
+                "id": "5b0f3c1e-2025-4c25-9a25-000000012025",
+                "code": "example-national-2025-rural",
+                "title_vi": "Ví dụ mục tiêu quốc gia: nông thôn, 30% người hưởng chính sách hằng tháng nhận không dùng "
+                "tiền mặt đến cuối 2025",
+                "title_en": "Example national target: rural areas, 30% of monthly beneficiaries paid without cash by "
+                "the end of 2025",
+                "area_type": "RURAL",
+                "area_level": "province",
+                "area_code": None,
+                "schemes": MONTHLY_SCHEMES,
+                "target_bp": 3000,
+                "deadline": date(2025, 12, 31),
+                "created_at": now,
+                "updated_at": now,
+            },
+        ],
+    )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET plan_cache_mode', current_database()); END $$")
+        op.execute(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET plan_cache_mode', current_database()); END $$"
+        )
     op.drop_table("targets")
     op.drop_table("claim_rollup")
     op.drop_table("payment_rollup")

@@ -4,6 +4,7 @@ columns, fenced leases and exact reconciliation.
 Revision ID: reporting_0003
 Revises: reporting_0002
 """
+
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 
