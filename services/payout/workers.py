@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,20 +30,23 @@ from services.payout.adapters.banks.base import (
 )
 from services.payout.adapters.banks.registry import BankChannelRegistry
 from services.payout.domain.model import CREATED, Outcome
-from services.payout.domain.periods import current_period, vn_date, vn_now
+from services.payout.domain.outcomes import OutcomePolicy
 from services.payout.domain.verification import verdict
 from services.payout.service_layer import cycles as cycle_service
 from services.payout.service_layer import submission
 from services.payout.service_layer import verification as verification_service
-from services.payout.service_layer.common import utcnow
-from services.payout.service_layer.outcomes import OutcomePolicy
 from services.payout.service_layer.queries import cycle_row
 from services.payout.settings import PayoutSettings
+from shared.clock import utcnow
 from shared.metrics import BATCH_LEASES_LOST
 from shared.outbox import Outbox
+from shared.periods import current_period, vietnam_date, vietnam_time
+from shared.uow import UnitOfWork, unit_of_work
+from shared.waiting import sleep_or_stop
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+ACTOR = "payout-worker"
 
 
 def lists_still_to_send(batch: PaymentBatch, items: Sequence[dict]) -> PaymentBatch:
@@ -59,13 +62,6 @@ def lists_still_to_send(batch: PaymentBatch, items: Sequence[dict]) -> PaymentBa
 
 def outcome_policy(settings: PayoutSettings) -> OutcomePolicy:
     return OutcomePolicy(describe=describe, fallback=settings.permanent_failure_fallback)
-
-
-async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
 
 
 class PayoutWorkers:
@@ -85,14 +81,16 @@ class PayoutWorkers:
         self.inquiries_made = 0
         self.leases_lost = 0
 
-    async def in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 5) -> T:
-        """Run `work` in its own transaction, again after a deadlock or a lost race (a lost
-        lease is final: trying again would not give it back)."""
+    async def in_transaction(
+        self, work: Callable[[UnitOfWork], Awaitable[T]], attempts: int = 5, *, now: datetime | None = None
+    ) -> T:
+        """Run `work` in its own unit of work (at `now`, else the time it opens), again after a
+        deadlock or a lost race (a lost lease is final: trying again would not give it back)."""
         delay = 0.05
         for attempt in range(1, attempts + 1):
             try:
-                async with self.session_factory() as session, session.begin():
-                    return await work(session)
+                async with unit_of_work(self.session_factory, self.outbox, ACTOR, now=now) as uow:
+                    return await work(uow)
             except submission.LeaseLost:
                 raise
             except Exception:
@@ -143,10 +141,9 @@ class PayoutWorkers:
     # -- verification -----------------------------------------------------------------------
 
     async def verify_once(self) -> bool:
-        now = utcnow()
         claimed = await self.in_transaction(
-            lambda s: verification_service.claim_verifications(
-                s, now, self.settings.verification_batch_size, self.settings.lease_seconds
+            lambda uow: verification_service.claim_verifications(
+                uow, self.settings.verification_batch_size, self.settings.lease_seconds
             )
         )
         if not claimed:
@@ -171,10 +168,10 @@ class PayoutWorkers:
         answers = await asyncio.gather(*(ask(p) for p in claimed))
         done_at = utcnow()
         await self.in_transaction(
-            lambda s: verification_service.record_verifications(
-                s, self.outbox, list(answers), done_at,
-                self.settings.retry_base_seconds, self.settings.retry_max_seconds,
-            )
+            lambda uow: verification_service.record_verifications(
+                uow, list(answers), self.settings.retry_base_seconds, self.settings.retry_max_seconds
+            ),
+            now=done_at,
         )
         return True
 
@@ -182,13 +179,13 @@ class PayoutWorkers:
 
     async def batch_once(self) -> bool:
         await self.in_transaction(
-            lambda s: cycle_service.assign_pending_batches(s, self.settings.batch_size, utcnow())
+            lambda uow: cycle_service.assign_pending_batches(uow, self.settings.batch_size)
         )
         return False  # a timer, not a queue: it runs every idle period
 
     async def submit_once(self) -> bool:
         claimed = await self.in_transaction(
-            lambda s: submission.claim_batch(s, utcnow(), self.settings.lease_seconds)
+            lambda uow: submission.claim_batch(uow, self.settings.lease_seconds)
         )
         if claimed is None:
             return False
@@ -206,7 +203,7 @@ class PayoutWorkers:
                     extra={"fields": {"batch_id": claimed.batch_id, "lease_token": claimed.lease_token,
                                       "during": during}})
 
-    async def record(self, claimed: submission.Claimed, work: Callable[[AsyncSession], Awaitable[T]]) -> T | None:
+    async def record(self, claimed: submission.Claimed, work: Callable[[UnitOfWork], Awaitable[T]]) -> T | None:
         """Record a result under the claim's lease; None if the lease was lost meanwhile."""
         try:
             return await self.in_transaction(work)
@@ -225,14 +222,14 @@ class PayoutWorkers:
                 await asyncio.sleep(lease / 3)
                 try:
                     kept = await self.in_transaction(
-                        lambda s: submission.renew_lease(s, claimed, utcnow(), lease))
+                        lambda uow: submission.renew_lease(uow, claimed, lease))
                 except Exception as exc:  # noqa: BLE001 - the next renewal tries again
                     log.warning("batch lease renewal failed", exc_info=exc,
                                 extra={"fields": {"batch_id": claimed.batch_id}})
                     continue
                 if not kept:
                     # Released by this worker meanwhile, or taken over (its write will say so).
-                    if await self.in_transaction(lambda s: submission.lease_taken_over(s, claimed)):
+                    if await self.in_transaction(lambda uow: submission.lease_taken_over(uow, claimed)):
                         log.warning("batch lease taken over while its counterparty was called",
                                     extra={"fields": {"batch_id": claimed.batch_id,
                                                       "lease_token": claimed.lease_token}})
@@ -248,11 +245,11 @@ class PayoutWorkers:
 
     async def sweep_once(self) -> bool:
         claimed = await self.in_transaction(
-            lambda s: submission.claim_batch(s, utcnow(), self.settings.lease_seconds, sweep=True)
+            lambda uow: submission.claim_batch(uow, self.settings.lease_seconds, sweep=True)
         )
         if claimed is None:
             return False
-        done = await self.record(claimed, lambda s: submission.complete_if_done(s, claimed, utcnow()))
+        done = await self.record(claimed, lambda uow: submission.complete_if_done(uow, claimed))
         if done is False:
             await self.inquire(claimed)
         return True
@@ -263,13 +260,11 @@ class PayoutWorkers:
 
     async def _send(self, claimed: submission.Claimed) -> None:
         # Where the money goes is decided now, on the day it is sent.
-        resolved = await self.record(
-            claimed, lambda s: submission.resolve_accounts(s, self.outbox, claimed, utcnow()))
+        resolved = await self.record(claimed, lambda uow: submission.resolve_accounts(uow, claimed))
         if resolved is None:
             return
         claimed = resolved
-        async with self.session_factory() as session:
-            items = await submission.batch_items(session, claimed.batch_id)
+        items = await self.in_transaction(lambda uow: submission.batch_items(uow, claimed.batch_id))
         instructions = tuple(
             PaymentInstruction(
                 end_to_end_id=item["end_to_end_id"],
@@ -290,12 +285,11 @@ class PayoutWorkers:
             items=instructions,
             execution_date=claimed.execution_date,
         )
-        now = utcnow
         if not batch.totals_match():
             # Never send more (or other) than the batch declares; a person must look at it.
             log.error("batch items differ from its control totals; not sent",
                       extra={"fields": {"batch_id": claimed.batch_id}})
-            await self.record(claimed, lambda s: submission.record_not_sent(s, claimed, "CONTROL_TOTALS_MISMATCH", now()))
+            await self.record(claimed, lambda uow: submission.record_not_sent(uow, claimed, "CONTROL_TOTALS_MISMATCH"))
             return
         if claimed.counterparty == VNPOST:
             batch = lists_still_to_send(batch, items)
@@ -308,24 +302,24 @@ class PayoutWorkers:
             if isinstance(exc, CredentialsRefused):
                 log.error("counterparty refused our credentials; batch retried",
                           extra={"fields": {"batch_id": claimed.batch_id, "counterparty": claimed.counterparty}})
-            await self.record(claimed, lambda s: submission.record_retry(
-                s, claimed, error, now(), self.settings.retry_base_seconds, self.settings.retry_max_seconds))
+            await self.record(claimed, lambda uow: submission.record_retry(
+                uow, claimed, error, self.settings.retry_base_seconds, self.settings.retry_max_seconds))
             return
         except UnknownOutcome as exc:
             error = str(exc)
-            await self.record(claimed, lambda s: submission.record_unknown(s, claimed, error, now()))
+            await self.record(claimed, lambda uow: submission.record_unknown(uow, claimed, error))
             return
         except PermanentBankError as exc:
             code = exc.code
             if claimed.attempts <= 1:
                 # Refused the first time it was ever sent: the counterparty holds none of it.
-                await self.record(claimed, lambda s: submission.record_refused(
-                    s, self.outbox, claimed, code, e2e_ids, now(), self.policy))
+                await self.record(claimed, lambda uow: submission.record_refused(
+                    uow, claimed, code, e2e_ids, self.policy))
                 return
             # A resend refused: an earlier send may have been taken; ask before failing anything.
             findings = await self.statuses(channel, e2e_ids)
-            await self.record(claimed, lambda s: submission.record_resend_refused(
-                s, self.outbox, claimed, code, findings, now(), self.policy,
+            await self.record(claimed, lambda uow: submission.record_resend_refused(
+                uow, claimed, code, findings, self.policy,
                 retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds,
                 inquiry_after_seconds=self.settings.status_inquiry_after_seconds))
             return
@@ -339,8 +333,8 @@ class PayoutWorkers:
                 not_held = set((await self.statuses(channel, check)).never_received)
                 in_doubt += [e2e for e2e in check if e2e not in not_held]
                 rejected = [(e2e, code) for e2e, code in rejected if e2e not in check or e2e in not_held]
-        await self.record(claimed, lambda s: submission.record_accepted(
-            s, self.outbox, claimed, list(result.accepted), rejected, e2e_ids, now(),
+        await self.record(claimed, lambda uow: submission.record_accepted(
+            uow, claimed, list(result.accepted), rejected, e2e_ids,
             self.policy, self.settings.status_inquiry_after_seconds,
             in_doubt=in_doubt, not_sent=list(result.not_sent),
             retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds))
@@ -377,19 +371,18 @@ class PayoutWorkers:
                         reason_code=answer.reason_code,
                         bank_reference=answer.bank_reference,
                         occurred_at=occurred,
-                        paid_on=vn_date(occurred) if answer.status == "PAID_CASH" else None,
+                        paid_on=vietnam_date(occurred) if answer.status == "PAID_CASH" else None,
                     )
                 )
         return findings
 
     async def inquire(self, claimed: submission.Claimed) -> None:
         async with self.keeping_lease(claimed):
-            async with self.session_factory() as session:
-                items = await submission.open_items(session, claimed.batch_id)
+            items = await self.in_transaction(lambda uow: submission.open_items(uow, claimed.batch_id))
             channel = self.channels.channel(claimed.counterparty)
             findings = await self.statuses(channel, [item["end_to_end_id"] for item in items])
-            await self.record(claimed, lambda s: submission.record_inquiry(
-                s, self.outbox, claimed, findings, utcnow(), self.policy,
+            await self.record(claimed, lambda uow: submission.record_inquiry(
+                uow, claimed, findings, self.policy,
                 retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds,
                 inquiry_after_seconds=self.settings.status_inquiry_after_seconds))
 
@@ -398,18 +391,16 @@ class PayoutWorkers:
     async def schedule_once(self, now: datetime | None = None) -> cycle_service.CycleStarted | None:
         """On or after the configured day of the month (Vietnam time), open the month's cycle."""
         now = now or utcnow()
-        if vn_now(now).day < self.settings.cycle_day:
+        if vietnam_time(now).day < self.settings.cycle_day:
             return None
         period = current_period(now)
 
-        async def work(session: AsyncSession) -> cycle_service.CycleStarted | None:
-            if await cycle_row(session, period) is not None:
+        async def work(uow: UnitOfWork) -> cycle_service.CycleStarted | None:
+            if await cycle_row(uow, period) is not None:
                 return None
-            return await cycle_service.start_cycle(
-                session, self.outbox, period, "scheduler", now, self.settings.batch_size
-            )
+            return await cycle_service.start_cycle(uow, period, "scheduler", self.settings.batch_size)
 
-        started = await self.in_transaction(work)
+        started = await self.in_transaction(work, now=now)
         if started is not None:
             log.info("cycle started by the scheduler",
                      extra={"fields": {"period": period, "installments": started.new_installments}})

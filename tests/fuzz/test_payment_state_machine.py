@@ -40,6 +40,7 @@ from services.payout.service_layer.outcomes import OutcomePolicy, record_callbac
 from shared.db import make_engine, make_session_factory
 from shared.migrations import upgrade_to_head_async
 from shared.outbox import Outbox
+from shared.uow import unit_of_work
 
 BANK = "970436"
 OTHER_BANK = "970418"
@@ -167,9 +168,8 @@ class Payout:
                 event_id=f"EVT-{installment_id}-{c.event}",
             ))
         for sender, outcomes in by_sender.items():  # one transaction per delivery, as the webhook does
-            async with make_session_factory(self.engine)() as session, session.begin():
-                await record_callback(session, self.outbox, sender, f"DLV-{installment_id}-{number}",
-                                      outcomes, datetime.now(UTC), policy)
+            async with unit_of_work(make_session_factory(self.engine), self.outbox, sender) as uow:
+                await record_callback(uow, sender, f"DLV-{installment_id}-{number}", outcomes, policy)
 
     async def observe(self, installment_id: int, period: str) -> tuple[str, int, list[tuple[str, int]], int]:
         """State, attempts, the money-moving events (type, amount) and the ledger's settled sum."""

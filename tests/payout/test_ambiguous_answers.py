@@ -136,14 +136,13 @@ class TestRejectedItems:
         await stack.workers.verify_once()
         await stack.start_cycle(PERIOD)
         claimed = await stack.workers.in_transaction(
-            lambda s: submission.claim_batch(s, datetime.now(UTC), 30.0))
+            lambda uow: submission.claim_batch(uow, 30.0))
         e2e = await attempt_ids(stack)
         long_code = "Tài khoản không hợp lệ " * 10
 
-        async def record(session):
+        async def record(uow):
             return await submission.record_accepted(
-                session, stack.runtime.outbox, claimed, [e2e[0]], [(e2e[1], long_code)], e2e,
-                datetime.now(UTC), stack.workers.policy, 30.0)
+                uow, claimed, [e2e[0]], [(e2e[1], long_code)], e2e, stack.workers.policy, 30.0)
 
         await stack.workers.in_transaction(record)
         async with stack.runtime.session_factory() as session:
@@ -164,7 +163,7 @@ class TestRejectedItems:
         await stack.start_cycle(PERIOD)
         await sandbox.set_faults(callback_delay_ms=60_000)
         claimed = await stack.workers.in_transaction(
-            lambda s: submission.claim_batch(s, datetime.now(UTC), 30.0))
+            lambda uow: submission.claim_batch(uow, 30.0))
         await stack.workers.send(claimed)  # the bank holds both
         async with stack.runtime.session_factory() as session, session.begin():
             await session.execute(update(payment_attempts).values(state="CREATED", submitted_at=None))
@@ -172,11 +171,10 @@ class TestRejectedItems:
             await session.execute(update(batches).values(state="SENDING", lease_until=datetime.now(UTC)))
         e2e = await attempt_ids(stack)
 
-        async def record(session):
+        async def record(uow):
             # The bank answers the resend: one accepted, the other "duplicate payment" (AM05).
             return await submission.record_accepted(
-                session, stack.runtime.outbox, claimed, [e2e[0]], [(e2e[1], "AM05")], e2e,
-                datetime.now(UTC), stack.workers.policy, 30.0)
+                uow, claimed, [e2e[0]], [(e2e[1], "AM05")], e2e, stack.workers.policy, 30.0)
 
         await stack.workers.in_transaction(record)
         assert "FAILED" not in await stack.states(PERIOD)
@@ -198,7 +196,7 @@ class TestRefusedResend:
         await stack.start_cycle(PERIOD)
         await sandbox.set_faults(callback_delay_ms=60_000)
         claimed = await stack.workers.in_transaction(
-            lambda s: submission.claim_batch(s, datetime.now(UTC), 30.0))
+            lambda uow: submission.claim_batch(uow, 30.0))
         await stack.workers.send(claimed)
         # The same claim, resending: one item the bank holds, one it has never seen.
         async with stack.runtime.session_factory() as session, session.begin():
@@ -211,8 +209,8 @@ class TestRefusedResend:
 
         stack, claimed, e2e = await self.sent(payout, sandbox)
         findings = submission.InquiryFindings([], pending=[e2e[0]], never_received=[e2e[1]], undetermined=[])
-        state = await stack.workers.in_transaction(lambda s: submission.record_resend_refused(
-            s, stack.runtime.outbox, claimed, code, findings, datetime.now(UTC), stack.workers.policy,
+        state = await stack.workers.in_transaction(lambda uow: submission.record_resend_refused(
+            uow, claimed, code, findings, stack.workers.policy,
             retry_base=0.05, retry_cap=0.5, inquiry_after_seconds=30.0))
         states = await stack.states(PERIOD)
         assert states.get("FAILED", 0) == failed

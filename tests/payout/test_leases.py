@@ -72,12 +72,12 @@ class TestFencing:
             # The first worker claims with a lease that runs out while it waits (it stalled: its
             # renewals are a third of its usual lease apart); the other worker takes the batch over.
             first = await stack.workers.in_transaction(
-                lambda s: submission.claim_batch(s, datetime.now(UTC), 0.3))
+                lambda uow: submission.claim_batch(uow, 0.3))
             assert first is not None and first.action == "send"
             sending = asyncio.ensure_future(stack.workers.send(first))
             await asyncio.sleep(0.6)
             second = await other.in_transaction(
-                lambda s: submission.claim_batch(s, datetime.now(UTC), 30.0))
+                lambda uow: submission.claim_batch(uow, 30.0))
             assert second is not None and second.action == "inquire"
             assert second.lease_token == first.lease_token + 1
             taken_over = (await batch_rows(stack))[0]
@@ -109,15 +109,15 @@ class TestFencing:
         stack, other, close = await two_workers(payout, sandbox, 3)
         try:
             first = await stack.workers.in_transaction(
-                lambda s: submission.claim_batch(s, datetime.now(UTC), 0.2))
+                lambda uow: submission.claim_batch(uow, 0.2))
             await asyncio.sleep(0.4)
             second = await other.in_transaction(
-                lambda s: submission.claim_batch(s, datetime.now(UTC), 30.0))
+                lambda uow: submission.claim_batch(uow, 30.0))
             assert second is not None
             before = (await batch_rows(stack))[0]
 
-            async def stale_retry(session):
-                await submission.record_retry(session, first, "HTTP 503", datetime.now(UTC), 0.05, 0.5)
+            async def stale_retry(uow):
+                await submission.record_retry(uow, first, "HTTP 503", 0.05, 0.5)
 
             lost = None
             try:

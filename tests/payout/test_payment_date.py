@@ -119,6 +119,10 @@ async def _start(stack: PayoutStack, period: str, now: datetime):
         return await start_cycle(uow, period, "tests", 50)
 
 
+def _uow(stack: PayoutStack, now: datetime):
+    return unit_of_work(stack.runtime.session_factory, stack.runtime.outbox, "tests", now=now)
+
+
 async def _installments(stack: PayoutStack, period: str) -> dict[str, dict]:
     async with stack.runtime.session_factory() as session:
         rows = (await session.execute(select(installments).where(installments.c.period == period))).mappings()
@@ -211,16 +215,16 @@ class TestAccountResolvedWhenSent:
         assert (await _installments(stack, "2031-03"))[ended.beneficiary_id]["state"] == model.SCHEDULED
 
         sent_on = datetime(2031, 3, 5, 3, 0, tzinfo=UTC)  # the batch goes out on the 5th
-        async with stack.runtime.session_factory() as session, session.begin():
-            claimed = await submission.claim_batch(session, sent_on, 30.0)
+        async with _uow(stack, sent_on) as uow:
+            claimed = await submission.claim_batch(uow, 30.0)
         assert claimed is not None and claimed.control_count == 2
-        async with stack.runtime.session_factory() as session, session.begin():
-            resolved = await submission.resolve_accounts(session, stack.runtime.outbox, claimed, sent_on)
+        async with _uow(stack, sent_on) as uow:
+            resolved = await submission.resolve_accounts(uow, claimed)
         assert resolved is not None
         assert resolved.control_count == 1 and resolved.control_sum == kept.amount
-        async with stack.runtime.session_factory() as session:
-            items = await submission.batch_items(session, claimed.batch_id)
-            batch = (await session.execute(select(batches).where(batches.c.batch_id == claimed.batch_id))).one()
+        async with _uow(stack, sent_on) as uow:
+            items = await submission.batch_items(uow, claimed.batch_id)
+            batch = (await uow.execute(select(batches).where(batches.c.batch_id == claimed.batch_id))).one()
         assert [item["installment_id"] for item in items] == [
             (await _installments(stack, "2031-03"))[kept.beneficiary_id]["id"]
         ]
@@ -235,10 +239,10 @@ class TestAccountResolvedWhenSent:
         await verified(stack, [ended])
         await _start(stack, "2031-03", datetime(2031, 3, 1, 3, 0, tzinfo=UTC))
         sent_on = datetime(2031, 3, 5, 3, 0, tzinfo=UTC)
-        async with stack.runtime.session_factory() as session, session.begin():
-            claimed = await submission.claim_batch(session, sent_on, 30.0)
-        async with stack.runtime.session_factory() as session, session.begin():
-            assert await submission.resolve_accounts(session, stack.runtime.outbox, claimed, sent_on) is None
+        async with _uow(stack, sent_on) as uow:
+            claimed = await submission.claim_batch(uow, 30.0)
+        async with _uow(stack, sent_on) as uow:
+            assert await submission.resolve_accounts(uow, claimed) is None
         async with stack.runtime.session_factory() as session:
             state = (await session.execute(
                 select(batches.c.state).where(batches.c.batch_id == claimed.batch_id))).scalar_one()

@@ -16,10 +16,11 @@ from services.payout.adapters.banks.napas import NapasChannel
 from services.payout.adapters.banks.vnpost import VnpostChannel
 from services.payout.adapters.orm import payment_attempts
 from services.payout.domain.money import InvalidAmount, whole_vnd, whole_vnd_text
-from services.payout.domain.periods import vn_date
 from services.payout.domain.reconciliation import BankEntry, LedgerEntry, match, summarise
-from services.payout.service_layer.common import utcnow
 from services.payout.service_layer.reconciliation import reconcile
+from shared.clock import utcnow
+from shared.periods import vietnam_date
+from shared.uow import unit_of_work
 from tests.payout.harness import BIDV, VCB, PayoutStack, accounts, intake_events, payout_settings, people, verified
 
 
@@ -133,8 +134,8 @@ class TestReconciliationRun:
             BankEntry(second.end_to_end_id, int(second.amount), "CREDITED", "FT2"),
             BankEntry(foreign.end_to_end_id, int(foreign.amount), "CREDITED", "FT3"),
         ]
-        async with stack.runtime.session_factory() as session, session.begin():
-            run_id, summary = await reconcile(session, VCB, vn_date(utcnow()), statement, "tests", utcnow())
+        async with unit_of_work(stack.runtime.session_factory, stack.runtime.outbox, "tests") as uow:
+            run_id, summary = await reconcile(uow, VCB, vietnam_date(utcnow()), statement, "tests")
         assert summary["counts"]["MATCHED"] == 2
         assert summary["counts"]["DUPLICATE"] == 1 and summary["counts"]["UNKNOWN_TO_US"] == 1
         assert summary["balanced"] is False

@@ -39,8 +39,7 @@ class TestStatusAmounts:
         [e2e] = await attempt_ids(stack)
         outcome = Outcome(end_to_end_id=e2e, status="SETTLED", amount=reported, reason_code=None,
                           bank_reference="FT1", occurred_at=datetime.now(UTC))
-        await stack.workers.in_transaction(lambda s: apply_outcomes(
-            s, stack.runtime.outbox, VCB, [outcome], datetime.now(UTC), stack.workers.policy))
+        await stack.workers.in_transaction(lambda uow: apply_outcomes(uow, VCB, [outcome], stack.workers.policy))
         assert await stack.states(PERIOD) == {"SUBMITTED": 1}
         async with stack.runtime.session_factory() as session:
             kinds = (await session.execute(select(payment_anomalies.c.kind))).scalars().all()
@@ -50,7 +49,7 @@ class TestStatusAmounts:
         stack, _ = await submitted(payout, sandbox, 1)
         [e2e] = await attempt_ids(stack)
         claimed = await stack.workers.in_transaction(
-            lambda s: submission.claim_batch(s, datetime.now(UTC), 30.0, sweep=True))
+            lambda uow: submission.claim_batch(uow, 30.0, sweep=True))
         if claimed is None:  # not yet due: make it due the way the sweeper finds it
             from sqlalchemy import update
 
@@ -59,13 +58,13 @@ class TestStatusAmounts:
             async with stack.runtime.session_factory() as session, session.begin():
                 await session.execute(update(batches).values(next_attempt_at=datetime.now(UTC)))
             claimed = await stack.workers.in_transaction(
-                lambda s: submission.claim_batch(s, datetime.now(UTC), 30.0, sweep=True))
+                lambda uow: submission.claim_batch(uow, 30.0, sweep=True))
         reason = "Ngân hàng từ chối giao dịch vì lý do nội bộ " * 12
         findings = submission.InquiryFindings(
             [Outcome(end_to_end_id=e2e, status="FAILED", amount=None, reason_code=reason,
                      bank_reference="Ư" * 80, occurred_at=datetime.now(UTC))], [], [], [])
-        await stack.workers.in_transaction(lambda s: submission.record_inquiry(
-            s, stack.runtime.outbox, claimed, findings, datetime.now(UTC), stack.workers.policy,
+        await stack.workers.in_transaction(lambda uow: submission.record_inquiry(
+            uow, claimed, findings, stack.workers.policy,
             retry_base=0.05, retry_cap=0.5, inquiry_after_seconds=30.0))
         async with stack.runtime.session_factory() as session:
             row = (await session.execute(select(installments))).mappings().one()

@@ -23,6 +23,7 @@ from sqlalchemy import (
     text,
 )
 
+from services.payout.domain import model
 from shared.db import BigId
 from shared.inbox import inbox_table
 from shared.outbox import outbox_tables
@@ -151,13 +152,13 @@ installments = Table(
     # SCHEDULED | SUBMITTED | SETTLED | FAILED | RETURNED | PAID_CASH | CANCELLED | ON_HOLD
     Column("state", String(16), nullable=False),
     Column("hold_reason", String(40), nullable=True),
-    Column("reason_code", String(40), nullable=True),
-    Column("reason_text", String(300), nullable=True),
+    Column("reason_code", String(model.REASON_CODE_LENGTH), nullable=True),
+    Column("reason_text", String(model.REASON_TEXT_LENGTH), nullable=True),
     Column("attempt_no", SmallInteger, nullable=False, server_default="0"),  # current attempt
-    Column("bank_reference", String(64), nullable=True),
+    Column("bank_reference", String(model.BANK_REFERENCE_LENGTH), nullable=True),
     Column("settled_at", UtcTime, nullable=True),
     Column("paid_on", Date, nullable=True),
-    Column("staff_id", String(64), nullable=True),
+    Column("staff_id", String(model.STAFF_ID_LENGTH), nullable=True),
     Column("created_at", UtcTime, nullable=False),
     Column("updated_at", UtcTime, nullable=False),
     # The database, not the code, makes sure an entitlement yields one installment a period.

@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse
 from services.payout.adapters.banks.base import VNPOST, CallbackRejected, PaymentOutcome
 from services.payout.adapters.banks.registry import BankChannelRegistry
 from services.payout.domain.model import Outcome
-from services.payout.service_layer.common import utcnow
 from services.payout.service_layer.outcomes import record_callback
 from services.payout.workers import outcome_policy
+from shared.clock import utcnow
+from shared.uow import unit_of_work
 from shared.web import ProblemError, problem_responses
 from shared.webhook_signing import COUNTERPARTY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -136,8 +137,8 @@ async def _receive(request: Request, style: str, counterparty: str) -> JSONRespo
     ]
     runtime = request.app.state.runtime
     policy = outcome_policy(request.app.state.settings)
-    async with runtime.session_factory() as session, session.begin():
-        applied = await record_callback(session, runtime.outbox, counterparty, delivery_id, outcomes, now, policy)
+    async with unit_of_work(runtime.session_factory, runtime.outbox, actor=counterparty, now=now) as uow:
+        applied = await record_callback(uow, counterparty, delivery_id, outcomes, policy)
     return JSONResponse({"delivery_id": delivery_id, **applied.as_dict()})
 
 

@@ -74,6 +74,12 @@ HOLD_METHOD_CHANGED = "METHOD_CHANGED"
 HOLD_DUPLICATE_ENTITLEMENT = "DUPLICATE_ENTITLEMENT"
 ANOMALY_DUPLICATE_ENTITLEMENT = "DUPLICATE_ENTITLEMENT"
 
+# Widths of the texts a counterparty chooses, as the installments table keeps them.
+REASON_CODE_LENGTH = 40
+REASON_TEXT_LENGTH = 300
+BANK_REFERENCE_LENGTH = 64
+STAFF_ID_LENGTH = 64
+
 # Reasons that say the account itself is wrong: the agency must fix it.
 ACCOUNT_REASONS = frozenset(
     {"AC01", "AC03", "AC04", "AC06", "AG01", "BE01", "MD07", "NAME_MISMATCH", "NOT_FOUND", "DECEASED"}

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Literal
+
+from shared.periods import VIETNAM
 
 # DUPLICATE: a second statement line for the same end-to-end id and status (money moved twice
 # at the counterparty for one of our references).
@@ -106,3 +109,9 @@ def summarise(lines: list[Line], statement: list[BankEntry], ledger_total: int) 
         "balanced": all(counts[k] == 0 for k in LINE_KINDS if k != "MATCHED")
         and statement_total == ledger_total,
     }
+
+
+def vietnam_day(day: date) -> tuple[datetime, datetime]:
+    """The instants [start, end) of a statement's day, a day in Vietnam."""
+    start = datetime.combine(day, time.min, tzinfo=VIETNAM)
+    return start, start + timedelta(days=1)
