@@ -8,6 +8,7 @@ and wait for every outcome callback.
 Without --sandbox-url the sandbox is started as a subprocess whose callbacks come back to a
 receiver in this process, which checks each one with the adapter's `parse_callback`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,10 +44,14 @@ class Counts:
         self.done = asyncio.Event()
         self.expected = 0
 
-    async def __call__(self, kind: str, counterparty: str, headers: Mapping[str, str], body: bytes) -> int:
+    async def __call__(
+        self, kind: str, counterparty: str, headers: Mapping[str, str], body: bytes
+    ) -> int:
         try:
-            _, outcomes = self.registry.channel(counterparty).parse_callback(headers, body, datetime.now(UTC))
-        except Exception:  # noqa: BLE001 - counted and refused
+            _, outcomes = self.registry.channel(counterparty).parse_callback(
+                headers, body, datetime.now(UTC)
+            )
+        except Exception:  # any unreadable callback: counted and refused
             self.rejected += 1
             return 401
         self.deliveries += 1
@@ -73,8 +78,12 @@ async def run(args: argparse.Namespace) -> None:
             extra_args=["--webhook-batch-size", str(args.webhook_batch_size)],
         ).start()
         sandbox_url = process.url
-    settings = BankChannelSettings(environment="development", base_url=sandbox_url, read_timeout_seconds=60,
-                                   write_timeout_seconds=60)  # the sandbox signs with development secrets
+    settings = BankChannelSettings(
+        environment="development",
+        base_url=sandbox_url,
+        read_timeout_seconds=60,
+        write_timeout_seconds=60,
+    )  # the sandbox signs with development secrets
     registry = BankChannelRegistry(settings)
     counts = Counts(registry)
     counts.expected = args.transfers
@@ -103,7 +112,9 @@ async def run(args: argparse.Namespace) -> None:
             for n, account in enumerate(accounts)
         ]
         batches = [
-            PaymentBatch.of(f"BENCH{n:06d}", args.bin, items[start : start + args.batch_size], date.today())
+            PaymentBatch.of(
+                f"BENCH{n:06d}", args.bin, items[start : start + args.batch_size], date.today()
+            )
             for n, start in enumerate(range(0, len(items), args.batch_size))
         ]
         channel = registry.channel(args.bin)
@@ -125,15 +136,23 @@ async def run(args: argparse.Namespace) -> None:
         expected_sum = sum(item.amount for item in items)
 
         print(f"channel              {getattr(channel, 'style', '?')} ({args.bin})")
-        print(f"transfers            {args.transfers:,} in {len(batches)} batches of {args.batch_size:,}")
-        print(f"submitted            {accepted:,} accepted in {submitted:.2f} s "
-              f"-> {accepted / submitted:,.0f} transfers/s")
-        print(f"all outcomes back    {counts.outcomes:,} in {settled:.2f} s "
-              f"-> {counts.outcomes / settled:,.0f} transfers/s end to end")
+        print(
+            f"transfers            {args.transfers:,} in {len(batches)} batches of {args.batch_size:,}"
+        )
+        print(
+            f"submitted            {accepted:,} accepted in {submitted:.2f} s "
+            f"-> {accepted / submitted:,.0f} transfers/s"
+        )
+        print(
+            f"all outcomes back    {counts.outcomes:,} in {settled:.2f} s "
+            f"-> {counts.outcomes / settled:,.0f} transfers/s end to end"
+        )
         print(f"callback deliveries  {counts.deliveries:,} (rejected {counts.rejected})")
-        print(f"ledger               credits {ledger['credits']:,}, duplicates {ledger['duplicates']}, "
-              f"total {ledger['total_credited']:,} VND "
-              f"({'matches' if ledger['total_credited'] == expected_sum == counts.settled_sum else 'MISMATCH'})")
+        print(
+            f"ledger               credits {ledger['credits']:,}, duplicates {ledger['duplicates']}, "
+            f"total {ledger['total_credited']:,} VND "
+            f"({'matches' if ledger['total_credited'] == expected_sum == counts.settled_sum else 'MISMATCH'})"
+        )
     finally:
         await admin.aclose()
         await receiver.stop()
@@ -143,14 +162,20 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--transfers", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=2_000)
     parser.add_argument("--concurrency", type=int, default=4, help="batches in flight at once")
-    parser.add_argument("--bin", default="970436", help="bank to pay (970405 takes ISO 20022 files)")
+    parser.add_argument(
+        "--bin", default="970436", help="bank to pay (970405 takes ISO 20022 files)"
+    )
     parser.add_argument("--webhook-batch-size", type=int, default=500)
     parser.add_argument("--sandbox-url", help="use a running sandbox instead of starting one")
-    parser.add_argument("--callback-port", type=int, help="port of this process's callback receiver")
+    parser.add_argument(
+        "--callback-port", type=int, help="port of this process's callback receiver"
+    )
     parser.add_argument("--timeout", type=float, default=300)
     asyncio.run(run(parser.parse_args()))
 

@@ -1,4 +1,5 @@
 """python -m services.sandbox --host 127.0.0.1 --port 8010 --callback-base http://127.0.0.1:8002"""
+
 from __future__ import annotations
 
 import argparse

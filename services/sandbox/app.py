@@ -1,5 +1,6 @@
 """The sandbox's HTTP API: banks (NAPAS-style JSON and ISO 20022 files), the post office and
 the control endpoints used by tests, the demo and benchmarks (one router each, in routes/)."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

@@ -1,4 +1,5 @@
 """Sandbox settings: environment variables `SANDBOX_*`, overridden by command-line flags."""
+
 from __future__ import annotations
 
 import json

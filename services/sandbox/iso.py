@@ -1,5 +1,6 @@
 """ISO 20022 messages of the file bank: pain.001.001.09 in (validated against the official
 schema), pain.002.001.10 status reports and camt.054.001.08 notifications out."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -35,7 +36,9 @@ class ControlTotalsMismatch(Exception):
 
 @lru_cache(maxsize=1)
 def pain001_schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(Path(__file__).with_name("data") / "pain.001.001.09.xsd")))
+    return etree.XMLSchema(
+        etree.parse(str(Path(__file__).with_name("data") / "pain.001.001.09.xsd"))
+    )
 
 
 @dataclass(slots=True)
@@ -115,6 +118,26 @@ def _transaction(
     return item, (amount if instructed is not None else Decimal(0))
 
 
+def _payment_info(
+    info: etree._Element, bins_by_bic: Mapping[str, str], default_bin: str
+) -> tuple[list[ItemIn], Decimal]:
+    """The transactions of one PmtInf and their amounts' total, within the block's own
+    control totals when it declares them."""
+    items: list[ItemIn] = []
+    total = Decimal(0)
+    for tx in info.iterfind(f"{P}CdtTrfTxInf"):
+        item, written = _transaction(tx, bins_by_bic, default_bin)
+        items.append(item)
+        total += written
+    count_text = _text(info, f"{P}NbOfTxs")
+    sum_text = _text(info, f"{P}CtrlSum")
+    if count_text is not None and int(count_text) != len(items):
+        raise ControlTotalsMismatch()
+    if sum_text is not None and Decimal(sum_text) != total:
+        raise ControlTotalsMismatch()
+    return items, total
+
+
 def parse_pain001(raw: bytes, bins_by_bic: Mapping[str, str], default_bin: str) -> Pain001:
     """Parse and validate a pain.001.001.09 file; raise InvalidFile or ControlTotalsMismatch."""
     try:
@@ -135,21 +158,12 @@ def parse_pain001(raw: bytes, bins_by_bic: Mapping[str, str], default_bin: str) 
     count = 0
     total = Decimal(0)
     for info in initiation.iterfind(f"{P}PmtInf"):
-        debtor_account = debtor_account or _text(info, f"{P}DbtrAcct/{P}Id/{P}Othr/{P}Id") or _text(
-            info, f"{P}DbtrAcct/{P}Id/{P}IBAN"
+        debtor_account = (
+            debtor_account
+            or _text(info, f"{P}DbtrAcct/{P}Id/{P}Othr/{P}Id")
+            or _text(info, f"{P}DbtrAcct/{P}Id/{P}IBAN")
         )
-        items: list[ItemIn] = []
-        info_total = Decimal(0)
-        for tx in info.iterfind(f"{P}CdtTrfTxInf"):
-            item, written = _transaction(tx, bins_by_bic, default_bin)
-            items.append(item)
-            info_total += written
-        info_count_text = _text(info, f"{P}NbOfTxs")
-        info_sum_text = _text(info, f"{P}CtrlSum")
-        if info_count_text is not None and int(info_count_text) != len(items):
-            raise ControlTotalsMismatch()
-        if info_sum_text is not None and Decimal(info_sum_text) != info_total:
-            raise ControlTotalsMismatch()
+        items, info_total = _payment_info(info, bins_by_bic, default_bin)
         count += len(items)
         total += info_total
         payment_infos.append((_text(info, f"{P}PmtInfId") or "", items))
@@ -166,17 +180,31 @@ def parse_pain001(raw: bytes, bins_by_bic: Mapping[str, str], default_bin: str) 
 
 # A transfer's status in a pain.002: settled (and what came after it: a return or a reversal
 # is reported in camt.054, not here), rejected, or still pending.
-TX_STATUS = {"PENDING": "PDNG", "SETTLED": "ACSC", "RETURNED": "ACSC", "REVERSED": "ACSC", "FAILED": "RJCT"}
+TX_STATUS = {
+    "PENDING": "PDNG",
+    "SETTLED": "ACSC",
+    "RETURNED": "ACSC",
+    "REVERSED": "ACSC",
+    "FAILED": "RJCT",
+}
+
+
+# A transaction in a pain.002: end-to-end id, status, reason, the transfer when it was taken.
+Row = tuple[str, str, str | None, Transfer | None]
 
 
 _TAGS: dict[tuple[str, str], str] = {}
 
 
-def _el(parent: etree._Element, ns: str, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+def _el(
+    parent: etree._Element, ns: str, tag: str, text: str | None = None, **attrs: str
+) -> etree._Element:
     qualified = _TAGS.get((ns, tag))
     if qualified is None:
         qualified = _TAGS[(ns, tag)] = f"{{{ns}}}{tag}"
-    element = etree.SubElement(parent, qualified, attrs) if attrs else etree.SubElement(parent, qualified)
+    element = (
+        etree.SubElement(parent, qualified, attrs) if attrs else etree.SubElement(parent, qualified)
+    )
     if text is not None:
         element.text = text
     return element
@@ -227,8 +255,24 @@ def build_pain002(
         _reason(original, ns, message.group_rejection)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
-    Row = tuple[str, str, str | None, Transfer | None]
-    statuses: list[Row] = []
+    per_info = _transaction_rows(message, transfers)
+    statuses = [row for _, rows in per_info for row in rows]
+    _el(original, ns, "GrpSts", _group_status({row[1] for row in statuses}))
+    _counts_per_status(original, ns, statuses)
+    listed = dict(only) if only is not None else None
+    for info_id, rows in per_info:
+        if listed is not None:
+            rows = [row for row in rows if row[0] in listed and row[1] == "RJCT"]
+            if not rows:
+                continue
+        _payment_info_status(report, ns, info_id, rows)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _transaction_rows(
+    message: IsoMessage, transfers: Mapping[str, Transfer]
+) -> list[tuple[str, list[Row]]]:
+    """Each payment information block's transactions: refused at intake, or as taken."""
     per_info: list[tuple[str, list[Row]]] = []
     for info_id, e2e_ids in message.payment_infos:
         rows: list[Row] = []
@@ -241,17 +285,20 @@ def build_pain002(
                 continue
             rows.append((e2e, TX_STATUS[transfer.status], transfer.reason_code, transfer))
         per_info.append((info_id, rows))
-        statuses.extend(rows)
-    codes = {row[1] for row in statuses}
+    return per_info
+
+
+def _group_status(codes: set[str]) -> str:
     if codes == {"RJCT"}:
-        group_status = "RJCT"
-    elif "RJCT" in codes:
-        group_status = "PART"
-    elif "PDNG" in codes:
-        group_status = "PDNG"
-    else:
-        group_status = "ACSC"
-    _el(original, ns, "GrpSts", group_status)
+        return "RJCT"
+    if "RJCT" in codes:
+        return "PART"
+    if "PDNG" in codes:
+        return "PDNG"
+    return "ACSC"
+
+
+def _counts_per_status(original: etree._Element, ns: str, statuses: list[Row]) -> None:
     for code in ("ACSC", "PDNG", "RJCT"):
         counted = [row for row in statuses if row[1] == code]
         if counted:
@@ -259,25 +306,21 @@ def build_pain002(
             _el(per_status, ns, "DtldNbOfTxs", str(len(counted)))
             _el(per_status, ns, "DtldSts", code)
             _el(per_status, ns, "DtldCtrlSum", str(sum(r[3].amount for r in counted if r[3])))
-    listed = dict(only) if only is not None else None
-    for info_id, rows in per_info:
-        if listed is not None:
-            rows = [row for row in rows if row[0] in listed and row[1] == "RJCT"]
-            if not rows:
-                continue
-        info = _el(report, ns, "OrgnlPmtInfAndSts")
-        _el(info, ns, "OrgnlPmtInfId", info_id)
-        for e2e, code, reason, transfer in rows:
-            tx = _el(info, ns, "TxInfAndSts")
-            _el(tx, ns, "OrgnlEndToEndId", e2e)
-            _el(tx, ns, "TxSts", code)
-            if reason and code == "RJCT":
-                _reason(tx, ns, reason)
-            if transfer is not None:
-                _el(tx, ns, "AcctSvcrRef", transfer.reference)
-                reference = _el(tx, ns, "OrgnlTxRef")
-                _el(_el(reference, ns, "Amt"), ns, "InstdAmt", str(transfer.amount), Ccy="VND")
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _payment_info_status(report: etree._Element, ns: str, info_id: str, rows: list[Row]) -> None:
+    info = _el(report, ns, "OrgnlPmtInfAndSts")
+    _el(info, ns, "OrgnlPmtInfId", info_id)
+    for e2e, code, reason, transfer in rows:
+        tx = _el(info, ns, "TxInfAndSts")
+        _el(tx, ns, "OrgnlEndToEndId", e2e)
+        _el(tx, ns, "TxSts", code)
+        if reason and code == "RJCT":
+            _reason(tx, ns, reason)
+        if transfer is not None:
+            _el(tx, ns, "AcctSvcrRef", transfer.reference)
+            reference = _el(tx, ns, "OrgnlTxRef")
+            _el(_el(reference, ns, "Amt"), ns, "InstdAmt", str(transfer.amount), Ccy="VND")
 
 
 # Bank transaction codes (ISO external code set): a credit transfer sent (SEPA-style ESCT) and
@@ -320,36 +363,48 @@ def _entry(block: etree._Element, ns: str, booking: Booking) -> None:
     _bank_code(entry, ns, SUB_FAMILY[booking.kind])
     details = _el(entry, ns, "NtryDtls")
     if booking.batch:
-        batch = _el(details, ns, "Btch")
-        first = transfers[0]
-        if first.message_id:
-            _el(batch, ns, "MsgId", first.message_id)
-        if first.payment_info_id:
-            _el(batch, ns, "PmtInfId", first.payment_info_id)
-        _el(batch, ns, "NbOfTxs", str(len(transfers)))
-        _el(batch, ns, "TtlAmt", str(total), Ccy="VND")
-        _el(batch, ns, "CdtDbtInd", direction)
+        _batch_details(details, ns, transfers, total, direction)
     for transfer in transfers:
-        tx = _el(details, ns, "TxDtls")
-        refs = _el(tx, ns, "Refs")
-        if transfer.message_id:
-            _el(refs, ns, "MsgId", transfer.message_id)
-        _el(refs, ns, "AcctSvcrRef", transfer.reference)
-        if transfer.payment_info_id:
-            _el(refs, ns, "PmtInfId", transfer.payment_info_id)
-        _el(refs, ns, "EndToEndId", transfer.end_to_end_id)
-        _vnd(tx, ns, transfer.amount)
-        _el(tx, ns, "CdtDbtInd", direction)
-        if booking.kind == "return":
-            info = _el(tx, ns, "RtrInf")
-            original = _el(_el(info, ns, "OrgnlBkTxCd"), ns, "Domn")
-            _el(original, ns, "Cd", DOMAIN)
-            family = _el(original, ns, "Fmly")
-            _el(family, ns, "Cd", FAMILY)
-            _el(family, ns, "SubFmlyCd", SUB_FAMILY["debit"])
-            _el(_el(info, ns, "Rsn"), ns, "Cd", booking.reason_code or "NARR")
+        _transaction_details(details, ns, booking, transfer, direction)
     if booking.reverses:
         _el(entry, ns, "AddtlNtryInf", f"Reversal of entry {booking.reverses}")
+
+
+def _batch_details(
+    details: etree._Element, ns: str, transfers: list[Transfer], total: int, direction: str
+) -> None:
+    batch = _el(details, ns, "Btch")
+    first = transfers[0]
+    if first.message_id:
+        _el(batch, ns, "MsgId", first.message_id)
+    if first.payment_info_id:
+        _el(batch, ns, "PmtInfId", first.payment_info_id)
+    _el(batch, ns, "NbOfTxs", str(len(transfers)))
+    _el(batch, ns, "TtlAmt", str(total), Ccy="VND")
+    _el(batch, ns, "CdtDbtInd", direction)
+
+
+def _transaction_details(
+    details: etree._Element, ns: str, booking: Booking, transfer: Transfer, direction: str
+) -> None:
+    tx = _el(details, ns, "TxDtls")
+    refs = _el(tx, ns, "Refs")
+    if transfer.message_id:
+        _el(refs, ns, "MsgId", transfer.message_id)
+    _el(refs, ns, "AcctSvcrRef", transfer.reference)
+    if transfer.payment_info_id:
+        _el(refs, ns, "PmtInfId", transfer.payment_info_id)
+    _el(refs, ns, "EndToEndId", transfer.end_to_end_id)
+    _vnd(tx, ns, transfer.amount)
+    _el(tx, ns, "CdtDbtInd", direction)
+    if booking.kind == "return":
+        info = _el(tx, ns, "RtrInf")
+        original = _el(_el(info, ns, "OrgnlBkTxCd"), ns, "Domn")
+        _el(original, ns, "Cd", DOMAIN)
+        family = _el(original, ns, "Fmly")
+        _el(family, ns, "Cd", FAMILY)
+        _el(family, ns, "SubFmlyCd", SUB_FAMILY["debit"])
+        _el(_el(info, ns, "Rsn"), ns, "Cd", booking.reason_code or "NARR")
 
 
 def build_camt054(message_id: str, bookings: Iterable[Booking], now: datetime) -> bytes:

@@ -1,4 +1,5 @@
 """The request bodies the sandbox reads."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -1,5 +1,6 @@
 """The running sandbox behind the routes: its state, its callbacks, the timers that settle,
 book, reverse and return later, and the draws of the request faults it injects."""
+
 from __future__ import annotations
 
 import asyncio

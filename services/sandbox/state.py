@@ -1,5 +1,6 @@
 """The sandbox's in-memory world: accounts, transfers, cash-list items, the ledger of credits,
 statements and the faults to inject. Every operation is O(1) per transfer."""
+
 from __future__ import annotations
 
 import random
@@ -103,10 +104,28 @@ class Transfer:
     (the file bank's booked debit undone: credited, then the money back), PAID (cash)."""
 
     __slots__ = (
-        "end_to_end_id", "counterparty", "channel", "amount", "account_number", "account_bin",
-        "batch_key", "status", "reason_code", "reference", "received_at", "settled_at",
-        "times_received", "recredit_attempts", "commune_code", "list_id", "staff_id", "paid_on",
-        "debtor_account", "credited", "message_id", "payment_info_id",
+        "account_bin",
+        "account_number",
+        "amount",
+        "batch_key",
+        "channel",
+        "commune_code",
+        "counterparty",
+        "credited",
+        "debtor_account",
+        "end_to_end_id",
+        "list_id",
+        "message_id",
+        "paid_on",
+        "payment_info_id",
+        "reason_code",
+        "received_at",
+        "recredit_attempts",
+        "reference",
+        "settled_at",
+        "staff_id",
+        "status",
+        "times_received",
     )
 
     def __init__(
@@ -251,6 +270,18 @@ def _token(length: int = 4) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+def _refusal(item: ItemIn) -> str | None:
+    """Why a new item is refused at intake (its request already shows a fault, a currency
+    other than VND, an amount that is not a positive whole number of dong), or None."""
+    if item.rejection is not None:
+        return item.rejection
+    if item.currency != "VND":
+        return "AM03"
+    if type(item.amount) is not int or item.amount <= 0:
+        return "AM12"
+    return None
+
+
 class SandboxState:
     def __init__(self, iso_bins: Iterable[str]) -> None:
         self.banks = banks()
@@ -349,23 +380,12 @@ class SandboxState:
             seen.add(e2e)
             existing = self.transfers.get(e2e)
             if existing is not None:
-                existing.times_received += 1
-                if (
-                    existing.batch_key != batch_key or existing.counterparty != counterparty
-                ) and existing.status != "FAILED":
-                    existing.recredit_attempts += 1
-                    if existing.recredit_attempts == 1:
-                        self.duplicates += 1
+                self._received_again(existing, batch_key, counterparty)
                 intake.accepted.append(e2e)
                 continue
-            if item.rejection is not None:
-                intake.rejected.append((e2e, item.rejection))
-                continue
-            if item.currency != "VND":
-                intake.rejected.append((e2e, "AM03"))
-                continue
-            if type(item.amount) is not int or item.amount <= 0:
-                intake.rejected.append((e2e, "AM12"))
+            refusal = _refusal(item)
+            if refusal is not None:
+                intake.rejected.append((e2e, refusal))
                 continue
             transfer = Transfer(
                 end_to_end_id=e2e,
@@ -387,6 +407,16 @@ class SandboxState:
             intake.accepted.append(e2e)
             totals.received += 1
         return intake
+
+    def _received_again(
+        self, existing: Transfer, batch_key: tuple[str, ...], counterparty: str
+    ) -> None:
+        existing.times_received += 1
+        resent_elsewhere = existing.batch_key != batch_key or existing.counterparty != counterparty
+        if resent_elsewhere and existing.status != "FAILED":
+            existing.recredit_attempts += 1
+            if existing.recredit_attempts == 1:
+                self.duplicates += 1
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -430,10 +460,14 @@ class SandboxState:
             reason = self.bank_verdict(transfer)
             if reason is None:
                 self._settle(transfer, now)
-                events.append(Event(f"{transfer.reference}-S", "transfer.settled", transfer, now, None))
+                events.append(
+                    Event(f"{transfer.reference}-S", "transfer.settled", transfer, now, None)
+                )
             else:
                 self._fail(transfer, reason)
-                events.append(Event(f"{transfer.reference}-F", "transfer.failed", transfer, now, reason))
+                events.append(
+                    Event(f"{transfer.reference}-F", "transfer.failed", transfer, now, reason)
+                )
         return events
 
     # -- the file bank --------------------------------------------------------------------
@@ -442,7 +476,7 @@ class SandboxState:
         reference = self._next_reference(prefix)
         entry_ref = None
         if self.chance(self.faults.ntry_ref_share):
-            entry_ref = "N" + reference[len(prefix):]
+            entry_ref = "N" + reference[len(prefix) :]
         return Booking(reference=reference, entry_ref=entry_ref, **fields)
 
     def process_file(
@@ -471,27 +505,43 @@ class SandboxState:
             else:
                 groups.setdefault(transfer.payment_info_id, []).append(transfer)
         report = StatusReport(self._next_reference("ST"), message, rejected) if rejected else None
+        return report, self._book_debits(list(groups.values()), now)
+
+    def _book_debits(self, groups: list[list[Transfer]], now: datetime) -> list[Booking]:
+        """Debit entries for the paid transfers of each payment information block: batch
+        entries of at most `batch_booking_max` (or one each), some first as pending."""
+        faults = self.faults
         size = faults.batch_booking_max if faults.batch_booking else 1
         bookings: list[Booking] = []
-        for group in groups.values():
+        for group in groups:
             for start in range(0, len(group), size):
                 part = group[start : start + size]
                 first = "PDNG" if self.chance(faults.pending_first_rate) else "BOOK"
                 booking = self._booking(
-                    "BK", kind="debit", status=first, transfers=part, booked_at=now, batch=faults.batch_booking
+                    "BK",
+                    kind="debit",
+                    status=first,
+                    transfers=part,
+                    booked_at=now,
+                    batch=faults.batch_booking,
                 )
                 if first == "BOOK":
                     for transfer in part:
                         self._settle(transfer, now)
                 bookings.append(booking)
-        return report, bookings
+        return bookings
 
     def book_pending(self, pending: Booking, now: datetime) -> Booking:
         """The booking that follows a pending entry: the same transfers, now paid."""
         for transfer in pending.transfers:
             self._settle(transfer, now)
         return self._booking(
-            "BK", kind="debit", status="BOOK", transfers=pending.transfers, booked_at=now, batch=pending.batch
+            "BK",
+            kind="debit",
+            status="BOOK",
+            transfers=pending.transfers,
+            booked_at=now,
+            batch=pending.batch,
         )
 
     def follow_up(self, booking: Booking) -> list[tuple[str, Transfer]]:
@@ -516,7 +566,12 @@ class SandboxState:
         totals.reversed += 1
         totals.total_reversed += transfer.amount
         return self._booking(
-            "RV", kind="reversal", status="BOOK", transfers=[transfer], booked_at=now, reverses=reverses
+            "RV",
+            kind="reversal",
+            status="BOOK",
+            transfers=[transfer],
+            booked_at=now,
+            reverses=reverses,
         )
 
     def return_booking(self, event: Event) -> Booking:
@@ -527,7 +582,11 @@ class SandboxState:
         if days:
             booked_at = (event.transfer.settled_at or event.occurred_at) + timedelta(days=days)
         return self._booking(
-            "RT", kind="return", status="BOOK", transfers=[event.transfer], booked_at=booked_at,
+            "RT",
+            kind="return",
+            status="BOOK",
+            transfers=[event.transfer],
+            booked_at=booked_at,
             reason_code=event.reason_code,
         )
 
@@ -558,7 +617,9 @@ class SandboxState:
                     outcome = "PAID"
             if outcome == "PENDING":
                 continue
-            transfer.staff_id = f"BD{transfer.commune_code or '00000'}-{self.rng.randint(1, 20):02d}"
+            transfer.staff_id = (
+                f"BD{transfer.commune_code or '00000'}-{self.rng.randint(1, 20):02d}"
+            )
             if outcome == "PAID":
                 transfer.status = "PAID"
                 transfer.paid_on = vietnam_date(now)
@@ -571,7 +632,9 @@ class SandboxState:
                 totals.returned += 1
                 totals.total_returned += transfer.amount
                 self.statements.setdefault((VNPOST, vietnam_date(now)), []).append(transfer)
-                events.append(Event(f"{transfer.reference}-R", "cash.returned", transfer, now, outcome))
+                events.append(
+                    Event(f"{transfer.reference}-R", "cash.returned", transfer, now, outcome)
+                )
         return events
 
     # -- views ----------------------------------------------------------------------------
@@ -643,7 +706,12 @@ class SandboxState:
                     "commune_code": transfer.commune_code,
                 }
             )
-        return {"counterparty": VNPOST, "date": day.isoformat(), "entries": entries, "total_paid": total}
+        return {
+            "counterparty": VNPOST,
+            "date": day.isoformat(),
+            "entries": entries,
+            "total_paid": total,
+        }
 
     def ledger(self) -> dict[str, Any]:
         """Credits are counted gross; what came back (returns, reversals) beside them, and the

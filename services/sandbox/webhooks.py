@@ -5,6 +5,7 @@ Injected faults send a delivery twice or hold it back so that later deliveries o
 The file bank's callbacks are ISO 20022 documents: camt.054 notifications of its bookings (an
 entry is never split across deliveries; a delivery holds whole entries up to the batch size in
 transactions, or one larger entry) and the pain.002 reports it sends of its own accord."""
+
 from __future__ import annotations
 
 import asyncio
@@ -190,8 +191,13 @@ class WebhookDispatcher:
         if kind == "iso":
             first = events[0]
             if isinstance(first, StatusReport):
-                document = build_pain002(first.message, self.state.transfers, first.report_id, utcnow(),
-                                         only=first.rejected)
+                document = build_pain002(
+                    first.message,
+                    self.state.transfers,
+                    first.report_id,
+                    utcnow(),
+                    only=first.rejected,
+                )
                 return document, "application/xml"
             return build_camt054(delivery_id, events, utcnow()), "application/xml"
         render = _cash_event if kind == "vnpost" else _napas_event
@@ -231,18 +237,32 @@ class WebhookDispatcher:
                     return
                 log.info(
                     "callback refused",
-                    extra={"fields": {"route": route[0], "counterparty": counterparty,
-                                      "status": response.status_code, "attempt": attempt + 1}},
+                    extra={
+                        "fields": {
+                            "route": route[0],
+                            "counterparty": counterparty,
+                            "status": response.status_code,
+                            "attempt": attempt + 1,
+                        }
+                    },
                 )
             except httpx.HTTPError as exc:
                 log.info(
                     "callback not delivered",
-                    extra={"fields": {"route": route[0], "counterparty": counterparty,
-                                      "error": type(exc).__name__, "attempt": attempt + 1}},
+                    extra={
+                        "fields": {
+                            "route": route[0],
+                            "counterparty": counterparty,
+                            "error": type(exc).__name__,
+                            "attempt": attempt + 1,
+                        }
+                    },
                 )
             self.failed_attempts += 1
             if attempt + 1 < settings.webhook_max_attempts:
-                backoff = min(settings.webhook_retry_base_ms * 2**attempt, settings.webhook_retry_max_ms)
+                backoff = min(
+                    settings.webhook_retry_base_ms * 2**attempt, settings.webhook_retry_max_ms
+                )
                 await asyncio.sleep(backoff * (0.5 + self._jitter.random() / 2) / 1000)
         self.abandoned_deliveries += 1
         log.warning(

@@ -1,5 +1,6 @@
 """The sandbox as a real server, spoken to over plain HTTP; its callbacks land on a real
 receiver that checks signatures with the shared helpers."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -46,10 +47,14 @@ def sandbox_process(receiver_port: int) -> Iterator[SandboxProcess]:
     process = SandboxProcess(
         callback_base=f"http://127.0.0.1:{receiver_port}",
         extra_args=[
-            "--webhook-delay-ms", "20",
-            "--webhook-batch-size", str(BATCH_SIZE),
-            "--webhook-retry-base-ms", "20",
-            "--webhook-max-attempts", "4",
+            "--webhook-delay-ms",
+            "20",
+            "--webhook-batch-size",
+            str(BATCH_SIZE),
+            "--webhook-retry-base-ms",
+            "20",
+            "--webhook-max-attempts",
+            "4",
         ],
     )
     with process:

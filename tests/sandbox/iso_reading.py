@@ -2,6 +2,7 @@
 entry's status from Sts/Cd, its direction from CdtDbtInd, a reversal from RvslInd, a return from
 RtrInf under bank transaction code family RRTN, one outcome per TxDtls; a pain.002's rejections
 at group or transaction level."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,15 +39,17 @@ def camt054_outcomes(root: etree._Element) -> tuple[str, list[dict[str, Any]]]:
         kind = entry_kind(entry)
         entry_id = entry.findtext("c:AcctSvcrRef", namespaces=C)
         for tx in entry.iterfind("c:NtryDtls/c:TxDtls", C):
-            outcomes.append({
-                "event_id": f"{entry_id}/{tx.findtext('c:Refs/c:AcctSvcrRef', namespaces=C)}",
-                "entry": entry_id,
-                "entry_ref": entry.findtext("c:NtryRef", namespaces=C),
-                "end_to_end_id": tx.findtext("c:Refs/c:EndToEndId", namespaces=C),
-                "amount": int(tx.findtext("c:Amt", namespaces=C)),
-                "reason_code": tx.findtext("c:RtrInf/c:Rsn/c:Cd", namespaces=C),
-                "type": kind,
-            })
+            outcomes.append(
+                {
+                    "event_id": f"{entry_id}/{tx.findtext('c:Refs/c:AcctSvcrRef', namespaces=C)}",
+                    "entry": entry_id,
+                    "entry_ref": entry.findtext("c:NtryRef", namespaces=C),
+                    "end_to_end_id": tx.findtext("c:Refs/c:EndToEndId", namespaces=C),
+                    "amount": int(tx.findtext("c:Amt", namespaces=C)),
+                    "reason_code": tx.findtext("c:RtrInf/c:Rsn/c:Cd", namespaces=C),
+                    "type": kind,
+                }
+            )
     return root.findtext("c:BkToCstmrDbtCdtNtfctn/c:GrpHdr/c:MsgId", namespaces=C), outcomes
 
 
@@ -56,18 +59,33 @@ def pain002_outcomes(root: etree._Element) -> tuple[str, list[dict[str, Any]]]:
     message_id = root.findtext("s:CstmrPmtStsRpt/s:GrpHdr/s:MsgId", namespaces=S)
     group = root.find("s:CstmrPmtStsRpt/s:OrgnlGrpInfAndSts", S)
     outcomes = []
-    if group.findtext("s:GrpSts", namespaces=S) == "RJCT" and root.find(".//s:TxInfAndSts", S) is None:
-        outcomes.append({"event_id": message_id, "end_to_end_id": group.findtext("s:OrgnlMsgId", namespaces=S),
-                         "amount": 0, "type": "FILE_REJECTED",
-                         "reason_code": group.findtext("s:StsRsnInf/s:Rsn/s:Cd", namespaces=S)})
+    if (
+        group.findtext("s:GrpSts", namespaces=S) == "RJCT"
+        and root.find(".//s:TxInfAndSts", S) is None
+    ):
+        outcomes.append(
+            {
+                "event_id": message_id,
+                "end_to_end_id": group.findtext("s:OrgnlMsgId", namespaces=S),
+                "amount": 0,
+                "type": "FILE_REJECTED",
+                "reason_code": group.findtext("s:StsRsnInf/s:Rsn/s:Cd", namespaces=S),
+            }
+        )
     for tx in root.iterfind("s:CstmrPmtStsRpt/s:OrgnlPmtInfAndSts/s:TxInfAndSts", S):
         if tx.findtext("s:TxSts", namespaces=S) != "RJCT":
             continue
         e2e = tx.findtext("s:OrgnlEndToEndId", namespaces=S)
         amount = tx.findtext("s:OrgnlTxRef/s:Amt/s:InstdAmt", namespaces=S)
-        outcomes.append({"event_id": f"{message_id}/{e2e}", "end_to_end_id": e2e,
-                         "amount": int(amount) if amount else 0, "type": "FAILED",
-                         "reason_code": tx.findtext("s:StsRsnInf/s:Rsn/s:Cd", namespaces=S)})
+        outcomes.append(
+            {
+                "event_id": f"{message_id}/{e2e}",
+                "end_to_end_id": e2e,
+                "amount": int(amount) if amount else 0,
+                "type": "FAILED",
+                "reason_code": tx.findtext("s:StsRsnInf/s:Rsn/s:Cd", namespaces=S),
+            }
+        )
     return message_id, outcomes
 
 

@@ -1,6 +1,7 @@
 """Ambiguous answers the sandbox injects into requests that move money: the request is taken,
 then the caller gets a gateway error, an unreadable body, its answer late, or (on a resend) a
 409; a fault budget limits how many requests are hit."""
+
 from __future__ import annotations
 
 import time
@@ -60,8 +61,11 @@ class TestAmbiguousAnswers:
     async def test_fault_budget_hits_only_the_first_cash_list(self, sandbox) -> None:
         await sandbox.admin.set_faults(error_after_accept_rate=1, fault_budget=1)
         answers = [
-            await sandbox.http.post("/vnpost/cash-lists", json=cash_list(f"FB{n}", "08869", [(f"FB{n}", 1000)]),
-                                    headers={"Idempotency-Key": f"FB{n}"})
+            await sandbox.http.post(
+                "/vnpost/cash-lists",
+                json=cash_list(f"FB{n}", "08869", [(f"FB{n}", 1000)]),
+                headers={"Idempotency-Key": f"FB{n}"},
+            )
             for n in range(3)
         ]
         assert [a.status_code for a in answers] == [504, 202, 202]
@@ -69,5 +73,9 @@ class TestAmbiguousAnswers:
             assert (await sandbox.http.get(f"/vnpost/items/FB{n}")).status_code == 200
 
     async def test_new_faults_validated(self, sandbox) -> None:
-        assert (await sandbox.http.put("/admin/faults", json={"error_after_accept_status": 500})).status_code == 422
-        assert (await sandbox.http.put("/admin/faults", json={"fault_budget": -1})).status_code == 422
+        assert (
+            await sandbox.http.put("/admin/faults", json={"error_after_accept_status": 500})
+        ).status_code == 422
+        assert (
+            await sandbox.http.put("/admin/faults", json={"fault_budget": -1})
+        ).status_code == 422

@@ -1,4 +1,5 @@
 """The sandbox's NAPAS-style bank API, ledger and faults, over plain HTTP."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +37,10 @@ def batch(batch_id: str, items: list[dict], **overrides) -> dict:
 async def seed(sandbox, count: int, status: str = "ACTIVE", bin_: str = VCB) -> list[str]:
     accounts = [f"10{n:08d}" for n in range(count)]
     await sandbox.admin.seed_accounts(
-        [{"bin": bin_, "account_number": a, "holder_name": "Nguyễn Văn An", "status": status} for a in accounts]
+        [
+            {"bin": bin_, "account_number": a, "holder_name": "Nguyễn Văn An", "status": status}
+            for a in accounts
+        ]
     )
     return accounts
 
@@ -56,11 +60,15 @@ class TestNameInquiry:
             ]
         )
         for account, name in (("1", "DO THI NGOC ANH"), ("2", "NGUYEN HUU DAT")):
-            answer = await sandbox.http.post(f"/banks/{VCB}/name-inquiry", json={"account_number": account})
+            answer = await sandbox.http.post(
+                f"/banks/{VCB}/name-inquiry", json={"account_number": account}
+            )
             assert answer.json() == {"account_number": account, "account_name": name}
 
     async def test_unknown_account_and_unknown_bank(self, sandbox) -> None:
-        answer = await sandbox.http.post(f"/banks/{VCB}/name-inquiry", json={"account_number": "404"})
+        answer = await sandbox.http.post(
+            f"/banks/{VCB}/name-inquiry", json={"account_number": "404"}
+        )
         assert (answer.status_code, answer.json()) == (404, {"code": "ACCOUNT_NOT_FOUND"})
         answer = await sandbox.http.post("/banks/123456/name-inquiry", json={"account_number": "1"})
         assert (answer.status_code, answer.json()) == (404, {"code": "BANK_NOT_SUPPORTED"})
@@ -142,7 +150,11 @@ class TestTransfers:
         await post_batch(sandbox, batch("B7", transfers(accounts[:3])))
 
         ledger = await sandbox.admin.ledger()
-        assert (ledger["credits"], ledger["total_credited"], ledger["duplicates"]) == (10, 10_000_000, 3)
+        assert (ledger["credits"], ledger["total_credited"], ledger["duplicates"]) == (
+            10,
+            10_000_000,
+            3,
+        )
         entries = (await sandbox.admin.ledger_entries(limit=3, offset=0))["entries"]
         assert [e["times_received"] for e in entries] == [3, 3, 3]
         assert all(e["credited_at"] for e in entries)
@@ -171,7 +183,9 @@ class TestFaults:
         answer = await sandbox.http.put("/admin/faults", json={"error_5xx_rate": 0.5, "seed": 1})
         assert answer.json()["error_5xx_rate"] == 0.5
         assert (await sandbox.http.get("/admin/faults")).json()["seed"] == 1
-        assert (await sandbox.http.put("/admin/faults", json={"error_5xx_rate": 2})).status_code == 422
+        assert (
+            await sandbox.http.put("/admin/faults", json={"error_5xx_rate": 2})
+        ).status_code == 422
         assert (await sandbox.http.put("/admin/faults", json={"typo_rate": 1})).status_code == 422
 
     async def test_503_processes_nothing(self, sandbox) -> None:
@@ -199,13 +213,17 @@ class TestFaults:
         await sandbox.admin.wait_callbacks_idle()
         deliveries = sandbox.callbacks.deliveries
         assert len(deliveries) == 2 and deliveries[0][2] == deliveries[1][2]
-        assert [e["event_id"] for e in deliveries[0][3]] == [e["event_id"] for e in deliveries[1][3]]
+        assert [e["event_id"] for e in deliveries[0][3]] == [
+            e["event_id"] for e in deliveries[1][3]
+        ]
 
     async def test_reordered_deliveries_arrive_out_of_order(self, sandbox) -> None:
         accounts = await seed(sandbox, 60)
         await sandbox.admin.set_faults(reorder_callback_rate=0.5, seed=11)
         for n in range(0, 60, 5):  # twelve small batches, one delivery each
-            await post_batch(sandbox, batch(f"R{n}", transfers(accounts[n : n + 5], prefix=f"R{n:02d}-")))
+            await post_batch(
+                sandbox, batch(f"R{n}", transfers(accounts[n : n + 5], prefix=f"R{n:02d}-"))
+            )
             await asyncio.sleep(0.03)
         await sandbox.admin.wait_callbacks_idle()
         arrival = [d[3][0]["end_to_end_id"][:3] for d in sandbox.callbacks.deliveries]

@@ -1,4 +1,5 @@
 """The sandbox's ISO 20022 file bank and post office, over plain HTTP."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,7 +13,12 @@ PAIN = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 PAIN002 = {"s": "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"}
 
 
-def pain001(message_id: str, rows: list[tuple[str, str, str]], nb: int | None = None, total: str | None = None) -> bytes:
+def pain001(
+    message_id: str,
+    rows: list[tuple[str, str, str]],
+    nb: int | None = None,
+    total: str | None = None,
+) -> bytes:
     """A minimal valid pain.001.001.09: rows of (end-to-end id, account, amount text)."""
     transactions = "".join(
         f"""<CdtTrfTxInf><PmtId><EndToEndId>{e2e}</EndToEndId></PmtId>
@@ -45,7 +51,9 @@ class TestIsoFiles:
         await sandbox.admin.seed_accounts(
             [{"bin": AGRIBANK, "account_number": "A1", "holder_name": "Trần Văn Hùng"}]
         )
-        document = pain001("MSG1", [("T1", "A1", "150000"), ("T2", "NOPE", "250000"), ("T3", "A1", "10.5")])
+        document = pain001(
+            "MSG1", [("T1", "A1", "150000"), ("T2", "NOPE", "250000"), ("T3", "A1", "10.5")]
+        )
 
         answer = await post_file(sandbox, document)
 
@@ -59,10 +67,17 @@ class TestIsoFiles:
         assert sandbox.callbacks.rejections == []
         assert outcomes["T1"][0]["type"] == "SETTLED" and outcomes["T1"][0]["amount"] == 150000
         assert (outcomes["T2"][0]["type"], outcomes["T2"][0]["reason_code"]) == ("FAILED", "AC01")
-        report = etree.fromstring((await sandbox.http.get(f"/iso/{AGRIBANK}/files/MSG1/status")).content)
-        assert report.findtext("s:CstmrPmtStsRpt/s:OrgnlGrpInfAndSts/s:GrpSts", namespaces=PAIN002) == "PART"
+        report = etree.fromstring(
+            (await sandbox.http.get(f"/iso/{AGRIBANK}/files/MSG1/status")).content
+        )
+        assert (
+            report.findtext("s:CstmrPmtStsRpt/s:OrgnlGrpInfAndSts/s:GrpSts", namespaces=PAIN002)
+            == "PART"
+        )
         statuses = {
-            tx.findtext("s:OrgnlEndToEndId", namespaces=PAIN002): tx.findtext("s:TxSts", namespaces=PAIN002)
+            tx.findtext("s:OrgnlEndToEndId", namespaces=PAIN002): tx.findtext(
+                "s:TxSts", namespaces=PAIN002
+            )
             for tx in report.iterfind(".//s:TxInfAndSts", PAIN002)
         }
         assert statuses == {"T1": "ACSC", "T2": "RJCT", "T3": "RJCT"}
@@ -89,7 +104,9 @@ class TestIsoFiles:
         assert (await sandbox.http.get(f"/iso/{AGRIBANK}/files/MSG3/status")).status_code == 404
 
     async def test_same_file_twice_credits_once(self, sandbox) -> None:
-        await sandbox.admin.seed_accounts([{"bin": AGRIBANK, "account_number": "A1", "holder_name": "X"}])
+        await sandbox.admin.seed_accounts(
+            [{"bin": AGRIBANK, "account_number": "A1", "holder_name": "X"}]
+        )
         document = pain001("MSG4", [("T1", "A1", "150000")])
         await post_file(sandbox, document)
         await post_file(sandbox, document)
@@ -98,7 +115,8 @@ class TestIsoFiles:
 
     async def test_file_refused_by_a_json_bank(self, sandbox) -> None:
         answer = await sandbox.http.post(
-            "/iso/970436/files", content=pain001("M", [("T", "A", "1")]),
+            "/iso/970436/files",
+            content=pain001("M", [("T", "A", "1")]),
             headers={"Content-Type": "application/xml"},
         )
         assert answer.json()["code"] == "CHANNEL_NOT_SUPPORTED"
@@ -106,7 +124,12 @@ class TestIsoFiles:
 
 def cash_list(list_id: str, commune: str, items: list[tuple[str, int]], **overrides) -> dict:
     rows = [
-        {"end_to_end_id": e2e, "beneficiary_name": "Phan Thị Mận", "amount": amount, "commune_code": commune}
+        {
+            "end_to_end_id": e2e,
+            "beneficiary_name": "Phan Thị Mận",
+            "amount": amount,
+            "commune_code": commune,
+        }
         for e2e, amount in items
     ]
     body = {
@@ -126,7 +149,8 @@ class TestPostOffice:
             "/admin/vnpost/outcomes", json=[{"end_to_end_id": "C2", "outcome": "REFUSED"}]
         )
         answer = await sandbox.http.post(
-            "/vnpost/cash-lists", json=cash_list("L1", "08869", [("C1", 1_500_000), ("C2", 800_000)])
+            "/vnpost/cash-lists",
+            json=cash_list("L1", "08869", [("C1", 1_500_000), ("C2", 800_000)]),
         )
         assert answer.status_code == 202 and answer.json()["accepted"] == ["C1", "C2"]
         outcomes = await sandbox.callbacks.wait_for(["C1", "C2"])
@@ -134,7 +158,11 @@ class TestPostOffice:
         today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()
         assert (paid["type"], paid["paid_on"], paid["return_reason"]) == ("cash.paid", today, None)
         assert paid["staff_id"]
-        assert (returned["type"], returned["return_reason"], returned["paid_on"]) == ("cash.returned", "REFUSED", None)
+        assert (returned["type"], returned["return_reason"], returned["paid_on"]) == (
+            "cash.returned",
+            "REFUSED",
+            None,
+        )
         item = (await sandbox.http.get("/vnpost/items/C1")).json()
         assert (item["status"], item["paid_on"]) == ("PAID", today)
         statement = (await sandbox.http.get(f"/vnpost/statements/{today}")).json()
@@ -149,7 +177,9 @@ class TestPostOffice:
         body = cash_list("L3", "08869", [("C3", 5)])
         body["items"][0]["commune_code"] = "08878"
         answer = await sandbox.http.post("/vnpost/cash-lists", json=body)
-        assert answer.json()["rejected"] == [{"end_to_end_id": "C3", "reason_code": "COMMUNE_MISMATCH"}]
+        assert answer.json()["rejected"] == [
+            {"end_to_end_id": "C3", "reason_code": "COMMUNE_MISMATCH"}
+        ]
 
     async def test_unknown_item_not_found(self, sandbox) -> None:
         answer = await sandbox.http.get("/vnpost/items/NOPE")
@@ -157,7 +187,9 @@ class TestPostOffice:
 
 
 class TestSettlementDelay:
-    async def test_transfers_stay_pending_until_the_bank_settles(self, recorder, receiver_port) -> None:
+    async def test_transfers_stay_pending_until_the_bank_settles(
+        self, recorder, receiver_port
+    ) -> None:
         import httpx
 
         from tests.support.sandbox import SandboxProcess
@@ -178,8 +210,14 @@ class TestSettlementDelay:
                     content=pain001("SLOW1", [("S1", "A1", "150000")]),
                     headers={"Content-Type": "application/xml"},
                 )
-                assert (await http.get(f"/iso/{AGRIBANK}/transfers/S1")).json()["status"] == "PENDING"
-                report = etree.fromstring((await http.get(f"/iso/{AGRIBANK}/files/SLOW1/status")).content)
+                assert (await http.get(f"/iso/{AGRIBANK}/transfers/S1")).json()[
+                    "status"
+                ] == "PENDING"
+                report = etree.fromstring(
+                    (await http.get(f"/iso/{AGRIBANK}/files/SLOW1/status")).content
+                )
                 assert report.findtext(".//s:GrpSts", namespaces=PAIN002) == "PDNG"
                 await recorder.wait_for(["S1"])
-                assert (await http.get(f"/iso/{AGRIBANK}/transfers/S1")).json()["status"] == "SETTLED"
+                assert (await http.get(f"/iso/{AGRIBANK}/transfers/S1")).json()[
+                    "status"
+                ] == "SETTLED"

@@ -1,5 +1,6 @@
 """Running the sandbox for tests and benchmarks: the sandbox as a real subprocess, an async
 client of its control endpoints, and a small real HTTP server that receives its callbacks."""
+
 from __future__ import annotations
 
 import asyncio
@@ -51,19 +52,35 @@ class SandboxProcess:
 
     def start(self, timeout: float = 20.0) -> SandboxProcess:
         command = [
-            sys.executable, "-m", "services.sandbox",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--callback-base", self.callback_base, *self.extra_args,
+            sys.executable,
+            "-m",
+            "services.sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--callback-base",
+            self.callback_base,
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env={**os.environ, **self.env},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            command,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                error = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                raise RuntimeError(f"sandbox exited with {self.process.returncode}: {error[-2000:]}")
+                error = (
+                    self.process.stderr.read().decode(errors="replace")
+                    if self.process.stderr
+                    else ""
+                )
+                raise RuntimeError(
+                    f"sandbox exited with {self.process.returncode}: {error[-2000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
                     return self
@@ -193,8 +210,13 @@ class WebhookReceiver:
 
     async def start(self) -> WebhookReceiver:
         config = uvicorn.Config(
-            self._app(), host="127.0.0.1", port=self.port, log_config=None,
-            log_level="warning", access_log=False, lifespan="off",
+            self._app(),
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve())
@@ -242,7 +264,7 @@ class CallbackRecorder:
             return 503
         try:
             delivery_id, outcomes = self.parse(kind, counterparty, headers, raw_body)
-        except Exception as exc:  # noqa: BLE001 - kept for the test to inspect
+        except Exception as exc:  # kept for the test to inspect
             self.rejections.append(exc)
             return 401
         self.deliveries.append((kind, counterparty, delivery_id, outcomes))
@@ -252,7 +274,9 @@ class CallbackRecorder:
         self._arrived.set()
         return 200
 
-    async def wait_for(self, end_to_end_ids: Sequence[str], timeout: float = 10.0) -> dict[str, list[Any]]:
+    async def wait_for(
+        self, end_to_end_ids: Sequence[str], timeout: float = 10.0
+    ) -> dict[str, list[Any]]:
         """Wait until every id has at least one outcome; return their outcomes."""
         wanted = set(end_to_end_ids)
         deadline = time.monotonic() + timeout

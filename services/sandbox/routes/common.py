@@ -1,6 +1,7 @@
 """What the routes share: JSON answers and refusals, reading a body, the app's sandbox, the
 request faults injected around the work, and what every bank answers whichever channel it
 takes payments on (a transfer's status, the day's statement)."""
+
 from __future__ import annotations
 
 import asyncio

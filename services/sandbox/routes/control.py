@@ -1,5 +1,6 @@
 """Test control: health, accounts to seed, faults to inject, the post office's outcomes to
 preset, returns to trigger, the ledger of credits, callback counters, the settings, reset."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
@@ -100,7 +101,9 @@ async def webhook_stats(sandbox: SandboxDep) -> Response:
     # a reversal or a late return still to come.
     scheduled = sandbox.scheduled
     webhooks = sandbox.webhooks
-    return reply({**webhooks.stats(), "scheduled": scheduled, "idle": webhooks.idle and scheduled == 0})
+    return reply(
+        {**webhooks.stats(), "scheduled": scheduled, "idle": webhooks.idle and scheduled == 0}
+    )
 
 
 @router.get("/admin/config")

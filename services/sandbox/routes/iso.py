@@ -1,6 +1,7 @@
 """The ISO 20022 file bank: pain.001 files in, a file's pain.002 status, a transfer's status
 and the day's statement, under /iso/{bin}. Its outcomes come back as camt.054 and pain.002
 callbacks (see webhooks.py)."""
+
 from __future__ import annotations
 
 import functools

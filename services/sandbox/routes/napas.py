@@ -1,5 +1,6 @@
 """The NAPAS-style JSON bank: name inquiry (every bank answers it, the file bank too), bulk
 transfers, a transfer's status and the day's statement, under /banks/{bin}."""
+
 from __future__ import annotations
 
 import functools
@@ -54,7 +55,9 @@ async def submit_transfers(bin_: str, request: Request, sandbox: SandboxDep) -> 
         return refuse(404, "CHANNEL_NOT_SUPPORTED", detail="this bank takes ISO 20022 files")
     raw = await request.body()
     key = idempotency_key(request, "banks", bin_)
-    return await moves_money(sandbox, key, functools.partial(take_transfers, sandbox, bin_, raw, key))
+    return await moves_money(
+        sandbox, key, functools.partial(take_transfers, sandbox, bin_, raw, key)
+    )
 
 
 def take_transfers(
@@ -78,7 +81,11 @@ def take_transfers(
     )
     sandbox.schedule(state.settle_bank, intake.new)
     return reply(
-        {"batch_id": body.batch_id, "accepted": intake.accepted, "rejected": rejected_items(intake)},
+        {
+            "batch_id": body.batch_id,
+            "accepted": intake.accepted,
+            "rejected": rejected_items(intake),
+        },
         202,
     )
 

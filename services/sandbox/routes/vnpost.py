@@ -1,5 +1,6 @@
 """The provincial post office: cash lists per commune, an item's status and the day's
 statement, under /vnpost."""
+
 from __future__ import annotations
 
 import functools
