@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -16,11 +17,14 @@ from services.intake.api import audit, beneficiaries, claims, oauth, uploads
 from services.intake.api.common import install_error_handlers
 from services.intake.consumers.account_verification import account_verification_consumer
 from services.intake.service_layer import clients
-from services.intake.service_layer.filing_batch import FilingBatcher
+from services.intake.service_layer.common import IntakeUnitOfWork
+from services.intake.api.filing_batch import FilingBatcher
 from services.intake.settings import IntakeSettings
 from shared.app import build_app
 from shared.db import is_sqlite, make_engine
+from shared.outbox import Outbox
 from shared.runtime import Runtime, run_relay, service_main
+from shared.uow import unit_of_work
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -54,7 +58,8 @@ async def _on_startup(app: FastAPI, runtime: Runtime) -> None:
     )
     if isinstance(settings, IntakeSettings) and settings.seeds_dev_clients:
         try:
-            added = await clients.seed_dev_clients(runtime.engine)
+            async with unit_of_work(runtime.engine, runtime.outbox, clients.SEEDER, kind=IntakeUnitOfWork) as uow:
+                added = await clients.seed_dev_clients(uow)
         except DBAPIError:
             log.warning("development clients not seeded: run `python -m services.intake migrate` first")
             return
@@ -109,13 +114,21 @@ def _clients_command(argv: Sequence[str]) -> int:
     settings = IntakeSettings()
 
     async def run() -> int:
-        engine = make_engine(settings.resolved_database_url())
+        url = settings.resolved_database_url()
+        engine = make_engine(url)
+        # Client changes emit no events; the unit of work still wants the service's outbox.
+        outbox = Outbox(metadata.tables["outbox"], settings.service_name, notify=not is_sqlite(url))
+
+        def operator() -> AbstractAsyncContextManager[IntakeUnitOfWork]:
+            return unit_of_work(engine, outbox, clients.OPERATOR, kind=IntakeUnitOfWork)
+
         try:
             if args.action == "add":
                 scopes = [s for s in args.scopes.replace(",", " ").split() if s]
                 try:
-                    secret = await clients.add_client(engine, args.client_id, args.secret, scopes, args.agency,
-                                                      args.description, args.replace)
+                    async with operator() as uow:
+                        secret = await clients.add_client(uow, args.client_id, args.secret, scopes, args.agency,
+                                                          args.description, args.replace)
                 except clients.BadClient as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     return 2
@@ -123,11 +136,15 @@ def _clients_command(argv: Sequence[str]) -> int:
                 if not args.secret:
                     print(f"secret (shown once): {secret}")
             elif args.action == "list":
-                for c in await clients.list_clients(engine):
+                async with engine.connect() as conn:
+                    listed = await clients.list_clients(conn)
+                for c in listed:
                     state = "active" if c.active else "disabled"
                     print(f"{c.client_id}\t{state}\t{c.agency or '-'}\t{' '.join(sorted(c.scopes))}")
             else:
-                if not await clients.set_active(engine, args.client_id, args.action == "enable"):
+                async with operator() as uow:
+                    changed = await clients.set_active(uow, args.client_id, args.action == "enable")
+                if not changed:
                     print(f"error: no client {args.client_id!r}", file=sys.stderr)
                     return 1
                 print(f"client {args.client_id} {args.action}d")

@@ -19,7 +19,8 @@ from services.intake.domain.identity import (
     name_problems,
     sex_of,
 )
-from services.intake.domain.schedules import Schedule, add_months, schedule_problems
+from services.intake.domain.schedules import Schedule, schedule_problems
+from shared.periods import add_months
 from services.intake.domain.unemployment import NotEligible, benefit_months, unemployment_benefit
 
 

@@ -20,12 +20,12 @@ from services.intake.api.common import (
 from services.intake.api.schemas import LookupIn, PaymentMethodIn
 from services.intake.domain import payment_methods as pm
 from services.intake.domain.errors import Invalid, NotFound
-from services.intake.domain.schedules import period_of, vietnam_today
 from services.intake.service_layer import ownership
-from services.intake.service_layer.common import Context
+from services.intake.service_layer.common import IntakeUnitOfWork
 from services.intake.service_layer.payment_methods import MethodChange, apply_method_changes
 from shared.auth import Principal
 from shared.authority import Owner, may_act_on
+from shared.periods import period_of, vietnam_date
 
 router = APIRouter(tags=["beneficiaries"])
 PROBLEM = {"content": {"application/problem+json": {}}}
@@ -51,7 +51,7 @@ async def _beneficiary_document(request: Request, principal: Principal, benefici
             raise NotFound(not_found)
         ownership.require(principal, owner, "beneficiary")
         methods = await repository.methods_of(conn, beneficiary_id)
-    today = vietnam_today()
+    today = vietnam_date()
     current = next((m for m in methods if m.is_current), None)
     return {
         **beneficiary_view(person._mapping, pii),
@@ -92,7 +92,7 @@ async def payment_methods(request: Request, beneficiary_id: str,
         ownership.require(principal, _owner(rights, datetime.now(UTC)), "beneficiary")
         methods = await repository.methods_of(conn, beneficiary_id)
         history = await repository.method_history_of(conn, beneficiary_id)
-    today = vietnam_today()
+    today = vietnam_date()
     return json_response(dumps({
         "beneficiary_id": beneficiary_id,
         "methods": [method_view(m._mapping, pii, today) for m in methods],
@@ -107,19 +107,19 @@ async def set_payment_method(request: Request, beneficiary_id: str, body: Paymen
                              principal: Principal = Depends(scopes("payment-methods:write"))) -> Response:
     spec = pm.normalise(body.spec())
 
-    async def work(ctx: Context) -> tuple[dict, bool]:
-        person = await repository.beneficiary(ctx.db, beneficiary_id)  # type: ignore[arg-type]
+    async def work(uow: IntakeUnitOfWork) -> tuple[dict, bool]:
+        person = await repository.beneficiary(uow, beneficiary_id)
         if person is None:
             raise NotFound("no such beneficiary")
         # Only an agency paying the person may redirect the money: checked before anything is
         # validated or written, so a refused change leaves no method for payout to verify.
-        paying = await ownership.paying_agencies(ctx.db, [person.id], period_of(ctx.now))
+        paying = await repository.paying_agencies(uow, [person.id], period_of(uow.now))
         ownership.require(principal, Owner(paying.get(person.id, frozenset())), "beneficiary")
-        errors = pm.method_problems(spec, vietnam_today(ctx.now), person.national_id)
+        errors = pm.method_problems(spec, vietnam_date(uow.now), person.national_id)
         if errors:
             raise Invalid(errors)
-        [outcome] = await apply_method_changes(ctx, [MethodChange(person.id, person.full_name, spec, "API")])
-        await ctx.flush()
+        [outcome] = await apply_method_changes(uow, [MethodChange(person.id, person.full_name, spec, "API")])
+        await uow.flush()
         return {"beneficiary_id": person.id, "method_id": outcome.method_id, "status": outcome.status,
                 "changed": outcome.changed}, outcome.changed
 

@@ -55,7 +55,7 @@ async def file_claim(request: Request, body: ClaimIn,
             filing = handlers.prepare_filing(command, principal.client_id, datetime.now(UTC))
             answer = await batcher.submit(filing)
         else:
-            answer = await transact(request, principal, lambda ctx: handlers.file_claim(ctx, command))
+            answer = await transact(request, principal, lambda uow: handlers.file_claim(uow, command))
     except Replay as replay:
         return replay_response(replay)
     return json_response(answer, 201)
@@ -141,7 +141,7 @@ async def decide(request: Request, claim_id: str, body: Annotated[DecisionIn, Bo
     ownership.require_decider(principal)
     agency = acting_agency(principal)
     try:
-        answer = await transact(request, principal, lambda ctx: handlers.decide_claim(ctx, command, agency))
+        answer = await transact(request, principal, lambda uow: handlers.decide_claim(uow, command, agency))
     except Replay as replay:
         return replay_response(replay)
     return json_response(answer)
@@ -164,7 +164,7 @@ async def stop(request: Request, entitlement_id: str, body: StopIn,
                principal: Principal = Depends(scopes("decisions:write"))) -> Response:
     ownership.require_decider(principal)
     agency = acting_agency(principal)
-    row, changed = await transact(request, principal, lambda ctx: handlers.stop_entitlement(
-        ctx, entitlement_id, body.reason, body.effective_period, agency))
+    row, changed = await transact(request, principal, lambda uow: handlers.stop_entitlement(
+        uow, entitlement_id, body.reason, body.effective_period, agency))
     headers = None if changed else {"Idempotent-Replayed": "true"}
     return json_response(dumps(entitlement_view(row)), 200, headers)

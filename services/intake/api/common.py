@@ -5,7 +5,7 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 import jwt
@@ -18,10 +18,10 @@ from services.intake.adapters.spreadsheets import UnreadableTable
 from services.intake.domain import payment_methods as pm
 from services.intake.domain.errors import DomainError, Invalid
 from services.intake.domain.identity import mask_account, mask_national_id
-from services.intake.service_layer.common import Context, Replay
+from services.intake.service_layer.common import IntakeUnitOfWork, Replay
 from services.intake.service_layer.payment_methods import spec_of_row
 from shared.auth import Principal, verify_token
-from shared.db import is_sqlite
+from shared.uow import unit_of_work
 from shared.vn_text import mask_name
 from shared.web import ProblemError, problem_response
 
@@ -76,12 +76,12 @@ def acting_agency(principal: Principal) -> str | None:
     return principal.agency
 
 
-async def transact(request: Request, principal: Principal, work: Callable[[Context], Awaitable[T]]) -> T:
-    """The request's one transaction: committed if `work` returns, rolled back if it raises."""
+async def transact(request: Request, principal: Principal,
+                   work: Callable[[IntakeUnitOfWork], Awaitable[T]]) -> T:
+    """The request's one unit of work: committed if `work` returns, rolled back if it raises."""
     runtime = request.app.state.runtime
-    async with runtime.engine.begin() as conn:
-        ctx = Context(conn, runtime.outbox, principal.client_id, datetime.now(UTC), not is_sqlite(runtime.engine))
-        return await work(ctx)
+    async with unit_of_work(runtime.engine, runtime.outbox, principal.client_id, kind=IntakeUnitOfWork) as uow:
+        return await work(uow)
 
 
 def json_response(body: bytes, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from services.intake.adapters import repository
 from services.intake.service_layer.clients import authenticate
 from shared.auth import AGENCY_SCOPE_PREFIX, issue_token
 
@@ -74,7 +75,10 @@ async def token(request: Request) -> JSONResponse:
             return _error(401, "invalid_client", "client authentication failed", basic=True)
         credentials = (client_id, secret)
     runtime = request.app.state.runtime
-    client = await authenticate(runtime.engine, *credentials)
+    client_id, secret = credentials
+    async with runtime.engine.connect() as conn:
+        stored = await repository.client(conn, client_id)
+    client = await authenticate(stored, secret)
     if client is None:
         return _error(401, "invalid_client", "client authentication failed", basic=True)
     requested = form.get("scope")

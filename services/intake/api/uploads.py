@@ -24,6 +24,7 @@ from services.intake.adapters.spreadsheets import (
     read_xlsx,
     write_csv,
 )
+from services.intake.api import upload_runner
 from services.intake.api.common import acting_agency, dumps, json_response, name_view, scopes, si_number_view
 from services.intake.domain.errors import FieldError, Invalid, NotFound
 from services.intake.service_layer import ownership
@@ -160,7 +161,7 @@ async def _upload(request: Request, principal: Principal, kind: str, base: str) 
     except UnreadableTable as exc:
         raise Invalid([FieldError("/file", str(exc))], "the upload cannot be read") from None
     runtime = request.app.state.runtime
-    report = await service.run_upload(runtime.engine, runtime.outbox, principal.client_id, upload,
+    report = await upload_runner.run_upload(runtime.engine, runtime.outbox, principal.client_id, upload,
                                       acting_agency(principal))
     return json_response(dumps(report_document(report, base)), 201,
                          {"Location": f"{base}/{report.upload_id}"})

@@ -2,14 +2,13 @@
 the history and emit `PaymentMethodVerificationRecorded`. Each event applies once (inbox)."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.domain import payment_methods as pm
-from services.intake.service_layer.common import Context
+from services.intake.service_layer.common import IntakeUnitOfWork
 from services.intake.service_layer.payment_methods import UnknownMethod, record_verification
-from shared.db import is_sqlite
+from shared.clock import utcnow
+from shared.db import is_postgres
 from shared.events.contracts import (
     ACCOUNT_VERIFICATION_TOPIC,
     CONTRACT_BY_MODEL,
@@ -24,19 +23,21 @@ CONSUMER = "intake.account-verification"
 ACTOR = "payout"  # the audit trail names the service whose event caused the change
 
 
-def _context(session: AsyncSession, runtime: Runtime) -> Context:
-    return Context(session, runtime.outbox, ACTOR, datetime.now(UTC), not is_sqlite(runtime.engine))
+def _unit_of_work(session: AsyncSession, runtime: Runtime) -> IntakeUnitOfWork:
+    """The unit of work of one delivery, on the consumer batch's transaction: the runner opens it
+    (with the inbox key of the event) and commits it."""
+    return IntakeUnitOfWork(session, runtime.outbox, ACTOR, utcnow(), is_postgres(session))
 
 
 def handlers(runtime: Runtime):
     async def apply(session: AsyncSession, beneficiary_id: str, method_id: str | None, outcome: str,
                     reason: str | None) -> None:
-        ctx = _context(session, runtime)
+        uow = _unit_of_work(session, runtime)
         try:
-            await record_verification(ctx, beneficiary_id, method_id, outcome, reason)
+            await record_verification(uow, beneficiary_id, method_id, outcome, reason)
         except UnknownMethod as exc:
             raise Poison("unknown_method", str(exc)) from exc
-        await ctx.flush()
+        await uow.flush()
 
     async def verified(session: AsyncSession, delivery: Delivery) -> None:
         event = delivery.payload

@@ -5,7 +5,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.intake.domain.errors import Conflict, FieldError, Invalid
-from services.intake.domain.schedules import Schedule, is_period, period_index
+from services.intake.domain.schedules import Schedule
+from shared.periods import is_period, period_index
 
 ACTIVE = "ACTIVE"
 STOPPED = "STOPPED"

@@ -1,40 +1,11 @@
-"""Payment periods (calendar months, Vietnam time) and installment schedules."""
+"""Installment schedules: their kinds and consistency rules (periods are `shared.periods`)."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
 
-VIETNAM = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # no daylight saving
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+from shared.periods import is_period, last_scheduled_period
+
 SCHEDULE_KINDS = ("ONE_OFF", "FIXED_MONTHLY", "OPEN_MONTHLY")
-
-
-def is_period(value: str) -> bool:
-    return isinstance(value, str) and bool(_PERIOD.match(value))
-
-
-def period_index(period: str) -> int:
-    year, month = period.split("-")
-    return int(year) * 12 + int(month) - 1
-
-
-def period_of_index(index: int) -> str:
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def add_months(period: str, months: int) -> str:
-    return period_of_index(period_index(period) + months)
-
-
-def period_of(moment: datetime) -> str:
-    """The payment period a UTC moment falls in, in Vietnam time."""
-    local = moment.astimezone(VIETNAM)
-    return f"{local.year:04d}-{local.month:02d}"
-
-
-def vietnam_today(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(VIETNAM).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +17,9 @@ class Schedule:
     @property
     def last_period(self) -> str | None:
         """The last period paid, or None when open-ended."""
-        if self.kind == "ONE_OFF":
-            return self.start_period
-        if self.kind == "FIXED_MONTHLY" and self.installments:
-            return add_months(self.start_period, self.installments - 1)
-        return None
+        if self.kind == "FIXED_MONTHLY" and not self.installments:
+            return None  # inconsistent (see `schedule_problems`): nothing known to end it
+        return last_scheduled_period(self.kind, self.start_period, self.installments)
 
     @property
     def count(self) -> int | None:

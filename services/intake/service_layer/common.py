@@ -1,48 +1,28 @@
-"""What every intake handler shares: its transaction context, dialect-aware upserts, the audit
-trail and request idempotency. Handlers only execute statements; the boundary commits."""
+"""What every intake handler shares: the unit of work with intake's audit trail, and request
+idempotency. Handlers only execute on the unit of work; the boundary opens and commits it."""
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
-from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from services.intake.adapters.orm import audit_log, idempotency_records
+from services.intake.adapters import repository
+from services.intake.adapters.repository import Executor
 from services.intake.domain.errors import ModifiedRequest
 from shared.events.contracts import Contract
 from shared.observability import correlation_id
-from shared.outbox import Outbox
-
-
-class Executor(Protocol):
-    """An AsyncConnection or an AsyncSession: handlers only execute statements on it."""
-
-    async def execute(self, statement: Any, parameters: Any = None) -> Any: ...
+from shared.uow import UnitOfWork
 
 
 @dataclass
-class Context:
-    db: Executor
-    outbox: Outbox
-    actor: str  # the client id acting
-    now: datetime
-    postgres: bool
-    events: list[Contract] = field(default_factory=list)
+class IntakeUnitOfWork(UnitOfWork):
+    """The kernel's unit of work, with the audit entries written at each flush."""
+
     audits: list[dict[str, Any]] = field(default_factory=list)
-    traceparent: str | None = None  # None: the current trace context
-
-    def insert(self, table: Table):
-        return (postgresql.insert if self.postgres else sqlite.insert)(table)
-
-    def for_update(self, query):
-        return query.with_for_update() if self.postgres else query
-
-    def emit(self, *events: Contract) -> None:
-        self.events.extend(events)
 
     def audit(self, action: str, entity_type: str, entity_id: str, changes: dict[str, Any]) -> None:
         """Field names and masked values only: the audit trail never holds raw personal data."""
@@ -51,14 +31,18 @@ class Context:
             "entity_id": entity_id, "changes": changes, "correlation_id": correlation_id.get(),
         })
 
+    def emit_for_request(self, events: Iterable[Contract], *, correlation: str | None,
+                         traceparent: str | None) -> None:
+        """Events of one request among several sharing this transaction (a batch of filings): they
+        keep that request's correlation id and trace, and go out in the same one outbox write."""
+        self.bulk_rows.extend(self.outbox.rows(events, correlation=correlation, traceparent=traceparent,
+                                               now=self.now))
+
     async def flush(self) -> None:
-        """Write the collected audit rows and events (outbox) in the caller's transaction."""
         if self.audits:
-            await self.db.execute(audit_log.insert(), self.audits)
+            await repository.write_audit(self.db, self.audits)
             self.audits = []
-        if self.events:
-            await self.outbox.add(self.db, self.events, traceparent=self.traceparent)  # type: ignore[arg-type]
-            self.events = []
+        await super().flush()
 
 
 def request_hash(document: Any) -> str:
@@ -66,7 +50,7 @@ def request_hash(document: Any) -> str:
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-class Replay(Exception):
+class Replay(Exception):  # noqa: N818 - not an error: the stored answer, to send again
     """The same request was already answered: send the stored answer again."""
 
     def __init__(self, status_code: int, body: bytes) -> None:
@@ -75,28 +59,17 @@ class Replay(Exception):
         self.body = body
 
 
-async def remember_response(ctx: Context, scope: str, key: str, digest: str, status_code: int, body: bytes) -> None:
+async def remember_response(uow: UnitOfWork, scope: str, key: str, digest: str, status_code: int,
+                            body: bytes) -> None:
     """Store the answer under (scope, key); a concurrent or earlier one with the same key wins:
     same request hash -> Replay, different -> ModifiedRequest (409)."""
-    statement = (
-        ctx.insert(idempotency_records)
-        .values(scope=scope, key=key, request_hash=digest, status_code=status_code, response_body=body,
-                client_id=ctx.actor, created_at=ctx.now)
-        .on_conflict_do_nothing(index_elements=["scope", "key"])
-        .returning(idempotency_records.c.key)
-    )
-    if (await ctx.db.execute(statement)).first() is None:
-        await raise_replay_or_conflict(ctx, scope, key, digest)
+    if not await repository.remember_response(uow, scope, key, digest, status_code, body):
+        await raise_replay_or_conflict(uow, scope, key, digest)
 
 
-async def raise_replay_or_conflict(ctx: Context, scope: str, key: str, digest: str) -> None:
-    row = (
-        await ctx.db.execute(
-            select(idempotency_records.c.request_hash, idempotency_records.c.status_code,
-                   idempotency_records.c.response_body)
-            .where(idempotency_records.c.scope == scope, idempotency_records.c.key == key)
-        )
-    ).first()
+async def raise_replay_or_conflict(db: Executor, scope: str, key: str, digest: str) -> None:
+    """Replay for the same request, ModifiedRequest for another; nothing when none is stored."""
+    row = await repository.remembered_response(db, scope, key)
     if row is None:
         return
     if row.request_hash == digest:

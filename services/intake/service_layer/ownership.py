@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-
-from services.intake.adapters.orm import clients, entitlements
+from services.intake.adapters import repository
+from services.intake.adapters.repository import Executor
 from services.intake.domain import entitlements as entitlement_rules
 from services.intake.domain.errors import Forbidden
 from shared.auth import Principal
@@ -16,7 +15,8 @@ from shared.authority import REGISTRY_SCOPE, Owner, may_act_on
 
 
 def is_open(row: Mapping[str, Any], period: str) -> bool:
-    """Still paying: active, or stopped from a period after `period`."""
+    """Still paying: active, or stopped from a period after `period` (SQL twin:
+    `repository.paying_agencies`)."""
     if row["status"] == entitlement_rules.ACTIVE:
         return True
     stop = row["stop_effective_period"]
@@ -27,22 +27,6 @@ def beneficiary_owner(rights: Iterable[Mapping[str, Any]], period: str) -> Owner
     return Owner(frozenset(r["agency"] for r in rights if is_open(r, period)))
 
 
-async def paying_agencies(db: Any, beneficiary_ids: Iterable[str], period: str) -> dict[str, frozenset[str]]:
-    """The agencies paying each of these beneficiaries in `period` (none: absent)."""
-    ids = list(set(beneficiary_ids))
-    if not ids:
-        return {}
-    still_paying = or_(entitlements.c.status == entitlement_rules.ACTIVE,
-                       and_(entitlements.c.status == entitlement_rules.STOPPED,
-                            entitlements.c.stop_effective_period > period))
-    found: dict[str, set[str]] = {}
-    rows = await db.execute(select(entitlements.c.beneficiary_id, entitlements.c.agency)
-                            .where(entitlements.c.beneficiary_id.in_(ids), still_paying))
-    for row in rows:
-        found.setdefault(row.beneficiary_id, set()).add(row.agency)
-    return {k: frozenset(v) for k, v in found.items()}
-
-
 def claim_owner(row: Any) -> Owner:
     return Owner(frozenset({row.agency}), row.client_id)
 
@@ -51,8 +35,8 @@ def entitlement_owner(row: Any) -> Owner:
     return Owner(frozenset({row.agency}))
 
 
-async def upload_owner(db: Any, row: Any) -> Owner:
-    agency = (await db.execute(select(clients.c.agency).where(clients.c.client_id == row.client_id))).scalar()
+async def upload_owner(db: Executor, row: Any) -> Owner:
+    agency = await repository.client_agency(db, row.client_id)
     return Owner(frozenset({agency}) if agency else frozenset(), row.client_id)
 
 

@@ -8,12 +8,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-
-from services.intake.adapters.orm import payment_method_history, payment_methods
+from services.intake.adapters import repository
 from services.intake.domain import payment_methods as pm
 from services.intake.domain.identity import mask_account, mask_national_id
-from services.intake.service_layer.common import Context
+from services.intake.service_layer.common import IntakeUnitOfWork
 from shared.events.contracts import (
     PaymentMethodChanged,
     PaymentMethodVerificationRecorded,
@@ -96,23 +94,21 @@ def masked_spec(spec: pm.MethodSpec) -> dict[str, Any]:
     return out
 
 
-async def current_methods(ctx: Context, beneficiary_ids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
+async def current_methods(uow: IntakeUnitOfWork, beneficiary_ids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
+    """The current method of each of these people, locked for the change that follows."""
     ids = list(set(beneficiary_ids))
     if not ids:
         return {}
-    query = ctx.for_update(
-        select(payment_methods).where(payment_methods.c.beneficiary_id.in_(ids), payment_methods.c.is_current)
-    )
-    return {row.beneficiary_id: row._mapping for row in (await ctx.db.execute(query))}
+    return await repository.current_methods_for_update(uow, ids)
 
 
-async def apply_method_changes(ctx: Context, changes: list[MethodChange],
+async def apply_method_changes(uow: IntakeUnitOfWork, changes: list[MethodChange],
                                current: dict[str, Mapping[str, Any]] | None = None) -> list[MethodOutcome]:
     """Record each change unless it repeats the beneficiary's current method (then nothing changes)."""
     if len({c.beneficiary_id for c in changes}) != len(changes):
         raise ValueError("one change per beneficiary in a batch")
     if current is None:
-        current = await current_methods(ctx, [c.beneficiary_id for c in changes])
+        current = await current_methods(uow, [c.beneficiary_id for c in changes])
     superseded: list[str] = []
     new_rows: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
@@ -129,7 +125,7 @@ async def apply_method_changes(ctx: Context, changes: list[MethodChange],
         rep = spec.representative
         if existing is not None:
             superseded.append(existing["id"])
-            history.append(_history(ctx, change.beneficiary_id, existing["id"], "SUPERSEDED", existing["status"],
+            history.append(_history(uow, change.beneficiary_id, existing["id"], "SUPERSEDED", existing["status"],
                                     {"replaced_by": method_id}, change.channel))
         new_rows.append({
             "id": method_id, "beneficiary_id": change.beneficiary_id, "kind": spec.kind, "bank_bin": spec.bank_bin,
@@ -139,76 +135,62 @@ async def apply_method_changes(ctx: Context, changes: list[MethodChange],
             "rep_power_of_attorney_ref": rep.power_of_attorney_ref if rep else None,
             "rep_valid_from": rep.valid_from if rep else None, "rep_valid_until": rep.valid_until if rep else None,
             "cash_reason": spec.cash_reason, "status": status, "status_reason": None, "channel": change.channel,
-            "client_id": ctx.actor, "created_at": ctx.now, "status_changed_at": ctx.now, "is_current": True,
+            "client_id": uow.actor, "created_at": uow.now, "status_changed_at": uow.now, "is_current": True,
             "superseded_at": None,
         })
         detail = masked_spec(spec)
-        history.append(_history(ctx, change.beneficiary_id, method_id, "CREATED", status, detail, change.channel))
-        ctx.emit(PaymentMethodChanged(
-            beneficiary_id=change.beneficiary_id, method_id=method_id, method=spec.kind,  # type: ignore[arg-type]
+        history.append(_history(uow, change.beneficiary_id, method_id, "CREATED", status, detail, change.channel))
+        uow.emit(PaymentMethodChanged(
+            beneficiary_id=change.beneficiary_id, method_id=method_id, method=spec.kind,
             bank_bin=spec.bank_bin, account_number=spec.account_number, account_holder_name=holder,
             representative=None if rep is None else Representative(  # the rest stays in intake
                 full_name=rep.full_name, valid_from=rep.valid_from, valid_until=rep.valid_until,
             ),
-            cash_reason=spec.cash_reason, status=status, channel=change.channel,  # type: ignore[arg-type]
-            changed_at=ctx.now,
+            cash_reason=spec.cash_reason, status=status, channel=change.channel,
+            changed_at=uow.now,
         ))
-        ctx.audit("payment_method.changed", "beneficiary", change.beneficiary_id, {
+        uow.audit("payment_method.changed", "beneficiary", change.beneficiary_id, {
             **detail, "method_id": method_id, "status": status, "channel": change.channel,
             "previous_method_id": existing["id"] if existing is not None else None,
         })
         outcomes.append(MethodOutcome(change.beneficiary_id, method_id, True, status))
-    if superseded:
-        await ctx.db.execute(
-            update(payment_methods).where(payment_methods.c.id.in_(superseded))
-            .values(is_current=False, superseded_at=ctx.now)
-        )
-    if new_rows:
-        await ctx.db.execute(payment_methods.insert(), new_rows)
-    if history:
-        await ctx.db.execute(payment_method_history.insert(), history)
+    await repository.supersede_methods(uow, superseded, uow.now)
+    await repository.insert_methods(uow, new_rows)
+    await repository.insert_method_history(uow, history)
     return outcomes
 
 
-def _history(ctx: Context, beneficiary_id: str, method_id: str, change: str, status: str,
+def _history(uow: IntakeUnitOfWork, beneficiary_id: str, method_id: str, change: str, status: str,
              detail: dict[str, Any] | None, channel: str) -> dict[str, Any]:
     return {"beneficiary_id": beneficiary_id, "method_id": method_id, "change": change, "status": status,
-            "detail": detail, "channel": channel, "client_id": ctx.actor, "at": ctx.now}
+            "detail": detail, "channel": channel, "client_id": uow.actor, "at": uow.now}
 
 
 class UnknownMethod(LookupError):
     pass
 
 
-async def record_verification(ctx: Context, beneficiary_id: str, method_id: str | None, outcome: str,
+async def record_verification(uow: IntakeUnitOfWork, beneficiary_id: str, method_id: str | None, outcome: str,
                               reason: str | None) -> bool:
     """Apply payout's verification result (outcome VERIFIED, FAILED or FLAGGED) to a method.
 
     Returns False when the method already has that outcome (nothing changes, nothing is emitted)."""
-    query = select(payment_methods).where(payment_methods.c.beneficiary_id == beneficiary_id)
-    if method_id is not None:
-        query = query.where(payment_methods.c.id == method_id)
-    else:
-        query = query.where(payment_methods.c.is_current)
-    row = (await ctx.db.execute(ctx.for_update(query))).first()
+    row = await repository.method_for_update(uow, beneficiary_id, method_id)
     if row is None:
         raise UnknownMethod(f"no payment method {method_id or '(current)'} for beneficiary {beneficiary_id}")
     if row.kind == pm.CASH_POST_OFFICE and outcome == pm.VERIFIED:
         return False
     if row.status == outcome and row.status_reason == reason:
         return False
-    await ctx.db.execute(
-        update(payment_methods).where(payment_methods.c.id == row.id)
-        .values(status=outcome, status_reason=reason, status_changed_at=ctx.now)
-    )
-    await ctx.db.execute(payment_method_history.insert().values(
-        **_history(ctx, beneficiary_id, row.id, outcome, outcome, {"reason": reason} if reason else None, "BANK")
-    ))
+    await repository.set_method_status(uow, row.id, {
+        "status": outcome, "status_reason": reason, "status_changed_at": uow.now})
+    await repository.insert_method_history(uow, [
+        _history(uow, beneficiary_id, row.id, outcome, outcome, {"reason": reason} if reason else None, "BANK")])
     result = pm.VERIFIED if outcome == pm.VERIFIED else pm.FAILED
-    ctx.emit(PaymentMethodVerificationRecorded(
-        beneficiary_id=beneficiary_id, method_id=row.id, result=result,  # type: ignore[arg-type]
-        reason=reason, recorded_at=ctx.now,
+    uow.emit(PaymentMethodVerificationRecorded(
+        beneficiary_id=beneficiary_id, method_id=row.id, result=result,
+        reason=reason, recorded_at=uow.now,
     ))
-    ctx.audit("payment_method.verification_recorded", "beneficiary", beneficiary_id,
+    uow.audit("payment_method.verification_recorded", "beneficiary", beneficiary_id,
               {"method_id": row.id, "status": outcome, "previous_status": row.status, "reason": reason})
     return True

@@ -24,6 +24,7 @@ MAX_LENGTHS = {
         "cash_reason": contracts.CashReason, "full_name": contracts.PersonName, "rep_full_name": contracts.PersonName,
     }.items()},
 }
+Day = date  # `RowReader.date` hides the type inside the class
 _GROUPED = re.compile(r"^\d{1,3}([.,\s]\d{3})+$")
 # The representative's fields in a row, and where the domain's pointers name them.
 _REP_POINTERS = {
@@ -95,7 +96,7 @@ class RowReader:
             return None
         return amount
 
-    def method(self, today: date, beneficiary_national_id: str | None, required: bool) -> pm.MethodSpec | None:
+    def method(self, today: Day, beneficiary_national_id: str | None, required: bool) -> pm.MethodSpec | None:
         """The payment-method columns, or None when they are all empty (and not required)."""
         before = len(self.errors)
         if all(self.cells.get(c) is None for c in METHOD_COLUMNS):

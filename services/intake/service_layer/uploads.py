@@ -1,26 +1,20 @@
 """Bulk uploads: the beneficiary roll and payment-method updates, as JSON rows, CSV or XLSX.
 
 Every row is checked in memory first; the valid rows are then written in chunks, each chunk one
-transaction with bulk inserts. A row is all-or-nothing: its beneficiary, entitlement, method,
+unit of work (opened by the upload runner, `api/upload_runner.py`) with bulk inserts. A row is all-or-nothing: its beneficiary, entitlement, method,
 history, audit and events are written together or not at all. If a chunk fails (for instance a
 concurrent upload registered the same person), it is retried, then applied one row at a time.
 A re-upload of the same rows changes nothing: they come back as UNCHANGED."""
 from __future__ import annotations
 
 import hashlib
-import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from services.intake.adapters.orm import beneficiaries, entitlements, upload_rows, uploads
+from services.intake.adapters import repository
 from services.intake.adapters.spreadsheets import Row
 from services.intake.domain import entitlements as entitlement_rules
 from services.intake.domain.errors import FieldError
@@ -31,25 +25,22 @@ from services.intake.domain.identity import (
     normalise_name,
 )
 from services.intake.domain.payment_methods import MethodSpec
-from services.intake.domain.schedules import Schedule, is_period, period_of, vietnam_today
+from services.intake.domain.schedules import Schedule
 from services.intake.domain.schemes import AGENCY_OF, ROLL_SCHEMES, agency_for
 from services.intake.domain.validation import address_problems, applicant_problems
 from services.intake.service_layer.claims import held_entitlements
 from services.intake.service_layer import ownership
-from services.intake.service_layer.common import Context
+from services.intake.service_layer.common import IntakeUnitOfWork
 from services.intake.service_layer.payment_methods import (
     MethodChange,
     apply_method_changes,
     current_methods,
 )
 from services.intake.service_layer.rows import METHOD_COLUMNS, RowReader
-from shared.db import is_sqlite
 from shared.events.contracts import BeneficiaryRegistered, EntitlementGranted
 from shared.events.contracts import Schedule as ScheduleContract
-from shared.outbox import Outbox
+from shared.periods import is_period, period_of
 from shared.vn_text import same_name
-
-log = logging.getLogger(__name__)
 
 ROLL = "ROLL"
 PAYMENT_METHODS = "PAYMENT_METHODS"
@@ -178,130 +169,136 @@ def _reject(entry: RollEntry | MethodEntry, column: str, detail: str) -> RowResu
     return RowResult(entry.row, REJECTED, errors=[FieldError(f"{entry.prefix}/{column}", detail)], cells=entry.cells)
 
 
-async def _people(ctx: Context, national_ids: Sequence[str]) -> dict[str, Any]:
-    rows = await ctx.db.execute(select(beneficiaries).where(beneficiaries.c.national_id.in_(set(national_ids))))
-    return {row.national_id: row for row in rows}
+def conflicted(entry: RollEntry | MethodEntry) -> RowResult:
+    """A row that still failed alone after its chunk failed."""
+    return _reject(entry, "national_id", "conflicted with a concurrent change; upload the row again")
 
 
-async def _entitlements_by_decision(ctx: Context, keys: set[tuple[str, str]]) -> list[Any]:
-    if not ctx.postgres:
-        return [row for row in await ctx.db.execute(
-            select(entitlements).where(entitlements.c.agency.in_({a for a, _ in keys}),
-                                       entitlements.c.decision_number.in_({n for _, n in keys}))
-        ) if (row.agency, row.decision_number) in keys]
-    # PostgreSQL: join the keys as two arrays. (A long IN list of parameters is searched linearly
-    # for every row once the prepared statement goes generic.)
-    wanted = func.unnest(
-        bindparam("agencies", type_=ARRAY(String)), bindparam("numbers", type_=ARRAY(String))
-    ).table_valued("agency", "decision_number").render_derived(name="wanted")
-    query = select(entitlements).join(wanted, and_(entitlements.c.agency == wanted.c.agency,
-                                                   entitlements.c.decision_number == wanted.c.decision_number))
-    ordered = sorted(keys)
-    return list(await ctx.db.execute(query, {"agencies": [a for a, _ in ordered],
-                                             "numbers": [n for _, n in ordered]}))
+@dataclass
+class _RollChunk:
+    """What the rows of a roll chunk are checked against, and what they add."""
+
+    people: dict[str, Any]  # by national id
+    by_decision: dict[tuple[str, str], Any]  # entitlements by (agency, decision number)
+    held: dict[str, list[entitlement_rules.HeldEntitlement]]
+    methods: dict[str, Mapping[str, Any]]  # current, by beneficiary
+    new_people: list[dict[str, Any]] = field(default_factory=list)
+    new_entitlements: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[MethodChange] = field(default_factory=list)
+    result_of_change: dict[str, RowResult] = field(default_factory=dict)
 
 
-async def apply_roll_chunk(ctx: Context, entries: list[RollEntry]) -> list[RowResult]:
-    people = await _people(ctx, [e.national_id for e in entries])
-    keys = {(e.agency, e.decision_number) for e in entries}
-    by_decision = {(row.agency, row.decision_number): row for row in await _entitlements_by_decision(ctx, keys)}
-    known_ids = [p.id for p in people.values()]
-    held = await held_entitlements(ctx, known_ids, lock=True)
-    methods = await current_methods(ctx, known_ids)
-
-    results: list[RowResult] = []
-    new_people: list[dict[str, Any]] = []
-    new_entitlements: list[dict[str, Any]] = []
-    changes: list[MethodChange] = []
-    result_of_change: dict[str, RowResult] = {}
-    for e in entries:
-        person = people.get(e.national_id)
-        if person is not None:
-            if person.date_of_birth != e.date_of_birth:
-                results.append(_reject(e, "date_of_birth", "differs from the person registered with this national id"))
-                continue
-            if not same_name(person.full_name, e.full_name):
-                results.append(_reject(e, "full_name", "differs from the person registered with this national id"))
-                continue
-            beneficiary_id, beneficiary_name = person.id, person.full_name
-        else:
-            beneficiary_id, beneficiary_name = str(uuid.uuid4()), e.full_name
-        existing = by_decision.get((e.agency, e.decision_number))
-        if existing is not None:
-            same = (existing.beneficiary_id == beneficiary_id and existing.scheme == e.scheme
-                    and existing.amount_per_installment == e.amount and existing.start_period == e.start_period)
-            if not same:
-                results.append(_reject(e, "decision_number",
-                                       f"decision {e.decision_number} of {e.agency} is already registered with other details"))
-                continue
-            entitlement_id = existing.id
-            outcome = UNCHANGED
-        else:
-            schedule = Schedule("OPEN_MONTHLY", e.start_period)
-            other = entitlement_rules.overlapping_entitlement(held.get(beneficiary_id, []), e.scheme, schedule)
-            if other is not None:
-                results.append(_reject(e, "scheme", entitlement_rules.duplicate_detail(other)))
-                continue
-            entitlement_id = str(uuid.uuid4())
-            held.setdefault(beneficiary_id, []).append(entitlement_rules.HeldEntitlement(
-                entitlement_id, e.scheme, e.decision_number, entitlement_rules.ACTIVE, schedule))
-            outcome = REGISTERED
-            if person is None:
-                new_people.append({
-                    "id": beneficiary_id, "national_id": e.national_id, "full_name": e.full_name,
-                    "date_of_birth": e.date_of_birth, "si_number": e.si_number, "commune_code": e.commune_code,
-                    "commune_list_date": e.commune_list_date, "registered_via": "ROLL", "registered_at": ctx.now,
-                })
-                ctx.emit(BeneficiaryRegistered(
-                    beneficiary_id=beneficiary_id, full_name=e.full_name, commune_code=e.commune_code,
-                    commune_list_date=e.commune_list_date, registered_via="ROLL", registered_at=ctx.now,
-                ))
-                ctx.audit("beneficiary.registered", "beneficiary", beneficiary_id, {
-                    "national_id": mask_national_id(e.national_id), "registered_via": "ROLL",
-                    "commune_code": e.commune_code,
-                })
-            new_entitlements.append({
-                "id": entitlement_id, "beneficiary_id": beneficiary_id, "claim_id": None, "scheme": e.scheme,
-                "agency": e.agency, "decision_number": e.decision_number, "amount_per_installment": e.amount,
-                "schedule_kind": "OPEN_MONTHLY", "start_period": e.start_period, "installments": None,
-                "status": entitlement_rules.ACTIVE, "stop_reason": None, "stop_effective_period": None,
-                "stopped_at": None, "commune_code": e.commune_code, "commune_list_date": e.commune_list_date,
-                "source": "ROLL", "client_id": ctx.actor, "granted_at": ctx.now,
-            })
-            ctx.emit(EntitlementGranted(
-                entitlement_id=entitlement_id, beneficiary_id=beneficiary_id, scheme=e.scheme,  # type: ignore[arg-type]
-                agency=e.agency, decision_number=e.decision_number,  # type: ignore[arg-type]
-                amount_per_installment=e.amount,
-                schedule=ScheduleContract(kind="OPEN_MONTHLY", start_period=e.start_period),
-                commune_code=e.commune_code, commune_list_date=e.commune_list_date, granted_at=ctx.now,
-            ))
-            ctx.audit("entitlement.registered", "entitlement", entitlement_id, {
-                "beneficiary_id": beneficiary_id, "scheme": e.scheme, "decision_number": e.decision_number,
-                "amount_per_installment": e.amount, "start_period": e.start_period, "source": "ROLL",
-            })
-        result = RowResult(e.row, outcome, beneficiary_id, entitlement_id)
-        results.append(result)
-        if e.method is not None:
-            changes.append(MethodChange(beneficiary_id, beneficiary_name, e.method, "ROLL"))
-            result_of_change[beneficiary_id] = result
-    if new_people:
-        await ctx.db.execute(beneficiaries.insert(), new_people)
-    if new_entitlements:
-        await ctx.db.execute(entitlements.insert(), new_entitlements)
-    if changes:
-        for outcome in await apply_method_changes(ctx, changes, dict(methods)):
-            result = result_of_change[outcome.beneficiary_id]
-            if outcome.changed and result.outcome == UNCHANGED:
-                result.outcome = UPDATED
-    await ctx.flush()
+async def apply_roll_chunk(uow: IntakeUnitOfWork, entries: list[RollEntry]) -> list[RowResult]:
+    chunk = await _load_roll_chunk(uow, entries)
+    results = [_apply_roll_row(uow, chunk, e) for e in entries]
+    await _write_roll_chunk(uow, chunk)
+    await uow.flush()
     return results
 
 
-async def apply_method_chunk(ctx: Context, entries: list[MethodEntry], channel: str,
+async def _load_roll_chunk(uow: IntakeUnitOfWork, entries: list[RollEntry]) -> _RollChunk:
+    people = await repository.beneficiaries_by_national_id(uow, [e.national_id for e in entries])
+    keys = {(e.agency, e.decision_number) for e in entries}
+    by_decision = {(row.agency, row.decision_number): row
+                   for row in await repository.entitlements_by_decision(uow, keys)}
+    known_ids = [p.id for p in people.values()]
+    held = await held_entitlements(uow, known_ids, lock=True)
+    methods = await current_methods(uow, known_ids)
+    return _RollChunk(people, by_decision, held, dict(methods))
+
+
+def _apply_roll_row(uow: IntakeUnitOfWork, chunk: _RollChunk, e: RollEntry) -> RowResult:
+    """One row: refused, UNCHANGED (its entitlement is registered already) or REGISTERED."""
+    person = chunk.people.get(e.national_id)
+    if person is not None:
+        if person.date_of_birth != e.date_of_birth:
+            return _reject(e, "date_of_birth", "differs from the person registered with this national id")
+        if not same_name(person.full_name, e.full_name):
+            return _reject(e, "full_name", "differs from the person registered with this national id")
+        beneficiary_id, beneficiary_name = person.id, person.full_name
+    else:
+        beneficiary_id, beneficiary_name = str(uuid.uuid4()), e.full_name
+    existing = chunk.by_decision.get((e.agency, e.decision_number))
+    if existing is not None:
+        same = (existing.beneficiary_id == beneficiary_id and existing.scheme == e.scheme
+                and existing.amount_per_installment == e.amount and existing.start_period == e.start_period)
+        if not same:
+            return _reject(e, "decision_number",
+                           f"decision {e.decision_number} of {e.agency} is already registered with other details")
+        result = RowResult(e.row, UNCHANGED, beneficiary_id, existing.id)
+    else:
+        schedule = Schedule("OPEN_MONTHLY", e.start_period)
+        other = entitlement_rules.overlapping_entitlement(chunk.held.get(beneficiary_id, []), e.scheme, schedule)
+        if other is not None:
+            return _reject(e, "scheme", entitlement_rules.duplicate_detail(other))
+        if person is None:
+            _register_person(uow, chunk, e, beneficiary_id)
+        result = RowResult(e.row, REGISTERED, beneficiary_id, _register_entitlement(uow, chunk, e, beneficiary_id))
+    if e.method is not None:
+        chunk.changes.append(MethodChange(beneficiary_id, beneficiary_name, e.method, "ROLL"))
+        chunk.result_of_change[beneficiary_id] = result
+    return result
+
+
+def _register_person(uow: IntakeUnitOfWork, chunk: _RollChunk, e: RollEntry, beneficiary_id: str) -> None:
+    chunk.new_people.append({
+        "id": beneficiary_id, "national_id": e.national_id, "full_name": e.full_name,
+        "date_of_birth": e.date_of_birth, "si_number": e.si_number, "commune_code": e.commune_code,
+        "commune_list_date": e.commune_list_date, "registered_via": "ROLL", "registered_at": uow.now,
+    })
+    uow.emit(BeneficiaryRegistered(
+        beneficiary_id=beneficiary_id, full_name=e.full_name, commune_code=e.commune_code,
+        commune_list_date=e.commune_list_date, registered_via="ROLL", registered_at=uow.now,
+    ))
+    uow.audit("beneficiary.registered", "beneficiary", beneficiary_id, {
+        "national_id": mask_national_id(e.national_id), "registered_via": "ROLL", "commune_code": e.commune_code,
+    })
+
+
+def _register_entitlement(uow: IntakeUnitOfWork, chunk: _RollChunk, e: RollEntry, beneficiary_id: str) -> str:
+    """An open-ended monthly entitlement for the row; its id."""
+    entitlement_id = str(uuid.uuid4())
+    chunk.held.setdefault(beneficiary_id, []).append(entitlement_rules.HeldEntitlement(
+        entitlement_id, e.scheme, e.decision_number, entitlement_rules.ACTIVE, Schedule("OPEN_MONTHLY", e.start_period)))
+    chunk.new_entitlements.append({
+        "id": entitlement_id, "beneficiary_id": beneficiary_id, "claim_id": None, "scheme": e.scheme,
+        "agency": e.agency, "decision_number": e.decision_number, "amount_per_installment": e.amount,
+        "schedule_kind": "OPEN_MONTHLY", "start_period": e.start_period, "installments": None,
+        "status": entitlement_rules.ACTIVE, "stop_reason": None, "stop_effective_period": None,
+        "stopped_at": None, "commune_code": e.commune_code, "commune_list_date": e.commune_list_date,
+        "source": "ROLL", "client_id": uow.actor, "granted_at": uow.now,
+    })
+    uow.emit(EntitlementGranted(
+        entitlement_id=entitlement_id, beneficiary_id=beneficiary_id, scheme=e.scheme,
+        agency=e.agency, decision_number=e.decision_number,
+        amount_per_installment=e.amount,
+        schedule=ScheduleContract(kind="OPEN_MONTHLY", start_period=e.start_period),
+        commune_code=e.commune_code, commune_list_date=e.commune_list_date, granted_at=uow.now,
+    ))
+    uow.audit("entitlement.registered", "entitlement", entitlement_id, {
+        "beneficiary_id": beneficiary_id, "scheme": e.scheme, "decision_number": e.decision_number,
+        "amount_per_installment": e.amount, "start_period": e.start_period, "source": "ROLL",
+    })
+    return entitlement_id
+
+
+async def _write_roll_chunk(uow: IntakeUnitOfWork, chunk: _RollChunk) -> None:
+    """The chunk's new people and entitlements, then its method changes (an UNCHANGED row whose
+    method changed becomes UPDATED)."""
+    await repository.insert_beneficiaries(uow, chunk.new_people)
+    await repository.insert_entitlements(uow, chunk.new_entitlements)
+    if chunk.changes:
+        for outcome in await apply_method_changes(uow, chunk.changes, chunk.methods):
+            result = chunk.result_of_change[outcome.beneficiary_id]
+            if outcome.changed and result.outcome == UNCHANGED:
+                result.outcome = UPDATED
+
+
+async def apply_method_chunk(uow: IntakeUnitOfWork, entries: list[MethodEntry], channel: str,
                              acting_agency: str | None = None) -> list[RowResult]:
-    people = await _people(ctx, [e.national_id for e in entries])
+    people = await repository.beneficiaries_by_national_id(uow, [e.national_id for e in entries])
     # Only an agency paying the person may redirect their money.
-    paying = (await ownership.paying_agencies(ctx.db, [p.id for p in people.values()], period_of(ctx.now))
+    paying = (await repository.paying_agencies(uow, [p.id for p in people.values()], period_of(uow.now))
               if acting_agency is not None else {})
     results: list[RowResult] = []
     changes: list[MethodChange] = []
@@ -318,11 +315,23 @@ async def apply_method_chunk(ctx: Context, entries: list[MethodEntry], channel: 
         results.append(result)
         changes.append(MethodChange(person.id, person.full_name, e.method, channel))
         by_person[person.id] = result
-    for outcome in await apply_method_changes(ctx, changes):
+    for outcome in await apply_method_changes(uow, changes):
         result = by_person[outcome.beneficiary_id]
         result.entity_id = outcome.method_id
         result.outcome = UPDATED if outcome.changed else UNCHANGED
-    await ctx.flush()
+    await uow.flush()
+    return results
+
+
+async def apply_chunk(uow: IntakeUnitOfWork, upload_id: str, upload: Upload, chunk: Sequence[Any],
+                      acting_agency: str | None) -> list[RowResult]:
+    """One chunk of checked rows applied and its outcomes saved, on the caller's unit of work."""
+    if upload.kind == ROLL:
+        results = await apply_roll_chunk(uow, list(chunk))
+    else:
+        channel = "API" if upload.json_rows else "SPREADSHEET"
+        results = await apply_method_chunk(uow, list(chunk), channel, acting_agency)
+    await save_rows(uow, upload_id, results)
     return results
 
 
@@ -341,17 +350,15 @@ class UploadReport:
         return sum(1 for r in self.results if r.outcome in outcomes)
 
 
-async def run_upload(engine: AsyncEngine, outbox: Outbox, actor: str, upload: Upload,
-                     acting_agency: str | None) -> UploadReport:
-    now = datetime.now(UTC)
-    today = vietnam_today(now)
-    upload_id = str(uuid.uuid4())
-    postgres = not is_sqlite(engine)
+def check_rows(upload: Upload, today: date, acting_agency: str | None) -> tuple[list[RowResult], list[Any]]:
+    """Every row read and checked in memory: (the refused rows, the entries to apply). A row
+    repeating an earlier one (same decision, same person and scheme, same person) is refused."""
     results: list[RowResult] = []
     entries: list[Any] = []
     seen: dict[Any, int] = {}
     for row_number, cells in upload.rows:
         prefix = upload.prefix(row_number)
+        keys: list[tuple[str, ...]]
         if upload.kind == ROLL:
             entry: Any = read_roll_row(cells, row_number, prefix, today, acting_agency)
             keys = [] if isinstance(entry, list) else [
@@ -371,69 +378,29 @@ async def run_upload(engine: AsyncEngine, outbox: Outbox, actor: str, upload: Up
         for k in keys:
             seen[k] = row_number
         entries.append(entry)
-
-    async def in_transaction(work: Callable[[Context], Awaitable[list[RowResult]]]) -> list[RowResult]:
-        async with engine.begin() as conn:
-            ctx = Context(conn, outbox, actor, datetime.now(UTC), postgres)
-            chunk_results = await work(ctx)
-            await _save_rows(conn, upload_id, chunk_results)
-            return chunk_results
-
-    channel = "API" if upload.json_rows else "SPREADSHEET"
-
-    def work_for(chunk: list[Any]) -> Callable[[Context], Awaitable[list[RowResult]]]:
-        if upload.kind == ROLL:
-            return lambda ctx: apply_roll_chunk(ctx, chunk)
-        return lambda ctx: apply_method_chunk(ctx, chunk, channel, acting_agency)
-
-    async with engine.begin() as conn:
-        await conn.execute(uploads.insert().values(
-            id=upload_id, kind=upload.kind, client_id=actor, filename=upload.filename, format=upload.format,
-            content_hash=hashlib.sha256(upload.content).hexdigest(), columns=upload.columns,
-            total_rows=len(upload.rows), accepted=0, unchanged=0, rejected=0, created_at=now,
-        ))
-        await _save_rows(conn, upload_id, results)
-    late: list[RowResult] = []  # rows refused after their chunk failed: saved with the totals
-    for start in range(0, len(entries), CHUNK):
-        chunk = entries[start:start + CHUNK]
-        results += await _apply_with_fallback(in_transaction, work_for, chunk, upload_id, late)
-    results += late
-    report = UploadReport(upload_id, upload.kind, upload.format, len(upload.rows), sorted(results, key=lambda r: r.row))
-    async with engine.begin() as conn:
-        await _save_rows(conn, upload_id, late)
-        await conn.execute(update(uploads).where(uploads.c.id == upload_id).values(
-            accepted=report.count(REGISTERED, UPDATED), unchanged=report.count(UNCHANGED),
-            rejected=report.count(REJECTED),
-        ))
-    log.info("upload applied", extra={"fields": {
-        "upload_id": upload_id, "kind": upload.kind, "rows": len(upload.rows),
-        "accepted": report.count(REGISTERED, UPDATED), "unchanged": report.count(UNCHANGED),
-        "rejected": report.count(REJECTED)}})
-    return report
+    return results, entries
 
 
-async def _apply_with_fallback(in_transaction, work_for, chunk: list[Any], upload_id: str,
-                               late: list[RowResult]) -> list[RowResult]:
-    for _attempt in range(2):
-        try:
-            return await in_transaction(work_for(chunk))
-        except (IntegrityError, DBAPIError) as exc:
-            log.warning("upload chunk failed, retrying", extra={"fields": {
-                "upload_id": upload_id, "rows": len(chunk), "error": type(exc).__name__}})
-    # One row per transaction: a row that still fails is refused alone, the others go in.
-    results: list[RowResult] = []
-    for entry in chunk:
-        try:
-            results += await in_transaction(work_for([entry]))
-        except (IntegrityError, DBAPIError):
-            late.append(_reject(entry, "national_id", "conflicted with a concurrent change; upload the row again"))
-    return results
+async def open_upload(uow: IntakeUnitOfWork, upload_id: str, upload: Upload, refused: list[RowResult]) -> None:
+    """The upload's head (totals to come) and the rows refused on reading."""
+    await repository.insert_upload(uow, {
+        "id": upload_id, "kind": upload.kind, "client_id": uow.actor, "filename": upload.filename,
+        "format": upload.format, "content_hash": hashlib.sha256(upload.content).hexdigest(),
+        "columns": upload.columns, "total_rows": len(upload.rows), "accepted": 0, "unchanged": 0, "rejected": 0,
+        "created_at": uow.now,
+    })
+    await save_rows(uow, upload_id, refused)
 
 
-async def _save_rows(conn: Any, upload_id: str, results: list[RowResult]) -> None:
-    if not results:
-        return
-    await conn.execute(upload_rows.insert(), [
+async def close_upload(uow: IntakeUnitOfWork, report: UploadReport, late: list[RowResult]) -> None:
+    """The rows refused after their chunk failed, and the upload's totals."""
+    await save_rows(uow, report.upload_id, late)
+    await repository.set_upload_totals(uow, report.upload_id, accepted=report.count(REGISTERED, UPDATED),
+                                       unchanged=report.count(UNCHANGED), rejected=report.count(REJECTED))
+
+
+async def save_rows(uow: IntakeUnitOfWork, upload_id: str, results: list[RowResult]) -> None:
+    await repository.insert_upload_rows(uow, [
         {"upload_id": upload_id, "seq": r.row, "row_number": r.row, "outcome": r.outcome,
          "beneficiary_id": r.beneficiary_id, "entity_id": r.entity_id,
          "errors": [{"pointer": e.pointer, "detail": e.detail} for e in r.errors] or None,
