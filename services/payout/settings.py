@@ -57,14 +57,11 @@ class PayoutSettings(ServiceSettings):
     permanent_failure_fallback: FallbackPolicy = "none"
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets_outside_development(self) -> PayoutSettings:
-        if not self.development:
-            if not self.webhook_secrets:
-                raise ValueError(f"payout: webhook secrets must be configured in {self.environment} "
-                                 f"({self.env_name('webhook_secrets')})")
-            problem = webhook_secrets_problem(self.webhook_secrets)
-            if problem:
-                raise ValueError(f"payout: {problem} ({self.env_name('webhook_secrets')})")
+    def _refuse_unusable_secrets_outside_development(self) -> PayoutSettings:
+        # The bank channels' rule, checked here too so the process refuses to start with them.
+        problem = webhook_secrets_problem(self.environment, self.webhook_secrets)
+        if problem:
+            raise ValueError(f"payout: {problem} ({self.env_name('webhook_secrets')})")
         return self
 
     def bank_channels(self) -> BankChannelSettings:

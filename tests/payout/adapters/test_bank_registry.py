@@ -63,6 +63,30 @@ class TestRegistry:
         with pytest.raises(LookupError):
             registry.channel("970418")
 
+    @pytest.mark.parametrize(
+        "secrets",
+        [{}, {"970436": ""}, {"970436": "dev-secret-970436"}, {"970436": "s" * 31}],
+        ids=["none", "empty", "development placeholder", "31 bytes"],
+    )
+    def test_payout_and_its_bank_channels_refuse_the_same_secrets_outside_development(self, secrets, tmp_path) -> None:
+        from pydantic import ValidationError
+
+        from services.payout.settings import PayoutSettings
+
+        with pytest.raises(ValidationError, match="webhook secret"):
+            BankChannelSettings(environment="production", webhook_secrets=secrets)
+        with pytest.raises(ValidationError, match="webhook secret"):
+            PayoutSettings(environment="production", jwt_secret="j" * 32, webhook_secrets=secrets, data_dir=tmp_path)
+        assert BankChannelSettings(environment="development", webhook_secrets=secrets).webhook_secrets == secrets
+
+    def test_channels_built_from_payout_settings_keep_their_secrets(self, tmp_path) -> None:
+        from services.payout.settings import PayoutSettings
+
+        strong = {"970436": "r" * 32}
+        settings = PayoutSettings(environment="production", jwt_secret="j" * 32, webhook_secrets=strong,
+                                  data_dir=tmp_path)
+        assert settings.bank_channels().webhook_secrets == strong
+
     async def test_own_client_closed_with_the_registry(self) -> None:
         registry = BankChannelRegistry(BankChannelSettings())
         async with registry:

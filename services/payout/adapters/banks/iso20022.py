@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime
 from lxml import etree
 
 from services.payout.domain.money import FractionOfDong, InvalidAmount, whole_vnd_text
+from shared.banks import Bank
+from shared.banks import banks as known_banks
 
 from ._callbacks import authenticate_callback
 from ._http import CounterpartyHttp, parse_datetime
@@ -29,7 +31,6 @@ from .base import (
     StatementEntry,
     SubmitResult,
 )
-from .directory import BankInfo, load_banks
 from .napas import (
     bank_name_inquiry,
     check_batch_for,
@@ -77,7 +78,7 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str
     return element
 
 
-def _agent(parent: etree._Element, tag: str, bin_: str, banks: Mapping[str, BankInfo]) -> None:
+def _agent(parent: etree._Element, tag: str, bin_: str, banks: Mapping[str, Bank]) -> None:
     fin = _sub(_sub(parent, tag), "FinInstnId")
     info = banks.get(bin_)
     if info is not None and info.swift:
@@ -101,13 +102,13 @@ def build_pain001(
     batch: PaymentBatch,
     debtor: Debtor,
     created_at: datetime | None = None,
-    banks: Mapping[str, BankInfo] | None = None,
+    banks: Mapping[str, Bank] | None = None,
 ) -> bytes:
     """The pain.001.001.09 document for `batch`: one payment information block paid from the
     debtor's account at the bank receiving the file. The declared control totals are written
     as given, so the bank checks them."""
     _check_iso_ids(batch)
-    banks = load_banks() if banks is None else banks
+    banks = known_banks() if banks is None else banks
     created = (created_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     root = etree.Element(f"{{{PAIN001_NS}}}Document", nsmap={None: PAIN001_NS})
     initiation = _sub(root, "CstmrCdtTrfInitn")
@@ -611,7 +612,7 @@ class Iso20022Channel:
         secret: str,
         debtor: Debtor,
         tolerance_seconds: int = 300,
-        banks: Mapping[str, BankInfo] | None = None,
+        banks: Mapping[str, Bank] | None = None,
     ) -> None:
         self.counterparty = bin_
         self._http = http

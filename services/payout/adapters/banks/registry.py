@@ -12,12 +12,13 @@ import httpx
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.banks import find_bank
 from shared.settings import DEVELOPMENT, secret_problem
 from shared.webhook_signing import DEV_SECRET_PREFIX, secret_for
 
 from ._http import CounterpartyHttp
 from .base import VNPOST, BankChannel
-from .directory import is_bin, load_banks
+from .directory import is_bin
 from .iso20022 import Debtor, Iso20022Channel
 from .napas import NapasChannel
 from .vnpost import VnpostChannel
@@ -25,8 +26,14 @@ from .vnpost import VnpostChannel
 Style = Literal["napas", "iso20022", "vnpost"]
 
 
-def webhook_secrets_problem(secrets: dict[str, str]) -> str | None:
-    """Why these webhook secrets may not be used outside development, or None (never quoting one)."""
+def webhook_secrets_problem(environment: str, secrets: dict[str, str]) -> str | None:
+    """Why these webhook secrets may not be used in `environment`, or None (never quoting one).
+    The one rule for them, wherever they are configured: outside development it fails closed,
+    so none at all, an empty one, a development placeholder or a short one is refused."""
+    if environment == DEVELOPMENT:
+        return None
+    if not secrets:
+        return f"no webhook secret is configured; in {environment} every counterparty needs its own"
     for counterparty, secret in secrets.items():
         if not secret or secret.startswith(DEV_SECRET_PREFIX):
             return f"the webhook secret for {counterparty} is a development placeholder"
@@ -61,11 +68,10 @@ class BankChannelSettings(BaseSettings):
     cash_list_concurrency: int = 4
 
     @model_validator(mode="after")
-    def _refuse_development_secrets_elsewhere(self) -> BankChannelSettings:
-        if self.environment != DEVELOPMENT:
-            problem = webhook_secrets_problem(self.webhook_secrets)
-            if problem:
-                raise ValueError(problem)
+    def _refuse_unusable_secrets_outside_development(self) -> BankChannelSettings:
+        problem = webhook_secrets_problem(self.environment, self.webhook_secrets)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property
@@ -121,7 +127,7 @@ class BankChannelRegistry:
             return True
         settings = self.settings
         return is_bin(counterparty) and (
-            counterparty in load_banks()
+            find_bank(counterparty) is not None
             or counterparty in settings.base_urls
             or counterparty in settings.channel_styles
             or counterparty in settings.iso_bins
