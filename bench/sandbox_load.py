@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
 from services.payout.adapters.banks import (
+    BankChannel,
     BankChannelRegistry,
     BankChannelSettings,
     PaymentBatch,
@@ -90,75 +91,96 @@ async def run(args: argparse.Namespace) -> None:
     receiver = await WebhookReceiver(counts, port=callback_port).start()
     admin = SandboxAdmin(sandbox_url)
     try:
-        await admin.reset()
-        accounts = [f"{n:012d}" for n in range(args.transfers)]
-        for start in range(0, len(accounts), 20_000):
-            await admin.seed_accounts(
-                [
-                    {"bin": args.bin, "account_number": a, "holder_name": "Nguyễn Văn An"}
-                    for a in accounts[start : start + 20_000]
-                ]
-            )
-        items = [
-            PaymentInstruction(
-                end_to_end_id=f"BN{n:010d}",
-                amount=1_500_000 + n % 1000,
-                account_number=account,
-                account_name="NGUYEN VAN AN",
-                bank_bin=args.bin,
-                commune_code=None,
-                remittance_info="Luong huu thang 05/2023",
-            )
-            for n, account in enumerate(accounts)
-        ]
-        batches = [
-            PaymentBatch.of(
-                f"BENCH{n:06d}", args.bin, items[start : start + args.batch_size], date.today()
-            )
-            for n, start in enumerate(range(0, len(items), args.batch_size))
-        ]
-        channel = registry.channel(args.bin)
-        gate = asyncio.Semaphore(args.concurrency)
-        accepted = 0
-
-        async def submit(batch: PaymentBatch) -> None:
-            nonlocal accepted
-            async with gate:
-                result = await channel.submit_batch(batch)
-                accepted += len(result.accepted)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(submit(batch) for batch in batches))
-        submitted = time.perf_counter() - started
-        await asyncio.wait_for(counts.done.wait(), timeout=args.timeout)
-        settled = time.perf_counter() - started
-        ledger = await admin.ledger()
-        expected_sum = sum(item.amount for item in items)
-
-        print(f"channel              {getattr(channel, 'style', '?')} ({args.bin})")
-        print(
-            f"transfers            {args.transfers:,} in {len(batches)} batches of {args.batch_size:,}"
-        )
-        print(
-            f"submitted            {accepted:,} accepted in {submitted:.2f} s "
-            f"-> {accepted / submitted:,.0f} transfers/s"
-        )
-        print(
-            f"all outcomes back    {counts.outcomes:,} in {settled:.2f} s "
-            f"-> {counts.outcomes / settled:,.0f} transfers/s end to end"
-        )
-        print(f"callback deliveries  {counts.deliveries:,} (rejected {counts.rejected})")
-        print(
-            f"ledger               credits {ledger['credits']:,}, duplicates {ledger['duplicates']}, "
-            f"total {ledger['total_credited']:,} VND "
-            f"({'matches' if ledger['total_credited'] == expected_sum == counts.settled_sum else 'MISMATCH'})"
-        )
+        await measure(args, admin, registry, counts)
     finally:
         await admin.aclose()
         await receiver.stop()
         await registry.aclose()
         if process is not None:
             process.stop()
+
+
+async def measure(
+    args: argparse.Namespace, admin: SandboxAdmin, registry: BankChannelRegistry, counts: Counts
+) -> None:
+    """Seed the accounts, submit every batch, wait for every outcome, print the figures."""
+    await admin.reset()
+    accounts = [f"{n:012d}" for n in range(args.transfers)]
+    await seed_accounts(admin, args.bin, accounts)
+    items = instructions(args.bin, accounts)
+    batches = [
+        PaymentBatch.of(
+            f"BENCH{n:06d}", args.bin, items[start : start + args.batch_size], date.today()
+        )
+        for n, start in enumerate(range(0, len(items), args.batch_size))
+    ]
+    channel = registry.channel(args.bin)
+    started = time.perf_counter()
+    accepted = await submit_all(channel, batches, args.concurrency)
+    submitted = time.perf_counter() - started
+    await asyncio.wait_for(counts.done.wait(), timeout=args.timeout)
+    settled = time.perf_counter() - started
+    ledger = await admin.ledger()
+    expected_sum = sum(item.amount for item in items)
+
+    print(f"channel              {getattr(channel, 'style', '?')} ({args.bin})")
+    print(
+        f"transfers            {args.transfers:,} in {len(batches)} batches of {args.batch_size:,}"
+    )
+    print(
+        f"submitted            {accepted:,} accepted in {submitted:.2f} s "
+        f"-> {accepted / submitted:,.0f} transfers/s"
+    )
+    print(
+        f"all outcomes back    {counts.outcomes:,} in {settled:.2f} s "
+        f"-> {counts.outcomes / settled:,.0f} transfers/s end to end"
+    )
+    print(f"callback deliveries  {counts.deliveries:,} (rejected {counts.rejected})")
+    matches = ledger["total_credited"] == expected_sum == counts.settled_sum
+    print(
+        f"ledger               credits {ledger['credits']:,}, duplicates {ledger['duplicates']}, "
+        f"total {ledger['total_credited']:,} VND ({'matches' if matches else 'MISMATCH'})"
+    )
+
+
+async def seed_accounts(admin: SandboxAdmin, bank_bin: str, accounts: list[str]) -> None:
+    for start in range(0, len(accounts), 20_000):
+        await admin.seed_accounts(
+            [
+                {"bin": bank_bin, "account_number": a, "holder_name": "Nguyễn Văn An"}
+                for a in accounts[start : start + 20_000]
+            ]
+        )
+
+
+def instructions(bank_bin: str, accounts: list[str]) -> list[PaymentInstruction]:
+    return [
+        PaymentInstruction(
+            end_to_end_id=f"BN{n:010d}",
+            amount=1_500_000 + n % 1000,
+            account_number=account,
+            account_name="NGUYEN VAN AN",
+            bank_bin=bank_bin,
+            commune_code=None,
+            remittance_info="Luong huu thang 05/2023",
+        )
+        for n, account in enumerate(accounts)
+    ]
+
+
+async def submit_all(channel: BankChannel, batches: list[PaymentBatch], concurrency: int) -> int:
+    """Submit the batches, `concurrency` at a time; the number of transfers accepted."""
+    gate = asyncio.Semaphore(concurrency)
+    accepted = 0
+
+    async def submit(batch: PaymentBatch) -> None:
+        nonlocal accepted
+        async with gate:
+            result = await channel.submit_batch(batch)
+            accepted += len(result.accepted)
+
+    await asyncio.gather(*(submit(batch) for batch in batches))
+    return accepted
 
 
 def main() -> None:
