@@ -1,5 +1,6 @@
 """Payout's business metrics read from its database at scrape time, so that every API process
 shows the same figures whichever worker process recorded them."""
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,12 @@ from services.payout.service_layer import queries
 
 log = logging.getLogger(__name__)
 
-ANOMALIES = Gauge("benefits_payout_anomalies", "Payment anomalies recorded by payout, by kind", ["kind"],
-                  registry=REGISTRY)
+ANOMALIES = Gauge(
+    "benefits_payout_anomalies",
+    "Payment anomalies recorded by payout, by kind",
+    ["kind"],
+    registry=REGISTRY,
+)
 
 
 async def refresh(session_factory: async_sessionmaker[AsyncSession]) -> None:
@@ -20,7 +25,7 @@ async def refresh(session_factory: async_sessionmaker[AsyncSession]) -> None:
     try:
         async with session_factory() as session:
             counts = await queries.anomaly_counts(session)
-    except Exception as exc:  # noqa: BLE001 - a scrape must answer during a database outage
+    except Exception as exc:
         log.warning("payout metrics not refreshed", extra={"fields": {"error": type(exc).__name__}})
         return
     ANOMALIES.clear()

@@ -1,4 +1,5 @@
 """Payout settings: environment variables with the `PAYOUT_` prefix (maps and lists as JSON)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -11,6 +12,14 @@ from shared.settings import ServiceSettings
 
 FallbackPolicy = Literal["none", "cash"]
 WorkerRole = Literal["relay", "consumer", "verification", "submission", "sweeper", "scheduler"]
+ALL_ROLES: tuple[WorkerRole, ...] = (
+    "relay",
+    "consumer",
+    "verification",
+    "submission",
+    "sweeper",
+    "scheduler",
+)
 
 
 class PayoutSettings(ServiceSettings):
@@ -49,9 +58,7 @@ class PayoutSettings(ServiceSettings):
     verification_concurrency: int = Field(16, ge=1, le=256)
 
     # What `python -m services.payout worker` runs; several processes may split the roles.
-    worker_roles: list[WorkerRole] = Field(
-        default_factory=lambda: ["relay", "consumer", "verification", "submission", "sweeper", "scheduler"]
-    )
+    worker_roles: list[WorkerRole] = Field(default_factory=lambda: list(ALL_ROLES))
 
     # What happens to a period's payment when the bank refuses it for good.
     permanent_failure_fallback: FallbackPolicy = "none"

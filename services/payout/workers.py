@@ -4,6 +4,7 @@ sweeper and the cycle scheduler. Any number of worker processes may run at once:
 work is claimed with `FOR UPDATE SKIP LOCKED` and a lease, and no call to a bank is made inside
 a database transaction.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -82,14 +83,20 @@ class PayoutWorkers:
         self.leases_lost = 0
 
     async def in_transaction(
-        self, work: Callable[[UnitOfWork], Awaitable[T]], attempts: int = 5, *, now: datetime | None = None
+        self,
+        work: Callable[[UnitOfWork], Awaitable[T]],
+        attempts: int = 5,
+        *,
+        now: datetime | None = None,
     ) -> T:
         """Run `work` in its own unit of work (at `now`, else the time it opens), again after a
         deadlock or a lost race (a lost lease is final: trying again would not give it back)."""
         delay = 0.05
         for attempt in range(1, attempts + 1):
             try:
-                async with unit_of_work(self.session_factory, self.outbox, ACTOR, now=now) as uow:
+                async with unit_of_work(
+                    self.session_factory, self.outbox, ACTOR, now=now, kind=UnitOfWork
+                ) as uow:
                     return await work(uow)
             except submission.LeaseLost:
                 raise
@@ -102,16 +109,20 @@ class PayoutWorkers:
 
     # -- loops ------------------------------------------------------------------------------
 
-    async def _loop(self, name: str, stop: asyncio.Event, step: Callable[[], Awaitable[bool]],
-                    idle: float) -> None:
+    async def _loop(
+        self, name: str, stop: asyncio.Event, step: Callable[[], Awaitable[bool]], idle: float
+    ) -> None:
         backoff = idle
         while not stop.is_set():
             try:
                 busy = await step()
                 backoff = idle
             except Exception as exc:
-                log.warning("payout worker step failed", exc_info=exc,
-                            extra={"fields": {"worker": name, "error": type(exc).__name__}})
+                log.warning(
+                    "payout worker step failed",
+                    exc_info=exc,
+                    extra={"fields": {"worker": name, "error": type(exc).__name__}},
+                )
                 busy = False
                 backoff = min(max(backoff * 2, 0.5), 10.0)
             if not busy:
@@ -125,11 +136,17 @@ class PayoutWorkers:
             self._loop(f"submission-{n}", stop, self.submit_once, self.settings.worker_idle_seconds)
             for n in range(self.settings.submit_concurrency)
         ]
-        lanes.append(self._loop("batching", stop, self.batch_once, max(self.settings.worker_idle_seconds, 0.5)))
+        lanes.append(
+            self._loop(
+                "batching", stop, self.batch_once, max(self.settings.worker_idle_seconds, 0.5)
+            )
+        )
         await asyncio.gather(*lanes)
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:
-        await self._loop("status-sweeper", stop, self.sweep_once, max(self.settings.worker_idle_seconds, 1.0))
+        await self._loop(
+            "status-sweeper", stop, self.sweep_once, max(self.settings.worker_idle_seconds, 1.0)
+        )
 
     async def run_scheduler(self, stop: asyncio.Event) -> None:
         async def step() -> bool:
@@ -150,7 +167,9 @@ class PayoutWorkers:
             return False
         gate = asyncio.Semaphore(self.settings.verification_concurrency)
 
-        async def ask(pending: verification_service.PendingVerification) -> verification_service.VerificationAnswer:
+        async def ask(
+            pending: verification_service.PendingVerification,
+        ) -> verification_service.VerificationAnswer:
             async with gate:
                 try:
                     channel = self.channels.channel(pending.bank_bin)
@@ -159,17 +178,24 @@ class PayoutWorkers:
                 try:
                     found = await channel.name_inquiry(pending.account_number)
                 except (TransientBankError, UnknownOutcome) as exc:
-                    return verification_service.VerificationAnswer(pending, None, error=type(exc).__name__)
+                    return verification_service.VerificationAnswer(
+                        pending, None, error=type(exc).__name__
+                    )
                 except PermanentBankError:
                     return verification_service.VerificationAnswer(pending, "NO_SUCH_ACCOUNT")
                 result = verdict(found.status, found.account_name, pending.expected_name)
-                return verification_service.VerificationAnswer(pending, result, bank_name=found.account_name)
+                return verification_service.VerificationAnswer(
+                    pending, result, bank_name=found.account_name
+                )
 
         answers = await asyncio.gather(*(ask(p) for p in claimed))
         done_at = utcnow()
         await self.in_transaction(
             lambda uow: verification_service.record_verifications(
-                uow, list(answers), self.settings.retry_base_seconds, self.settings.retry_max_seconds
+                uow,
+                list(answers),
+                self.settings.retry_base_seconds,
+                self.settings.retry_max_seconds,
             ),
             now=done_at,
         )
@@ -199,11 +225,20 @@ class PayoutWorkers:
         """Another worker owns the batch now: what this one learnt is left to it."""
         self.leases_lost += 1
         BATCH_LEASES_LOST.inc()
-        log.warning("batch lease lost to another worker; its result changes nothing",
-                    extra={"fields": {"batch_id": claimed.batch_id, "lease_token": claimed.lease_token,
-                                      "during": during}})
+        log.warning(
+            "batch lease lost to another worker; its result changes nothing",
+            extra={
+                "fields": {
+                    "batch_id": claimed.batch_id,
+                    "lease_token": claimed.lease_token,
+                    "during": during,
+                }
+            },
+        )
 
-    async def record(self, claimed: submission.Claimed, work: Callable[[UnitOfWork], Awaitable[T]]) -> T | None:
+    async def record(
+        self, claimed: submission.Claimed, work: Callable[[UnitOfWork], Awaitable[T]]
+    ) -> T | None:
         """Record a result under the claim's lease; None if the lease was lost meanwhile."""
         try:
             return await self.in_transaction(work)
@@ -222,17 +257,29 @@ class PayoutWorkers:
                 await asyncio.sleep(lease / 3)
                 try:
                     kept = await self.in_transaction(
-                        lambda uow: submission.renew_lease(uow, claimed, lease))
-                except Exception as exc:  # noqa: BLE001 - the next renewal tries again
-                    log.warning("batch lease renewal failed", exc_info=exc,
-                                extra={"fields": {"batch_id": claimed.batch_id}})
+                        lambda uow: submission.renew_lease(uow, claimed, lease)
+                    )
+                except Exception as exc:
+                    log.warning(
+                        "batch lease renewal failed",
+                        exc_info=exc,
+                        extra={"fields": {"batch_id": claimed.batch_id}},
+                    )
                     continue
                 if not kept:
                     # Released by this worker meanwhile, or taken over (its write will say so).
-                    if await self.in_transaction(lambda uow: submission.lease_taken_over(uow, claimed)):
-                        log.warning("batch lease taken over while its counterparty was called",
-                                    extra={"fields": {"batch_id": claimed.batch_id,
-                                                      "lease_token": claimed.lease_token}})
+                    if await self.in_transaction(
+                        lambda uow: submission.lease_taken_over(uow, claimed)
+                    ):
+                        log.warning(
+                            "batch lease taken over while its counterparty was called",
+                            extra={
+                                "fields": {
+                                    "batch_id": claimed.batch_id,
+                                    "lease_token": claimed.lease_token,
+                                }
+                            },
+                        )
                     return
 
         task = asyncio.ensure_future(renew())
@@ -287,9 +334,14 @@ class PayoutWorkers:
         )
         if not batch.totals_match():
             # Never send more (or other) than the batch declares; a person must look at it.
-            log.error("batch items differ from its control totals; not sent",
-                      extra={"fields": {"batch_id": claimed.batch_id}})
-            await self.record(claimed, lambda uow: submission.record_not_sent(uow, claimed, "CONTROL_TOTALS_MISMATCH"))
+            log.error(
+                "batch items differ from its control totals; not sent",
+                extra={"fields": {"batch_id": claimed.batch_id}},
+            )
+            await self.record(
+                claimed,
+                lambda uow: submission.record_not_sent(uow, claimed, "CONTROL_TOTALS_MISMATCH"),
+            )
             return
         if claimed.counterparty == VNPOST:
             batch = lists_still_to_send(batch, items)
@@ -300,10 +352,25 @@ class PayoutWorkers:
         except TransientBankError as exc:
             error = str(exc)
             if isinstance(exc, CredentialsRefused):
-                log.error("counterparty refused our credentials; batch retried",
-                          extra={"fields": {"batch_id": claimed.batch_id, "counterparty": claimed.counterparty}})
-            await self.record(claimed, lambda uow: submission.record_retry(
-                uow, claimed, error, self.settings.retry_base_seconds, self.settings.retry_max_seconds))
+                log.error(
+                    "counterparty refused our credentials; batch retried",
+                    extra={
+                        "fields": {
+                            "batch_id": claimed.batch_id,
+                            "counterparty": claimed.counterparty,
+                        }
+                    },
+                )
+            await self.record(
+                claimed,
+                lambda uow: submission.record_retry(
+                    uow,
+                    claimed,
+                    error,
+                    self.settings.retry_base_seconds,
+                    self.settings.retry_max_seconds,
+                ),
+            )
             return
         except UnknownOutcome as exc:
             error = str(exc)
@@ -313,15 +380,26 @@ class PayoutWorkers:
             code = exc.code
             if claimed.attempts <= 1:
                 # Refused the first time it was ever sent: the counterparty holds none of it.
-                await self.record(claimed, lambda uow: submission.record_refused(
-                    uow, claimed, code, e2e_ids, self.policy))
+                await self.record(
+                    claimed,
+                    lambda uow: submission.record_refused(uow, claimed, code, e2e_ids, self.policy),
+                )
                 return
             # A resend refused: an earlier send may have been taken; ask before failing anything.
             findings = await self.statuses(channel, e2e_ids)
-            await self.record(claimed, lambda uow: submission.record_resend_refused(
-                uow, claimed, code, findings, self.policy,
-                retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds,
-                inquiry_after_seconds=self.settings.status_inquiry_after_seconds))
+            await self.record(
+                claimed,
+                lambda uow: submission.record_resend_refused(
+                    uow,
+                    claimed,
+                    code,
+                    findings,
+                    self.policy,
+                    retry_base=self.settings.retry_base_seconds,
+                    retry_cap=self.settings.retry_max_seconds,
+                    inquiry_after_seconds=self.settings.status_inquiry_after_seconds,
+                ),
+            )
             return
         self.batches_sent += 1
         rejected = list(result.rejected)
@@ -332,14 +410,29 @@ class PayoutWorkers:
             if check:
                 not_held = set((await self.statuses(channel, check)).never_received)
                 in_doubt += [e2e for e2e in check if e2e not in not_held]
-                rejected = [(e2e, code) for e2e, code in rejected if e2e not in check or e2e in not_held]
-        await self.record(claimed, lambda uow: submission.record_accepted(
-            uow, claimed, list(result.accepted), rejected, e2e_ids,
-            self.policy, self.settings.status_inquiry_after_seconds,
-            in_doubt=in_doubt, not_sent=list(result.not_sent),
-            retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds))
+                rejected = [
+                    (e2e, code) for e2e, code in rejected if e2e not in check or e2e in not_held
+                ]
+        await self.record(
+            claimed,
+            lambda uow: submission.record_accepted(
+                uow,
+                claimed,
+                list(result.accepted),
+                rejected,
+                e2e_ids,
+                self.policy,
+                self.settings.status_inquiry_after_seconds,
+                in_doubt=in_doubt,
+                not_sent=list(result.not_sent),
+                retry_base=self.settings.retry_base_seconds,
+                retry_cap=self.settings.retry_max_seconds,
+            ),
+        )
 
-    async def statuses(self, channel: BankChannel, end_to_end_ids: Sequence[str]) -> submission.InquiryFindings:
+    async def statuses(
+        self, channel: BankChannel, end_to_end_ids: Sequence[str]
+    ) -> submission.InquiryFindings:
         """What the counterparty says of each payment; an unanswered inquiry leaves it in doubt."""
         gate = asyncio.Semaphore(self.settings.status_inquiry_concurrency)
 
@@ -347,7 +440,7 @@ class PayoutWorkers:
             async with gate:
                 try:
                     return await channel.payment_status(e2e)
-                except Exception as exc:  # noqa: BLE001 - an unanswered inquiry leaves the item in doubt
+                except Exception as exc:
                     return exc
 
         answers = await asyncio.gather(*(ask(e2e) for e2e in end_to_end_ids))
@@ -366,7 +459,7 @@ class PayoutWorkers:
                 findings.outcomes.append(
                     Outcome(
                         end_to_end_id=e2e,
-                        status=answer.status,  # type: ignore[arg-type]
+                        status=answer.status,
                         amount=answer.amount,
                         reason_code=answer.reason_code,
                         bank_reference=answer.bank_reference,
@@ -378,13 +471,23 @@ class PayoutWorkers:
 
     async def inquire(self, claimed: submission.Claimed) -> None:
         async with self.keeping_lease(claimed):
-            items = await self.in_transaction(lambda uow: submission.open_items(uow, claimed.batch_id))
+            items = await self.in_transaction(
+                lambda uow: submission.open_items(uow, claimed.batch_id)
+            )
             channel = self.channels.channel(claimed.counterparty)
             findings = await self.statuses(channel, [item["end_to_end_id"] for item in items])
-            await self.record(claimed, lambda uow: submission.record_inquiry(
-                uow, claimed, findings, self.policy,
-                retry_base=self.settings.retry_base_seconds, retry_cap=self.settings.retry_max_seconds,
-                inquiry_after_seconds=self.settings.status_inquiry_after_seconds))
+            await self.record(
+                claimed,
+                lambda uow: submission.record_inquiry(
+                    uow,
+                    claimed,
+                    findings,
+                    self.policy,
+                    retry_base=self.settings.retry_base_seconds,
+                    retry_cap=self.settings.retry_max_seconds,
+                    inquiry_after_seconds=self.settings.status_inquiry_after_seconds,
+                ),
+            )
 
     # -- scheduler --------------------------------------------------------------------------
 
@@ -398,10 +501,14 @@ class PayoutWorkers:
         async def work(uow: UnitOfWork) -> cycle_service.CycleStarted | None:
             if await cycle_row(uow, period) is not None:
                 return None
-            return await cycle_service.start_cycle(uow, period, "scheduler", self.settings.batch_size)
+            return await cycle_service.start_cycle(
+                uow, period, "scheduler", self.settings.batch_size
+            )
 
         started = await self.in_transaction(work, now=now)
         if started is not None:
-            log.info("cycle started by the scheduler",
-                     extra={"fields": {"period": period, "installments": started.new_installments}})
+            log.info(
+                "cycle started by the scheduler",
+                extra={"fields": {"period": period, "installments": started.new_installments}},
+            )
         return started

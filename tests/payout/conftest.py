@@ -1,6 +1,7 @@
 """Fixtures of the payout tests: one bank sandbox (a real server in a subprocess) for the
 session, calling back a payout API that each test starts on the same port with a fresh
 PostgreSQL database."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -46,14 +47,22 @@ StackFactory = Callable[..., Awaitable[PayoutStack]]
 
 
 @pytest.fixture
-async def payout(pg_database, kafka_bootstrap, tmp_path: Path, api_port: int,
-                 sandbox_server: SandboxProcess, sandbox: SandboxAdmin) -> AsyncIterator[StackFactory]:
+async def payout(
+    pg_database,
+    kafka_bootstrap,
+    tmp_path: Path,
+    api_port: int,
+    sandbox_server: SandboxProcess,
+    sandbox: SandboxAdmin,
+) -> AsyncIterator[StackFactory]:
     """`await payout(**settings)`: the payout service on PostgreSQL + Kafka, workers running."""
     stacks: list[PayoutStack] = []
 
     async def make(run_workers: bool = True, relay: bool = False, **overrides: Any) -> PayoutStack:
         url = await pg_database("payout")
-        settings = payout_settings(url, kafka_bootstrap, tmp_path, api_port, sandbox_server.url, **overrides)
+        settings = payout_settings(
+            url, kafka_bootstrap, tmp_path, api_port, sandbox_server.url, **overrides
+        )
         stack = PayoutStack(settings, sandbox_server.url)
         stacks.append(stack)
         return await stack.start(run_workers=run_workers, relay=relay)

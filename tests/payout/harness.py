@@ -1,6 +1,7 @@
 """The payout service running for real in a test: its API served by uvicorn on a free port (the
 sandbox calls its webhooks there), its workers as tasks on the test's loop, PostgreSQL and Kafka
 (or the embedded default), and the bank sandbox as a subprocess."""
+
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +50,14 @@ COMMUNE = "09154"
 LIST_2023 = date(2023, 5, 7)
 
 
-def payout_settings(database_url: str | None, kafka: str | None, data_dir: Path, api_port: int,
-                    sandbox_url: str, **overrides: Any) -> PayoutSettings:
+def payout_settings(
+    database_url: str | None,
+    kafka: str | None,
+    data_dir: Path,
+    api_port: int,
+    sandbox_url: str,
+    **overrides: Any,
+) -> PayoutSettings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "kafka_bootstrap_servers": kafka,
@@ -92,8 +99,14 @@ class Person:
         return self.representative.full_name if self.representative else self.name
 
 
-def people(count: int, *, bank_bin: str = VCB, amount: int = 1_500_000, start: int = 0,
-           tag: str | None = None) -> list[Person]:
+def people(
+    count: int,
+    *,
+    bank_bin: str = VCB,
+    amount: int = 1_500_000,
+    start: int = 0,
+    tag: str | None = None,
+) -> list[Person]:
     tag = tag or uuid.uuid4().hex[:6]
     surnames = ["Nguyễn Văn", "Trần Thị", "Lê Đức", "Phạm Thị", "Đỗ Văn"]
     given = ["Ánh", "Đức", "Hương", "Bình", "Thảo", "Dũng"]
@@ -111,21 +124,37 @@ def people(count: int, *, bank_bin: str = VCB, amount: int = 1_500_000, start: i
     ]
 
 
-def intake_events(person: Person, *, start_period: str, kind: str = "OPEN_MONTHLY",
-                  installments_count: int | None = None, method: bool = True) -> list[Contract]:
+def intake_events(
+    person: Person,
+    *,
+    start_period: str,
+    kind: str = "OPEN_MONTHLY",
+    installments_count: int | None = None,
+    method: bool = True,
+) -> list[Contract]:
     now = datetime.now(UTC)
     events: list[Contract] = [
         BeneficiaryRegistered(
-            beneficiary_id=person.beneficiary_id, full_name=person.name, commune_code=COMMUNE,
+            beneficiary_id=person.beneficiary_id,
+            full_name=person.name,
+            commune_code=COMMUNE,
             commune_list_date=LIST_2023,
-            registered_via="ROLL", registered_at=now,
+            registered_via="ROLL",
+            registered_at=now,
         ),
         EntitlementGranted(
-            entitlement_id=person.entitlement_id, beneficiary_id=person.beneficiary_id,
-            scheme="PENSION", agency="BHXH", decision_number=f"QD-{person.entitlement_id}",
+            entitlement_id=person.entitlement_id,
+            beneficiary_id=person.beneficiary_id,
+            scheme="PENSION",
+            agency="BHXH",
+            decision_number=f"QD-{person.entitlement_id}",
             amount_per_installment=person.amount,
-            schedule=Schedule(kind=kind, start_period=start_period, installments=installments_count),
-            commune_code=COMMUNE, commune_list_date=LIST_2023, granted_at=now,
+            schedule=Schedule(
+                kind=kind, start_period=start_period, installments=installments_count
+            ),
+            commune_code=COMMUNE,
+            commune_list_date=LIST_2023,
+            granted_at=now,
         ),
     ]
     if method:
@@ -136,21 +165,30 @@ def intake_events(person: Person, *, start_period: str, kind: str = "OPEN_MONTHL
 def method_event(person: Person, *, method_id: str | None = None) -> PaymentMethodChanged:
     cash = person.method == "CASH_POST_OFFICE"
     return PaymentMethodChanged(
-        beneficiary_id=person.beneficiary_id, method_id=method_id or person.method_id,
+        beneficiary_id=person.beneficiary_id,
+        method_id=method_id or person.method_id,
         method=person.method,
         bank_bin=None if cash else person.bank_bin,
         account_number=None if cash else person.account_number,
         account_holder_name=None if cash else person.holder_name,
         representative=person.representative,
         cash_reason="cannot transact; nobody to authorise" if cash else None,
-        status="PENDING_VERIFICATION", channel="ROLL", changed_at=datetime.now(UTC),
+        status="PENDING_VERIFICATION",
+        channel="ROLL",
+        changed_at=datetime.now(UTC),
     )
 
 
-def accounts(persons: Sequence[Person], status: str = "ACTIVE", name: str | None = None) -> list[dict[str, str]]:
+def accounts(
+    persons: Sequence[Person], status: str = "ACTIVE", name: str | None = None
+) -> list[dict[str, str]]:
     return [
-        {"bin": p.bank_bin, "account_number": p.account_number, "holder_name": name or p.holder_name,
-         "status": status}
+        {
+            "bin": p.bank_bin,
+            "account_number": p.account_number,
+            "holder_name": name or p.holder_name,
+            "status": status,
+        }
         for p in persons
         if p.bank_bin and p.account_number
     ]
@@ -159,8 +197,12 @@ def accounts(persons: Sequence[Person], status: str = "ACTIVE", name: str | None
 def envelope(payload: Contract) -> tuple[str, bytes]:
     contract = CONTRACT_BY_MODEL[type(payload)]
     key = str(getattr(payload, contract.key_field))
-    event = CloudEvent(type=contract.type, source="/benefits/intake", subject=key,
-                       data=payload.model_dump(mode="json"))
+    event = CloudEvent(
+        type=contract.type,
+        source="/benefits/intake",
+        subject=key,
+        data=payload.model_dump(mode="json"),
+    )
     return key, event.to_json()
 
 
@@ -185,8 +227,14 @@ class PayoutStack:
 
     async def start(self, *, run_workers: bool = True, relay: bool = False) -> PayoutStack:
         await upgrade_to_head_async(MIGRATIONS, self.settings.resolved_database_url())
-        config = uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.settings.port,
-                                log_config=None, access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            create_app(self.settings),
+            host="127.0.0.1",
+            port=self.settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.tasks.append(asyncio.ensure_future(self.server.serve()))
@@ -195,7 +243,9 @@ class PayoutStack:
 
         self.runtime = await Runtime.open(self.settings, metadata)
         self.channels = BankChannelRegistry(self.settings.bank_channels())
-        self.workers = PayoutWorkers(self.settings, self.runtime.session_factory, self.runtime.outbox, self.channels)
+        self.workers = PayoutWorkers(
+            self.settings, self.runtime.session_factory, self.runtime.outbox, self.channels
+        )
         self.consumer = intake_view_consumer(self.runtime, name=self.consumer_name)
         if run_workers:
             self.start_workers()
@@ -211,8 +261,11 @@ class PayoutStack:
 
     def start_workers(self) -> None:
         assert self.workers is not None
-        for work in (self.workers.run_submission(self.stop), self.workers.run_sweeper(self.stop),
-                     self.workers.run_verification(self.stop)):
+        for work in (
+            self.workers.run_submission(self.stop),
+            self.workers.run_sweeper(self.stop),
+            self.workers.run_verification(self.stop),
+        ):
             self.tasks.append(asyncio.ensure_future(work))
 
     async def close(self) -> None:
@@ -257,10 +310,12 @@ class PayoutStack:
         producer = self.runtime.bus.producer()
         await producer.start()
         try:
-            await producer.publish([
-                OutgoingRecord(BENEFICIARY_TOPIC, key.encode(), value)
-                for key, value in (envelope(p) for p in events)
-            ])
+            await producer.publish(
+                [
+                    OutgoingRecord(BENEFICIARY_TOPIC, key.encode(), value)
+                    for key, value in (envelope(p) for p in events)
+                ]
+            )
         finally:
             await producer.stop()
 
@@ -268,7 +323,9 @@ class PayoutStack:
 
     def client(self, *scopes: str) -> httpx.AsyncClient:
         token = issue_token(JWT_SECRET, "tests", set(scopes or ("payout:operate", "payout:read")))
-        return httpx.AsyncClient(base_url=self.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        return httpx.AsyncClient(
+            base_url=self.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
 
     async def start_cycle(self, period: str) -> dict[str, Any]:
         async with self.client() as client:
@@ -287,39 +344,51 @@ class PayoutStack:
             progress = await self.progress(period)
             return progress if progress["complete"] else None
 
-        return await wait_until(done, timeout=timeout, interval=0.2, message=f"cycle {period} complete")
+        return await wait_until(
+            done, timeout=timeout, interval=0.2, message=f"cycle {period} complete"
+        )
 
     async def states(self, period: str) -> dict[str, int]:
         assert self.runtime is not None
         async with self.runtime.session_factory() as session:
-            rows = (await session.execute(
-                select(installments.c.state, func.count()).where(installments.c.period == period)
-                .group_by(installments.c.state)
-            )).all()
+            rows = (
+                await session.execute(
+                    select(installments.c.state, func.count())
+                    .where(installments.c.period == period)
+                    .group_by(installments.c.state)
+                )
+            ).all()
         return {state: int(count) for state, count in rows}
 
     async def outbox_types(self) -> dict[str, int]:
         assert self.runtime is not None
         async with self.runtime.session_factory() as session:
-            rows = (await session.execute(
-                select(outbox.c.event_type, func.count()).group_by(outbox.c.event_type)
-            )).all()
+            rows = (
+                await session.execute(
+                    select(outbox.c.event_type, func.count()).group_by(outbox.c.event_type)
+                )
+            ).all()
         return {event_type.split(".")[3]: int(count) for event_type, count in rows}
 
 
 async def verified(stack: PayoutStack, persons: Sequence[Person], timeout: float = 30) -> None:
     """Wait until every person's method has been verified (or refused) by the worker."""
+
     async def check() -> bool:
         assert stack.runtime is not None
         from services.payout.adapters.orm import payment_methods
 
         async with stack.runtime.session_factory() as session:
-            pending = (await session.execute(
-                select(func.count()).select_from(payment_methods).where(
-                    payment_methods.c.beneficiary_id.in_([p.beneficiary_id for p in persons]),
-                    payment_methods.c.status == "PENDING_VERIFICATION",
+            pending = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(payment_methods)
+                    .where(
+                        payment_methods.c.beneficiary_id.in_([p.beneficiary_id for p in persons]),
+                        payment_methods.c.status == "PENDING_VERIFICATION",
+                    )
                 )
-            )).scalar_one()
+            ).scalar_one()
         return pending == 0
 
     await wait_until(check, timeout=timeout, message="verifications done")

@@ -1,6 +1,7 @@
 """Answers that do not say what the bank did (a gateway error or an unreadable body after the
 bank took the batch, a 409 on a resend) are settled by status inquiries, never by a resend or a
 cash payment; a cash list in doubt never makes the post office receive the others again."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -17,9 +18,13 @@ PERIOD = "2031-05"
 
 async def attempts_by_installment(stack) -> dict[int, list[str]]:
     async with stack.runtime.session_factory() as session:
-        rows = (await session.execute(
-            select(payment_attempts.c.installment_id, payment_attempts.c.end_to_end_id)
-            .order_by(payment_attempts.c.id))).all()
+        rows = (
+            await session.execute(
+                select(
+                    payment_attempts.c.installment_id, payment_attempts.c.end_to_end_id
+                ).order_by(payment_attempts.c.id)
+            )
+        ).all()
     found: dict[int, list[str]] = {}
     for installment_id, e2e in rows:
         found.setdefault(installment_id, []).append(e2e)
@@ -27,12 +32,18 @@ async def attempts_by_installment(stack) -> dict[int, list[str]]:
 
 
 class TestAmbiguousAnswersAreInquired:
-    @pytest.mark.parametrize("fault", [
-        {"error_after_accept_rate": 1.0, "error_after_accept_status": 502},
-        {"error_after_accept_rate": 1.0, "error_after_accept_status": 504},
-        {"unreadable_answer_rate": 1.0},
-    ], ids=["502", "504", "unreadable-2xx"])
-    async def test_answer_after_acceptance_is_settled_by_inquiry_not_resent(self, payout, sandbox, fault):
+    @pytest.mark.parametrize(
+        "fault",
+        [
+            {"error_after_accept_rate": 1.0, "error_after_accept_status": 502},
+            {"error_after_accept_rate": 1.0, "error_after_accept_status": 504},
+            {"unreadable_answer_rate": 1.0},
+        ],
+        ids=["502", "504", "unreadable-2xx"],
+    )
+    async def test_answer_after_acceptance_is_settled_by_inquiry_not_resent(
+        self, payout, sandbox, fault
+    ):
         stack, _ = await ready(payout, sandbox, 20, status_inquiry_after_seconds=30.0)
         # The bank takes the batch; its answer says nothing usable, its callbacks come late.
         await sandbox.set_faults(**fault, fault_budget=1, callback_delay_ms=4000)
@@ -49,12 +60,14 @@ class TestAmbiguousAnswersAreInquired:
     async def test_409_on_resend_then_the_bank_settles_the_original_pays_once_and_never_in_cash(
         self, payout, sandbox
     ):
-        stack, _ = await ready(payout, sandbox, 6, permanent_failure_fallback="cash",
-                               status_inquiry_after_seconds=30.0)
+        stack, _ = await ready(
+            payout, sandbox, 6, permanent_failure_fallback="cash", status_inquiry_after_seconds=30.0
+        )
         # The first answer is a gateway error though the bank took the batch; a resend is
         # refused as a duplicate; the bank settles the original, its callbacks come late.
-        await sandbox.set_faults(error_after_accept_rate=1.0, conflict_on_resend_rate=1.0,
-                                 callback_delay_ms=3000)
+        await sandbox.set_faults(
+            error_after_accept_rate=1.0, conflict_on_resend_rate=1.0, callback_delay_ms=3000
+        )
         await stack.start_cycle(PERIOD)
         await stack.wait_complete(PERIOD, timeout=30)
         await sandbox.wait_callbacks_idle(timeout=20)
@@ -64,9 +77,12 @@ class TestAmbiguousAnswersAreInquired:
         assert bank["credits"] == 6 and "VNPOST" not in bank["by_counterparty"]
         assert "payment-failed" not in await stack.outbox_types()
 
-    async def test_409_on_a_resend_is_inquired_and_never_fails_or_pays_in_cash(self, payout, sandbox):
-        stack = await payout(run_workers=False, permanent_failure_fallback="cash",
-                             status_inquiry_after_seconds=30.0)
+    async def test_409_on_a_resend_is_inquired_and_never_fails_or_pays_in_cash(
+        self, payout, sandbox
+    ):
+        stack = await payout(
+            run_workers=False, permanent_failure_fallback="cash", status_inquiry_after_seconds=30.0
+        )
         persons = people(5, bank_bin=VCB)
         await sandbox.seed_accounts(accounts(persons))
         await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
@@ -77,7 +93,9 @@ class TestAmbiguousAnswersAreInquired:
         # The batch is due to go again (as after an inquiry a lagging bank answered "not
         # found"): the bank refuses the resend as a duplicate of what it holds.
         async with stack.runtime.session_factory() as session, session.begin():
-            await session.execute(update(batches).values(state="RETRY", next_attempt_at=datetime.now(UTC)))
+            await session.execute(
+                update(batches).values(state="RETRY", next_attempt_at=datetime.now(UTC))
+            )
         await sandbox.set_faults(conflict_on_resend_rate=1.0, callback_delay_ms=60_000)
         for _ in range(4):
             await stack.workers.submit_once()
@@ -104,13 +122,19 @@ class TestCashListsInDoubt:
         await verified(stack, persons)
         return stack, persons
 
-    @pytest.mark.parametrize("fault", [
-        {"error_after_accept_rate": 1.0},  # one list taken, its answer lost
-        {"error_5xx_rate": 1.0},  # one list not taken
-        {"unreadable_answer_rate": 1.0},
-    ], ids=["504-after-acceptance", "503", "unreadable-2xx"])
-    async def test_one_list_in_doubt_never_resends_the_lists_already_accepted(self, payout, sandbox, fault):
-        stack, persons = await self.cash_ready(payout, sandbox, 3)
+    @pytest.mark.parametrize(
+        "fault",
+        [
+            {"error_after_accept_rate": 1.0},  # one list taken, its answer lost
+            {"error_5xx_rate": 1.0},  # one list not taken
+            {"unreadable_answer_rate": 1.0},
+        ],
+        ids=["504-after-acceptance", "503", "unreadable-2xx"],
+    )
+    async def test_one_list_in_doubt_never_resends_the_lists_already_accepted(
+        self, payout, sandbox, fault
+    ):
+        stack, _persons = await self.cash_ready(payout, sandbox, 3)
         await sandbox.set_faults(**fault, fault_budget=1)
         await stack.start_cycle(PERIOD)
         await stack.wait_complete(PERIOD, timeout=30)
@@ -135,22 +159,28 @@ class TestRejectedItems:
         await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
         await stack.workers.verify_once()
         await stack.start_cycle(PERIOD)
-        claimed = await stack.workers.in_transaction(
-            lambda uow: submission.claim_batch(uow, 30.0))
+        claimed = await stack.workers.in_transaction(lambda uow: submission.claim_batch(uow, 30.0))
         e2e = await attempt_ids(stack)
         long_code = "Tài khoản không hợp lệ " * 10
 
         async def record(uow):
             return await submission.record_accepted(
-                uow, claimed, [e2e[0]], [(e2e[1], long_code)], e2e, stack.workers.policy, 30.0)
+                uow, claimed, [e2e[0]], [(e2e[1], long_code)], e2e, stack.workers.policy, 30.0
+            )
 
         await stack.workers.in_transaction(record)
         async with stack.runtime.session_factory() as session:
-            failed = (await session.execute(
-                select(installments.c.state, installments.c.reason_code, installments.c.reason_text)
-                .where(installments.c.state == "FAILED"))).one()
+            failed = (
+                await session.execute(
+                    select(
+                        installments.c.state, installments.c.reason_code, installments.c.reason_text
+                    ).where(installments.c.state == "FAILED")
+                )
+            ).one()
         assert failed.reason_code == long_code[:40]
-        assert len(failed.reason_text) <= 300 and failed.reason_text.startswith("Mã lý do Tài khoản")
+        assert len(failed.reason_text) <= 300 and failed.reason_text.startswith(
+            "Mã lý do Tài khoản"
+        )
 
     async def test_duplicate_code_at_intake_is_inquired_not_failed(self, payout, sandbox):
         from services.payout.service_layer import submission
@@ -162,19 +192,23 @@ class TestRejectedItems:
         await stack.workers.verify_once()
         await stack.start_cycle(PERIOD)
         await sandbox.set_faults(callback_delay_ms=60_000)
-        claimed = await stack.workers.in_transaction(
-            lambda uow: submission.claim_batch(uow, 30.0))
+        claimed = await stack.workers.in_transaction(lambda uow: submission.claim_batch(uow, 30.0))
         await stack.workers.send(claimed)  # the bank holds both
         async with stack.runtime.session_factory() as session, session.begin():
-            await session.execute(update(payment_attempts).values(state="CREATED", submitted_at=None))
+            await session.execute(
+                update(payment_attempts).values(state="CREATED", submitted_at=None)
+            )
             await session.execute(update(installments).values(state="SCHEDULED"))
-            await session.execute(update(batches).values(state="SENDING", lease_until=datetime.now(UTC)))
+            await session.execute(
+                update(batches).values(state="SENDING", lease_until=datetime.now(UTC))
+            )
         e2e = await attempt_ids(stack)
 
         async def record(uow):
             # The bank answers the resend: one accepted, the other "duplicate payment" (AM05).
             return await submission.record_accepted(
-                uow, claimed, [e2e[0]], [(e2e[1], "AM05")], e2e, stack.workers.policy, 30.0)
+                uow, claimed, [e2e[0]], [(e2e[1], "AM05")], e2e, stack.workers.policy, 30.0
+            )
 
         await stack.workers.in_transaction(record)
         assert "FAILED" not in await stack.states(PERIOD)
@@ -195,23 +229,37 @@ class TestRefusedResend:
         await stack.workers.verify_once()
         await stack.start_cycle(PERIOD)
         await sandbox.set_faults(callback_delay_ms=60_000)
-        claimed = await stack.workers.in_transaction(
-            lambda uow: submission.claim_batch(uow, 30.0))
+        claimed = await stack.workers.in_transaction(lambda uow: submission.claim_batch(uow, 30.0))
         await stack.workers.send(claimed)
         # The same claim, resending: one item the bank holds, one it has never seen.
         async with stack.runtime.session_factory() as session, session.begin():
-            await session.execute(update(batches).values(state="SENDING", lease_until=datetime.now(UTC)))
+            await session.execute(
+                update(batches).values(state="SENDING", lease_until=datetime.now(UTC))
+            )
         return stack, claimed, await attempt_ids(stack)
 
     @pytest.mark.parametrize(("code", "failed"), [("FF01", 1), ("DUPLICATE_REQUEST", 0)])
-    async def test_only_an_item_refused_and_not_held_by_the_bank_fails(self, payout, sandbox, code, failed):
+    async def test_only_an_item_refused_and_not_held_by_the_bank_fails(
+        self, payout, sandbox, code, failed
+    ):
         from services.payout.service_layer import submission
 
         stack, claimed, e2e = await self.sent(payout, sandbox)
-        findings = submission.InquiryFindings([], pending=[e2e[0]], never_received=[e2e[1]], undetermined=[])
-        state = await stack.workers.in_transaction(lambda uow: submission.record_resend_refused(
-            uow, claimed, code, findings, stack.workers.policy,
-            retry_base=0.05, retry_cap=0.5, inquiry_after_seconds=30.0))
+        findings = submission.InquiryFindings(
+            [], pending=[e2e[0]], never_received=[e2e[1]], undetermined=[]
+        )
+        state = await stack.workers.in_transaction(
+            lambda uow: submission.record_resend_refused(
+                uow,
+                claimed,
+                code,
+                findings,
+                stack.workers.policy,
+                retry_base=0.05,
+                retry_cap=0.5,
+                inquiry_after_seconds=30.0,
+            )
+        )
         states = await stack.states(PERIOD)
         assert states.get("FAILED", 0) == failed
         assert states["SUBMITTED"] == 2 - failed

@@ -1,4 +1,5 @@
 """The embedded default (SQLite + the embedded event log) runs a small cycle end to end."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -17,7 +18,9 @@ from tests.support.sandbox import SandboxProcess
 
 
 class TestEmbeddedDefault:
-    async def test_small_cycle_settles_on_sqlite_and_the_embedded_log(self, tmp_path, api_port, sandbox_server: SandboxProcess, sandbox):
+    async def test_small_cycle_settles_on_sqlite_and_the_embedded_log(
+        self, tmp_path, api_port, sandbox_server: SandboxProcess, sandbox
+    ):
         settings = payout_settings(None, None, tmp_path, api_port, sandbox_server.url)
         assert settings.embedded and settings.resolved_database_url().startswith("sqlite")
         stack = PayoutStack(settings, sandbox_server.url)
@@ -28,7 +31,9 @@ class TestEmbeddedDefault:
             for p in cash:
                 p.method = "CASH_POST_OFFICE"
             await sandbox.seed_accounts(accounts(persons))
-            await stack.feed([e for p in persons + cash for e in intake_events(p, start_period="2031-01")])
+            await stack.feed(
+                [e for p in persons + cash for e in intake_events(p, start_period="2031-01")]
+            )
             await verified(stack, persons)
             started = await stack.start_cycle("2031-09")
             assert started["installments"]["count"] == 15
@@ -36,13 +41,20 @@ class TestEmbeddedDefault:
             assert progress["by_state"]["SETTLED"]["count"] == 12
             assert progress["by_state"]["PAID_CASH"]["count"] == 3
             bank = await sandbox.ledger()
-            assert bank["total_credited"] == sum(p.amount for p in persons + cash) and bank["duplicates"] == 0
+            assert (
+                bank["total_credited"] == sum(p.amount for p in persons + cash)
+                and bank["duplicates"] == 0
+            )
 
             async def published():
                 async with stack.runtime.session_factory() as session:
-                    return (await session.execute(
-                        select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
-                    )).scalar_one() == 0
+                    return (
+                        await session.execute(
+                            select(func.count())
+                            .select_from(outbox)
+                            .where(outbox.c.published_at.is_(None))
+                        )
+                    ).scalar_one() == 0
 
             from tests.support.waiting import wait_until
 

@@ -2,6 +2,7 @@
 timeout after sending is settled by status inquiries before any resend, permanent failures
 end with their reason (and the cash fallback when configured), a deceased holder stops the
 entitlement."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -41,13 +42,17 @@ class TestTransientFailures:
 
         async def retried():
             rows = await batch_rows(stack)
-            return all(r["attempts"] >= 3 for r in rows) and all(r["state"] in ("RETRY", "SENDING") for r in rows)
+            return all(r["attempts"] >= 3 for r in rows) and all(
+                r["state"] in ("RETRY", "SENDING") for r in rows
+            )
 
         await wait_until(retried, timeout=20, message="batches retried")
         await sandbox.set_faults()
         await stack.wait_complete(PERIOD)
         assert await attempt_ids(stack) == references  # never a new reference
-        received = {e["end_to_end_id"] for e in (await sandbox.ledger_entries(limit=100))["entries"]}
+        received = {
+            e["end_to_end_id"] for e in (await sandbox.ledger_entries(limit=100))["entries"]
+        }
         assert received == set(references)
         bank = await sandbox.ledger()
         assert bank["credits"] == 30 and bank["duplicates"] == 0
@@ -55,7 +60,9 @@ class TestTransientFailures:
 
 
 class TestUnknownOutcome:
-    async def test_timeout_after_sending_is_settled_by_status_inquiry_without_double_payment(self, payout, sandbox):
+    async def test_timeout_after_sending_is_settled_by_status_inquiry_without_double_payment(
+        self, payout, sandbox
+    ):
         stack, _ = await ready(payout, sandbox, 30, status_inquiry_after_seconds=30.0)
         # The sandbox takes the batch, then answers later than payout waits (1 s); its outcome
         # callbacks come late, so only a status inquiry can tell what happened.
@@ -64,7 +71,9 @@ class TestUnknownOutcome:
 
         async def unknown():
             rows = await batch_rows(stack)
-            return rows and all(r["state"] in ("UNKNOWN", "INQUIRING") or r["inquiries"] > 0 for r in rows)
+            return rows and all(
+                r["state"] in ("UNKNOWN", "INQUIRING") or r["inquiries"] > 0 for r in rows
+            )
 
         await wait_until(unknown, timeout=20, message="batches in doubt")
         await sandbox.set_faults(callback_delay_ms=4000)
@@ -81,7 +90,9 @@ class TestUnknownOutcome:
         entries = (await sandbox.ledger_entries(limit=100))["entries"]
         assert all(e["times_received"] == 1 for e in entries)
 
-    async def test_batch_the_bank_never_received_is_resent_with_the_same_references(self, payout, sandbox):
+    async def test_batch_the_bank_never_received_is_resent_with_the_same_references(
+        self, payout, sandbox
+    ):
         stack, _ = await ready(payout, sandbox, 20, status_inquiry_after_seconds=30.0)
         # Every call answers after 1.5 s: the submission times out, and so do the inquiries.
         await sandbox.set_faults(latency_ms=1500)
@@ -92,8 +103,12 @@ class TestUnknownOutcome:
             # The first send has met its timeout (claimed is not enough: the call may not have
             # left yet when the faults are lifted).
             rows = await batch_rows(stack)
-            return rows and all(r["state"] in ("UNKNOWN", "INQUIRING", "RETRY") or r["inquiries"] >= 1
-                                or r["attempts"] >= 2 for r in rows)
+            return rows and all(
+                r["state"] in ("UNKNOWN", "INQUIRING", "RETRY")
+                or r["inquiries"] >= 1
+                or r["attempts"] >= 2
+                for r in rows
+            )
 
         await wait_until(in_doubt, timeout=20, message="submission in doubt")
         await sandbox.set_faults()
@@ -107,16 +122,24 @@ class TestUnknownOutcome:
 
 
 class TestPermanentFailures:
-    async def test_permanent_failures_end_with_their_reason_and_flag_the_account(self, payout, sandbox):
+    async def test_permanent_failures_end_with_their_reason_and_flag_the_account(
+        self, payout, sandbox
+    ):
         stack, persons = await ready(payout, sandbox, 8)
         closed, blocked, deceased = persons[:2], persons[2:4], persons[4:5]
-        await sandbox.seed_accounts(accounts(closed, "CLOSED") + accounts(blocked, "BLOCKED") + accounts(deceased, "DECEASED"))
+        await sandbox.seed_accounts(
+            accounts(closed, "CLOSED")
+            + accounts(blocked, "BLOCKED")
+            + accounts(deceased, "DECEASED")
+        )
         await stack.start_cycle(PERIOD)
         progress = await stack.wait_complete(PERIOD)
         assert progress["by_state"]["FAILED"]["count"] == 5
         assert progress["by_state"]["SETTLED"]["count"] == 3
         async with stack.client() as client:
-            failed = (await client.get("/v1/installments", params={"period": PERIOD, "state": "FAILED"})).json()["items"]
+            failed = (
+                await client.get("/v1/installments", params={"period": PERIOD, "state": "FAILED"})
+            ).json()["items"]
         reasons = {item["beneficiary_id"]: item["reason_code"] for item in failed}
         assert {reasons[p.beneficiary_id] for p in closed} == {"AC04"}
         assert {reasons[p.beneficiary_id] for p in blocked} == {"AC06"}
@@ -125,13 +148,22 @@ class TestPermanentFailures:
         types = await stack.outbox_types()
         assert types["payment-failed"] == 5 and types["account-flagged"] == 5
         async with stack.runtime.session_factory() as session:
-            flagged = set((await session.execute(
-                select(payment_methods.c.beneficiary_id).where(payment_methods.c.status == "FLAGGED")
-            )).scalars())
-            stop = (await session.execute(
-                select(entitlements.c.entitlement_id, entitlements.c.stop_period)
-                .where(entitlements.c.stop_period.is_not(None))
-            )).all()
+            flagged = set(
+                (
+                    await session.execute(
+                        select(payment_methods.c.beneficiary_id).where(
+                            payment_methods.c.status == "FLAGGED"
+                        )
+                    )
+                ).scalars()
+            )
+            stop = (
+                await session.execute(
+                    select(entitlements.c.entitlement_id, entitlements.c.stop_period).where(
+                        entitlements.c.stop_period.is_not(None)
+                    )
+                )
+            ).all()
         assert flagged == {p.beneficiary_id for p in closed + blocked + deceased}
         # The deceased holder's entitlement stops after this period: next month has no installment.
         assert stop == [(deceased[0].entitlement_id, "2031-06")]
@@ -150,7 +182,11 @@ class TestPermanentFailures:
         assert progress["by_state"]["FAILED"]["count"] == 1  # nobody collects cash for the dead
         assert progress["by_state"]["SETTLED"]["count"] == 3
         async with stack.client() as client:
-            cash = (await client.get("/v1/installments", params={"period": PERIOD, "state": "PAID_CASH"})).json()["items"]
+            cash = (
+                await client.get(
+                    "/v1/installments", params={"period": PERIOD, "state": "PAID_CASH"}
+                )
+            ).json()["items"]
             detail = (await client.get(f"/v1/installments/{cash[0]['id']}")).json()
         assert [a["end_to_end_id"].rsplit("-", 1)[1] for a in detail["attempts"]] == ["1", "2"]
         assert [a["state"] for a in detail["attempts"]] == ["FAILED", "PAID_CASH"]
@@ -163,7 +199,9 @@ class TestPermanentFailures:
 
 
 class TestCrashRecovery:
-    async def test_batch_of_a_worker_that_died_before_sending_is_inquired_then_resent_unchanged(self, payout, sandbox):
+    async def test_batch_of_a_worker_that_died_before_sending_is_inquired_then_resent_unchanged(
+        self, payout, sandbox
+    ):
         from datetime import UTC, datetime, timedelta
 
         from sqlalchemy import update
@@ -177,12 +215,19 @@ class TestCrashRecovery:
         references = await attempt_ids(stack)
         # A worker claimed the batch and died: its lease ran out, nobody knows if it was sent.
         async with stack.runtime.session_factory() as session, session.begin():
-            await session.execute(update(batches).values(
-                state="SENDING", attempts=1, lease_until=datetime.now(UTC) - timedelta(seconds=1)))
+            await session.execute(
+                update(batches).values(
+                    state="SENDING",
+                    attempts=1,
+                    lease_until=datetime.now(UTC) - timedelta(seconds=1),
+                )
+            )
         stack.start_workers()
         await stack.wait_complete(PERIOD)
         rows = await batch_rows(stack)
-        assert [(r["inquiries"], r["attempts"]) for r in rows] == [(1, 2)]  # asked first, then resent
+        assert [(r["inquiries"], r["attempts"]) for r in rows] == [
+            (1, 2)
+        ]  # asked first, then resent
         assert stack.workers.inquiries_made == 10
         assert await attempt_ids(stack) == references
         bank = await sandbox.ledger()

@@ -1,4 +1,5 @@
 """The Alembic history builds exactly the tables the code uses, on PostgreSQL and SQLite."""
+
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
@@ -15,7 +16,9 @@ async def differences(url: str) -> list:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            return await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+            return await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), metadata)
+            )
     finally:
         await engine.dispose()
 

@@ -1,6 +1,7 @@
 """Where the money goes is decided on the day it is sent: a method (and a representative's
 authorisation) pays only when it is valid on the payment date, and an attempt not yet sent takes
 the beneficiary's current method when its batch is sent, or waits with the reason it cannot."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,10 +12,10 @@ import pytest
 from sqlalchemy import select, text
 
 from services.payout.adapters.orm import batches, installments, payment_attempts, payment_methods
-from services.payout.domain import model
-from services.payout.service_layer import submission
 from services.payout.adapters.repository.cycles import hold_reason_sql, usable_sql
+from services.payout.domain import model
 from services.payout.domain.methods import method_usable
+from services.payout.service_layer import submission
 from services.payout.service_layer.cycles import start_cycle
 from shared.events.contracts import Representative
 from shared.uow import unit_of_work
@@ -35,12 +36,16 @@ PAY_DAY = date(2031, 3, 5)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-async def stack(request, pg_database, kafka_bootstrap, tmp_path: Path, api_port, sandbox_server, sandbox):
+async def stack(
+    request, pg_database, kafka_bootstrap, tmp_path: Path, api_port, sandbox_server, sandbox
+):
     if request.param == "postgresql":
         url, kafka = await pg_database("payout"), kafka_bootstrap
     else:
         url = kafka = None
-    made = PayoutStack(payout_settings(url, kafka, tmp_path, api_port, sandbox_server.url), sandbox_server.url)
+    made = PayoutStack(
+        payout_settings(url, kafka, tmp_path, api_port, sandbox_server.url), sandbox_server.url
+    )
     await made.start(run_workers=False)
     made.tasks.append(asyncio.ensure_future(made.workers.run_verification(made.stop)))
     try:
@@ -51,11 +56,21 @@ async def stack(request, pg_database, kafka_bootstrap, tmp_path: Path, api_port,
 
 def _method(n: int, **overrides) -> dict:
     row = {
-        "beneficiary_id": f"B-{n}", "method_id": f"M-{n}", "method": model.OWN_ACCOUNT, "bank_bin": VCB,
-        "account_number": f"{n:08d}", "account_holder_name": "NGUYEN VAN A", "verified_name": None,
-        "representative_name": None, "representative_valid_from": None, "representative_valid_until": None,
-        "cash_reason": None, "status": model.METHOD_VERIFIED, "status_reason": None,
-        "changed_at": datetime(2031, 1, 1, tzinfo=UTC), "verified_at": None,
+        "beneficiary_id": f"B-{n}",
+        "method_id": f"M-{n}",
+        "method": model.OWN_ACCOUNT,
+        "bank_bin": VCB,
+        "account_number": f"{n:08d}",
+        "account_holder_name": "NGUYEN VAN A",
+        "verified_name": None,
+        "representative_name": None,
+        "representative_valid_from": None,
+        "representative_valid_until": None,
+        "cash_reason": None,
+        "status": model.METHOD_VERIFIED,
+        "status_reason": None,
+        "changed_at": datetime(2031, 1, 1, tzinfo=UTC),
+        "verified_at": None,
         "updated_at": datetime(2031, 1, 1, tzinfo=UTC),
     }
     row.update(overrides)
@@ -63,8 +78,14 @@ def _method(n: int, **overrides) -> dict:
 
 
 def _rep(n: int, valid_from: date | None, valid_until: date | None, **overrides) -> dict:
-    return _method(n, method=model.AUTHORISED_ACCOUNT, representative_name="TRAN THI B",
-                   representative_valid_from=valid_from, representative_valid_until=valid_until, **overrides)
+    return _method(
+        n,
+        method=model.AUTHORISED_ACCOUNT,
+        representative_name="TRAN THI B",
+        representative_valid_from=valid_from,
+        representative_valid_until=valid_until,
+        **overrides,
+    )
 
 
 CASES = [
@@ -72,7 +93,13 @@ CASES = [
     _method(2, status=model.METHOD_PENDING),
     _method(3, status=model.METHOD_FAILED),
     _method(4, status=model.METHOD_FLAGGED),
-    _method(5, method=model.CASH_POST_OFFICE, bank_bin=None, account_number=None, cash_reason="cannot transact"),
+    _method(
+        5,
+        method=model.CASH_POST_OFFICE,
+        bank_bin=None,
+        account_number=None,
+        cash_reason="cannot transact",
+    ),
     _rep(6, date(2031, 1, 1), date(2031, 3, 2)),  # ended on the 2nd
     _rep(7, date(2031, 1, 1), PAY_DAY),  # last day is the payment day
     _rep(8, PAY_DAY + timedelta(days=1), None),  # starts the day after
@@ -95,27 +122,37 @@ class TestUsableOnThePaymentDate:
         probe = " UNION ALL ".join(f"SELECT '{b}' AS b" for b in ids)
         for day in (PAY_DAY, date(2031, 3, 2), date(2031, 3, 6), date(2030, 12, 31)):
             async with stack.runtime.session_factory() as session:
-                rows = (await session.execute(text(
-                    f"SELECT ids.b, CASE WHEN {usable_sql()} THEN 1 ELSE 0 END, "
-                    f"CASE WHEN {usable_sql()} THEN NULL ELSE {hold_reason_sql()} END "
-                    f"FROM ({probe}) ids LEFT JOIN payment_methods pm ON pm.beneficiary_id = ids.b"
-                ), {"pay_date": day})).all()
+                rows = (
+                    await session.execute(
+                        text(
+                            f"SELECT ids.b, CASE WHEN {usable_sql()} THEN 1 ELSE 0 END, "
+                            f"CASE WHEN {usable_sql()} THEN NULL ELSE {hold_reason_sql()} END "
+                            f"FROM ({probe}) ids LEFT JOIN payment_methods pm ON pm.beneficiary_id = ids.b"
+                        ),
+                        {"pay_date": day},
+                    )
+                ).all()
             by_id = {row["beneficiary_id"]: row for row in CASES}
             sql = {b: (bool(usable), reason) for b, usable, reason in rows}
             python = {b: method_usable(by_id.get(b), day) for b in ids}
             assert sql == python, day
 
 
-def _rep_person(valid_until: date | None, *, valid_from: date = date(2030, 1, 1), bank_bin: str = VCB):
+def _rep_person(
+    valid_until: date | None, *, valid_from: date = date(2030, 1, 1), bank_bin: str = VCB
+):
     person = people(1, bank_bin=bank_bin)[0]
     person.method = model.AUTHORISED_ACCOUNT
-    person.representative = Representative(full_name="Trần Thị Bình", valid_from=valid_from,
-                                           valid_until=valid_until)
+    person.representative = Representative(
+        full_name="Trần Thị Bình", valid_from=valid_from, valid_until=valid_until
+    )
     return person
 
 
 async def _start(stack: PayoutStack, period: str, now: datetime):
-    async with unit_of_work(stack.runtime.session_factory, stack.runtime.outbox, "tests", now=now) as uow:
+    async with unit_of_work(
+        stack.runtime.session_factory, stack.runtime.outbox, "tests", now=now
+    ) as uow:
         return await start_cycle(uow, period, "tests", 50)
 
 
@@ -125,12 +162,16 @@ def _uow(stack: PayoutStack, now: datetime):
 
 async def _installments(stack: PayoutStack, period: str) -> dict[str, dict]:
     async with stack.runtime.session_factory() as session:
-        rows = (await session.execute(select(installments).where(installments.c.period == period))).mappings()
+        rows = (
+            await session.execute(select(installments).where(installments.c.period == period))
+        ).mappings()
         return {row["beneficiary_id"]: dict(row) for row in rows}
 
 
 class TestCycleCreatedOnItsPaymentDate:
-    async def test_authorisation_ended_before_the_payment_date_holds_the_installment(self, stack, sandbox):
+    async def test_authorisation_ended_before_the_payment_date_holds_the_installment(
+        self, stack, sandbox
+    ):
         ended = _rep_person(date(2031, 3, 2))
         not_yet = _rep_person(date(2031, 12, 31), valid_from=date(2031, 3, 10))
         valid = _rep_person(date(2031, 3, 5))
@@ -139,7 +180,9 @@ class TestCycleCreatedOnItsPaymentDate:
         await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
         await verified(stack, persons)
 
-        await _start(stack, "2031-03", datetime(2031, 3, 5, 3, 0, tzinfo=UTC))  # 10:00 on the 5th in Vietnam
+        await _start(
+            stack, "2031-03", datetime(2031, 3, 5, 3, 0, tzinfo=UTC)
+        )  # 10:00 on the 5th in Vietnam
         made = await _installments(stack, "2031-03")
         assert made[ended.beneficiary_id]["state"] == model.ON_HOLD
         assert made[ended.beneficiary_id]["hold_reason"] == model.HOLD_AUTHORISATION
@@ -161,8 +204,16 @@ class TestAccountResolvedWhenSent:
         person.account_number = "77" + old_account[2:]
         person.method_id += "-new"
         await sandbox.seed_accounts(accounts([person]))
-        await sandbox.seed_accounts([{"bin": VCB, "account_number": old_account, "holder_name": person.name,
-                                      "status": "CLOSED"}])
+        await sandbox.seed_accounts(
+            [
+                {
+                    "bin": VCB,
+                    "account_number": old_account,
+                    "holder_name": person.name,
+                    "status": "CLOSED",
+                }
+            ]
+        )
         await stack.feed([method_event(person)])
         await verified(stack, [person])
 
@@ -170,10 +221,14 @@ class TestAccountResolvedWhenSent:
         progress = await stack.wait_complete("2031-03")
         assert progress["by_state"]["SETTLED"]["count"] == 1
         async with stack.runtime.session_factory() as session:
-            sent_to = (await session.execute(select(payment_attempts.c.account_number))).scalars().all()
+            sent_to = (
+                (await session.execute(select(payment_attempts.c.account_number))).scalars().all()
+            )
         assert sent_to == [person.account_number]
 
-    async def test_account_that_failed_verification_is_not_paid_and_the_installment_waits(self, stack, sandbox):
+    async def test_account_that_failed_verification_is_not_paid_and_the_installment_waits(
+        self, stack, sandbox
+    ):
         person = people(1, bank_bin=VCB)[0]
         await self._cycle_waiting_to_be_sent(stack, sandbox, [person])
         person.account_number = "66" + person.account_number[2:]
@@ -209,10 +264,14 @@ class TestAccountResolvedWhenSent:
         ended = _rep_person(date(2031, 3, 2))
         kept = people(1, bank_bin=VCB)[0]
         await sandbox.seed_accounts(accounts([ended, kept]))
-        await stack.feed([e for p in (ended, kept) for e in intake_events(p, start_period="2031-01")])
+        await stack.feed(
+            [e for p in (ended, kept) for e in intake_events(p, start_period="2031-01")]
+        )
         await verified(stack, [ended, kept])
         await _start(stack, "2031-03", datetime(2031, 3, 1, 3, 0, tzinfo=UTC))  # valid on the 1st
-        assert (await _installments(stack, "2031-03"))[ended.beneficiary_id]["state"] == model.SCHEDULED
+        assert (await _installments(stack, "2031-03"))[ended.beneficiary_id][
+            "state"
+        ] == model.SCHEDULED
 
         sent_on = datetime(2031, 3, 5, 3, 0, tzinfo=UTC)  # the batch goes out on the 5th
         async with _uow(stack, sent_on) as uow:
@@ -224,7 +283,9 @@ class TestAccountResolvedWhenSent:
         assert resolved.control_count == 1 and resolved.control_sum == kept.amount
         async with _uow(stack, sent_on) as uow:
             items = await submission.batch_items(uow, claimed.batch_id)
-            batch = (await uow.execute(select(batches).where(batches.c.batch_id == claimed.batch_id))).one()
+            batch = (
+                await uow.execute(select(batches).where(batches.c.batch_id == claimed.batch_id))
+            ).one()
         assert [item["installment_id"] for item in items] == [
             (await _installments(stack, "2031-03"))[kept.beneficiary_id]["id"]
         ]
@@ -244,6 +305,9 @@ class TestAccountResolvedWhenSent:
         async with _uow(stack, sent_on) as uow:
             assert await submission.resolve_accounts(uow, claimed) is None
         async with stack.runtime.session_factory() as session:
-            state = (await session.execute(
-                select(batches.c.state).where(batches.c.batch_id == claimed.batch_id))).scalar_one()
+            state = (
+                await session.execute(
+                    select(batches.c.state).where(batches.c.batch_id == claimed.batch_id)
+                )
+            ).scalar_one()
         assert state == model.BATCH_CANCELLED

@@ -14,7 +14,11 @@ from shared.db import is_postgres
 
 
 async def update_by_key(
-    db: AsyncSession | AsyncConnection, table: Table, key: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+    db: AsyncSession | AsyncConnection,
+    table: Table,
+    key: str,
+    columns: Sequence[str],
+    rows: Sequence[dict[str, Any]],
 ) -> None:
     """`UPDATE table SET column = row[column] … WHERE key = row[key]` for every row."""
     if not rows:

@@ -3,6 +3,7 @@
 Money is `BigInteger` whole đồng; times are UTC (`DateTime(timezone=True)`); periods are
 `YYYY-MM` strings in Vietnam time, which sort like the months they name.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import (
@@ -126,6 +127,7 @@ cycles = Table(
     Column("batch_runs", Integer, nullable=False, server_default="0"),
 )
 
+
 def payable_installment(alias: str = "") -> str:
     """SQL condition: the installment may pay its person's scheme for its period (at most one
     does); the index below and the cycle's queries use this one text, so the index serves them."""
@@ -146,7 +148,9 @@ installments = Table(
     Column("agency", String(16), nullable=False),
     Column("commune_code", String(10), nullable=False),
     Column("commune_list_date", Date, nullable=False),
-    Column("channel", String(24), nullable=True),  # OWN_ACCOUNT | AUTHORISED_ACCOUNT | CASH_POST_OFFICE
+    Column(
+        "channel", String(24), nullable=True
+    ),  # OWN_ACCOUNT | AUTHORISED_ACCOUNT | CASH_POST_OFFICE
     Column("counterparty", String(8), nullable=True),  # BIN or VNPOST
     Column("method_id", String(64), nullable=True),
     # SCHEDULED | SUBMITTED | SETTLED | FAILED | RETURNED | PAID_CASH | CANCELLED | ON_HOLD
@@ -166,8 +170,15 @@ installments = Table(
     Index("ix_installments_cycle_state", "cycle_id", "state"),
     # ... and that a person is paid a scheme once a period, whatever entitlements payout was told
     # of: the second one's installment is held as a duplicate (or cancelled) and stays out.
-    Index("uq_installments_person_scheme_period", "beneficiary_id", "scheme", "period", unique=True,
-          postgresql_where=text(payable_installment()), sqlite_where=text(payable_installment())),
+    Index(
+        "uq_installments_person_scheme_period",
+        "beneficiary_id",
+        "scheme",
+        "period",
+        unique=True,
+        postgresql_where=text(payable_installment()),
+        sqlite_where=text(payable_installment()),
+    ),
 )
 
 payment_attempts = Table(
@@ -193,7 +204,9 @@ payment_attempts = Table(
     Column("created_at", UtcTime, nullable=False),
     Column("submitted_at", UtcTime, nullable=True),
     Column("finished_at", UtcTime, nullable=True),
-    UniqueConstraint("installment_id", "attempt_no", name="uq_payment_attempts_installment_attempt"),
+    UniqueConstraint(
+        "installment_id", "attempt_no", name="uq_payment_attempts_installment_attempt"
+    ),
     Index(
         "ix_payment_attempts_unbatched",
         "cycle_id",
@@ -257,7 +270,9 @@ payment_anomalies = Table(
     Column("counterparty", String(8), nullable=True),
     Column("end_to_end_id", String(64), nullable=True),
     Column("installment_id", BigInteger, nullable=True),
-    Column("paid_by_entitlement_id", String(64), nullable=True),  # DUPLICATE_ENTITLEMENT: who pays instead
+    Column(
+        "paid_by_entitlement_id", String(64), nullable=True
+    ),  # DUPLICATE_ENTITLEMENT: who pays instead
     Column("event_id", String(100), nullable=True),
     Column("reported_status", String(16), nullable=True),
     Column("expected_amount", Money, nullable=True),

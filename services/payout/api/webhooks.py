@@ -6,6 +6,7 @@ with 401 and changes nothing. Event ids already seen change nothing either (a re
 acknowledged so the sender stops, and reported as replayed). A delivery is applied in one
 transaction, whatever its size.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,7 @@ from services.payout.domain.model import Outcome
 from services.payout.service_layer.outcomes import record_callback
 from services.payout.workers import outcome_policy
 from shared.clock import utcnow
-from shared.uow import unit_of_work
+from shared.uow import UnitOfWork, unit_of_work
 from shared.web import ProblemError, problem_responses
 from shared.webhook_signing import COUNTERPARTY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -30,12 +31,27 @@ MAX_ID = 100
 
 # What the OpenAPI document says of a callback: its signature headers, its body, its answers.
 _SIGNATURE_PARAMETERS = [
-    {"name": COUNTERPARTY_HEADER, "in": "header", "required": True,
-     "schema": {"type": "string"}, "description": "the sender: a bank's BIN, or VNPOST"},
-    {"name": TIMESTAMP_HEADER, "in": "header", "required": True,
-     "schema": {"type": "string"}, "description": "unix seconds when the body was signed"},
-    {"name": SIGNATURE_HEADER, "in": "header", "required": True, "schema": {"type": "string"},
-     "description": "v1=<hex HMAC-SHA256 of '<timestamp>.' + body with the counterparty's secret>"},
+    {
+        "name": COUNTERPARTY_HEADER,
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "the sender: a bank's BIN, or VNPOST",
+    },
+    {
+        "name": TIMESTAMP_HEADER,
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "unix seconds when the body was signed",
+    },
+    {
+        "name": SIGNATURE_HEADER,
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "v1=<hex HMAC-SHA256 of '<timestamp>.' + body with the counterparty's secret>",
+    },
 ]
 _JSON_EVENT = {
     "type": "object",
@@ -51,42 +67,74 @@ _JSON_EVENT = {
 _JSON_BODY = {
     "type": "object",
     "required": ["delivery_id", "events"],
-    "properties": {"delivery_id": {"type": "string", "maxLength": MAX_ID},
-                   "events": {"type": "array", "items": _JSON_EVENT}},
+    "properties": {
+        "delivery_id": {"type": "string", "maxLength": MAX_ID},
+        "events": {"type": "array", "items": _JSON_EVENT},
+    },
 }
 _ANSWER = {
     "description": "the delivery was taken (replayed event ids change nothing)",
-    "content": {"application/json": {"schema": {
-        "type": "object",
-        "required": ["delivery_id", "received", "replayed", "applied", "ignored", "flagged"],
-        "properties": {"delivery_id": {"type": "string"},
-                       **{k: {"type": "integer", "minimum": 0}
-                          for k in ("received", "replayed", "applied", "ignored", "flagged")}},
-    }}},
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": [
+                    "delivery_id",
+                    "received",
+                    "replayed",
+                    "applied",
+                    "ignored",
+                    "flagged",
+                ],
+                "properties": {
+                    "delivery_id": {"type": "string"},
+                    **{
+                        k: {"type": "integer", "minimum": 0}
+                        for k in ("received", "replayed", "applied", "ignored", "flagged")
+                    },
+                },
+            }
+        }
+    },
 }
 _RESPONSES = {200: _ANSWER, **problem_responses(400, 401, 404, 413)}
 
 
 def _callback_openapi(media_type: str, schema: dict) -> dict:
-    return {"parameters": _SIGNATURE_PARAMETERS,
-            "requestBody": {"required": True, "content": {media_type: {"schema": schema}}}}
+    return {
+        "parameters": _SIGNATURE_PARAMETERS,
+        "requestBody": {"required": True, "content": {media_type: {"schema": schema}}},
+    }
 
 
-@router.post("/banks/{bank_bin}", summary="Outcome callbacks of a NAPAS-style bank (JSON)",
-             responses=_RESPONSES, openapi_extra=_callback_openapi("application/json", _JSON_BODY))
+@router.post(
+    "/banks/{bank_bin}",
+    summary="Outcome callbacks of a NAPAS-style bank (JSON)",
+    responses=_RESPONSES,
+    openapi_extra=_callback_openapi("application/json", _JSON_BODY),
+)
 async def bank_callback(bank_bin: str, request: Request) -> JSONResponse:
     return await _receive(request, "napas", bank_bin)
 
 
-@router.post("/iso/{bank_bin}", summary="Outcome callbacks of an ISO 20022 bank (camt.054)",
-             responses=_RESPONSES,
-             openapi_extra=_callback_openapi("application/xml", {"type": "string", "description": "camt.054"}))
+@router.post(
+    "/iso/{bank_bin}",
+    summary="Outcome callbacks of an ISO 20022 bank (camt.054)",
+    responses=_RESPONSES,
+    openapi_extra=_callback_openapi(
+        "application/xml", {"type": "string", "description": "camt.054"}
+    ),
+)
 async def iso_callback(bank_bin: str, request: Request) -> JSONResponse:
     return await _receive(request, "iso20022", bank_bin)
 
 
-@router.post("/vnpost", summary="Cash handover and return confirmations of the post office",
-             responses=_RESPONSES, openapi_extra=_callback_openapi("application/json", _JSON_BODY))
+@router.post(
+    "/vnpost",
+    summary="Cash handover and return confirmations of the post office",
+    responses=_RESPONSES,
+    openapi_extra=_callback_openapi("application/json", _JSON_BODY),
+)
 async def vnpost_callback(request: Request) -> JSONResponse:
     return await _receive(request, "vnpost", VNPOST)
 
@@ -101,26 +149,46 @@ async def _receive(request: Request, style: str, counterparty: str) -> JSONRespo
         except (ValueError, LookupError):
             channel = None
     if channel is None:
-        raise ProblemError(404, "Not Found", "no callback endpoint for this counterparty",
-                           type_="https://benefits.example.vn/problems/unknown-counterparty")
+        raise ProblemError(
+            404,
+            "Not Found",
+            "no callback endpoint for this counterparty",
+            type_="https://benefits.example.vn/problems/unknown-counterparty",
+        )
     raw = await request.body()
     now = utcnow()
     try:
         delivery_id, parsed = channel.parse_callback(request.headers, raw, now)
     except CallbackRejected as exc:
         if exc.reason == "malformed_body":
-            raise ProblemError(400, "Bad Request", "the callback body cannot be read",
-                               type_="https://benefits.example.vn/problems/malformed-callback") from None
-        raise ProblemError(401, "Unauthorized", "the callback signature is not valid",
-                           type_="https://benefits.example.vn/problems/callback-signature",
-                           reason=exc.reason) from None
+            raise ProblemError(
+                400,
+                "Bad Request",
+                "the callback body cannot be read",
+                type_="https://benefits.example.vn/problems/malformed-callback",
+            ) from None
+        raise ProblemError(
+            401,
+            "Unauthorized",
+            "the callback signature is not valid",
+            type_="https://benefits.example.vn/problems/callback-signature",
+            reason=exc.reason,
+        ) from None
     if len(delivery_id) > MAX_ID or any(len(o.event_id) > MAX_ID for o in parsed):
-        raise ProblemError(400, "Bad Request", "delivery or event id too long",
-                           type_="https://benefits.example.vn/problems/malformed-callback")
+        raise ProblemError(
+            400,
+            "Bad Request",
+            "delivery or event id too long",
+            type_="https://benefits.example.vn/problems/malformed-callback",
+        )
     unreadable = _unreadable(delivery_id, parsed)
     if unreadable is not None:
-        raise ProblemError(400, "Bad Request", f"the callback cannot be applied: {unreadable}",
-                           type_="https://benefits.example.vn/problems/malformed-callback")
+        raise ProblemError(
+            400,
+            "Bad Request",
+            f"the callback cannot be applied: {unreadable}",
+            type_="https://benefits.example.vn/problems/malformed-callback",
+        )
     outcomes = [
         Outcome(
             end_to_end_id=o.end_to_end_id,
@@ -137,7 +205,9 @@ async def _receive(request: Request, style: str, counterparty: str) -> JSONRespo
     ]
     runtime = request.app.state.runtime
     policy = outcome_policy(request.app.state.settings)
-    async with unit_of_work(runtime.session_factory, runtime.outbox, actor=counterparty, now=now) as uow:
+    async with unit_of_work(
+        runtime.session_factory, runtime.outbox, actor=counterparty, now=now, kind=UnitOfWork
+    ) as uow:
         applied = await record_callback(uow, counterparty, delivery_id, outcomes, policy)
     return JSONResponse({"delivery_id": delivery_id, **applied.as_dict()})
 

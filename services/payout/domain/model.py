@@ -13,6 +13,7 @@ permanent bank failure sends that period to the post office in cash.
 
 A final state never goes back; an outcome for a final installment changes nothing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,16 @@ FAILED = "FAILED"
 RETURNED = "RETURNED"
 PAID_CASH = "PAID_CASH"
 CANCELLED = "CANCELLED"
-INSTALLMENT_STATES = (ON_HOLD, SCHEDULED, SUBMITTED, SETTLED, FAILED, RETURNED, PAID_CASH, CANCELLED)
+INSTALLMENT_STATES = (
+    ON_HOLD,
+    SCHEDULED,
+    SUBMITTED,
+    SETTLED,
+    FAILED,
+    RETURNED,
+    PAID_CASH,
+    CANCELLED,
+)
 FINAL_STATES = frozenset({SETTLED, FAILED, RETURNED, PAID_CASH, CANCELLED})
 OPEN_STATES = frozenset({SCHEDULED, SUBMITTED})
 
@@ -47,8 +57,15 @@ BATCH_COMPLETED = "COMPLETED"
 BATCH_REJECTED = "REJECTED"
 BATCH_CANCELLED = "CANCELLED"
 BATCH_STATES = (
-    BATCH_READY, BATCH_SENDING, BATCH_RETRY, BATCH_UNKNOWN, BATCH_INQUIRING, BATCH_SUBMITTED,
-    BATCH_COMPLETED, BATCH_REJECTED, BATCH_CANCELLED,
+    BATCH_READY,
+    BATCH_SENDING,
+    BATCH_RETRY,
+    BATCH_UNKNOWN,
+    BATCH_INQUIRING,
+    BATCH_SUBMITTED,
+    BATCH_COMPLETED,
+    BATCH_REJECTED,
+    BATCH_CANCELLED,
 )
 
 # Payment methods.
@@ -82,7 +99,18 @@ STAFF_ID_LENGTH = 64
 
 # Reasons that say the account itself is wrong: the agency must fix it.
 ACCOUNT_REASONS = frozenset(
-    {"AC01", "AC03", "AC04", "AC06", "AG01", "BE01", "MD07", "NAME_MISMATCH", "NOT_FOUND", "DECEASED"}
+    {
+        "AC01",
+        "AC03",
+        "AC04",
+        "AC06",
+        "AG01",
+        "BE01",
+        "MD07",
+        "NAME_MISMATCH",
+        "NOT_FOUND",
+        "DECEASED",
+    }
 )
 # Reasons that say the person paid has died.
 DECEASED_REASONS = frozenset({"MD07", "DECEASED"})
@@ -96,7 +124,13 @@ UNREADABLE = "UNREADABLE"
 # batch fails with its reason.
 FILE_REJECTED = "FILE_REJECTED"
 OutcomeStatus = Literal[
-    "SETTLED", "FAILED", "RETURNED", "PAID_CASH", "PENDING", "REVERSED", "UNREADABLE",
+    "SETTLED",
+    "FAILED",
+    "RETURNED",
+    "PAID_CASH",
+    "PENDING",
+    "REVERSED",
+    "UNREADABLE",
     "FILE_REJECTED",
 ]
 # A settled payment whose debit the bank reversed: returned, and kept for a person to look at.
@@ -153,7 +187,8 @@ class Decision:
 # Reason codes that say the bank already holds what it was sent (ISO 20022 DU01–DU05, AM05 and
 # the channels' own words): the payment is in doubt, not refused.
 DUPLICATE_REASONS = frozenset(
-    {"AM05", "DUPL", "DU01", "DU02", "DU03", "DU04", "DU05", "DUPLICATE", "DUPLICATE_REQUEST"})
+    {"AM05", "DUPL", "DU01", "DU02", "DU03", "DU04", "DU05", "DUPLICATE", "DUPLICATE_REQUEST"}
+)
 
 
 def is_verdict(outcome: Outcome) -> bool:

@@ -3,6 +3,7 @@
 VND has no minor unit: an amount with a fraction, a float, a string where a number is due, a
 negative or an infinite amount is refused with the reason, never rounded or truncated.
 """
+
 from __future__ import annotations
 
 import re

@@ -30,8 +30,16 @@ from shared.periods import vietnam_date
 
 # The installment columns an outcome may change (with `updated_at`).
 INSTALLMENT_CHANGES = (
-    "state", "reason_code", "reason_text", "bank_reference", "settled_at", "paid_on", "staff_id",
-    "channel", "counterparty", "attempt_no",
+    "state",
+    "reason_code",
+    "reason_text",
+    "bank_reference",
+    "settled_at",
+    "paid_on",
+    "staff_id",
+    "channel",
+    "counterparty",
+    "attempt_no",
 )
 ATTEMPT_CHANGES = ("state", "reason_code", "bank_reference", "finished_at")
 
@@ -83,11 +91,19 @@ class Changes:
     """The row changes of a delivery, for the repository to write."""
 
     installments: list[dict[str, Any]] = field(default_factory=list)  # whole rows, in id order
-    attempts: list[dict[str, Any]] = field(default_factory=list)  # id and ATTEMPT_CHANGES, in id order
-    to_post_office: list[dict[str, Any]] = field(default_factory=list)  # installments needing a cash attempt
-    flagged_methods: list[tuple[str, str | None, str]] = field(default_factory=list)  # beneficiary, method, code
+    attempts: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # id and ATTEMPT_CHANGES, in id order
+    to_post_office: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # installments needing a cash attempt
+    flagged_methods: list[tuple[str, str | None, str]] = field(
+        default_factory=list
+    )  # beneficiary, method, code
     anomalies: list[dict[str, Any]] = field(default_factory=list)
-    holders_deceased: list[tuple[str, str]] = field(default_factory=list)  # beneficiary, period; sorted
+    holders_deceased: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # beneficiary, period; sorted
     applied: Applied = field(default_factory=Applied)
 
 
@@ -118,8 +134,8 @@ def decide(
     changes, events = Changes(applied=Applied(received=len(outcomes))), Events()
     by_e2e = {row["a_e2e"]: row for row in rows}
     current: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        current.setdefault(row["id"], {k: v for k, v in row.items() if not k.startswith("a_")})
+    for named in rows:
+        current.setdefault(named["id"], {k: v for k, v in named.items() if not k.startswith("a_")})
     changed: set[int] = set()
     attempts: dict[int, dict[str, Any]] = {}
     deceased: set[tuple[str, str]] = set()
@@ -127,21 +143,33 @@ def decide(
 
     for reported in outcomes:
         outcome = reported
-        row = by_e2e.get(outcome.end_to_end_id)
+        row: PaymentRow | None = by_e2e.get(outcome.end_to_end_id)
         if outcome.status == model.UNREADABLE:
             # Reported with why, for a person to read the bank's entry; it moves no money.
             result.unreadable += 1
             kind = f"UNREADABLE_{outcome.reason_code or 'ENTRY'}"[:40]
-            changes.anomalies.append(anomaly(kind, counterparty, outcome, row["id"] if row else None,
-                                             int(current[row["id"]]["amount"]) if row else None, now))
+            changes.anomalies.append(
+                anomaly(
+                    kind,
+                    counterparty,
+                    outcome,
+                    row["id"] if row else None,
+                    int(current[row["id"]]["amount"]) if row else None,
+                    now,
+                )
+            )
             continue
         if row is None:
-            changes.anomalies.append(anomaly("UNKNOWN_PAYMENT", counterparty, outcome, None, None, now))
+            changes.anomalies.append(
+                anomaly("UNKNOWN_PAYMENT", counterparty, outcome, None, None, now)
+            )
             continue
         inst = current[row["id"]]
         if outcome.status in (model.SETTLED, model.PAID_CASH) and outcome.amount is None:
             # Money moved by an unknown amount (a status answer without one): never settled so.
-            changes.anomalies.append(anomaly("AMOUNT_MISSING", counterparty, outcome, inst["id"], inst["amount"], now))
+            changes.anomalies.append(
+                anomaly("AMOUNT_MISSING", counterparty, outcome, inst["id"], inst["amount"], now)
+            )
             continue
         outcome = fitted(outcome)
         view = PaymentView(
@@ -162,20 +190,33 @@ def decide(
             continue
         if decision.verdict == "ANOMALY":
             changes.anomalies.append(
-                anomaly(decision.anomaly or "ANOMALY", counterparty, outcome, inst["id"], inst["amount"], now)
+                anomaly(
+                    decision.anomaly or "ANOMALY",
+                    counterparty,
+                    outcome,
+                    inst["id"],
+                    inst["amount"],
+                    now,
+                )
             )
             continue
         result.applied += 1
         if decision.anomaly:
-            changes.anomalies.append(anomaly(decision.anomaly, counterparty, outcome, inst["id"], inst["amount"], now))
+            changes.anomalies.append(
+                anomaly(decision.anomaly, counterparty, outcome, inst["id"], inst["amount"], now)
+            )
         if outcome.status == model.REVERSED and outcome.reason_code is None:
             outcome = replace(outcome, reason_code=model.REASON_REVERSED)
         new_state = decision.new_state
         assert new_state is not None
         result.by_state[new_state] = result.by_state.get(new_state, 0) + 1
         changed.add(inst["id"])
-        attempt = {"state": new_state, "reason_code": outcome.reason_code,
-                   "bank_reference": outcome.bank_reference, "finished_at": now}
+        attempt = {
+            "state": new_state,
+            "reason_code": outcome.reason_code,
+            "bank_reference": outcome.bank_reference,
+            "finished_at": now,
+        }
         if new_state == model.SETTLED:
             _settle(inst, row, outcome, events)
         elif new_state == model.PAID_CASH:
@@ -184,7 +225,9 @@ def decide(
             if _return(inst, row, outcome, policy, events):
                 deceased.add((inst["beneficiary_id"], inst["period"]))
         else:
-            attempt["reason_code"], holder_deceased = _fail(inst, row, outcome, policy, now, changes, events)
+            attempt["reason_code"], holder_deceased = _fail(
+                inst, row, outcome, policy, now, changes, events
+            )
             if holder_deceased:
                 deceased.add((inst["beneficiary_id"], inst["period"]))
         attempts[int(row["a_id"])] = attempt
@@ -197,38 +240,70 @@ def decide(
 
 
 def _settle(inst: dict[str, Any], row: PaymentRow, outcome: Outcome, events: Events) -> None:
-    inst.update(state=model.SETTLED, bank_reference=outcome.bank_reference,
-                settled_at=outcome.occurred_at, reason_code=None, reason_text=None)
-    events.settled.append({
-        **facts_json(inst, channel=row["a_channel"], counterparty=row["a_counterparty"]),
-        "end_to_end_id": outcome.end_to_end_id, "bank_reference": outcome.bank_reference,
-        "settled_at": json_time(outcome.occurred_at)})
+    inst.update(
+        state=model.SETTLED,
+        bank_reference=outcome.bank_reference,
+        settled_at=outcome.occurred_at,
+        reason_code=None,
+        reason_text=None,
+    )
+    events.settled.append(
+        {
+            **facts_json(inst, channel=row["a_channel"], counterparty=row["a_counterparty"]),
+            "end_to_end_id": outcome.end_to_end_id,
+            "bank_reference": outcome.bank_reference,
+            "settled_at": json_time(outcome.occurred_at),
+        }
+    )
 
 
 def _pay_in_cash(inst: dict[str, Any], row: PaymentRow, outcome: Outcome, events: Events) -> None:
     paid_on = outcome.paid_on or vietnam_date(outcome.occurred_at)
-    inst.update(state=model.PAID_CASH, bank_reference=outcome.bank_reference,
-                settled_at=outcome.occurred_at, paid_on=paid_on, staff_id=outcome.staff_id,
-                reason_code=None, reason_text=None)
-    events.paid_in_cash.append({
-        **facts_json(inst, channel=row["a_channel"], counterparty=row["a_counterparty"]),
-        "paid_on": paid_on.isoformat(), "staff_id": outcome.staff_id or "",
-        "paid_at": json_time(outcome.occurred_at)})
+    inst.update(
+        state=model.PAID_CASH,
+        bank_reference=outcome.bank_reference,
+        settled_at=outcome.occurred_at,
+        paid_on=paid_on,
+        staff_id=outcome.staff_id,
+        reason_code=None,
+        reason_text=None,
+    )
+    events.paid_in_cash.append(
+        {
+            **facts_json(inst, channel=row["a_channel"], counterparty=row["a_counterparty"]),
+            "paid_on": paid_on.isoformat(),
+            "staff_id": outcome.staff_id or "",
+            "paid_at": json_time(outcome.occurred_at),
+        }
+    )
 
 
-def _return(inst: dict[str, Any], row: PaymentRow, outcome: Outcome, policy: OutcomePolicy, events: Events) -> bool:
+def _return(
+    inst: dict[str, Any], row: PaymentRow, outcome: Outcome, policy: OutcomePolicy, events: Events
+) -> bool:
     """The money came back; True if it says the person paid (not a representative) died."""
     code = outcome.reason_code or "UNSPECIFIED"
     reason = policy.describe(outcome.reason_code)
     attempt_facts = facts(inst, channel=row["a_channel"], counterparty=row["a_counterparty"])
-    inst.update(state=model.RETURNED, reason_code=code, reason_text=fit(reason.text, model.REASON_TEXT_LENGTH))
-    events.others.append(PaymentReturned(**attempt_facts, reason_code=code, returned_at=outcome.occurred_at))
+    inst.update(
+        state=model.RETURNED,
+        reason_code=code,
+        reason_text=fit(reason.text, model.REASON_TEXT_LENGTH),
+    )
+    events.others.append(
+        PaymentReturned(**attempt_facts, reason_code=code, returned_at=outcome.occurred_at)
+    )
     return code in model.DECEASED_REASONS and row["a_channel"] != model.AUTHORISED_ACCOUNT
 
 
 def _fail(
-    inst: dict[str, Any], row: PaymentRow, outcome: Outcome, policy: OutcomePolicy, now: datetime,
-    changes: Changes, events: Events,
+    inst: dict[str, Any],
+    row: PaymentRow,
+    outcome: Outcome,
+    policy: OutcomePolicy,
+    now: datetime,
+    changes: Changes,
+    events: Events,
 ) -> tuple[str, bool]:
     """The payment failed: the period goes to the post office (cash fallback) or fails. Returns
     the attempt's reason code and whether the holder of the beneficiary's own account died."""
@@ -237,13 +312,27 @@ def _fail(
     text = fit(described.text, model.REASON_TEXT_LENGTH) or ""
     permanent = bool(described.permanent)
     attempt_facts = facts(inst, channel=row["a_channel"], counterparty=row["a_counterparty"])
-    events.others.append(PaymentFailed(**attempt_facts, reason_code=code, reason_text=text,
-                                       permanent=permanent, failed_at=outcome.occurred_at))
+    events.others.append(
+        PaymentFailed(
+            **attempt_facts,
+            reason_code=code,
+            reason_text=text,
+            permanent=permanent,
+            failed_at=outcome.occurred_at,
+        )
+    )
     if permanent and code in model.ACCOUNT_REASONS:
         changes.flagged_methods.append((inst["beneficiary_id"], inst["method_id"], code))
-        events.others.append(AccountFlagged(
-            beneficiary_id=inst["beneficiary_id"], method_id=inst["method_id"],
-            installment_id=str(inst["id"]), reason_code=code, reason_text=text, flagged_at=now))
+        events.others.append(
+            AccountFlagged(
+                beneficiary_id=inst["beneficiary_id"],
+                method_id=inst["method_id"],
+                installment_id=str(inst["id"]),
+                reason_code=code,
+                reason_text=text,
+                flagged_at=now,
+            )
+        )
     # The holder of the beneficiary's own account died: the beneficiary did.
     holder_deceased = code in model.DECEASED_REASONS and row["a_channel"] == model.OWN_ACCOUNT
     if (
@@ -254,8 +343,14 @@ def _fail(
         and row["a_counterparty"] != model.VNPOST
         and int(row["a_no"]) == 1
     ):
-        inst.update(state=model.SCHEDULED, channel=model.CASH_POST_OFFICE,
-                    counterparty=model.VNPOST, attempt_no=2, reason_code=code, reason_text=text)
+        inst.update(
+            state=model.SCHEDULED,
+            channel=model.CASH_POST_OFFICE,
+            counterparty=model.VNPOST,
+            attempt_no=2,
+            reason_code=code,
+            reason_text=text,
+        )
         changes.to_post_office.append(inst)
         events.others.append(InstallmentScheduled(**facts(inst), scheduled_at=now))
     else:
@@ -263,7 +358,9 @@ def _fail(
     return code, holder_deceased
 
 
-def each_of_rejected_files(outcomes: Sequence[Outcome], members: Mapping[str, Sequence[str]]) -> list[Outcome]:
+def each_of_rejected_files(
+    outcomes: Sequence[Outcome], members: Mapping[str, Sequence[str]]
+) -> list[Outcome]:
     """A file the bank refused as a whole fails every payment we put in it (`members`: file id
     to its end-to-end ids), with its reason."""
     expanded: list[Outcome] = []
@@ -272,18 +369,16 @@ def each_of_rejected_files(outcomes: Sequence[Outcome], members: Mapping[str, Se
             expanded.append(outcome)  # a file that is not ours is reported as an unknown payment
             continue
         expanded.extend(
-            replace(outcome, end_to_end_id=e2e, status="FAILED", amount=None,
-                    reason_code=outcome.reason_code or "FF01")
+            replace(
+                outcome,
+                end_to_end_id=e2e,
+                status="FAILED",
+                amount=None,
+                reason_code=outcome.reason_code or "FF01",
+            )
             for e2e in members[outcome.end_to_end_id]
         )
     return expanded
-
-
-_FITTED = {
-    "reason_code": model.REASON_CODE_LENGTH,
-    "bank_reference": model.BANK_REFERENCE_LENGTH,
-    "staff_id": model.STAFF_ID_LENGTH,
-}
 
 
 def fit(value: str | None, length: int) -> str | None:
@@ -296,17 +391,25 @@ def fit(value: str | None, length: int) -> str | None:
 
 
 def fitted(outcome: Outcome) -> Outcome:
-    changes = {}
-    for name, length in _FITTED.items():
-        value = getattr(outcome, name)
-        if value is not None and value != fit(value, length):
-            changes[name] = fit(value, length)
-    return replace(outcome, **changes) if changes else outcome
+    """The outcome with its texts fit to their columns."""
+    texts = (outcome.reason_code, outcome.bank_reference, outcome.staff_id)
+    cut = (
+        fit(outcome.reason_code, model.REASON_CODE_LENGTH),
+        fit(outcome.bank_reference, model.BANK_REFERENCE_LENGTH),
+        fit(outcome.staff_id, model.STAFF_ID_LENGTH),
+    )
+    if cut == texts:
+        return outcome
+    return replace(outcome, reason_code=cut[0], bank_reference=cut[1], staff_id=cut[2])
 
 
 def anomaly(
-    kind: str, counterparty: str, outcome: Outcome, installment_id: int | None,
-    expected: int | None, now: datetime,
+    kind: str,
+    counterparty: str,
+    outcome: Outcome,
+    installment_id: int | None,
+    expected: int | None,
+    now: datetime,
 ) -> dict[str, Any]:
     """A `payment_anomalies` row: an outcome kept for a person to look at."""
     return {

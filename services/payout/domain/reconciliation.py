@@ -1,4 +1,5 @@
 """Matching a counterparty's statement for one day against our ledger."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,12 @@ LineKind = Literal[
     "MATCHED", "MISSING_AT_BANK", "UNKNOWN_TO_US", "AMOUNT_DIFFERS", "STATUS_DIFFERS", "DUPLICATE"
 ]
 LINE_KINDS: tuple[LineKind, ...] = (
-    "MATCHED", "MISSING_AT_BANK", "UNKNOWN_TO_US", "AMOUNT_DIFFERS", "STATUS_DIFFERS", "DUPLICATE",
+    "MATCHED",
+    "MISSING_AT_BANK",
+    "UNKNOWN_TO_US",
+    "AMOUNT_DIFFERS",
+    "STATUS_DIFFERS",
+    "DUPLICATE",
 )
 
 # Our attempt state -> the statement status that confirms it.
@@ -68,13 +74,33 @@ def match(
         if ours is not None and ours.counterparty != counterparty:
             ours = None  # our reference, but we never sent it to this counterparty
         if ours is None:
-            lines.append(Line("UNKNOWN_TO_US", entry.end_to_end_id, None, None, entry.amount, None,
-                              entry.status, entry.bank_reference))
+            lines.append(
+                Line(
+                    "UNKNOWN_TO_US",
+                    entry.end_to_end_id,
+                    None,
+                    None,
+                    entry.amount,
+                    None,
+                    entry.status,
+                    entry.bank_reference,
+                )
+            )
             continue
         key = (entry.end_to_end_id, entry.status)
         if key in lines_seen:
-            lines.append(Line("DUPLICATE", entry.end_to_end_id, ours.installment_id, ours.amount,
-                              entry.amount, ours.state, entry.status, entry.bank_reference))
+            lines.append(
+                Line(
+                    "DUPLICATE",
+                    entry.end_to_end_id,
+                    ours.installment_id,
+                    ours.amount,
+                    entry.amount,
+                    ours.state,
+                    entry.status,
+                    entry.bank_reference,
+                )
+            )
             continue
         lines_seen.add(key)
         if ours.amount != entry.amount:
@@ -83,21 +109,43 @@ def match(
             kind = "STATUS_DIFFERS"
         else:
             kind = "MATCHED"
-        lines.append(Line(kind, entry.end_to_end_id, ours.installment_id, ours.amount, entry.amount,
-                          ours.state, entry.status, entry.bank_reference))
+        lines.append(
+            Line(
+                kind,
+                entry.end_to_end_id,
+                ours.installment_id,
+                ours.amount,
+                entry.amount,
+                ours.state,
+                entry.status,
+                entry.bank_reference,
+            )
+        )
     for e2e, ours in ours_that_day.items():
         if e2e not in seen:
-            lines.append(Line("MISSING_AT_BANK", e2e, ours.installment_id, ours.amount, None,
-                              ours.state, None, None))
+            lines.append(
+                Line(
+                    "MISSING_AT_BANK",
+                    e2e,
+                    ours.installment_id,
+                    ours.amount,
+                    None,
+                    ours.state,
+                    None,
+                    None,
+                )
+            )
     return lines
 
 
 def summarise(lines: list[Line], statement: list[BankEntry], ledger_total: int) -> dict:
-    counts = {kind: 0 for kind in LINE_KINDS}
-    sums = {kind: 0 for kind in LINE_KINDS}
+    counts = dict.fromkeys(LINE_KINDS, 0)
+    sums = dict.fromkeys(LINE_KINDS, 0)
     for line in lines:
         counts[line.kind] += 1
-        sums[line.kind] += line.bank_amount if line.bank_amount is not None else (line.our_amount or 0)
+        sums[line.kind] += (
+            line.bank_amount if line.bank_amount is not None else (line.our_amount or 0)
+        )
     statement_total = sum(e.amount for e in statement if e.status in ("CREDITED", "PAID"))
     return {
         "counts": counts,

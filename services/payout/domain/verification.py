@@ -1,5 +1,6 @@
 """Account verification: the bank's holder name against the person the account should belong
 to. Banks keep names upper case without diacritics, so both sides are folded (đ→d, case)."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -36,19 +36,22 @@ async def record_callback(
     for outcome in outcomes:
         assert outcome.event_id is not None
         first.setdefault(outcome.event_id, outcome)
-    fresh = await repository.keep_new_callback_events(uow, [
-        {
-            "counterparty": counterparty,
-            "event_id": event_id,
-            "delivery_id": delivery_id,
-            "end_to_end_id": outcome.end_to_end_id[:64],
-            "status": outcome.status,
-            "amount": outcome.amount if outcome.amount is not None else 0,
-            "occurred_at": outcome.occurred_at,
-            "received_at": uow.now,
-        }
-        for event_id, outcome in sorted(first.items())
-    ])
+    fresh = await repository.keep_new_callback_events(
+        uow,
+        [
+            {
+                "counterparty": counterparty,
+                "event_id": event_id,
+                "delivery_id": delivery_id,
+                "end_to_end_id": outcome.end_to_end_id[:64],
+                "status": outcome.status,
+                "amount": outcome.amount if outcome.amount is not None else 0,
+                "occurred_at": outcome.occurred_at,
+                "received_at": uow.now,
+            }
+            for event_id, outcome in sorted(first.items())
+        ],
+    )
     todo = [o for o in outcomes if o.event_id in fresh and first[o.event_id] is o]
     result = await apply_outcomes(uow, counterparty, todo, policy)
     result.received = len(outcomes)
@@ -64,7 +67,9 @@ async def apply_outcomes(
     received = len(outcomes)
     files = {o.end_to_end_id for o in outcomes if o.status == model.FILE_REJECTED}
     if files:
-        outcomes = each_of_rejected_files(outcomes, await repository.files_members(uow, counterparty, files))
+        outcomes = each_of_rejected_files(
+            outcomes, await repository.files_members(uow, counterparty, files)
+        )
     rows = await repository.payments_named(uow, {o.end_to_end_id for o in outcomes})
     changes, events = decide(rows, outcomes, counterparty, policy, uow.now)
     changes.applied.received = received  # as reported: a rejected file counts once
@@ -82,6 +87,10 @@ async def apply_outcomes(
     await uow.flush()
     uow.emit(*events.others)
     for beneficiary_id, period in changes.holders_deceased:
-        await stop_entitlements(uow, beneficiary_id=beneficiary_id, from_period=next_period(period),
-                                reason="HOLDER_DECEASED")
+        await stop_entitlements(
+            uow,
+            beneficiary_id=beneficiary_id,
+            from_period=next_period(period),
+            reason="HOLDER_DECEASED",
+        )
     return changes.applied

@@ -42,7 +42,7 @@ class Claimed:
     counterparty: str
     control_count: int
     control_sum: int
-    execution_date: date | None
+    execution_date: date
     action: str  # "send" | "inquire"
     previous_state: str
     attempts: int
@@ -59,7 +59,9 @@ class LeaseLost(Exception):
         self.batch_id = batch_id
 
 
-async def claim_batch(uow: UnitOfWork, lease_seconds: float, *, sweep: bool = False) -> Claimed | None:
+async def claim_batch(
+    uow: UnitOfWork, lease_seconds: float, *, sweep: bool = False
+) -> Claimed | None:
     """Take one due batch: `FOR UPDATE SKIP LOCKED` then a compare-and-set to a leased state,
     committed by the caller before any call goes out. A lease that ran out means its worker
     died mid-call: the outcome is unknown, so the batch is inquired, never blindly resent."""
@@ -99,8 +101,11 @@ async def hold_lease(uow: UnitOfWork, claimed: Claimed) -> None:
 async def renew_lease(uow: UnitOfWork, claimed: Claimed, lease_seconds: float) -> bool:
     """Extend the lease while the counterparty is still being called; False if it was lost."""
     return await repository.update_held_batch(
-        uow, claimed.batch_id, claimed.lease_token,
-        lease_until=uow.now + timedelta(seconds=lease_seconds), updated_at=uow.now,
+        uow,
+        claimed.batch_id,
+        claimed.lease_token,
+        lease_until=uow.now + timedelta(seconds=lease_seconds),
+        updated_at=uow.now,
     )
 
 
@@ -137,8 +142,15 @@ async def resolve_accounts(uow: UnitOfWork, claimed: Claimed) -> Claimed | None:
     count, total = await repository.batch_totals(uow, claimed.batch_id)
     if not count:
         await repository.update_batch(
-            uow, claimed.batch_id, state=model.BATCH_CANCELLED, control_count=0, control_sum=0, lease_until=None,
-            completed_at=now, last_error="no item left to send", updated_at=now,
+            uow,
+            claimed.batch_id,
+            state=model.BATCH_CANCELLED,
+            control_count=0,
+            control_sum=0,
+            lease_until=None,
+            completed_at=now,
+            last_error="no item left to send",
+            updated_at=now,
         )
         return None
     await repository.update_batch(uow, claimed.batch_id, control_count=count, control_sum=total)
@@ -170,17 +182,31 @@ async def mark_submitted(uow: UnitOfWork, batch_id: str, end_to_end_ids: list[st
         return 0
     moved = await repository.mark_installments_submitted(uow, batch_id)
     stamp = json_time(uow.now)
-    uow.emit_bulk(PaymentSubmitted, [
-        {**facts_json(row), "batch_id": batch_id, "end_to_end_id": row["end_to_end_id"], "submitted_at": stamp}
-        for row in moved
-    ])
+    uow.emit_bulk(
+        PaymentSubmitted,
+        [
+            {
+                **facts_json(row),
+                "batch_id": batch_id,
+                "end_to_end_id": row["end_to_end_id"],
+                "submitted_at": stamp,
+            }
+            for row in moved
+        ],
+    )
     return len(marked)
 
 
 def _refusals(items: list[str], code: str, now: Any) -> list[Outcome]:
     return [
-        Outcome(end_to_end_id=e2e, status="FAILED", amount=None, reason_code=code, bank_reference=None,
-                occurred_at=now)
+        Outcome(
+            end_to_end_id=e2e,
+            status="FAILED",
+            amount=None,
+            reason_code=code,
+            bank_reference=None,
+            occurred_at=now,
+        )
         for e2e in items
     ]
 
@@ -210,27 +236,47 @@ async def record_accepted(
     doubtful = [e2e for e2e in in_doubt if e2e in ours]
     doubtful += [e2e for e2e, code in rejected if e2e in ours and code in DUPLICATE_CODES]
     unsent = [e2e for e2e in not_sent if e2e in ours]
-    everything = len(accepted_ours) == len(all_items) and not rejected and not doubtful and not unsent
+    everything = (
+        len(accepted_ours) == len(all_items) and not rejected and not doubtful and not unsent
+    )
     await mark_submitted(uow, claimed.batch_id, None if everything else accepted_ours)
     refusals = [
-        Outcome(end_to_end_id=e2e, status="FAILED", amount=None, reason_code=code,
-                bank_reference=None, occurred_at=now)
+        Outcome(
+            end_to_end_id=e2e,
+            status="FAILED",
+            amount=None,
+            reason_code=code,
+            bank_reference=None,
+            occurred_at=now,
+        )
         for e2e, code in rejected
         if e2e in ours and code not in DUPLICATE_CODES
     ]
     applied = await apply_outcomes(uow, claimed.counterparty, refusals, policy)
     taken = {"submitted_at": now} if accepted_ours else {}
     if doubtful:
-        await _release(uow, claimed, state=model.BATCH_UNKNOWN, next_attempt_at=now, **taken,
-                       last_error=f"{len(doubtful)} items in doubt after the answer; asking their status")
+        await _release(
+            uow,
+            claimed,
+            state=model.BATCH_UNKNOWN,
+            next_attempt_at=now,
+            **taken,
+            last_error=f"{len(doubtful)} items in doubt after the answer; asking their status",
+        )
     elif unsent:
         delay = backoff_seconds(claimed.attempts, retry_base, retry_cap)
-        await _release(uow, claimed, state=model.BATCH_RETRY,
-                       next_attempt_at=now + timedelta(seconds=delay), **taken,
-                       last_error=f"{len(unsent)} items not taken; sending them again")
+        await _release(
+            uow,
+            claimed,
+            state=model.BATCH_RETRY,
+            next_attempt_at=now + timedelta(seconds=delay),
+            **taken,
+            last_error=f"{len(unsent)} items not taken; sending them again",
+        )
     else:
         await _release(
-            uow, claimed,
+            uow,
+            claimed,
             state=model.BATCH_SUBMITTED,
             submitted_at=now,
             next_attempt_at=now + timedelta(seconds=inquiry_after_seconds),
@@ -239,12 +285,15 @@ async def record_accepted(
     return applied
 
 
-async def record_retry(uow: UnitOfWork, claimed: Claimed, error: str, base: float, cap: float) -> None:
+async def record_retry(
+    uow: UnitOfWork, claimed: Claimed, error: str, base: float, cap: float
+) -> None:
     """Nothing happened at the counterparty: the same batch goes again after a backoff."""
     await hold_lease(uow, claimed)
     delay = backoff_seconds(claimed.attempts, base, cap)
     await _release(
-        uow, claimed,
+        uow,
+        claimed,
         state=model.BATCH_RETRY,
         next_attempt_at=uow.now + timedelta(seconds=delay),
         last_error=error[:300],
@@ -254,7 +303,9 @@ async def record_retry(uow: UnitOfWork, claimed: Claimed, error: str, base: floa
 async def record_unknown(uow: UnitOfWork, claimed: Claimed, error: str) -> None:
     """Sent, but no answer: ask for each item's status before anything is resent."""
     await hold_lease(uow, claimed)
-    await _release(uow, claimed, state=model.BATCH_UNKNOWN, next_attempt_at=uow.now, last_error=error[:300])
+    await _release(
+        uow, claimed, state=model.BATCH_UNKNOWN, next_attempt_at=uow.now, last_error=error[:300]
+    )
 
 
 async def record_refused(
@@ -262,8 +313,12 @@ async def record_refused(
 ) -> Applied:
     """The counterparty refused the whole request: its items fail with the code."""
     await hold_lease(uow, claimed)
-    applied = await apply_outcomes(uow, claimed.counterparty, _refusals(items, code, uow.now), policy)
-    await _release(uow, claimed, state=model.BATCH_REJECTED, last_error=code[:300], completed_at=uow.now)
+    applied = await apply_outcomes(
+        uow, claimed.counterparty, _refusals(items, code, uow.now), policy
+    )
+    await _release(
+        uow, claimed, state=model.BATCH_REJECTED, last_error=code[:300], completed_at=uow.now
+    )
     return applied
 
 
@@ -300,21 +355,40 @@ async def record_inquiry(
         await mark_submitted(uow, claimed.batch_id, findings.pending)
     if findings.undetermined:
         # Still unknown: ask again later; nothing is resent while any item is in doubt.
-        state = model.BATCH_UNKNOWN if claimed.previous_state != model.BATCH_SUBMITTED else model.BATCH_SUBMITTED
+        state = (
+            model.BATCH_UNKNOWN
+            if claimed.previous_state != model.BATCH_SUBMITTED
+            else model.BATCH_SUBMITTED
+        )
         delay = backoff_seconds(claimed.inquiries, retry_base, retry_cap)
-        await _release(uow, claimed, state=state, next_attempt_at=now + timedelta(seconds=delay),
-                       last_error="status inquiry failed")
+        await _release(
+            uow,
+            claimed,
+            state=state,
+            next_attempt_at=now + timedelta(seconds=delay),
+            last_error="status inquiry failed",
+        )
         return state
     if findings.never_received:
         # The counterparty never got them: the very same batch goes again (after a backoff, so
         # a counterparty that refuses the resend and still cannot find them is not hammered).
         delay = backoff_seconds(claimed.inquiries, retry_base, retry_cap)
-        await _release(uow, claimed, state=model.BATCH_RETRY, next_attempt_at=now + timedelta(seconds=delay),
-                       last_error="items unknown to the counterparty; resending the same batch")
+        await _release(
+            uow,
+            claimed,
+            state=model.BATCH_RETRY,
+            next_attempt_at=now + timedelta(seconds=delay),
+            last_error="items unknown to the counterparty; resending the same batch",
+        )
         return model.BATCH_RETRY
     if await open_items(uow, claimed.batch_id):
         delay = min(retry_cap * 4, inquiry_after_seconds * (2 ** min(claimed.inquiries, 6)))
-        await _release(uow, claimed, state=model.BATCH_SUBMITTED, next_attempt_at=now + timedelta(seconds=delay))
+        await _release(
+            uow,
+            claimed,
+            state=model.BATCH_SUBMITTED,
+            next_attempt_at=now + timedelta(seconds=delay),
+        )
         return model.BATCH_SUBMITTED
     await _release(uow, claimed, state=model.BATCH_COMPLETED, completed_at=now)
     return model.BATCH_COMPLETED
@@ -341,8 +415,15 @@ async def record_resend_refused(
         never_received=[e2e for e2e in findings.never_received if e2e not in failures],
         undetermined=findings.undetermined,
     )
-    return await record_inquiry(uow, claimed, settled, policy, retry_base=retry_base, retry_cap=retry_cap,
-                                inquiry_after_seconds=inquiry_after_seconds)
+    return await record_inquiry(
+        uow,
+        claimed,
+        settled,
+        policy,
+        retry_base=retry_base,
+        retry_cap=retry_cap,
+        inquiry_after_seconds=inquiry_after_seconds,
+    )
 
 
 async def complete_if_done(uow: UnitOfWork, claimed: Claimed) -> bool:

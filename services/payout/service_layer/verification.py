@@ -35,12 +35,18 @@ class VerificationAnswer:
     error: str | None = None
 
 
-async def claim_verifications(uow: UnitOfWork, limit: int, lease_seconds: float) -> list[PendingVerification]:
+async def claim_verifications(
+    uow: UnitOfWork, limit: int, lease_seconds: float
+) -> list[PendingVerification]:
     return [
         PendingVerification(
-            id=row["id"], method_id=row["method_id"], beneficiary_id=row["beneficiary_id"],
-            bank_bin=row["bank_bin"], account_number=row["account_number"],
-            expected_name=row["expected_name"], attempts=int(row["attempts"]) + 1,
+            id=row["id"],
+            method_id=row["method_id"],
+            beneficiary_id=row["beneficiary_id"],
+            bank_bin=row["bank_bin"],
+            account_number=row["account_number"],
+            expected_name=row["expected_name"],
+            attempts=int(row["attempts"]) + 1,
         )
         for row in await repository.claim_due(uow, limit, lease_seconds)
     ]
@@ -60,23 +66,40 @@ async def record_verifications(
             counts["RETRY"] = counts.get("RETRY", 0) + 1
             continue
         verified = answer.result == "VERIFIED"
-        if not await repository.finish(uow, pending.id, "VERIFIED" if verified else "FAILED",
-                                       None if verified else answer.result):
+        if not await repository.finish(
+            uow,
+            pending.id,
+            "VERIFIED" if verified else "FAILED",
+            None if verified else answer.result,
+        ):
             continue  # superseded by a newer method meanwhile
         counts[answer.result] = counts.get(answer.result, 0) + 1
         await repository.settle_method(
-            uow, pending.method_id,
+            uow,
+            pending.method_id,
             status=model.METHOD_VERIFIED if verified else model.METHOD_FAILED,
             status_reason=None if verified else answer.result,
             verified_name=answer.bank_name if verified else None,
             verified_at=now if verified else None,
         )
         if verified:
-            uow.emit(AccountVerified(beneficiary_id=pending.beneficiary_id, method_id=pending.method_id,
-                                     bank_bin=pending.bank_bin, verified_at=now))
+            uow.emit(
+                AccountVerified(
+                    beneficiary_id=pending.beneficiary_id,
+                    method_id=pending.method_id,
+                    bank_bin=pending.bank_bin,
+                    verified_at=now,
+                )
+            )
         else:
-            uow.emit(AccountVerificationFailed(beneficiary_id=pending.beneficiary_id, method_id=pending.method_id,
-                                               reason=answer.result, failed_at=now))
+            uow.emit(
+                AccountVerificationFailed(
+                    beneficiary_id=pending.beneficiary_id,
+                    method_id=pending.method_id,
+                    reason=answer.result,
+                    failed_at=now,
+                )
+            )
         verified_people.append(pending.beneficiary_id)
     if verified_people:
         await uow.flush()  # the results' events before those of the holds they release

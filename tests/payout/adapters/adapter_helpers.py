@@ -1,4 +1,5 @@
 """Builders shared by the bank adapter tests."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,7 +38,9 @@ def instruction(
     )
 
 
-def batch_of(counterparty: str, items: list[PaymentInstruction], **overrides: object) -> PaymentBatch:
+def batch_of(
+    counterparty: str, items: list[PaymentInstruction], **overrides: object
+) -> PaymentBatch:
     batch = PaymentBatch.of(new_id("B"), counterparty, items, date(2023, 5, 5))
     return dataclasses.replace(batch, **overrides) if overrides else batch  # type: ignore[arg-type]
 

@@ -1,5 +1,6 @@
 """The bank adapters against the sandbox running as a real server, with a real webhook receiver
 that checks every callback with the adapter's own `parse_callback`."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -10,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from services.payout.adapters.banks import BankChannelRegistry
+from tests.payout.adapters.adapter_helpers import VCB, VCB_SECRET, adapter_settings
 from tests.support.sandbox import (
     CallbackRecorder,
     SandboxAdmin,
@@ -17,8 +19,6 @@ from tests.support.sandbox import (
     WebhookReceiver,
     free_port,
 )
-
-from tests.payout.adapters.adapter_helpers import VCB, VCB_SECRET, adapter_settings
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +31,14 @@ def sandbox_process(receiver_port: int) -> Iterator[SandboxProcess]:
     process = SandboxProcess(
         callback_base=f"http://127.0.0.1:{receiver_port}",
         extra_args=[
-            "--webhook-delay-ms", "10",
-            "--webhook-retry-base-ms", "20",
-            "--webhook-max-attempts", "6",
-            "--webhook-secrets", f'{{"{VCB}": "{VCB_SECRET}"}}',
+            "--webhook-delay-ms",
+            "10",
+            "--webhook-retry-base-ms",
+            "20",
+            "--webhook-max-attempts",
+            "6",
+            "--webhook-secrets",
+            f'{{"{VCB}": "{VCB_SECRET}"}}',
         ],
     )
     with process:

@@ -2,6 +2,7 @@
 explicit refusal of the request is final; credentials, duplicates, gateway errors and bodies
 that cannot be read leave the payment's fate unknown (ask for its status); status answers and
 camt.054 amounts are read exactly or refused."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,14 @@ from services.payout.adapters.banks import (
     describe,
 )
 from services.payout.adapters.banks.iso20022 import parse_camt054
+from tests.payout.adapters.adapter_helpers import (
+    AGRIBANK,
+    VCB,
+    adapter_settings,
+    batch_of,
+    instruction,
+)
 from tests.support.sandbox import free_port
-from tests.payout.adapters.adapter_helpers import AGRIBANK, VCB, adapter_settings, batch_of, instruction
 
 
 @dataclass
@@ -49,10 +56,19 @@ async def counterparty() -> AsyncIterator[tuple[str, Canned]]:
 
     port = free_port()
     app = Starlette(routes=[Route("/{path:path}", answer, methods=["GET", "POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           log_level="warning", access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
     task = asyncio.ensure_future(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn says it started with a flag, not an event
         await asyncio.sleep(0.01)
     yield f"http://127.0.0.1:{port}", canned
     server.should_exit = True
@@ -118,19 +134,23 @@ class TestMoneyMovingAnswers:
         else:
             assert result.not_sent == (e2e,) and result.in_doubt == ()
 
-    async def test_a_refused_cash_list_rejects_its_items_with_the_code(self, counterparty, channels) -> None:
+    async def test_a_refused_cash_list_rejects_its_items_with_the_code(
+        self, counterparty, channels
+    ) -> None:
         _, canned = counterparty
         canned.status, canned.body = 422, b'{"code": "CONTROL_TOTALS_MISMATCH"}'
         batch = cash_batch()
         result = await channels.channel(VNPOST).submit_batch(batch)
         assert result.rejected == ((batch.items[0].end_to_end_id, "CONTROL_TOTALS_MISMATCH"),)
 
-    async def test_long_reason_in_a_rejection_is_kept_whole_for_the_service_to_fit(self, counterparty, channels) -> None:
+    async def test_long_reason_in_a_rejection_is_kept_whole_for_the_service_to_fit(
+        self, counterparty, channels
+    ) -> None:
         _, canned = counterparty
         batch = bank_batch()
         e2e = batch.items[0].end_to_end_id
-        canned.body = ('{"accepted": [], "rejected": [{"end_to_end_id": "%s", "reason_code": "%s"}]}'
-                       % (e2e, "Ư" * 90)).encode()
+        reason = "Ư" * 90
+        canned.body = f'{{"accepted": [], "rejected": [{{"end_to_end_id": "{e2e}", "reason_code": "{reason}"}}]}}'.encode()
         result = await channels.channel(VCB).submit_batch(batch)
         assert result.rejected == ((e2e, "Ư" * 90),)
 
@@ -146,11 +166,12 @@ class TestReasons:
 
 class TestStatusAnswers:
     @pytest.mark.parametrize("amount", ["null", '"1500000"', "1500000.0", "true", "1e30"])
-    async def test_status_amount_that_is_not_whole_vnd_is_no_amount(self, counterparty, channels, amount) -> None:
+    async def test_status_amount_that_is_not_whole_vnd_is_no_amount(
+        self, counterparty, channels, amount
+    ) -> None:
         _, canned = counterparty
         canned.status = 200
-        canned.body = ('{"end_to_end_id": "E1", "status": "SETTLED", "amount": %s, "bank_reference": "FT1"}'
-                       % amount).encode()
+        canned.body = f'{{"end_to_end_id": "E1", "status": "SETTLED", "amount": {amount}, "bank_reference": "FT1"}}'.encode()
         status = await channels.channel(VCB).payment_status("E1")
         assert status.status == "SETTLED" and status.amount is None
 
@@ -168,10 +189,18 @@ def camt054(amount: str) -> bytes:
 
 
 class TestCamt054Amounts:
-    @pytest.mark.parametrize("amount", ["Infinity", "-Infinity", "NaN", "sNaN", "1E+999999999", "9" * 40])
-    def test_amount_that_is_not_a_finite_whole_vnd_is_an_unreadable_entry(self, amount: str) -> None:
+    @pytest.mark.parametrize(
+        "amount", ["Infinity", "-Infinity", "NaN", "sNaN", "1E+999999999", "9" * 40]
+    )
+    def test_amount_that_is_not_a_finite_whole_vnd_is_an_unreadable_entry(
+        self, amount: str
+    ) -> None:
         _, [outcome] = parse_camt054(camt054(amount))
-        assert (outcome.status, outcome.reason_code, outcome.amount) == ("UNREADABLE", "AMOUNT_INVALID", 0)
+        assert (outcome.status, outcome.reason_code, outcome.amount) == (
+            "UNREADABLE",
+            "AMOUNT_INVALID",
+            0,
+        )
 
     def test_whole_amount_read_exactly(self) -> None:
         _, outcomes = parse_camt054(camt054("1500000"))

@@ -1,4 +1,5 @@
 """An ISO 20022 file bank through the adapter: pain.001 out, pain.002 and camt.054 back."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -13,7 +14,6 @@ from services.payout.adapters.banks import (
     TransientBankError,
     UnknownOutcome,
 )
-
 from tests.payout.adapters.adapter_helpers import (
     AGRIBANK,
     adapter_settings,
@@ -76,7 +76,10 @@ class TestIsoFileBank:
         assert report is not None and report.original_message_id == batch.batch_id
         assert report.group_status == "PART"
         statuses = {t.end_to_end_id: (t.status, t.reason_code) for t in report.transactions}
-        assert statuses == {ok.end_to_end_id: ("ACSC", None), missing.end_to_end_id: ("RJCT", "AC01")}
+        assert statuses == {
+            ok.end_to_end_id: ("ACSC", None),
+            missing.end_to_end_id: ("RJCT", "AC01"),
+        }
         assert await channel.status_report("NEVER-SENT") is None
 
     async def test_status_inquiry_and_statement_use_the_json_shape(self, sandbox) -> None:
@@ -97,11 +100,17 @@ class TestIsoFileBank:
         await channel.submit_batch(batch)
         await channel.submit_batch(batch)
         ledger = await sandbox.admin.ledger()
-        assert (ledger["credits"], ledger["total_credited"], ledger["duplicates"]) == (5, 2_000_000, 0)
+        assert (ledger["credits"], ledger["total_credited"], ledger["duplicates"]) == (
+            5,
+            2_000_000,
+            0,
+        )
 
     async def test_control_totals_mismatch_refused(self, sandbox) -> None:
         [account] = await seed(sandbox, 1)
-        batch = batch_of(AGRIBANK, [instruction(account, 100_000, bin_=AGRIBANK)], control_sum=100_001)
+        batch = batch_of(
+            AGRIBANK, [instruction(account, 100_000, bin_=AGRIBANK)], control_sum=100_001
+        )
         with pytest.raises(PermanentBankError) as caught:
             await channel_of(sandbox).submit_batch(batch)
         assert caught.value.code == "CONTROL_TOTALS_MISMATCH"
@@ -119,7 +128,9 @@ class TestIsoFileBank:
         async with BankChannelRegistry(settings) as impatient:
             with pytest.raises(UnknownOutcome):
                 await impatient.channel(AGRIBANK).submit_batch(batch_of(AGRIBANK, [item]))
-            assert (await impatient.channel(AGRIBANK).payment_status(item.end_to_end_id)).status == "SETTLED"
+            assert (
+                await impatient.channel(AGRIBANK).payment_status(item.end_to_end_id)
+            ).status == "SETTLED"
 
     async def test_batch_for_another_bank_is_a_programming_error(self, sandbox) -> None:
         batch = PaymentBatch.of("B", "970436", [instruction("1", 1)], datetime(2023, 5, 5).date())

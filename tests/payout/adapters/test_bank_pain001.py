@@ -1,4 +1,5 @@
 """The pain.001.001.09 file we send to ISO 20022 banks validates against the official schema."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -9,7 +10,6 @@ import xmlschema
 from lxml import etree
 
 from services.payout.adapters.banks import Debtor, PaymentBatch, build_pain001
-
 from tests.payout.adapters.adapter_helpers import AGRIBANK, instruction
 
 XSD = Path(__file__).resolve().parents[3] / "services" / "sandbox" / "data" / "pain.001.001.09.xsd"
@@ -69,8 +69,13 @@ class TestPain001:
         assert first.findtext("p:Cdtr/p:Nm", namespaces=NS) == "Nguyễn Văn Ánh"
         assert first.findtext("p:RmtInf/p:Ustrd", namespaces=NS) == "Lương hưu tháng 05/2023"
 
-    def test_creditor_agent_has_bic_and_bin_for_known_bank_and_bin_alone_otherwise(self, schema) -> None:
-        items = [instruction("111", 100_000, bin_="970436"), instruction("222", 200_000, bin_="970999")]
+    def test_creditor_agent_has_bic_and_bin_for_known_bank_and_bin_alone_otherwise(
+        self, schema
+    ) -> None:
+        items = [
+            instruction("111", 100_000, bin_="970436"),
+            instruction("222", 200_000, bin_="970999"),
+        ]
         document = build_pain001(PaymentBatch.of("B1", AGRIBANK, items, date(2023, 5, 5)), DEBTOR)
         schema.validate(document.decode())
         agents = etree.fromstring(document).findall(".//p:CdtTrfTxInf/p:CdtrAgt/p:FinInstnId", NS)
@@ -90,7 +95,9 @@ class TestPain001:
     @pytest.mark.parametrize("field", ["batch_id", "end_to_end_id"])
     def test_identifier_longer_than_35_characters_refused(self, field: str) -> None:
         long_id = "X" * 36
-        item = instruction("1", 100, bin_=AGRIBANK, e2e=long_id if field == "end_to_end_id" else None)
+        item = instruction(
+            "1", 100, bin_=AGRIBANK, e2e=long_id if field == "end_to_end_id" else None
+        )
         batch_id = long_id if field == "batch_id" else "B3"
         with pytest.raises(ValueError):
             build_pain001(PaymentBatch.of(batch_id, AGRIBANK, [item], date(2023, 5, 5)), DEBTOR)

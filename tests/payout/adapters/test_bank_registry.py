@@ -1,4 +1,5 @@
 """The registry picks a channel per counterparty from configuration."""
+
 from __future__ import annotations
 
 import httpx
@@ -32,7 +33,9 @@ class TestRegistry:
         assert isinstance(registry.channel("970405"), Iso20022Channel)
         assert isinstance(registry.channel("970418"), Iso20022Channel)
         assert isinstance(registry.channel("VNPOST"), VnpostChannel)
-        assert all(isinstance(registry.channel(c), BankChannel) for c in ("970436", "970405", "VNPOST"))
+        assert all(
+            isinstance(registry.channel(c), BankChannel) for c in ("970436", "970405", "VNPOST")
+        )
         assert registry.channel("970436") is registry.channel("970436")
         assert registry.channel("970436").counterparty == "970436"
 
@@ -55,9 +58,12 @@ class TestRegistry:
 
     async def test_development_secrets_refused_outside_development(self, client) -> None:
         with pytest.raises(ValueError):
-            BankChannelSettings(environment="production", webhook_secrets={"970436": "dev-secret-970436"})
+            BankChannelSettings(
+                environment="production", webhook_secrets={"970436": "dev-secret-970436"}
+            )
         registry = BankChannelRegistry(
-            BankChannelSettings(environment="production", webhook_secrets={"970436": "r" * 32}), client
+            BankChannelSettings(environment="production", webhook_secrets={"970436": "r" * 32}),
+            client,
         )
         registry.channel("970436")
         with pytest.raises(LookupError):
@@ -68,7 +74,9 @@ class TestRegistry:
         [{}, {"970436": ""}, {"970436": "dev-secret-970436"}, {"970436": "s" * 31}],
         ids=["none", "empty", "development placeholder", "31 bytes"],
     )
-    def test_payout_and_its_bank_channels_refuse_the_same_secrets_outside_development(self, secrets, tmp_path) -> None:
+    def test_payout_and_its_bank_channels_refuse_the_same_secrets_outside_development(
+        self, secrets, tmp_path
+    ) -> None:
         from pydantic import ValidationError
 
         from services.payout.settings import PayoutSettings
@@ -76,15 +84,24 @@ class TestRegistry:
         with pytest.raises(ValidationError, match="webhook secret"):
             BankChannelSettings(environment="production", webhook_secrets=secrets)
         with pytest.raises(ValidationError, match="webhook secret"):
-            PayoutSettings(environment="production", jwt_secret="j" * 32, webhook_secrets=secrets, data_dir=tmp_path)
-        assert BankChannelSettings(environment="development", webhook_secrets=secrets).webhook_secrets == secrets
+            PayoutSettings(
+                environment="production",
+                jwt_secret="j" * 32,
+                webhook_secrets=secrets,
+                data_dir=tmp_path,
+            )
+        assert (
+            BankChannelSettings(environment="development", webhook_secrets=secrets).webhook_secrets
+            == secrets
+        )
 
     def test_channels_built_from_payout_settings_keep_their_secrets(self, tmp_path) -> None:
         from services.payout.settings import PayoutSettings
 
         strong = {"970436": "r" * 32}
-        settings = PayoutSettings(environment="production", jwt_secret="j" * 32, webhook_secrets=strong,
-                                  data_dir=tmp_path)
+        settings = PayoutSettings(
+            environment="production", jwt_secret="j" * 32, webhook_secrets=strong, data_dir=tmp_path
+        )
         assert settings.bank_channels().webhook_secrets == strong
 
     async def test_own_client_closed_with_the_registry(self) -> None:
@@ -96,11 +113,25 @@ class TestRegistry:
 
 class TestReasons:
     def test_permanent_and_transient_reasons(self) -> None:
-        for code in ("AC01", "AC04", "AC06", "MD07", "NAME_MISMATCH", "NOT_FOUND", "REFUSED", "DECEASED"):
+        for code in (
+            "AC01",
+            "AC04",
+            "AC06",
+            "MD07",
+            "NAME_MISMATCH",
+            "NOT_FOUND",
+            "REFUSED",
+            "DECEASED",
+        ):
             assert REASONS[code].permanent
         assert not is_permanent("AM04")
-        text, permanent, kind = REASONS["MD07"]
-        assert permanent and kind == "deceased" and "qua đời" in REASONS["MD07"].vi and "deceased" in REASONS["MD07"].en
+        _text, permanent, kind = REASONS["MD07"]
+        assert (
+            permanent
+            and kind == "deceased"
+            and "qua đời" in REASONS["MD07"].vi
+            and "deceased" in REASONS["MD07"].en
+        )
 
     def test_unknown_code_is_no_verdict_on_the_payment(self) -> None:
         assert not describe("ZZ99").permanent

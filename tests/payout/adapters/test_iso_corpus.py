@@ -1,5 +1,6 @@
 """Hand-written ISO 20022 messages (tests/payout/adapters/iso_fixtures), each citing the element
 rules it exercises, read by the payout adapter with the outcomes the standard gives them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,27 +52,39 @@ BANK_CASES: dict[str, list[tuple[str, str, int, str | None]]] = {
 }
 # The file's transactions as payout knows them (end-to-end id → payment information id).
 FILE_TRANSACTIONS = {
-    "PAY-1-1": "BATCH-9", "PAY-8-1": "BATCH-9", "PAY-11-1": "PMT-A", "PAY-13-1": "PMT-A",
+    "PAY-1-1": "BATCH-9",
+    "PAY-8-1": "BATCH-9",
+    "PAY-11-1": "PMT-A",
+    "PAY-13-1": "PMT-A",
     "PAY-21-1": "PMT-B",
 }
 # (status, reason, level) per end-to-end id; an id absent here has no verdict.
 PAIN_CASES: dict[str, dict[str, tuple[str, str | None, str]]] = {
-    "group_rejected": {e2e: ("RJCT", "FF01", "GRP") for e2e in FILE_TRANSACTIONS},
-    "group_accepted_technical": {e2e: ("ACTC", None, "GRP") for e2e in FILE_TRANSACTIONS},
+    "group_rejected": dict.fromkeys(FILE_TRANSACTIONS, ("RJCT", "FF01", "GRP")),
+    "group_accepted_technical": dict.fromkeys(FILE_TRANSACTIONS, ("ACTC", None, "GRP")),
     "partial": {
-        "PAY-1-1": ("ACSC", None, "TX"), "PAY-2-1": ("ACCC", None, "TX"),
-        "PAY-3-1": ("ACSP", None, "TX"), "PAY-4-1": ("ACWC", None, "TX"),
-        "PAY-5-1": ("PDNG", None, "TX"), "PAY-6-1": ("RJCT", "AC04", "TX"),
+        "PAY-1-1": ("ACSC", None, "TX"),
+        "PAY-2-1": ("ACCC", None, "TX"),
+        "PAY-3-1": ("ACSP", None, "TX"),
+        "PAY-4-1": ("ACWC", None, "TX"),
+        "PAY-5-1": ("PDNG", None, "TX"),
+        "PAY-6-1": ("RJCT", "AC04", "TX"),
         "PAY-7-1": ("RJCT", "MD07", "TX"),
     },
     "payment_information_rejected": {
-        "PAY-11-1": ("RJCT", "AM18", "PMTINF"), "PAY-12-1": ("ACSC", None, "TX"),
-        "PAY-13-1": ("RJCT", "AM18", "PMTINF"), "PAY-21-1": ("ACCP", None, "PMTINF"),
+        "PAY-11-1": ("RJCT", "AM18", "PMTINF"),
+        "PAY-12-1": ("ACSC", None, "TX"),
+        "PAY-13-1": ("RJCT", "AM18", "PMTINF"),
+        "PAY-21-1": ("ACCP", None, "PMTINF"),
     },
 }
-CAMT_FIXTURES = {f"{v}_{name}": expected for v in CAMT_VERSIONS for name, expected in CAMT_CASES.items()}
+CAMT_FIXTURES = {
+    f"{v}_{name}": expected for v in CAMT_VERSIONS for name, expected in CAMT_CASES.items()
+}
 CAMT_FIXTURES.update(BANK_CASES)
-PAIN_FIXTURES = {f"pain002_{v}_{name}": expected for v in ("03", "10") for name, expected in PAIN_CASES.items()}
+PAIN_FIXTURES = {
+    f"pain002_{v}_{name}": expected for v in ("03", "10") for name, expected in PAIN_CASES.items()
+}
 
 
 def read(name: str) -> bytes:
@@ -117,16 +130,21 @@ class TestCamtFixtures:
         one must not be taken for a redelivery of the pending one."""
         pending = read(f"{version}_pending_entry").decode()
         coded = "<Sts><Cd>PDNG</Cd></Sts>" in pending
-        booked = pending.replace("<Sts><Cd>PDNG</Cd></Sts>" if coded else "<Sts>PDNG</Sts>",
-                                 "<Sts><Cd>BOOK</Cd></Sts>" if coded else "<Sts>BOOK</Sts>")
+        booked = pending.replace(
+            "<Sts><Cd>PDNG</Cd></Sts>" if coded else "<Sts>PDNG</Sts>",
+            "<Sts><Cd>BOOK</Cd></Sts>" if coded else "<Sts>BOOK</Sts>",
+        )
         [first] = parse_camt(pending.encode())[1]
         [second] = parse_camt(booked.encode())[1]
         assert (first.status, second.status) == ("PENDING", "SETTLED")
         assert first.event_id != second.event_id
 
     def test_batch_total_that_differs_from_its_transactions_is_unreadable(self) -> None:
-        text = read("camt054_08_batch_of_three").decode().replace(
-            '<TtlAmt Ccy="VND">4500000</TtlAmt>', '<TtlAmt Ccy="VND">4500001</TtlAmt>')
+        text = (
+            read("camt054_08_batch_of_three")
+            .decode()
+            .replace('<TtlAmt Ccy="VND">4500000</TtlAmt>', '<TtlAmt Ccy="VND">4500001</TtlAmt>')
+        )
         [outcome] = parse_camt(text.encode())[1]
         assert (outcome.status, outcome.reason_code) == ("UNREADABLE", "BATCH_MISMATCH")
 
@@ -142,4 +160,8 @@ class TestPain002Fixtures:
     @pytest.mark.parametrize("version", ("03", "10"))
     def test_group_rejection_reads_without_the_files_transactions(self, version: str) -> None:
         report = parse_pain002(read(f"pain002_{version}_group_rejected"))
-        assert (report.group_status, report.group_reason_code, report.transactions) == ("RJCT", "FF01", ())
+        assert (report.group_status, report.group_reason_code, report.transactions) == (
+            "RJCT",
+            "FF01",
+            (),
+        )

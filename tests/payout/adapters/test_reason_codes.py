@@ -1,4 +1,5 @@
 """Reason codes come from the ISO 20022 external code sets kept as data files."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,11 +10,25 @@ from services.payout.adapters.banks.base import describe, is_permanent, load_rea
 class TestReasonCodeSets:
     @pytest.mark.parametrize(
         ("code", "kind"),
-        [("AC01", "permanent"), ("AC04", "permanent"), ("AC06", "permanent"), ("AG01", "permanent"),
-         ("AM04", "transient"), ("AM05", "ambiguous"), ("BE01", "permanent"), ("MD07", "deceased"),
-         ("MS03", "transient"), ("NARR", "ambiguous"), ("RC01", "permanent"), ("RR01", "permanent"),
-         ("FF01", "permanent"), ("DUPL", "ambiguous"), ("TM01", "transient"), ("FOCR", "permanent"),
-         ("ARDT", "ambiguous")],
+        [
+            ("AC01", "permanent"),
+            ("AC04", "permanent"),
+            ("AC06", "permanent"),
+            ("AG01", "permanent"),
+            ("AM04", "transient"),
+            ("AM05", "ambiguous"),
+            ("BE01", "permanent"),
+            ("MD07", "deceased"),
+            ("MS03", "transient"),
+            ("NARR", "ambiguous"),
+            ("RC01", "permanent"),
+            ("RR01", "permanent"),
+            ("FF01", "permanent"),
+            ("DUPL", "ambiguous"),
+            ("TM01", "transient"),
+            ("FOCR", "permanent"),
+            ("ARDT", "ambiguous"),
+        ],
     )
     def test_iso_codes_have_their_meaning_and_both_texts(self, code: str, kind: str) -> None:
         reason = describe(code)

@@ -1,4 +1,5 @@
 """Cash through the post office: one cash list per commune, signed confirmations back."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,7 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.payout.adapters.banks import VNPOST, PermanentBankError
-
 from tests.payout.adapters.adapter_helpers import batch_of, instruction
 
 # Vĩnh Phúc communes (2023 list): Phường Tích Sơn, Xã Thanh Trù, Thị trấn Hợp Hòa
@@ -44,10 +44,17 @@ class TestCashLists:
         for item in items:
             [outcome] = outcomes[item.end_to_end_id]
             if item.end_to_end_id in returned:
-                assert (outcome.status, outcome.reason_code) == ("RETURNED", returned[item.end_to_end_id])
+                assert (outcome.status, outcome.reason_code) == (
+                    "RETURNED",
+                    returned[item.end_to_end_id],
+                )
                 assert outcome.paid_on is None
             else:
-                assert (outcome.status, outcome.paid_on, outcome.reason_code) == ("PAID_CASH", today, None)
+                assert (outcome.status, outcome.paid_on, outcome.reason_code) == (
+                    "PAID_CASH",
+                    today,
+                    None,
+                )
                 assert outcome.staff_id and outcome.amount == 1_200_000
         statement = await channel.statement(today)
         paid = [e for e in statement if e.status == "PAID"]
@@ -73,7 +80,11 @@ class TestCashLists:
         await channel.submit_batch(batch)
         await channel.submit_batch(batch)
         ledger = await sandbox.admin.ledger()
-        assert (ledger["credits"], ledger["total_credited"], ledger["duplicates"]) == (3, 1_500_000, 0)
+        assert (ledger["credits"], ledger["total_credited"], ledger["duplicates"]) == (
+            3,
+            1_500_000,
+            0,
+        )
         assert (await channel.payment_status(batch.items[0].end_to_end_id)).status == "PAID_CASH"
 
     async def test_batch_with_wrong_control_totals_refused_before_sending(self, sandbox) -> None:

@@ -1,4 +1,5 @@
 """Signed callbacks: the shared helpers and every channel's `parse_callback`."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,6 @@ from shared.webhook_signing import (
     signed_headers,
     verify,
 )
-
 from tests.payout.adapters.adapter_helpers import AGRIBANK, BIDV, VCB, VCB_SECRET
 
 NOW = datetime(2023, 5, 5, 3, 0, tzinfo=UTC)

@@ -1,11 +1,12 @@
 """Payment channels of the payout service: banks (NAPAS-style JSON or ISO 20022 files) and the
 post office, behind one interface (`BankChannel`), chosen per counterparty by the registry."""
+
 from .base import (
+    DUPLICATE_CODES,
     REASONS,
     VNPOST,
     BankChannel,
     BankError,
-    DUPLICATE_CODES,
     CallbackRejected,
     CredentialsRefused,
     NameInquiryResult,
@@ -28,6 +29,7 @@ from .registry import BankChannelRegistry, BankChannelSettings
 from .vnpost import VnpostChannel
 
 __all__ = [
+    "DUPLICATE_CODES",
     "REASONS",
     "VNPOST",
     "BankChannel",
@@ -36,7 +38,6 @@ __all__ = [
     "BankError",
     "CallbackRejected",
     "CredentialsRefused",
-    "DUPLICATE_CODES",
     "Debtor",
     "Iso20022Channel",
     "NameInquiryResult",

@@ -1,4 +1,5 @@
 """Checks shared by every channel's `parse_callback`."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,4 +1,5 @@
 """HTTP calls to a counterparty, with failures sorted into what the caller may do next."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -82,7 +83,9 @@ class CounterpartyHttp:
         if moves_money and status in GATEWAY_STATUSES:
             raise UnknownOutcome(f"{self.counterparty}: HTTP {status} from a gateway after sending")
         if status in CREDENTIAL_STATUSES:
-            raise CredentialsRefused(f"{self.counterparty}: our credentials were refused (HTTP {status})")
+            raise CredentialsRefused(
+                f"{self.counterparty}: our credentials were refused (HTTP {status})"
+            )
         if status >= 500 or status in TRANSIENT_STATUSES:
             raise TransientBankError(f"{self.counterparty}: HTTP {status} from the counterparty")
         return response

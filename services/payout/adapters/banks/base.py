@@ -5,6 +5,7 @@ Amounts are whole VND in `int`. Times are aware UTC datetimes. Identifiers: `end
 our reference for one installment's payment, kept identical across every resend; `batch_id` is
 the idempotency key of a submission. ISO 20022 limits both to 35 characters.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,13 @@ PaymentStatusCode = Literal[
 # took back a debit it had booked; UNREADABLE: an entry that cannot be read, reported with why;
 # FILE_REJECTED: a whole file refused (its end_to_end_id is the file's id, our batch id).
 OutcomeStatus = Literal[
-    "SETTLED", "FAILED", "RETURNED", "PAID_CASH", "PENDING", "REVERSED", "UNREADABLE",
+    "SETTLED",
+    "FAILED",
+    "RETURNED",
+    "PAID_CASH",
+    "PENDING",
+    "REVERSED",
+    "UNREADABLE",
     "FILE_REJECTED",
 ]
 CallbackRejection = Literal[
@@ -220,7 +227,9 @@ _DATA = Path(__file__).with_name("data")
 # ISO 20022 ExternalStatusReason1Code (pain.002 StsRsnInf/Rsn/Cd), ExternalReturnReason1Code
 # (camt.054 RtrInf/Rsn/Cd) and our own checks; the first file naming a code wins.
 REASON_FILES = (
-    _DATA / "status_reasons.csv", _DATA / "return_reasons.csv", _DATA / "own_reasons.csv",
+    _DATA / "status_reasons.csv",
+    _DATA / "return_reasons.csv",
+    _DATA / "own_reasons.csv",
 )
 
 

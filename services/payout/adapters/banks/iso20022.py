@@ -7,6 +7,7 @@ codes.
 Vietnamese accounts have no IBAN: the creditor account is `CdtrAcct/Id/Othr/Id`. VND has no
 minor unit, so amounts are written as whole numbers (`<InstdAmt Ccy="VND">150000</InstdAmt>`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -254,13 +255,22 @@ def parse_pain002(
                 statuses[end_to_end_id] = TransactionStatus(end_to_end_id, own, _reason(tx), "TX")
             elif _inherited(info_status):
                 statuses[end_to_end_id] = TransactionStatus(
-                    end_to_end_id, info_status, info_reason, "PMTINF")  # type: ignore[arg-type]
+                    end_to_end_id,
+                    info_status,  # type: ignore[arg-type]  # _inherited: a status
+                    info_reason,
+                    "PMTINF",
+                )
             elif _inherited(group_status):
                 statuses[end_to_end_id] = TransactionStatus(
-                    end_to_end_id, group_status, group_reason, "GRP")  # type: ignore[arg-type]
+                    end_to_end_id,
+                    group_status,  # type: ignore[arg-type]  # _inherited: a status
+                    group_reason,
+                    "GRP",
+                )
     if file_transactions is not None:
         owners = (
-            file_transactions if isinstance(file_transactions, Mapping)
+            file_transactions
+            if isinstance(file_transactions, Mapping)
             else dict.fromkeys(file_transactions, "")
         )
         by_info = {info.payment_information_id: info for info in infos}
@@ -270,10 +280,18 @@ def parse_pain002(
             info = by_info.get(info_id) if info_id else (infos[0] if len(infos) == 1 else None)
             if info is not None and _inherited(info.status):
                 statuses[end_to_end_id] = TransactionStatus(
-                    end_to_end_id, info.status, info.reason_code, "PMTINF")  # type: ignore[arg-type]
+                    end_to_end_id,
+                    info.status,  # type: ignore[arg-type]  # _inherited: a status
+                    info.reason_code,
+                    "PMTINF",
+                )
             elif _inherited(group_status):
                 statuses[end_to_end_id] = TransactionStatus(
-                    end_to_end_id, group_status, group_reason, "GRP")  # type: ignore[arg-type]
+                    end_to_end_id,
+                    group_status,  # type: ignore[arg-type]  # _inherited: a status
+                    group_reason,
+                    "GRP",
+                )
     return PaymentStatusReport(
         message_id=_find_text(report, "{*}GrpHdr/{*}MsgId") or "",
         original_message_id=_find_text(group, "{*}OrgnlMsgId") or "" if group is not None else "",
@@ -298,34 +316,51 @@ def pain002_outcomes(raw: bytes, now: datetime) -> tuple[str, list[PaymentOutcom
         raise CallbackRejected("malformed_body", "status report without message id")
     root = _parse(raw)
     amounts = {
-        (_find_text(tx, "{*}OrgnlEndToEndId") or ""): _find_text(tx, "{*}OrgnlTxRef/{*}Amt/{*}InstdAmt")
+        (_find_text(tx, "{*}OrgnlEndToEndId") or ""): _find_text(
+            tx, "{*}OrgnlTxRef/{*}Amt/{*}InstdAmt"
+        )
         for tx in root.iterfind("{*}CstmrPmtStsRpt/{*}OrgnlPmtInfAndSts/{*}TxInfAndSts")
     }
     outcomes: list[PaymentOutcome] = []
     for status in report.transactions:
-        if not status.rejected or not status.end_to_end_id or len(status.end_to_end_id) > MAX_REFERENCE:
+        if (
+            not status.rejected
+            or not status.end_to_end_id
+            or len(status.end_to_end_id) > MAX_REFERENCE
+        ):
             continue
         try:
             amount = whole_vnd_text(amounts.get(status.end_to_end_id))
         except InvalidAmount:
             amount = 0  # a rejection moves no money: its amount is only information
-        outcomes.append(PaymentOutcome(
-            event_id=f"{report.message_id[:MAX_REFERENCE]}|RJCT|{status.end_to_end_id}",
-            end_to_end_id=status.end_to_end_id, status="FAILED", amount=amount,
-            reason_code=(status.reason_code or "")[:MAX_REFERENCE] or None,
-            bank_reference=None, occurred_at=now,
-        ))
+        outcomes.append(
+            PaymentOutcome(
+                event_id=f"{report.message_id[:MAX_REFERENCE]}|RJCT|{status.end_to_end_id}",
+                end_to_end_id=status.end_to_end_id,
+                status="FAILED",
+                amount=amount,
+                reason_code=(status.reason_code or "")[:MAX_REFERENCE] or None,
+                bank_reference=None,
+                occurred_at=now,
+            )
+        )
     whole_file = [(report.group_status, report.group_reason_code)] + [
         (info.status, info.reason_code) for info in report.payment_informations
     ]
-    rejected_file = next((reason for status, reason in whole_file if status == REJECTED), False)
-    if rejected_file is not False and not amounts and report.original_message_id:
-        outcomes.append(PaymentOutcome(
-            event_id=f"{report.message_id[:MAX_REFERENCE]}|GRP|RJCT",
-            end_to_end_id=report.original_message_id[:MAX_REFERENCE], status="FILE_REJECTED",
-            amount=0, reason_code=(rejected_file or "")[:MAX_REFERENCE] or None,
-            bank_reference=None, occurred_at=now,
-        ))
+    file_refusals = [reason for status, reason in whole_file if status == REJECTED]
+    if file_refusals and not amounts and report.original_message_id:
+        rejected_file = file_refusals[0]
+        outcomes.append(
+            PaymentOutcome(
+                event_id=f"{report.message_id[:MAX_REFERENCE]}|GRP|RJCT",
+                end_to_end_id=report.original_message_id[:MAX_REFERENCE],
+                status="FILE_REJECTED",
+                amount=0,
+                reason_code=(rejected_file or "")[:MAX_REFERENCE] or None,
+                bank_reference=None,
+                occurred_at=now,
+            )
+        )
     return report.message_id, outcomes
 
 
@@ -413,8 +448,9 @@ def _when(entry: etree._Element, fallback: datetime | None) -> datetime:
             continue
         moment = _child_text(date_element, "DtTm")
         try:
-            if moment:
-                return parse_datetime(moment)
+            parsed = parse_datetime(moment)  # None only for no text
+            if parsed is not None:
+                return parsed
             day = _child_text(date_element, "Dt")
             if day:
                 return datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
@@ -453,9 +489,7 @@ def _end_to_end_id(details: etree._Element) -> str:
     return value
 
 
-def _entry_outcomes(
-    entry: etree._Element, fallback_time: datetime | None
-) -> list[PaymentOutcome]:
+def _entry_outcomes(entry: etree._Element, fallback_time: datetime | None) -> list[PaymentOutcome]:
     """The outcomes one `Ntry` reports: one per `TxDtls` of a batch booking. Raises _Unreadable
     when any part cannot be read, so nothing is taken from a half-read entry."""
     status = _entry_status(entry)
@@ -569,8 +603,11 @@ def parse_camt(raw: bytes, now: datetime | None = None) -> tuple[str, list[Payme
     except etree.XMLSyntaxError:
         raise CallbackRejected("malformed_body", "callback body is not XML") from None
     document = next(
-        ((child, _CAMT_DOCUMENTS[_local(child)]) for child in root
-         if _local(child) in _CAMT_DOCUMENTS),
+        (
+            (child, _CAMT_DOCUMENTS[_local(child)])
+            for child in root
+            if _local(child) in _CAMT_DOCUMENTS
+        ),
         None,
     )
     if document is None:
@@ -591,7 +628,9 @@ def parse_camt(raw: bytes, now: datetime | None = None) -> tuple[str, list[Payme
             try:
                 outcomes.extend(_entry_outcomes(entry, fallback_time))
             except _Unreadable as unreadable:
-                outcomes.append(_unreadable_outcome(entry, unreadable.code, fallback_time or received))
+                outcomes.append(
+                    _unreadable_outcome(entry, unreadable.code, fallback_time or received)
+                )
     return message_id, outcomes
 
 
@@ -651,7 +690,9 @@ class Iso20022Channel:
         """The bank's pain.002 for a file we sent (message id = batch id), a group or payment
         information status applied to `file_transactions` (the file's end-to-end ids); None if
         the bank never received that file."""
-        response = await self._http.send("GET", f"/iso/{self.counterparty}/files/{message_id}/status")
+        response = await self._http.send(
+            "GET", f"/iso/{self.counterparty}/files/{message_id}/status"
+        )
         if response.status_code == 404 and self._http.error_code(response) == "NOT_FOUND":
             return None
         if response.status_code != 200:

@@ -1,4 +1,5 @@
 """Banks reached through a NAPAS-247-style real-time JSON API (the default for every BIN)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -43,7 +44,9 @@ def check_batch_for(counterparty: str, batch: PaymentBatch) -> None:
             raise TypeError("amounts are whole VND (int)")
 
 
-async def bank_name_inquiry(http: CounterpartyHttp, bin_: str, account_number: str) -> NameInquiryResult:
+async def bank_name_inquiry(
+    http: CounterpartyHttp, bin_: str, account_number: str
+) -> NameInquiryResult:
     response = await http.send(
         "POST", f"/banks/{bin_}/name-inquiry", json_body={"account_number": account_number}
     )
@@ -59,7 +62,9 @@ async def bank_name_inquiry(http: CounterpartyHttp, bin_: str, account_number: s
     raise http.refuse(response)
 
 
-async def json_payment_status(http: CounterpartyHttp, path: str, end_to_end_id: str) -> PaymentStatus:
+async def json_payment_status(
+    http: CounterpartyHttp, path: str, end_to_end_id: str
+) -> PaymentStatus:
     response = await http.send("GET", path)
     if response.status_code == 404 and http.error_code(response) == "NOT_FOUND":
         return PaymentStatus(end_to_end_id, "UNKNOWN_TO_BANK", None, None, None, None)
@@ -95,7 +100,9 @@ def optional_text(body: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def submit_answer(http: CounterpartyHttp, response: httpx.Response) -> tuple[list[str], list[tuple[str, str]]]:
+def submit_answer(
+    http: CounterpartyHttp, response: httpx.Response
+) -> tuple[list[str], list[tuple[str, str]]]:
     """The accepted ids and (id, reason code) refusals of an answer to a submission; an answer
     of another shape leaves what was taken unknown."""
     if response.status_code not in (200, 202):

@@ -4,6 +4,7 @@ Every 6-digit BIN is a NAPAS-style bank unless configured otherwise (`iso_bins`,
 `channel_styles` BIN -> "napas" | "iso20022"); `VNPOST` is the post office. All channels share
 one pooled `httpx.AsyncClient`, built here and closed by `aclose()`.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -46,7 +47,9 @@ def webhook_secrets_problem(environment: str, secrets: dict[str, str]) -> str | 
 class BankChannelSettings(BaseSettings):
     """Environment variables `PAYOUT_BANKS_*`; maps and lists are given as JSON."""
 
-    model_config = SettingsConfigDict(env_prefix="PAYOUT_BANKS_", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PAYOUT_BANKS_", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: str = "production"  # development only when asked for
     base_url: str = "http://127.0.0.1:8010"

@@ -1,5 +1,6 @@
 """The provincial post office (VNPost): cash paid at counters or at home, one cash list per
 commune, and signed confirmations of each handover or return."""
+
 from __future__ import annotations
 
 import asyncio

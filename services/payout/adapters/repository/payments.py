@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, text, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql.elements import BindParameter
 
 from services.payout.adapters.bulk import update_by_key
 from services.payout.adapters.orm import (
@@ -22,7 +23,12 @@ from services.payout.adapters.orm import (
     payment_attempts,
     payment_methods,
 )
-from services.payout.adapters.repository.cycles import counterparty_sql, hold_reason_sql, payee_sql, usable_sql
+from services.payout.adapters.repository.cycles import (
+    counterparty_sql,
+    hold_reason_sql,
+    payee_sql,
+    usable_sql,
+)
 from services.payout.domain import model
 from services.payout.domain.outcomes import ATTEMPT_CHANGES, INSTALLMENT_CHANGES
 from shared.uow import UnitOfWork
@@ -41,15 +47,24 @@ async def due_batch(uow: UnitOfWork, *, sweep: bool) -> RowMapping | None:
         due = and_(batches.c.state == model.BATCH_SUBMITTED, batches.c.next_attempt_at <= now)
     else:
         due = or_(
-            and_(batches.c.state.in_([*SEND_STATES, model.BATCH_UNKNOWN]), batches.c.next_attempt_at <= now),
+            and_(
+                batches.c.state.in_([*SEND_STATES, model.BATCH_UNKNOWN]),
+                batches.c.next_attempt_at <= now,
+            ),
             and_(batches.c.state.in_(LEASED_STATES), batches.c.lease_until < now),
         )
-    query = select(batches).where(due).order_by(batches.c.next_attempt_at, batches.c.batch_id).limit(1)
-    row: RowMapping | None = (await uow.execute(uow.for_update(query, skip_locked=True))).mappings().first()
+    query = (
+        select(batches).where(due).order_by(batches.c.next_attempt_at, batches.c.batch_id).limit(1)
+    )
+    row: RowMapping | None = (
+        (await uow.execute(uow.for_update(query, skip_locked=True))).mappings().first()
+    )
     return row
 
 
-async def lease_batch(uow: UnitOfWork, row: RowMapping, *, send: bool, lease_seconds: float) -> bool:
+async def lease_batch(
+    uow: UnitOfWork, row: RowMapping, *, send: bool, lease_seconds: float
+) -> bool:
     """Compare-and-set the batch `row` to its leased state with the next lease token; False if
     another claimer moved it first."""
     now = uow.now
@@ -80,10 +95,14 @@ def _held(batch_id: str, lease_token: int) -> ColumnElement[bool]:
     )
 
 
-async def update_held_batch(uow: UnitOfWork, batch_id: str, lease_token: int, **values: Any) -> bool:
+async def update_held_batch(
+    uow: UnitOfWork, batch_id: str, lease_token: int, **values: Any
+) -> bool:
     """Write `values` to the batch if it is still under the claim (which locks its row); False
     if the lease was lost."""
-    changed = await uow.execute(update(batches).where(_held(batch_id, lease_token)).values(**values))
+    changed = await uow.execute(
+        update(batches).where(_held(batch_id, lease_token)).values(**values)
+    )
     return bool(changed.rowcount == 1)
 
 
@@ -112,7 +131,10 @@ async def open_items(uow: UnitOfWork, batch_id: str) -> list[dict[str, Any]]:
     """The batch's items still waiting for their outcome."""
     query = (
         select(payment_attempts.c.end_to_end_id, payment_attempts.c.state)
-        .where(payment_attempts.c.batch_id == batch_id, payment_attempts.c.state.in_(list(model.ATTEMPT_OPEN)))
+        .where(
+            payment_attempts.c.batch_id == batch_id,
+            payment_attempts.c.state.in_(list(model.ATTEMPT_OPEN)),
+        )
         .order_by(payment_attempts.c.id)
     )
     return [dict(row) for row in (await uow.execute(query)).mappings()]
@@ -138,8 +160,13 @@ async def lock_batch_installments(uow: UnitOfWork, batch_id: str) -> None:
         return  # SQLite serialises writers with its database lock
     lock = (
         select(installments.c.id)
-        .where(installments.c.id.in_(
-            select(payment_attempts.c.installment_id).where(payment_attempts.c.batch_id == batch_id)))
+        .where(
+            installments.c.id.in_(
+                select(payment_attempts.c.installment_id).where(
+                    payment_attempts.c.batch_id == batch_id
+                )
+            )
+        )
         .order_by(installments.c.id)
     )
     await uow.execute(uow.for_update(lock))
@@ -148,7 +175,9 @@ async def lock_batch_installments(uow: UnitOfWork, batch_id: str) -> None:
 # -- accounts resolved on the day a batch is first sent -----------------------------------------
 
 
-async def attempts_to_resolve(uow: UnitOfWork, batch_id: str, pay_date: date) -> Sequence[RowMapping]:
+async def attempts_to_resolve(
+    uow: UnitOfWork, batch_id: str, pay_date: date
+) -> Sequence[RowMapping]:
     """The batch's first attempts still waiting, each with the beneficiary's current method:
     whether it may pay on `pay_date` (else why not), its counterparty and its payee."""
     account_number, account_name = payee_sql()
@@ -169,8 +198,8 @@ async def attempts_to_resolve(uow: UnitOfWork, batch_id: str, pay_date: date) ->
         """
     )
     rows: Sequence[RowMapping] = (
-        await uow.execute(query, {"batch_id": batch_id, "pay_date": pay_date})
-    ).mappings().all()
+        (await uow.execute(query, {"batch_id": batch_id, "pay_date": pay_date})).mappings().all()
+    )
     return rows
 
 
@@ -181,16 +210,31 @@ async def keep_in_batch(uow: UnitOfWork, kept: Sequence[RowMapping]) -> None:
     await uow.execute(
         update(payment_attempts)
         .where(payment_attempts.c.id == bindparam("a_id"))
-        .values(channel=bindparam("a_channel"), account_number=bindparam("a_account"),
-                account_name=bindparam("a_name")),
-        [{"a_id": r["attempt_id"], "a_channel": r["method"], "a_account": r["account_number"],
-          "a_name": r["account_name"]} for r in kept],
+        .values(
+            channel=bindparam("a_channel"),
+            account_number=bindparam("a_account"),
+            account_name=bindparam("a_name"),
+        ),
+        [
+            {
+                "a_id": r["attempt_id"],
+                "a_channel": r["method"],
+                "a_account": r["account_number"],
+                "a_name": r["account_name"],
+            }
+            for r in kept
+        ],
     )
     await uow.execute(
         update(installments)
         .where(installments.c.id == bindparam("i_id"))
-        .values(channel=bindparam("i_channel"), method_id=bindparam("i_method"), updated_at=uow.now),
-        [{"i_id": r["installment_id"], "i_channel": r["method"], "i_method": r["method_id"]} for r in kept],
+        .values(
+            channel=bindparam("i_channel"), method_id=bindparam("i_method"), updated_at=uow.now
+        ),
+        [
+            {"i_id": r["installment_id"], "i_channel": r["method"], "i_method": r["method_id"]}
+            for r in kept
+        ],
     )
 
 
@@ -199,25 +243,39 @@ async def take_out_of_batch(uow: UnitOfWork, moved: Sequence[RowMapping]) -> Non
     (as if their cycle had just found this method)."""
     if not moved:
         return
-    await uow.execute(payment_attempts.delete().where(payment_attempts.c.id.in_([r["attempt_id"] for r in moved])))
+    await uow.execute(
+        payment_attempts.delete().where(payment_attempts.c.id.in_([r["attempt_id"] for r in moved]))
+    )
     await uow.execute(
         update(installments)
         .where(installments.c.id == bindparam("i_id"), installments.c.state == model.SCHEDULED)
-        .values(state=model.ON_HOLD, hold_reason=bindparam("i_reason"), attempt_no=0, channel=None,
-                counterparty=None, method_id=None, updated_at=uow.now),
-        [{"i_id": r["installment_id"], "i_reason": r["reason"] or model.HOLD_METHOD_CHANGED} for r in moved],
+        .values(
+            state=model.ON_HOLD,
+            hold_reason=bindparam("i_reason"),
+            attempt_no=0,
+            channel=None,
+            counterparty=None,
+            method_id=None,
+            updated_at=uow.now,
+        ),
+        [
+            {"i_id": r["installment_id"], "i_reason": r["reason"] or model.HOLD_METHOD_CHANGED}
+            for r in moved
+        ],
     )
 
 
 # -- items the counterparty holds -----------------------------------------------------------------
 
 
-async def mark_attempts_submitted(uow: UnitOfWork, batch_id: str, end_to_end_ids: Sequence[str] | None) -> list[int]:
+async def mark_attempts_submitted(
+    uow: UnitOfWork, batch_id: str, end_to_end_ids: Sequence[str] | None
+) -> list[int]:
     """The batch's waiting attempts (all, or those of `end_to_end_ids`) SUBMITTED at `uow.now`;
     their installments' ids."""
     attempt_filter = "a.batch_id = :batch_id AND a.state = 'CREATED'"
     params: dict[str, Any] = {"batch_id": batch_id, "now": uow.now}
-    expanding = []
+    expanding: list[BindParameter[Any]] = []
     if end_to_end_ids is not None:
         attempt_filter += " AND a.end_to_end_id IN :e2e"
         params["e2e"] = list(end_to_end_ids)
@@ -232,7 +290,7 @@ async def mark_attempts_submitted(uow: UnitOfWork, batch_id: str, end_to_end_ids
     return list((await uow.execute(statement, params)).scalars().all())
 
 
-async def mark_installments_submitted(uow: UnitOfWork, batch_id: str) -> Sequence[RowMapping]:
+async def mark_installments_submitted(uow: UnitOfWork, batch_id: str) -> list[dict[str, Any]]:
     """The installments whose current attempt the counterparty took at `uow.now`, SUBMITTED if
     they were SCHEDULED, in one statement; their facts and end-to-end ids."""
     statement = text(
@@ -248,10 +306,8 @@ async def mark_installments_submitted(uow: UnitOfWork, batch_id: str) -> Sequenc
                   installments.commune_list_date, a.end_to_end_id
         """
     )
-    rows: Sequence[RowMapping] = (
-        await uow.execute(statement, {"batch_id": batch_id, "now": uow.now})
-    ).mappings().all()
-    return rows
+    rows = (await uow.execute(statement, {"batch_id": batch_id, "now": uow.now})).mappings()
+    return [dict(row) for row in rows]
 
 
 # -- outcomes -----------------------------------------------------------------------------------
@@ -271,12 +327,17 @@ async def keep_new_callback_events(uow: UnitOfWork, rows: Sequence[dict[str, Any
     return set((await uow.execute(statement, list(rows))).scalars())
 
 
-async def files_members(uow: UnitOfWork, counterparty: str, file_ids: set[str]) -> dict[str, list[str]]:
+async def files_members(
+    uow: UnitOfWork, counterparty: str, file_ids: set[str]
+) -> dict[str, list[str]]:
     """The end-to-end ids of each of our files (batches) sent to `counterparty`."""
     members = (
         await uow.execute(
             select(payment_attempts.c.batch_id, payment_attempts.c.end_to_end_id)
-            .where(payment_attempts.c.batch_id.in_(file_ids), payment_attempts.c.counterparty == counterparty)
+            .where(
+                payment_attempts.c.batch_id.in_(file_ids),
+                payment_attempts.c.counterparty == counterparty,
+            )
             .order_by(payment_attempts.c.end_to_end_id)
         )
     ).all()
@@ -286,7 +347,7 @@ async def files_members(uow: UnitOfWork, counterparty: str, file_ids: set[str]) 
     return by_file
 
 
-async def payments_named(uow: UnitOfWork, end_to_end_ids: set[str]) -> Sequence[RowMapping]:
+async def payments_named(uow: UnitOfWork, end_to_end_ids: set[str]) -> list[dict[str, Any]]:
     """The attempts of these end-to-end ids with their installments (locked, in id order): the
     installment's columns and the attempt's as `a_id`, `a_no`, `a_e2e`, `a_counterparty`,
     `a_channel`."""
@@ -304,8 +365,8 @@ async def payments_named(uow: UnitOfWork, end_to_end_ids: set[str]) -> Sequence[
         .where(a.c.end_to_end_id.in_(sorted(end_to_end_ids)))
         .order_by(installments.c.id)
     )
-    rows: Sequence[RowMapping] = (await uow.execute(uow.for_update(query, of=installments))).mappings().all()
-    return rows
+    rows = (await uow.execute(uow.for_update(query, of=installments))).mappings()
+    return [dict(row) for row in rows]
 
 
 async def update_installments(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
@@ -325,31 +386,38 @@ async def create_cash_attempts(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) 
         r["beneficiary_id"]: r
         for r in (
             await uow.execute(
-                select(beneficiaries.c.beneficiary_id, beneficiaries.c.full_name, beneficiaries.c.commune_code)
-                .where(beneficiaries.c.beneficiary_id.in_({row["beneficiary_id"] for row in rows}))
+                select(
+                    beneficiaries.c.beneficiary_id,
+                    beneficiaries.c.full_name,
+                    beneficiaries.c.commune_code,
+                ).where(beneficiaries.c.beneficiary_id.in_({row["beneficiary_id"] for row in rows}))
             )
         ).mappings()
     }
     values = []
     for row in rows:
         person = people.get(row["beneficiary_id"])
-        values.append({
-            "installment_id": row["id"],
-            "attempt_no": 2,
-            "end_to_end_id": model.end_to_end_id(row["id"], 2),
-            "cycle_id": row["cycle_id"],
-            "channel": model.CASH_POST_OFFICE,
-            "counterparty": model.VNPOST,
-            "amount": row["amount"],
-            "account_number": None,
-            "account_name": person["full_name"] if person else "",
-            "commune_code": person["commune_code"] if person else row["commune_code"],
-            "remittance_info": f"{row['agency']} {row['scheme']} {row['period']}",
-            "state": model.CREATED,
-            "created_at": uow.now,
-        })
+        values.append(
+            {
+                "installment_id": row["id"],
+                "attempt_no": 2,
+                "end_to_end_id": model.end_to_end_id(row["id"], 2),
+                "cycle_id": row["cycle_id"],
+                "channel": model.CASH_POST_OFFICE,
+                "counterparty": model.VNPOST,
+                "amount": row["amount"],
+                "account_number": None,
+                "account_name": person["full_name"] if person else "",
+                "commune_code": person["commune_code"] if person else row["commune_code"],
+                "remittance_info": f"{row['agency']} {row['scheme']} {row['period']}",
+                "state": model.CREATED,
+                "created_at": uow.now,
+            }
+        )
     await uow.execute(
-        uow.insert(payment_attempts).values(values).on_conflict_do_nothing(index_elements=["installment_id", "attempt_no"])
+        uow.insert(payment_attempts)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["installment_id", "attempt_no"])
     )
 
 
@@ -369,4 +437,3 @@ async def flag_methods(uow: UnitOfWork, flags: Sequence[tuple[str, str | None, s
 async def add_anomalies(uow: UnitOfWork, anomalies: Sequence[dict[str, Any]]) -> None:
     if anomalies:
         await uow.execute(insert(payment_anomalies), list(anomalies))
-

@@ -9,7 +9,12 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from services.payout.adapters.orm import installments, payment_attempts, reconciliation_lines, reconciliation_runs
+from services.payout.adapters.orm import (
+    installments,
+    payment_attempts,
+    reconciliation_lines,
+    reconciliation_runs,
+)
 from services.payout.domain.reconciliation import LedgerEntry
 from shared.uow import UnitOfWork
 
@@ -27,12 +32,16 @@ async def attempts_named(uow: UnitOfWork, end_to_end_ids: Sequence[str]) -> dict
     ids = sorted(set(end_to_end_ids))
     known: dict[str, LedgerEntry] = {}
     for start in range(0, len(ids), CHUNK):
-        rows = await uow.execute(select(*_ENTRY).where(_a.c.end_to_end_id.in_(ids[start : start + CHUNK])))
+        rows = await uow.execute(
+            select(*_ENTRY).where(_a.c.end_to_end_id.in_(ids[start : start + CHUNK]))
+        )
         known.update((row[0], _entry(row)) for row in rows.all())
     return known
 
 
-async def settled_between(uow: UnitOfWork, counterparty: str, start: datetime, end: datetime) -> dict[str, LedgerEntry]:
+async def settled_between(
+    uow: UnitOfWork, counterparty: str, start: datetime, end: datetime
+) -> dict[str, LedgerEntry]:
     """The current attempts with `counterparty` whose money moved (or came back) in [start, end)."""
     rows = await uow.execute(
         select(*_ENTRY)
@@ -49,15 +58,24 @@ async def settled_between(uow: UnitOfWork, counterparty: str, start: datetime, e
 
 
 async def add_run(
-    uow: UnitOfWork, counterparty: str, day: date, created_by: str, summary: dict[str, Any],
+    uow: UnitOfWork,
+    counterparty: str,
+    day: date,
+    created_by: str,
+    summary: dict[str, Any],
     lines: Sequence[dict[str, Any]],
 ) -> int:
     """The run and its lines (each line's `run_id` is set here); the run's id."""
     run_id = (
         await uow.execute(
             insert(reconciliation_runs)
-            .values(counterparty=counterparty, statement_date=day, created_at=uow.now,
-                    created_by=created_by, summary=summary)
+            .values(
+                counterparty=counterparty,
+                statement_date=day,
+                created_at=uow.now,
+                created_by=created_by,
+                summary=summary,
+            )
             .returning(reconciliation_runs.c.id)
         )
     ).scalar_one()

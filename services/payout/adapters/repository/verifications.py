@@ -26,7 +26,9 @@ async def claim_due(uow: UnitOfWork, limit: int, lease_seconds: float) -> list[R
     the rows taken, as they were before the claim."""
     due = _due(uow.now)
     query = select(verifications).where(due).order_by(verifications.c.id).limit(limit)
-    rows: Sequence[RowMapping] = (await uow.execute(uow.for_update(query, skip_locked=True))).mappings().all()
+    rows: Sequence[RowMapping] = (
+        (await uow.execute(uow.for_update(query, skip_locked=True))).mappings().all()
+    )
     if not rows:
         return []
     taken = set(
@@ -41,7 +43,9 @@ async def claim_due(uow: UnitOfWork, limit: int, lease_seconds: float) -> list[R
                 )
                 .returning(verifications.c.id)
             )
-        ).scalars().all()
+        )
+        .scalars()
+        .all()
     )
     return [row for row in rows if row["id"] in taken]
 
@@ -69,6 +73,9 @@ async def settle_method(uow: UnitOfWork, method_id: str, **values: Any) -> None:
     """The pending method's status from its verification."""
     await uow.execute(
         update(payment_methods)
-        .where(payment_methods.c.method_id == method_id, payment_methods.c.status == model.METHOD_PENDING)
+        .where(
+            payment_methods.c.method_id == method_id,
+            payment_methods.c.status == model.METHOD_PENDING,
+        )
         .values(updated_at=uow.now, **values)
     )
