@@ -1,4 +1,5 @@
 """Wiring of the intake service: app factory, workers and command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,10 +16,10 @@ from sqlalchemy.exc import DBAPIError
 from services.intake.adapters.orm import metadata
 from services.intake.api import audit, beneficiaries, claims, oauth, uploads
 from services.intake.api.common import install_error_handlers
+from services.intake.api.filing_batch import FilingBatcher
 from services.intake.consumers.account_verification import account_verification_consumer
 from services.intake.service_layer import clients
 from services.intake.service_layer.common import IntakeUnitOfWork
-from services.intake.api.filing_batch import FilingBatcher
 from services.intake.settings import IntakeSettings
 from shared.app import build_app
 from shared.db import is_sqlite, make_engine
@@ -53,15 +54,20 @@ async def _on_startup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     # PostgreSQL: concurrent filings share transactions (group commit); SQLite writes one at a time.
     app.state.filing_batcher = (
-        None if is_sqlite(runtime.engine) or not getattr(settings, "filing_batch_size", 0)
+        None
+        if is_sqlite(runtime.engine) or not getattr(settings, "filing_batch_size", 0)
         else FilingBatcher(runtime.engine, runtime.outbox, settings.filing_batch_size)
     )
     if isinstance(settings, IntakeSettings) and settings.seeds_dev_clients:
         try:
-            async with unit_of_work(runtime.engine, runtime.outbox, clients.SEEDER, kind=IntakeUnitOfWork) as uow:
+            async with unit_of_work(
+                runtime.engine, runtime.outbox, clients.SEEDER, kind=IntakeUnitOfWork
+            ) as uow:
                 added = await clients.seed_dev_clients(uow)
         except DBAPIError:
-            log.warning("development clients not seeded: run `python -m services.intake migrate` first")
+            log.warning(
+                "development clients not seeded: run `python -m services.intake migrate` first"
+            )
             return
         if added:
             log.info("development clients added", extra={"fields": {"clients": added}})
@@ -96,14 +102,20 @@ def workers(runtime: Runtime, stop: asyncio.Event) -> Sequence[Awaitable[None]]:
 
 
 def _clients_command(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.intake clients",
-                                     description="Manage the API clients (OAuth2 client credentials).")
+    parser = argparse.ArgumentParser(
+        prog="python -m services.intake clients",
+        description="Manage the API clients (OAuth2 client credentials).",
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="register a client (or re-key it with --replace)")
     add.add_argument("--id", required=True, dest="client_id")
     add.add_argument("--secret", help="generated and printed when omitted")
-    add.add_argument("--scopes", required=True, help=f"space- or comma-separated: {' '.join(clients.SCOPES)}")
-    add.add_argument("--agency", choices=["BHXH", "DOLISA", "ESC"], help="the agency this client acts for")
+    add.add_argument(
+        "--scopes", required=True, help=f"space- or comma-separated: {' '.join(clients.SCOPES)}"
+    )
+    add.add_argument(
+        "--agency", choices=["BHXH", "DOLISA", "ESC"], help="the agency this client acts for"
+    )
     add.add_argument("--description")
     add.add_argument("--replace", action="store_true")
     sub.add_parser("list", help="list the clients")
@@ -127,12 +139,21 @@ def _clients_command(argv: Sequence[str]) -> int:
                 scopes = [s for s in args.scopes.replace(",", " ").split() if s]
                 try:
                     async with operator() as uow:
-                        secret = await clients.add_client(uow, args.client_id, args.secret, scopes, args.agency,
-                                                          args.description, args.replace)
+                        secret = await clients.add_client(
+                            uow,
+                            args.client_id,
+                            args.secret,
+                            scopes,
+                            args.agency,
+                            args.description,
+                            args.replace,
+                        )
                 except clients.BadClient as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     return 2
-                print(f"client {args.client_id} registered with scopes: {' '.join(sorted(set(scopes)))}")
+                print(
+                    f"client {args.client_id} registered with scopes: {' '.join(sorted(set(scopes)))}"
+                )
                 if not args.secret:
                     print(f"secret (shown once): {secret}")
             elif args.action == "list":
@@ -140,7 +161,9 @@ def _clients_command(argv: Sequence[str]) -> int:
                     listed = await clients.list_clients(conn)
                 for c in listed:
                     state = "active" if c.active else "disabled"
-                    print(f"{c.client_id}\t{state}\t{c.agency or '-'}\t{' '.join(sorted(c.scopes))}")
+                    print(
+                        f"{c.client_id}\t{state}\t{c.agency or '-'}\t{' '.join(sorted(c.scopes))}"
+                    )
             else:
                 async with operator() as uow:
                     changed = await clients.set_active(uow, args.client_id, args.action == "enable")
@@ -161,7 +184,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args and args[0] == "clients":
         raise SystemExit(_clients_command(args[1:]))
     if args and args[0] in ("-h", "--help"):
-        print("python -m services.intake clients {add,list,disable,enable} ...: manage the API clients")
+        print(
+            "python -m services.intake clients {add,list,disable,enable} ...: manage the API clients"
+        )
     service_main(
         args,
         name="intake",

@@ -1,4 +1,5 @@
 """API clients: the command line registers them (secrets hashed), the token endpoint serves them."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,27 +19,55 @@ ROOT = Path(__file__).resolve().parents[2]
 async def cli(url: str, *args: str) -> tuple[int, str]:
     env = {**os.environ, "INTAKE_DATABASE_URL": url}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.intake", "clients", *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "services.intake",
+        "clients",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await process.communicate()
     return process.returncode, out.decode()
 
 
-async def test_cli_registered_client_gets_tokens_and_production_seeds_nothing(pg_database, kafka_bootstrap, tmp_path):
+async def test_cli_registered_client_gets_tokens_and_production_seeds_nothing(
+    pg_database, kafka_bootstrap, tmp_path
+):
     url = await pg_database("intake")
-    settings = IntakeSettings(database_url=url, kafka_bootstrap_servers=kafka_bootstrap, data_dir=tmp_path,
-                              environment="production", jwt_secret="a-production-secret-for-this-test")
+    settings = IntakeSettings(
+        database_url=url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        data_dir=tmp_path,
+        environment="production",
+        jwt_secret="a-production-secret-for-this-test",
+    )
     async for intake in running_intake(settings):
         assert await intake.count(clients) == 0, "no development clients outside development"
-        code, out = await cli(url, "add", "--id", "portal-prod", "--secret", "s3cret-for-tests",
-                              "--scopes", "claims:write,claims:read")
+        code, out = await cli(
+            url,
+            "add",
+            "--id",
+            "portal-prod",
+            "--secret",
+            "s3cret-for-tests",
+            "--scopes",
+            "claims:write,claims:read",
+        )
         assert code == 0, out
         [row] = await intake.rows(select(clients.c.secret_hash, clients.c.scopes))
         assert row.secret_hash.startswith("scrypt$") and "s3cret-for-tests" not in row.secret_hash
         assert row.scopes == "claims:read claims:write"
-        token = await intake.http.post("/oauth/token", data={
-            "grant_type": "client_credentials", "client_id": "portal-prod", "client_secret": "s3cret-for-tests"})
+        token = await intake.http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "portal-prod",
+                "client_secret": "s3cret-for-tests",
+            },
+        )
         assert token.status_code == 200 and token.headers["cache-control"] == "no-store"
         assert token.json()["scope"] == "claims:read claims:write"
 
@@ -46,8 +75,13 @@ async def test_cli_registered_client_gets_tokens_and_production_seeds_nothing(pg
         assert code == 2 and "unknown scope" in out
         code, _ = await cli(url, "disable", "--id", "portal-prod")
         assert code == 0
-        refused = await intake.http.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                         auth=("portal-prod", "s3cret-for-tests"))
+        refused = await intake.http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=("portal-prod", "s3cret-for-tests"),
+        )
         assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
-        actions = [r.action for r in await intake.rows(select(audit_log.c.action).order_by(audit_log.c.id))]
+        actions = [
+            r.action for r in await intake.rows(select(audit_log.c.action).order_by(audit_log.c.id))
+        ]
         assert actions == ["client.registered", "client.disabled"]

@@ -1,4 +1,5 @@
 """Unit tests of the intake domain: no database, no framework."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -20,8 +21,8 @@ from services.intake.domain.identity import (
     sex_of,
 )
 from services.intake.domain.schedules import Schedule, schedule_problems
-from shared.periods import add_months
 from services.intake.domain.unemployment import NotEligible, benefit_months, unemployment_benefit
+from shared.periods import add_months
 
 
 class TestCccd:
@@ -33,9 +34,18 @@ class TestCccd:
         assert is_valid_cccd("026303004567", date(2003, 1, 1))
         assert sex_of("026303004567") == "FEMALE"
 
-    @pytest.mark.parametrize("digit,century,sex", [(0, 1900, "MALE"), (1, 1900, "FEMALE"), (2, 2000, "MALE"),
-                                                    (3, 2000, "FEMALE"), (4, 2100, "MALE"), (5, 2100, "FEMALE"),
-                                                    (9, 2300, "FEMALE")])
+    @pytest.mark.parametrize(
+        "digit,century,sex",
+        [
+            (0, 1900, "MALE"),
+            (1, 1900, "FEMALE"),
+            (2, 2000, "MALE"),
+            (3, 2000, "FEMALE"),
+            (4, 2100, "MALE"),
+            (5, 2100, "FEMALE"),
+            (9, 2300, "FEMALE"),
+        ],
+    )
     def test_century_and_sex_digit(self, digit, century, sex):
         assert century_and_sex(digit) == (century, sex)
 
@@ -44,7 +54,9 @@ class TestCccd:
         assert PROVINCE_CODES["026"] == "Vĩnh Phúc"
         assert min(PROVINCE_CODES) == "001" and max(PROVINCE_CODES) == "096"
 
-    @pytest.mark.parametrize("value", ["02609000123", "0260900012345", "02609000123A", "", "026 90001234"])
+    @pytest.mark.parametrize(
+        "value", ["02609000123", "0260900012345", "02609000123A", "", "026 90001234"]
+    )
     def test_wrong_length_or_characters(self, value):
         assert cccd_problems(value) == ["must be 12 digits"]
 
@@ -81,15 +93,24 @@ class TestUnemploymentRule:
         assert benefit.monthly_amount == 4_800_000 and benefit.months == 3 and not benefit.capped
 
     def test_rounded_down_to_the_dong(self):
-        assert unemployment_benefit(7_777_777, 12, "I", contract_ended_on=date(2023, 5, 1)).monthly_amount == 4_666_666
+        assert (
+            unemployment_benefit(
+                7_777_777, 12, "I", contract_ended_on=date(2023, 5, 1)
+            ).monthly_amount
+            == 4_666_666
+        )
 
-    @pytest.mark.parametrize("region,cap", [("I", 23_400_000), ("II", 20_800_000), ("III", 18_200_000),
-                                            ("IV", 16_250_000)])
+    @pytest.mark.parametrize(
+        "region,cap",
+        [("I", 23_400_000), ("II", 20_800_000), ("III", 18_200_000), ("IV", 16_250_000)],
+    )
     def test_capped_at_five_regional_minimum_wages(self, region, cap):
         benefit = unemployment_benefit(100_000_000, 36, region, contract_ended_on=date(2023, 5, 1))
         assert benefit.monthly_amount == cap and benefit.capped
 
-    @pytest.mark.parametrize("months,duration", [(12, 3), (36, 3), (47, 3), (48, 4), (60, 5), (144, 12), (400, 12)])
+    @pytest.mark.parametrize(
+        "months,duration", [(12, 3), (36, 3), (47, 3), (48, 4), (60, 5), (144, 12), (400, 12)]
+    )
     def test_duration(self, months, duration):
         assert benefit_months(months) == duration
 
@@ -98,13 +119,24 @@ class TestUnemploymentRule:
             benefit_months(11)
 
     def test_amounts_are_integers(self):
-        assert isinstance(unemployment_benefit(5_123_457, 20, "III", contract_ended_on=date(2023, 5, 1)).monthly_amount, int)
+        assert isinstance(
+            unemployment_benefit(
+                5_123_457, 20, "III", contract_ended_on=date(2023, 5, 1)
+            ).monthly_amount,
+            int,
+        )
 
 
 def _approval(**kw) -> claim_rules.Approval:
-    base = dict(agency="BHXH", decision_number="QD-1", amount_per_installment=4_800_000,
-                schedule=Schedule("FIXED_MONTHLY", "2023-05", 4), average_salary=8_000_000, contribution_months=50,
-                region="II")
+    base = {
+        "agency": "BHXH",
+        "decision_number": "QD-1",
+        "amount_per_installment": 4_800_000,
+        "schedule": Schedule("FIXED_MONTHLY", "2023-05", 4),
+        "average_salary": 8_000_000,
+        "contribution_months": 50,
+        "region": "II",
+    }
     base.update(kw)
     return claim_rules.Approval(**base)
 
@@ -130,8 +162,13 @@ class TestClaimStateMachine:
 
     def test_unemployment_duration_must_follow_contributions(self):
         with pytest.raises(RuleBroken) as caught:
-            claim_rules.check_approval("UNEMPLOYMENT", _approval(schedule=Schedule("FIXED_MONTHLY", "2023-05", 6)))
-        assert caught.value.extensions["expected"] == {"amount_per_installment": 4_800_000, "installments": 4}
+            claim_rules.check_approval(
+                "UNEMPLOYMENT", _approval(schedule=Schedule("FIXED_MONTHLY", "2023-05", 6))
+            )
+        assert caught.value.extensions["expected"] == {
+            "amount_per_installment": 4_800_000,
+            "installments": 4,
+        }
 
     def test_unemployment_needs_the_salary_facts(self):
         with pytest.raises(RuleBroken) as caught:
@@ -140,7 +177,9 @@ class TestClaimStateMachine:
 
     def test_wrong_agency_refused(self):
         with pytest.raises(RuleBroken) as caught:
-            claim_rules.check_approval("PENSION", _approval(agency="DOLISA", schedule=Schedule("OPEN_MONTHLY", "2023-05")))
+            claim_rules.check_approval(
+                "PENSION", _approval(agency="DOLISA", schedule=Schedule("OPEN_MONTHLY", "2023-05"))
+            )
         assert caught.value.errors[0].pointer == "/agency"
 
     def test_schedule_consistency(self):
@@ -153,7 +192,10 @@ class TestClaimStateMachine:
 
 class TestStops:
     def test_stop_within_the_schedule(self):
-        assert check_stop(ACTIVE, Schedule("FIXED_MONTHLY", "2023-05", 4), "RETURN_TO_WORK", "2023-07") is True
+        assert (
+            check_stop(ACTIVE, Schedule("FIXED_MONTHLY", "2023-05", 4), "RETURN_TO_WORK", "2023-07")
+            is True
+        )
 
     def test_stop_after_the_last_installment_is_refused(self):
         with pytest.raises(Invalid):
@@ -172,8 +214,14 @@ class TestStops:
 
 
 def _rep(**kw) -> pm.RepresentativeSpec:
-    base = dict(national_id="026185001122", full_name="Trần Thị Hoa", relationship="con",
-                power_of_attorney_ref="UQ-2023-15", valid_from=date(2023, 1, 1), valid_until=date(2023, 12, 31))
+    base = {
+        "national_id": "026185001122",
+        "full_name": "Trần Thị Hoa",
+        "relationship": "con",
+        "power_of_attorney_ref": "UQ-2023-15",
+        "valid_from": date(2023, 1, 1),
+        "valid_until": date(2023, 12, 31),
+    }
     base.update(kw)
     return pm.RepresentativeSpec(**base)
 
@@ -190,13 +238,26 @@ class TestAuthorisation:
     def test_an_expired_authorisation_stops_being_used(self):
         rep = _rep()
         assert pm.usable_for_payment(pm.AUTHORISED_ACCOUNT, pm.VERIFIED, rep, date(2023, 6, 1))
-        assert pm.effective_status(pm.AUTHORISED_ACCOUNT, pm.VERIFIED, rep, date(2024, 1, 1)) == pm.EXPIRED
+        assert (
+            pm.effective_status(pm.AUTHORISED_ACCOUNT, pm.VERIFIED, rep, date(2024, 1, 1))
+            == pm.EXPIRED
+        )
         assert not pm.usable_for_payment(pm.AUTHORISED_ACCOUNT, pm.VERIFIED, rep, date(2024, 1, 1))
 
     def test_only_verified_methods_pay(self):
-        assert not pm.usable_for_payment(pm.OWN_ACCOUNT, pm.PENDING_VERIFICATION, None, date(2023, 6, 1))
-        assert pm.MethodSpec(pm.CASH_POST_OFFICE, cash_reason="bedridden, no one to authorise").initial_status() == pm.VERIFIED
-        assert pm.MethodSpec(pm.OWN_ACCOUNT, "970436", "0123456789").initial_status() == pm.PENDING_VERIFICATION
+        assert not pm.usable_for_payment(
+            pm.OWN_ACCOUNT, pm.PENDING_VERIFICATION, None, date(2023, 6, 1)
+        )
+        assert (
+            pm.MethodSpec(
+                pm.CASH_POST_OFFICE, cash_reason="bedridden, no one to authorise"
+            ).initial_status()
+            == pm.VERIFIED
+        )
+        assert (
+            pm.MethodSpec(pm.OWN_ACCOUNT, "970436", "0123456789").initial_status()
+            == pm.PENDING_VERIFICATION
+        )
 
     def test_registering_an_already_expired_authorisation_is_refused(self):
         spec = pm.MethodSpec(pm.AUTHORISED_ACCOUNT, "970436", "0123456789", _rep())
@@ -209,14 +270,21 @@ class TestAuthorisation:
         assert [p.pointer for p in problems] == ["/representative/national_id"]
 
     def test_cash_needs_a_reason_and_no_account(self):
-        problems = pm.method_problems(pm.MethodSpec(pm.CASH_POST_OFFICE, "970436"), date(2023, 6, 1))
+        problems = pm.method_problems(
+            pm.MethodSpec(pm.CASH_POST_OFFICE, "970436"), date(2023, 6, 1)
+        )
         assert {p.pointer for p in problems} == {"/bank_bin", "/cash_reason"}
 
     def test_unknown_bank_and_bad_account(self):
-        problems = pm.method_problems(pm.MethodSpec(pm.OWN_ACCOUNT, "123456", "12-34"), date(2023, 6, 1))
+        problems = pm.method_problems(
+            pm.MethodSpec(pm.OWN_ACCOUNT, "123456", "12-34"), date(2023, 6, 1)
+        )
         assert {p.pointer for p in problems} == {"/bank_bin", "/account_number"}
 
     def test_holder_name_is_the_representatives_for_an_authorised_account(self):
         spec = pm.MethodSpec(pm.AUTHORISED_ACCOUNT, "970436", "0123456789", _rep())
         assert spec.holder_name("Nguyễn Văn An") == "Trần Thị Hoa"
-        assert pm.MethodSpec(pm.OWN_ACCOUNT, "970436", "1").holder_name("Nguyễn Văn An") == "Nguyễn Văn An"
+        assert (
+            pm.MethodSpec(pm.OWN_ACCOUNT, "970436", "1").holder_name("Nguyễn Văn An")
+            == "Nguyễn Văn An"
+        )

@@ -1,4 +1,5 @@
 """Concurrent filings share transactions on PostgreSQL, yet each keeps its own outcome."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,50 +28,77 @@ class TestGroupCommit:
             other["payment"]["account_number"] = builders.account()
             modified.append(other)
         person = builders.claim()
-        same_person = [person] + [builders.claim("VOCATIONAL_TRAINING", applicant=person["applicant"]) for _ in range(3)]
+        same_person = [person] + [
+            builders.claim("VOCATIONAL_TRAINING", applicant=person["applicant"]) for _ in range(3)
+        ]
         impostor = builders.claim(applicant={**person["applicant"], "full_name": "Đỗ Thị Khác"})
         bodies = unique + [copy.deepcopy(b) for b in replayed] + modified + same_person + [impostor]
 
-        responses = await asyncio.gather(*(
-            intake.post("/v1/claims", "portal", json=b, headers={"x-correlation-id": f"corr-{i}"})
-            for i, b in enumerate(bodies)))
+        responses = await asyncio.gather(
+            *(
+                intake.post(
+                    "/v1/claims", "portal", json=b, headers={"x-correlation-id": f"corr-{i}"}
+                )
+                for i, b in enumerate(bodies)
+            )
+        )
 
         by_dossier: dict[str, list] = {}
-        for body, response in zip(bodies, responses):
+        for body, response in zip(bodies, responses, strict=True):
             by_dossier.setdefault(body["portal_dossier_id"], []).append(response)
         for body in replayed:
             first, second = by_dossier[body["portal_dossier_id"]]
             assert {first.status_code, second.status_code} == {201}
             assert first.content == second.content
-            assert sorted(r.headers.get("Idempotent-Replayed", "") for r in (first, second)) == ["", "true"]
+            assert sorted(r.headers.get("Idempotent-Replayed", "") for r in (first, second)) == [
+                "",
+                "true",
+            ]
         for body in modified:
             pair = by_dossier[body["portal_dossier_id"]]
             assert sorted(r.status_code for r in pair) == [201, 409]
-        person_answers = [by_dossier[b["portal_dossier_id"]][0] for b in same_person + [impostor]]
+        person_answers = [by_dossier[b["portal_dossier_id"]][0] for b in [*same_person, impostor]]
         statuses = Counter(r.status_code for r in person_answers)
         # The impostor loses if the person was registered first, else the person's filings lose.
         assert statuses in (Counter({201: 4, 422: 1}), Counter({201: 1, 422: 4}))
 
         dossiers = {b["portal_dossier_id"] for b in bodies}
-        written = [r for r in responses if r.status_code == 201 and "Idempotent-Replayed" not in r.headers]
+        written = [
+            r for r in responses if r.status_code == 201 and "Idempotent-Replayed" not in r.headers
+        ]
         assert await intake.count(claims) == len(written) == await intake.count(idempotency_records)
         assert len({r.json()["claim_id"] for r in written}) == len(written)
         rows = await intake.rows(select(claims.c.portal_dossier_id))
-        assert len(rows) == len({r.portal_dossier_id for r in rows}) and {r.portal_dossier_id for r in rows} <= dossiers
+        assert (
+            len(rows) == len({r.portal_dossier_id for r in rows})
+            and {r.portal_dossier_id for r in rows} <= dossiers
+        )
         people = await intake.count(beneficiaries)
         assert people == len({r.json()["beneficiary_id"] for r in written})
-        assert await intake.count(outbox) == len(written) + people  # claim received + beneficiary registered
-        assert await intake.count(audit_log, audit_log.c.entity_type != "client") == len(written) + people
+        assert (
+            await intake.count(outbox) == len(written) + people
+        )  # claim received + beneficiary registered
+        assert (
+            await intake.count(audit_log, audit_log.c.entity_type != "client")
+            == len(written) + people
+        )
         # Each filing's event and audit entry carry its own request's correlation id.
         sent: dict[str, set[str]] = {}
         for i, b in enumerate(bodies):
             sent.setdefault(b["portal_dossier_id"], set()).add(f"corr-{i}")
         for response in written:
             answer = response.json()
-            [event] = await intake.rows(select(outbox.c.correlation_id).where(outbox.c.key == answer["claim_id"]))
-            [entry] = await intake.rows(select(audit_log.c.correlation_id).where(
-                audit_log.c.entity_id == answer["claim_id"]))
-            assert event.correlation_id == entry.correlation_id == response.headers["x-correlation-id"]
+            [event] = await intake.rows(
+                select(outbox.c.correlation_id).where(outbox.c.key == answer["claim_id"])
+            )
+            [entry] = await intake.rows(
+                select(audit_log.c.correlation_id).where(
+                    audit_log.c.entity_id == answer["claim_id"]
+                )
+            )
+            assert (
+                event.correlation_id == entry.correlation_id == response.headers["x-correlation-id"]
+            )
             assert response.headers["x-correlation-id"] in sent[answer["portal_dossier_id"]]
         batcher = intake.app.state.filing_batcher
         assert batcher.filings == len(written)

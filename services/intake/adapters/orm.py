@@ -1,4 +1,5 @@
 """The intake database: its tables, in one metadata that its Alembic history follows."""
+
 from __future__ import annotations
 
 from sqlalchemy import (
@@ -110,9 +111,14 @@ entitlements = Table(
     Index("ix_entitlements_beneficiary", "beneficiary_id", "scheme"),
     # One open-ended entitlement per person and scheme, whatever races: a person is paid a scheme
     # once a period (services.intake.domain.entitlements judges finite and stopped ones).
-    Index("uq_entitlements_one_open_per_scheme", "beneficiary_id", "scheme", unique=True,
-          postgresql_where=text("status = 'ACTIVE' AND schedule_kind = 'OPEN_MONTHLY'"),
-          sqlite_where=text("status = 'ACTIVE' AND schedule_kind = 'OPEN_MONTHLY'")),
+    Index(
+        "uq_entitlements_one_open_per_scheme",
+        "beneficiary_id",
+        "scheme",
+        unique=True,
+        postgresql_where=text("status = 'ACTIVE' AND schedule_kind = 'OPEN_MONTHLY'"),
+        sqlite_where=text("status = 'ACTIVE' AND schedule_kind = 'OPEN_MONTHLY'"),
+    ),
 )
 
 payment_methods = Table(
@@ -140,8 +146,11 @@ payment_methods = Table(
     Column("is_current", Boolean, nullable=False),
     Column("superseded_at", DateTime(timezone=True), nullable=True),
     Index(
-        "uq_payment_methods_current", "beneficiary_id", unique=True,
-        postgresql_where=text("is_current"), sqlite_where=text("is_current"),
+        "uq_payment_methods_current",
+        "beneficiary_id",
+        unique=True,
+        postgresql_where=text("is_current"),
+        sqlite_where=text("is_current"),
     ),
     Index("ix_payment_methods_beneficiary", "beneficiary_id", "created_at"),
 )

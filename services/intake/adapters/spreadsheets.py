@@ -7,6 +7,7 @@ Reading is bounded: rows are read one at a time and reading stops past the row l
 read has a deadline, and an XLSX workbook is refused before it is opened if it unpacks to more
 than a limit (as declared, as compressed, and as really unpacked). These functions block: call
 them off the event loop."""
+
 from __future__ import annotations
 
 import csv
@@ -23,7 +24,9 @@ from typing import Any
 ID_WIDTHS = {"national_id": 12, "rep_national_id": 12, "si_number": 10, "commune_code": 5}
 # A worksheet unpacks to ten or twenty times its compressed size; a hundred is no real workbook.
 MAX_PACKING_RATIO = 100
-RATIO_FROM_BYTES = 1024 * 1024  # small parts (styles, themes) may pack better: the total bounds them
+RATIO_FROM_BYTES = (
+    1024 * 1024
+)  # small parts (styles, themes) may pack better: the total bounds them
 READ_CHUNK = 1024 * 1024
 
 
@@ -84,8 +87,13 @@ def _too_many_rows(limits: Limits) -> TooLarge:
     return TooLarge(f"an upload holds at most {limits.max_rows} rows")
 
 
-def _rows_from(header: Sequence[Any], records: Iterable[Sequence[Any]], first_row: int, limits: Limits,
-               deadline: _Deadline) -> tuple[list[str], list[Row]]:
+def _rows_from(
+    header: Sequence[Any],
+    records: Iterable[Sequence[Any]],
+    first_row: int,
+    limits: Limits,
+    deadline: _Deadline,
+) -> tuple[list[str], list[Row]]:
     """Rows are taken one at a time from `records`, so that reading stops at the row limit."""
     columns = [normalise_header(h) for h in header]
     if not any(columns):
@@ -93,8 +101,11 @@ def _rows_from(header: Sequence[Any], records: Iterable[Sequence[Any]], first_ro
     rows: list[Row] = []
     for offset, record in enumerate(records):
         deadline.check()
-        cells = {col: cell_text(col, record[i] if i < len(record) else None)
-                 for i, col in enumerate(columns) if col}
+        cells = {
+            col: cell_text(col, record[i] if i < len(record) else None)
+            for i, col in enumerate(columns)
+            if col
+        }
         if all(v is None for v in cells.values()):
             continue  # blank line
         if len(rows) == limits.max_rows:
@@ -138,8 +149,10 @@ def _check_unpacked_size(content: bytes, limits: Limits, deadline: _Deadline) ->
             for part in parts:
                 ratio = part.file_size / max(part.compress_size, 1)
                 if part.file_size > RATIO_FROM_BYTES and ratio > MAX_PACKING_RATIO:
-                    raise TooLarge(f"the workbook unpacks to {ratio:.0f} times its size, "
-                                   f"more than any real workbook (at most {MAX_PACKING_RATIO})")
+                    raise TooLarge(
+                        f"the workbook unpacks to {ratio:.0f} times its size, "
+                        f"more than any real workbook (at most {MAX_PACKING_RATIO})"
+                    )
             unpacked = 0
             for part in parts:
                 with archive.open(part) as stream:
@@ -148,7 +161,14 @@ def _check_unpacked_size(content: bytes, limits: Limits, deadline: _Deadline) ->
                         if unpacked > limit:
                             raise TooLarge(f"the workbook unpacks to more than {limit} bytes")
                         deadline.check()
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         # A damaged archive, a part whose size or checksum is not what it declares, an
         # unsupported compression, encryption.
         raise UnreadableTable("not an XLSX workbook") from exc
@@ -208,8 +228,12 @@ def is_xlsx(content: bytes) -> bool:
 
 def write_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> bytes:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n"
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow(row)
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM: Excel then reads Vietnamese correctly
+    return ("\ufeff" + buffer.getvalue()).encode(
+        "utf-8"
+    )  # BOM: Excel then reads Vietnamese correctly

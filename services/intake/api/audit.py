@@ -1,4 +1,5 @@
 """The audit trail: who changed what, when (masked values only)."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -35,16 +36,39 @@ async def audit(
     after = None
     if cursor:
         [value] = decode_cursor(cursor, 1)
-        if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18):
+        if not (
+            isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18
+        ):
             raise Invalid([FieldError("/cursor", "is not a cursor this API gave")])
         after = int(value)
     async with request.app.state.runtime.engine.connect() as conn:
-        rows = await repository.audit_entries(conn, limit=limit, after_id=after, entity_type=entity_type,
-                                              entity_id=entity_id, client_id=client_id, action=action)
+        rows = await repository.audit_entries(
+            conn,
+            limit=limit,
+            after_id=after,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            client_id=client_id,
+            action=action,
+        )
     page = rows[:limit]
-    return json_response(dumps({
-        "items": [{"id": r.id, "at": iso(r.at), "client_id": r.client_id, "action": r.action,
-                   "entity_type": r.entity_type, "entity_id": r.entity_id, "changes": r.changes,
-                   "correlation_id": r.correlation_id} for r in page],
-        "next_cursor": encode_cursor(page[-1].id) if len(rows) > limit else None,
-    }))
+    return json_response(
+        dumps(
+            {
+                "items": [
+                    {
+                        "id": r.id,
+                        "at": iso(r.at),
+                        "client_id": r.client_id,
+                        "action": r.action,
+                        "entity_type": r.entity_type,
+                        "entity_id": r.entity_id,
+                        "changes": r.changes,
+                        "correlation_id": r.correlation_id,
+                    }
+                    for r in page
+                ],
+                "next_cursor": encode_cursor(page[-1].id) if len(rows) > limit else None,
+            }
+        )
+    )

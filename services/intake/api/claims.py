@@ -1,7 +1,8 @@
 """Claims from the portal, decisions from the agencies, stops of entitlements."""
+
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -29,6 +30,7 @@ from services.intake.service_layer import ownership
 from services.intake.service_layer.common import Replay, request_hash
 from shared.auth import Principal
 from shared.authority import REGISTRY_SCOPE
+from shared.clock import utcnow
 from shared.events.contracts import Agency, Scheme
 
 router = APIRouter(tags=["claims"])
@@ -36,40 +38,56 @@ PROBLEM = {"content": {"application/problem+json": {}}}
 ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 
 
-@router.post("/v1/claims", status_code=201, responses=ERRORS,
-             summary="File a claim (idempotent on portal_dossier_id)")
-async def file_claim(request: Request, body: ClaimIn,
-                     principal: Principal = Depends(scopes("claims:write"))) -> Response:
+@router.post(
+    "/v1/claims",
+    status_code=201,
+    responses=ERRORS,
+    summary="File a claim (idempotent on portal_dossier_id)",
+)
+async def file_claim(
+    request: Request, body: ClaimIn, principal: Principal = Depends(scopes("claims:write"))
+) -> Response:
     """The same dossier id with the same body replays the first answer (`Idempotent-Replayed: true`);
     with a different body it is a 409 (modified request)."""
     applicant = body.applicant
     command = handlers.FileClaim(
-        portal_dossier_id=body.portal_dossier_id, scheme=body.scheme, national_id=applicant.national_id,
-        full_name=applicant.full_name, date_of_birth=applicant.date_of_birth, si_number=applicant.si_number,
-        commune_code=body.address.commune_code, commune_list_date=body.address.list_date,
-        payment=body.payment.spec(), request_hash=request_hash(body.model_dump(mode="json")),
+        portal_dossier_id=body.portal_dossier_id,
+        scheme=body.scheme,
+        national_id=applicant.national_id,
+        full_name=applicant.full_name,
+        date_of_birth=applicant.date_of_birth,
+        si_number=applicant.si_number,
+        commune_code=body.address.commune_code,
+        commune_list_date=body.address.list_date,
+        payment=body.payment.spec(),
+        request_hash=request_hash(body.model_dump(mode="json")),
     )
     batcher = getattr(request.app.state, "filing_batcher", None)
     try:
         if batcher is not None:
-            filing = handlers.prepare_filing(command, principal.client_id, datetime.now(UTC))
+            filing = handlers.prepare_filing(command, principal.client_id, utcnow())
             answer = await batcher.submit(filing)
         else:
-            answer = await transact(request, principal, lambda uow: handlers.file_claim(uow, command))
+            answer = await transact(
+                request, principal, lambda uow: handlers.file_claim(uow, command)
+            )
     except Replay as replay:
         return replay_response(replay)
     return json_response(answer, 201)
 
 
 @router.get("/v1/claims/{claim_id}", responses=ERRORS, summary="A claim and its status")
-async def get_claim(request: Request, claim_id: str,
-                    principal: Principal = Depends(scopes("claims:read"))) -> Response:
+async def get_claim(
+    request: Request, claim_id: str, principal: Principal = Depends(scopes("claims:read"))
+) -> Response:
     async with request.app.state.runtime.engine.connect() as conn:
         row = await repository.claim_with_national_id(conn, claim_id)
     if row is None:
         raise NotFound("no such claim")
     ownership.require(principal, ownership.claim_owner(row), "claim")
-    return json_response(dumps(claim_view(row._mapping, row.national_id, principal.can("pii:read"))))
+    return json_response(
+        dumps(claim_view(row._mapping, row.national_id, principal.can("pii:read")))
+    )
 
 
 @router.get("/v1/claims", responses=ERRORS, summary="Claims, filtered, oldest first, with a cursor")
@@ -106,50 +124,101 @@ async def list_claims(
         filed_by = principal.client_id
     async with request.app.state.runtime.engine.connect() as conn:
         rows = await repository.list_claims(
-            conn, limit=limit, after=after, status=status, scheme=scheme, agency=agency, commune_code=commune_code,
-            portal_dossier_id=portal_dossier_id, beneficiary_id=beneficiary_id, received_from=received_from,
-            received_to=received_to, client_id=filed_by,
+            conn,
+            limit=limit,
+            after=after,
+            status=status,
+            scheme=scheme,
+            agency=agency,
+            commune_code=commune_code,
+            portal_dossier_id=portal_dossier_id,
+            beneficiary_id=beneficiary_id,
+            received_from=received_from,
+            received_to=received_to,
+            client_id=filed_by,
         )
     pii = principal.can("pii:read")
     page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].received_at.isoformat(), page[-1].id) if len(rows) > limit else None
-    return json_response(dumps({"items": [claim_view(r._mapping, r.national_id, pii) for r in page],
-                                "next_cursor": next_cursor}))
+    next_cursor = (
+        encode_cursor(page[-1].received_at.isoformat(), page[-1].id) if len(rows) > limit else None
+    )
+    return json_response(
+        dumps(
+            {
+                "items": [claim_view(r._mapping, r.national_id, pii) for r in page],
+                "next_cursor": next_cursor,
+            }
+        )
+    )
 
 
-@router.post("/v1/claims/{claim_id}/decision", responses=ERRORS, summary="Approve or reject a claim, once")
-async def decide(request: Request, claim_id: str, body: Annotated[DecisionIn, Body()],
-                 principal: Principal = Depends(scopes("decisions:write"))) -> Response:
+@router.post(
+    "/v1/claims/{claim_id}/decision", responses=ERRORS, summary="Approve or reject a claim, once"
+)
+async def decide(
+    request: Request,
+    claim_id: str,
+    body: Annotated[DecisionIn, Body()],
+    principal: Principal = Depends(scopes("decisions:write")),
+) -> Response:
     """Approve (decision number, amount per installment in whole VND, schedule) or reject (reason).
     Unemployment approvals must follow the rule (60% of the average salary, the regional cap,
     3 to 12 months). The same decision again replays; a different one is a 409."""
     digest = request_hash(body.model_dump(mode="json"))
     if isinstance(body, ApprovalIn):
         s = body.schedule
-        command = handlers.DecideClaim(claim_id, "APPROVED", body.agency, digest, approval=Approval(
-            agency=body.agency, decision_number=body.decision_number,
-            amount_per_installment=body.amount_per_installment,
-            schedule=Schedule(s.kind, s.start_period, s.installments), average_salary=body.average_salary,
-            contribution_months=body.contribution_months, region=body.region,
-            contract_ended_on=body.contract_ended_on, salary_regime=body.salary_regime,
-        ))
+        command = handlers.DecideClaim(
+            claim_id,
+            "APPROVED",
+            body.agency,
+            digest,
+            approval=Approval(
+                agency=body.agency,
+                decision_number=body.decision_number,
+                amount_per_installment=body.amount_per_installment,
+                schedule=Schedule(s.kind, s.start_period, s.installments),
+                average_salary=body.average_salary,
+                contribution_months=body.contribution_months,
+                region=body.region,
+                contract_ended_on=body.contract_ended_on,
+                salary_regime=body.salary_regime,
+            ),
+        )
     else:
-        command = handlers.DecideClaim(claim_id, "REJECTED", body.agency, digest, rejection=Rejection(
-            agency=body.agency, reason_code=body.reason_code, reason_text=body.reason_text,
-            decision_number=body.decision_number,
-        ))
+        command = handlers.DecideClaim(
+            claim_id,
+            "REJECTED",
+            body.agency,
+            digest,
+            rejection=Rejection(
+                agency=body.agency,
+                reason_code=body.reason_code,
+                reason_text=body.reason_text,
+                decision_number=body.decision_number,
+            ),
+        )
     ownership.require_decider(principal)
     agency = acting_agency(principal)
     try:
-        answer = await transact(request, principal, lambda uow: handlers.decide_claim(uow, command, agency))
+        answer = await transact(
+            request, principal, lambda uow: handlers.decide_claim(uow, command, agency)
+        )
     except Replay as replay:
         return replay_response(replay)
     return json_response(answer)
 
 
-@router.get("/v1/entitlements/{entitlement_id}", tags=["entitlements"], responses=ERRORS, summary="An entitlement")
-async def get_entitlement(request: Request, entitlement_id: str,
-                          principal: Principal = Depends(scopes("beneficiaries:read"))) -> Response:
+@router.get(
+    "/v1/entitlements/{entitlement_id}",
+    tags=["entitlements"],
+    responses=ERRORS,
+    summary="An entitlement",
+)
+async def get_entitlement(
+    request: Request,
+    entitlement_id: str,
+    principal: Principal = Depends(scopes("beneficiaries:read")),
+) -> Response:
     async with request.app.state.runtime.engine.connect() as conn:
         row = await repository.entitlement(conn, entitlement_id)
     if row is None:
@@ -158,13 +227,26 @@ async def get_entitlement(request: Request, entitlement_id: str,
     return json_response(dumps(entitlement_view(row._mapping)))
 
 
-@router.post("/v1/entitlements/{entitlement_id}/stop", tags=["entitlements"], responses=ERRORS,
-             summary="Stop an entitlement from a period on (death, return to work, end of eligibility)")
-async def stop(request: Request, entitlement_id: str, body: StopIn,
-               principal: Principal = Depends(scopes("decisions:write"))) -> Response:
+@router.post(
+    "/v1/entitlements/{entitlement_id}/stop",
+    tags=["entitlements"],
+    responses=ERRORS,
+    summary="Stop an entitlement from a period on (death, return to work, end of eligibility)",
+)
+async def stop(
+    request: Request,
+    entitlement_id: str,
+    body: StopIn,
+    principal: Principal = Depends(scopes("decisions:write")),
+) -> Response:
     ownership.require_decider(principal)
     agency = acting_agency(principal)
-    row, changed = await transact(request, principal, lambda uow: handlers.stop_entitlement(
-        uow, entitlement_id, body.reason, body.effective_period, agency))
+    row, changed = await transact(
+        request,
+        principal,
+        lambda uow: handlers.stop_entitlement(
+            uow, entitlement_id, body.reason, body.effective_period, agency
+        ),
+    )
     headers = None if changed else {"Idempotent-Replayed": "true"}
     return json_response(dumps(entitlement_view(row)), 200, headers)

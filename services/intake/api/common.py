@@ -1,4 +1,5 @@
 """What the intake routers share: the transaction boundary, error mapping, masking presenters."""
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,13 @@ def _principal(request: Request) -> Principal:
         return cached[0]
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise ProblemError(401, "Unauthorized", "a bearer token is required",
-                           type_=PROBLEMS + "unauthorized", headers_hint='Bearer realm="vn-benefits"')
+        raise ProblemError(
+            401,
+            "Unauthorized",
+            "a bearer token is required",
+            type_=PROBLEMS + "unauthorized",
+            headers_hint='Bearer realm="vn-benefits"',
+        )
     principal = verify_token(secret, token.strip())
     expires = float(jwt.decode(token.strip(), options={"verify_signature": False})["exp"])
     if len(_VERIFIED) >= _VERIFIED_MAX:
@@ -64,8 +70,12 @@ def scopes(*required: str) -> Callable[[Request], Awaitable[Principal]]:
         principal = _principal(request)
         missing = [s for s in required if not principal.can(s)]
         if missing:
-            raise ProblemError(403, "Forbidden", f"the token lacks the scope(s): {', '.join(missing)}",
-                               type_=PROBLEMS + "insufficient-scope")
+            raise ProblemError(
+                403,
+                "Forbidden",
+                f"the token lacks the scope(s): {', '.join(missing)}",
+                type_=PROBLEMS + "insufficient-scope",
+            )
         request.state.principal = principal
         return principal
 
@@ -76,20 +86,27 @@ def acting_agency(principal: Principal) -> str | None:
     return principal.agency
 
 
-async def transact(request: Request, principal: Principal,
-                   work: Callable[[IntakeUnitOfWork], Awaitable[T]]) -> T:
+async def transact(
+    request: Request, principal: Principal, work: Callable[[IntakeUnitOfWork], Awaitable[T]]
+) -> T:
     """The request's one unit of work: committed if `work` returns, rolled back if it raises."""
     runtime = request.app.state.runtime
-    async with unit_of_work(runtime.engine, runtime.outbox, principal.client_id, kind=IntakeUnitOfWork) as uow:
+    async with unit_of_work(
+        runtime.engine, runtime.outbox, principal.client_id, kind=IntakeUnitOfWork
+    ) as uow:
         return await work(uow)
 
 
-def json_response(body: bytes, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: bytes, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)
 
 
 def replay_response(replay: Replay, headers: dict[str, str] | None = None) -> Response:
-    return json_response(replay.body, replay.status_code, {"Idempotent-Replayed": "true", **(headers or {})})
+    return json_response(
+        replay.body, replay.status_code, {"Idempotent-Replayed": "true", **(headers or {})}
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -98,24 +115,42 @@ def install_error_handlers(app: FastAPI) -> None:
         extensions: dict[str, Any] = dict(exc.extensions)
         if isinstance(exc, Invalid):
             extensions["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in exc.errors]
-        return problem_response(exc.status, exc.title, exc.detail, PROBLEMS + exc.type_slug, **extensions)
+        return problem_response(
+            exc.status, exc.title, exc.detail, PROBLEMS + exc.type_slug, **extensions
+        )
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         # Two requests raced for the same unique fact; nothing of the loser was applied.
-        return problem_response(409, "Conflict", "a concurrent change conflicts with this request; retry it",
-                                PROBLEMS + "concurrent-change")
+        return problem_response(
+            409,
+            "Conflict",
+            "a concurrent change conflicts with this request; retry it",
+            PROBLEMS + "concurrent-change",
+        )
 
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
         # The driver's message and SQLAlchemy's may quote parameters (personal data): log the class only.
-        log.error("database error", extra={"fields": {"error": type(exc.orig).__name__ if exc.orig else type(exc).__name__}})
-        return problem_response(500, "Internal Server Error", "a database error occurred; see the correlation id")
+        log.error(
+            "database error",
+            extra={
+                "fields": {"error": type(exc.orig).__name__ if exc.orig else type(exc).__name__}
+            },
+        )
+        return problem_response(
+            500, "Internal Server Error", "a database error occurred; see the correlation id"
+        )
 
     @app.exception_handler(UnreadableTable)
     async def _unreadable(_: Request, exc: UnreadableTable) -> JSONResponse:
-        return problem_response(422, "Unprocessable Content", str(exc), PROBLEMS + "unreadable-upload",
-                                errors=[{"pointer": "/file", "detail": str(exc)}])
+        return problem_response(
+            422,
+            "Unprocessable Content",
+            str(exc),
+            PROBLEMS + "unreadable-upload",
+            errors=[{"pointer": "/file", "detail": str(exc)}],
+        )
 
 
 # --- cursors ---------------------------------------------------------------------------------
@@ -178,8 +213,13 @@ def payment_document_view(doc: Mapping[str, Any], pii: bool) -> dict[str, Any]:
         "bank_bin": doc.get("bank_bin"),
         "account_number": account_view(doc.get("account_number"), pii),
         "cash_reason": doc.get("cash_reason"),
-        "representative": None if not rep else {**rep, "national_id": national_id_view(rep["national_id"], pii),
-                                                "full_name": name_view(rep.get("full_name"), pii)},
+        "representative": None
+        if not rep
+        else {
+            **rep,
+            "national_id": national_id_view(rep["national_id"], pii),
+            "full_name": name_view(rep.get("full_name"), pii),
+        },
     }
 
 
@@ -198,10 +238,15 @@ def method_view(row: Mapping[str, Any], pii: bool, today: date) -> dict[str, Any
         "account_number": account_view(spec.account_number, pii),
         "account_holder_name": name_view(row["account_holder_name"], pii),
         "cash_reason": spec.cash_reason,
-        "representative": None if rep is None else {
-            "national_id": national_id_view(rep.national_id, pii), "full_name": name_view(rep.full_name, pii),
-            "relationship": rep.relationship, "power_of_attorney_ref": rep.power_of_attorney_ref,
-            "valid_from": iso(rep.valid_from), "valid_until": iso(rep.valid_until),
+        "representative": None
+        if rep is None
+        else {
+            "national_id": national_id_view(rep.national_id, pii),
+            "full_name": name_view(rep.full_name, pii),
+            "relationship": rep.relationship,
+            "power_of_attorney_ref": rep.power_of_attorney_ref,
+            "valid_from": iso(rep.valid_from),
+            "valid_until": iso(rep.valid_until),
             "authorisation": pm.authorisation_state(rep, today),
         },
         "channel": row["channel"],
@@ -222,11 +267,17 @@ def entitlement_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "agency": row["agency"],
         "decision_number": row["decision_number"],
         "amount_per_installment": row["amount_per_installment"],
-        "schedule": {"kind": row["schedule_kind"], "start_period": row["start_period"],
-                     "installments": row["installments"]},
+        "schedule": {
+            "kind": row["schedule_kind"],
+            "start_period": row["start_period"],
+            "installments": row["installments"],
+        },
         "status": row["status"],
-        "stop": None if row["stop_reason"] is None else {
-            "reason": row["stop_reason"], "effective_period": row["stop_effective_period"],
+        "stop": None
+        if row["stop_reason"] is None
+        else {
+            "reason": row["stop_reason"],
+            "effective_period": row["stop_effective_period"],
             "stopped_at": iso(row["stopped_at"]),
         },
         "commune_code": row["commune_code"],
@@ -264,7 +315,10 @@ def claim_view(row: Mapping[str, Any], national_id: str, pii: bool) -> dict[str,
             "date_of_birth": date_of_birth_view(row["date_of_birth"], pii),
             "si_number": si_number_view(row["si_number"], pii),
         },
-        "address": {"commune_code": row["commune_code"], "list_date": iso(row["commune_list_date"])},
+        "address": {
+            "commune_code": row["commune_code"],
+            "list_date": iso(row["commune_list_date"]),
+        },
         "payment": payment_document_view(row["payment"], pii),
         "received_at": iso(row["received_at"]),
         "decided_at": iso(row["decided_at"]),

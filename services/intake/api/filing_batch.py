@@ -10,6 +10,7 @@ those filings is written. When one transaction is in flight the next batch gathe
 service writes a filing at once (a batch of one) and a busy one amortises the round trips and the
 commit over many. If a batch fails as a whole, its filings are written one per transaction.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -88,8 +89,11 @@ class FilingBatcher:
         dossiers: set[str] = set()
         for waiting in self._waiting:
             cmd = waiting.filing.cmd
-            if (len(batch) >= self.max_batch or cmd.national_id in people
-                    or cmd.portal_dossier_id in dossiers):
+            if (
+                len(batch) >= self.max_batch
+                or cmd.national_id in people
+                or cmd.portal_dossier_id in dossiers
+            ):
                 rest.append(waiting)
                 continue
             people.add(cmd.national_id)
@@ -102,12 +106,16 @@ class FilingBatcher:
         try:
             outcomes = await self._write_batch(batch)
         except Exception as exc:
-            log.warning("filing batch failed, writing one by one", extra={"fields": {
-                "filings": len(batch), "error": type(exc).__name__}})
+            log.warning(
+                "filing batch failed, writing one by one",
+                extra={"fields": {"filings": len(batch), "error": type(exc).__name__}},
+            )
             await asyncio.gather(*(self._write_one(w) for w in batch))
             return
         self.batches += 1
-        replays = [w for w, outcome in zip(batch, outcomes, strict=True) if isinstance(outcome, str)]  # ALREADY_FILED
+        replays = [
+            w for w, outcome in zip(batch, outcomes, strict=True) if isinstance(outcome, str)
+        ]  # ALREADY_FILED
         for waiting, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, bytes):
                 self.filings += 1
@@ -121,8 +129,9 @@ class FilingBatcher:
         filing = waiting.filing
         token = correlation_id.set(filing.correlation_id)
         try:
-            async with unit_of_work(self.engine, self.outbox, filing.actor, now=filing.now,
-                                    kind=IntakeUnitOfWork) as uow:
+            async with unit_of_work(
+                self.engine, self.outbox, filing.actor, now=filing.now, kind=IntakeUnitOfWork
+            ) as uow:
                 answer = await claims.write_prepared_filing(uow, filing)
             waiting.future.set_result(answer)
         except Exception as exc:
@@ -134,12 +143,16 @@ class FilingBatcher:
         cmd = waiting.filing.cmd
         try:
             async with self.engine.connect() as conn:
-                await raise_replay_or_conflict(conn, FILING_SCOPE, cmd.portal_dossier_id, cmd.request_hash)
+                await raise_replay_or_conflict(
+                    conn, FILING_SCOPE, cmd.portal_dossier_id, cmd.request_hash
+                )
             # Not found: the earlier filing rolled back meanwhile; write this one on its own.
             await self._write_one(waiting)
         except Exception as exc:  # Replay, ModifiedRequest, or the write's own failure
             waiting.future.set_exception(exc)
 
     async def _write_batch(self, batch: list[_Waiting]) -> list[FilingOutcome]:
-        async with unit_of_work(self.engine, self.outbox, BATCH_ACTOR, kind=IntakeUnitOfWork) as uow:
+        async with unit_of_work(
+            self.engine, self.outbox, BATCH_ACTOR, kind=IntakeUnitOfWork
+        ) as uow:
             return await claims.write_filings(uow, [w.filing for w in batch])

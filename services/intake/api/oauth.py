@@ -1,4 +1,5 @@
 """OAuth2 client-credentials token endpoint (RFC 6749 §4.4); errors as in RFC 6749 §5.2."""
+
 from __future__ import annotations
 
 import base64
@@ -20,7 +21,9 @@ def _error(status: int, error: str, description: str, basic: bool = False) -> JS
     headers = dict(NO_STORE)
     if basic:
         headers["WWW-Authenticate"] = 'Basic realm="vn-benefits"'
-    return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=headers)
+    return JSONResponse(
+        {"error": error, "error_description": description}, status_code=status, headers=headers
+    )
 
 
 def _basic(header: str) -> tuple[str, str] | None:
@@ -37,27 +40,64 @@ def _basic(header: str) -> tuple[str, str] | None:
     return unquote(client_id), unquote(secret)
 
 
-OAUTH_ERROR = {"type": "object", "required": ["error"], "properties": {
-    "error": {"type": "string"}, "error_description": {"type": "string"}}}
+OAUTH_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}
 
 
 @router.post(
     "/oauth/token",
     summary="Issue a bearer token (client credentials, HTTP Basic or form fields)",
     responses={
-        200: {"description": "a bearer token", "content": {"application/json": {"schema": {
-            "type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
-                "access_token": {"type": "string"}, "token_type": {"type": "string"},
-                "expires_in": {"type": "integer"}, "scope": {"type": "string"}}}}}},
-        400: {"description": "RFC 6749 error", "content": {"application/json": {"schema": OAUTH_ERROR}}},
-        401: {"description": "RFC 6749 error: unknown client or wrong secret",
-              "content": {"application/json": {"schema": OAUTH_ERROR}}},
+        200: {
+            "description": "a bearer token",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["access_token", "token_type", "expires_in"],
+                        "properties": {
+                            "access_token": {"type": "string"},
+                            "token_type": {"type": "string"},
+                            "expires_in": {"type": "integer"},
+                            "scope": {"type": "string"},
+                        },
+                    }
+                }
+            },
+        },
+        400: {
+            "description": "RFC 6749 error",
+            "content": {"application/json": {"schema": OAUTH_ERROR}},
+        },
+        401: {
+            "description": "RFC 6749 error: unknown client or wrong secret",
+            "content": {"application/json": {"schema": OAUTH_ERROR}},
+        },
     },
-    openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
-        "type": "object", "required": ["grant_type"], "properties": {
-            "grant_type": {"type": "string", "enum": ["client_credentials"]},
-            "client_id": {"type": "string"}, "client_secret": {"type": "string"},
-            "scope": {"type": "string", "description": "space-separated subset of the client's scopes"}}}}}}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["grant_type"],
+                        "properties": {
+                            "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                            "client_id": {"type": "string"},
+                            "client_secret": {"type": "string"},
+                            "scope": {
+                                "type": "string",
+                                "description": "space-separated subset of the client's scopes",
+                            },
+                        },
+                    }
+                }
+            }
+        }
+    },
 )
 async def token(request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -66,12 +106,20 @@ async def token(request: Request) -> JSONResponse:
     form = await request.form()
     grant_type = form.get("grant_type")
     if grant_type != "client_credentials":
-        return _error(400, "unsupported_grant_type" if grant_type else "invalid_request",
-                      "only grant_type=client_credentials is supported")
+        return _error(
+            400,
+            "unsupported_grant_type" if grant_type else "invalid_request",
+            "only grant_type=client_credentials is supported",
+        )
     credentials = _basic(request.headers.get("authorization", ""))
     if credentials is None:
         client_id, secret = form.get("client_id"), form.get("client_secret")
-        if not isinstance(client_id, str) or not isinstance(secret, str) or not client_id or not secret:
+        if (
+            not isinstance(client_id, str)
+            or not isinstance(secret, str)
+            or not client_id
+            or not secret
+        ):
             return _error(401, "invalid_client", "client authentication failed", basic=True)
         credentials = (client_id, secret)
     runtime = request.app.state.runtime
@@ -86,11 +134,22 @@ async def token(request: Request) -> JSONResponse:
     if isinstance(requested, str) and requested.strip():
         wanted = set(requested.split())
         if not wanted <= client.scopes:
-            return _error(400, "invalid_scope", "the client may not have: " + " ".join(sorted(wanted - client.scopes)))
+            return _error(
+                400,
+                "invalid_scope",
+                "the client may not have: " + " ".join(sorted(wanted - client.scopes)),
+            )
         scopes = wanted
     if client.agency:
         scopes.add(AGENCY_SCOPE_PREFIX + client.agency)
     ttl = request.app.state.settings.token_ttl_seconds
     access_token = issue_token(request.app.state.settings.jwt_secret, client.client_id, scopes, ttl)
-    return JSONResponse({"access_token": access_token, "token_type": "Bearer", "expires_in": ttl,
-                         "scope": " ".join(sorted(scopes))}, headers=NO_STORE)
+    return JSONResponse(
+        {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "scope": " ".join(sorted(scopes)),
+        },
+        headers=NO_STORE,
+    )

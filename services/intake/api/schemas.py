@@ -1,4 +1,5 @@
 """Request bodies of the intake API (pydantic): shapes and types only; the rules are the domain's."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -36,7 +37,9 @@ class RepresentativeIn(Strict):
     national_id: str = Field(max_length=12, description="the representative's CCCD (12 digits)")
     full_name: PersonName
     relationship: str = Field(max_length=100, description="e.g. con (child), vợ/chồng (spouse)")
-    power_of_attorney_ref: str = Field(max_length=100, description="reference of the power of attorney")
+    power_of_attorney_ref: str = Field(
+        max_length=100, description="reference of the power of attorney"
+    )
     valid_from: date
     valid_until: date | None = None
 
@@ -46,15 +49,27 @@ class PaymentMethodIn(Strict):
     bank_bin: BankBin | None = Field(default=None, description="NAPAS BIN of the bank, 6 digits")
     account_number: AccountNumber | None = None
     representative: RepresentativeIn | None = None
-    cash_reason: CashReason | None = Field(default=None,
-                                           description="required for CASH_POST_OFFICE: cannot transact, no representative")
+    cash_reason: CashReason | None = Field(
+        default=None,
+        description="required for CASH_POST_OFFICE: cannot transact, no representative",
+    )
 
     def spec(self) -> pm.MethodSpec:
         rep = self.representative
         return pm.MethodSpec(
-            self.method, self.bank_bin, self.account_number,
-            None if rep is None else pm.RepresentativeSpec(rep.national_id, rep.full_name, rep.relationship,
-                                                           rep.power_of_attorney_ref, rep.valid_from, rep.valid_until),
+            self.method,
+            self.bank_bin,
+            self.account_number,
+            None
+            if rep is None
+            else pm.RepresentativeSpec(
+                rep.national_id,
+                rep.full_name,
+                rep.relationship,
+                rep.power_of_attorney_ref,
+                rep.valid_from,
+                rep.valid_until,
+            ),
             self.cash_reason,
         )
 
@@ -63,9 +78,12 @@ class ApplicantIn(Strict):
     national_id: str = Field(max_length=12, description="CCCD: 12 digits")
     full_name: PersonName = Field(description="in Vietnamese; stored in NFC")
     date_of_birth: date
-    si_number: str | None = Field(default=None, max_length=10,
-                                  description="10-digit social-insurance number (PENSION, SI_ALLOWANCE, "
-                                              "UNEMPLOYMENT, VOCATIONAL_TRAINING)")
+    si_number: str | None = Field(
+        default=None,
+        max_length=10,
+        description="10-digit social-insurance number (PENSION, SI_ALLOWANCE, "
+        "UNEMPLOYMENT, VOCATIONAL_TRAINING)",
+    )
 
 
 class AddressIn(Strict):
@@ -93,16 +111,26 @@ class ApprovalIn(Strict):
     agency: Agency
     amount_per_installment: Vnd = Field(gt=0, description="whole VND")
     schedule: ScheduleIn
-    average_salary: int | None = Field(default=None, gt=0, lt=10**11,
-                                       description="UNEMPLOYMENT: average insured monthly salary of the last 6 months")
+    average_salary: int | None = Field(
+        default=None,
+        gt=0,
+        lt=10**11,
+        description="UNEMPLOYMENT: average insured monthly salary of the last 6 months",
+    )
     contribution_months: int | None = Field(default=None, ge=0, le=600, description="UNEMPLOYMENT")
-    region: Literal["I", "II", "III", "IV"] | None = Field(default=None, description="UNEMPLOYMENT: wage region")
+    region: Literal["I", "II", "III", "IV"] | None = Field(
+        default=None, description="UNEMPLOYMENT: wage region"
+    )
     contract_ended_on: date | None = Field(
-        default=None, description="UNEMPLOYMENT: the day the labour or working contract ended; the cap uses the "
-        "minimum wage or base salary in force then (the benefit's first month when not given)")
+        default=None,
+        description="UNEMPLOYMENT: the day the labour or working contract ended; the cap uses the "
+        "minimum wage or base salary in force then (the benefit's first month when not given)",
+    )
     salary_regime: Literal["ENTERPRISE", "STATE"] = Field(
-        default="ENTERPRISE", description="UNEMPLOYMENT: ENTERPRISE (salary set by the employer: capped at 5 x the "
-        "regional minimum wage) or STATE (state salary scale: capped at 5 x the base salary)")
+        default="ENTERPRISE",
+        description="UNEMPLOYMENT: ENTERPRISE (salary set by the employer: capped at 5 x the "
+        "regional minimum wage) or STATE (state salary scale: capped at 5 x the base salary)",
+    )
 
 
 class RejectionIn(Strict):

@@ -22,8 +22,13 @@ from shared.uow import unit_of_work
 log = logging.getLogger(__name__)
 
 
-async def run_upload(engine: AsyncEngine, outbox: Outbox, actor: str, upload: service.Upload,
-                     acting_agency: str | None) -> service.UploadReport:
+async def run_upload(
+    engine: AsyncEngine,
+    outbox: Outbox,
+    actor: str,
+    upload: service.Upload,
+    acting_agency: str | None,
+) -> service.UploadReport:
     now = utcnow()
     upload_id = str(uuid.uuid4())
     results, entries = service.check_rows(upload, vietnam_date(now), acting_agency)
@@ -34,32 +39,59 @@ async def run_upload(engine: AsyncEngine, outbox: Outbox, actor: str, upload: se
         async with unit_of_work(engine, outbox, actor, kind=IntakeUnitOfWork) as uow:
             return await service.apply_chunk(uow, upload_id, upload, chunk, acting_agency)
 
-    late: list[service.RowResult] = []  # rows refused after their chunk failed: saved with the totals
+    late: list[
+        service.RowResult
+    ] = []  # rows refused after their chunk failed: saved with the totals
     for start in range(0, len(entries), service.CHUNK):
-        results += await _apply_with_fallback(apply, entries[start:start + service.CHUNK], upload_id, late)
+        results += await _apply_with_fallback(
+            apply, entries[start : start + service.CHUNK], upload_id, late
+        )
     results += late
-    report = service.UploadReport(upload_id, upload.kind, upload.format, len(upload.rows),
-                                  sorted(results, key=lambda r: r.row))
+    report = service.UploadReport(
+        upload_id,
+        upload.kind,
+        upload.format,
+        len(upload.rows),
+        sorted(results, key=lambda r: r.row),
+    )
     async with unit_of_work(engine, outbox, actor, kind=IntakeUnitOfWork) as uow:
         await service.close_upload(uow, report, late)
-    log.info("upload applied", extra={"fields": {
-        "upload_id": upload_id, "kind": upload.kind, "rows": len(upload.rows),
-        "accepted": report.count(service.REGISTERED, service.UPDATED),
-        "unchanged": report.count(service.UNCHANGED), "rejected": report.count(service.REJECTED)}})
+    log.info(
+        "upload applied",
+        extra={
+            "fields": {
+                "upload_id": upload_id,
+                "kind": upload.kind,
+                "rows": len(upload.rows),
+                "accepted": report.count(service.REGISTERED, service.UPDATED),
+                "unchanged": report.count(service.UNCHANGED),
+                "rejected": report.count(service.REJECTED),
+            }
+        },
+    )
     return report
 
 
 ApplyChunk = Callable[[list[Any]], Awaitable[list[service.RowResult]]]
 
 
-async def _apply_with_fallback(apply: ApplyChunk, chunk: list[Any], upload_id: str,
-                               late: list[service.RowResult]) -> list[service.RowResult]:
+async def _apply_with_fallback(
+    apply: ApplyChunk, chunk: list[Any], upload_id: str, late: list[service.RowResult]
+) -> list[service.RowResult]:
     for _attempt in range(2):
         try:
             return await apply(chunk)
         except (IntegrityError, DBAPIError) as exc:
-            log.warning("upload chunk failed, retrying", extra={"fields": {
-                "upload_id": upload_id, "rows": len(chunk), "error": type(exc).__name__}})
+            log.warning(
+                "upload chunk failed, retrying",
+                extra={
+                    "fields": {
+                        "upload_id": upload_id,
+                        "rows": len(chunk),
+                        "error": type(exc).__name__,
+                    }
+                },
+            )
     # One row per transaction: a row that still fails is refused alone, the others go in.
     results: list[service.RowResult] = []
     for entry in chunk:

@@ -1,5 +1,6 @@
 """Payout's account-verification results: mark the method VERIFIED, FAILED or FLAGGED, record
 the history and emit `PaymentMethodVerificationRecorded`. Each event applies once (inbox)."""
+
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,8 +31,13 @@ def _unit_of_work(session: AsyncSession, runtime: Runtime) -> IntakeUnitOfWork:
 
 
 def handlers(runtime: Runtime):
-    async def apply(session: AsyncSession, beneficiary_id: str, method_id: str | None, outcome: str,
-                    reason: str | None) -> None:
+    async def apply(
+        session: AsyncSession,
+        beneficiary_id: str,
+        method_id: str | None,
+        outcome: str,
+        reason: str | None,
+    ) -> None:
         uow = _unit_of_work(session, runtime)
         try:
             await record_verification(uow, beneficiary_id, method_id, outcome, reason)
@@ -52,7 +58,13 @@ def handlers(runtime: Runtime):
     async def flagged(session: AsyncSession, delivery: Delivery) -> None:
         event = delivery.payload
         assert isinstance(event, AccountFlagged)
-        await apply(session, event.beneficiary_id, event.method_id, pm.FLAGGED, f"FLAGGED:{event.reason_code}"[:200])
+        await apply(
+            session,
+            event.beneficiary_id,
+            event.method_id,
+            pm.FLAGGED,
+            f"FLAGGED:{event.reason_code}"[:200],
+        )
 
     return {
         CONTRACT_BY_MODEL[AccountVerified].type: verified,

@@ -1,4 +1,5 @@
 """Entitlements: what an approval (or a roll entry) grants, and how it stops."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -13,8 +14,14 @@ STOPPED = "STOPPED"
 STOP_REASONS = ("DEATH", "RETURN_TO_WORK", "END_OF_ELIGIBILITY", "OTHER")
 
 
-def check_stop(status: str, schedule: Schedule, reason: str, effective_period: str,
-               stopped_reason: str | None = None, stopped_period: str | None = None) -> bool:
+def check_stop(
+    status: str,
+    schedule: Schedule,
+    reason: str,
+    effective_period: str,
+    stopped_reason: str | None = None,
+    stopped_period: str | None = None,
+) -> bool:
     """True when the stop must be applied, False when it repeats the one already applied.
 
     An entitlement stops once; its installments from `effective_period` on are not paid."""
@@ -28,11 +35,15 @@ def check_stop(status: str, schedule: Schedule, reason: str, effective_period: s
     if status == STOPPED:
         if stopped_reason == reason and stopped_period == effective_period:
             return False
-        raise Conflict(f"the entitlement was already stopped from {stopped_period} ({stopped_reason})")
+        raise Conflict(
+            f"the entitlement was already stopped from {stopped_period} ({stopped_reason})"
+        )
     last = schedule.last_period
     if last is not None and period_index(effective_period) > period_index(last):
-        raise Invalid([FieldError("/effective_period", f"the schedule already ends with {last}")],
-                      "nothing is left to stop")
+        raise Invalid(
+            [FieldError("/effective_period", f"the schedule already ends with {last}")],
+            "nothing is left to stop",
+        )
     return True
 
 
@@ -68,11 +79,16 @@ class DuplicateEntitlement(Conflict):
     @classmethod
     def concurrent(cls, scheme: str) -> DuplicateEntitlement:
         """Another grant of the scheme to the person committed first (the database said so)."""
-        return cls(f"this person was granted an active {scheme} entitlement by a concurrent decision or roll "
-                   "upload; a person is paid a scheme once a period", scheme=scheme)
+        return cls(
+            f"this person was granted an active {scheme} entitlement by a concurrent decision or roll "
+            "upload; a person is paid a scheme once a period",
+            scheme=scheme,
+        )
 
 
-def covered_periods(schedule: Schedule, stop_effective_period: str | None = None) -> tuple[int, int | None]:
+def covered_periods(
+    schedule: Schedule, stop_effective_period: str | None = None
+) -> tuple[int, int | None]:
     """First and last period index paid (last None: open-ended); empty when last < first."""
     first = period_index(schedule.start_period)
     last = schedule.last_period
@@ -85,12 +101,14 @@ def covered_periods(schedule: Schedule, stop_effective_period: str | None = None
 
 def _overlap(a: tuple[int, int | None], b: tuple[int, int | None]) -> bool:
     (a_first, a_last), (b_first, b_last) = a, b
-    if a_last is not None and a_last < a_first or b_last is not None and b_last < b_first:
+    if (a_last is not None and a_last < a_first) or (b_last is not None and b_last < b_first):
         return False  # one of them pays nothing
     return (a_last is None or b_first <= a_last) and (b_last is None or a_first <= b_last)
 
 
-def overlapping_entitlement(held: Iterable[HeldEntitlement], scheme: str, schedule: Schedule) -> HeldEntitlement | None:
+def overlapping_entitlement(
+    held: Iterable[HeldEntitlement], scheme: str, schedule: Schedule
+) -> HeldEntitlement | None:
     """The entitlement of `scheme` among `held` that would pay a period `schedule` pays, if any."""
     wanted = covered_periods(schedule)
     for entitlement in held:
@@ -116,6 +134,8 @@ def duplicate_detail(held: HeldEntitlement) -> str:
         until = "open-ended"
     else:
         until = f"paid until {held.schedule.last_period}"
-    return (f"this person already has an active {held.scheme} entitlement (decision {held.decision_number}, "
-            f"from {held.schedule.start_period}, {until}); a person is paid a scheme once a period: "
-            "stop that entitlement first, or grant from the period it no longer pays")
+    return (
+        f"this person already has an active {held.scheme} entitlement (decision {held.decision_number}, "
+        f"from {held.schedule.start_period}, {until}); a person is paid a scheme once a period: "
+        "stop that entitlement first, or grant from the period it no longer pays"
+    )

@@ -1,4 +1,5 @@
 """What the intake domain refuses, and why. The API turns these into RFC 9457 problems."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,12 @@ class Invalid(DomainError):
     title = "Unprocessable Content"
     type_slug = "validation"
 
-    def __init__(self, errors: list[FieldError], detail: str = "the request has invalid fields",
-                 **extensions: object) -> None:
+    def __init__(
+        self,
+        errors: list[FieldError],
+        detail: str = "the request has invalid fields",
+        **extensions: object,
+    ) -> None:
         super().__init__(detail, **extensions)
         self.errors = errors
 

@@ -1,5 +1,6 @@
 """Payment methods: own account, an authorised representative's account, or cash at the post
 office (only with a recorded reason). A bank account is pending until the bank confirms it."""
+
 from __future__ import annotations
 
 import re
@@ -59,14 +60,26 @@ class MethodSpec:
 def normalise(spec: MethodSpec) -> MethodSpec:
     rep = spec.representative
     if rep is not None:
-        rep = RepresentativeSpec(rep.national_id, normalise_name(rep.full_name), rep.relationship.strip(),
-                                 rep.power_of_attorney_ref.strip(), rep.valid_from, rep.valid_until)
-    return MethodSpec(spec.kind, spec.bank_bin, spec.account_number, rep,
-                      spec.cash_reason.strip() if spec.cash_reason else None)
+        rep = RepresentativeSpec(
+            rep.national_id,
+            normalise_name(rep.full_name),
+            rep.relationship.strip(),
+            rep.power_of_attorney_ref.strip(),
+            rep.valid_from,
+            rep.valid_until,
+        )
+    return MethodSpec(
+        spec.kind,
+        spec.bank_bin,
+        spec.account_number,
+        rep,
+        spec.cash_reason.strip() if spec.cash_reason else None,
+    )
 
 
-def method_problems(spec: MethodSpec, today: date, beneficiary_national_id: str | None = None,
-                    prefix: str = "") -> list[FieldError]:
+def method_problems(
+    spec: MethodSpec, today: date, beneficiary_national_id: str | None = None, prefix: str = ""
+) -> list[FieldError]:
     errors: list[FieldError] = []
 
     def bad(field: str, detail: str) -> None:
@@ -88,25 +101,38 @@ def method_problems(spec: MethodSpec, today: date, beneficiary_national_id: str 
             bad("cash_reason", "applies to cash payment only")
     else:
         if spec.bank_bin or spec.account_number:
-            bad("account_number" if spec.account_number else "bank_bin", "cash payment has no bank account")
+            bad(
+                "account_number" if spec.account_number else "bank_bin",
+                "cash payment has no bank account",
+            )
         if not spec.cash_reason or len(spec.cash_reason.strip()) < 5:
-            bad("cash_reason", "cash payment needs a recorded reason (cannot transact and has no representative)")
+            bad(
+                "cash_reason",
+                "cash payment needs a recorded reason (cannot transact and has no representative)",
+            )
     if spec.kind == AUTHORISED_ACCOUNT:
         rep = spec.representative
         if rep is None:
             bad("representative", "an authorised account needs the representative")
         else:
-            errors.extend(representative_problems(rep, today, beneficiary_national_id, f"{prefix}/representative"))
+            errors.extend(
+                representative_problems(
+                    rep, today, beneficiary_national_id, f"{prefix}/representative"
+                )
+            )
     elif spec.representative is not None:
         bad("representative", "only an authorised account has a representative")
     return errors
 
 
-def representative_problems(rep: RepresentativeSpec, today: date, beneficiary_national_id: str | None,
-                            prefix: str) -> list[FieldError]:
+def representative_problems(
+    rep: RepresentativeSpec, today: date, beneficiary_national_id: str | None, prefix: str
+) -> list[FieldError]:
     errors = [FieldError(f"{prefix}/national_id", p) for p in cccd_problems(rep.national_id)]
     if beneficiary_national_id and rep.national_id == beneficiary_national_id:
-        errors.append(FieldError(f"{prefix}/national_id", "the representative cannot be the beneficiary"))
+        errors.append(
+            FieldError(f"{prefix}/national_id", "the representative cannot be the beneficiary")
+        )
     errors += [FieldError(f"{prefix}/full_name", p) for p in name_problems(rep.full_name)]
     if not rep.relationship.strip():
         errors.append(FieldError(f"{prefix}/relationship", "is required"))
@@ -116,7 +142,9 @@ def representative_problems(rep: RepresentativeSpec, today: date, beneficiary_na
         if rep.valid_until < rep.valid_from:
             errors.append(FieldError(f"{prefix}/valid_until", "is before valid_from"))
         elif rep.valid_until < today:
-            errors.append(FieldError(f"{prefix}/valid_until", "the authorisation has already expired"))
+            errors.append(
+                FieldError(f"{prefix}/valid_until", "the authorisation has already expired")
+            )
     return errors
 
 

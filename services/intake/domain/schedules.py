@@ -1,4 +1,5 @@
 """Installment schedules: their kinds and consistency rules (periods are `shared.periods`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ class Schedule:
         return self.installments
 
 
-def schedule_problems(kind: str, start_period: str, installments: int | None) -> list[tuple[str, str]]:
+def schedule_problems(
+    kind: str, start_period: str, installments: int | None
+) -> list[tuple[str, str]]:
     """(field, reason) pairs for an inconsistent schedule."""
     problems: list[tuple[str, str]] = []
     if kind not in SCHEDULE_KINDS:
@@ -38,7 +41,9 @@ def schedule_problems(kind: str, start_period: str, installments: int | None) ->
         problems.append(("start_period", "must be a period YYYY-MM"))
     if kind == "ONE_OFF" and installments not in (None, 1):
         problems.append(("installments", "a one-off payment has one installment"))
-    elif kind == "FIXED_MONTHLY" and (installments is None or installments < 1 or installments > 600):
+    elif kind == "FIXED_MONTHLY" and (
+        installments is None or installments < 1 or installments > 600
+    ):
         problems.append(("installments", "a fixed monthly schedule needs 1 to 600 installments"))
     elif kind == "OPEN_MONTHLY" and installments is not None:
         problems.append(("installments", "an open-ended monthly schedule has no installment count"))

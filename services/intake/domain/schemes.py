@@ -1,4 +1,5 @@
 """Benefit schemes, the agency that decides each, and what each needs."""
+
 from __future__ import annotations
 
 from typing import get_args

@@ -7,6 +7,7 @@ the time the labour or working contract ended (art. 50(1)), so the cap is chosen
 Duration: 3 months for 12 to 36 months of contributions, one more month for every further full
 12 months, at most 12 months. Under 12 months: not eligible.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,9 +22,18 @@ REGIONS = ("I", "II", "III", "IV")
 
 # Regional minimum monthly wages, each with the day it took effect (newest last).
 REGIONAL_MINIMUM_WAGES: tuple[tuple[date, dict[str, int]], ...] = (
-    (date(2020, 1, 1), {"I": 4_420_000, "II": 3_920_000, "III": 3_430_000, "IV": 3_070_000}),  # Decree 90/2019
-    (date(2022, 7, 1), {"I": 4_680_000, "II": 4_160_000, "III": 3_640_000, "IV": 3_250_000}),  # Decree 38/2022
-    (date(2024, 7, 1), {"I": 4_960_000, "II": 4_410_000, "III": 3_860_000, "IV": 3_450_000}),  # Decree 74/2024
+    (
+        date(2020, 1, 1),
+        {"I": 4_420_000, "II": 3_920_000, "III": 3_430_000, "IV": 3_070_000},
+    ),  # Decree 90/2019
+    (
+        date(2022, 7, 1),
+        {"I": 4_680_000, "II": 4_160_000, "III": 3_640_000, "IV": 3_250_000},
+    ),  # Decree 38/2022
+    (
+        date(2024, 7, 1),
+        {"I": 4_960_000, "II": 4_410_000, "III": 3_860_000, "IV": 3_450_000},
+    ),  # Decree 74/2024
 )
 # The base salary (lương cơ sở), each with the day it took effect (newest last).
 BASE_SALARIES: tuple[tuple[date, int], ...] = (
@@ -115,4 +125,6 @@ def unemployment_benefit(
     months = benefit_months(contribution_months)
     raw = average_salary * RATE_PERCENT // 100
     cap = benefit_cap(region, contract_ended_on, regime)
-    return UnemploymentBenefit(monthly_amount=min(raw, cap), months=months, capped=raw > cap, cap=cap)
+    return UnemploymentBenefit(
+        monthly_amount=min(raw, cap), months=months, capped=raw > cap, cap=cap
+    )

@@ -1,4 +1,5 @@
 """Filing claims, deciding them, and stopping entitlements."""
+
 from __future__ import annotations
 
 import uuid
@@ -14,7 +15,14 @@ from services.intake.adapters import repository
 from services.intake.domain import claims as claim_rules
 from services.intake.domain import entitlements as entitlement_rules
 from services.intake.domain import payment_methods as pm
-from services.intake.domain.errors import Conflict, DomainError, FieldError, Forbidden, Invalid, NotFound
+from services.intake.domain.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
 from services.intake.domain.identity import mask_account, mask_national_id, normalise_name
 from services.intake.domain.schedules import Schedule
 from services.intake.domain.schemes import agency_for
@@ -66,8 +74,9 @@ def prepare_filing(cmd: FileClaim, actor: str, now: datetime) -> Filing:
     """Check a filing in memory and give it its ids, answer and audit entries (nothing written)."""
     today = vietnam_date(now)
     name = normalise_name(cmd.full_name)
-    errors = applicant_problems(cmd.national_id, name, cmd.date_of_birth, cmd.si_number, cmd.scheme, today,
-                                "/applicant")
+    errors = applicant_problems(
+        cmd.national_id, name, cmd.date_of_birth, cmd.si_number, cmd.scheme, today, "/applicant"
+    )
     errors += address_problems(cmd.commune_code, cmd.commune_list_date, "/address")
     payment = pm.normalise(cmd.payment)
     errors += pm.method_problems(payment, today, cmd.national_id, "/payment")
@@ -76,20 +85,41 @@ def prepare_filing(cmd: FileClaim, actor: str, now: datetime) -> Filing:
     claim_id = str(uuid.uuid4())
     agency = agency_for(cmd.scheme)
     return Filing(
-        cmd=cmd, actor=actor, now=now, correlation_id=correlation_id.get(), traceparent=current_traceparent(),
-        claim_id=claim_id, beneficiary_id=str(uuid.uuid4()), agency=agency, name=name, payment=payment,
-        body=orjson.dumps({
-            "claim_id": claim_id, "portal_dossier_id": cmd.portal_dossier_id, "beneficiary_id": _PLACEHOLDER,
-            "status": claim_rules.RECEIVED, "scheme": cmd.scheme, "agency": agency,
-            "received_at": now.isoformat(),
-        }).decode(),
+        cmd=cmd,
+        actor=actor,
+        now=now,
+        correlation_id=correlation_id.get(),
+        traceparent=current_traceparent(),
+        claim_id=claim_id,
+        beneficiary_id=str(uuid.uuid4()),
+        agency=agency,
+        name=name,
+        payment=payment,
+        body=orjson.dumps(
+            {
+                "claim_id": claim_id,
+                "portal_dossier_id": cmd.portal_dossier_id,
+                "beneficiary_id": _PLACEHOLDER,
+                "status": claim_rules.RECEIVED,
+                "scheme": cmd.scheme,
+                "agency": agency,
+                "received_at": now.isoformat(),
+            }
+        ).decode(),
         claim_audit={
-            "portal_dossier_id": cmd.portal_dossier_id, "scheme": cmd.scheme, "beneficiary_id": _PLACEHOLDER,
-            "national_id": mask_national_id(cmd.national_id), "requested_method": payment.kind,
-            "account_number": mask_account(payment.account_number), "status": claim_rules.RECEIVED,
+            "portal_dossier_id": cmd.portal_dossier_id,
+            "scheme": cmd.scheme,
+            "beneficiary_id": _PLACEHOLDER,
+            "national_id": mask_national_id(cmd.national_id),
+            "requested_method": payment.kind,
+            "account_number": mask_account(payment.account_number),
+            "status": claim_rules.RECEIVED,
         },
-        beneficiary_audit={"national_id": mask_national_id(cmd.national_id), "registered_via": "PORTAL",
-                           "commune_code": cmd.commune_code},
+        beneficiary_audit={
+            "national_id": mask_national_id(cmd.national_id),
+            "registered_via": "PORTAL",
+            "commune_code": cmd.commune_code,
+        },
     )
 
 
@@ -98,16 +128,29 @@ def filing_events(filing: Filing, beneficiary_id: str) -> list[Any]:
     cmd = filing.cmd
     events: list[Any] = []
     if beneficiary_id == filing.beneficiary_id:
-        events.append(BeneficiaryRegistered(
-            beneficiary_id=beneficiary_id, full_name=filing.name, commune_code=cmd.commune_code,
-            commune_list_date=cmd.commune_list_date, registered_via="PORTAL", registered_at=filing.now,
-        ))
-    events.append(ClaimReceived(
-        claim_id=filing.claim_id, portal_dossier_id=cmd.portal_dossier_id, beneficiary_id=beneficiary_id,
-        scheme=cmd.scheme, agency=filing.agency, commune_code=cmd.commune_code,
-        commune_list_date=cmd.commune_list_date, requested_method=filing.payment.kind,
-        received_at=filing.now,
-    ))
+        events.append(
+            BeneficiaryRegistered(
+                beneficiary_id=beneficiary_id,
+                full_name=filing.name,
+                commune_code=cmd.commune_code,
+                commune_list_date=cmd.commune_list_date,
+                registered_via="PORTAL",
+                registered_at=filing.now,
+            )
+        )
+    events.append(
+        ClaimReceived(
+            claim_id=filing.claim_id,
+            portal_dossier_id=cmd.portal_dossier_id,
+            beneficiary_id=beneficiary_id,
+            scheme=cmd.scheme,
+            agency=filing.agency,
+            commune_code=cmd.commune_code,
+            commune_list_date=cmd.commune_list_date,
+            requested_method=filing.payment.kind,
+            received_at=filing.now,
+        )
+    )
     return events
 
 
@@ -176,20 +219,30 @@ async def write_filings(uow: IntakeUnitOfWork, filings: Sequence[Filing]) -> lis
         person = people[filing.cmd.national_id]
         try:
             if person.id != filing.beneficiary_id:
-                check_same_person(person.full_name, person.date_of_birth, filing.name, filing.cmd.date_of_birth,
-                                  "/applicant")
+                check_same_person(
+                    person.full_name,
+                    person.date_of_birth,
+                    filing.name,
+                    filing.cmd.date_of_birth,
+                    "/applicant",
+                )
         except DomainError as exc:
             outcomes.append(exc)
             continue
         outcomes.append(ALREADY_FILED)  # until written
         writable.append((index, filing, person.id))
-    fresh = await repository.write_filed_claims(uow, FILING_SCOPE, [_filed_claim(f, b) for _, f, b in writable])
+    fresh = await repository.write_filed_claims(
+        uow, FILING_SCOPE, [_filed_claim(f, b) for _, f, b in writable]
+    )
     orphans: list[str] = []  # people registered for a filing that is not written
     for index, filing, beneficiary_id in writable:
         if filing.cmd.portal_dossier_id in fresh:
             outcomes[index] = filing.answer(beneficiary_id)
-            uow.emit_for_request(filing_events(filing, beneficiary_id), correlation=filing.correlation_id,
-                                 traceparent=filing.traceparent)
+            uow.emit_for_request(
+                filing_events(filing, beneficiary_id),
+                correlation=filing.correlation_id,
+                traceparent=filing.traceparent,
+            )
         elif beneficiary_id == filing.beneficiary_id:
             orphans.append(beneficiary_id)
     await repository.forget_people(uow, orphans)
@@ -198,34 +251,61 @@ async def write_filings(uow: IntakeUnitOfWork, filings: Sequence[Filing]) -> lis
 
 def _person_row(filing: Filing) -> dict[str, Any]:
     cmd = filing.cmd
-    return {"id": filing.beneficiary_id, "national_id": cmd.national_id, "full_name": filing.name,
-            "date_of_birth": cmd.date_of_birth, "si_number": cmd.si_number, "commune_code": cmd.commune_code,
-            "commune_list_date": cmd.commune_list_date}
+    return {
+        "id": filing.beneficiary_id,
+        "national_id": cmd.national_id,
+        "full_name": filing.name,
+        "date_of_birth": cmd.date_of_birth,
+        "si_number": cmd.si_number,
+        "commune_code": cmd.commune_code,
+        "commune_list_date": cmd.commune_list_date,
+    }
 
 
 def _filed_claim(f: Filing, beneficiary_id: str) -> dict[str, Any]:
     """`repository.FILED_CLAIM_COLUMNS` of a filing for the person `beneficiary_id`."""
     cmd = f.cmd
     return {
-        "dossier": cmd.portal_dossier_id, "request_hash": cmd.request_hash,
-        "body": f.answer(beneficiary_id).decode(), "client_id": f.actor, "claim_id": f.claim_id,
-        "beneficiary_id": beneficiary_id, "scheme": cmd.scheme, "agency": f.agency, "full_name": f.name,
-        "date_of_birth": cmd.date_of_birth, "si_number": cmd.si_number, "commune_code": cmd.commune_code,
-        "commune_list_date": cmd.commune_list_date, "requested_method": f.payment.kind,
-        "payment": orjson.dumps(document_of_spec(f.payment)).decode(), "received_at": f.now,
+        "dossier": cmd.portal_dossier_id,
+        "request_hash": cmd.request_hash,
+        "body": f.answer(beneficiary_id).decode(),
+        "client_id": f.actor,
+        "claim_id": f.claim_id,
+        "beneficiary_id": beneficiary_id,
+        "scheme": cmd.scheme,
+        "agency": f.agency,
+        "full_name": f.name,
+        "date_of_birth": cmd.date_of_birth,
+        "si_number": cmd.si_number,
+        "commune_code": cmd.commune_code,
+        "commune_list_date": cmd.commune_list_date,
+        "requested_method": f.payment.kind,
+        "payment": orjson.dumps(document_of_spec(f.payment)).decode(),
+        "received_at": f.now,
         "is_new": beneficiary_id == f.beneficiary_id,
         "beneficiary_audit": orjson.dumps(f.beneficiary_audit).decode(),
-        "claim_audit": f.claim_audit_json(beneficiary_id), "correlation_id": f.correlation_id,
+        "claim_audit": f.claim_audit_json(beneficiary_id),
+        "correlation_id": f.correlation_id,
     }
 
 
-
-def check_same_person(registered_name: str, registered_dob: date, name: str, dob: date, prefix: str) -> None:
+def check_same_person(
+    registered_name: str, registered_dob: date, name: str, dob: date, prefix: str
+) -> None:
     errors = []
     if registered_dob != dob:
-        errors.append(FieldError(f"{prefix}/date_of_birth", "differs from the person registered with this national id"))
+        errors.append(
+            FieldError(
+                f"{prefix}/date_of_birth",
+                "differs from the person registered with this national id",
+            )
+        )
     if not same_name(registered_name, name):
-        errors.append(FieldError(f"{prefix}/full_name", "differs from the person registered with this national id"))
+        errors.append(
+            FieldError(
+                f"{prefix}/full_name", "differs from the person registered with this national id"
+            )
+        )
     if errors:
         raise Invalid(errors, "the identity does not match the registered beneficiary")
 
@@ -260,7 +340,9 @@ async def decide_claim(uow: IntakeUnitOfWork, cmd: DecideClaim, acting_agency: s
     return await _record_decision(uow, cmd, claim, status, decision, entitlement_id, method_id)
 
 
-async def _claim_to_decide(uow: IntakeUnitOfWork, cmd: DecideClaim, acting_agency: str | None) -> Any:
+async def _claim_to_decide(
+    uow: IntakeUnitOfWork, cmd: DecideClaim, acting_agency: str | None
+) -> Any:
     """The claim, locked, once the caller may decide it; a decided claim replays its decision."""
     claim = await repository.claim_for_update(uow, cmd.claim_id)
     if claim is None:
@@ -275,26 +357,49 @@ async def _claim_to_decide(uow: IntakeUnitOfWork, cmd: DecideClaim, acting_agenc
     return claim
 
 
-async def _grant_entitlement(uow: IntakeUnitOfWork, claim: Any, approval: claim_rules.Approval) -> str:
+def _granted_row(
+    uow: IntakeUnitOfWork, claim: Any, approval: claim_rules.Approval, entitlement_id: str
+) -> dict[str, Any]:
+    schedule = approval.schedule
+    return {
+        "id": entitlement_id,
+        "beneficiary_id": claim.beneficiary_id,
+        "claim_id": claim.id,
+        "scheme": claim.scheme,
+        "agency": claim.agency,
+        "decision_number": approval.decision_number,
+        "amount_per_installment": approval.amount_per_installment,
+        "schedule_kind": schedule.kind,
+        "start_period": schedule.start_period,
+        "installments": schedule.count if schedule.kind != "OPEN_MONTHLY" else None,
+        "status": entitlement_rules.ACTIVE,
+        "commune_code": claim.commune_code,
+        "commune_list_date": claim.commune_list_date,
+        "source": "DECISION",
+        "client_id": uow.actor,
+        "granted_at": uow.now,
+    }
+
+
+async def _grant_entitlement(
+    uow: IntakeUnitOfWork, claim: Any, approval: claim_rules.Approval
+) -> str:
     """The approved claim's entitlement: its decision number unused, one per person and scheme."""
     claim_rules.check_approval(claim.scheme, approval)
     if await repository.decision_number_taken(uow, approval.agency, approval.decision_number):
-        raise Conflict(f"decision number {approval.decision_number} of {approval.agency} is already used")
+        raise Conflict(
+            f"decision number {approval.decision_number} of {approval.agency} is already used"
+        )
     schedule = approval.schedule
     held = await held_entitlements(uow, [claim.beneficiary_id], lock=True)
-    entitlement_rules.check_one_per_scheme(held.get(claim.beneficiary_id, []), claim.scheme, schedule)
+    entitlement_rules.check_one_per_scheme(
+        held.get(claim.beneficiary_id, []), claim.scheme, schedule
+    )
     entitlement_id = str(uuid.uuid4())
     try:
-        await repository.insert_entitlements(uow, [{
-            "id": entitlement_id, "beneficiary_id": claim.beneficiary_id, "claim_id": claim.id,
-            "scheme": claim.scheme, "agency": claim.agency, "decision_number": approval.decision_number,
-            "amount_per_installment": approval.amount_per_installment, "schedule_kind": schedule.kind,
-            "start_period": schedule.start_period,
-            "installments": schedule.count if schedule.kind != "OPEN_MONTHLY" else None,
-            "status": entitlement_rules.ACTIVE, "commune_code": claim.commune_code,
-            "commune_list_date": claim.commune_list_date, "source": "DECISION", "client_id": uow.actor,
-            "granted_at": uow.now,
-        }])
+        await repository.insert_entitlements(
+            uow, [_granted_row(uow, claim, approval, entitlement_id)]
+        )
     except IntegrityError as exc:
         if violates_one_open_per_scheme(exc):
             raise entitlement_rules.DuplicateEntitlement.concurrent(claim.scheme) from None
@@ -306,75 +411,162 @@ def _approval_decision(status: str, approval: claim_rules.Approval) -> dict[str,
     """The decision as the claim stores and the answer shows it."""
     schedule = approval.schedule
     decision: dict[str, Any] = {
-        "outcome": status, "agency": approval.agency, "decision_number": approval.decision_number,
+        "outcome": status,
+        "agency": approval.agency,
+        "decision_number": approval.decision_number,
         "amount_per_installment": approval.amount_per_installment,
-        "schedule": {"kind": schedule.kind, "start_period": schedule.start_period, "installments": schedule.count},
+        "schedule": {
+            "kind": schedule.kind,
+            "start_period": schedule.start_period,
+            "installments": schedule.count,
+        },
     }
     if approval.average_salary is not None:
-        decision.update(average_salary=approval.average_salary, contribution_months=approval.contribution_months,
-                        region=approval.region, salary_regime=approval.salary_regime)
+        decision.update(
+            average_salary=approval.average_salary,
+            contribution_months=approval.contribution_months,
+            region=approval.region,
+            salary_regime=approval.salary_regime,
+        )
         if approval.contract_ended_on is not None:
             decision.update(contract_ended_on=approval.contract_ended_on.isoformat())
     return decision
 
 
-def _emit_approval(uow: IntakeUnitOfWork, claim: Any, approval: claim_rules.Approval, entitlement_id: str) -> None:
+def _emit_approval(
+    uow: IntakeUnitOfWork, claim: Any, approval: claim_rules.Approval, entitlement_id: str
+) -> None:
     schedule = approval.schedule
-    uow.emit(ClaimDecided(
-        claim_id=claim.id, beneficiary_id=claim.beneficiary_id, scheme=claim.scheme, agency=claim.agency,
-        outcome="APPROVED", decision_number=approval.decision_number, entitlement_id=entitlement_id,
-        amount_per_installment=approval.amount_per_installment, installments=schedule.count,
-        commune_code=claim.commune_code, commune_list_date=claim.commune_list_date, decided_at=uow.now,
-    ))
-    uow.emit(EntitlementGranted(
-        entitlement_id=entitlement_id, beneficiary_id=claim.beneficiary_id, claim_id=claim.id,
-        scheme=claim.scheme, agency=claim.agency, decision_number=approval.decision_number,
-        amount_per_installment=approval.amount_per_installment,
-        schedule=ScheduleContract(kind=schedule.kind, start_period=schedule.start_period,
-                                  installments=schedule.count),
-        commune_code=claim.commune_code, commune_list_date=claim.commune_list_date, granted_at=uow.now,
-    ))
+    uow.emit(
+        ClaimDecided(
+            claim_id=claim.id,
+            beneficiary_id=claim.beneficiary_id,
+            scheme=claim.scheme,
+            agency=claim.agency,
+            outcome="APPROVED",
+            decision_number=approval.decision_number,
+            entitlement_id=entitlement_id,
+            amount_per_installment=approval.amount_per_installment,
+            installments=schedule.count,
+            commune_code=claim.commune_code,
+            commune_list_date=claim.commune_list_date,
+            decided_at=uow.now,
+        )
+    )
+    uow.emit(
+        EntitlementGranted(
+            entitlement_id=entitlement_id,
+            beneficiary_id=claim.beneficiary_id,
+            claim_id=claim.id,
+            scheme=claim.scheme,
+            agency=claim.agency,
+            decision_number=approval.decision_number,
+            amount_per_installment=approval.amount_per_installment,
+            schedule=ScheduleContract(
+                kind=schedule.kind, start_period=schedule.start_period, installments=schedule.count
+            ),
+            commune_code=claim.commune_code,
+            commune_list_date=claim.commune_list_date,
+            granted_at=uow.now,
+        )
+    )
 
 
-def _reject_claim(uow: IntakeUnitOfWork, claim: Any, status: str, rejection: claim_rules.Rejection) -> dict[str, Any]:
+def _reject_claim(
+    uow: IntakeUnitOfWork, claim: Any, status: str, rejection: claim_rules.Rejection
+) -> dict[str, Any]:
     """The rejection's decision, once its agency is the scheme's; emits ClaimDecided."""
     errors = claim_rules.agency_problems(claim.scheme, rejection.agency)
     if errors:
         raise Invalid(errors)
-    uow.emit(ClaimDecided(
-        claim_id=claim.id, beneficiary_id=claim.beneficiary_id, scheme=claim.scheme, agency=claim.agency,
-        outcome="REJECTED", decision_number=rejection.decision_number, reason_code=rejection.reason_code,
-        reason_text=rejection.reason_text, commune_code=claim.commune_code,
-        commune_list_date=claim.commune_list_date, decided_at=uow.now,
-    ))
-    return {"outcome": status, "agency": rejection.agency, "decision_number": rejection.decision_number,
-            "reason_code": rejection.reason_code, "reason_text": rejection.reason_text}
+    uow.emit(
+        ClaimDecided(
+            claim_id=claim.id,
+            beneficiary_id=claim.beneficiary_id,
+            scheme=claim.scheme,
+            agency=claim.agency,
+            outcome="REJECTED",
+            decision_number=rejection.decision_number,
+            reason_code=rejection.reason_code,
+            reason_text=rejection.reason_text,
+            commune_code=claim.commune_code,
+            commune_list_date=claim.commune_list_date,
+            decided_at=uow.now,
+        )
+    )
+    return {
+        "outcome": status,
+        "agency": rejection.agency,
+        "decision_number": rejection.decision_number,
+        "reason_code": rejection.reason_code,
+        "reason_text": rejection.reason_text,
+    }
 
 
-async def _record_decision(uow: IntakeUnitOfWork, cmd: DecideClaim, claim: Any, status: str,
-                           decision: dict[str, Any], entitlement_id: str | None, method_id: str | None) -> bytes:
+async def _record_decision(
+    uow: IntakeUnitOfWork,
+    cmd: DecideClaim,
+    claim: Any,
+    status: str,
+    decision: dict[str, Any],
+    entitlement_id: str | None,
+    method_id: str | None,
+) -> bytes:
     """The claim's new status, its answer (remembered for replays) and its audit entry."""
-    await repository.record_decision(uow, claim.id, {
-        "status": status, "decided_at": uow.now, "decision": decision, "entitlement_id": entitlement_id})
-    body = orjson.dumps({
-        "claim_id": claim.id, "status": status, "decision": decision, "entitlement_id": entitlement_id,
-        "payment_method_id": method_id, "decided_at": uow.now.isoformat(),
-    })
+    await repository.record_decision(
+        uow,
+        claim.id,
+        {
+            "status": status,
+            "decided_at": uow.now,
+            "decision": decision,
+            "entitlement_id": entitlement_id,
+        },
+    )
+    body = orjson.dumps(
+        {
+            "claim_id": claim.id,
+            "status": status,
+            "decision": decision,
+            "entitlement_id": entitlement_id,
+            "payment_method_id": method_id,
+            "decided_at": uow.now.isoformat(),
+        }
+    )
     await remember_response(uow, DECISION_SCOPE, claim.id, cmd.request_hash, 200, body)
-    uow.audit("claim.decided", "claim", claim.id, {
-        "status": status, "previous_status": claim.status, "decision_number": decision.get("decision_number"),
-        "entitlement_id": entitlement_id, "amount_per_installment": decision.get("amount_per_installment"),
-        "reason_code": decision.get("reason_code"),
-    })
+    _audit_decision(uow, claim, status, decision, entitlement_id)
     await uow.flush()
     return body
+
+
+def _audit_decision(
+    uow: IntakeUnitOfWork,
+    claim: Any,
+    status: str,
+    decision: dict[str, Any],
+    entitlement_id: str | None,
+) -> None:
+    uow.audit(
+        "claim.decided",
+        "claim",
+        claim.id,
+        {
+            "status": status,
+            "previous_status": claim.status,
+            "decision_number": decision.get("decision_number"),
+            "entitlement_id": entitlement_id,
+            "amount_per_installment": decision.get("amount_per_installment"),
+            "reason_code": decision.get("reason_code"),
+        },
+    )
 
 
 async def _record_requested_method(uow: IntakeUnitOfWork, claim: Any) -> str | None:
     """The method asked for on the portal becomes the beneficiary's (if still valid), unless
     another agency already pays this person: where that money goes stays its to change."""
-    paying = (await repository.paying_agencies(uow, [claim.beneficiary_id], period_of(uow.now))
-              ).get(claim.beneficiary_id, frozenset())
+    paying = (
+        await repository.paying_agencies(uow, [claim.beneficiary_id], period_of(uow.now))
+    ).get(claim.beneficiary_id, frozenset())
     if paying - {claim.agency}:
         return None
     spec = spec_of_document(claim.payment)
@@ -392,8 +584,9 @@ async def _record_requested_method(uow: IntakeUnitOfWork, claim: Any) -> str | N
 ONE_OPEN_PER_SCHEME_INDEX = "uq_entitlements_one_open_per_scheme"
 
 
-async def held_entitlements(uow: IntakeUnitOfWork, beneficiary_ids: Iterable[str], *,
-                            lock: bool = False) -> dict[str, list[entitlement_rules.HeldEntitlement]]:
+async def held_entitlements(
+    uow: IntakeUnitOfWork, beneficiary_ids: Iterable[str], *, lock: bool = False
+) -> dict[str, list[entitlement_rules.HeldEntitlement]]:
     """The entitlements these people hold, by person, for the one-per-scheme rule. With `lock`
     (PostgreSQL) their beneficiary rows are taken first, in id order, so that grants to one person
     take turns and each sees the one committed before it."""
@@ -404,24 +597,38 @@ async def held_entitlements(uow: IntakeUnitOfWork, beneficiary_ids: Iterable[str
         await repository.lock_beneficiaries(uow, ids)
     held: dict[str, list[entitlement_rules.HeldEntitlement]] = {}
     for row in await repository.held_entitlements(uow, ids):
-        held.setdefault(row.beneficiary_id, []).append(entitlement_rules.HeldEntitlement(
-            row.id, row.scheme, row.decision_number, row.status,
-            Schedule(row.schedule_kind, row.start_period, row.installments), row.stop_effective_period))
+        held.setdefault(row.beneficiary_id, []).append(
+            entitlement_rules.HeldEntitlement(
+                row.id,
+                row.scheme,
+                row.decision_number,
+                row.status,
+                Schedule(row.schedule_kind, row.start_period, row.installments),
+                row.stop_effective_period,
+            )
+        )
     return held
-
 
 
 def violates_one_open_per_scheme(exc: IntegrityError) -> bool:
     """Whether the database refused a second open-ended entitlement of a scheme (not another key)."""
     message = str(exc.orig)
-    return ONE_OPEN_PER_SCHEME_INDEX in message or "entitlements.beneficiary_id, entitlements.scheme" in message
+    return (
+        ONE_OPEN_PER_SCHEME_INDEX in message
+        or "entitlements.beneficiary_id, entitlements.scheme" in message
+    )
 
 
 # --- stopping entitlements -----------------------------------------------------------------
 
 
-async def stop_entitlement(uow: IntakeUnitOfWork, entitlement_id: str, reason: str, effective_period: str,
-                           acting_agency: str | None) -> tuple[dict[str, Any], bool]:
+async def stop_entitlement(
+    uow: IntakeUnitOfWork,
+    entitlement_id: str,
+    reason: str,
+    effective_period: str,
+    acting_agency: str | None,
+) -> tuple[dict[str, Any], bool]:
     """Stop an entitlement from a period on. Returns (the entitlement, whether this call changed it)."""
     row = await repository.entitlement_for_update(uow, entitlement_id)
     if row is None:
@@ -429,19 +636,37 @@ async def stop_entitlement(uow: IntakeUnitOfWork, entitlement_id: str, reason: s
     if acting_agency is not None and acting_agency != row.agency:
         raise Forbidden(f"this entitlement belongs to {row.agency}")
     schedule = Schedule(row.schedule_kind, row.start_period, row.installments)
-    if not entitlement_rules.check_stop(row.status, schedule, reason, effective_period, row.stop_reason,
-                                        row.stop_effective_period):
+    if not entitlement_rules.check_stop(
+        row.status, schedule, reason, effective_period, row.stop_reason, row.stop_effective_period
+    ):
         return dict(row._mapping), False
-    values = {"status": entitlement_rules.STOPPED, "stop_reason": reason,
-              "stop_effective_period": effective_period, "stopped_at": uow.now}
+    values = {
+        "status": entitlement_rules.STOPPED,
+        "stop_reason": reason,
+        "stop_effective_period": effective_period,
+        "stopped_at": uow.now,
+    }
     await repository.stop_entitlement(uow, entitlement_id, values)
-    uow.emit(EntitlementStopped(
-        entitlement_id=entitlement_id, beneficiary_id=row.beneficiary_id, reason=reason,
-        effective_period=effective_period, stopped_at=uow.now,
-    ))
-    uow.audit("entitlement.stopped", "entitlement", entitlement_id,
-              {"status": entitlement_rules.STOPPED, "previous_status": row.status, "reason": reason,
-               "effective_period": effective_period})
+    uow.emit(
+        EntitlementStopped(
+            entitlement_id=entitlement_id,
+            beneficiary_id=row.beneficiary_id,
+            reason=reason,
+            effective_period=effective_period,
+            stopped_at=uow.now,
+        )
+    )
+    uow.audit(
+        "entitlement.stopped",
+        "entitlement",
+        entitlement_id,
+        {
+            "status": entitlement_rules.STOPPED,
+            "previous_status": row.status,
+            "reason": reason,
+            "effective_period": effective_period,
+        },
+    )
     await uow.flush()
     return {**dict(row._mapping), **values}, True
 

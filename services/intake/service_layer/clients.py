@@ -1,4 +1,5 @@
 """API clients (OAuth2 client credentials): registration, authentication, development seeds."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,10 +16,22 @@ from shared.auth import hash_secret, verify_secret
 OPERATOR = "operator"  # the audit trail's actor for command-line changes
 SEEDER = "system"  # the audit trail's actor for the development seeds
 SCOPES = (
-    "claims:write", "claims:read", "decisions:write", "roll:write", "payment-methods:write",
-    "beneficiaries:read", "pii:read", "audit:read",
+    "claims:write",
+    "claims:read",
+    "decisions:write",
+    "roll:write",
+    "payment-methods:write",
+    "beneficiaries:read",
+    "pii:read",
+    "audit:read",
 )
-AGENCY_SCOPES = ("claims:read", "decisions:write", "roll:write", "payment-methods:write", "beneficiaries:read")
+AGENCY_SCOPES = (
+    "claims:read",
+    "decisions:write",
+    "roll:write",
+    "payment-methods:write",
+    "beneficiaries:read",
+)
 
 # Development only (settings.environment == "development"): `<id>-dev-secret`.
 DEV_CLIENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
@@ -44,7 +57,11 @@ class BadClient(ValueError):
 
 
 def check_client(client_id: str, scopes: list[str], agency: str | None) -> None:
-    if not client_id or len(client_id) > 100 or not all(c.isalnum() or c in "-_." for c in client_id):
+    if (
+        not client_id
+        or len(client_id) > 100
+        or not all(c.isalnum() or c in "-_." for c in client_id)
+    ):
         raise BadClient("a client id has 1 to 100 letters, digits, '-', '_' or '.'")
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
@@ -53,23 +70,41 @@ def check_client(client_id: str, scopes: list[str], agency: str | None) -> None:
         raise BadClient(f"agency must be one of {', '.join(AGENCIES)}")
 
 
-async def add_client(uow: IntakeUnitOfWork, client_id: str, secret: str | None, scopes: list[str],
-                     agency: str | None = None, description: str | None = None, replace: bool = False) -> str:
+async def add_client(
+    uow: IntakeUnitOfWork,
+    client_id: str,
+    secret: str | None,
+    scopes: list[str],
+    agency: str | None = None,
+    description: str | None = None,
+    replace: bool = False,
+) -> str:
     """Register (or with `replace`, re-key) a client; returns the secret, generated when not given."""
     check_client(client_id, scopes, agency)
     secret = secret or secrets.token_urlsafe(32)
     hashed = await asyncio.to_thread(hash_secret, secret)
-    values = {"secret_hash": hashed, "scopes": " ".join(sorted(set(scopes))), "agency": agency,
-              "description": description, "active": True}
+    values = {
+        "secret_hash": hashed,
+        "scopes": " ".join(sorted(set(scopes))),
+        "agency": agency,
+        "description": description,
+        "active": True,
+    }
     exists = await repository.client(uow, client_id) is not None
     if exists and not replace:
         raise BadClient(f"client {client_id!r} exists (use --replace to change it)")
     if exists:
         await repository.update_client(uow, client_id, values)
     else:
-        await repository.insert_client(uow, {"client_id": client_id, "created_at": uow.now, **values})
-    uow.audit("client.updated" if exists else "client.registered", "client", client_id,
-              {"scopes": values["scopes"], "agency": agency, "secret": "changed"})
+        await repository.insert_client(
+            uow, {"client_id": client_id, "created_at": uow.now, **values}
+        )
+    uow.audit(
+        "client.updated" if exists else "client.registered",
+        "client",
+        client_id,
+        {"scopes": values["scopes"], "agency": agency, "secret": "changed"},
+    )
     return secret
 
 
@@ -77,13 +112,17 @@ async def set_active(uow: IntakeUnitOfWork, client_id: str, active: bool) -> boo
     """Enable or disable a client; False when there is no such client."""
     if not await repository.update_client(uow, client_id, {"active": active}):
         return False
-    uow.audit("client.enabled" if active else "client.disabled", "client", client_id, {"active": active})
+    uow.audit(
+        "client.enabled" if active else "client.disabled", "client", client_id, {"active": active}
+    )
     return True
 
 
 async def list_clients(db: Executor) -> list[Client]:
-    return [Client(r.client_id, frozenset(r.scopes.split()), r.agency, r.active, r.description)
-            for r in await repository.all_clients(db)]
+    return [
+        Client(r.client_id, frozenset(r.scopes.split()), r.agency, r.active, r.description)
+        for r in await repository.all_clients(db)
+    ]
 
 
 async def authenticate(stored: Any, secret: str) -> Client | None:
@@ -94,8 +133,13 @@ async def authenticate(stored: Any, secret: str) -> Client | None:
         return None
     if not await asyncio.to_thread(verify_secret, secret, stored.secret_hash) or not stored.active:
         return None
-    return Client(stored.client_id, frozenset(stored.scopes.split()), stored.agency, stored.active,
-                  stored.description)
+    return Client(
+        stored.client_id,
+        frozenset(stored.scopes.split()),
+        stored.agency,
+        stored.active,
+        stored.description,
+    )
 
 
 async def seed_dev_clients(uow: IntakeUnitOfWork) -> list[str]:
@@ -106,11 +150,22 @@ async def seed_dev_clients(uow: IntakeUnitOfWork) -> list[str]:
         if client_id in present:
             continue
         hashed = await asyncio.to_thread(hash_secret, f"{client_id}-dev-secret")
-        row = {"client_id": client_id, "secret_hash": hashed, "scopes": " ".join(sorted(scopes)), "agency": agency,
-               "description": description, "active": True, "created_at": uow.now}
+        row = {
+            "client_id": client_id,
+            "secret_hash": hashed,
+            "scopes": " ".join(sorted(scopes)),
+            "agency": agency,
+            "description": description,
+            "active": True,
+            "created_at": uow.now,
+        }
         if await repository.insert_client_if_absent(uow, row):
-            uow.audit("client.registered", "client", client_id,
-                      {"scopes": row["scopes"], "agency": agency, "development_seed": True})
+            uow.audit(
+                "client.registered",
+                "client",
+                client_id,
+                {"scopes": row["scopes"], "agency": agency, "development_seed": True},
+            )
             added.append(client_id)
     return added
 

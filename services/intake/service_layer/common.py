@@ -26,17 +26,26 @@ class IntakeUnitOfWork(UnitOfWork):
 
     def audit(self, action: str, entity_type: str, entity_id: str, changes: dict[str, Any]) -> None:
         """Field names and masked values only: the audit trail never holds raw personal data."""
-        self.audits.append({
-            "at": self.now, "client_id": self.actor, "action": action, "entity_type": entity_type,
-            "entity_id": entity_id, "changes": changes, "correlation_id": correlation_id.get(),
-        })
+        self.audits.append(
+            {
+                "at": self.now,
+                "client_id": self.actor,
+                "action": action,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+                "changes": changes,
+                "correlation_id": correlation_id.get(),
+            }
+        )
 
-    def emit_for_request(self, events: Iterable[Contract], *, correlation: str | None,
-                         traceparent: str | None) -> None:
+    def emit_for_request(
+        self, events: Iterable[Contract], *, correlation: str | None, traceparent: str | None
+    ) -> None:
         """Events of one request among several sharing this transaction (a batch of filings): they
         keep that request's correlation id and trace, and go out in the same one outbox write."""
-        self.bulk_rows.extend(self.outbox.rows(events, correlation=correlation, traceparent=traceparent,
-                                               now=self.now))
+        self.bulk_rows.extend(
+            self.outbox.rows(events, correlation=correlation, traceparent=traceparent, now=self.now)
+        )
 
     async def flush(self) -> None:
         if self.audits:
@@ -50,7 +59,7 @@ def request_hash(document: Any) -> str:
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-class Replay(Exception):  # noqa: N818 - not an error: the stored answer, to send again
+class Replay(Exception):
     """The same request was already answered: send the stored answer again."""
 
     def __init__(self, status_code: int, body: bytes) -> None:
@@ -59,8 +68,9 @@ class Replay(Exception):  # noqa: N818 - not an error: the stored answer, to sen
         self.body = body
 
 
-async def remember_response(uow: UnitOfWork, scope: str, key: str, digest: str, status_code: int,
-                            body: bytes) -> None:
+async def remember_response(
+    uow: UnitOfWork, scope: str, key: str, digest: str, status_code: int, body: bytes
+) -> None:
     """Store the answer under (scope, key); a concurrent or earlier one with the same key wins:
     same request hash -> Replay, different -> ModifiedRequest (409)."""
     if not await repository.remember_response(uow, scope, key, digest, status_code, body):

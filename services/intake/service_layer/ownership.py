@@ -1,6 +1,7 @@
 """Whose records these are, for the ownership rule of `shared.authority`: a beneficiary belongs
 to the agencies of their open entitlements, an entitlement to its agency, a claim to its scheme's
 agency and its filer, an upload to its client and that client's agency."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping

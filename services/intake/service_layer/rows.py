@@ -1,4 +1,5 @@
 """Reading one uploaded row (text cells) into checked values, naming each offending column."""
+
 from __future__ import annotations
 
 import re
@@ -10,19 +11,40 @@ from shared.events import contracts
 from shared.events.contracts import max_length_of
 
 METHOD_COLUMNS = [
-    "payment_method", "bank_bin", "account_number", "cash_reason", "rep_national_id", "rep_full_name",
-    "rep_relationship", "rep_power_of_attorney_ref", "rep_valid_from", "rep_valid_until",
+    "payment_method",
+    "bank_bin",
+    "account_number",
+    "cash_reason",
+    "rep_national_id",
+    "rep_full_name",
+    "rep_relationship",
+    "rep_power_of_attorney_ref",
+    "rep_valid_from",
+    "rep_valid_until",
 ]
 # What the database columns hold, and for what goes into an event what its contract allows; a
 # longer cell is refused with its row, never truncated.
 MAX_LENGTHS = {
-    "national_id": 12, "rep_national_id": 12, "si_number": 10, "scheme": 30, "payment_method": 30,
-    "rep_relationship": 100, "rep_power_of_attorney_ref": 100,
-    **{column: max_length_of(limited) for column, limited in {
-        "commune_code": contracts.CommuneCode, "decision_number": contracts.DecisionNumber,
-        "start_period": contracts.Period, "bank_bin": contracts.BankBin, "account_number": contracts.AccountNumber,
-        "cash_reason": contracts.CashReason, "full_name": contracts.PersonName, "rep_full_name": contracts.PersonName,
-    }.items()},
+    "national_id": 12,
+    "rep_national_id": 12,
+    "si_number": 10,
+    "scheme": 30,
+    "payment_method": 30,
+    "rep_relationship": 100,
+    "rep_power_of_attorney_ref": 100,
+    **{
+        column: max_length_of(limited)
+        for column, limited in {
+            "commune_code": contracts.CommuneCode,
+            "decision_number": contracts.DecisionNumber,
+            "start_period": contracts.Period,
+            "bank_bin": contracts.BankBin,
+            "account_number": contracts.AccountNumber,
+            "cash_reason": contracts.CashReason,
+            "full_name": contracts.PersonName,
+            "rep_full_name": contracts.PersonName,
+        }.items()
+    },
 }
 Day = date  # `RowReader.date` hides the type inside the class
 _GROUPED = re.compile(r"^\d{1,3}([.,\s]\d{3})+$")
@@ -66,7 +88,11 @@ class RowReader:
         if value is None:
             return None
         try:
-            return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value).date()
+            return (
+                date.fromisoformat(value)
+                if len(value) == 10
+                else datetime.fromisoformat(value).date()
+            )
         except ValueError:
             pass
         for fmt in ("%d/%m/%Y", "%d-%m-%Y"):
@@ -96,7 +122,9 @@ class RowReader:
             return None
         return amount
 
-    def method(self, today: Day, beneficiary_national_id: str | None, required: bool) -> pm.MethodSpec | None:
+    def method(
+        self, today: Day, beneficiary_national_id: str | None, required: bool
+    ) -> pm.MethodSpec | None:
         """The payment-method columns, or None when they are all empty (and not required)."""
         before = len(self.errors)
         if all(self.cells.get(c) is None for c in METHOD_COLUMNS):

@@ -5,6 +5,7 @@ unit of work (opened by the upload runner, `api/upload_runner.py`) with bulk ins
 history, audit and events are written together or not at all. If a chunk fails (for instance a
 concurrent upload registered the same person), it is retried, then applied one row at a time.
 A re-upload of the same rows changes nothing: they come back as UNCHANGED."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,8 @@ from services.intake.domain.payment_methods import MethodSpec
 from services.intake.domain.schedules import Schedule
 from services.intake.domain.schemes import AGENCY_OF, ROLL_SCHEMES, agency_for
 from services.intake.domain.validation import address_problems, applicant_problems
-from services.intake.service_layer.claims import held_entitlements
 from services.intake.service_layer import ownership
+from services.intake.service_layer.claims import held_entitlements
 from services.intake.service_layer.common import IntakeUnitOfWork
 from services.intake.service_layer.payment_methods import (
     MethodChange,
@@ -45,8 +46,17 @@ from shared.vn_text import same_name
 ROLL = "ROLL"
 PAYMENT_METHODS = "PAYMENT_METHODS"
 ROLL_COLUMNS = [
-    "national_id", "full_name", "date_of_birth", "si_number", "commune_code", "commune_list_date", "scheme",
-    "decision_number", "amount_per_installment", "start_period", *METHOD_COLUMNS,
+    "national_id",
+    "full_name",
+    "date_of_birth",
+    "si_number",
+    "commune_code",
+    "commune_list_date",
+    "scheme",
+    "decision_number",
+    "amount_per_installment",
+    "start_period",
+    *METHOD_COLUMNS,
 ]
 PAYMENT_METHOD_COLUMNS = ["national_id", *METHOD_COLUMNS]
 CHUNK = 500
@@ -112,8 +122,9 @@ class Upload:
 # --- reading and checking rows ----------------------------------------------------------------
 
 
-def read_roll_row(cells: dict[str, str | None], row: int, prefix: str, today: date,
-                  acting_agency: str | None) -> RollEntry | list[FieldError]:
+def read_roll_row(
+    cells: dict[str, str | None], row: int, prefix: str, today: date, acting_agency: str | None
+) -> RollEntry | list[FieldError]:
     r = RowReader(cells, prefix)
     national_id = r.text("national_id") or ""
     full_name = normalise_name(r.text("full_name") or "")
@@ -135,23 +146,44 @@ def read_roll_row(cells: dict[str, str | None], row: int, prefix: str, today: da
         r.bad("start_period", "must be a period YYYY-MM")
     reported = {e.pointer for e in r.errors}
     if dob is not None and scheme in AGENCY_OF:
-        r.errors += [FieldError(f"{prefix}{e.pointer}", e.detail)
-                     for e in applicant_problems(national_id, full_name, dob, si_number, scheme, today)
-                     if f"{prefix}{e.pointer}" not in reported]
+        r.errors += [
+            FieldError(f"{prefix}{e.pointer}", e.detail)
+            for e in applicant_problems(national_id, full_name, dob, si_number, scheme, today)
+            if f"{prefix}{e.pointer}" not in reported
+        ]
     elif national_id:
         r.errors += [FieldError(f"{prefix}/national_id", p) for p in cccd_problems(national_id)]
     if commune_code and list_date is not None:
-        r.errors += [FieldError(f"{prefix}{e.pointer}", e.detail)
-                     for e in address_problems(commune_code, list_date, list_field="commune_list_date")]
+        r.errors += [
+            FieldError(f"{prefix}{e.pointer}", e.detail)
+            for e in address_problems(commune_code, list_date, list_field="commune_list_date")
+        ]
     method = r.method(today, national_id, required=False)
     if r.errors:
         return r.errors
     assert dob is not None and list_date is not None and amount is not None
-    return RollEntry(row, cells, prefix, national_id, full_name, dob, si_number, commune_code, list_date, scheme,
-                     agency_for(scheme), decision_number, amount, start_period, method)
+    return RollEntry(
+        row,
+        cells,
+        prefix,
+        national_id,
+        full_name,
+        dob,
+        si_number,
+        commune_code,
+        list_date,
+        scheme,
+        agency_for(scheme),
+        decision_number,
+        amount,
+        start_period,
+        method,
+    )
 
 
-def read_method_row(cells: dict[str, str | None], row: int, prefix: str, today: date) -> MethodEntry | list[FieldError]:
+def read_method_row(
+    cells: dict[str, str | None], row: int, prefix: str, today: date
+) -> MethodEntry | list[FieldError]:
     r = RowReader(cells, prefix)
     national_id = r.text("national_id") or ""
     if national_id:
@@ -166,12 +198,19 @@ def read_method_row(cells: dict[str, str | None], row: int, prefix: str, today: 
 
 
 def _reject(entry: RollEntry | MethodEntry, column: str, detail: str) -> RowResult:
-    return RowResult(entry.row, REJECTED, errors=[FieldError(f"{entry.prefix}/{column}", detail)], cells=entry.cells)
+    return RowResult(
+        entry.row,
+        REJECTED,
+        errors=[FieldError(f"{entry.prefix}/{column}", detail)],
+        cells=entry.cells,
+    )
 
 
 def conflicted(entry: RollEntry | MethodEntry) -> RowResult:
     """A row that still failed alone after its chunk failed."""
-    return _reject(entry, "national_id", "conflicted with a concurrent change; upload the row again")
+    return _reject(
+        entry, "national_id", "conflicted with a concurrent change; upload the row again"
+    )
 
 
 @dataclass
@@ -199,86 +238,176 @@ async def apply_roll_chunk(uow: IntakeUnitOfWork, entries: list[RollEntry]) -> l
 async def _load_roll_chunk(uow: IntakeUnitOfWork, entries: list[RollEntry]) -> _RollChunk:
     people = await repository.beneficiaries_by_national_id(uow, [e.national_id for e in entries])
     keys = {(e.agency, e.decision_number) for e in entries}
-    by_decision = {(row.agency, row.decision_number): row
-                   for row in await repository.entitlements_by_decision(uow, keys)}
+    by_decision = {
+        (row.agency, row.decision_number): row
+        for row in await repository.entitlements_by_decision(uow, keys)
+    }
     known_ids = [p.id for p in people.values()]
     held = await held_entitlements(uow, known_ids, lock=True)
     methods = await current_methods(uow, known_ids)
     return _RollChunk(people, by_decision, held, dict(methods))
 
 
+def _identity_refusal(person: Any, e: RollEntry) -> RowResult | None:
+    """The row refused when it names the registered person otherwise."""
+    if person.date_of_birth != e.date_of_birth:
+        return _reject(
+            e, "date_of_birth", "differs from the person registered with this national id"
+        )
+    if not same_name(person.full_name, e.full_name):
+        return _reject(e, "full_name", "differs from the person registered with this national id")
+    return None
+
+
 def _apply_roll_row(uow: IntakeUnitOfWork, chunk: _RollChunk, e: RollEntry) -> RowResult:
     """One row: refused, UNCHANGED (its entitlement is registered already) or REGISTERED."""
     person = chunk.people.get(e.national_id)
     if person is not None:
-        if person.date_of_birth != e.date_of_birth:
-            return _reject(e, "date_of_birth", "differs from the person registered with this national id")
-        if not same_name(person.full_name, e.full_name):
-            return _reject(e, "full_name", "differs from the person registered with this national id")
+        refusal = _identity_refusal(person, e)
+        if refusal is not None:
+            return refusal
         beneficiary_id, beneficiary_name = person.id, person.full_name
     else:
         beneficiary_id, beneficiary_name = str(uuid.uuid4()), e.full_name
     existing = chunk.by_decision.get((e.agency, e.decision_number))
     if existing is not None:
-        same = (existing.beneficiary_id == beneficiary_id and existing.scheme == e.scheme
-                and existing.amount_per_installment == e.amount and existing.start_period == e.start_period)
+        same = (
+            existing.beneficiary_id == beneficiary_id
+            and existing.scheme == e.scheme
+            and existing.amount_per_installment == e.amount
+            and existing.start_period == e.start_period
+        )
         if not same:
-            return _reject(e, "decision_number",
-                           f"decision {e.decision_number} of {e.agency} is already registered with other details")
+            return _reject(
+                e,
+                "decision_number",
+                f"decision {e.decision_number} of {e.agency} is already registered with other details",
+            )
         result = RowResult(e.row, UNCHANGED, beneficiary_id, existing.id)
     else:
         schedule = Schedule("OPEN_MONTHLY", e.start_period)
-        other = entitlement_rules.overlapping_entitlement(chunk.held.get(beneficiary_id, []), e.scheme, schedule)
+        other = entitlement_rules.overlapping_entitlement(
+            chunk.held.get(beneficiary_id, []), e.scheme, schedule
+        )
         if other is not None:
             return _reject(e, "scheme", entitlement_rules.duplicate_detail(other))
         if person is None:
             _register_person(uow, chunk, e, beneficiary_id)
-        result = RowResult(e.row, REGISTERED, beneficiary_id, _register_entitlement(uow, chunk, e, beneficiary_id))
+        result = RowResult(
+            e.row, REGISTERED, beneficiary_id, _register_entitlement(uow, chunk, e, beneficiary_id)
+        )
     if e.method is not None:
         chunk.changes.append(MethodChange(beneficiary_id, beneficiary_name, e.method, "ROLL"))
         chunk.result_of_change[beneficiary_id] = result
     return result
 
 
-def _register_person(uow: IntakeUnitOfWork, chunk: _RollChunk, e: RollEntry, beneficiary_id: str) -> None:
-    chunk.new_people.append({
-        "id": beneficiary_id, "national_id": e.national_id, "full_name": e.full_name,
-        "date_of_birth": e.date_of_birth, "si_number": e.si_number, "commune_code": e.commune_code,
-        "commune_list_date": e.commune_list_date, "registered_via": "ROLL", "registered_at": uow.now,
-    })
-    uow.emit(BeneficiaryRegistered(
-        beneficiary_id=beneficiary_id, full_name=e.full_name, commune_code=e.commune_code,
-        commune_list_date=e.commune_list_date, registered_via="ROLL", registered_at=uow.now,
-    ))
-    uow.audit("beneficiary.registered", "beneficiary", beneficiary_id, {
-        "national_id": mask_national_id(e.national_id), "registered_via": "ROLL", "commune_code": e.commune_code,
-    })
+def _register_person(
+    uow: IntakeUnitOfWork, chunk: _RollChunk, e: RollEntry, beneficiary_id: str
+) -> None:
+    chunk.new_people.append(
+        {
+            "id": beneficiary_id,
+            "national_id": e.national_id,
+            "full_name": e.full_name,
+            "date_of_birth": e.date_of_birth,
+            "si_number": e.si_number,
+            "commune_code": e.commune_code,
+            "commune_list_date": e.commune_list_date,
+            "registered_via": "ROLL",
+            "registered_at": uow.now,
+        }
+    )
+    uow.emit(
+        BeneficiaryRegistered(
+            beneficiary_id=beneficiary_id,
+            full_name=e.full_name,
+            commune_code=e.commune_code,
+            commune_list_date=e.commune_list_date,
+            registered_via="ROLL",
+            registered_at=uow.now,
+        )
+    )
+    uow.audit(
+        "beneficiary.registered",
+        "beneficiary",
+        beneficiary_id,
+        {
+            "national_id": mask_national_id(e.national_id),
+            "registered_via": "ROLL",
+            "commune_code": e.commune_code,
+        },
+    )
 
 
-def _register_entitlement(uow: IntakeUnitOfWork, chunk: _RollChunk, e: RollEntry, beneficiary_id: str) -> str:
+def _roll_entitlement_row(
+    uow: IntakeUnitOfWork, e: RollEntry, beneficiary_id: str, entitlement_id: str
+) -> dict[str, Any]:
+    return {
+        "id": entitlement_id,
+        "beneficiary_id": beneficiary_id,
+        "claim_id": None,
+        "scheme": e.scheme,
+        "agency": e.agency,
+        "decision_number": e.decision_number,
+        "amount_per_installment": e.amount,
+        "schedule_kind": "OPEN_MONTHLY",
+        "start_period": e.start_period,
+        "installments": None,
+        "status": entitlement_rules.ACTIVE,
+        "stop_reason": None,
+        "stop_effective_period": None,
+        "stopped_at": None,
+        "commune_code": e.commune_code,
+        "commune_list_date": e.commune_list_date,
+        "source": "ROLL",
+        "client_id": uow.actor,
+        "granted_at": uow.now,
+    }
+
+
+def _register_entitlement(
+    uow: IntakeUnitOfWork, chunk: _RollChunk, e: RollEntry, beneficiary_id: str
+) -> str:
     """An open-ended monthly entitlement for the row; its id."""
     entitlement_id = str(uuid.uuid4())
-    chunk.held.setdefault(beneficiary_id, []).append(entitlement_rules.HeldEntitlement(
-        entitlement_id, e.scheme, e.decision_number, entitlement_rules.ACTIVE, Schedule("OPEN_MONTHLY", e.start_period)))
-    chunk.new_entitlements.append({
-        "id": entitlement_id, "beneficiary_id": beneficiary_id, "claim_id": None, "scheme": e.scheme,
-        "agency": e.agency, "decision_number": e.decision_number, "amount_per_installment": e.amount,
-        "schedule_kind": "OPEN_MONTHLY", "start_period": e.start_period, "installments": None,
-        "status": entitlement_rules.ACTIVE, "stop_reason": None, "stop_effective_period": None,
-        "stopped_at": None, "commune_code": e.commune_code, "commune_list_date": e.commune_list_date,
-        "source": "ROLL", "client_id": uow.actor, "granted_at": uow.now,
-    })
-    uow.emit(EntitlementGranted(
-        entitlement_id=entitlement_id, beneficiary_id=beneficiary_id, scheme=e.scheme,
-        agency=e.agency, decision_number=e.decision_number,
-        amount_per_installment=e.amount,
-        schedule=ScheduleContract(kind="OPEN_MONTHLY", start_period=e.start_period),
-        commune_code=e.commune_code, commune_list_date=e.commune_list_date, granted_at=uow.now,
-    ))
-    uow.audit("entitlement.registered", "entitlement", entitlement_id, {
-        "beneficiary_id": beneficiary_id, "scheme": e.scheme, "decision_number": e.decision_number,
-        "amount_per_installment": e.amount, "start_period": e.start_period, "source": "ROLL",
-    })
+    chunk.held.setdefault(beneficiary_id, []).append(
+        entitlement_rules.HeldEntitlement(
+            entitlement_id,
+            e.scheme,
+            e.decision_number,
+            entitlement_rules.ACTIVE,
+            Schedule("OPEN_MONTHLY", e.start_period),
+        )
+    )
+    chunk.new_entitlements.append(_roll_entitlement_row(uow, e, beneficiary_id, entitlement_id))
+    uow.emit(
+        EntitlementGranted(
+            entitlement_id=entitlement_id,
+            beneficiary_id=beneficiary_id,
+            scheme=e.scheme,
+            agency=e.agency,
+            decision_number=e.decision_number,
+            amount_per_installment=e.amount,
+            schedule=ScheduleContract(kind="OPEN_MONTHLY", start_period=e.start_period),
+            commune_code=e.commune_code,
+            commune_list_date=e.commune_list_date,
+            granted_at=uow.now,
+        )
+    )
+    uow.audit(
+        "entitlement.registered",
+        "entitlement",
+        entitlement_id,
+        {
+            "beneficiary_id": beneficiary_id,
+            "scheme": e.scheme,
+            "decision_number": e.decision_number,
+            "amount_per_installment": e.amount,
+            "start_period": e.start_period,
+            "source": "ROLL",
+        },
+    )
     return entitlement_id
 
 
@@ -294,19 +423,28 @@ async def _write_roll_chunk(uow: IntakeUnitOfWork, chunk: _RollChunk) -> None:
                 result.outcome = UPDATED
 
 
-async def apply_method_chunk(uow: IntakeUnitOfWork, entries: list[MethodEntry], channel: str,
-                             acting_agency: str | None = None) -> list[RowResult]:
+async def apply_method_chunk(
+    uow: IntakeUnitOfWork,
+    entries: list[MethodEntry],
+    channel: str,
+    acting_agency: str | None = None,
+) -> list[RowResult]:
     people = await repository.beneficiaries_by_national_id(uow, [e.national_id for e in entries])
     # Only an agency paying the person may redirect their money.
-    paying = (await repository.paying_agencies(uow, [p.id for p in people.values()], period_of(uow.now))
-              if acting_agency is not None else {})
+    paying = (
+        await repository.paying_agencies(uow, [p.id for p in people.values()], period_of(uow.now))
+        if acting_agency is not None
+        else {}
+    )
     results: list[RowResult] = []
     changes: list[MethodChange] = []
     by_person: dict[str, RowResult] = {}
     for e in entries:
         person = people.get(e.national_id)
         if person is None:
-            results.append(_reject(e, "national_id", "no beneficiary is registered with this national id"))
+            results.append(
+                _reject(e, "national_id", "no beneficiary is registered with this national id")
+            )
             continue
         if acting_agency is not None and acting_agency not in paying.get(person.id, frozenset()):
             results.append(_reject(e, "national_id", ownership.not_paid_by(acting_agency)))
@@ -323,8 +461,13 @@ async def apply_method_chunk(uow: IntakeUnitOfWork, entries: list[MethodEntry], 
     return results
 
 
-async def apply_chunk(uow: IntakeUnitOfWork, upload_id: str, upload: Upload, chunk: Sequence[Any],
-                      acting_agency: str | None) -> list[RowResult]:
+async def apply_chunk(
+    uow: IntakeUnitOfWork,
+    upload_id: str,
+    upload: Upload,
+    chunk: Sequence[Any],
+    acting_agency: str | None,
+) -> list[RowResult]:
     """One chunk of checked rows applied and its outcomes saved, on the caller's unit of work."""
     if upload.kind == ROLL:
         results = await apply_roll_chunk(uow, list(chunk))
@@ -350,7 +493,9 @@ class UploadReport:
         return sum(1 for r in self.results if r.outcome in outcomes)
 
 
-def check_rows(upload: Upload, today: date, acting_agency: str | None) -> tuple[list[RowResult], list[Any]]:
+def check_rows(
+    upload: Upload, today: date, acting_agency: str | None
+) -> tuple[list[RowResult], list[Any]]:
     """Every row read and checked in memory: (the refused rows, the entries to apply). A row
     repeating an earlier one (same decision, same person and scheme, same person) is refused."""
     results: list[RowResult] = []
@@ -361,8 +506,14 @@ def check_rows(upload: Upload, today: date, acting_agency: str | None) -> tuple[
         keys: list[tuple[str, ...]]
         if upload.kind == ROLL:
             entry: Any = read_roll_row(cells, row_number, prefix, today, acting_agency)
-            keys = [] if isinstance(entry, list) else [
-                ("decision", entry.agency, entry.decision_number), ("person-scheme", entry.national_id, entry.scheme)]
+            keys = (
+                []
+                if isinstance(entry, list)
+                else [
+                    ("decision", entry.agency, entry.decision_number),
+                    ("person-scheme", entry.national_id, entry.scheme),
+                ]
+            )
         else:
             entry = read_method_row(cells, row_number, prefix, today)
             keys = [] if isinstance(entry, list) else [("person", entry.national_id)]
@@ -372,8 +523,16 @@ def check_rows(upload: Upload, today: date, acting_agency: str | None) -> tuple[
         duplicate = next((seen[k] for k in keys if k in seen), None)
         if duplicate is not None:
             column = "decision_number" if upload.kind == ROLL and keys[0] in seen else "national_id"
-            results.append(RowResult(row_number, REJECTED, cells=cells, errors=[
-                FieldError(f"{prefix}/{column}", f"repeats row {duplicate} of this upload")]))
+            results.append(
+                RowResult(
+                    row_number,
+                    REJECTED,
+                    cells=cells,
+                    errors=[
+                        FieldError(f"{prefix}/{column}", f"repeats row {duplicate} of this upload")
+                    ],
+                )
+            )
             continue
         for k in keys:
             seen[k] = row_number
@@ -381,32 +540,59 @@ def check_rows(upload: Upload, today: date, acting_agency: str | None) -> tuple[
     return results, entries
 
 
-async def open_upload(uow: IntakeUnitOfWork, upload_id: str, upload: Upload, refused: list[RowResult]) -> None:
+async def open_upload(
+    uow: IntakeUnitOfWork, upload_id: str, upload: Upload, refused: list[RowResult]
+) -> None:
     """The upload's head (totals to come) and the rows refused on reading."""
-    await repository.insert_upload(uow, {
-        "id": upload_id, "kind": upload.kind, "client_id": uow.actor, "filename": upload.filename,
-        "format": upload.format, "content_hash": hashlib.sha256(upload.content).hexdigest(),
-        "columns": upload.columns, "total_rows": len(upload.rows), "accepted": 0, "unchanged": 0, "rejected": 0,
-        "created_at": uow.now,
-    })
+    await repository.insert_upload(
+        uow,
+        {
+            "id": upload_id,
+            "kind": upload.kind,
+            "client_id": uow.actor,
+            "filename": upload.filename,
+            "format": upload.format,
+            "content_hash": hashlib.sha256(upload.content).hexdigest(),
+            "columns": upload.columns,
+            "total_rows": len(upload.rows),
+            "accepted": 0,
+            "unchanged": 0,
+            "rejected": 0,
+            "created_at": uow.now,
+        },
+    )
     await save_rows(uow, upload_id, refused)
 
 
 async def close_upload(uow: IntakeUnitOfWork, report: UploadReport, late: list[RowResult]) -> None:
     """The rows refused after their chunk failed, and the upload's totals."""
     await save_rows(uow, report.upload_id, late)
-    await repository.set_upload_totals(uow, report.upload_id, accepted=report.count(REGISTERED, UPDATED),
-                                       unchanged=report.count(UNCHANGED), rejected=report.count(REJECTED))
+    await repository.set_upload_totals(
+        uow,
+        report.upload_id,
+        accepted=report.count(REGISTERED, UPDATED),
+        unchanged=report.count(UNCHANGED),
+        rejected=report.count(REJECTED),
+    )
 
 
 async def save_rows(uow: IntakeUnitOfWork, upload_id: str, results: list[RowResult]) -> None:
-    await repository.insert_upload_rows(uow, [
-        {"upload_id": upload_id, "seq": r.row, "row_number": r.row, "outcome": r.outcome,
-         "beneficiary_id": r.beneficiary_id, "entity_id": r.entity_id,
-         "errors": [{"pointer": e.pointer, "detail": e.detail} for e in r.errors] or None,
-         "raw": r.cells if r.outcome == REJECTED else None}
-        for r in results
-    ])
+    await repository.insert_upload_rows(
+        uow,
+        [
+            {
+                "upload_id": upload_id,
+                "seq": r.row,
+                "row_number": r.row,
+                "outcome": r.outcome,
+                "beneficiary_id": r.beneficiary_id,
+                "entity_id": r.entity_id,
+                "errors": [{"pointer": e.pointer, "detail": e.detail} for e in r.errors] or None,
+                "raw": r.cells if r.outcome == REJECTED else None,
+            }
+            for r in results
+        ],
+    )
 
 
 def masked_cells(cells: Mapping[str, Any], pii: bool) -> dict[str, Any]:

@@ -4,6 +4,7 @@ trail, idempotency records and uploads.
 Revision ID: intake_0002
 Revises: intake_0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -114,10 +115,16 @@ def upgrade() -> None:
         sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index(
-        "uq_payment_methods_current", "payment_methods", ["beneficiary_id"], unique=True,
-        postgresql_where=sa.text("is_current"), sqlite_where=sa.text("is_current"),
+        "uq_payment_methods_current",
+        "payment_methods",
+        ["beneficiary_id"],
+        unique=True,
+        postgresql_where=sa.text("is_current"),
+        sqlite_where=sa.text("is_current"),
     )
-    op.create_index("ix_payment_methods_beneficiary", "payment_methods", ["beneficiary_id", "created_at"])
+    op.create_index(
+        "ix_payment_methods_beneficiary", "payment_methods", ["beneficiary_id", "created_at"]
+    )
     op.create_table(
         "payment_method_history",
         sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
@@ -130,7 +137,9 @@ def upgrade() -> None:
         sa.Column("client_id", sa.String(100), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index("ix_payment_method_history_beneficiary", "payment_method_history", ["beneficiary_id", "id"])
+    op.create_index(
+        "ix_payment_method_history_beneficiary", "payment_method_history", ["beneficiary_id", "id"]
+    )
     op.create_table(
         "audit_log",
         sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
@@ -170,7 +179,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "upload_rows",
-        sa.Column("upload_id", UUID, sa.ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "upload_id", UUID, sa.ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("row_number", sa.Integer, nullable=False),
         sa.Column("outcome", sa.String(20), nullable=False),

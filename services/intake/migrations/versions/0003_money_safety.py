@@ -4,8 +4,9 @@ columns, fenced leases and exact reconciliation.
 Revision ID: intake_0003
 Revises: intake_0002
 """
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "intake_0003"
 down_revision = "intake_0002"
@@ -17,8 +18,12 @@ def upgrade() -> None:
     # --- one active open-ended entitlement per person and scheme ---------------------------------
     _refuse_duplicate_open_entitlements()
     op.create_index(
-        "uq_entitlements_one_open_per_scheme", "entitlements", ["beneficiary_id", "scheme"], unique=True,
-        postgresql_where=sa.text(_OPEN), sqlite_where=sa.text(_OPEN),
+        "uq_entitlements_one_open_per_scheme",
+        "entitlements",
+        ["beneficiary_id", "scheme"],
+        unique=True,
+        postgresql_where=sa.text(_OPEN),
+        sqlite_where=sa.text(_OPEN),
     )
     # --- end: one active open-ended entitlement per person and scheme ----------------------------
 
@@ -35,10 +40,16 @@ _OPEN = "status = 'ACTIVE' AND schedule_kind = 'OPEN_MONTHLY'"
 def _refuse_duplicate_open_entitlements() -> None:
     """People already granted a scheme twice are the agency's to resolve (stop one of them):
     the upgrade names how many and stops rather than choose for it."""
-    duplicated = op.get_bind().execute(sa.text(
-        f"SELECT COUNT(*) FROM (SELECT beneficiary_id, scheme FROM entitlements WHERE {_OPEN} "
-        "GROUP BY beneficiary_id, scheme HAVING COUNT(*) > 1) AS twice"
-    )).scalar_one()
+    duplicated = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                f"SELECT COUNT(*) FROM (SELECT beneficiary_id, scheme FROM entitlements WHERE {_OPEN} "
+                "GROUP BY beneficiary_id, scheme HAVING COUNT(*) > 1) AS twice"
+            )
+        )
+        .scalar_one()
+    )
     if duplicated:
         raise RuntimeError(
             f"{duplicated} person-scheme pairs hold more than one active open-ended entitlement; "
