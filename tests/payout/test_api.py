@@ -64,10 +64,8 @@ class TestApi:
             batches = (await client.get("/v1/batches", params={"period": PERIOD})).json()["items"]
             batch = (await client.get(f"/v1/batches/{batches[0]['batch_id']}")).json()
         assert (
-            (masked.startswith("*")
-            and masked[-4:] == persons[0].account_number[-4:])
-            or masked.endswith(tuple(p.account_number[-4:] for p in persons))
-        )
+            masked.startswith("*") and masked[-4:] == persons[0].account_number[-4:]
+        ) or masked.endswith(tuple(p.account_number[-4:] for p in persons))
         assert "*" in method["account_number"] and "*" in method["verified_name"]
         assert batch["control_count"] == 5 and batch["control_sum"] == sum(
             p.amount for p in persons

@@ -344,9 +344,11 @@ async def post_reconciliation(
         BankEntry(e.end_to_end_id, int(e.amount), e.status, e.bank_reference) for e in statement
     ]
     runtime = request.app.state.runtime
-    async with runtime.session_factory() as session, session.begin():
+    async with unit_of_work(
+        runtime.session_factory, runtime.outbox, principal.client_id, kind=UnitOfWork
+    ) as uow:
         run_id, summary = await reconcile(
-            session, body.counterparty, body.date, entries, principal.client_id, utcnow()
+            uow, body.counterparty, body.date, entries, principal.client_id
         )
     return _json(
         {"id": run_id, "counterparty": body.counterparty, "date": body.date, "summary": summary},

@@ -23,12 +23,6 @@ from shared.outbox import json_time
 from shared.periods import vietnam_date
 from shared.uow import UnitOfWork
 
-# submission.py still imports the method rules' SQL text from here; its home is the repository.
-_usable_sql = repository.usable_sql
-_hold_reason_sql = repository.hold_reason_sql
-_counterparty_sql = repository.counterparty_sql
-_payee_sql = repository.payee_sql
-
 log = logging.getLogger(__name__)
 
 
