@@ -4,7 +4,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 start=$(date +%s)
-scripts/bootstrap.sh
+scripts/bootstrap.sh test
 scripts/infra.sh up
 if [ -x scripts/browser.sh ]; then scripts/browser.sh; fi
 mkdir -p test-artifacts
