@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
 )
 
+from services.reporting.domain.model import CLAIM_COUNTERS, PAYMENT_COUNTERS
 from shared.inbox import inbox_table
 from shared.outbox import outbox_tables
 
@@ -36,8 +37,32 @@ outbox, outbox_lanes = outbox_tables(metadata)
 processed_messages = inbox_table(metadata)
 
 
-def _counter(name: str) -> Column[int]:
-    return Column(name, BigInteger, nullable=False, server_default="0")
+def _counters(names: tuple[str, ...]) -> list[Column[int]]:
+    """The counter columns, in the order the domain names them."""
+    return [Column(name, BigInteger, nullable=False, server_default="0") for name in names]
+
+
+def _cube_key() -> list[Column[Any]]:
+    """A cell of a cube, the channel aside (payments only)."""
+    return [
+        Column("period", String(7), primary_key=True),
+        Column("commune_code", String(16), primary_key=True),
+        Column("list_date", Date, primary_key=True),
+        Column("scheme", String(32), primary_key=True),
+        Column("agency", String(16), primary_key=True),
+    ]
+
+
+def _rollup_key() -> list[Column[Any]]:
+    """A cell of a rollup: the cube's cell with the commune replaced by its reporting area."""
+    return [
+        Column("period", String(7), primary_key=True),
+        Column("area_province", String(8), primary_key=True),
+        Column("area_district", String(16), primary_key=True),
+        Column("area_type", String(8), primary_key=True),
+        Column("scheme", String(32), primary_key=True),
+        Column("agency", String(16), primary_key=True),
+    ]
 
 
 def _area_columns() -> list[Column[Any]]:
@@ -115,39 +140,19 @@ claim_facts = Table(
 payment_cube = Table(
     "payment_cube",
     metadata,
-    Column("period", String(7), primary_key=True),
-    Column("commune_code", String(16), primary_key=True),
-    Column("list_date", Date, primary_key=True),
-    Column("scheme", String(32), primary_key=True),
-    Column("agency", String(16), primary_key=True),
+    *_cube_key(),
     Column("channel", String(32), primary_key=True),
     *_area_columns(),
-    _counter("people_paid"),
-    _counter("paid_count"),
-    _counter("paid_amount"),
-    _counter("pending_count"),
-    _counter("pending_amount"),
-    _counter("failed_count"),
-    _counter("failed_amount"),
-    _counter("returned_count"),
-    _counter("returned_amount"),
-    _counter("cancelled_count"),
-    _counter("cancelled_amount"),
+    *_counters(PAYMENT_COUNTERS),
     Index("ix_payment_cube_scheme_period", "scheme", "period"),
 )
 
 claim_cube = Table(
     "claim_cube",
     metadata,
-    Column("period", String(7), primary_key=True),
-    Column("commune_code", String(16), primary_key=True),
-    Column("list_date", Date, primary_key=True),
-    Column("scheme", String(32), primary_key=True),
-    Column("agency", String(16), primary_key=True),
+    *_cube_key(),
     *_area_columns(),
-    _counter("received"),
-    _counter("approved"),
-    _counter("rejected"),
+    *_counters(CLAIM_COUNTERS),
 )
 
 # The same counters without the commune: what every query above commune level reads (a few
@@ -155,43 +160,16 @@ claim_cube = Table(
 payment_rollup = Table(
     "payment_rollup",
     metadata,
-    Column("period", String(7), primary_key=True),
-    Column("area_province", String(8), primary_key=True),
-    Column("area_district", String(16), primary_key=True),
-    Column("area_type", String(8), primary_key=True),
-    Column("scheme", String(32), primary_key=True),
-    Column("agency", String(16), primary_key=True),
+    *_rollup_key(),
     Column("channel", String(32), primary_key=True),
-    *[
-        _counter(name)
-        for name in (
-            "people_paid",
-            "paid_count",
-            "paid_amount",
-            "pending_count",
-            "pending_amount",
-            "failed_count",
-            "failed_amount",
-            "returned_count",
-            "returned_amount",
-            "cancelled_count",
-            "cancelled_amount",
-        )
-    ],
+    *_counters(PAYMENT_COUNTERS),
 )
 
 claim_rollup = Table(
     "claim_rollup",
     metadata,
-    Column("period", String(7), primary_key=True),
-    Column("area_province", String(8), primary_key=True),
-    Column("area_district", String(16), primary_key=True),
-    Column("area_type", String(8), primary_key=True),
-    Column("scheme", String(32), primary_key=True),
-    Column("agency", String(16), primary_key=True),
-    _counter("received"),
-    _counter("approved"),
-    _counter("rejected"),
+    *_rollup_key(),
+    *_counters(CLAIM_COUNTERS),
 )
 
 targets = Table(

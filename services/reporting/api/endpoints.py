@@ -83,7 +83,7 @@ async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
         yield connection
 
 
-Connection = Annotated[AsyncConnection, Depends(read_connection)]
+ReadConnection = Annotated[AsyncConnection, Depends(read_connection)]
 
 
 def writing(request: Request, principal: Principal) -> AbstractAsyncContextManager[UnitOfWork]:
@@ -253,7 +253,7 @@ writer = require_scopes("reports:write")
 
 
 @router.get("/kpis", response_model=KpisOut, summary="Key figures for the filters")
-async def kpis(db: Connection, filters: QueryFilters, reader: ReadAccess) -> dict:
+async def kpis(db: ReadConnection, filters: QueryFilters, reader: ReadAccess) -> dict:
     figures = await ReportQueries(db).kpis(filters)
     return {
         "filters": filters.as_dict(),
@@ -268,7 +268,7 @@ async def kpis(db: Connection, filters: QueryFilters, reader: ReadAccess) -> dic
     summary="Figures per area, scheme, agency, channel or period; rows add up to the total",
 )
 async def breakdown(
-    db: Connection,
+    db: ReadConnection,
     dimension: Dimension,
     filters: QueryFilters,
     reader: ReadAccess,
@@ -283,7 +283,10 @@ async def breakdown(
     "/timeseries", response_model=TimeseriesOut, summary="Figures per period, optionally split"
 )
 async def timeseries(
-    db: Connection, filters: QueryFilters, reader: ReadAccess, split: SplitDimension | None = None
+    db: ReadConnection,
+    filters: QueryFilters,
+    reader: ReadAccess,
+    split: SplitDimension | None = None,
 ) -> dict:
     result = await ReportQueries(db).timeseries(split, filters)
     if not reader.detail:
@@ -310,7 +313,7 @@ async def timeseries(
 
 
 @router.get("/periods", response_model=PeriodsOut, summary="Periods that have figures")
-async def list_periods(db: Connection) -> dict:
+async def list_periods(db: ReadConnection) -> dict:
     queries = ReportQueries(db)
     return {
         "periods": await queries.periods(),
@@ -360,7 +363,7 @@ async def areas(
 
 
 @router.get("/freshness", response_model=FreshnessOut, summary="How current the figures are")
-async def freshness(db: Connection) -> dict:
+async def freshness(db: ReadConnection) -> dict:
     state = await ControlRepository(db).read()
     lag = None
     if state.last_event_at and state.last_applied_at:
@@ -382,7 +385,7 @@ async def freshness(db: Connection) -> dict:
     responses={200: {"content": {"text/csv": {}, exports.XLSX_TYPE: {}}}},
 )
 async def export(
-    db: Connection,
+    db: ReadConnection,
     dimension: Dimension,
     fmt: Literal["csv", "xlsx"],
     filters: QueryFilters,
@@ -412,14 +415,14 @@ async def export(
 
 
 @router.get("/targets", response_model=list[TargetOut], summary="Targets")
-async def list_targets(db: Connection) -> list[dict]:
+async def list_targets(db: ReadConnection) -> list[dict]:
     return [target_out(t) for t in await ReportQueries(db).targets.list()]
 
 
 @router.get(
     "/targets/progress", response_model=ProgressListOut, summary="Progress against every target"
 )
-async def all_progress(db: Connection, as_of: Period = None) -> dict:
+async def all_progress(db: ReadConnection, as_of: Period = None) -> dict:
     queries = ReportQueries(db)
     as_of = as_of or last_complete_period()
     progress = await queries.progress_of(await queries.targets.list(), as_of)
@@ -451,7 +454,7 @@ async def create_target(
     summary="One target",
     responses=problem_responses(404),
 )
-async def get_target(target_id: str, db: Connection) -> dict:
+async def get_target(target_id: str, db: ReadConnection) -> dict:
     target = await ReportQueries(db).targets.get(target_id)
     if target is None:
         raise _not_found("target")
@@ -502,7 +505,7 @@ async def delete_target(
     summary="Progress against one target",
     responses=problem_responses(404),
 )
-async def target_progress(target_id: str, db: Connection, as_of: Period = None) -> dict:
+async def target_progress(target_id: str, db: ReadConnection, as_of: Period = None) -> dict:
     queries = ReportQueries(db)
     target = await queries.targets.get(target_id)
     if target is None:

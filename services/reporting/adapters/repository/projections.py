@@ -6,9 +6,9 @@ SQLAlchemy drives the async driver for us. Every write is a set-based statement 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, select, update
 
@@ -38,6 +38,7 @@ from shared.clock import as_utc, utcnow
 from shared.db import insert_for
 
 CHUNK = 500
+Cell = TypeVar("Cell", PaymentCell, ClaimCell)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -313,39 +314,13 @@ class ProjectionRepository:
     # --- cubes ------------------------------------------------------------------------------
 
     def add_to_payment_cube(self, deltas: dict[PaymentCell, Counters]) -> None:
-        rows = []
-        for cell, counters in sorted(deltas.items(), key=lambda kv: _cell_order(kv[0])):
-            row = {
-                "period": cell.period,
-                "commune_code": cell.commune_code,
-                "list_date": cell.list_date,
-                "scheme": cell.scheme,
-                "agency": cell.agency,
-                "channel": cell.channel,
-                **area_columns(cell.period, cell.commune_code, cell.list_date),
-            }
-            row.update({name: counters.get(name, 0) for name in PAYMENT_COUNTERS})
-            rows.append(row)
+        rows = _cube_rows(deltas, PAYMENT_COUNTERS)
         self._add(payment_cube, rows, PAYMENT_COUNTERS)
-        self._add(
-            payment_rollup,
-            _roll_up(rows, (*ROLLUP_KEY, "channel"), PAYMENT_COUNTERS),
-            PAYMENT_COUNTERS,
-        )
+        rollup = _roll_up(rows, (*ROLLUP_KEY, "channel"), PAYMENT_COUNTERS)
+        self._add(payment_rollup, rollup, PAYMENT_COUNTERS)
 
     def add_to_claim_cube(self, deltas: dict[ClaimCell, Counters]) -> None:
-        rows = []
-        for cell, counters in sorted(deltas.items(), key=lambda kv: _cell_order(kv[0])):
-            row = {
-                "period": cell.period,
-                "commune_code": cell.commune_code,
-                "list_date": cell.list_date,
-                "scheme": cell.scheme,
-                "agency": cell.agency,
-                **area_columns(cell.period, cell.commune_code, cell.list_date),
-            }
-            row.update({name: counters.get(name, 0) for name in CLAIM_COUNTERS})
-            rows.append(row)
+        rows = _cube_rows(deltas, CLAIM_COUNTERS)
         self._add(claim_cube, rows, CLAIM_COUNTERS)
         self._add(claim_rollup, _roll_up(rows, ROLLUP_KEY, CLAIM_COUNTERS), CLAIM_COUNTERS)
 
@@ -361,6 +336,26 @@ class ProjectionRepository:
         """One statement, compiled once and cached, sent for many rows (batched by the driver)."""
         if rows:
             self.conn.execute(stmt, rows)
+
+
+def _cube_rows(deltas: Mapping[Cell, Counters], counters: Sequence[str]) -> list[dict[str, Any]]:
+    """A cube row per cell (its reporting area resolved), in key order: concurrent batches take
+    the rows' locks in the same order."""
+    rows = []
+    for cell, changes in sorted(deltas.items(), key=lambda kv: _cell_order(kv[0])):
+        row: dict[str, Any] = {
+            "period": cell.period,
+            "commune_code": cell.commune_code,
+            "list_date": cell.list_date,
+            "scheme": cell.scheme,
+            "agency": cell.agency,
+        }
+        if isinstance(cell, PaymentCell):
+            row["channel"] = cell.channel
+        row.update(area_columns(cell.period, cell.commune_code, cell.list_date))
+        row.update({name: changes.get(name, 0) for name in counters})
+        rows.append(row)
+    return rows
 
 
 ROLLUP_KEY = ("period", "area_province", "area_district", "area_type", "scheme", "agency")
