@@ -19,7 +19,7 @@ sends the batch to UNKNOWN, so it is inquired before anything is resent.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from services.payout.adapters.banks.base import DUPLICATE_CODES
@@ -197,18 +197,16 @@ async def mark_submitted(uow: UnitOfWork, batch_id: str, end_to_end_ids: list[st
     return len(marked)
 
 
-def _refusals(items: list[str], code: str, now: Any) -> list[Outcome]:
-    return [
-        Outcome(
-            end_to_end_id=e2e,
-            status="FAILED",
-            amount=None,
-            reason_code=code,
-            bank_reference=None,
-            occurred_at=now,
-        )
-        for e2e in items
-    ]
+def _refusal(end_to_end_id: str, code: str, at: datetime) -> Outcome:
+    """The counterparty's refusal of one item, as an outcome."""
+    return Outcome(
+        end_to_end_id=end_to_end_id,
+        status="FAILED",
+        amount=None,
+        reason_code=code,
+        bank_reference=None,
+        occurred_at=at,
+    )
 
 
 async def record_accepted(
@@ -241,14 +239,7 @@ async def record_accepted(
     )
     await mark_submitted(uow, claimed.batch_id, None if everything else accepted_ours)
     refusals = [
-        Outcome(
-            end_to_end_id=e2e,
-            status="FAILED",
-            amount=None,
-            reason_code=code,
-            bank_reference=None,
-            occurred_at=now,
-        )
+        _refusal(e2e, code, now)
         for e2e, code in rejected
         if e2e in ours and code not in DUPLICATE_CODES
     ]
@@ -314,7 +305,7 @@ async def record_refused(
     """The counterparty refused the whole request: its items fail with the code."""
     await hold_lease(uow, claimed)
     applied = await apply_outcomes(
-        uow, claimed.counterparty, _refusals(items, code, uow.now), policy
+        uow, claimed.counterparty, [_refusal(e2e, code, uow.now) for e2e in items], policy
     )
     await _release(
         uow, claimed, state=model.BATCH_REJECTED, last_error=code[:300], completed_at=uow.now
@@ -410,7 +401,7 @@ async def record_resend_refused(
     refusal's code); the others follow their status, as after any inquiry."""
     failures = [] if code in DUPLICATE_CODES else findings.never_received
     settled = InquiryFindings(
-        outcomes=findings.outcomes + _refusals(failures, code, uow.now),
+        outcomes=findings.outcomes + [_refusal(e2e, code, uow.now) for e2e in failures],
         pending=findings.pending,
         never_received=[e2e for e2e in findings.never_received if e2e not in failures],
         undetermined=findings.undetermined,
