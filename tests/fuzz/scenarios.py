@@ -78,7 +78,7 @@ async def _intake(database_url: str | None, kafka: str | None, data_dir: Path) -
 
 @contextlib.asynccontextmanager
 async def _reporting(database_url: str | None, kafka: str | None, data_dir: Path) -> AsyncIterator[Target]:
-    from services.reporting.adapters.control import ProjectionControl
+    from services.reporting.consumers.projections import read_control
     from services.reporting.consumers.projections import projection_runner
     from tests.reporting.support.events import as_received, record
     from tests.reporting.support.scenarios import mixed_history
@@ -88,7 +88,7 @@ async def _reporting(database_url: str | None, kafka: str | None, data_dir: Path
     try:
         runtime = server.runtime
         history, _ = mixed_history(beneficiaries=12, seed=3)
-        generation = (await ProjectionControl(runtime.session_factory).read()).generation
+        generation = (await read_control(runtime)).generation
         runner = projection_runner(runtime, generation)
         dlq = runtime.bus.producer()
         await dlq.start()
