@@ -15,7 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
-from services.payout.domain.model import DUPLICATE_REASONS
+from services.payout.domain.model import DUPLICATE_REASONS, OutcomeStatus
 
 VNPOST = "VNPOST"
 
@@ -23,19 +23,8 @@ NameInquiryStatus = Literal["FOUND", "NOT_FOUND", "BANK_NOT_SUPPORTED"]
 PaymentStatusCode = Literal[
     "UNKNOWN_TO_BANK", "PENDING", "SETTLED", "FAILED", "RETURNED", "PAID_CASH"
 ]
-# PENDING: the bank holds the payment as a pending entry (no money moved yet); REVERSED: the bank
-# took back a debit it had booked; UNREADABLE: an entry that cannot be read, reported with why;
-# FILE_REJECTED: a whole file refused (its end_to_end_id is the file's id, our batch id).
-OutcomeStatus = Literal[
-    "SETTLED",
-    "FAILED",
-    "RETURNED",
-    "PAID_CASH",
-    "PENDING",
-    "REVERSED",
-    "UNREADABLE",
-    "FILE_REJECTED",
-]
+# What a callback reports of a payment is the domain's `OutcomeStatus` (PENDING, REVERSED,
+# UNREADABLE and FILE_REJECTED among them).
 CallbackRejection = Literal[
     "missing_signature", "stale_timestamp", "bad_signature", "wrong_counterparty", "malformed_body"
 ]
