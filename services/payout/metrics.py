@@ -8,7 +8,7 @@ import logging
 from prometheus_client import REGISTRY, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.payout.service_layer import queries
+from services.payout.adapters.repository import reads
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ async def refresh(session_factory: async_sessionmaker[AsyncSession]) -> None:
     """Set the gauges from the database; if it does not answer, the last figures stay."""
     try:
         async with session_factory() as session:
-            counts = await queries.anomaly_counts(session)
+            counts = await reads.anomaly_counts(session)
     except Exception as exc:
         log.warning("payout metrics not refreshed", extra={"fields": {"error": type(exc).__name__}})
         return

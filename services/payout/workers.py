@@ -30,13 +30,13 @@ from services.payout.adapters.banks.base import (
     describe,
 )
 from services.payout.adapters.banks.registry import BankChannelRegistry
+from services.payout.adapters.repository.reads import cycle_row
 from services.payout.domain.model import CREATED, Outcome
 from services.payout.domain.outcomes import OutcomePolicy
 from services.payout.domain.verification import verdict
 from services.payout.service_layer import cycles as cycle_service
 from services.payout.service_layer import submission
 from services.payout.service_layer import verification as verification_service
-from services.payout.service_layer.queries import cycle_row
 from services.payout.settings import PayoutSettings
 from shared.clock import utcnow
 from shared.metrics import BATCH_LEASES_LOST
