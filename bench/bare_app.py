@@ -1,5 +1,6 @@
 """The ceiling of the HTTP layer: a FastAPI endpoint that validates a claim-shaped body and
 answers 201, touching no database. Intake's filing rate is read against it."""
+
 from __future__ import annotations
 
 import uuid
@@ -23,6 +24,10 @@ def create_app() -> FastAPI:
 
     @app.post("/v1/claims", status_code=201)
     async def file_claim(body: Body) -> dict[str, str]:
-        return {"claim_id": str(uuid.uuid4()), "status": "RECEIVED", "portal_dossier_id": body.portal_dossier_id}
+        return {
+            "claim_id": str(uuid.uuid4()),
+            "status": "RECEIVED",
+            "portal_dossier_id": body.portal_dossier_id,
+        }
 
     return app

@@ -1,6 +1,7 @@
 """The machine's own limits, measured on the same machine as the services: a bare FastAPI
 endpoint under wrk, PostgreSQL under pgbench with an insert shaped like a claim filing, and
 Kafka's own producer and consumer performance tools on the same broker."""
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,12 @@ def free_port() -> int:
 
 def ensure_wrk() -> str:
     if not shutil.which("wrk"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "wrk"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            stdout=subprocess.DEVNULL,
+        )
     return shutil.which("wrk") or "wrk"
 
 
@@ -53,24 +58,56 @@ def parse_wrk(output: str) -> dict[str, float]:
     latencies = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {"requests_per_s": round(rate, 1), "p50_ms": round(ms(latencies["50"]), 2),
-            "p99_ms": round(ms(latencies["99"]), 2), "errors": int(errors.group(1)) if errors else 0}
+    return {
+        "requests_per_s": round(rate, 1),
+        "p50_ms": round(ms(latencies["50"]), 2),
+        "p99_ms": round(ms(latencies["99"]), 2),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
 
 
 def wrk_post(url: str, seconds: int, connections: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_POST)
-    out = subprocess.run([ensure_wrk(), "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            ensure_wrk(),
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            script.name,
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return parse_wrk(out)
 
 
 def bare_fastapi(seconds: int, workers: int, connections: int) -> dict[str, float]:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.bare_app:create_app", "--factory", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare_app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_port(port)
         return wrk_post(f"http://127.0.0.1:{port}", seconds, connections)
@@ -116,39 +153,111 @@ def pgbench(seconds: int, clients: int) -> dict[str, float]:
     database = "bench_baseline"
     subprocess.run(["dropdb", "--if-exists", database], env=env, check=True)
     subprocess.run(["createdb", database], env=env, check=True)
-    subprocess.run(["psql", "-q", "-d", database, "-c", PGBENCH_SCHEMA], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["psql", "-q", "-d", database, "-c", PGBENCH_SCHEMA],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     with tempfile.TemporaryDirectory() as work:
         script = Path(work) / "filing.sql"
         script.write_text(PGBENCH_SCRIPT)
         out = subprocess.run(
-            ["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", str(script),
-             "-l", "--log-prefix", str(Path(work) / "tx"), database],
-            env=env, check=True, capture_output=True, text=True).stdout
-        latencies = sorted(int(line.split()[2]) for log in Path(work).glob("tx*") for line in log.read_text().splitlines())
+            [
+                "pgbench",
+                "-n",
+                "-c",
+                str(clients),
+                "-j",
+                "2",
+                "-T",
+                str(seconds),
+                "-f",
+                str(script),
+                "-l",
+                "--log-prefix",
+                str(Path(work) / "tx"),
+                database,
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        latencies = sorted(
+            int(line.split()[2])
+            for log in Path(work).glob("tx*")
+            for line in log.read_text().splitlines()
+        )
     subprocess.run(["dropdb", "--if-exists", database], env=env, check=True)
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return {"transactions_per_s": round(tps, 1), "p50_ms": round(latencies[len(latencies) // 2] / 1000, 2),
-            "p99_ms": round(latencies[int(len(latencies) * 0.99)] / 1000, 2), "clients": clients}
+    return {
+        "transactions_per_s": round(tps, 1),
+        "p50_ms": round(latencies[len(latencies) // 2] / 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] / 1000, 2),
+        "clients": clients,
+    }
 
 
-def kafka_tools(records: int, record_size: int, bootstrap: str = "127.0.0.1:9092") -> dict[str, float]:
+def kafka_tools(
+    records: int, record_size: int, bootstrap: str = "127.0.0.1:9092"
+) -> dict[str, float]:
     classpath = f"{KAFKA_LIBS}/*"
     topic = f"bench.perf.{int(time.time())}"
     produced = subprocess.run(
-        ["java", "-Xmx512m", "-cp", classpath, "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
-         "--num-records", str(records), "--record-size", str(record_size), "--throughput", "-1",
-         "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all", "enable.idempotence=true", "linger.ms=5"],
-        check=True, capture_output=True, text=True).stdout
+        [
+            "java",
+            "-Xmx512m",
+            "-cp",
+            classpath,
+            "org.apache.kafka.tools.ProducerPerformance",
+            "--topic",
+            topic,
+            "--num-records",
+            str(records),
+            "--record-size",
+            str(record_size),
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={bootstrap}",
+            "acks=all",
+            "enable.idempotence=true",
+            "linger.ms=5",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     produce_rate = float(re.findall(r"([\d.]+) records/sec", produced)[-1])
     consumed = subprocess.run(
-        ["java", "-Xmx512m", "-cp", classpath, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
-         bootstrap, "--topic", topic, "--messages", str(records), "--timeout", "60000"],
-        check=True, capture_output=True, text=True).stdout
+        [
+            "java",
+            "-Xmx512m",
+            "-cp",
+            classpath,
+            "org.apache.kafka.tools.ConsumerPerformance",
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+            "--messages",
+            str(records),
+            "--timeout",
+            "60000",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     fields = consumed.strip().splitlines()[-1].split(",")
     consume_rate = float(fields[5])  # nMsg.sec
-    return {"producer_records_per_s": round(produce_rate, 1), "consumer_records_per_s": round(consume_rate, 1),
-            "record_size": record_size, "records": records}
+    return {
+        "producer_records_per_s": round(produce_rate, 1),
+        "consumer_records_per_s": round(consume_rate, 1),
+        "record_size": record_size,
+        "records": records,
+    }
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ databases and topics behind to look at.
 Needs `scripts/infra.sh up` and root (the restarts run the infra scripts). It restarts the shared
 PostgreSQL and Kafka: anything else using them at that moment sees the outage too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -140,12 +141,17 @@ def spread(kinds: list[str], first: float, last: float) -> list[tuple[str, float
     return [(kind, round(first + step * n, 4)) for n, kind in enumerate(kinds)]
 
 
-def plan_disruptions(config: FaultRunConfig) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+def plan_disruptions(
+    config: FaultRunConfig,
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """Two schedules of (kind, share of installments final at which it fires): the worker kills,
     and the infrastructure restarts in `infra_order` (one after the other, each waited for).
     They run side by side: a worker may well be killed while the broker is down."""
     kills = spread(["kill"] * config.kills, config.first_disruption_at, config.last_disruption_at)
-    remaining = {"kafka_restart": config.kafka_restarts, "postgres_restart": config.postgres_restarts}
+    remaining = {
+        "kafka_restart": config.kafka_restarts,
+        "postgres_restart": config.postgres_restarts,
+    }
     if set(config.infra_order) != set(remaining):
         raise ValueError(f"infra_order must name each of {sorted(remaining)} once")
     kinds: list[str] = []
@@ -155,8 +161,10 @@ def plan_disruptions(config: FaultRunConfig) -> tuple[list[tuple[str, float]], l
                 kinds.append(kind)
                 remaining[kind] -= 1
     width = config.last_disruption_at - config.first_disruption_at
-    restarts = [(kind, round(config.first_disruption_at + width * (n + 1) / (len(kinds) + 1), 4))
-                for n, kind in enumerate(kinds)]
+    restarts = [
+        (kind, round(config.first_disruption_at + width * (n + 1) / (len(kinds) + 1), 4))
+        for n, kind in enumerate(kinds)
+    ]
     return (kills if config.kills else []), restarts
 
 
@@ -168,7 +176,9 @@ class Progress:
         self.database = database
         self.total = total
         self.counts: dict[str, int] = {}
-        self.samples: list[tuple[float, dict[str, int], dict[str, int]]] = []  # installments, batches
+        self.samples: list[
+            tuple[float, dict[str, int], dict[str, int]]
+        ] = []  # installments, batches
         self.read_failures = 0
         self._conn: asyncpg.Connection | None = None
 
@@ -189,10 +199,20 @@ class Progress:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(database=self.database, timeout=5, **PG)
             rows = await self._conn.fetch(
-                "SELECT state, count(*) FROM installments WHERE period = $1 GROUP BY state", PERIOD, timeout=30)
-            batch_rows = await self._conn.fetch("SELECT state, count(*) FROM batches GROUP BY state", timeout=30)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
-                TimeoutError):
+                "SELECT state, count(*) FROM installments WHERE period = $1 GROUP BY state",
+                PERIOD,
+                timeout=30,
+            )
+            batch_rows = await self._conn.fetch(
+                "SELECT state, count(*) FROM batches GROUP BY state", timeout=30
+            )
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.exceptions.InternalClientError,
+            TimeoutError,
+        ):
             # A read cut by the PostgreSQL restart leaves the connection mid-operation: drop it.
             self.read_failures += 1
             if self._conn is not None:
@@ -200,7 +220,9 @@ class Progress:
             self._conn = None
             return
         self.counts = {state: int(n) for state, n in rows}
-        self.samples.append((round(at, 1), dict(self.counts), {state: int(n) for state, n in batch_rows}))
+        self.samples.append(
+            (round(at, 1), dict(self.counts), {state: int(n) for state, n in batch_rows})
+        )
 
     async def close(self) -> None:
         if self._conn is not None and not self._conn.is_closed():
@@ -215,7 +237,9 @@ async def fetch_all(database: str, query: str, *args: Any) -> list[asyncpg.Recor
         await conn.close()
 
 
-async def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.5) -> tuple[bool, float]:
+async def wait_for(
+    check: Callable[[], Any], timeout: float, interval: float = 0.5
+) -> tuple[bool, float]:
     """Poll an async check until it is true or `timeout`; (reached, seconds). Errors count as
     not yet (a service may still be reconnecting)."""
     started = time.monotonic()
@@ -296,36 +320,61 @@ class FaultRun:
         }
 
     def process(self, name: str, argv: list[str], env: dict[str, str]) -> ServiceProcess:
-        return self.supervisor.add(ServiceProcess(name, argv, env, self.run_dir / f"{name}.log", ROOT))
+        return self.supervisor.add(
+            ServiceProcess(name, argv, env, self.run_dir / f"{name}.log", ROOT)
+        )
 
     async def start_services(self) -> None:
         py = sys.executable
         c = self.config
-        self.process("sandbox", [
-            py, "-m", "services.sandbox", "--host", "127.0.0.1", "--port", str(self.ports["sandbox"]),
-            "--callback-base", f"http://127.0.0.1:{self.ports['payout']}",
-            "--webhook-batch-size", str(c.webhook_batch_size), "--log-level", "warning",
-        ], dict(os.environ))
+        self.process(
+            "sandbox",
+            [
+                py,
+                "-m",
+                "services.sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports["sandbox"]),
+                "--callback-base",
+                f"http://127.0.0.1:{self.ports['payout']}",
+                "--webhook-batch-size",
+                str(c.webhook_batch_size),
+                "--log-level",
+                "warning",
+            ],
+            dict(os.environ),
+        )
         self.process("payout-api", [py, "-m", "services.payout", "api"], self.payout_env())
         self.process("reporting-api", [py, "-m", "services.reporting", "api"], self.reporting_env())
-        self.process("reporting-worker", [py, "-m", "services.reporting", "worker"], self.reporting_env())
+        self.process(
+            "reporting-worker", [py, "-m", "services.reporting", "worker"], self.reporting_env()
+        )
         # Entitlements and verified accounts are loaded straight into the tables, so no intake
         # consumer and no verification run; every worker relays, submits and sweeps.
         roles = '["relay", "submission", "sweeper"]'
         for n in range(c.worker_processes):
-            self.process(f"payout-worker-{n}", [py, "-m", "services.payout", "worker"],
-                         {**self.payout_env(), "PAYOUT_WORKER_ROLES": roles})
+            self.process(
+                f"payout-worker-{n}",
+                [py, "-m", "services.payout", "worker"],
+                {**self.payout_env(), "PAYOUT_WORKER_ROLES": roles},
+            )
         await wait_http(f"http://127.0.0.1:{self.ports['sandbox']}/health", 60)
         await wait_http(f"http://127.0.0.1:{self.ports['payout']}/healthz", 60)
         await wait_http(f"http://127.0.0.1:{self.ports['reporting']}/healthz", 60)
 
     # -- disruptions --------------------------------------------------------------------------
 
-    async def disrupt(self, progress: Progress, cycle_started: float, sandbox: SandboxAdmin) -> None:
+    async def disrupt(
+        self, progress: Progress, cycle_started: float, sandbox: SandboxAdmin
+    ) -> None:
         kills, restarts = plan_disruptions(self.config)
-        await asyncio.gather(self._follow(kills, progress, cycle_started),
-                             self._follow(restarts, progress, cycle_started),
-                             self._switch_gateway_status(progress, sandbox))
+        await asyncio.gather(
+            self._follow(kills, progress, cycle_started),
+            self._follow(restarts, progress, cycle_started),
+            self._switch_gateway_status(progress, sandbox),
+        )
 
     async def _switch_gateway_status(self, progress: Progress, sandbox: SandboxAdmin) -> None:
         first, second = self.config.gateway_status_switch
@@ -336,7 +385,9 @@ class FaultRun:
         await sandbox.set_faults(**self.faults(progress.share_final))
         self.echo(f"  gateway errors after acceptance now answer {second}")
 
-    async def _follow(self, plan: list[tuple[str, float]], progress: Progress, cycle_started: float) -> None:
+    async def _follow(
+        self, plan: list[tuple[str, float]], progress: Progress, cycle_started: float
+    ) -> None:
         c = self.config
         last = 0.0
         victims = [f"payout-worker-{n}" for n in range(c.worker_processes)]
@@ -345,7 +396,8 @@ class FaultRun:
             while progress.share_final < share or time.monotonic() - last < c.min_gap_seconds:
                 await asyncio.sleep(0.2)
             record: dict[str, Any] = {
-                "kind": kind, "planned_at_share_final": share,
+                "kind": kind,
+                "planned_at_share_final": share,
                 "at_seconds": round(time.monotonic() - cycle_started, 1),
                 "share_final": round(progress.share_final, 4),
                 "open_installments": progress.total - progress.final,
@@ -363,13 +415,17 @@ class FaultRun:
                 run = await infra.restart(kind, self.run_dir / "infra.log")
                 record.update(returncode=run.returncode)
                 if run.returncode != 0:
-                    self.echo(f"  {kind} FAILED (exit {run.returncode}); see {self.run_dir / 'infra.log'}")
+                    self.echo(
+                        f"  {kind} FAILED (exit {run.returncode}); see {self.run_dir / 'infra.log'}"
+                    )
                 record["healthy_after_seconds"] = await infra.wait_healthy()
             record["seconds"] = round(time.monotonic() - began, 2)
             last = time.monotonic()
             self.disruptions.append(record)
-            self.echo(f"  {record['at_seconds']:>7.1f}s  {kind:<17} {record.get('target', ''):<16} "
-                      f"final {record['share_final']:.1%}  took {record['seconds']}s")
+            self.echo(
+                f"  {record['at_seconds']:>7.1f}s  {kind:<17} {record.get('target', ''):<16} "
+                f"final {record['share_final']:.1%}  took {record['seconds']}s"
+            )
 
     def disruptions_done(self) -> dict[str, int]:
         done = {"kill": 0, "kafka_restart": 0, "postgres_restart": 0}
@@ -393,8 +449,9 @@ class FaultRun:
         try:
             for service in ("payout", "reporting"):
                 env = self.payout_env() if service == "payout" else self.reporting_env()
-                migrated = await asyncio.create_subprocess_exec(sys.executable, "-m", f"services.{service}", "migrate",
-                                                                cwd=ROOT, env=env)
+                migrated = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", f"services.{service}", "migrate", cwd=ROOT, env=env
+                )
                 if await migrated.wait() != 0:
                     raise RuntimeError(f"{service} migrations failed")
             t0 = time.monotonic()
@@ -407,19 +464,28 @@ class FaultRun:
 
             t0 = time.monotonic()
             await self.start_services()
-            sandbox = SandboxAdmin(f"http://127.0.0.1:{self.ports['sandbox']}", httpx.AsyncClient(timeout=300))
+            sandbox = SandboxAdmin(
+                f"http://127.0.0.1:{self.ports['sandbox']}", httpx.AsyncClient(timeout=300)
+            )
             for start in range(0, len(accounts), 20_000):
-                await sandbox.seed_accounts(accounts[start:start + 20_000])
+                await sandbox.seed_accounts(accounts[start : start + 20_000])
             await sandbox.set_faults(**self.faults())
             self.timings["start_services"] = round(time.monotonic() - t0, 2)
             watcher = asyncio.ensure_future(self.supervisor.watch(watch_stop))
 
             token = issue_token(JWT, "fault-run", {"payout:operate", "payout:read"})
-            api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.ports['payout']}", timeout=600,
-                                    headers={"Authorization": f"Bearer {token}"})
-            reporting = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.ports['reporting']}", timeout=120)
-            self.echo(f"fault run {self.tag}: {c.installments:,} installments, {c.kills} kills, "
-                      f"{c.kafka_restarts} Kafka and {c.postgres_restarts} PostgreSQL restarts; logs in {self.run_dir}")
+            api = httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{self.ports['payout']}",
+                timeout=600,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            reporting = httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{self.ports['reporting']}", timeout=120
+            )
+            self.echo(
+                f"fault run {self.tag}: {c.installments:,} installments, {c.kills} kills, "
+                f"{c.kafka_restarts} Kafka and {c.postgres_restarts} PostgreSQL restarts; logs in {self.run_dir}"
+            )
             try:
                 result = await self.cycle(api, reporting, sandbox, expected_sum)
             finally:
@@ -435,8 +501,13 @@ class FaultRun:
         result["timings_seconds"]["total"] = round(time.monotonic() - t_run, 2)
         return result
 
-    async def cycle(self, api: httpx.AsyncClient, reporting: httpx.AsyncClient, sandbox: SandboxAdmin,
-                    expected_sum: int) -> dict[str, Any]:
+    async def cycle(
+        self,
+        api: httpx.AsyncClient,
+        reporting: httpx.AsyncClient,
+        sandbox: SandboxAdmin,
+        expected_sum: int,
+    ) -> dict[str, Any]:
         c = self.config
         progress = Progress(self.payout_db, c.installments)
         first_day = datetime.now(UTC).astimezone(VN).date()
@@ -481,15 +552,22 @@ class FaultRun:
         _, self.timings["callbacks_idle"] = await wait_for(callbacks_idle, c.settle_timeout)
 
         async def outbox_pending() -> int:
-            rows = await fetch_all(self.payout_db, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            rows = await fetch_all(
+                self.payout_db, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            )
             return int(rows[0][0])
 
         async def drained() -> bool:
             return await outbox_pending() == 0
 
         _, self.timings["outbox_drained"] = await wait_for(drained, c.settle_timeout)
-        payment_events = int((await fetch_all(self.payout_db, "SELECT count(*) FROM outbox WHERE topic = $1",
-                                              PAYMENT_TOPIC))[0][0])
+        payment_events = int(
+            (
+                await fetch_all(
+                    self.payout_db, "SELECT count(*) FROM outbox WHERE topic = $1", PAYMENT_TOPIC
+                )
+            )[0][0]
+        )
 
         async def applied() -> int:
             response = await reporting.get("/v1/freshness")
@@ -504,30 +582,61 @@ class FaultRun:
             now_applied = await applied()
             if now_applied != seen["applied"]:
                 seen.update(applied=now_applied, since=time.monotonic())
-            return now_applied >= payment_events or time.monotonic() - seen["since"] > c.quiet_seconds
+            return (
+                now_applied >= payment_events or time.monotonic() - seen["since"] > c.quiet_seconds
+            )
 
         _, self.timings["reporting_caught_up"] = await wait_for(caught_up, c.settle_timeout)
-        published = {r[0]: r[1] for r in await fetch_all(
-            self.payout_db, "SELECT event_id, event_type FROM outbox WHERE topic = $1", PAYMENT_TOPIC)}
-        applied_ids = {r[0] for r in await fetch_all(
-            self.reporting_db, "SELECT event_id FROM processed_messages WHERE consumer LIKE 'reporting.projections%'")}
-        missing = sorted(f"{published[e].split('.')[3]} {e}" for e in published.keys() - applied_ids)
+        published = {
+            r[0]: r[1]
+            for r in await fetch_all(
+                self.payout_db,
+                "SELECT event_id, event_type FROM outbox WHERE topic = $1",
+                PAYMENT_TOPIC,
+            )
+        }
+        applied_ids = {
+            r[0]
+            for r in await fetch_all(
+                self.reporting_db,
+                "SELECT event_id FROM processed_messages WHERE consumer LIKE 'reporting.projections%'",
+            )
+        }
+        missing = sorted(
+            f"{published[e].split('.')[3]} {e}" for e in published.keys() - applied_ids
+        )
         dead = await infra.dead_letters(KAFKA, self.prefix + dead_letter_topic(PAYMENT_TOPIC))
 
         t0 = time.monotonic()
-        payout_ledger = (await api.get("/v1/ledger", params={"period": PERIOD})).raise_for_status().json()
+        payout_ledger = (
+            (await api.get("/v1/ledger", params={"period": PERIOD})).raise_for_status().json()
+        )
         runs = await self.reconcile(api, payout_ledger, first_day)
         self.timings["reconciliation"] = round(time.monotonic() - t0, 2)
 
         t0 = time.monotonic()
         installments = [
-            C.Installment(int(r["id"]), r["entitlement_id"], r["state"], int(r["amount"]), r["counterparty"],
-                          int(r["attempt_no"]), r["reason_code"], r["reason_text"], r["beneficiary_id"], r["scheme"],
-                          r["period"])
-            for r in await fetch_all(self.payout_db, """
+            C.Installment(
+                int(r["id"]),
+                r["entitlement_id"],
+                r["state"],
+                int(r["amount"]),
+                r["counterparty"],
+                int(r["attempt_no"]),
+                r["reason_code"],
+                r["reason_text"],
+                r["beneficiary_id"],
+                r["scheme"],
+                r["period"],
+            )
+            for r in await fetch_all(
+                self.payout_db,
+                """
                 SELECT id, entitlement_id, state, amount, counterparty, attempt_no, reason_code, reason_text,
                        beneficiary_id, scheme, period
-                FROM installments WHERE period = $1""", PERIOD)
+                FROM installments WHERE period = $1""",
+                PERIOD,
+            )
         ]
         bank_ledger = await sandbox.ledger()
         entries: list[C.SandboxEntry] = []
@@ -536,21 +645,47 @@ class FaultRun:
             entries += [C.SandboxEntry.from_api(row) for row in page["entries"]]
             if not page["entries"] or len(entries) >= page["total"]:
                 break
-        anomalies = {r[0]: int(r[1]) for r in await fetch_all(
-            self.payout_db, "SELECT kind, count(*) FROM payment_anomalies GROUP BY kind")}
-        batch_stats = dict((await fetch_all(self.payout_db, """
+        anomalies = {
+            r[0]: int(r[1])
+            for r in await fetch_all(
+                self.payout_db, "SELECT kind, count(*) FROM payment_anomalies GROUP BY kind"
+            )
+        }
+        batch_stats = dict(
+            (
+                await fetch_all(
+                    self.payout_db,
+                    """
             SELECT count(*) AS batches, coalesce(sum(attempts), 0) AS sends, coalesce(sum(inquiries), 0) AS inquiries,
                    count(*) FILTER (WHERE attempts > 1) AS resent, count(*) FILTER (WHERE inquiries > 0) AS inquired
-            FROM batches"""))[0])
-        callbacks = dict((await fetch_all(self.payout_db, """
-            SELECT count(*) AS events_kept, count(DISTINCT delivery_id) AS deliveries FROM callback_events"""))[0])
-        figures = (await reporting.get("/v1/kpis", params={"period": PERIOD})).raise_for_status().json()["figures"]
+            FROM batches""",
+                )
+            )[0]
+        )
+        callbacks = dict(
+            (
+                await fetch_all(
+                    self.payout_db,
+                    """
+            SELECT count(*) AS events_kept, count(DISTINCT delivery_id) AS deliveries FROM callback_events""",
+                )
+            )[0]
+        )
+        figures = (
+            (await reporting.get("/v1/kpis", params={"period": PERIOD}))
+            .raise_for_status()
+            .json()["figures"]
+        )
         freshness = (await reporting.get("/v1/freshness")).raise_for_status().json()
         pending = await outbox_pending()
         webhooks = await sandbox.webhooks()
         self.timings["collect"] = round(time.monotonic() - t0, 2)
 
-        requested = {"kill": c.kills, "kafka_restart": c.kafka_restarts, "postgres_restart": c.postgres_restarts}
+        requested = {
+            "kill": c.kills,
+            "kafka_restart": c.kafka_restarts,
+            "postgres_restart": c.postgres_restarts,
+        }
         results = [
             C.all_final(installments),
             C.none_lost(installments, c.installments),
@@ -581,15 +716,42 @@ class FaultRun:
             "states": C.states(installments),
             "money": {
                 "entitlements_sum": expected_sum,
-                "payout_ledger_settled": {"count": payout_ledger["settled_count"], "sum": payout_ledger["settled_sum"]},
+                "payout_ledger_settled": {
+                    "count": payout_ledger["settled_count"],
+                    "sum": payout_ledger["settled_sum"],
+                },
                 "sandbox_paid": {"count": paid_count, "sum": paid_sum},
-                "sandbox_ledger": {k: bank_ledger[k] for k in ("credits", "total_credited", "returned", "total_returned",
-                                                               "reversed", "total_reversed", "net_credited",
-                                                               "duplicates", "transfers")},
-                "sandbox_back": {"count": len(back), "sum": sum(e.amount for e in back),
-                                 "reversed": sum(1 for e in back if e.status == "REVERSED")},
-                "reporting": {k: figures[k] for k in ("paid_count", "paid_amount", "failed_count", "failed_amount",
-                                                      "returned_count", "returned_amount", "pending_count")},
+                "sandbox_ledger": {
+                    k: bank_ledger[k]
+                    for k in (
+                        "credits",
+                        "total_credited",
+                        "returned",
+                        "total_returned",
+                        "reversed",
+                        "total_reversed",
+                        "net_credited",
+                        "duplicates",
+                        "transfers",
+                    )
+                },
+                "sandbox_back": {
+                    "count": len(back),
+                    "sum": sum(e.amount for e in back),
+                    "reversed": sum(1 for e in back if e.status == "REVERSED"),
+                },
+                "reporting": {
+                    k: figures[k]
+                    for k in (
+                        "paid_count",
+                        "paid_amount",
+                        "failed_count",
+                        "failed_amount",
+                        "returned_count",
+                        "returned_amount",
+                        "pending_count",
+                    )
+                },
                 "payout_ledger_by_counterparty": payout_ledger["counterparties"],
             },
             "checks": [check.as_dict() for check in results],
@@ -597,8 +759,12 @@ class FaultRun:
                 "requested": requested,
                 "done": self.disruptions_done(),
                 "events": self.disruptions,
-                "processes_started": {name: p.starts for name, p in self.supervisor.processes.items()},
-                "unplanned_exits": [{"name": e.name, "code": e.code, "at_s": e.at_s} for e in unplanned],
+                "processes_started": {
+                    name: p.starts for name, p in self.supervisor.processes.items()
+                },
+                "unplanned_exits": [
+                    {"name": e.name, "code": e.code, "at_s": e.at_s} for e in unplanned
+                ],
             },
             "faults": {
                 "injected_rates": self.faults(),
@@ -611,15 +777,20 @@ class FaultRun:
             },
             "timings_seconds": self.timings,
             "settings": {
-                "batch_size": c.batch_size, "worker_processes": c.worker_processes,
-                "submit_concurrency": c.submit_concurrency, "lease_seconds": c.lease_seconds,
+                "batch_size": c.batch_size,
+                "worker_processes": c.worker_processes,
+                "submit_concurrency": c.submit_concurrency,
+                "lease_seconds": c.lease_seconds,
                 "bank_read_timeout_seconds": self.read_timeout,
-                "slow_answer_seconds": self.slow_answer_seconds, "timeout_hold_seconds": self.timeout_hold,
+                "slow_answer_seconds": self.slow_answer_seconds,
+                "timeout_hold_seconds": self.timeout_hold,
                 "status_inquiry_after_seconds": c.status_inquiry_after_seconds,
-                "webhook_batch_size": c.webhook_batch_size, "topic_prefix": self.prefix,
+                "webhook_batch_size": c.webhook_batch_size,
+                "topic_prefix": self.prefix,
             },
             "machine": {
-                "cpus": os.cpu_count(), "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
                 "load_average_1m_at_start": round(self.loads[0], 2),
                 "load_average_1m_max": round(max(self.loads), 2),
                 "load_average_1m_at_end": round(os.getloadavg()[0], 2),
@@ -629,16 +800,19 @@ class FaultRun:
             "measured_at": datetime.now(UTC).isoformat(),
         }
 
-    async def reconcile(self, api: httpx.AsyncClient, payout_ledger: dict[str, Any],
-                        first_day: Any) -> list[C.ReconciliationRun]:
+    async def reconcile(
+        self, api: httpx.AsyncClient, payout_ledger: dict[str, Any], first_day: Any
+    ) -> list[C.ReconciliationRun]:
         """Every counterparty, every Vietnam day the run touched."""
         last_day = datetime.now(UTC).astimezone(VN).date()
         days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
         runs: list[C.ReconciliationRun] = []
         for counterparty in sorted(row["counterparty"] for row in payout_ledger["counterparties"]):
             for day in days:
-                response = await api.post("/v1/reconciliations",
-                                          json={"counterparty": counterparty, "date": day.isoformat()})
+                response = await api.post(
+                    "/v1/reconciliations",
+                    json={"counterparty": counterparty, "date": day.isoformat()},
+                )
                 response.raise_for_status()
                 body = response.json()
                 lines: list[C.ReconciliationLine] = []
@@ -647,22 +821,39 @@ class FaultRun:
                         continue
                     cursor = None
                     while True:
-                        params = {"kind": kind, "limit": 500, **({"cursor": cursor} if cursor else {})}
+                        params = {
+                            "kind": kind,
+                            "limit": 500,
+                            **({"cursor": cursor} if cursor else {}),
+                        }
                         response = await api.get(f"/v1/reconciliations/{body['id']}", params=params)
                         page = response.raise_for_status().json()
-                        lines += [C.ReconciliationLine(line["kind"], line["end_to_end_id"], line["our_state"],
-                                                       line["bank_status"]) for line in page["lines"]]
+                        lines += [
+                            C.ReconciliationLine(
+                                line["kind"],
+                                line["end_to_end_id"],
+                                line["our_state"],
+                                line["bank_status"],
+                            )
+                            for line in page["lines"]
+                        ]
                         cursor = page["next_cursor"]
                         if not cursor:
                             break
-                runs.append(C.ReconciliationRun(counterparty, day.isoformat(), body["summary"], tuple(lines)))
+                runs.append(
+                    C.ReconciliationRun(
+                        counterparty, day.isoformat(), body["summary"], tuple(lines)
+                    )
+                )
         return runs
 
     async def cleanup(self) -> None:
         """Drop the run's databases and topics (the infrastructure may have just restarted)."""
         await infra.wait_healthy()
         if self.config.keep:
-            self.echo(f"  kept databases {self.payout_db}, {self.reporting_db} and topics {self.prefix}*")
+            self.echo(
+                f"  kept databases {self.payout_db}, {self.reporting_db} and topics {self.prefix}*"
+            )
             return
         admin = await asyncpg.connect(database="postgres", **PG)
         try:
@@ -691,40 +882,73 @@ def table(result: dict[str, Any]) -> str:
     for state, count in result["states"].items():
         rows.append((f"  {state}", f"{count:,}"))
     money = result["money"]
-    settled, bank, reported = money["payout_ledger_settled"], money["sandbox_paid"], money["reporting"]
+    settled, bank, reported = (
+        money["payout_ledger_settled"],
+        money["sandbox_paid"],
+        money["reporting"],
+    )
     rows.append(("payout ledger settled", f"{settled['count']:,}  {settled['sum']:,} VND"))
     rows.append(("sandbox paid (credited, kept)", f"{bank['count']:,}  {bank['sum']:,} VND"))
     rows.append(("reporting paid", f"{reported['paid_count']:,}  {reported['paid_amount']:,} VND"))
     back = money.get("sandbox_back", {"count": 0, "sum": 0, "reversed": 0})
-    rows.append(("sandbox money back (of which reversed)", f"{back['count']:,}  {back['sum']:,} VND ({back['reversed']})"))
-    rows.append(("reporting returned", f"{reported['returned_count']:,}  {reported['returned_amount']:,} VND"))
+    rows.append(
+        (
+            "sandbox money back (of which reversed)",
+            f"{back['count']:,}  {back['sum']:,} VND ({back['reversed']})",
+        )
+    )
+    rows.append(
+        (
+            "reporting returned",
+            f"{reported['returned_count']:,}  {reported['returned_amount']:,} VND",
+        )
+    )
     rows.append(("sandbox duplicates", str(money["sandbox_ledger"]["duplicates"])))
     d = result["disruptions"]
-    for kind, label in (("kill", "worker SIGKILLs"), ("kafka_restart", "Kafka restarts"),
-                        ("postgres_restart", "PostgreSQL restarts")):
+    for kind, label in (
+        ("kill", "worker SIGKILLs"),
+        ("kafka_restart", "Kafka restarts"),
+        ("postgres_restart", "PostgreSQL restarts"),
+    ):
         rows.append((label, f"{d['done'][kind]} of {d['requested'][kind]}"))
     rows.append(("unplanned process exits", str(len(d["unplanned_exits"]))))
     batches, webhooks = result["faults"]["payout_batches"], result["faults"]["sandbox_webhooks"]
-    rows.append(("batches / sends / claimed for inquiry",
-                 f"{batches['batches']} / {batches['sends']} / {batches['inquired']}"))
-    rows.append(("duplicate / reordered callbacks",
-                 f"{webhooks['duplicate_deliveries']} / {webhooks['reordered_deliveries']}"))
+    rows.append(
+        (
+            "batches / sends / claimed for inquiry",
+            f"{batches['batches']} / {batches['sends']} / {batches['inquired']}",
+        )
+    )
+    rows.append(
+        (
+            "duplicate / reordered callbacks",
+            f"{webhooks['duplicate_deliveries']} / {webhooks['reordered_deliveries']}",
+        )
+    )
     for name, seconds in result["timings_seconds"].items():
         rows.append((f"time: {name}", f"{seconds} s"))
     m = result["machine"]
-    rows.append(("load average 1m start / max / end",
-                 f"{m['load_average_1m_at_start']} / {m['load_average_1m_max']} / {m['load_average_1m_at_end']}"))
+    rows.append(
+        (
+            "load average 1m start / max / end",
+            f"{m['load_average_1m_at_start']} / {m['load_average_1m_max']} / {m['load_average_1m_at_end']}",
+        )
+    )
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines.append("")
     for check in result["checks"]:
-        lines.append(f"{'PASS' if check['ok'] else 'FAIL'}  {check['name']}"
-                     + ("" if check["ok"] else f"  expected {check['expected']}, found {check['found']}"))
+        lines.append(
+            f"{'PASS' if check['ok'] else 'FAIL'}  {check['name']}"
+            + ("" if check["ok"] else f"  expected {check['expected']}, found {check['found']}")
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--installments", type=int, default=100_000)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--kafka-restarts", type=int, default=1)
@@ -732,16 +956,26 @@ def main() -> None:
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--submit-concurrency", type=int, default=4)
-    parser.add_argument("--min-gap", type=float, default=5.0, help="seconds between two disruptions at least")
-    parser.add_argument("--timeout", type=float, default=3600, help="give up on the cycle after this many seconds")
+    parser.add_argument(
+        "--min-gap", type=float, default=5.0, help="seconds between two disruptions at least"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=3600, help="give up on the cycle after this many seconds"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run's databases and topics")
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
     config = FaultRunConfig(
-        installments=args.installments, kills=args.kills, kafka_restarts=args.kafka_restarts,
-        postgres_restarts=args.postgres_restarts, worker_processes=args.worker_processes,
-        batch_size=args.batch_size, submit_concurrency=args.submit_concurrency, min_gap_seconds=args.min_gap,
-        timeout=args.timeout, keep=args.keep,
+        installments=args.installments,
+        kills=args.kills,
+        kafka_restarts=args.kafka_restarts,
+        postgres_restarts=args.postgres_restarts,
+        worker_processes=args.worker_processes,
+        batch_size=args.batch_size,
+        submit_concurrency=args.submit_concurrency,
+        min_gap_seconds=args.min_gap,
+        timeout=args.timeout,
+        keep=args.keep,
     )
     result = asyncio.run(fault_run(config))
     print(table(result))

@@ -10,6 +10,7 @@ and every failure, writes `bench/results/fuzz.json`, and exits 1 when anything f
 
 Needs `scripts/infra.sh up` (PostgreSQL on 127.0.0.1:5432, Kafka on 127.0.0.1:9092).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fuzz.runner import FuzzReport, fuzz  # noqa: E402
-from tests.fuzz.scenarios import running  # noqa: E402
-from tests.support.infra import KAFKA_BOOTSTRAP, create_database, drop_database  # noqa: E402
+from tests.fuzz.runner import FuzzReport, fuzz
+from tests.fuzz.scenarios import running
+from tests.support.infra import KAFKA_BOOTSTRAP, create_database, drop_database
 
 SERVICES = ("intake", "payout", "reporting")
 
@@ -35,8 +36,16 @@ async def fuzz_service(service: str, examples: int, only: list[str], shrink: boo
     try:
         with tempfile.TemporaryDirectory(prefix=f"fuzz-{service}-") as data_dir:
             async with running(service, url, KAFKA_BOOTSTRAP, Path(data_dir)) as target:
-                return await asyncio.to_thread(fuzz, service, target.base_url, target.headers,
-                                               examples=examples, only=only, shrink=shrink, known=target.known)
+                return await asyncio.to_thread(
+                    fuzz,
+                    service,
+                    target.base_url,
+                    target.headers,
+                    examples=examples,
+                    only=only,
+                    shrink=shrink,
+                    known=target.known,
+                )
     finally:
         await drop_database(name)
 
@@ -53,7 +62,9 @@ async def main(options: argparse.Namespace) -> int:
             print(f"\n--- {service}: {failure}", flush=True)
         failed += len(report.failures)
         results[service] = {
-            "operations": len(report.operations), "requests": report.examples, "seconds": seconds,
+            "operations": len(report.operations),
+            "requests": report.examples,
+            "seconds": seconds,
             "statuses": {str(k): v for k, v in sorted(report.statuses().items())},
             "failures": report.failures,
         }
@@ -62,15 +73,30 @@ async def main(options: argparse.Namespace) -> int:
     print(f"\nfuzzing: {total} requests, {failed} failures ({per_service})")
     out = ROOT / "bench" / "results" / "fuzz.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"examples_per_operation_and_mode": options.examples, "services": results},
-                              indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    out.write_text(
+        json.dumps(
+            {"examples_per_operation_and_mode": options.examples, "services": results},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--examples", type=int, default=200, help="cases per operation and generation mode")
-    parser.add_argument("--service", action="append", choices=SERVICES, help="only these services (repeatable)")
-    parser.add_argument("--only", action="append", default=[], help="only operations whose label contains this")
-    parser.add_argument("--shrink", action="store_true", help="shrink failing cases to minimal ones (slower)")
+    parser.add_argument(
+        "--examples", type=int, default=200, help="cases per operation and generation mode"
+    )
+    parser.add_argument(
+        "--service", action="append", choices=SERVICES, help="only these services (repeatable)"
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], help="only operations whose label contains this"
+    )
+    parser.add_argument(
+        "--shrink", action="store_true", help="shrink failing cases to minimal ones (slower)"
+    )
     raise SystemExit(asyncio.run(main(parser.parse_args())))

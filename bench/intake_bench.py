@@ -10,6 +10,7 @@ process posts unique valid claims over keep-alive connections for `--duration` s
 
 Needs `scripts/infra.sh up` (PostgreSQL on 127.0.0.1:5432, Kafka on 127.0.0.1:9092).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,20 +70,40 @@ def claim_body(generator: int, n: int, run: str) -> bytes:
     body = {
         "portal_dossier_id": f"B-{run}-{generator}-{n}",
         "scheme": "UNEMPLOYMENT",
-        "applicant": {"national_id": national_id, "full_name": "Nguyễn Văn Bình",
-                      "date_of_birth": f"{year}-03-15", "si_number": f"26{n % 10**8:08d}"},
+        "applicant": {
+            "national_id": national_id,
+            "full_name": "Nguyễn Văn Bình",
+            "date_of_birth": f"{year}-03-15",
+            "si_number": f"26{n % 10**8:08d}",
+        },
         "address": {"commune_code": "08707", "list_date": "2023-05-07"},
-        "payment": {"method": "OWN_ACCOUNT", "bank_bin": "970436", "account_number": f"{10**11 + n:012d}"},
+        "payment": {
+            "method": "OWN_ACCOUNT",
+            "bank_bin": "970436",
+            "account_number": f"{10**11 + n:012d}",
+        },
     }
     return json.dumps(body, ensure_ascii=False).encode()
 
 
-async def _connection(host: str, port: int, token: str, generator: int, counter: list[int], run: str,
-                      start_at: float, measure_from: float, stop_at: float, latencies: list[float],
-                      statuses: dict[int, int]) -> None:
+async def _connection(
+    host: str,
+    port: int,
+    token: str,
+    generator: int,
+    counter: list[int],
+    run: str,
+    start_at: float,
+    measure_from: float,
+    stop_at: float,
+    latencies: list[float],
+    statuses: dict[int, int],
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
-    head = (f"POST /v1/claims HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
-            "Content-Type: application/json\r\n").encode()
+    head = (
+        f"POST /v1/claims HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\n"
+    ).encode()
     while time.monotonic() < start_at:
         await asyncio.sleep(0.01)
     try:
@@ -118,8 +139,18 @@ async def _connection(host: str, port: int, token: str, generator: int, counter:
         writer.close()
 
 
-def generator_process(index: int, host: str, port: int, token: str, connections: int, run: str, start_at: float,
-                      measure_from: float, stop_at: float, out: mp.Queue) -> None:
+def generator_process(
+    index: int,
+    host: str,
+    port: int,
+    token: str,
+    connections: int,
+    run: str,
+    start_at: float,
+    measure_from: float,
+    stop_at: float,
+    out: mp.Queue,
+) -> None:
     try:
         import uvloop
 
@@ -133,10 +164,25 @@ def generator_process(index: int, host: str, port: int, token: str, connections:
     failures: list[str] = []
 
     async def main() -> None:
-        results = await asyncio.gather(*[
-            _connection(host, port, token, index, counter, run, start_at, measure_from, stop_at, latencies, statuses)
-            for _ in range(connections)
-        ], return_exceptions=True)
+        results = await asyncio.gather(
+            *[
+                _connection(
+                    host,
+                    port,
+                    token,
+                    index,
+                    counter,
+                    run,
+                    start_at,
+                    measure_from,
+                    stop_at,
+                    latencies,
+                    statuses,
+                )
+                for _ in range(connections)
+            ],
+            return_exceptions=True,
+        )
         failures.extend(f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException))
 
     asyncio.run(main())
@@ -213,7 +259,9 @@ def _descendants(root: int, table: list[tuple[int, int, str]]) -> set[int]:
     return found
 
 
-def cpu_by_component(api_pid: int, relay_pid: int | None, generator_pids: list[int]) -> dict[str, float]:
+def cpu_by_component(
+    api_pid: int, relay_pid: int | None, generator_pids: list[int]
+) -> dict[str, float]:
     """CPU seconds used so far by each part of the stack (PostgreSQL and Kafka: every process of
     theirs on the machine, so other work on them counts too)."""
     table = _processes()
@@ -224,8 +272,9 @@ def cpu_by_component(api_pid: int, relay_pid: int | None, generator_pids: list[i
         "postgresql": sum(_cpu_seconds(p) for p, _, name in table if name.startswith("postgres")),
         "kafka": sum(_cpu_seconds(p) for p, _, name in table if name == "java"),
     }
-    parts["whole_machine"] = sum(float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:4]) \
-        / os.sysconf("SC_CLK_TCK")
+    parts["whole_machine"] = sum(
+        float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:4]
+    ) / os.sysconf("SC_CLK_TCK")
     return parts
 
 
@@ -237,15 +286,21 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    parser.add_argument("--connections", type=int, default=64, help="concurrent keep-alive connections")
+    parser.add_argument(
+        "--connections", type=int, default=64, help="concurrent keep-alive connections"
+    )
     parser.add_argument("--generators", type=int, default=1, help="load-generator processes")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds first")
     parser.add_argument("--port", type=int, default=18001)
     parser.add_argument("--pg-ssl", default="disable", help="asyncpg ssl mode to the database")
-    parser.add_argument("--no-relay", action="store_true", help="do not run the outbox relay during the load")
+    parser.add_argument(
+        "--no-relay", action="store_true", help="do not run the outbox relay during the load"
+    )
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "intake.json"))
     args = parser.parse_args()
 
@@ -255,28 +310,56 @@ def main() -> None:
 
     database = f"bench_intake_{uuid.uuid4().hex[:8]}"
     # A local socket: no TLS between the service and its database (asyncpg would negotiate it).
-    url = (f"postgresql+asyncpg://{PG['user']}:{PG['password']}@{PG['host']}:{PG['port']}/{database}"
-           f"?ssl={args.pg_ssl}")
+    url = (
+        f"postgresql+asyncpg://{PG['user']}:{PG['password']}@{PG['host']}:{PG['port']}/{database}"
+        f"?ssl={args.pg_ssl}"
+    )
     jwt_secret = secrets.token_urlsafe(32)
-    env = {**os.environ, "INTAKE_DATABASE_URL": url, "INTAKE_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
-           "INTAKE_ENVIRONMENT": "benchmark", "INTAKE_JWT_SECRET": jwt_secret, "INTAKE_LOG_LEVEL": "WARNING",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "INTAKE_DATABASE_URL": url,
+        "INTAKE_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+        "INTAKE_ENVIRONMENT": "benchmark",
+        "INTAKE_JWT_SECRET": jwt_secret,
+        "INTAKE_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
     asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
     processes: list[subprocess.Popen] = []
     try:
         asyncio.run(upgrade_to_head_async(MIGRATIONS, url))
         api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "services.intake.bootstrap:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers),
-             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "services.intake.bootstrap:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(args.port),
+                "--workers",
+                str(args.workers),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
         )
         processes.append(api)
         if not args.no_relay:
             # The outbox relay alone: the verification consumer has nothing to do in this run.
             processes.append(subprocess.Popen([sys.executable, "-c", RELAY], cwd=ROOT, env=env))
         _wait_ready(args.port)
-        token = issue_token(jwt_secret, "bench-portal", {"claims:write", "claims:read"}, ttl_seconds=3600)
+        token = issue_token(
+            jwt_secret, "bench-portal", {"claims:write", "claims:read"}, ttl_seconds=3600
+        )
 
         load_before = os.getloadavg()
         run = uuid.uuid4().hex[:6]
@@ -286,8 +369,21 @@ def main() -> None:
         queue: mp.Queue = mp.get_context("spawn").Queue()
         per_generator = max(1, args.connections // args.generators)
         generators = [
-            mp.get_context("spawn").Process(target=generator_process, args=(
-                g, "127.0.0.1", args.port, token, per_generator, run, start_at, measure_from, stop_at, queue))
+            mp.get_context("spawn").Process(
+                target=generator_process,
+                args=(
+                    g,
+                    "127.0.0.1",
+                    args.port,
+                    token,
+                    per_generator,
+                    run,
+                    start_at,
+                    measure_from,
+                    stop_at,
+                    queue,
+                ),
+            )
             for g in range(args.generators)
         ]
         for g in generators:
@@ -322,18 +418,27 @@ def main() -> None:
         latencies.sort()
         ok = statuses.get(201, 0)
         cpu_ms_per_filing = {
-            part: round((cpu_end[part] - cpu_start[part]) * 1000 / max(ok, 1), 2) for part in cpu_start
+            part: round((cpu_end[part] - cpu_start[part]) * 1000 / max(ok, 1), 2)
+            for part in cpu_start
         }
         errors = sum(v for k, v in statuses.items() if k != 201) + len(connection_failures)
         result = {
             "benchmark": "intake claim filings (POST /v1/claims), unique valid claims",
             "stack": "PostgreSQL + Kafka, outbox relay " + ("off" if args.no_relay else "running"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "load_average_before": [round(x, 2) for x in load_before],
-                        "load_average_after": [round(x, 2) for x in load_after]},
-            "workers": args.workers, "connections": args.connections, "generators": args.generators,
-            "duration_s": args.duration, "warmup_s": args.warmup,
-            "filings": ok, "errors": errors, "statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_average_before": [round(x, 2) for x in load_before],
+                "load_average_after": [round(x, 2) for x in load_after],
+            },
+            "workers": args.workers,
+            "connections": args.connections,
+            "generators": args.generators,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "filings": ok,
+            "errors": errors,
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
             "filings_per_s": round(ok / args.duration, 1),
             "latency_ms": {
                 "p50": round(percentile(latencies, 0.50) * 1000, 2),
@@ -345,16 +450,21 @@ def main() -> None:
             "connection_failures": len(connection_failures),
             "first_failure": connection_failures[0] if connection_failures else None,
             "cpu_ms_per_filing": cpu_ms_per_filing,
-            "cpu_cores_busy": {part: round((cpu_end[part] - cpu_start[part]) / args.duration, 2) for part in cpu_start},
+            "cpu_cores_busy": {
+                part: round((cpu_end[part] - cpu_start[part]) / args.duration, 2)
+                for part in cpu_start
+            },
             "outbox_pending_at_end": pending_at_end,
             "outbox_drained_after_s": drained_after,
             "aim": {"filings_per_s": 1500, "p99_ms": 100},
         }
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"filings/s: {result['filings_per_s']}  p50: {result['latency_ms']['p50']} ms  "
-              f"p99: {result['latency_ms']['p99']} ms  errors: {errors}  "
-              f"(workers={args.workers}, connections={args.connections}, {args.duration:.0f}s)")
+        print(
+            f"filings/s: {result['filings_per_s']}  p50: {result['latency_ms']['p50']} ms  "
+            f"p99: {result['latency_ms']['p99']} ms  errors: {errors}  "
+            f"(workers={args.workers}, connections={args.connections}, {args.duration:.0f}s)"
+        )
         print(f"outbox pending at end: {pending_at_end}, drained after: {drained_after} s")
         print("CPU ms per filing: " + ", ".join(f"{k} {v}" for k, v in cpu_ms_per_filing.items()))
         print(f"written: {args.output}")

@@ -11,6 +11,7 @@ payment history (`payment_facts`, `payment_people`). Results go to bench/results
 
 Needs PostgreSQL (scripts/infra.sh up). The database is created for the run and dropped after it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,9 +60,13 @@ QUERIES = {
 TARGET_P95_MS = 50.0
 
 # scheme, agency, base monthly amount, share of beneficiaries in percent
-SCHEMES = [("PENSION", "BHXH", 4_850_000, 45), ("SI_ALLOWANCE", "BHXH", 2_320_000, 15),
-           ("MERITORIOUS", "DOLISA", 2_789_000, 15), ("SOCIAL_PROTECTION", "DOLISA", 540_000, 20),
-           ("UNEMPLOYMENT", "BHXH", 5_460_000, 5)]
+SCHEMES = [
+    ("PENSION", "BHXH", 4_850_000, 45),
+    ("SI_ALLOWANCE", "BHXH", 2_320_000, 15),
+    ("MERITORIOUS", "DOLISA", 2_789_000, 15),
+    ("SOCIAL_PROTECTION", "DOLISA", 540_000, 20),
+    ("UNEMPLOYMENT", "BHXH", 5_460_000, 5),
+]
 
 
 def scheme_case(column: str, index: int) -> str:
@@ -70,8 +75,11 @@ def scheme_case(column: str, index: int) -> str:
     for scheme in SCHEMES:
         upper += scheme[3]
         value = scheme[index]
-        parts.append(f"WHEN {column} % 100 < {upper} THEN {value!r}" if isinstance(value, int)
-                     else f"WHEN {column} % 100 < {upper} THEN '{value}'")
+        parts.append(
+            f"WHEN {column} % 100 < {upper} THEN {value!r}"
+            if isinstance(value, int)
+            else f"WHEN {column} % 100 < {upper} THEN '{value}'"
+        )
     return "CASE " + " ".join(parts) + " END"
 
 
@@ -82,13 +90,25 @@ async def fill(dsn: str, beneficiaries: int, log) -> dict[str, int]:
         await conn.execute("SET maintenance_work_mem = '512MB'")
         await conn.execute("SET work_mem = '256MB'")
         communes = units(LIST_2023)
-        await conn.execute("CREATE TEMP TABLE bench_units (n int PRIMARY KEY, code text, urban boolean, "
-                           "area_commune text, area_list date, area_district text, area_province text, area_type text)")
+        await conn.execute(
+            "CREATE TEMP TABLE bench_units (n int PRIMARY KEY, code text, urban boolean, "
+            "area_commune text, area_list date, area_district text, area_province text, area_type text)"
+        )
         rows = []
         for n, unit in enumerate(communes):
             area = reporting_area(unit.code, LIST_2023, LATEST)
-            rows.append((n, unit.code, unit.urban, area.code, area.list_date, area.district_code, area.province_code,
-                         area.area_type))
+            rows.append(
+                (
+                    n,
+                    unit.code,
+                    unit.urban,
+                    area.code,
+                    area.list_date,
+                    area.district_code,
+                    area.province_code,
+                    area.area_type,
+                )
+            )
         await conn.copy_records_to_table("bench_units", records=rows)
         count = len(communes)
 
@@ -98,8 +118,8 @@ async def fill(dsn: str, beneficiaries: int, log) -> dict[str, int]:
         await conn.execute(f"""
             CREATE TEMP TABLE bench_people AS
             SELECT b, u.code AS commune, u.urban,
-                   {scheme_case('b', 0)} AS scheme, {scheme_case('b', 1)} AS agency,
-                   {scheme_case('b', 2)} + (b % 400) * 1000 AS amount,
+                   {scheme_case("b", 0)} AS scheme, {scheme_case("b", 1)} AS agency,
+                   {scheme_case("b", 2)} + (b % 400) * 1000 AS amount,
                    CASE WHEN u.urban THEN (hashint4(b) & 1023) % 16 ELSE (hashint4(b) & 1023) % 36 END AS adopt,
                    (b % 10) < 3 AS authorised
             FROM generate_series(0, {beneficiaries - 1}) AS b
@@ -135,8 +155,12 @@ async def fill(dsn: str, beneficiaries: int, log) -> dict[str, int]:
         log(f"payment_people: {time.perf_counter() - started:.1f}s")
         started = time.perf_counter()
         await conn.execute("ALTER TABLE payment_facts ADD PRIMARY KEY (installment_id)")
-        await conn.execute("CREATE INDEX ix_payment_facts_person ON payment_facts (period, beneficiary_id, scheme)")
-        await conn.execute("ALTER TABLE payment_people ADD PRIMARY KEY (period, beneficiary_id, scheme)")
+        await conn.execute(
+            "CREATE INDEX ix_payment_facts_person ON payment_facts (period, beneficiary_id, scheme)"
+        )
+        await conn.execute(
+            "ALTER TABLE payment_people ADD PRIMARY KEY (period, beneficiary_id, scheme)"
+        )
         await conn.execute("ALTER TABLE payment_facts SET LOGGED")
         await conn.execute("ALTER TABLE payment_people SET LOGGED")
         log(f"fact indexes: {time.perf_counter() - started:.1f}s")
@@ -198,12 +222,21 @@ async def fill(dsn: str, beneficiaries: int, log) -> dict[str, int]:
             FROM claim_cube GROUP BY 1, 2, 3, 4, 5, 6
         """)
         log(f"claims: {time.perf_counter() - started:.1f}s")
-        await conn.execute("UPDATE projection_state SET events_applied = (SELECT count(*) * 3 FROM payment_facts), "
-                           "last_event_at = now(), last_applied_at = now()")
+        await conn.execute(
+            "UPDATE projection_state SET events_applied = (SELECT count(*) * 3 FROM payment_facts), "
+            "last_event_at = now(), last_applied_at = now()"
+        )
         await conn.execute("ANALYZE")
         counts = {}
-        for table in ("payment_facts", "payment_people", "claim_facts", "payment_cube", "claim_cube",
-                      "payment_rollup", "claim_rollup"):
+        for table in (
+            "payment_facts",
+            "payment_people",
+            "claim_facts",
+            "payment_cube",
+            "claim_cube",
+            "payment_rollup",
+            "claim_rollup",
+        ):
             counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
         counts["payment_cube_rows_per_period"] = counts["payment_cube"] // len(PERIODS)
         return counts
@@ -214,8 +247,10 @@ async def fill(dsn: str, beneficiaries: int, log) -> dict[str, int]:
 async def history_reads(dsn: str) -> dict[str, int]:
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch("SELECT relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS scans "
-                                "FROM pg_stat_user_tables WHERE relname IN ('payment_facts', 'payment_people')")
+        rows = await conn.fetch(
+            "SELECT relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS scans "
+            "FROM pg_stat_user_tables WHERE relname IN ('payment_facts', 'payment_people')"
+        )
         return {r["relname"]: int(r["scans"]) for r in rows}
     finally:
         await conn.close()
@@ -246,20 +281,30 @@ def time_queries(base: str, requests: int, warmup: int) -> dict[str, dict[str, f
                 "max_ms": round(samples[-1], 2),
                 "bytes": len(response.content),
             }
-            print(f"  {name:<24} p50 {results[name]['p50_ms']:7.2f} ms   p95 {results[name]['p95_ms']:7.2f} ms",
-                  flush=True)
+            print(
+                f"  {name:<24} p50 {results[name]['p50_ms']:7.2f} ms   p95 {results[name]['p95_ms']:7.2f} ms",
+                flush=True,
+            )
     return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--beneficiaries", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300, help="timed requests per query")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--admin-dsn", default=os.environ.get(
-        "BENCH_PG_ADMIN_DSN", "postgresql://benefits:benefits@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--admin-dsn",
+        default=os.environ.get(
+            "BENCH_PG_ADMIN_DSN", "postgresql://benefits:benefits@127.0.0.1:5432/postgres"
+        ),
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "reporting.json")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "bench" / "results" / "reporting.json"
+    )
     args = parser.parse_args()
 
     def log(message: str) -> None:
@@ -297,12 +342,29 @@ def main() -> None:
 
         port = free_port()
         data_dir = tempfile.mkdtemp(prefix="reporting-bench-")
-        env = {**os.environ, "REPORTING_DATABASE_URL": sqlalchemy_url, "REPORTING_DATA_DIR": data_dir,
-               "REPORTING_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "REPORTING_DATABASE_URL": sqlalchemy_url,
+            "REPORTING_DATA_DIR": data_dir,
+            "REPORTING_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
         env.pop("REPORTING_KAFKA_BOOTSTRAP_SERVERS", None)
         server = subprocess.Popen(
-            [sys.executable, "-m", "services.reporting", "api", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "services.reporting",
+                "api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -317,7 +379,9 @@ def main() -> None:
             time.sleep(0.1)
 
         before = asyncio.run(history_reads(dsn))
-        log(f"timing {len(QUERIES)} queries, {args.requests} requests each (server in its own process)")
+        log(
+            f"timing {len(QUERIES)} queries, {args.requests} requests each (server in its own process)"
+        )
         timings = time_queries(base, args.requests, args.warmup)
         after = asyncio.run(history_reads(dsn))
         history = {t: after.get(t, 0) - before.get(t, 0) for t in after}
@@ -325,9 +389,16 @@ def main() -> None:
         result = {
             "benchmark": "reporting dashboard queries",
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "scale": {"beneficiaries": args.beneficiaries, "periods": len(PERIODS),
-                      "installments": counts["payment_facts"]},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "scale": {
+                "beneficiaries": args.beneficiaries,
+                "periods": len(PERIODS),
+                "installments": counts["payment_facts"],
+            },
             "rows": counts,
             "fill_seconds": fill_seconds,
             "requests_per_query": args.requests,
@@ -339,8 +410,10 @@ def main() -> None:
         }
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        log(f"worst dashboard p95 {worst} ms (aim {TARGET_P95_MS} ms); history reads {history}; "
-            f"written to {args.output}")
+        log(
+            f"worst dashboard p95 {worst} ms (aim {TARGET_P95_MS} ms); history reads {history}; "
+            f"written to {args.output}"
+        )
     finally:
         if server is not None:
             server.terminate()

@@ -1,15 +1,14 @@
 """`benefits`: the operator's command line. `benefits demo` runs the whole system on a generated
 province; the other commands operate a running installation."""
+
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 import typer
@@ -17,8 +16,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-app = typer.Typer(help="Cashless social-security payments: operate the services or run the demo.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Cashless social-security payments: operate the services or run the demo.",
+    no_args_is_help=True,
+)
 infra = typer.Typer(help="The real PostgreSQL and Kafka on this machine.", no_args_is_help=True)
 cycle = typer.Typer(help="Monthly payment cycles.", no_args_is_help=True)
 imports = typer.Typer(help="Spreadsheets from the agencies and localities.", no_args_is_help=True)
@@ -52,7 +53,9 @@ def infra_status() -> None:
 
 
 @app.command()
-def migrate(service: Optional[str] = typer.Argument(None, help="intake, payout or reporting; all by default")) -> None:
+def migrate(
+    service: str | None = typer.Argument(None, help="intake, payout or reporting; all by default"),
+) -> None:
     """Bring the services' databases to their latest schema."""
     for name in [service] if service else SERVICES:
         code = subprocess.call([sys.executable, "-m", f"services.{name}", "migrate"])
@@ -80,20 +83,33 @@ def _operator_headers() -> dict[str, str]:
     from services.payout.settings import PayoutSettings
     from shared.auth import issue_token
 
-    token = issue_token(PayoutSettings().jwt_secret, "benefits-cli", {"payout:operate", "payout:read"})
+    token = issue_token(
+        PayoutSettings().jwt_secret, "benefits-cli", {"payout:operate", "payout:read"}
+    )
     return {"Authorization": f"Bearer {token}"}
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 @cycle.command("run")
-def cycle_run(period: str, payout_url: str = typer.Option("http://127.0.0.1:8002"),
-              wait: bool = typer.Option(True, help="follow the cycle until nothing is in flight")) -> None:
+def cycle_run(
+    period: str,
+    payout_url: str = typer.Option("http://127.0.0.1:8002"),
+    wait: bool = typer.Option(True, help="follow the cycle until nothing is in flight"),
+) -> None:
     """Start the cycle of PERIOD (YYYY-MM); starting it again creates nothing new."""
-    response = httpx.post(f"{payout_url}/v1/cycles", json={"period": period}, headers=_operator_headers(), timeout=300)
+    response = httpx.post(
+        f"{payout_url}/v1/cycles", json={"period": period}, headers=_operator_headers(), timeout=300
+    )
     if response.status_code >= 400:
         console.print(response.json())
         raise typer.Exit(1)
@@ -106,7 +122,9 @@ def cycle_run(period: str, payout_url: str = typer.Option("http://127.0.0.1:8002
 @cycle.command("status")
 def cycle_status(period: str, payout_url: str = typer.Option("http://127.0.0.1:8002")) -> None:
     """Counts and sums of a cycle's installments by state."""
-    response = httpx.get(f"{payout_url}/v1/cycles/{period}", headers=_operator_headers(), timeout=60)
+    response = httpx.get(
+        f"{payout_url}/v1/cycles/{period}", headers=_operator_headers(), timeout=60
+    )
     if response.status_code >= 400:
         console.print(response.json())
         raise typer.Exit(1)
@@ -117,7 +135,9 @@ def _follow_cycle(period: str, payout_url: str) -> None:
     with _progress() as bar:
         task = bar.add_task(f"cycle {period}", total=None)
         while True:
-            body = httpx.get(f"{payout_url}/v1/cycles/{period}", headers=_operator_headers(), timeout=60).json()
+            body = httpx.get(
+                f"{payout_url}/v1/cycles/{period}", headers=_operator_headers(), timeout=60
+            ).json()
             by_state = body.get("by_state", {})
             total = sum(v["count"] for v in by_state.values())
             in_flight = sum(by_state.get(s, {}).get("count", 0) for s in ("SCHEDULED", "SUBMITTED"))
@@ -138,16 +158,26 @@ def _print_cycle(body: dict[str, Any]) -> None:
     console.print(table)
 
 
-def _upload(kind: str, path: Path, client_id: str, client_secret: Optional[str], intake_url: str) -> None:
-    token = httpx.post(f"{intake_url}/oauth/token", data={"grant_type": "client_credentials"},
-                       auth=(client_id, client_secret or f"{client_id}-dev-secret"), timeout=30)
+def _upload(
+    kind: str, path: Path, client_id: str, client_secret: str | None, intake_url: str
+) -> None:
+    token = httpx.post(
+        f"{intake_url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, client_secret or f"{client_id}-dev-secret"),
+        timeout=30,
+    )
     if token.status_code != 200:
         console.print(token.json())
         raise typer.Exit(1)
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
     with path.open("rb") as handle:
-        response = httpx.post(f"{intake_url}/v1/{kind}/uploads", files={"file": (path.name, handle)}, headers=headers,
-                              timeout=600)
+        response = httpx.post(
+            f"{intake_url}/v1/{kind}/uploads",
+            files={"file": (path.name, handle)},
+            headers=headers,
+            timeout=600,
+        )
     body = response.json()
     if response.status_code >= 400:
         console.print(body)
@@ -156,17 +186,23 @@ def _upload(kind: str, path: Path, client_id: str, client_secret: Optional[str],
 
 
 @imports.command("roll")
-def import_roll(path: Path, client_id: str = typer.Option(..., help="the agency's client, e.g. bhxh"),
-                client_secret: Optional[str] = typer.Option(None, envvar="BENEFITS_CLIENT_SECRET"),
-                intake_url: str = typer.Option("http://127.0.0.1:8001")) -> None:
+def import_roll(
+    path: Path,
+    client_id: str = typer.Option(..., help="the agency's client, e.g. bhxh"),
+    client_secret: str | None = typer.Option(None, envvar="BENEFITS_CLIENT_SECRET"),
+    intake_url: str = typer.Option("http://127.0.0.1:8001"),
+) -> None:
     """Register a beneficiary roll from a CSV or XLSX file."""
     _upload("roll", path, client_id, client_secret, intake_url)
 
 
 @imports.command("accounts")
-def import_accounts(path: Path, client_id: str = typer.Option(..., help="the agency's client, e.g. dolisa"),
-                    client_secret: Optional[str] = typer.Option(None, envvar="BENEFITS_CLIENT_SECRET"),
-                    intake_url: str = typer.Option("http://127.0.0.1:8001")) -> None:
+def import_accounts(
+    path: Path,
+    client_id: str = typer.Option(..., help="the agency's client, e.g. dolisa"),
+    client_secret: str | None = typer.Option(None, envvar="BENEFITS_CLIENT_SECRET"),
+    intake_url: str = typer.Option("http://127.0.0.1:8001"),
+) -> None:
     """Update payment methods from a CSV or XLSX file collected by the localities."""
     _upload("payment-methods", path, client_id, client_secret, intake_url)
 
@@ -176,16 +212,29 @@ def demo(
     beneficiaries: int = typer.Option(2_000, help="people on the monthly rolls"),
     months: int = typer.Option(12, min=1, max=12, help="monthly cycles to run, from January 2023"),
     seed: int = typer.Option(2023, help="the province is generated deterministically from it"),
-    unemployment_scale: float = typer.Option(0.05, help="share of the article's Q1-2023 unemployment claims"),
-    data_dir: Path = typer.Option(Path(".run/demo"), help="embedded databases and event log (wiped first)"),
+    unemployment_scale: float = typer.Option(
+        0.05, help="share of the article's Q1-2023 unemployment claims"
+    ),
+    data_dir: Path = typer.Option(
+        Path(".run/demo"), help="embedded databases and event log (wiped first)"
+    ),
     stay: bool = typer.Option(True, help="keep serving the dashboard until Ctrl-C"),
 ) -> None:
     """Start the whole system with the bank sandbox, load a generated Vĩnh Phúc, run monthly
     cycles and print a summary and the dashboard's address."""
     from services.demo.run import run_demo
 
-    code = asyncio.run(run_demo(console, beneficiaries=beneficiaries, months=months, seed=seed,
-                                unemployment_scale=unemployment_scale, data_dir=data_dir, stay=stay))
+    code = asyncio.run(
+        run_demo(
+            console,
+            beneficiaries=beneficiaries,
+            months=months,
+            seed=seed,
+            unemployment_scale=unemployment_scale,
+            data_dir=data_dir,
+            stay=stay,
+        )
+    )
     raise typer.Exit(code)
 
 

@@ -3,23 +3,24 @@
 With no `*_DATABASE_URL` / `*_KAFKA_BOOTSTRAP_SERVERS` settings this is the embedded default:
 SQLite files and the embedded event log. With them, the same code runs on PostgreSQL and Kafka.
 """
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import uvicorn
 from fastapi import FastAPI
 
 from services.intake import bootstrap as intake
-from services.payout import bootstrap as payout
-from services.reporting import bootstrap as reporting
 from services.intake.settings import IntakeSettings
+from services.payout import bootstrap as payout
 from services.payout.settings import PayoutSettings
+from services.reporting import bootstrap as reporting
 from services.reporting.settings import ReportingSettings
 from shared.migrations import upgrade_to_head_async
 from shared.runtime import Runtime
@@ -45,7 +46,9 @@ def default_specs() -> list[ServiceSpec]:
     return [
         ServiceSpec("intake", IntakeSettings.for_local_run(), intake.create_app, intake),
         ServiceSpec("payout", PayoutSettings.for_local_run(), payout.create_app, payout),
-        ServiceSpec("reporting", ReportingSettings.for_local_run(), reporting.create_app, reporting),
+        ServiceSpec(
+            "reporting", ReportingSettings.for_local_run(), reporting.create_app, reporting
+        ),
     ]
 
 
@@ -60,15 +63,21 @@ class Stack:
 
     async def start(self) -> None:
         for spec in self.specs:
-            await upgrade_to_head_async(spec.module.MIGRATIONS, spec.settings.resolved_database_url())
+            await upgrade_to_head_async(
+                spec.module.MIGRATIONS, spec.settings.resolved_database_url()
+            )
         for spec in self.specs:
             runtime = await Runtime.open(spec.settings, spec.module.metadata)
             self._runtimes.append(runtime)
             for work in spec.module.workers(runtime, self.stop):
                 self._tasks.append(asyncio.ensure_future(work))
             config = uvicorn.Config(
-                spec.create_app(spec.settings), host=spec.settings.host, port=spec.settings.port,
-                log_config=None, access_log=False, lifespan="on",
+                spec.create_app(spec.settings),
+                host=spec.settings.host,
+                port=spec.settings.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
             )
             server = uvicorn.Server(config)
             server.install_signal_handlers = lambda: None  # the stack owns the signals
@@ -87,7 +96,7 @@ class Stack:
         return f"http://{self.sandbox_settings.host}:{self.sandbox_settings.port}"
 
     @property
-    def sandbox_settings(self):  # noqa: ANN201
+    def sandbox_settings(self):
         from services.sandbox import SandboxSettings
 
         payout_spec = next(s for s in self.specs if s.name == "payout")
@@ -97,8 +106,16 @@ class Stack:
         from services.sandbox import create_app as create_sandbox
 
         settings = self.sandbox_settings
-        server = uvicorn.Server(uvicorn.Config(create_sandbox(settings), host=settings.host, port=settings.port,
-                                               log_config=None, access_log=False, lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_sandbox(settings),
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+        )
         server.install_signal_handlers = lambda: None
         self._servers.append(server)
         self._tasks.append(asyncio.ensure_future(server.serve()))
@@ -126,7 +143,10 @@ async def serve_forever(stack: Stack) -> None:
         loop.add_signal_handler(sig, stack.stop.set)
     await stack.start()
     for spec in stack.specs:
-        print(f"{spec.name:<10} {spec.url}  (OpenAPI: {spec.url}/docs, ready: {spec.url}/readyz)", flush=True)
+        print(
+            f"{spec.name:<10} {spec.url}  (OpenAPI: {spec.url}/docs, ready: {spec.url}/readyz)",
+            flush=True,
+        )
     if stack.with_sandbox:
         print(f"{'sandbox':<10} {stack.sandbox_url}", flush=True)
     await stack.stop.wait()

@@ -3,6 +3,7 @@
 New units reuse old codes, so a bare commune code is not a stable key: every code travels with
 its list date. Urban/rural follows the unit type in that list (Phường and Thị trấn are urban).
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,7 +14,10 @@ from importlib import resources
 
 LIST_2023 = date(2023, 5, 7)
 LIST_2025 = date(2025, 1, 4)
-_FILES = {LIST_2023: "vinh-phuc-communes-2023-05-07.csv", LIST_2025: "vinh-phuc-communes-2025-01-04.csv"}
+_FILES = {
+    LIST_2023: "vinh-phuc-communes-2023-05-07.csv",
+    LIST_2025: "vinh-phuc-communes-2025-01-04.csv",
+}
 URBAN_KINDS = frozenset({"Phường", "Thị trấn"})
 
 
@@ -90,8 +94,10 @@ def conversions_2025_07() -> dict[str, Conversion]:
     table = {}
     for row in _read("vinh-phuc-2025-07-conversion.csv"):
         conversion = Conversion(
-            old_code=row["Mã Xã cũ"].strip(), old_name=row["Tên Xã cũ"].strip(),
-            new_code=row["Mã Xã mới"].strip(), new_name=row["Tên Xã mới"].strip(),
+            old_code=row["Mã Xã cũ"].strip(),
+            old_name=row["Tên Xã cũ"].strip(),
+            new_code=row["Mã Xã mới"].strip(),
+            new_name=row["Tên Xã mới"].strip(),
         )
         table[conversion.old_code] = conversion
     return table

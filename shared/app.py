@@ -1,8 +1,9 @@
 """The app factory all three services share: lifespan-built runtime, common plumbing."""
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import MetaData

@@ -2,14 +2,16 @@
 
 Intake issues tokens to registered clients; every service verifies them with the same key.
 """
+
 from __future__ import annotations
 
 import hashlib
 import hmac
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Callable
+from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
@@ -21,8 +23,12 @@ ISSUER = "vn-benefits"
 AUDIENCE = "vn-benefits-api"
 ALGORITHM = "HS256"
 # Declares the bearer scheme in the OpenAPI document; the token itself is checked below.
-BEARER = HTTPBearer(auto_error=False, scheme_name="bearerAuth", bearerFormat="JWT",
-                    description="OAuth2 client-credentials token issued by intake's `POST /oauth/token`")
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    bearerFormat="JWT",
+    description="OAuth2 client-credentials token issued by intake's `POST /oauth/token`",
+)
 
 
 AGENCY_SCOPE_PREFIX = "agency:"
@@ -41,22 +47,39 @@ class Principal:
         """An agency's client carries `agency:<AGENCY>` in its token and acts for that agency only."""
         for scope in self.scopes:
             if scope.startswith(AGENCY_SCOPE_PREFIX):
-                return scope[len(AGENCY_SCOPE_PREFIX):]
+                return scope[len(AGENCY_SCOPE_PREFIX) :]
         return None
 
 
-def issue_token(secret: str, client_id: str, scopes: set[str] | frozenset[str], ttl_seconds: int = 3600,
-                now: float | None = None) -> str:
+def issue_token(
+    secret: str,
+    client_id: str,
+    scopes: set[str] | frozenset[str],
+    ttl_seconds: int = 3600,
+    now: float | None = None,
+) -> str:
     issued = int(now if now is not None else time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": client_id, "scope": " ".join(sorted(scopes)),
-              "iat": issued, "exp": issued + ttl_seconds}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": client_id,
+        "scope": " ".join(sorted(scopes)),
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def verify_token(secret: str, token: str) -> Principal:
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
-                            options={"require": ["exp", "iat", "sub", "aud", "iss"]})
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+        )
     except jwt.ExpiredSignatureError as exc:
         raise _unauthorized("the token has expired") from exc
     except jwt.InvalidTokenError as exc:
@@ -65,15 +88,21 @@ def verify_token(secret: str, token: str) -> Principal:
 
 
 def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(401, "Unauthorized", detail, type_="https://benefits.example.vn/problems/unauthorized",
-                        headers_hint='Bearer realm="vn-benefits"')
+    return ProblemError(
+        401,
+        "Unauthorized",
+        detail,
+        type_="https://benefits.example.vn/problems/unauthorized",
+        headers_hint='Bearer realm="vn-benefits"',
+    )
 
 
 def require_scopes(*scopes: str) -> Callable[[Request], Principal]:
     """A FastAPI dependency: a valid bearer token holding every one of `scopes`."""
 
-    def dependency(request: Request,
-                   _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> Principal:
+    def dependency(
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None
+    ) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -81,8 +110,12 @@ def require_scopes(*scopes: str) -> Callable[[Request], Principal]:
         principal = verify_token(request.app.state.settings.jwt_secret, token.strip())
         missing = [s for s in scopes if not principal.can(s)]
         if missing:
-            raise ProblemError(403, "Forbidden", f"the token lacks the scope(s): {', '.join(missing)}",
-                               type_="https://benefits.example.vn/problems/insufficient-scope")
+            raise ProblemError(
+                403,
+                "Forbidden",
+                f"the token lacks the scope(s): {', '.join(missing)}",
+                type_="https://benefits.example.vn/problems/insufficient-scope",
+            )
         request.state.principal = principal
         return principal
 

@@ -7,6 +7,7 @@ beneficiary is paid by the agencies of their open entitlements) and on the claim
 schemes; a client without an agency that may read the registry (`beneficiaries:read`) reaches
 every record; any other client (the portal) reaches only the claims it filed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ Access = Literal["public", "client-credentials", "signed", "token"]
 #   and its agency; listing: answers only what the caller reaches (filtered, never refused);
 #   lookup: like beneficiary, but refused as 404 (a lookup by CCCD must not tell who is registered);
 #   decision: the agency of the claim's scheme, never its filer.
-Ownership = Literal["beneficiary", "entitlement", "claim", "upload", "listing", "lookup", "decision"]
+Ownership = Literal[
+    "beneficiary", "entitlement", "claim", "upload", "listing", "lookup", "decision"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +59,23 @@ def may_act_on(principal: Principal, owner: Owner) -> bool:
 
 # --- roles: the development clients and the other kinds of caller -----------------------------
 
-AGENCY_SCOPES = ("claims:read", "decisions:write", "roll:write", "payment-methods:write", "beneficiaries:read")
-INTAKE_SCOPES = ("claims:write", "claims:read", "decisions:write", "roll:write", "payment-methods:write",
-                 "beneficiaries:read", "pii:read", "audit:read")
+AGENCY_SCOPES = (
+    "claims:read",
+    "decisions:write",
+    "roll:write",
+    "payment-methods:write",
+    "beneficiaries:read",
+)
+INTAKE_SCOPES = (
+    "claims:write",
+    "claims:read",
+    "decisions:write",
+    "roll:write",
+    "payment-methods:write",
+    "beneficiaries:read",
+    "pii:read",
+    "audit:read",
+)
 
 # role -> the scopes of its bearer token; None: no token at all.
 ROLES: dict[str, frozenset[str] | None] = {
@@ -92,38 +109,107 @@ def _operations(service: str) -> list[Rule]:
     ]
 
 
-def _token(service: str, method: str, path: str, *scopes: str, owner: Ownership | None = None,
-           note: str = "") -> Rule:
+def _token(
+    service: str,
+    method: str,
+    path: str,
+    *scopes: str,
+    owner: Ownership | None = None,
+    note: str = "",
+) -> Rule:
     return Rule(service, method, path, "token", tuple(scopes), owner, note)
 
 
 RULES: tuple[Rule, ...] = (
     # --- intake ---
     *_operations("intake"),
-    Rule("intake", "POST", "/oauth/token", "client-credentials",
-         note="a registered client's id and secret (RFC 6749 §4.4); no bearer token"),
+    Rule(
+        "intake",
+        "POST",
+        "/oauth/token",
+        "client-credentials",
+        note="a registered client's id and secret (RFC 6749 §4.4); no bearer token",
+    ),
     _token("intake", "POST", "/v1/claims", "claims:write"),
-    _token("intake", "GET", "/v1/claims", "claims:read", owner="listing",
-           note="an agency sees its schemes' claims, the portal the claims it filed"),
+    _token(
+        "intake",
+        "GET",
+        "/v1/claims",
+        "claims:read",
+        owner="listing",
+        note="an agency sees its schemes' claims, the portal the claims it filed",
+    ),
     _token("intake", "GET", "/v1/claims/{claim_id}", "claims:read", owner="claim"),
     _token("intake", "POST", "/v1/claims/{claim_id}/decision", "decisions:write", owner="decision"),
-    _token("intake", "GET", "/v1/entitlements/{entitlement_id}", "beneficiaries:read", owner="entitlement"),
-    _token("intake", "POST", "/v1/entitlements/{entitlement_id}/stop", "decisions:write", owner="entitlement"),
-    _token("intake", "POST", "/v1/roll/uploads", "roll:write",
-           note="each row only for a scheme of the caller's agency"),
+    _token(
+        "intake",
+        "GET",
+        "/v1/entitlements/{entitlement_id}",
+        "beneficiaries:read",
+        owner="entitlement",
+    ),
+    _token(
+        "intake",
+        "POST",
+        "/v1/entitlements/{entitlement_id}/stop",
+        "decisions:write",
+        owner="entitlement",
+    ),
+    _token(
+        "intake",
+        "POST",
+        "/v1/roll/uploads",
+        "roll:write",
+        note="each row only for a scheme of the caller's agency",
+    ),
     _token("intake", "GET", "/v1/roll/uploads/{upload_id}", "roll:write", owner="upload"),
-    _token("intake", "GET", "/v1/roll/uploads/{upload_id}/rejections.csv", "roll:write", owner="upload"),
-    _token("intake", "POST", "/v1/payment-methods/uploads", "payment-methods:write",
-           note="a row for a person the caller's agency does not pay is refused"),
-    _token("intake", "GET", "/v1/payment-methods/uploads/{upload_id}", "payment-methods:write", owner="upload"),
-    _token("intake", "GET", "/v1/payment-methods/uploads/{upload_id}/rejections.csv", "payment-methods:write",
-           owner="upload"),
-    _token("intake", "GET", "/v1/beneficiaries/{beneficiary_id}", "beneficiaries:read", owner="beneficiary"),
+    _token(
+        "intake", "GET", "/v1/roll/uploads/{upload_id}/rejections.csv", "roll:write", owner="upload"
+    ),
+    _token(
+        "intake",
+        "POST",
+        "/v1/payment-methods/uploads",
+        "payment-methods:write",
+        note="a row for a person the caller's agency does not pay is refused",
+    ),
+    _token(
+        "intake",
+        "GET",
+        "/v1/payment-methods/uploads/{upload_id}",
+        "payment-methods:write",
+        owner="upload",
+    ),
+    _token(
+        "intake",
+        "GET",
+        "/v1/payment-methods/uploads/{upload_id}/rejections.csv",
+        "payment-methods:write",
+        owner="upload",
+    ),
+    _token(
+        "intake",
+        "GET",
+        "/v1/beneficiaries/{beneficiary_id}",
+        "beneficiaries:read",
+        owner="beneficiary",
+    ),
     _token("intake", "POST", "/v1/beneficiaries/lookup", "beneficiaries:read", owner="lookup"),
-    _token("intake", "GET", "/v1/beneficiaries/{beneficiary_id}/payment-methods", "beneficiaries:read",
-           owner="beneficiary"),
-    _token("intake", "PUT", "/v1/beneficiaries/{beneficiary_id}/payment-method", "payment-methods:write",
-           owner="beneficiary", note="only the paying agency redirects the money"),
+    _token(
+        "intake",
+        "GET",
+        "/v1/beneficiaries/{beneficiary_id}/payment-methods",
+        "beneficiaries:read",
+        owner="beneficiary",
+    ),
+    _token(
+        "intake",
+        "PUT",
+        "/v1/beneficiaries/{beneficiary_id}/payment-method",
+        "payment-methods:write",
+        owner="beneficiary",
+        note="only the paying agency redirects the money",
+    ),
     _token("intake", "GET", "/v1/audit", "audit:read"),
     # --- payout --- (its tokens carry no agency: payout's readers are the province's operators)
     *_operations("payout"),
@@ -140,12 +226,27 @@ RULES: tuple[Rule, ...] = (
     _token("payout", "GET", "/v1/reconciliations/{run_id}", "payout:read"),
     _token("payout", "GET", "/v1/beneficiaries/{beneficiary_id}/payment-method", "payout:read"),
     _token("payout", "GET", "/v1/anomalies", "payout:read"),
-    Rule("payout", "POST", "/v1/webhooks/banks/{bank_bin}", "signed",
-         note="the bank's HMAC signature (X-Signature over timestamp and body); no bearer token"),
-    Rule("payout", "POST", "/v1/webhooks/iso/{bank_bin}", "signed",
-         note="the bank's HMAC signature over the camt.054 body; no bearer token"),
-    Rule("payout", "POST", "/v1/webhooks/vnpost", "signed",
-         note="the post office's HMAC signature; no bearer token"),
+    Rule(
+        "payout",
+        "POST",
+        "/v1/webhooks/banks/{bank_bin}",
+        "signed",
+        note="the bank's HMAC signature (X-Signature over timestamp and body); no bearer token",
+    ),
+    Rule(
+        "payout",
+        "POST",
+        "/v1/webhooks/iso/{bank_bin}",
+        "signed",
+        note="the bank's HMAC signature over the camt.054 body; no bearer token",
+    ),
+    Rule(
+        "payout",
+        "POST",
+        "/v1/webhooks/vnpost",
+        "signed",
+        note="the post office's HMAC signature; no bearer token",
+    ),
     # --- reporting --- (in production every /v1 route asks for reports:read)
     *_operations("reporting"),
     _public("reporting", "/", "redirects to the dashboard"),
@@ -170,8 +271,9 @@ RULES: tuple[Rule, ...] = (
 RULE_OF: dict[tuple[str, str, str], Rule] = {(r.service, r.method, r.path): r for r in RULES}
 
 
-def expected(rule: Rule, scopes: frozenset[str] | None, owner: Owner | None = None,
-             client_id: str = "") -> Literal["allowed", "unauthenticated", "forbidden", "hidden"]:
+def expected(
+    rule: Rule, scopes: frozenset[str] | None, owner: Owner | None = None, client_id: str = ""
+) -> Literal["allowed", "unauthenticated", "forbidden", "hidden"]:
     """What `rule` answers a caller with these token scopes (None: no token) acting on a record
     of `owner`: allowed, refused for want of credentials (401), refused (403) or hidden (404)."""
     if rule.access == "public":
@@ -192,4 +294,7 @@ def expected(rule: Rule, scopes: frozenset[str] | None, owner: Owner | None = No
 def matrix() -> list[tuple[Rule, dict[str, str]]]:
     """The table as rows of route -> {role: answer} (records owned by BHXH, filed by the portal)."""
     owner = Owner(frozenset({"BHXH"}), "portal")
-    return [(rule, {role: expected(rule, scopes, owner, role) for role, scopes in ROLES.items()}) for rule in RULES]
+    return [
+        (rule, {role: expected(rule, scopes, owner, role) for role, scopes in ROLES.items()})
+        for rule in RULES
+    ]

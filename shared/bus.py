@@ -3,21 +3,32 @@
 A topic prefix, when set, namespaces every topic and consumer group (for example one province per prefix on a
 shared cluster, or an isolated set of topics per test run); services never see it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from shared.messaging.embedded import EmbeddedBus
 from shared.messaging.kafka import KafkaBus
-from shared.messaging.ports import EventBus, EventConsumer, EventProducer, OutgoingRecord, ReceivedRecord
+from shared.messaging.ports import (
+    EventBus,
+    EventConsumer,
+    EventProducer,
+    OutgoingRecord,
+    ReceivedRecord,
+)
 from shared.settings import ServiceSettings
 
 
 def make_bus(settings: ServiceSettings) -> EventBus:
     bus: EventBus
     if settings.kafka_bootstrap_servers:
-        bus = KafkaBus(settings.kafka_bootstrap_servers, settings.topic_partitions, client_id=settings.service_name)
+        bus = KafkaBus(
+            settings.kafka_bootstrap_servers,
+            settings.topic_partitions,
+            client_id=settings.service_name,
+        )
     else:
         bus = EmbeddedBus(settings.event_log_path, settings.topic_partitions)
     return PrefixedBus(bus, settings.topic_prefix) if settings.topic_prefix else bus
@@ -51,7 +62,9 @@ class _PrefixedConsumer:
 
     async def poll(self, max_records: int, timeout_ms: int) -> list[ReceivedRecord]:
         cut = len(self._prefix)
-        return [replace(r, topic=r.topic[cut:]) for r in await self._inner.poll(max_records, timeout_ms)]
+        return [
+            replace(r, topic=r.topic[cut:]) for r in await self._inner.poll(max_records, timeout_ms)
+        ]
 
     async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         await self._inner.commit({(self._prefix + t, p): o for (t, p), o in next_offsets.items()})
@@ -70,10 +83,14 @@ class PrefixedBus:
 
     def consumer(self, group_id: str, topics: Sequence[str]) -> EventConsumer:
         return _PrefixedConsumer(
-            self._inner.consumer(self.prefix + group_id, [self.prefix + t for t in topics]), self.prefix)
+            self._inner.consumer(self.prefix + group_id, [self.prefix + t for t in topics]),
+            self.prefix,
+        )
 
     async def ping(self) -> bool:
         return await self._inner.ping()
 
     async def group_lag(self, group_id: str, topics: Sequence[str]) -> int:
-        return await self._inner.group_lag(self.prefix + group_id, [self.prefix + t for t in topics])
+        return await self._inner.group_lag(
+            self.prefix + group_id, [self.prefix + t for t in topics]
+        )

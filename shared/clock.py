@@ -1,4 +1,5 @@
 """Time as the services store it: aware UTC instants."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime

@@ -2,25 +2,47 @@
 the side effect, and offsets are committed only after that transaction. A redelivery is a no-op;
 a poison message goes to `<topic>.dlq` with the reason in its headers and the partition moves on.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Awaitable, Callable, Sequence
 
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    any_,
+    bindparam,
+    insert,
+    select,
+)
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy import ARRAY, Column, DateTime, MetaData, String, Table, any_, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events.contracts import Contract, UnknownEventType, contract_for, dead_letter_topic
-from opentelemetry.trace import SpanKind
-
-from shared.events.envelope import CORRELATION_HEADER, TRACEPARENT_HEADER, CloudEvent, MalformedEvent
-from shared.messaging.ports import EventBus, EventProducer, OutgoingRecord, PublishFailed, ReceivedRecord
+from shared.events.envelope import (
+    CORRELATION_HEADER,
+    TRACEPARENT_HEADER,
+    CloudEvent,
+    MalformedEvent,
+)
+from shared.messaging.ports import (
+    EventBus,
+    EventProducer,
+    OutgoingRecord,
+    PublishFailed,
+    ReceivedRecord,
+)
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_APPLIED
 from shared.observability import correlation_id, describe_error, validation_summary
 from shared.tracing import span_from_traceparent
@@ -102,11 +124,19 @@ class ConsumerRunner:
                     await self.process(records, dlq)
                     await consumer.commit(next_offsets(records))
                     backoff = 0.5
-            except Exception as exc:  # noqa: BLE001 - an outage: resume from the committed offsets
+            except Exception as exc:
                 if not is_transient(exc):
                     raise
-                log.warning("consumer paused by an outage, resuming from committed offsets",
-                            extra={"fields": {"consumer": self.name, "error": type(exc).__name__, "backoff_s": backoff}})
+                log.warning(
+                    "consumer paused by an outage, resuming from committed offsets",
+                    extra={
+                        "fields": {
+                            "consumer": self.name,
+                            "error": type(exc).__name__,
+                            "backoff_s": backoff,
+                        }
+                    },
+                )
                 await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
@@ -133,7 +163,7 @@ class ConsumerRunner:
         CONSUMER_LAG.labels(self.name).set(self.last_lag_seconds)
         try:
             await self._apply(deliveries)
-        except Exception as exc:  # noqa: BLE001 - fall back to one transaction per event to isolate the culprit
+        except Exception as exc:
             if is_transient(exc):
                 raise  # nothing is committed; the batch comes back after the outage
             for delivery in deliveries:
@@ -171,7 +201,9 @@ class ConsumerRunner:
             seen = set(
                 (
                     await session.execute(
-                        select(self.inbox.c.event_id).where(self.inbox.c.consumer == self.name, matches)
+                        select(self.inbox.c.event_id).where(
+                            self.inbox.c.consumer == self.name, matches
+                        )
                     )
                 ).scalars()
             )
@@ -184,15 +216,24 @@ class ConsumerRunner:
                 return
             now = datetime.now(UTC)
             await session.execute(
-                insert(self.inbox), [{"consumer": self.name, "event_id": d.event.id, "processed_at": now} for d in fresh]
+                insert(self.inbox),
+                [
+                    {"consumer": self.name, "event_id": d.event.id, "processed_at": now}
+                    for d in fresh
+                ],
             )
             for delivery in fresh:
                 token = correlation_id.set(delivery.record.header(CORRELATION_HEADER))
                 try:
                     with span_from_traceparent(
-                        self.name.split(".", 1)[0], f"consume {delivery.event.type}",
-                        delivery.record.header(TRACEPARENT_HEADER), SpanKind.CONSUMER,
-                        **{"messaging.consumer.group.name": self.name, "messaging.message.id": delivery.event.id},
+                        self.name.split(".", 1)[0],
+                        f"consume {delivery.event.type}",
+                        delivery.record.header(TRACEPARENT_HEADER),
+                        SpanKind.CONSUMER,
+                        **{
+                            "messaging.consumer.group.name": self.name,
+                            "messaging.message.id": delivery.event.id,
+                        },
                     ):
                         await self.handlers[delivery.event.type](session, delivery)
                 finally:
@@ -208,31 +249,47 @@ class ConsumerRunner:
                 return None
             except Poison as exc:
                 return exc
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if is_transient(exc):
                     raise  # an outage is not the message's fault: never dead-letter for it
                 if attempt == self.max_attempts:
                     # The header is kept with the message: the error's kind and place, never its text.
-                    return Poison("handler_failed", f"after {attempt} attempts: {describe_error(exc)}"[:1000])
+                    return Poison(
+                        "handler_failed", f"after {attempt} attempts: {describe_error(exc)}"[:1000]
+                    )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
         return None
 
-    async def _dead_letter(self, dlq: EventProducer, items: Sequence[tuple[ReceivedRecord, Poison]]) -> None:
+    async def _dead_letter(
+        self, dlq: EventProducer, items: Sequence[tuple[ReceivedRecord, Poison]]
+    ) -> None:
         records = []
         for record, failure in items:
             log.warning(
                 "dead-lettered a message",
-                extra={"fields": {"consumer": self.name, "topic": record.topic, "partition": record.partition,
-                                  "offset": record.offset, "reason": failure.reason}},
+                extra={
+                    "fields": {
+                        "consumer": self.name,
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "reason": failure.reason,
+                    }
+                },
             )
-            headers = tuple(h for h in record.headers if not h[0].startswith("dlq-")) + (
+            headers = (
+                *(h for h in record.headers if not h[0].startswith("dlq-")),
                 ("dlq-reason", failure.reason.encode()),
                 ("dlq-error", failure.detail.encode()[:2000]),
                 ("dlq-consumer", self.name.encode()),
                 ("dlq-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
             )
-            records.append(OutgoingRecord(dead_letter_topic(record.topic), record.key or b"", record.value, headers))
+            records.append(
+                OutgoingRecord(
+                    dead_letter_topic(record.topic), record.key or b"", record.value, headers
+                )
+            )
         await dlq.publish(records)
         self.dead_lettered_total += len(records)
         DEAD_LETTERS.labels(self.name).inc(len(records))
@@ -245,23 +302,28 @@ _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
 
 def is_transient(exc: BaseException) -> bool:
     """An outage of the database or the bus, not a defect of the message being applied."""
-    if isinstance(exc, (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError, KafkaError, PublishFailed)):
+    if isinstance(
+        exc,
+        (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError, KafkaError, PublishFailed),
+    ):
         return True
     if isinstance(exc, (OperationalError, InterfaceError)):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
+            getattr(exc.orig, "__cause__", None), "sqlstate", None
+        )
         return bool(sqlstate) and str(sqlstate)[:2] in _TRANSIENT_SQLSTATE_CLASSES
     cause = exc.__cause__
     return cause is not None and cause is not exc and is_transient(cause)
 
 
-async def _quietly(awaitable) -> None:  # noqa: ANN001
+async def _quietly(awaitable) -> None:
     try:
         await awaitable
-    except Exception:  # noqa: BLE001 - closing after an outage may fail too
+    except Exception:
         pass
 
 

@@ -1,4 +1,5 @@
 """Alembic, driven from code: every service keeps its own history under `migrations/`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,7 +36,9 @@ def run_env(context: Any, metadata: MetaData) -> None:
     engine = create_async_engine(url, poolclass=pool.NullPool, hide_parameters=True)
 
     def migrate(connection: sa.Connection) -> None:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=is_sqlite(url))
+        context.configure(
+            connection=connection, target_metadata=metadata, render_as_batch=is_sqlite(url)
+        )
         with context.begin_transaction():
             if not is_sqlite(url):
                 # Two processes starting at once must not both run the same migration.
@@ -69,8 +72,11 @@ def create_messaging_tables(op: Any) -> None:
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index(
-        "ix_outbox_pending", "outbox", ["lane", "id"],
-        postgresql_where=sa.text("published_at IS NULL"), sqlite_where=sa.text("published_at IS NULL"),
+        "ix_outbox_pending",
+        "outbox",
+        ["lane", "id"],
+        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=sa.text("published_at IS NULL"),
     )
     lanes = op.create_table(
         "outbox_lanes",

@@ -1,4 +1,5 @@
 """Correlation ids and JSON logs. Log records carry ids and counts, never personal data."""
+
 from __future__ import annotations
 
 import contextvars
@@ -10,7 +11,9 @@ import traceback
 import uuid
 from datetime import UTC, datetime
 
-correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "correlation_id", default=None
+)
 
 
 def new_correlation_id() -> str:
@@ -51,7 +54,9 @@ def describe_error(exc: BaseException) -> str:
 
 def validation_summary(exc: BaseException) -> str:
     """Field locations and messages of a pydantic ValidationError: the values may be personal data."""
-    return "; ".join(f"/{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())[:1000]  # type: ignore[attr-defined]
+    return "; ".join(f"/{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())[
+        :1000
+    ]  # type: ignore[attr-defined]
 
 
 def _database_error(driver: BaseException, adapted: BaseException) -> str:
@@ -84,9 +89,15 @@ def safe_traceback(exc: BaseException) -> str:
         seen.add(id(current))
         chain.append((current, link))
         if current.__cause__ is not None:
-            current, link = current.__cause__, "The above exception was the direct cause of the following exception:"
+            current, link = (
+                current.__cause__,
+                "The above exception was the direct cause of the following exception:",
+            )
         elif current.__context__ is not None and not current.__suppress_context__:
-            current, link = current.__context__, "During handling of the above exception, another exception occurred:"
+            current, link = (
+                current.__context__,
+                "During handling of the above exception, another exception occurred:",
+            )
         else:
             current = None
     lines: list[str] = []
@@ -115,7 +126,7 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
-    def formatException(self, ei) -> str:  # noqa: ANN001, N802 - logging's name
+    def formatException(self, ei) -> str:
         exc = ei[1] if isinstance(ei, tuple) else None
         if isinstance(exc, BaseException):
             return safe_traceback(exc)

@@ -4,6 +4,7 @@ and a relay publishes them afterwards. An event is published if and only if its 
 Relays claim *lanes* (a hash of the event key) with `FOR UPDATE SKIP LOCKED`, so several relays
 share the work while each key's events are published by one relay at a time, in id order.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,6 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-
 from sqlalchemy import (
     Column,
     DateTime,
@@ -37,7 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from shared.db import BigId, is_sqlite
 from shared.events.contracts import CONTRACT_BY_MODEL, Contract
-from shared.events.envelope import CORRELATION_HEADER, EVENT_TYPE_HEADER, TRACEPARENT_HEADER, encode_event
+from shared.events.envelope import (
+    CORRELATION_HEADER,
+    EVENT_TYPE_HEADER,
+    TRACEPARENT_HEADER,
+    encode_event,
+)
 from shared.messaging.ports import EventProducer, OutgoingRecord
 from shared.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 from shared.observability import current_correlation_id
@@ -89,8 +94,17 @@ def notify_channel(service: str) -> str:
     return f"outbox_{service}"
 
 
-COLUMNS = ("lane", "event_id", "event_type", "topic", "key", "payload", "correlation_id", "traceparent",
-           "created_at")
+COLUMNS = (
+    "lane",
+    "event_id",
+    "event_type",
+    "topic",
+    "key",
+    "payload",
+    "correlation_id",
+    "traceparent",
+    "created_at",
+)
 # Below this many rows a multi-row INSERT is cheaper than COPY's extra round trips.
 COPY_THRESHOLD = 16
 
@@ -119,21 +133,45 @@ class Outbox:
         self.source = f"/benefits/{service}"
         self.notify = notify  # PostgreSQL wakes relays with NOTIFY; SQLite relays poll
 
-    def rows(self, events: Iterable[Contract], *, correlation: str | None = None, traceparent: str | None = None,
-             now: datetime | None = None) -> list[tuple[Any, ...]]:
+    def rows(
+        self,
+        events: Iterable[Contract],
+        *,
+        correlation: str | None = None,
+        traceparent: str | None = None,
+        now: datetime | None = None,
+    ) -> list[tuple[Any, ...]]:
         """Outbox rows (in `COLUMNS` order) for contract instances."""
         now = now or datetime.now(UTC)
         rows = []
         for payload in events:
             contract = CONTRACT_BY_MODEL[type(payload)]
             key = str(getattr(payload, contract.key_field))
-            event_id, body = encode_event(contract.type, self.source, key, payload.model_dump(mode="json"), now)
-            rows.append((lane_for(key), event_id, contract.type, contract.topic, key, body, correlation,
-                         traceparent, now))
+            event_id, body = encode_event(
+                contract.type, self.source, key, payload.model_dump(mode="json"), now
+            )
+            rows.append(
+                (
+                    lane_for(key),
+                    event_id,
+                    contract.type,
+                    contract.topic,
+                    key,
+                    body,
+                    correlation,
+                    traceparent,
+                    now,
+                )
+            )
         return rows
 
-    def bulk_rows(self, model: type[Contract], items: Sequence[dict[str, Any]], *,
-                  correlation: str | None = None) -> list[tuple[Any, ...]]:
+    def bulk_rows(
+        self,
+        model: type[Contract],
+        items: Sequence[dict[str, Any]],
+        *,
+        correlation: str | None = None,
+    ) -> list[tuple[Any, ...]]:
         """Outbox rows for the high-volume payment events, built from JSON-ready dicts without a
         pydantic round trip each. The first item is validated against its contract, so a drift
         between these dicts and the contract fails loudly instead of publishing bad events."""
@@ -143,7 +181,12 @@ class Outbox:
         contract = CONTRACT_BY_MODEL[model]
         now = datetime.now(UTC)
         stamp = json_time(now)
-        event_type, topic, key_field, source = contract.type, contract.topic, contract.key_field, self.source
+        event_type, topic, key_field, source = (
+            contract.type,
+            contract.topic,
+            contract.key_field,
+            self.source,
+        )
         dumps = orjson.dumps
         # Event ids: a random 128-bit base per call and a counter, unique without a uuid4 each.
         base = uuid.uuid4().hex
@@ -151,14 +194,26 @@ class Outbox:
         for n, data in enumerate(items):
             key = str(data[key_field])
             event_id = f"{base}-{n:x}"
-            payload = dumps({
-                "specversion": "1.0", "id": event_id, "source": source, "type": event_type, "subject": key,
-                "time": stamp, "datacontenttype": "application/json", "data": data,
-            })
-            rows.append((lane_for(key), event_id, event_type, topic, key, payload, correlation, None, now))
+            payload = dumps(
+                {
+                    "specversion": "1.0",
+                    "id": event_id,
+                    "source": source,
+                    "type": event_type,
+                    "subject": key,
+                    "time": stamp,
+                    "datacontenttype": "application/json",
+                    "data": data,
+                }
+            )
+            rows.append(
+                (lane_for(key), event_id, event_type, topic, key, payload, correlation, None, now)
+            )
         return rows
 
-    async def write(self, db: AsyncSession | AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
+    async def write(
+        self, db: AsyncSession | AsyncConnection, rows: Sequence[tuple[Any, ...]]
+    ) -> int:
         """Insert `rows` into the caller's transaction and wake the relays at its commit."""
         if not rows:
             return 0
@@ -170,23 +225,40 @@ class Outbox:
                 self.table.name, records=rows, columns=list(COLUMNS)
             )
         else:
-            await db.execute(insert(self.table), [dict(zip(COLUMNS, row, strict=True)) for row in rows])
+            await db.execute(
+                insert(self.table), [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+            )
         if self.notify:
             # Delivered at commit only, so a relay never wakes for a rolled-back event.
-            await db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(self.service)})
+            await db.execute(
+                text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(self.service)}
+            )
         return len(rows)
 
-    async def add(self, db: AsyncSession | AsyncConnection, events: Iterable[Contract],
-                  traceparent: str | None = None) -> list[str]:
-        rows = self.rows(events, correlation=current_correlation_id(),
-                         traceparent=traceparent or current_traceparent())
+    async def add(
+        self,
+        db: AsyncSession | AsyncConnection,
+        events: Iterable[Contract],
+        traceparent: str | None = None,
+    ) -> list[str]:
+        rows = self.rows(
+            events,
+            correlation=current_correlation_id(),
+            traceparent=traceparent or current_traceparent(),
+        )
         await self.write(db, rows)
         return [row[1] for row in rows]
 
-    async def add_bulk(self, db: AsyncSession | AsyncConnection, model: type[Contract],
-                       items: Sequence[dict[str, Any]]) -> int:
+    async def add_bulk(
+        self,
+        db: AsyncSession | AsyncConnection,
+        model: type[Contract],
+        items: Sequence[dict[str, Any]],
+    ) -> int:
         """One event of type `model` per item (its fields, JSON-ready)."""
-        return await self.write(db, self.bulk_rows(model, items, correlation=current_correlation_id()))
+        return await self.write(
+            db, self.bulk_rows(model, items, correlation=current_correlation_id())
+        )
 
 
 class OutboxRelay:
@@ -222,13 +294,20 @@ class OutboxRelay:
             pending = select(self.outbox.c.id).where(self.outbox.c.published_at.is_(None))
             if is_sqlite(self.engine):
                 # A write first takes SQLite's database lock: relays then take turns, in id order.
-                await session.execute(update(self.lanes).where(self.lanes.c.lane == 0).values(failures=self.lanes.c.failures))
+                await session.execute(
+                    update(self.lanes)
+                    .where(self.lanes.c.lane == 0)
+                    .values(failures=self.lanes.c.failures)
+                )
             else:
                 claimable = (
                     select(self.lanes.c.lane)
                     .where(
                         select(self.outbox.c.id)
-                        .where(self.outbox.c.lane == self.lanes.c.lane, self.outbox.c.published_at.is_(None))
+                        .where(
+                            self.outbox.c.lane == self.lanes.c.lane,
+                            self.outbox.c.published_at.is_(None),
+                        )
                         .exists()
                     )
                     .order_by(self.lanes.c.lane)
@@ -275,7 +354,9 @@ class OutboxRelay:
         cutoff = datetime.now(UTC) - self.retention
         async with self.session_factory() as session, session.begin():
             result = await session.execute(
-                delete(self.outbox).where(self.outbox.c.published_at.is_not(None), self.outbox.c.published_at < cutoff)
+                delete(self.outbox).where(
+                    self.outbox.c.published_at.is_not(None), self.outbox.c.published_at < cutoff
+                )
             )
         return result.rowcount or 0
 
@@ -284,7 +365,9 @@ class OutboxRelay:
             return int(
                 (
                     await session.execute(
-                        select(text("count(*)")).select_from(self.outbox).where(self.outbox.c.published_at.is_(None))
+                        select(text("count(*)"))
+                        .select_from(self.outbox)
+                        .where(self.outbox.c.published_at.is_(None))
                     )
                 ).scalar_one()
             )
@@ -308,10 +391,14 @@ class OutboxRelay:
                     if published > 0:
                         continue
                     OUTBOX_PENDING.labels(self.service).set(await self.pending_count())
-                except Exception as exc:  # noqa: BLE001 - the relay must outlive a bus or database outage
-                    log.warning("outbox relay failed, backing off",
-                                extra={"fields": {"error": type(exc).__name__, "backoff_s": backoff}})
-                    listener = await _close_quietly(listener)  # LISTEN again once the database is back
+                except Exception as exc:
+                    log.warning(
+                        "outbox relay failed, backing off",
+                        extra={"fields": {"error": type(exc).__name__, "backoff_s": backoff}},
+                    )
+                    listener = await _close_quietly(
+                        listener
+                    )  # LISTEN again once the database is back
                     await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
@@ -320,7 +407,7 @@ class OutboxRelay:
         finally:
             await _close_quietly(listener)
 
-    async def _listen(self):  # noqa: ANN202
+    async def _listen(self):
         if is_sqlite(self.engine):
             return None
         conn = await self.engine.connect()
@@ -328,28 +415,30 @@ class OutboxRelay:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
             await driver.add_listener(notify_channel(self.service), lambda *_: self._wake.set())
-        except Exception:  # noqa: BLE001 - polling still works without NOTIFY
+        except Exception:
             await conn.close()
             return None
         return conn
 
 
-async def _close_quietly(connection):  # noqa: ANN001, ANN202
+async def _close_quietly(connection):
     if connection is not None:
         try:
             await connection.close()
-        except Exception:  # noqa: BLE001 - it may already be gone with the database
+        except Exception:
             pass
     return None
 
 
-def _record(row) -> OutgoingRecord:  # noqa: ANN001
+def _record(row) -> OutgoingRecord:
     headers = [(EVENT_TYPE_HEADER, row.event_type.encode())]
     if row.correlation_id:
         headers.append((CORRELATION_HEADER, row.correlation_id.encode()))
     if row.traceparent:
         headers.append((TRACEPARENT_HEADER, row.traceparent.encode()))
-    return OutgoingRecord(topic=row.topic, key=row.key.encode(), value=row.payload, headers=tuple(headers))
+    return OutgoingRecord(
+        topic=row.topic, key=row.key.encode(), value=row.payload, headers=tuple(headers)
+    )
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:

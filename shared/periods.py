@@ -1,5 +1,6 @@
 """Payment periods: calendar months in Vietnam time, written `YYYY-MM`. The one home of period
 arithmetic for every service."""
+
 from __future__ import annotations
 
 import re

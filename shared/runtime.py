@@ -1,14 +1,15 @@
 """What a running service holds: engine, sessions, bus and outbox, built at startup (never at
 import time) and closed at shutdown. The API process and the worker process both use it."""
+
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, Sequence
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -38,15 +39,17 @@ class Runtime:
     inbox_table: Table
 
     @classmethod
-    async def open(cls, settings: ServiceSettings, metadata: MetaData) -> "Runtime":
+    async def open(cls, settings: ServiceSettings, metadata: MetaData) -> Runtime:
         url = settings.resolved_database_url()
         engine = make_engine(url)
         bus = make_bus(settings)
         try:
             await asyncio.wait_for(bus.ensure_topics(ALL_TOPICS), timeout=15)
-        except Exception as exc:  # noqa: BLE001 - start anyway: the relays and consumers wait for the broker
-            log.warning("could not make sure the topics exist; continuing",
-                        extra={"fields": {"error": type(exc).__name__}})
+        except Exception as exc:
+            log.warning(
+                "could not make sure the topics exist; continuing",
+                extra={"fields": {"error": type(exc).__name__}},
+            )
         outbox_table = metadata.tables["outbox"]
         return cls(
             settings=settings,
@@ -62,21 +65,32 @@ class Runtime:
     async def close(self) -> None:
         await self.engine.dispose()
 
-    def relay(self, producer: EventProducer | None = None, lanes_per_claim: int = OUTBOX_LANES) -> OutboxRelay:
+    def relay(
+        self, producer: EventProducer | None = None, lanes_per_claim: int = OUTBOX_LANES
+    ) -> OutboxRelay:
         return OutboxRelay(
-            self.engine, self.session_factory, self.outbox_table, self.lanes_table,
-            producer or self.bus.producer(), self.settings.service_name,
-            batch_size=self.settings.relay_batch_size, lanes_per_claim=lanes_per_claim,
+            self.engine,
+            self.session_factory,
+            self.outbox_table,
+            self.lanes_table,
+            producer or self.bus.producer(),
+            self.settings.service_name,
+            batch_size=self.settings.relay_batch_size,
+            lanes_per_claim=lanes_per_claim,
         )
 
 
-async def run_relay(runtime: Runtime, stop: asyncio.Event, relay: OutboxRelay | None = None) -> None:
+async def run_relay(
+    runtime: Runtime, stop: asyncio.Event, relay: OutboxRelay | None = None
+) -> None:
     """Publish the outbox until `stop`. On PostgreSQL several relay loops share one producer,
     each claiming a few lanes, so database and broker round trips overlap."""
     if relay is None:
         loops = 1 if is_sqlite(runtime.engine) else max(1, runtime.settings.relay_concurrency)
         producer = runtime.bus.producer()
-        relays = [runtime.relay(producer, lanes_per_claim=-(-OUTBOX_LANES // loops)) for _ in range(loops)]
+        relays = [
+            runtime.relay(producer, lanes_per_claim=-(-OUTBOX_LANES // loops)) for _ in range(loops)
+        ]
     else:
         producer, relays = relay.producer, [relay]
     await producer.start()
@@ -118,13 +132,21 @@ def service_main(
     elif args.command == "api":
         import uvicorn
 
-        uvicorn.run(app_path, factory=True, host=args.host or settings.host, port=args.port or settings.port,
-                    log_config=None, access_log=False)
+        uvicorn.run(
+            app_path,
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            log_config=None,
+            access_log=False,
+        )
     else:
         asyncio.run(_run_workers(settings, metadata, workers))
 
 
-async def _run_workers(settings: ServiceSettings, metadata: MetaData, workers: WorkerFactory) -> None:
+async def _run_workers(
+    settings: ServiceSettings, metadata: MetaData, workers: WorkerFactory
+) -> None:
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
 

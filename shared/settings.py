@@ -1,4 +1,5 @@
 """Settings every service shares; each service subclasses with its own env prefix."""
+
 from __future__ import annotations
 
 import os
@@ -66,12 +67,14 @@ class ServiceSettings(BaseSettings):
         return f"{self.model_config.get('env_prefix', '')}{field}".upper()
 
     @model_validator(mode="after")
-    def _refuse_weak_secrets_outside_development(self) -> "ServiceSettings":
+    def _refuse_weak_secrets_outside_development(self) -> ServiceSettings:
         if self.development:
             return self
         if self.jwt_secret == DEFAULT_JWT_SECRET:
-            raise ValueError(f"{self.service_name}: refusing to start in {self.environment} with the default JWT "
-                             f"secret; set {self.env_name('jwt_secret')}")
+            raise ValueError(
+                f"{self.service_name}: refusing to start in {self.environment} with the default JWT "
+                f"secret; set {self.env_name('jwt_secret')}"
+            )
         problem = secret_problem(self.jwt_secret, f"the JWT secret ({self.env_name('jwt_secret')})")
         if problem:
             raise ValueError(f"{self.service_name}: {problem}")

@@ -1,11 +1,12 @@
 """OpenTelemetry traces that follow one request from HTTP through the outbox and the bus into
 every consumer: the W3C `traceparent` is stored with each outbox row and sent as a Kafka header."""
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -40,11 +41,13 @@ def current_traceparent() -> str | None:
 
 
 @contextmanager
-def span_from_traceparent(service: str, name: str, traceparent: str | None, kind: SpanKind,
-                          **attributes: str) -> Iterator[trace.Span]:
+def span_from_traceparent(
+    service: str, name: str, traceparent: str | None, kind: SpanKind, **attributes: str
+) -> Iterator[trace.Span]:
     parent = extract({"traceparent": traceparent}) if traceparent else otel_context.get_current()
-    with tracer(service).start_as_current_span(name, context=parent, kind=kind,
-                                               attributes={"benefits.service": service, **attributes}) as span:
+    with tracer(service).start_as_current_span(
+        name, context=parent, kind=kind, attributes={"benefits.service": service, **attributes}
+    ) as span:
         yield span
 
 
@@ -52,21 +55,26 @@ class JsonLinesSpanExporter(SpanExporter):
     """Finished spans as JSON lines in a file: enough to follow a trace without a collector."""
 
     def __init__(self, path: str) -> None:
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by shutdown()
+        self._file = open(path, "a", encoding="utf-8")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         for span in spans:
             context = span.get_span_context()
-            self._file.write(json.dumps({
-                "trace_id": f"{context.trace_id:032x}",
-                "span_id": f"{context.span_id:016x}",
-                "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
-                "name": span.name,
-                "kind": span.kind.name,
-                "service": (span.attributes or {}).get("benefits.service"),
-                "start": span.start_time,
-                "end": span.end_time,
-            }) + "\n")
+            self._file.write(
+                json.dumps(
+                    {
+                        "trace_id": f"{context.trace_id:032x}",
+                        "span_id": f"{context.span_id:016x}",
+                        "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
+                        "name": span.name,
+                        "kind": span.kind.name,
+                        "service": (span.attributes or {}).get("benefits.service"),
+                        "start": span.start_time,
+                        "end": span.end_time,
+                    }
+                )
+                + "\n"
+            )
         self._file.flush()
         return SpanExportResult.SUCCESS
 

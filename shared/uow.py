@@ -7,6 +7,7 @@ publish (written into the outbox in the same transaction) and the clock.
         await register_claim(uow, filing)        # executes statements, emits events
     # committed here with its outbox rows, or rolled back if the block raised
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -52,12 +53,18 @@ class UnitOfWork:
 
     def emit_bulk(self, model: type[Contract], items: Sequence[dict[str, Any]]) -> None:
         """Many events of one type from JSON-ready dicts (a cycle's installments, a bank batch)."""
-        self.bulk_rows.extend(self.outbox.bulk_rows(model, items, correlation=current_correlation_id()))
+        self.bulk_rows.extend(
+            self.outbox.bulk_rows(model, items, correlation=current_correlation_id())
+        )
 
     async def flush(self) -> None:
         """Write what was emitted into the outbox, in this transaction: one write, one NOTIFY."""
-        rows = self.outbox.rows(self.events, correlation=current_correlation_id(),
-                                traceparent=self.traceparent or current_traceparent(), now=self.now)
+        rows = self.outbox.rows(
+            self.events,
+            correlation=current_correlation_id(),
+            traceparent=self.traceparent or current_traceparent(),
+            now=self.now,
+        )
         rows.extend(self.bulk_rows)
         self.events, self.bulk_rows = [], []
         await self.outbox.write(self.db, rows)

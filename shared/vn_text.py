@@ -1,4 +1,5 @@
 """Vietnamese text: names stored in NFC; compared with banks' upper-case ASCII by folding."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Waiting that a stop request cuts short."""
+
 from __future__ import annotations
 
 import asyncio

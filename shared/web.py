@@ -1,18 +1,26 @@
 """HTTP plumbing every service shares: RFC 9457 problem details, correlation ids, health,
 readiness and Prometheus metrics."""
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from opentelemetry.trace import SpanKind
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from opentelemetry.trace import SpanKind
 
 from shared.observability import correlation_id, new_correlation_id
 from shared.tracing import span_from_traceparent
@@ -57,18 +65,32 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 class ProblemError(Exception):
     """Raise anywhere below the API to answer with a problem+json body."""
 
-    def __init__(self, status: int, title: str, detail: str | None = None, *, type_: str | None = None,
-                 **extensions: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        type_: str | None = None,
+        **extensions: Any,
+    ) -> None:
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
-        self.type = type_ or f"https://benefits.example.vn/problems/{title.lower().replace(' ', '-')}"
+        self.type = (
+            type_ or f"https://benefits.example.vn/problems/{title.lower().replace(' ', '-')}"
+        )
         self.extensions = extensions
 
 
-def problem_response(status: int, title: str, detail: str | None = None, type_: str = "about:blank",
-                     **extensions: Any) -> JSONResponse:
+def problem_response(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    type_: str = "about:blank",
+    **extensions: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {"type": type_, "title": title, "status": status}
     if detail:
         body["detail"] = detail
@@ -94,21 +116,33 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = [
             {
                 # JSON Pointer (RFC 6901) to the offending field; values are never echoed back.
-                "pointer": "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in e["loc"][1:]),
+                "pointer": "/"
+                + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in e["loc"][1:]),
                 "location": str(e["loc"][0]) if e["loc"] else "body",
                 "detail": e["msg"],
             }
             for e in exc.errors()
         ]
         return problem_response(
-            422, "Unprocessable Content", "the request has invalid fields",
-            "https://benefits.example.vn/problems/validation", errors=errors,
+            422,
+            "Unprocessable Content",
+            "the request has invalid fields",
+            "https://benefits.example.vn/problems/validation",
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-                 409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type"}.get(exc.status_code, "Error")
+        title = {
+            400: "Bad Request",
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not Found",
+            405: "Method Not Allowed",
+            409: "Conflict",
+            413: "Content Too Large",
+            415: "Unsupported Media Type",
+        }.get(exc.status_code, "Error")
         response = problem_response(exc.status_code, title, str(exc.detail) if exc.detail else None)
         if exc.headers:
             response.headers.update(exc.headers)
@@ -117,12 +151,16 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
-        return problem_response(500, "Internal Server Error", "an unexpected error occurred; see the correlation id")
+        return problem_response(
+            500, "Internal Server Error", "an unexpected error occurred; see the correlation id"
+        )
 
 
-def install_correlation_middleware(app: FastAPI, metrics: "HttpMetrics", service: str) -> None:
+def install_correlation_middleware(app: FastAPI, metrics: HttpMetrics, service: str) -> None:
     @app.middleware("http")
-    async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def _correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         cid = request.headers.get("x-correlation-id") or new_correlation_id()
         token = correlation_id.set(cid[:64])
         try:
@@ -130,19 +168,31 @@ def install_correlation_middleware(app: FastAPI, metrics: "HttpMetrics", service
             if refused is not None:
                 refused.headers["x-correlation-id"] = cid[:64]
                 return refused
-            with metrics.latency.labels(request.method).time(), span_from_traceparent(
-                service, f"HTTP {request.method}", request.headers.get("traceparent"), SpanKind.SERVER,
-                **{"http.request.method": request.method},
-            ) as span:
+            with (
+                metrics.latency.labels(request.method).time(),
+                span_from_traceparent(
+                    service,
+                    f"HTTP {request.method}",
+                    request.headers.get("traceparent"),
+                    SpanKind.SERVER,
+                    **{"http.request.method": request.method},
+                ) as span,
+            ):
                 response = await call_next(request)
-                if response.status_code == 413 and not response.headers.get("content-type", "").startswith(PROBLEM_JSON):
+                if response.status_code == 413 and not response.headers.get(
+                    "content-type", ""
+                ).startswith(PROBLEM_JSON):
                     # A route's body limit answers in plain text: say it as every other problem.
-                    response = problem_response(413, "Content Too Large", "the request body is too large")
+                    response = problem_response(
+                        413, "Content Too Large", "the request body is too large"
+                    )
                 span.set_attribute("http.response.status_code", response.status_code)
                 route = request.scope.get("route")
                 if route is not None:  # the template, never the raw path: paths may hold ids
                     span.update_name(f"{request.method} {route.path}")
-            metrics.requests.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+            metrics.requests.labels(
+                request.method, getattr(route, "path", "unmatched"), str(response.status_code)
+            ).inc()
             response.headers["x-correlation-id"] = cid[:64]
             return response
         finally:
@@ -156,22 +206,33 @@ def _refuse_nul(request: Request) -> JSONResponse | None:
     if "\x00" in request.scope.get("path", ""):
         where = ("path", "/")
     elif b"%00" in request.scope.get("query_string", b""):
-        name = next((k for k, v in request.query_params.multi_items() if "\x00" in k or "\x00" in v), "")
+        name = next(
+            (k for k, v in request.query_params.multi_items() if "\x00" in k or "\x00" in v), ""
+        )
         where = ("query", "/" + name.replace("\x00", "").replace("~", "~0").replace("/", "~1"))
     if where is None:
         return None
     return problem_response(
-        422, "Unprocessable Content", "the request has invalid fields",
+        422,
+        "Unprocessable Content",
+        "the request has invalid fields",
         "https://benefits.example.vn/problems/validation",
-        errors=[{"pointer": where[1], "location": where[0], "detail": "must not contain NUL characters"}],
+        errors=[
+            {"pointer": where[1], "location": where[0], "detail": "must not contain NUL characters"}
+        ],
     )
 
 
 class HttpMetrics:
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
-        self.requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry)
+        self.requests = Counter(
+            "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry
+        )
         self.latency = Histogram(
-            "http_request_duration_seconds", "HTTP request latency", ["method"], registry=registry,
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["method"],
+            registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
 
@@ -183,14 +244,27 @@ def install_health(app: FastAPI, registry: CollectorRegistry) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    readiness = {"application/json": {"schema": {
-        "type": "object", "required": ["status", "checks"],
-        "properties": {"status": {"type": "string", "enum": ["ready", "not ready"]},
-                       "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}}}
+    readiness = {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["status", "checks"],
+                "properties": {
+                    "status": {"type": "string", "enum": ["ready", "not ready"]},
+                    "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            }
+        }
+    }
 
-    @app.get("/readyz", tags=["operations"],
-             responses={200: {"description": "ready", "content": readiness},
-                        503: {"description": "not ready", "content": readiness}})
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={
+            200: {"description": "ready", "content": readiness},
+            503: {"description": "not ready", "content": readiness},
+        },
+    )
     async def readyz(request: Request) -> Response:
         state = request.app.state
         checks: dict[str, str] = {}
@@ -198,12 +272,14 @@ def install_health(app: FastAPI, registry: CollectorRegistry) -> None:
             async with state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             checks["database"] = "ok"
-        except Exception:  # noqa: BLE001
+        except Exception:
             checks["database"] = "unreachable"
         checks["bus"] = "ok" if await state.bus.ping() else "unreachable"
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics(request: Request) -> Response:
@@ -212,7 +288,9 @@ def install_health(app: FastAPI, registry: CollectorRegistry) -> None:
         if refresh is not None:
             await refresh()
         # The service's own HTTP metrics, then the process-wide business metrics.
-        return Response(generate_latest(registry) + generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(
+            generate_latest(registry) + generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST
+        )
 
 
 def install_problem_openapi(app: FastAPI) -> None:
@@ -245,16 +323,24 @@ def _declare_problems(document: dict[str, Any]) -> None:
             responses = operation["responses"]
             if "application/json" in operation.get("requestBody", {}).get("content", {}):
                 # A JSON body that cannot be parsed at all.
-                responses.setdefault("400", {"description": "The body cannot be read", "content": {PROBLEM_JSON: {}}})
+                responses.setdefault(
+                    "400", {"description": "The body cannot be read", "content": {PROBLEM_JSON: {}}}
+                )
             if any(BEARER_SCHEME in requirement for requirement in operation.get("security", [])):
-                for status, description in (("401", "Missing, expired or invalid bearer token"),
-                                            ("403", "The token lacks a required scope")):
-                    responses.setdefault(status, {"description": description, "content": {PROBLEM_JSON: {}}})
+                for status, description in (
+                    ("401", "Missing, expired or invalid bearer token"),
+                    ("403", "The token lacks a required scope"),
+                ):
+                    responses.setdefault(
+                        status, {"description": description, "content": {PROBLEM_JSON: {}}}
+                    )
             for status, response in responses.items():
                 if str(status)[:1] not in ("4", "5"):
                     continue
                 content = response.get("content") or {}
-                default_validation = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                default_validation = (
+                    content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                )
                 if default_validation.endswith("/HTTPValidationError"):
                     response["content"] = dict(problem)
                 elif PROBLEM_JSON in content and not content[PROBLEM_JSON].get("schema"):

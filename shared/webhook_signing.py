@@ -11,6 +11,7 @@ shares with us. Three headers travel with the body:
 tolerance, and a digest that does not match. Secrets come from configuration (counterparty ->
 secret); in development a predictable `dev-secret-<counterparty>` stands in.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,5 +1,6 @@
 """Restarting the broker and the database in the middle of a run (`scripts/kafka.sh restart`,
 `scripts/postgres.sh restart`), and waiting until both answer again."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,11 +24,17 @@ class ScriptRun:
     output: str
 
 
-async def run_script(script: str, *args: str, log_path: Path | None = None, timeout: float = 240) -> ScriptRun:
+async def run_script(
+    script: str, *args: str, log_path: Path | None = None, timeout: float = 240
+) -> ScriptRun:
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        str(SCRIPTS / script), *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+        str(SCRIPTS / script),
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
     )
     try:
         out, _ = await asyncio.wait_for(process.communicate(), timeout)
@@ -74,7 +81,9 @@ async def dead_letters(bootstrap: str, topic: str, timeout: float = 60) -> list[
     found: list[dict[str, str]] = []
     try:
         await consumer.topics()  # metadata
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
         if not partitions:
             return found
         consumer.assign(partitions)
@@ -103,6 +112,11 @@ def _dead_letter(value: bytes, headers: Sequence[tuple[str, bytes]]) -> dict[str
     except ValueError:
         event = {}
     error = named.get("dlq-error", "")
-    return {"event_id": str(event.get("id", "")), "type": str(event.get("type", "")),
-            "reason": named.get("dlq-reason", ""), "consumer": named.get("dlq-consumer", ""),
-            "source": named.get("dlq-source", ""), "error": error.splitlines()[0][:200] if error else ""}
+    return {
+        "event_id": str(event.get("id", "")),
+        "type": str(event.get("type", "")),
+        "reason": named.get("dlq-reason", ""),
+        "consumer": named.get("dlq-consumer", ""),
+        "source": named.get("dlq-source", ""),
+        "error": error.splitlines()[0][:200] if error else "",
+    }

@@ -1,6 +1,7 @@
 """Service processes under a small supervisor, the way a process manager runs them in production:
 a process that dies is started again. Deaths the run caused (SIGKILL) and deaths it did not cause
 (a worker that could not start while the broker was down, say) are both recorded."""
+
 from __future__ import annotations
 
 import asyncio
@@ -50,10 +51,18 @@ class ServiceProcess:
         if self._log is None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
-        self._log.write(f"===== start {self.starts + 1} at {time.strftime('%H:%M:%S')} =====\n".encode())
+        self._log.write(
+            f"===== start {self.starts + 1} at {time.strftime('%H:%M:%S')} =====\n".encode()
+        )
         self._log.flush()
-        self.popen = subprocess.Popen(list(self.argv), cwd=self.cwd, env=dict(self.env),
-                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.popen = subprocess.Popen(
+            list(self.argv),
+            cwd=self.cwd,
+            env=dict(self.env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         self.starts += 1
         self._restart_at = None
 

@@ -1,12 +1,14 @@
 """Drive a running system through a province's year, only through the services' own APIs:
 seed the banks, load the rolls, collect accounts month by month, file and decide unemployment
 claims, and run each month's payment cycle until it has settled."""
+
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 
@@ -63,14 +65,21 @@ def unemployment_terms(claim: UnemploymentClaim) -> tuple[int, int]:
 def _method_columns(collected: Collected) -> dict[str, Any]:
     row: dict[str, Any] = {"payment_method": collected.method}
     if collected.account:
-        row.update(bank_bin=collected.account.bank_bin, account_number=collected.account.account_number)
+        row.update(
+            bank_bin=collected.account.bank_bin, account_number=collected.account.account_number
+        )
     if collected.cash_reason:
         row["cash_reason"] = collected.cash_reason
     if collected.representative:
         rep = collected.representative
-        row.update(rep_national_id=rep.person.national_id, rep_full_name=rep.person.full_name,
-                   rep_relationship=rep.relationship, rep_power_of_attorney_ref=rep.power_of_attorney_ref,
-                   rep_valid_from=rep.valid_from.isoformat(), rep_valid_until=rep.valid_until.isoformat())
+        row.update(
+            rep_national_id=rep.person.national_id,
+            rep_full_name=rep.person.full_name,
+            rep_relationship=rep.relationship,
+            rep_power_of_attorney_ref=rep.power_of_attorney_ref,
+            rep_valid_from=rep.valid_from.isoformat(),
+            rep_valid_until=rep.valid_until.isoformat(),
+        )
     return row
 
 
@@ -80,24 +89,37 @@ def _roll_row(entry: RollEntry, first_period: str) -> dict[str, Any]:
     if initial.month >= first_period:  # not collected yet when the year starts
         initial = Collected(initial.month, "CASH_POST_OFFICE", cash_reason=CASH_UNTIL_COLLECTED)
     return {
-        "national_id": person.national_id, "full_name": person.full_name,
-        "date_of_birth": person.date_of_birth.isoformat(), "si_number": person.si_number,
-        "commune_code": person.commune.code, "commune_list_date": LIST_2023.isoformat(),
-        "scheme": entry.scheme, "decision_number": entry.decision_number,
-        "amount_per_installment": entry.monthly_amount, "start_period": entry.start_period,
+        "national_id": person.national_id,
+        "full_name": person.full_name,
+        "date_of_birth": person.date_of_birth.isoformat(),
+        "si_number": person.si_number,
+        "commune_code": person.commune.code,
+        "commune_list_date": LIST_2023.isoformat(),
+        "scheme": entry.scheme,
+        "decision_number": entry.decision_number,
+        "amount_per_installment": entry.monthly_amount,
+        "start_period": entry.start_period,
         **_method_columns(initial),
     }
 
 
 class DemoDriver:
-    def __init__(self, endpoints: Endpoints, jwt_secret: str, bus: EventBus, outbox_pending: Callable[[], Awaitable[int]],
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        jwt_secret: str,
+        bus: EventBus,
+        outbox_pending: Callable[[], Awaitable[int]],
+        progress: Progress | None = None,
+    ) -> None:
         self.urls = endpoints
         self.http = httpx.AsyncClient(timeout=120)
         self.bus = bus
         self.outbox_pending = outbox_pending
         self.progress = progress or (lambda *_: None)
-        self.operator = {"Authorization": f"Bearer {issue_token(jwt_secret, 'demo-operator', OPERATOR_SCOPES)}"}
+        self.operator = {
+            "Authorization": f"Bearer {issue_token(jwt_secret, 'demo-operator', OPERATOR_SCOPES)}"
+        }
         self._tokens: dict[str, dict[str, str]] = {}
 
     async def close(self) -> None:
@@ -106,32 +128,52 @@ class DemoDriver:
     async def _client(self, client_id: str) -> dict[str, str]:
         """The agencies and the portal sign in as the development clients intake seeds."""
         if client_id not in self._tokens:
-            response = await self.http.post(f"{self.urls.intake}/oauth/token", data={"grant_type": "client_credentials"},
-                                            auth=(client_id, f"{client_id}-dev-secret"))
+            response = await self.http.post(
+                f"{self.urls.intake}/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(client_id, f"{client_id}-dev-secret"),
+            )
             response.raise_for_status()
             self._tokens[client_id] = {"Authorization": f"Bearer {response.json()['access_token']}"}
         return self._tokens[client_id]
 
     async def seed_banks(self, province: Province) -> int:
-        accounts = [{"bin": a.bank_bin, "account_number": a.account_number, "holder_name": a.holder_name,
-                     "status": a.status} for a in province.accounts()]
+        accounts = [
+            {
+                "bin": a.bank_bin,
+                "account_number": a.account_number,
+                "holder_name": a.holder_name,
+                "status": a.status,
+            }
+            for a in province.accounts()
+        ]
         for start in range(0, len(accounts), 5_000):
-            (await self.http.post(f"{self.urls.sandbox}/admin/accounts", json=accounts[start:start + 5_000])).raise_for_status()
+            (
+                await self.http.post(
+                    f"{self.urls.sandbox}/admin/accounts", json=accounts[start : start + 5_000]
+                )
+            ).raise_for_status()
         return len(accounts)
 
-    async def _upload(self, path: str, agency: str, rows: list[dict[str, Any]],
-                      refusals: list[str]) -> tuple[int, int]:
+    async def _upload(
+        self, path: str, agency: str, rows: list[dict[str, Any]], refusals: list[str]
+    ) -> tuple[int, int]:
         taken = refused = 0
         headers = await self._client(agency.lower())
         for start in range(0, len(rows), 2_000):
-            chunk = rows[start:start + 2_000]
-            response = await self.http.post(f"{self.urls.intake}{path}", json={"rows": chunk}, headers=headers)
+            chunk = rows[start : start + 2_000]
+            response = await self.http.post(
+                f"{self.urls.intake}{path}", json={"rows": chunk}, headers=headers
+            )
             response.raise_for_status()
             report = response.json()
             refused += int(report["rejected"])
             taken += int(report["accepted"]) + int(report["unchanged"])
-            refusals.extend(f"{path} row {r['row']}: " + "; ".join(f"{e['pointer']} {e['detail']}" for e in r["errors"])
-                            for r in report["rejections"])
+            refusals.extend(
+                f"{path} row {r['row']}: "
+                + "; ".join(f"{e['pointer']} {e['detail']}" for e in r["errors"])
+                for r in report["rejections"]
+            )
             self.progress("roll" if "roll" in path else "accounts", start + len(chunk), len(rows))
         return taken, refused
 
@@ -151,9 +193,12 @@ class DemoDriver:
             collected = entry.methods[0]
             if collected.month == period and collected.method != "CASH_POST_OFFICE":
                 by_agency.setdefault(entry.agency, []).append(
-                    {"national_id": entry.person.national_id, **_method_columns(collected)})
+                    {"national_id": entry.person.national_id, **_method_columns(collected)}
+                )
         for agency, rows in by_agency.items():
-            taken, refused = await self._upload("/v1/payment-methods/uploads", agency, rows, report.refusals)
+            taken, refused = await self._upload(
+                "/v1/payment-methods/uploads", agency, rows, report.refusals
+            )
             report.methods_taken += taken
             report.methods_refused += refused
 
@@ -166,12 +211,23 @@ class DemoDriver:
         for n, claim in enumerate(claims, 1):
             person = claim.person
             body = {
-                "portal_dossier_id": claim.dossier_id, "scheme": "UNEMPLOYMENT",
-                "applicant": {"national_id": person.national_id, "full_name": person.full_name,
-                              "date_of_birth": person.date_of_birth.isoformat(), "si_number": person.si_number},
-                "address": {"commune_code": person.commune.code, "list_date": LIST_2023.isoformat()},
-                "payment": {"method": "OWN_ACCOUNT", "bank_bin": claim.account.bank_bin,
-                            "account_number": claim.account.account_number},
+                "portal_dossier_id": claim.dossier_id,
+                "scheme": "UNEMPLOYMENT",
+                "applicant": {
+                    "national_id": person.national_id,
+                    "full_name": person.full_name,
+                    "date_of_birth": person.date_of_birth.isoformat(),
+                    "si_number": person.si_number,
+                },
+                "address": {
+                    "commune_code": person.commune.code,
+                    "list_date": LIST_2023.isoformat(),
+                },
+                "payment": {
+                    "method": "OWN_ACCOUNT",
+                    "bank_bin": claim.account.bank_bin,
+                    "account_number": claim.account.account_number,
+                },
             }
             filed = await self.http.post(f"{self.urls.intake}/v1/claims", json=body, headers=portal)
             filed.raise_for_status()
@@ -179,16 +235,30 @@ class DemoDriver:
             claim_id = filed.json()["claim_id"]
             if claim.approved:
                 amount, months = unemployment_terms(claim)
-                decision = {"outcome": "APPROVED", "decision_number": f"QD-TN-{claim.dossier_id}", "agency": "BHXH",
-                            "amount_per_installment": amount,
-                            "schedule": {"kind": "FIXED_MONTHLY", "start_period": first_paid, "installments": months},
-                            "average_salary": claim.average_salary, "contribution_months": claim.contribution_months,
-                            "region": claim.region}
+                decision = {
+                    "outcome": "APPROVED",
+                    "decision_number": f"QD-TN-{claim.dossier_id}",
+                    "agency": "BHXH",
+                    "amount_per_installment": amount,
+                    "schedule": {
+                        "kind": "FIXED_MONTHLY",
+                        "start_period": first_paid,
+                        "installments": months,
+                    },
+                    "average_salary": claim.average_salary,
+                    "contribution_months": claim.contribution_months,
+                    "region": claim.region,
+                }
             else:
-                decision = {"outcome": "REJECTED", "agency": "BHXH", "reason_code": "FOUND_WORK",
-                            "reason_text": "found a job within 15 days of filing"}
-            decided = await self.http.post(f"{self.urls.intake}/v1/claims/{claim_id}/decision", json=decision,
-                                           headers=bhxh)
+                decision = {
+                    "outcome": "REJECTED",
+                    "agency": "BHXH",
+                    "reason_code": "FOUND_WORK",
+                    "reason_text": "found a job within 15 days of filing",
+                }
+            decided = await self.http.post(
+                f"{self.urls.intake}/v1/claims/{claim_id}/decision", json=decision, headers=bhxh
+            )
             decided.raise_for_status()
             report.decisions += 1
             self.progress("claims", n, len(claims))
@@ -198,11 +268,18 @@ class DemoDriver:
         deadline = time.monotonic() + timeout
         calm = 0
         while time.monotonic() < deadline:
-            status = (await self.http.get(f"{self.urls.payout}/v1/status", headers=self.operator)).json()
-            busy = (await self.outbox_pending()
-                    + await self.bus.group_lag("payout.intake-view", [BENEFICIARY_TOPIC])
-                    + await self.bus.group_lag("intake.account-verification", [ACCOUNT_VERIFICATION_TOPIC])
-                    + status["verifications"].get("PENDING", 0) + status["verifications"].get("IN_PROGRESS", 0))
+            status = (
+                await self.http.get(f"{self.urls.payout}/v1/status", headers=self.operator)
+            ).json()
+            busy = (
+                await self.outbox_pending()
+                + await self.bus.group_lag("payout.intake-view", [BENEFICIARY_TOPIC])
+                + await self.bus.group_lag(
+                    "intake.account-verification", [ACCOUNT_VERIFICATION_TOPIC]
+                )
+                + status["verifications"].get("PENDING", 0)
+                + status["verifications"].get("IN_PROGRESS", 0)
+            )
             calm = calm + 1 if busy == 0 else 0
             if calm >= 2:
                 return
@@ -211,13 +288,19 @@ class DemoDriver:
 
     async def run_cycle(self, period: str, timeout: float = 900) -> MonthResult:
         started = time.monotonic()
-        response = await self.http.post(f"{self.urls.payout}/v1/cycles", json={"period": period}, headers=self.operator)
+        response = await self.http.post(
+            f"{self.urls.payout}/v1/cycles", json={"period": period}, headers=self.operator
+        )
         response.raise_for_status()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            cycle = (await self.http.get(f"{self.urls.payout}/v1/cycles/{period}", headers=self.operator)).json()
-            by_state = {state: int(v["count"]) if isinstance(v, dict) else int(v)
-                        for state, v in cycle.get("by_state", {}).items()}
+            cycle = (
+                await self.http.get(f"{self.urls.payout}/v1/cycles/{period}", headers=self.operator)
+            ).json()
+            by_state = {
+                state: int(v["count"]) if isinstance(v, dict) else int(v)
+                for state, v in cycle.get("by_state", {}).items()
+            }
             total = sum(by_state.values())
             # On hold (no usable method yet) is visibly pending, not in flight: the cycle is done.
             done = total - sum(by_state.get(state, 0) for state in IN_FLIGHT)
@@ -227,17 +310,23 @@ class DemoDriver:
             await asyncio.sleep(0.3)
         raise TimeoutError(f"the cycle of {period} did not settle in time")
 
-    async def reporting_caught_up(self, group: str, payout_outbox_pending: Callable[[], Awaitable[int]],
-                                  timeout: float = 300) -> None:
+    async def reporting_caught_up(
+        self, group: str, payout_outbox_pending: Callable[[], Awaitable[int]], timeout: float = 300
+    ) -> None:
         """Every payment event payout has written is published, and reporting has applied it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if await payout_outbox_pending() == 0 and await self.bus.group_lag(group, [PAYMENT_TOPIC]) == 0:
+            if (
+                await payout_outbox_pending() == 0
+                and await self.bus.group_lag(group, [PAYMENT_TOPIC]) == 0
+            ):
                 return
             await asyncio.sleep(0.2)
         raise TimeoutError("reporting did not catch up in time")
 
     async def summary(self, period: str) -> dict[str, Any]:
         progress = (await self.http.get(f"{self.urls.reporting}/v1/targets/progress")).json()
-        kpis = (await self.http.get(f"{self.urls.reporting}/v1/kpis", params={"period": period})).json()
+        kpis = (
+            await self.http.get(f"{self.urls.reporting}/v1/kpis", params={"period": period})
+        ).json()
         return {"targets": progress, "kpis": kpis}

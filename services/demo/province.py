@@ -5,6 +5,7 @@ collection that rises month by month through 2023 (faster in urban wards and tow
 dashboard tells the story of the 25% target; authorised representatives and cash cases; and the
 article's unemployment claims for Q1 2023, scaled with the province.
 """
+
 from __future__ import annotations
 
 import random
@@ -13,19 +14,83 @@ from datetime import date
 
 from shared.admin_units import LIST_2023, AdminUnit, units
 
-FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đỗ", "Bùi", "Đặng", "Ngô", "Dương", "Lý", "Phan", "Đinh"]
+FAMILY = [
+    "Nguyễn",
+    "Trần",
+    "Lê",
+    "Phạm",
+    "Hoàng",
+    "Vũ",
+    "Đỗ",
+    "Bùi",
+    "Đặng",
+    "Ngô",
+    "Dương",
+    "Lý",
+    "Phan",
+    "Đinh",
+]
 MIDDLE_MALE = ["Văn", "Đức", "Hữu", "Minh", "Quang", "Xuân", "Đình", "Công"]
 MIDDLE_FEMALE = ["Thị", "Ngọc", "Thu", "Thanh", "Kim", "Minh"]
-GIVEN_MALE = ["Hùng", "Dũng", "Cường", "Sơn", "Long", "Nam", "Tuấn", "Quyết", "Thắng", "Đạt", "Bình", "Hải"]
-GIVEN_FEMALE = ["Lan", "Hoa", "Mai", "Hạnh", "Thảo", "Trang", "Yến", "Ánh", "Phương", "Hà", "Nga", "Huệ"]
+GIVEN_MALE = [
+    "Hùng",
+    "Dũng",
+    "Cường",
+    "Sơn",
+    "Long",
+    "Nam",
+    "Tuấn",
+    "Quyết",
+    "Thắng",
+    "Đạt",
+    "Bình",
+    "Hải",
+]
+GIVEN_FEMALE = [
+    "Lan",
+    "Hoa",
+    "Mai",
+    "Hạnh",
+    "Thảo",
+    "Trang",
+    "Yến",
+    "Ánh",
+    "Phương",
+    "Hà",
+    "Nga",
+    "Huệ",
+]
 URBAN_BANKS = ["970436", "970415", "970418", "970405", "970407", "970422", "970432"]
-RURAL_BANKS = ["970405", "970405", "970405", "970418", "970415", "970436"]  # Agribank reaches the villages
-ROLL_SCHEMES = [("PENSION", 0.42), ("SI_ALLOWANCE", 0.10), ("MERITORIOUS", 0.20), ("SOCIAL_PROTECTION", 0.28)]
-AGENCY = {"PENSION": "BHXH", "SI_ALLOWANCE": "BHXH", "UNEMPLOYMENT": "BHXH", "VOCATIONAL_TRAINING": "BHXH",
-          "MERITORIOUS": "DOLISA", "SOCIAL_PROTECTION": "DOLISA", "OVERSEAS_LABOUR": "ESC"}
+RURAL_BANKS = [
+    "970405",
+    "970405",
+    "970405",
+    "970418",
+    "970415",
+    "970436",
+]  # Agribank reaches the villages
+ROLL_SCHEMES = [
+    ("PENSION", 0.42),
+    ("SI_ALLOWANCE", 0.10),
+    ("MERITORIOUS", 0.20),
+    ("SOCIAL_PROTECTION", 0.28),
+]
+AGENCY = {
+    "PENSION": "BHXH",
+    "SI_ALLOWANCE": "BHXH",
+    "UNEMPLOYMENT": "BHXH",
+    "VOCATIONAL_TRAINING": "BHXH",
+    "MERITORIOUS": "DOLISA",
+    "SOCIAL_PROTECTION": "DOLISA",
+    "OVERSEAS_LABOUR": "ESC",
+}
 # By December 2023, the share of each group that has given an account (urban BHXH schemes pass 25%).
-COVERAGE_BY_DECEMBER = {("URBAN", "BHXH"): 0.34, ("RURAL", "BHXH"): 0.16,
-                        ("URBAN", "DOLISA"): 0.22, ("RURAL", "DOLISA"): 0.09}
+COVERAGE_BY_DECEMBER = {
+    ("URBAN", "BHXH"): 0.34,
+    ("RURAL", "BHXH"): 0.16,
+    ("URBAN", "DOLISA"): 0.22,
+    ("RURAL", "DOLISA"): 0.09,
+}
 COVERAGE_BY_JANUARY = 0.35  # of the December share, already collected before the year started
 
 
@@ -102,7 +167,9 @@ class Province:
         for entry in self.roll:
             for collected in entry.methods:
                 if collected.account:
-                    found[(collected.account.bank_bin, collected.account.account_number)] = collected.account
+                    found[(collected.account.bank_bin, collected.account.account_number)] = (
+                        collected.account
+                    )
         for claim in self.unemployment:
             found[(claim.account.bank_bin, claim.account.account_number)] = claim.account
         return list(found.values())
@@ -119,7 +186,9 @@ class _Generator:
     def commune(self) -> AdminUnit:
         return self.rng.choices(self.communes, self.weights)[0]
 
-    def person(self, born_from: int, born_to: int, needs_si: bool, commune: AdminUnit | None = None) -> Person:
+    def person(
+        self, born_from: int, born_to: int, needs_si: bool, commune: AdminUnit | None = None
+    ) -> Person:
         rng = self.rng
         male = rng.random() < 0.5
         year = rng.randint(born_from, born_to)
@@ -151,18 +220,19 @@ def _months(year: int) -> list[str]:
 
 
 def _round_to(value: float, step: int) -> int:
-    return int(round(value / step)) * step
+    return round(value / step) * step
 
 
-def generate(seed: int = 2023, beneficiaries: int = 2_000, unemployment_scale: float = 0.05,
-             year: int = 2023) -> Province:
+def generate(
+    seed: int = 2023, beneficiaries: int = 2_000, unemployment_scale: float = 0.05, year: int = 2023
+) -> Province:
     """`beneficiaries` people on the monthly rolls; unemployment claims at `unemployment_scale`
     of the article's Q1 2023 figures (2,203 applications, 1,533 decisions)."""
     g = _Generator(seed)
     rng = g.rng
     province = Province(seed)
     months = _months(year)
-    schemes, weights = zip(*ROLL_SCHEMES)
+    schemes, weights = zip(*ROLL_SCHEMES, strict=True)
     for n in range(beneficiaries):
         scheme = rng.choices(schemes, weights)[0]
         agency = AGENCY[scheme]
@@ -176,39 +246,68 @@ def generate(seed: int = 2023, beneficiaries: int = 2_000, unemployment_scale: f
             "SOCIAL_PROTECTION": 360_000 * rng.choice([1, 1, 1.5, 2, 2.5, 3]),
         }[scheme]
         amount = max(int(amount), 360_000)
-        methods = [Collected(month=f"{year - 1}-12", method="CASH_POST_OFFICE",
-                             cash_reason="receives at the commune post office")]
+        methods = [
+            Collected(
+                month=f"{year - 1}-12",
+                method="CASH_POST_OFFICE",
+                cash_reason="receives at the commune post office",
+            )
+        ]
         share = COVERAGE_BY_DECEMBER[("URBAN" if urban else "RURAL", agency)]
         if rng.random() < share:
             # Collected some month of the year, a third before it started.
-            month = f"{year - 1}-12" if rng.random() < COVERAGE_BY_JANUARY else rng.choice(months[:-1])
+            month = (
+                f"{year - 1}-12" if rng.random() < COVERAGE_BY_JANUARY else rng.choice(months[:-1])
+            )
             if agency == "DOLISA" and rng.random() < 0.45:
                 rep = g.person(1960, 2000, needs_si=False, commune=person.commune)
                 representative = Representative(
-                    rep, rng.choice(["con", "vợ", "chồng", "cháu"]), f"UQ-{seed}-{n:06d}",
-                    date(year - 1, 12, 1), date(year + 5, 12, 31))
-                methods = [Collected(month, "AUTHORISED_ACCOUNT", g.account(rep, urban), representative)]
+                    rep,
+                    rng.choice(["con", "vợ", "chồng", "cháu"]),
+                    f"UQ-{seed}-{n:06d}",
+                    date(year - 1, 12, 1),
+                    date(year + 5, 12, 31),
+                )
+                methods = [
+                    Collected(month, "AUTHORISED_ACCOUNT", g.account(rep, urban), representative)
+                ]
             else:
                 methods = [Collected(month, "OWN_ACCOUNT", g.account(person, urban))]
         elif rng.random() < 0.5:
-            methods = [Collected(f"{year - 1}-12", "CASH_POST_OFFICE",
-                                 cash_reason="cannot transact and has no representative")]
-        province.roll.append(RollEntry(person, scheme, agency, f"QD-{agency}-{seed}-{n:07d}", amount,
-                                       f"{year - 1}-12", tuple(methods)))
+            methods = [
+                Collected(
+                    f"{year - 1}-12",
+                    "CASH_POST_OFFICE",
+                    cash_reason="cannot transact and has no representative",
+                )
+            ]
+        province.roll.append(
+            RollEntry(
+                person,
+                scheme,
+                agency,
+                f"QD-{agency}-{seed}-{n:07d}",
+                amount,
+                f"{year - 1}-12",
+                tuple(methods),
+            )
+        )
 
     applications = max(1, round(2_203 * unemployment_scale))
     decisions = max(1, round(1_533 * unemployment_scale))
     for n in range(applications):
         person = g.person(1975, 2002, needs_si=True)
         region = "II" if person.commune.urban else "III"
-        province.unemployment.append(UnemploymentClaim(
-            dossier_id=f"G22.{year}.{seed}.{n:06d}",
-            person=person,
-            filed_month=rng.choice(months[:3]),
-            average_salary=_round_to(rng.uniform(5_000_000, 12_000_000), 1_000),
-            contribution_months=rng.choice([14, 24, 30, 40, 55, 70, 100]),
-            region=region,
-            approved=n < decisions,
-            account=g.account(person, person.commune.urban),
-        ))
+        province.unemployment.append(
+            UnemploymentClaim(
+                dossier_id=f"G22.{year}.{seed}.{n:06d}",
+                person=person,
+                filed_month=rng.choice(months[:3]),
+                average_salary=_round_to(rng.uniform(5_000_000, 12_000_000), 1_000),
+                contribution_months=rng.choice([14, 24, 30, 40, 55, 70, 100]),
+                region=region,
+                approved=n < decisions,
+                account=g.account(person, person.commune.urban),
+            )
+        )
     return province

@@ -1,4 +1,5 @@
 """`benefits demo`: the whole system, a generated province and a year of monthly cycles."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,14 +15,14 @@ from rich.table import Table
 
 from services.demo.loader import DemoDriver, Endpoints, LoadReport
 from services.demo.province import generate
+from services.intake import bootstrap as intake
 from services.intake.settings import IntakeSettings
+from services.payout import bootstrap as payout
 from services.payout.settings import PayoutSettings
+from services.reporting import bootstrap as reporting
 from services.reporting.consumers.projections import group_name
 from services.reporting.settings import ReportingSettings
 from services.stack import ServiceSpec, Stack
-from services.intake import bootstrap as intake
-from services.payout import bootstrap as payout
-from services.reporting import bootstrap as reporting
 
 
 def _vnd_billions(amount: int) -> str:
@@ -44,34 +45,57 @@ def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
     # development, unless `*_ENVIRONMENT` says otherwise (then it refuses to start, as it should).
     specs = [
         ServiceSpec("intake", IntakeSettings.for_local_run(**overrides), intake.create_app, intake),
-        ServiceSpec("payout", PayoutSettings.for_local_run(**payout_overrides), payout.create_app, payout),
-        ServiceSpec("reporting", ReportingSettings.for_local_run(**overrides), reporting.create_app, reporting),
+        ServiceSpec(
+            "payout", PayoutSettings.for_local_run(**payout_overrides), payout.create_app, payout
+        ),
+        ServiceSpec(
+            "reporting",
+            ReportingSettings.for_local_run(**overrides),
+            reporting.create_app,
+            reporting,
+        ),
     ]
     return specs, real
 
 
-async def run_demo(console: Console, *, beneficiaries: int, months: int, seed: int, unemployment_scale: float,
-                   data_dir: Path, stay: bool) -> int:
+async def run_demo(
+    console: Console,
+    *,
+    beneficiaries: int,
+    months: int,
+    seed: int,
+    unemployment_scale: float,
+    data_dir: Path,
+    stay: bool,
+) -> int:
     began = time.monotonic()
     from shared.tracing import configure_tracing_from_env
 
     configure_tracing_from_env()
     specs, real = _specs(data_dir)
     if not real:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        _empty_directory(data_dir)
     stack = Stack(specs=specs, with_sandbox=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stack.stop.set)
-    console.print(f"[bold]Starting[/] intake, payout, reporting and the bank sandbox "
-                  f"({'PostgreSQL + Kafka' if real else 'embedded: SQLite + embedded event log in ' + str(data_dir)})")
+    console.print(
+        f"[bold]Starting[/] intake, payout, reporting and the bank sandbox "
+        f"({'PostgreSQL + Kafka' if real else 'embedded: SQLite + embedded event log in ' + str(data_dir)})"
+    )
     await stack.start()
     dashboard = f"{stack.url('reporting')}/"
-    console.print(f"Services up in {time.monotonic() - began:.1f} s; dashboard at [link]{dashboard}[/]")
+    console.print(
+        f"Services up in {time.monotonic() - began:.1f} s; dashboard at [link]{dashboard}[/]"
+    )
     intake_runtime = stack.runtime("intake")
-    progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console)
+    progress = Progress(
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
     tasks: dict[str, int] = {}
 
     def report_progress(label: str, done: int, total: int) -> None:
@@ -80,13 +104,20 @@ async def run_demo(console: Console, *, beneficiaries: int, months: int, seed: i
         progress.update(tasks[label], completed=done, total=total)
 
     driver = DemoDriver(
-        Endpoints(stack.url("intake"), stack.url("payout"), stack.url("reporting"), stack.sandbox_url),
-        specs[1].settings.jwt_secret, stack.runtime("payout").bus, intake_runtime.relay().pending_count,
-        report_progress)
+        Endpoints(
+            stack.url("intake"), stack.url("payout"), stack.url("reporting"), stack.sandbox_url
+        ),
+        specs[1].settings.jwt_secret,
+        stack.runtime("payout").bus,
+        intake_runtime.relay().pending_count,
+        report_progress,
+    )
     report = LoadReport()
     code = 0
     try:
-        province = generate(seed, beneficiaries=beneficiaries, unemployment_scale=unemployment_scale)
+        province = generate(
+            seed, beneficiaries=beneficiaries, unemployment_scale=unemployment_scale
+        )
         with progress:
             accounts = await driver.seed_banks(province)
             await driver.load_roll(province, "2023-01", report)
@@ -98,12 +129,16 @@ async def run_demo(console: Console, *, beneficiaries: int, months: int, seed: i
                 await driver.file_unemployment(province, period, report)
                 await driver.settle_events()
                 report.months.append(await driver.run_cycle(period))
-            generation = (await driver.http.get(f"{stack.url('reporting')}/v1/freshness")).json()["generation"]
-            await driver.reporting_caught_up(group_name(generation), stack.runtime("payout").relay().pending_count)
+            generation = (await driver.http.get(f"{stack.url('reporting')}/v1/freshness")).json()[
+                "generation"
+            ]
+            await driver.reporting_caught_up(
+                group_name(generation), stack.runtime("payout").relay().pending_count
+            )
         last = report.months[-1].period if report.months else "2023-01"
         summary = await driver.summary(last)
         _print_summary(console, report, summary, accounts, dashboard, time.monotonic() - began)
-    except Exception as exc:  # noqa: BLE001 - tell the operator, then stop the services cleanly
+    except Exception as exc:
         console.print(f"[red]demo failed:[/] {type(exc).__name__}: {exc}")
         code = 1
     finally:
@@ -116,31 +151,75 @@ async def run_demo(console: Console, *, beneficiaries: int, months: int, seed: i
     return code
 
 
-def _print_summary(console: Console, report: LoadReport, summary: dict, accounts: int, dashboard: str,
-                   seconds: float) -> None:
-    console.print(f"Rolls: {report.roll_taken:,} registered, {report.roll_refused:,} refused; "
-                  f"accounts collected: {report.methods_taken:,}; bank accounts in the sandbox: {accounts:,}; "
-                  f"unemployment claims filed: {report.claims_filed:,}, decided: {report.decisions:,}")
+def _print_summary(
+    console: Console,
+    report: LoadReport,
+    summary: dict,
+    accounts: int,
+    dashboard: str,
+    seconds: float,
+) -> None:
+    console.print(
+        f"Rolls: {report.roll_taken:,} registered, {report.roll_refused:,} refused; "
+        f"accounts collected: {report.methods_taken:,}; bank accounts in the sandbox: {accounts:,}; "
+        f"unemployment claims filed: {report.claims_filed:,}, decided: {report.decisions:,}"
+    )
     for refusal in report.refusals[:5]:
         console.print(f"  refused: {refusal}")
     cycles = Table(title="Monthly cycles")
-    for column in ("period", "installments", "settled", "paid in cash", "failed", "on hold", "seconds"):
+    for column in (
+        "period",
+        "installments",
+        "settled",
+        "paid in cash",
+        "failed",
+        "on hold",
+        "seconds",
+    ):
         cycles.add_column(column, justify="right")
     for month in report.months:
         s = month.by_state
-        cycles.add_row(month.period, f"{month.installments:,}", f"{s.get('SETTLED', 0):,}", f"{s.get('PAID_CASH', 0):,}",
-                       f"{s.get('FAILED', 0) + s.get('RETURNED', 0):,}", f"{s.get('ON_HOLD', 0):,}",
-                       f"{month.seconds:.1f}")
+        cycles.add_row(
+            month.period,
+            f"{month.installments:,}",
+            f"{s.get('SETTLED', 0):,}",
+            f"{s.get('PAID_CASH', 0):,}",
+            f"{s.get('FAILED', 0) + s.get('RETURNED', 0):,}",
+            f"{s.get('ON_HOLD', 0):,}",
+            f"{month.seconds:.1f}",
+        )
     console.print(cycles)
     targets = Table(title="Targets")
-    for column in ("target", "period", "cashless share", "gap (points)", "trend (points/month)", "reached by", "status"):
+    for column in (
+        "target",
+        "period",
+        "cashless share",
+        "gap (points)",
+        "trend (points/month)",
+        "reached by",
+        "status",
+    ):
         targets.add_column(column)
     for item in summary["targets"]["targets"]:
-        targets.add_row(item["target"]["title_en"], str(item["period"]), f"{item['share_percent']}%",
-                        str(item["gap_pp"]), str(item["trend_pp_per_month"]), str(item["projected_date"]),
-                        item["status"])
+        targets.add_row(
+            item["target"]["title_en"],
+            str(item["period"]),
+            f"{item['share_percent']}%",
+            str(item["gap_pp"]),
+            str(item["trend_pp_per_month"]),
+            str(item["projected_date"]),
+            item["status"],
+        )
     console.print(targets)
     figures = summary["kpis"]["figures"]
-    console.print(f"Last period: {figures['people_paid']:,} people paid, {figures['people_cashless']:,} without cash "
-                  f"({figures['cashless_share_percent']}%), {_vnd_billions(figures['paid_amount'])} paid")
+    console.print(
+        f"Last period: {figures['people_paid']:,} people paid, {figures['people_cashless']:,} without cash "
+        f"({figures['cashless_share_percent']}%), {_vnd_billions(figures['paid_amount'])} paid"
+    )
     console.print(f"Demo ready in {seconds:.1f} s. Dashboard: [link]{dashboard}[/]")
+
+
+def _empty_directory(path: Path) -> None:
+    """A fresh embedded run starts from nothing (the demo's own data folder only)."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)

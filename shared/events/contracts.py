@@ -3,6 +3,7 @@
 Every event type is versioned (`...v1`), lives on one topic and is keyed by its aggregate id so
 that one beneficiary's or one payment's events stay in order.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 # PostgreSQL). A value a producer accepts therefore always fits where a consumer keeps it.
 MAX_VND = 10**12 - 1  # a trillion đồng: far above any benefit, far below BIGINT
 
-Period = Annotated[str, Field(min_length=7, max_length=7, pattern=PERIOD_PATTERN)]  # "YYYY-MM", Vietnam time
+Period = Annotated[
+    str, Field(min_length=7, max_length=7, pattern=PERIOD_PATTERN)
+]  # "YYYY-MM", Vietnam time
 Vnd = Annotated[int, Field(ge=0, le=MAX_VND)]  # whole đồng, never a float
 InstallmentCount = Annotated[int, Field(ge=1, le=600)]  # fifty years of months
 Id = Annotated[str, Field(min_length=1, max_length=64)]
@@ -42,7 +45,9 @@ SiNumber = Annotated[str, Field(min_length=10, max_length=10, pattern=r"^[0-9]{1
 CommuneCode = Annotated[str, Field(min_length=5, max_length=5, pattern=r"^[0-9]{5}$")]
 BankBin = Annotated[str, Field(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")]  # NAPAS BIN
 AccountNumber = Annotated[str, Field(min_length=1, max_length=19)]
-Counterparty = Annotated[str, Field(min_length=6, max_length=6, pattern=r"^([0-9]{6}|VNPOST)$")]  # BIN or VNPOST
+Counterparty = Annotated[
+    str, Field(min_length=6, max_length=6, pattern=r"^([0-9]{6}|VNPOST)$")
+]  # BIN or VNPOST
 PortalDossierId = Annotated[str, Field(min_length=1, max_length=100)]
 DecisionNumber = Annotated[str, Field(min_length=1, max_length=100)]
 CashReason = Annotated[str, Field(min_length=1, max_length=500)]
@@ -50,7 +55,9 @@ Relationship = Annotated[str, Field(min_length=1, max_length=100)]
 PowerOfAttorneyRef = Annotated[str, Field(min_length=1, max_length=100)]
 ReasonCode = Annotated[str, Field(min_length=1, max_length=50)]
 ReasonText = Annotated[str, Field(min_length=1, max_length=1000)]
-VerificationReason = Annotated[str, Field(min_length=1, max_length=200)]  # NAME_MISMATCH, FLAGGED:<code>…
+VerificationReason = Annotated[
+    str, Field(min_length=1, max_length=200)
+]  # NAME_MISMATCH, FLAGGED:<code>…
 EndToEndId = Annotated[str, Field(min_length=1, max_length=35)]  # ISO 20022 EndToEndId
 BatchId = Annotated[str, Field(min_length=1, max_length=40)]
 
@@ -74,6 +81,7 @@ def max_length_of(limited: object) -> int:
             if isinstance(item, annotated_types.MaxLen):
                 return item.max_length
     raise TypeError(f"{limited!r} declares no max_length")
+
 
 # Topics: <service>.<aggregate>.v1
 CLAIM_TOPIC = "intake.claim.v1"
@@ -315,7 +323,9 @@ class EventContract:
     key_field: str
 
 
-def _contract(name: str, topic: str, model: type[Contract], key_field: str, version: int = 1) -> EventContract:
+def _contract(
+    name: str, topic: str, model: type[Contract], key_field: str, version: int = 1
+) -> EventContract:
     service = topic.split(".", 1)[0]
     return EventContract(f"vn.benefits.{service}.{name}.v{version}", topic, model, key_field)
 
@@ -325,19 +335,29 @@ CONTRACTS: dict[str, EventContract] = {
     for c in (
         _contract("claim-received", CLAIM_TOPIC, ClaimReceived, "claim_id"),
         _contract("claim-decided", CLAIM_TOPIC, ClaimDecided, "claim_id"),
-        _contract("beneficiary-registered", BENEFICIARY_TOPIC, BeneficiaryRegisteredV1, "beneficiary_id"),
-        _contract("beneficiary-registered", BENEFICIARY_TOPIC, BeneficiaryRegistered, "beneficiary_id", 2),
+        _contract(
+            "beneficiary-registered", BENEFICIARY_TOPIC, BeneficiaryRegisteredV1, "beneficiary_id"
+        ),
+        _contract(
+            "beneficiary-registered", BENEFICIARY_TOPIC, BeneficiaryRegistered, "beneficiary_id", 2
+        ),
         _contract("entitlement-granted", BENEFICIARY_TOPIC, EntitlementGranted, "beneficiary_id"),
         _contract("entitlement-stopped", BENEFICIARY_TOPIC, EntitlementStopped, "beneficiary_id"),
-        _contract("payment-method-changed", BENEFICIARY_TOPIC, PaymentMethodChangedV1, "beneficiary_id"),
-        _contract("payment-method-changed", BENEFICIARY_TOPIC, PaymentMethodChanged, "beneficiary_id", 2),
+        _contract(
+            "payment-method-changed", BENEFICIARY_TOPIC, PaymentMethodChangedV1, "beneficiary_id"
+        ),
+        _contract(
+            "payment-method-changed", BENEFICIARY_TOPIC, PaymentMethodChanged, "beneficiary_id", 2
+        ),
         _contract(
             "payment-method-verification-recorded",
             BENEFICIARY_TOPIC,
             PaymentMethodVerificationRecorded,
             "beneficiary_id",
         ),
-        _contract("account-verified", ACCOUNT_VERIFICATION_TOPIC, AccountVerified, "beneficiary_id"),
+        _contract(
+            "account-verified", ACCOUNT_VERIFICATION_TOPIC, AccountVerified, "beneficiary_id"
+        ),
         _contract(
             "account-verification-failed",
             ACCOUNT_VERIFICATION_TOPIC,

@@ -1,4 +1,5 @@
 """CloudEvents 1.0 envelope, JSON structured mode."""
+
 from __future__ import annotations
 
 import uuid
@@ -15,7 +16,9 @@ TRACEPARENT_HEADER = "traceparent"
 EVENT_TYPE_HEADER = "ce_type"
 
 
-def encode_event(type_: str, source: str, subject: str, data: dict[str, Any], time: datetime) -> tuple[str, bytes]:
+def encode_event(
+    type_: str, source: str, subject: str, data: dict[str, Any], time: datetime
+) -> tuple[str, bytes]:
     """A new event's id and JSON bytes: the hot path of writing outbox rows, without the dataclass."""
     event_id = str(uuid.uuid4())
     return event_id, orjson.dumps(
@@ -62,14 +65,16 @@ class CloudEvent:
         )
 
     @classmethod
-    def from_json(cls, raw: bytes) -> "CloudEvent":
+    def from_json(cls, raw: bytes) -> CloudEvent:
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise MalformedEvent(f"not JSON: {exc}") from exc
         if not isinstance(doc, dict):
             raise MalformedEvent("not a JSON object")
-        missing = [k for k in ("specversion", "id", "source", "type", "time", "data") if k not in doc]
+        missing = [
+            k for k in ("specversion", "id", "source", "type", "time", "data") if k not in doc
+        ]
         if missing:
             raise MalformedEvent(f"missing CloudEvents attributes: {', '.join(missing)}")
         if doc["specversion"] != SPEC_VERSION:

@@ -4,13 +4,14 @@ It gives the same guarantees the services rely on from Kafka (per-key order, at-
 delivery, offsets committed by the consumer) for a single process on a machine with nothing
 installed. One member per consumer group.
 """
+
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import orjson
 
@@ -64,7 +65,7 @@ def _decode_headers(raw: bytes) -> tuple[tuple[str, bytes], ...]:
 
 
 class EmbeddedProducer:
-    def __init__(self, bus: "EmbeddedBus") -> None:
+    def __init__(self, bus: EmbeddedBus) -> None:
         self._bus = bus
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
@@ -103,7 +104,14 @@ class EmbeddedProducer:
                 conn.execute(
                     'INSERT INTO records (topic, partition, "offset", key, value, headers) '
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (record.topic, partition, offset, record.key, record.value, _encode_headers(record.headers)),
+                    (
+                        record.topic,
+                        partition,
+                        offset,
+                        record.key,
+                        record.value,
+                        _encode_headers(record.headers),
+                    ),
                 )
             conn.execute("COMMIT")
         except BaseException:
@@ -112,7 +120,7 @@ class EmbeddedProducer:
 
 
 class EmbeddedConsumer:
-    def __init__(self, bus: "EmbeddedBus", group_id: str, topics: Sequence[str]) -> None:
+    def __init__(self, bus: EmbeddedBus, group_id: str, topics: Sequence[str]) -> None:
         self._bus = bus
         self._group_id = group_id
         self._topics = list(topics)
@@ -166,7 +174,9 @@ class EmbeddedConsumer:
                 (topic, partition, position, max_records - len(out)),
             ).fetchall()
             for offset, key, value, headers in rows:
-                out.append(ReceivedRecord(topic, partition, offset, key, value, _decode_headers(headers)))
+                out.append(
+                    ReceivedRecord(topic, partition, offset, key, value, _decode_headers(headers))
+                )
             if rows:
                 self._positions[(topic, partition)] = rows[-1][0] + 1
         return out
@@ -213,7 +223,9 @@ class EmbeddedBus:
         row = conn.execute("SELECT partitions FROM topics WHERE name = ?", (topic,)).fetchone()
         if row:
             return int(row[0])
-        conn.execute("INSERT INTO topics (name, partitions) VALUES (?, ?)", (topic, self.partitions))
+        conn.execute(
+            "INSERT INTO topics (name, partitions) VALUES (?, ?)", (topic, self.partitions)
+        )
         conn.executemany(
             "INSERT INTO partition_heads (topic, partition, next_offset) VALUES (?, ?, 0)",
             [(topic, p) for p in range(self.partitions)],

@@ -1,9 +1,10 @@
 """Apache Kafka implementation of the bus ports (aiokafka)."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -43,7 +44,9 @@ class KafkaProducerAdapter:
             partitions: dict[str, list[int]] = {}
             for record in records:
                 if record.topic not in partitions:
-                    partitions[record.topic] = sorted(await self._producer.partitions_for(record.topic))
+                    partitions[record.topic] = sorted(
+                        await self._producer.partitions_for(record.topic)
+                    )
                 all_partitions = partitions[record.topic]
                 partition = self._partitioner(record.key, all_partitions, all_partitions)
                 by_partition.setdefault((record.topic, partition), []).append(record)
@@ -51,9 +54,18 @@ class KafkaProducerAdapter:
             for (topic, partition), group in by_partition.items():
                 batch = self._producer.create_batch()
                 for record in group:
-                    while batch.append(key=record.key, value=record.value, timestamp=None,
-                                       headers=list(record.headers)) is None:
-                        futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+                    while (
+                        batch.append(
+                            key=record.key,
+                            value=record.value,
+                            timestamp=None,
+                            headers=list(record.headers),
+                        )
+                        is None
+                    ):
+                        futures.append(
+                            await self._producer.send_batch(batch, topic, partition=partition)
+                        )
                         batch = self._producer.create_batch()
                 futures.append(await self._producer.send_batch(batch, topic, partition=partition))
             await asyncio.gather(*futures)
@@ -87,24 +99,32 @@ class KafkaConsumerAdapter:
         for messages in batches.values():
             for m in messages:
                 received.append(
-                    ReceivedRecord(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()))
+                    ReceivedRecord(
+                        m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ())
+                    )
                 )
         return received
 
     async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         if next_offsets:
-            await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in next_offsets.items()})
+            await self._consumer.commit(
+                {TopicPartition(t, p): o for (t, p), o in next_offsets.items()}
+            )
 
 
 class KafkaBus:
-    def __init__(self, bootstrap_servers: str, partitions: int = 6, client_id: str = "benefits") -> None:
+    def __init__(
+        self, bootstrap_servers: str, partitions: int = 6, client_id: str = "benefits"
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.partitions = partitions
         self.client_id = client_id
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         wanted = {t for topic in topics for t in (topic, dead_letter_topic(topic))}
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
+        )
         await admin.start()
         try:
             existing = set(await admin.list_topics())
@@ -135,32 +155,48 @@ class KafkaBus:
         return KafkaConsumerAdapter(self.bootstrap_servers, group_id, topics)
 
     async def group_lag(self, group_id: str, topics: Sequence[str]) -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
+        )
         probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
         await admin.start()
         await probe.start()
         try:
             committed = await admin.list_consumer_group_offsets(group_id)
             described = await admin.describe_topics(list(topics))
-            partitions = [TopicPartition(d["topic"], p["partition"]) for d in described if not d.get("error_code")
-                          for p in d.get("partitions", ())]
+            partitions = [
+                TopicPartition(d["topic"], p["partition"])
+                for d in described
+                if not d.get("error_code")
+                for p in d.get("partitions", ())
+            ]
             ends = await probe.end_offsets(partitions)
-            return sum(max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
-                       for tp, end in ends.items())
+            return sum(
+                max(
+                    0,
+                    end
+                    - (
+                        committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
+                    ),
+                )
+                for tp, end in ends.items()
+            )
         finally:
             await probe.stop()
             await admin.close()
 
     async def ping(self) -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, request_timeout_ms=3000
+        )
         try:
             await asyncio.wait_for(admin.start(), 5)
             await asyncio.wait_for(admin.list_topics(), 5)
             return True
-        except Exception:  # noqa: BLE001 - readiness reports, never raises
+        except Exception:
             return False
         finally:
             try:
                 await admin.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass

@@ -1,9 +1,11 @@
 """The event bus as the services see it: a producer that returns once records are durable,
 and a consumer group member that polls and commits explicitly."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 Headers = tuple[tuple[str, bytes], ...]
 

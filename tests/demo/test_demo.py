@@ -1,6 +1,7 @@
 """`benefits demo` end to end: a small province, two monthly cycles, and figures that agree
 between payout's ledger and reporting's read models, on both the embedded default and the real
 PostgreSQL + Kafka."""
+
 from __future__ import annotations
 
 import os
@@ -30,16 +31,27 @@ def free_port() -> int:
 
 def demo_env(extra: dict[str, str]) -> tuple[dict[str, str], dict[str, int]]:
     ports = {name: free_port() for name in ("INTAKE", "PAYOUT", "REPORTING", "SANDBOX")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTAKE_", "PAYOUT_", "REPORTING_", "SANDBOX_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("INTAKE_", "PAYOUT_", "REPORTING_", "SANDBOX_"))
+    }
     env.update({f"{name}_PORT": str(port) for name, port in ports.items()})
     env.update(COLUMNS="200", **extra)
     return env, ports
 
 
-def run_demo_until_ready(env: dict[str, str], data_dir: Path, timeout: float = 600) -> subprocess.Popen:
+def run_demo_until_ready(
+    env: dict[str, str], data_dir: Path, timeout: float = 600
+) -> subprocess.Popen:
     process = subprocess.Popen(
         [BENEFITS, "demo", "--beneficiaries", "150", "--months", "2", "--data-dir", str(data_dir)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + timeout
     seen: list[str] = []
     assert process.stdout is not None
@@ -55,9 +67,14 @@ def run_demo_until_ready(env: dict[str, str], data_dir: Path, timeout: float = 6
 
 
 def check_figures_agree(ports: dict[str, int]) -> None:
-    operator = {"Authorization": "Bearer " + issue_token(DEFAULT_JWT_SECRET, "test", {"payout:read"})}
+    operator = {
+        "Authorization": "Bearer " + issue_token(DEFAULT_JWT_SECRET, "test", {"payout:read"})
+    }
     # An analyst: every cell, small ones included, so the rows add up to the total.
-    analyst = {"Authorization": "Bearer " + issue_token(DEFAULT_JWT_SECRET, "test", {"reports:read", "reports:detail"})}
+    analyst = {
+        "Authorization": "Bearer "
+        + issue_token(DEFAULT_JWT_SECRET, "test", {"reports:read", "reports:detail"})
+    }
     payout = f"http://127.0.0.1:{ports['PAYOUT']}"
     reporting = f"http://127.0.0.1:{ports['REPORTING']}"
     for period in ("2023-01", "2023-02"):
@@ -68,13 +85,18 @@ def check_figures_agree(ports: dict[str, int]) -> None:
         paid_count = sum(s["count"] for s in paid)
         paid_sum = sum(s["sum"] for s in paid)
         assert paid_count > 100  # the roll, plus the unemployment decisions from February
-        figures = httpx.get(f"{reporting}/v1/kpis", params={"period": period}, headers=analyst,
-                            timeout=30).json()["figures"]
+        figures = httpx.get(
+            f"{reporting}/v1/kpis", params={"period": period}, headers=analyst, timeout=30
+        ).json()["figures"]
         assert figures["paid_count"] == paid_count
         assert figures["paid_amount"] == paid_sum, "reporting equals payout's ledger to the đồng"
         assert figures["cashless_count"] == states.get("SETTLED", {}).get("count", 0)
-    channels = httpx.get(f"{reporting}/v1/breakdowns/channel", params={"period": "2023-02"}, headers=analyst,
-                         timeout=30).json()
+    channels = httpx.get(
+        f"{reporting}/v1/breakdowns/channel",
+        params={"period": "2023-02"},
+        headers=analyst,
+        timeout=30,
+    ).json()
     assert sum(row["paid_amount"] for row in channels["rows"]) == channels["total"]["paid_amount"]
     dashboard = httpx.get(f"{reporting}/", timeout=30, follow_redirects=True)
     assert dashboard.status_code == 200 and "<html" in dashboard.text.lower()
@@ -98,7 +120,9 @@ class TestDemo:
         finally:
             stop(process)
 
-    async def test_real_postgres_and_kafka_settle_cycles_and_figures_agree(self, tmp_path, pg_database, kafka_bootstrap):
+    async def test_real_postgres_and_kafka_settle_cycles_and_figures_agree(
+        self, tmp_path, pg_database, kafka_bootstrap
+    ):
         prefix = f"demo{uuid.uuid4().hex[:8]}."
         extra = {}
         for name in ("INTAKE", "PAYOUT", "REPORTING"):

@@ -1,5 +1,6 @@
 """One claim's trace crosses the services: the HTTP request at intake, the outbox row, the Kafka
 headers, and the consumers in payout and reporting all share its trace id."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,14 @@ import httpx
 from tests.demo.test_demo import ROOT, free_port
 
 CLAIM = {
-    "portal_dossier_id": "", "scheme": "UNEMPLOYMENT",
-    "applicant": {"national_id": "026090001234", "full_name": "Nguyễn Văn An", "date_of_birth": "1990-05-01",
-                  "si_number": "2612345678"},
+    "portal_dossier_id": "",
+    "scheme": "UNEMPLOYMENT",
+    "applicant": {
+        "national_id": "026090001234",
+        "full_name": "Nguyễn Văn An",
+        "date_of_birth": "1990-05-01",
+        "si_number": "2612345678",
+    },
     "address": {"commune_code": "08707", "list_date": "2023-05-07"},
     "payment": {"method": "OWN_ACCOUNT", "bank_bin": "970436", "account_number": "0011223344"},
 }
@@ -30,10 +36,16 @@ def spans(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-async def test_one_claims_spans_cross_intake_payout_and_reporting(tmp_path, pg_database, kafka_bootstrap):
+async def test_one_claims_spans_cross_intake_payout_and_reporting(
+    tmp_path, pg_database, kafka_bootstrap
+):
     trace_file = tmp_path / "spans.jsonl"
     ports = {name: free_port() for name in ("INTAKE", "PAYOUT", "REPORTING")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTAKE_", "PAYOUT_", "REPORTING_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("INTAKE_", "PAYOUT_", "REPORTING_"))
+    }
     prefix = f"trace{uuid.uuid4().hex[:8]}."
     for name, port in ports.items():
         env[f"{name}_PORT"] = str(port)
@@ -41,8 +53,13 @@ async def test_one_claims_spans_cross_intake_payout_and_reporting(tmp_path, pg_d
         env[f"{name}_KAFKA_BOOTSTRAP_SERVERS"] = kafka_bootstrap
         env[f"{name}_TOPIC_PREFIX"] = prefix
     env["BENEFITS_TRACE_FILE"] = str(trace_file)
-    stack = subprocess.Popen([sys.executable, "-m", "services.stack"], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "services.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     intake = f"http://127.0.0.1:{ports['INTAKE']}"
     try:
         deadline = time.monotonic() + 90
@@ -53,15 +70,25 @@ async def test_one_claims_spans_cross_intake_payout_and_reporting(tmp_path, pg_d
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        token = httpx.post(f"{intake}/oauth/token", data={"grant_type": "client_credentials"},
-                           auth=("portal", "portal-dev-secret"), timeout=30).json()["access_token"]
-        response = httpx.post(f"{intake}/v1/claims", json={**CLAIM, "portal_dossier_id": f"TRACE-{uuid.uuid4().hex[:8]}"},
-                              headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        token = httpx.post(
+            f"{intake}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=("portal", "portal-dev-secret"),
+            timeout=30,
+        ).json()["access_token"]
+        response = httpx.post(
+            f"{intake}/v1/claims",
+            json={**CLAIM, "portal_dossier_id": f"TRACE-{uuid.uuid4().hex[:8]}"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
         assert response.status_code == 201, response.text
 
         def the_claims_trace() -> dict[str, set[str]]:
             recorded = spans(trace_file)
-            filing = [s for s in recorded if s["name"] == "POST /v1/claims" and s["service"] == "intake"]
+            filing = [
+                s for s in recorded if s["name"] == "POST /v1/claims" and s["service"] == "intake"
+            ]
             if not filing:
                 return {}
             trace_id = filing[-1]["trace_id"]

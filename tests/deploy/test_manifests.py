@@ -285,9 +285,9 @@ def test_compose_services_are_wired_together(compose):
 
 def test_compose_commands_run_the_services_command_lines(compose, capsys):
     services = app_services(compose)
-    assert {name for name in services} == {
-        f"{s}-{p}" for s in SETTINGS for p in ("migrate", "api", "worker")
-    } | {"sandbox"}
+    assert set(services) == {f"{s}-{p}" for s in SETTINGS for p in ("migrate", "api", "worker")} | {
+        "sandbox"
+    }
     for name, svc in services.items():
         module, *args = svc["command"]
         assert importlib.util.find_spec(f"{module}.__main__") is not None, module
@@ -480,8 +480,10 @@ def test_dockerfile_sets_the_listen_address_every_process_reads(docker_stages, m
     for command in values:
         env.update(zip(command.value[0::2], command.value[1::2], strict=True))
     # The image is production (an unset environment is): the operator adds the secrets.
-    secrets = {f"{prefix}_JWT_SECRET": OPERATOR_ENV["BENEFITS_JWT_SECRET"]
-               for prefix in ("INTAKE", "PAYOUT", "REPORTING")}
+    secrets = {
+        f"{prefix}_JWT_SECRET": OPERATOR_ENV["BENEFITS_JWT_SECRET"]
+        for prefix in ("INTAKE", "PAYOUT", "REPORTING")
+    }
     secrets["PAYOUT_WEBHOOK_SECRETS"] = OPERATOR_ENV["BANK_WEBHOOK_SECRETS"]
     for name, factory in SETTINGS.items():
         assert settings_from_env(monkeypatch, {**env, **secrets}, factory).host == "0.0.0.0", name
@@ -896,7 +898,7 @@ def test_kubernetes_settings_load_and_the_placeholders_cannot_go_live(
                     jwt_references.add((ref["name"], ref["key"]))
 
             # As shipped, every placeholder secret makes the service refuse to start.
-            with pytest.raises(ValueError, match="default JWT secret|development placeholder"):
+            with pytest.raises(ValueError, match=r"default JWT secret|development placeholder"):
                 settings_from_env(monkeypatch, container_env(objects, container, {}), factory)
             if service == "payout":
                 with pytest.raises(ValueError, match="development placeholder"):

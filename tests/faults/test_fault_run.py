@@ -8,6 +8,7 @@ and every total equal to the đồng, the money that came back included.
 
 It restarts the shared PostgreSQL and Kafka (tests run one at a time) and waits until both answer
 again before it ends."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,9 @@ from bench.fault_run import FaultRunConfig, fault_run, table
 from bench.faults import infra
 
 
-async def test_cycle_under_faults_kills_and_restarts_pays_each_installment_once_and_totals_agree(tmp_path) -> None:
+async def test_cycle_under_faults_kills_and_restarts_pays_each_installment_once_and_totals_agree(
+    tmp_path,
+) -> None:
     config = FaultRunConfig(
         installments=2_000,
         kills=3,
@@ -52,5 +55,6 @@ async def test_cycle_under_faults_kills_and_restarts_pays_each_installment_once_
     assert result["disruptions"]["done"] == {"kill": 3, "kafka_restart": 1, "postgres_restart": 1}
     assert sum(result["states"].values()) == 2_000
     # The disruptions hit a cycle in progress, not one already over.
-    assert all(event["open_installments"] > 0 for event in result["disruptions"]["events"]), \
-        result["disruptions"]["events"]
+    assert all(event["open_installments"] > 0 for event in result["disruptions"]["events"]), result[
+        "disruptions"
+    ]["events"]

@@ -3,6 +3,7 @@ the embedded event log in a fresh directory), talked to through their HTTP APIs,
 tests of a beneficiary's whole life. The bank's answers to the next money-moving calls can be
 chosen (`plan_bank_answers`): the sandbox takes the batch, then the caller sees a 504, a 502, a
 2xx it cannot read or a reply later than it waits; or a 409 when it sends the same batch again."""
+
 from __future__ import annotations
 
 import asyncio
@@ -76,29 +77,56 @@ class LifeStack:
     async def start(self) -> LifeStack:
         ports = {name: free_port() for name in ("intake", "payout", "sandbox")}
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        common: dict[str, Any] = {"environment": "development", "data_dir": self.data_dir, "jwt_secret": JWT_SECRET,
-                                  "log_level": "WARNING", "topic_partitions": 1}
+        common: dict[str, Any] = {
+            "environment": "development",
+            "data_dir": self.data_dir,
+            "jwt_secret": JWT_SECRET,
+            "log_level": "WARNING",
+            "topic_partitions": 1,
+        }
         intake_settings = IntakeSettings(**common, port=ports["intake"])
         payout_settings = PayoutSettings(
-            **common, port=ports["payout"], bank_base_url=self.urls["sandbox"], scheduler_enabled=False,
-            bank_read_timeout_seconds=READ_TIMEOUT, status_inquiry_after_seconds=1.0, retry_base_seconds=0.05,
-            retry_max_seconds=0.3, worker_idle_seconds=0.05, lease_seconds=10.0, verification_batch_size=50,
+            **common,
+            port=ports["payout"],
+            bank_base_url=self.urls["sandbox"],
+            scheduler_enabled=False,
+            bank_read_timeout_seconds=READ_TIMEOUT,
+            status_inquiry_after_seconds=1.0,
+            retry_base_seconds=0.05,
+            retry_max_seconds=0.3,
+            worker_idle_seconds=0.05,
+            lease_seconds=10.0,
+            verification_batch_size=50,
             permanent_failure_fallback=self.fallback,
         )
-        sandbox_settings = SandboxSettings(port=ports["sandbox"], callback_base=self.urls["payout"],
-                                           webhook_delay_ms=0, webhook_retry_base_ms=20,
-                                           # The bank decides a little later than it answers: a
-                                           # resend after an ambiguous answer comes before the news.
-                                           settlement_delay_ms=600)
+        sandbox_settings = SandboxSettings(
+            port=ports["sandbox"],
+            callback_base=self.urls["payout"],
+            webhook_delay_ms=0,
+            webhook_retry_base_ms=20,
+            # The bank decides a little later than it answers: a
+            # resend after an ambiguous answer comes before the news.
+            settlement_delay_ms=600,
+        )
         self.sandbox_app = create_sandbox(sandbox_settings)
-        self._sandbox_server = uvicorn.Server(uvicorn.Config(
-            self.sandbox_app, host="127.0.0.1", port=ports["sandbox"], log_config=None, access_log=False, lifespan="on"))
+        self._sandbox_server = uvicorn.Server(
+            uvicorn.Config(
+                self.sandbox_app,
+                host="127.0.0.1",
+                port=ports["sandbox"],
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+        )
         self._sandbox_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._sandbox_task = asyncio.ensure_future(self._sandbox_server.serve())
-        self.stack = Stack(specs=[
-            ServiceSpec("intake", intake_settings, intake.create_app, intake),
-            ServiceSpec("payout", payout_settings, payout.create_app, payout),
-        ])
+        self.stack = Stack(
+            specs=[
+                ServiceSpec("intake", intake_settings, intake.create_app, intake),
+                ServiceSpec("payout", payout_settings, payout.create_app, payout),
+            ]
+        )
         await self.stack.start()
         while not self._sandbox_server.started:
             if self._sandbox_task.done():
@@ -120,34 +148,47 @@ class LifeStack:
     async def as_client(self, client_id: str) -> dict[str, str]:
         """The portal and the agencies sign in as the development clients intake seeds."""
         if client_id not in self.tokens:
-            response = await self.http.post(f"{self.urls['intake']}/oauth/token",
-                                            data={"grant_type": "client_credentials"},
-                                            auth=(client_id, f"{client_id}-dev-secret"))
+            response = await self.http.post(
+                f"{self.urls['intake']}/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(client_id, f"{client_id}-dev-secret"),
+            )
             response.raise_for_status()
             self.tokens[client_id] = {"Authorization": f"Bearer {response.json()['access_token']}"}
         return self.tokens[client_id]
 
     @property
     def operator(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(JWT_SECRET, 'life-operator', OPERATOR_SCOPES)}"}
+        return {
+            "Authorization": f"Bearer {issue_token(JWT_SECRET, 'life-operator', OPERATOR_SCOPES)}"
+        }
 
-    async def intake_call(self, client_id: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def intake_call(
+        self, client_id: str, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
         headers = await self.as_client(client_id)
-        return await self.http.request(method, self.urls["intake"] + path, headers=headers, **kwargs)
+        return await self.http.request(
+            method, self.urls["intake"] + path, headers=headers, **kwargs
+        )
 
     async def payout_get(self, path: str, **params: Any) -> Any:
-        response = await self.http.get(self.urls["payout"] + path, params=params, headers=self.operator)
+        response = await self.http.get(
+            self.urls["payout"] + path, params=params, headers=self.operator
+        )
         response.raise_for_status()
         return response.json()
 
     # -- the bank -----------------------------------------------------------------------------
 
     async def open_accounts(self, rows: list[dict[str, str]]) -> None:
-        (await self.http.post(f"{self.urls['sandbox']}/admin/accounts", json=rows)).raise_for_status()
+        (
+            await self.http.post(f"{self.urls['sandbox']}/admin/accounts", json=rows)
+        ).raise_for_status()
 
     async def plan_bank_answers(self, *answers: str) -> None:
-        response = await self.http.put(f"{self.urls['sandbox']}/admin/faults",
-                                       json=bank_faults(answers, READ_TIMEOUT))
+        response = await self.http.put(
+            f"{self.urls['sandbox']}/admin/faults", json=bank_faults(answers, READ_TIMEOUT)
+        )
         response.raise_for_status()
 
     def bank_transfers(self) -> list[Any]:
@@ -165,10 +206,14 @@ class LifeStack:
         calm = 0
         while time.monotonic() < deadline:
             status = await self.payout_get("/v1/status")
-            busy = (await intake_rt.relay().pending_count() + await payout_rt.relay().pending_count()
-                    + await bus.group_lag("payout.intake-view", [BENEFICIARY_TOPIC])
-                    + await bus.group_lag("intake.account-verification", [ACCOUNT_VERIFICATION_TOPIC])
-                    + status["verifications"].get("PENDING", 0) + status["verifications"].get("IN_PROGRESS", 0))
+            busy = (
+                await intake_rt.relay().pending_count()
+                + await payout_rt.relay().pending_count()
+                + await bus.group_lag("payout.intake-view", [BENEFICIARY_TOPIC])
+                + await bus.group_lag("intake.account-verification", [ACCOUNT_VERIFICATION_TOPIC])
+                + status["verifications"].get("PENDING", 0)
+                + status["verifications"].get("IN_PROGRESS", 0)
+            )
             calm = calm + 1 if busy == 0 else 0
             if calm >= 2:
                 return
@@ -179,8 +224,12 @@ class LifeStack:
         items: list[dict[str, Any]] = []
         cursor = None
         while True:
-            page = await self.payout_get("/v1/installments", period=period, limit=500,
-                                         **({"cursor": cursor} if cursor else {}))
+            page = await self.payout_get(
+                "/v1/installments",
+                period=period,
+                limit=500,
+                **({"cursor": cursor} if cursor else {}),
+            )
             items += page["items"]
             cursor = page["next_cursor"]
             if not cursor:
@@ -189,8 +238,9 @@ class LifeStack:
     async def run_cycle(self, period: str, timeout: float = 20) -> list[dict[str, Any]]:
         """Start the period's cycle and wait until nothing of it is in flight (on hold is visibly
         pending, not in flight); then the callbacks to come have come."""
-        response = await self.http.post(f"{self.urls['payout']}/v1/cycles", json={"period": period},
-                                        headers=self.operator)
+        response = await self.http.post(
+            f"{self.urls['payout']}/v1/cycles", json={"period": period}, headers=self.operator
+        )
         assert response.status_code in (200, 201), response.text
         deadline = time.monotonic() + timeout
         while True:

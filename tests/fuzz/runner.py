@@ -4,6 +4,7 @@ and must conform to the declared status codes, content types and response schema
 
 `fuzz(...)` runs every operation of a schema with hypothesis and collects failures instead of
 stopping at the first one, so a run reports everything it found."""
+
 from __future__ import annotations
 
 import time
@@ -25,7 +26,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 # Operations that are not part of the API contract: liveness answers without a database.
 EXCLUDED_PATHS = frozenset({"/metrics"})
 
@@ -60,12 +66,16 @@ class FuzzReport:
         return total
 
     def summary(self) -> str:
-        lines = [f"{self.service}: {len(self.operations)} operations, {self.examples} requests, "
-                 f"{len(self.failures)} failures; statuses {dict(sorted(self.statuses().items()))}"]
+        lines = [
+            f"{self.service}: {len(self.operations)} operations, {self.examples} requests, "
+            f"{len(self.failures)} failures; statuses {dict(sorted(self.statuses().items()))}"
+        ]
         for op in self.operations:
             mark = "FAIL" if op.failures else "ok"
-            lines.append(f"  {mark:4} {op.label:62} {op.examples:5} requests {op.seconds:6.1f} s "
-                         f"{dict(sorted(op.statuses.items()))}")
+            lines.append(
+                f"  {mark:4} {op.label:62} {op.examples:5} requests {op.seconds:6.1f} s "
+                f"{dict(sorted(op.statuses.items()))}"
+            )
         return "\n".join(lines)
 
 
@@ -85,9 +95,17 @@ class Known:
     query: dict[str, Any] = field(default_factory=dict)
 
 
-def fuzz(service: str, base_url: str, headers: dict[str, str], *, examples: int,
-         modes: Iterable[GenerationMode] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
-         shrink: bool = False, only: Iterable[str] = (), known: Iterable[Known] = ()) -> FuzzReport:
+def fuzz(
+    service: str,
+    base_url: str,
+    headers: dict[str, str],
+    *,
+    examples: int,
+    modes: Iterable[GenerationMode] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
+    shrink: bool = False,
+    only: Iterable[str] = (),
+    known: Iterable[Known] = (),
+) -> FuzzReport:
     """Fuzz every operation of the service at `base_url` with `examples` cases per operation and
     generation mode, then check the `known` requests; `only` restricts to operations whose label
     contains one of the strings."""
@@ -98,16 +116,21 @@ def fuzz(service: str, base_url: str, headers: dict[str, str], *, examples: int,
         for request in known:
             operation = schema[request.path][request.method]
             op_report = OperationReport(f"{operation.label} (seeded ids)")
-            case = operation.Case(path_parameters=request.path_parameters, query=request.query or None,
-                                  headers=dict(headers))
+            case = operation.Case(
+                path_parameters=request.path_parameters,
+                query=request.query or None,
+                headers=dict(headers),
+            )
             try:
-                response = case.call(base_url=base_url, session=session, headers=headers, timeout=60)
+                response = case.call(
+                    base_url=base_url, session=session, headers=headers, timeout=60
+                )
                 op_report.examples += 1
                 op_report.statuses[response.status_code] += 1
                 case.validate_response(response, checks=CHECKS, headers=headers)
             except (KeyboardInterrupt, SystemExit):
                 raise
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 op_report.failures.append(f"[seeded] {_describe(exc)}")
             report.operations.append(op_report)
         for result in schema.get_all_operations():
@@ -119,19 +142,36 @@ def fuzz(service: str, base_url: str, headers: dict[str, str], *, examples: int,
             op_report = OperationReport(operation.label)
             started = time.monotonic()
             for mode in modes:
-                _fuzz_operation(operation, mode, base_url, headers, session, examples, shrink, op_report)
+                _fuzz_operation(
+                    operation, mode, base_url, headers, session, examples, shrink, op_report
+                )
             op_report.seconds = time.monotonic() - started
             report.operations.append(op_report)
     return report
 
 
-def _fuzz_operation(operation: Any, mode: GenerationMode, base_url: str, headers: dict[str, str],
-                    session: requests.Session, examples: int, shrink: bool, report: OperationReport) -> None:
+def _fuzz_operation(
+    operation: Any,
+    mode: GenerationMode,
+    base_url: str,
+    headers: dict[str, str],
+    session: requests.Session,
+    examples: int,
+    shrink: bool,
+    report: OperationReport,
+) -> None:
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=examples, deadline=None, database=None, phases=phases, derandomize=False,
-              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=phases,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
     def run(case: Any) -> None:
         # The credentials are valid whatever the case generated for the security scheme.
         case.headers = {**(case.headers or {}), **headers}
@@ -147,7 +187,7 @@ def _fuzz_operation(operation: Any, mode: GenerationMode, base_url: str, headers
         report.impossible.append(mode.value)
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # noqa: BLE001 - schemathesis raises exception groups; the others still run
+    except BaseException as exc:
         report.failures.append(f"[{mode.value}] {_describe(exc)}")
 
 

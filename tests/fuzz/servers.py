@@ -1,13 +1,14 @@
 """The three services as real HTTP servers for fuzzing and security tests: each app served by
 uvicorn on a free port, on a fresh PostgreSQL database and the real Kafka with a topic prefix of
 its own (or on the embedded default)."""
+
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,25 @@ JWT_SECRET = "fuzz-and-security-tests-jwt-secret-0123456789"
 
 # Every scope each service knows: the fuzzers call with all of them.
 SCOPES: dict[str, frozenset[str]] = {
-    "intake": frozenset({
-        "claims:write", "claims:read", "decisions:write", "roll:write", "payment-methods:write",
-        "beneficiaries:read", "pii:read", "audit:read",
-    }),
+    "intake": frozenset(
+        {
+            "claims:write",
+            "claims:read",
+            "decisions:write",
+            "roll:write",
+            "payment-methods:write",
+            "beneficiaries:read",
+            "pii:read",
+            "audit:read",
+        }
+    ),
     "payout": frozenset({"payout:operate", "payout:read", "pii:read"}),
     "reporting": frozenset({"reports:read", "reports:write"}),
 }
 SETTINGS: dict[str, type[ServiceSettings]] = {
-    "intake": IntakeSettings, "payout": PayoutSettings, "reporting": ReportingSettings,
+    "intake": IntakeSettings,
+    "payout": PayoutSettings,
+    "reporting": ReportingSettings,
 }
 FACTORIES: dict[str, Callable[[Any], FastAPI]] = {
     "intake": intake_bootstrap.create_app,
@@ -52,8 +63,9 @@ MIGRATIONS: dict[str, Path] = {
 }
 
 
-def service_settings(service: str, *, database_url: str | None, kafka: str | None, data_dir: Path,
-                     **overrides: Any) -> ServiceSettings:
+def service_settings(
+    service: str, *, database_url: str | None, kafka: str | None, data_dir: Path, **overrides: Any
+) -> ServiceSettings:
     """Settings for a test server: its own topic prefix, the tests' JWT secret, no background
     scheduling, and (payout) a bank base URL that answers nothing unless given."""
     values: dict[str, Any] = {
@@ -65,15 +77,27 @@ def service_settings(service: str, *, database_url: str | None, kafka: str | Non
         "jwt_secret": JWT_SECRET,
     }
     if service == "payout":
-        values.update(scheduler_enabled=False, bank_base_url=f"http://127.0.0.1:{free_port()}",
-                      bank_read_timeout_seconds=1.0, bank_connect_timeout_seconds=0.5)
+        values.update(
+            scheduler_enabled=False,
+            bank_base_url=f"http://127.0.0.1:{free_port()}",
+            bank_read_timeout_seconds=1.0,
+            bank_connect_timeout_seconds=0.5,
+        )
     values.update(overrides)
     return SETTINGS[service](**values)
 
 
-def token(service: str, scopes: frozenset[str] | set[str] | None = None, *, client_id: str = "fuzzer",
-          secret: str = JWT_SECRET, **kwargs: Any) -> str:
-    return issue_token(secret, client_id, set(SCOPES[service] if scopes is None else scopes), **kwargs)
+def token(
+    service: str,
+    scopes: frozenset[str] | set[str] | None = None,
+    *,
+    client_id: str = "fuzzer",
+    secret: str = JWT_SECRET,
+    **kwargs: Any,
+) -> str:
+    return issue_token(
+        secret, client_id, set(SCOPES[service] if scopes is None else scopes), **kwargs
+    )
 
 
 @dataclass
@@ -107,15 +131,23 @@ class ServiceServer:
     async def start(self, timeout: float = 30.0) -> ServiceServer:
         await upgrade_to_head_async(MIGRATIONS[self.service], self.settings.resolved_database_url())
         self.app = FACTORIES[self.service](self.settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
-                                access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._task = asyncio.ensure_future(self._server.serve())
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if self._task.done():
-                raise RuntimeError(f"{self.service} server stopped at startup") from self._task.exception()
+                raise RuntimeError(
+                    f"{self.service} server stopped at startup"
+                ) from self._task.exception()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.service} server did not start in {timeout} s")
             await asyncio.sleep(0.05)
@@ -127,5 +159,9 @@ class ServiceServer:
         if self._task is not None:
             await asyncio.wait_for(asyncio.gather(self._task, return_exceptions=True), 30)
 
-    def client(self, scopes: frozenset[str] | set[str] | None = None, **kwargs: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, headers=self.headers(scopes), timeout=30, **kwargs)
+    def client(
+        self, scopes: frozenset[str] | set[str] | None = None, **kwargs: Any
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url, headers=self.headers(scopes), timeout=30, **kwargs
+        )

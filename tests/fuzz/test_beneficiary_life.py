@@ -11,6 +11,7 @@ After every cycle: at most one payment kept by the bank per person, scheme and p
 installment is final or visibly on hold; every credit went where the paying agency said (or to
 the post office when the policy pays in cash after a refusal), to a representative only on a day
 their authorisation covers, and never for a period an entitlement was stopped from."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +27,12 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    Bundle, RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test,
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
 )
 
 from tests.fuzz.life import ANSWERS, FINAL, PAID, LifeStack, dumps, vn_today
@@ -36,14 +42,22 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 AGENCIES = ("BHXH", "DOLISA", "ESC")
 SCHEME_AGENCY = {"PENSION": "BHXH", "MERITORIOUS": "DOLISA"}
 CLAIM_SCHEME_AGENCY = {"SOCIAL_PROTECTION": "DOLISA"}
-NAMES = ("Nguyễn Văn Ánh", "Trần Thị Hương", "Lê Đức Bình", "Phạm Thị Thảo", "Đỗ Văn Dũng", "Hoàng Thị Lan")
+NAMES = (
+    "Nguyễn Văn Ánh",
+    "Trần Thị Hương",
+    "Lê Đức Bình",
+    "Phạm Thị Thảo",
+    "Đỗ Văn Dũng",
+    "Hoàng Thị Lan",
+)
 REP_NAMES = ("Nguyễn Thị Mai", "Trần Văn Hùng", "Lê Thị Hoa")
 COMMUNE = {"commune_code": "09154", "list_date": "2023-05-07"}
 CYCLES_PER_LIFE = 4
 # What the bank answers the next money-moving calls: an ambiguous answer alone, or followed by a
 # 409 when the same batch is sent again.
 BANK_SCENARIOS = [(a,) for a in ANSWERS if a not in ("ok", "409_on_resend")] + [
-    (a, "409_on_resend") for a in ("timeout", "504_after", "502_after", "garbled_2xx")]
+    (a, "409_on_resend") for a in ("timeout", "504_after", "502_after", "garbled_2xx")
+]
 
 
 def period_after(period: str, months: int) -> str:
@@ -65,7 +79,9 @@ class Destination:
     def covers(self, day: Any) -> bool:
         if self.rep_valid_from is None:
             return True
-        return self.rep_valid_from <= day and (self.rep_valid_until is None or day <= self.rep_valid_until)
+        return self.rep_valid_from <= day and (
+            self.rep_valid_until is None or day <= self.rep_valid_until
+        )
 
 
 @dataclass
@@ -94,7 +110,9 @@ class BeneficiaryLife(RuleBasedStateMachine):
         self.cycles = 0
         self.persons: list[Person] = []
         self.by_beneficiary: dict[str, Person] = {}
-        self.refused_by_bank: set[str] = set()  # beneficiaries whose bank refused a transfer for good
+        self.refused_by_bank: set[str] = (
+            set()
+        )  # beneficiaries whose bank refused a transfer for good
 
     def run(self, coro: Any) -> Any:
         return self.runner.run(coro)
@@ -124,8 +142,11 @@ class BeneficiaryLife(RuleBasedStateMachine):
     def fresh_account(self, holder: str) -> str:
         assert self.life is not None
         number = f"{next(self.numbers) + 1_000_000:010d}"
-        self.run(self.life.open_accounts([{"bin": VCB, "account_number": number, "holder_name": holder,
-                                           "status": "ACTIVE"}]))
+        self.run(
+            self.life.open_accounts(
+                [{"bin": VCB, "account_number": number, "holder_name": holder, "status": "ACTIVE"}]
+            )
+        )
         return number
 
     def fresh_identity(self) -> tuple[str, str]:
@@ -134,8 +155,11 @@ class BeneficiaryLife(RuleBasedStateMachine):
 
     def lookup(self, national_id: str) -> dict[str, Any]:
         assert self.life is not None
-        response = self.run(self.life.intake_call("admin", "POST", "/v1/beneficiaries/lookup",
-                                                  json={"national_id": national_id}))
+        response = self.run(
+            self.life.intake_call(
+                "admin", "POST", "/v1/beneficiaries/lookup", json={"national_id": national_id}
+            )
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -153,35 +177,79 @@ class BeneficiaryLife(RuleBasedStateMachine):
         national_id, name = self.fresh_identity()
         account = self.fresh_account(name)
         agency = SCHEME_AGENCY[scheme]
-        row = {"national_id": national_id, "full_name": name, "date_of_birth": "1955-03-01",
-               "si_number": national_id[-10:] if scheme == "PENSION" else None,
-               "commune_code": COMMUNE["commune_code"], "commune_list_date": COMMUNE["list_date"],
-               "scheme": scheme, "decision_number": f"QD-ROLL-{national_id}", "amount_per_installment": "3500000",
-               "start_period": self.first_period, "payment_method": "OWN_ACCOUNT", "bank_bin": VCB,
-               "account_number": account}
-        response = self.run(self.life.intake_call(agency.lower(), "POST", "/v1/roll/uploads",
-                                                  json={"rows": [{k: v for k, v in row.items() if v is not None}]}))
+        row = {
+            "national_id": national_id,
+            "full_name": name,
+            "date_of_birth": "1955-03-01",
+            "si_number": national_id[-10:] if scheme == "PENSION" else None,
+            "commune_code": COMMUNE["commune_code"],
+            "commune_list_date": COMMUNE["list_date"],
+            "scheme": scheme,
+            "decision_number": f"QD-ROLL-{national_id}",
+            "amount_per_installment": "3500000",
+            "start_period": self.first_period,
+            "payment_method": "OWN_ACCOUNT",
+            "bank_bin": VCB,
+            "account_number": account,
+        }
+        response = self.run(
+            self.life.intake_call(
+                agency.lower(),
+                "POST",
+                "/v1/roll/uploads",
+                json={"rows": [{k: v for k, v in row.items() if v is not None}]},
+            )
+        )
         assert response.status_code == 201, response.text
         [outcome] = response.json()["rows"]
-        return self.add(Person(national_id, name, outcome["beneficiary_id"], agency, scheme,
-                               Destination(VCB, account), account, [outcome["entitlement_id"]]))
+        return self.add(
+            Person(
+                national_id,
+                name,
+                outcome["beneficiary_id"],
+                agency,
+                scheme,
+                Destination(VCB, account),
+                account,
+                [outcome["entitlement_id"]],
+            )
+        )
 
-    def file_and_decide(self, national_id: str, name: str, scheme: str, agency: str, account: str,
-                        dossier: str) -> tuple[int, dict[str, Any]]:
+    def file_and_decide(
+        self, national_id: str, name: str, scheme: str, agency: str, account: str, dossier: str
+    ) -> tuple[int, dict[str, Any]]:
         assert self.life is not None
-        claim = {"portal_dossier_id": dossier, "scheme": scheme,
-                 "applicant": {"national_id": national_id, "full_name": name, "date_of_birth": "1955-03-01",
-                               **({"si_number": national_id[-10:]} if scheme == "PENSION" else {})},
-                 "address": COMMUNE, "payment": {"method": "OWN_ACCOUNT", "bank_bin": VCB, "account_number": account}}
+        claim = {
+            "portal_dossier_id": dossier,
+            "scheme": scheme,
+            "applicant": {
+                "national_id": national_id,
+                "full_name": name,
+                "date_of_birth": "1955-03-01",
+                **({"si_number": national_id[-10:]} if scheme == "PENSION" else {}),
+            },
+            "address": COMMUNE,
+            "payment": {"method": "OWN_ACCOUNT", "bank_bin": VCB, "account_number": account},
+        }
         filed = self.run(self.life.intake_call("portal", "POST", "/v1/claims", json=claim))
         if filed.status_code >= 400:
             assert filed.status_code < 500, filed.text
             return filed.status_code, filed.json()
-        decision = {"outcome": "APPROVED", "decision_number": f"QD-{dossier}", "agency": agency,
-                    "amount_per_installment": 2_000_000,
-                    "schedule": {"kind": "OPEN_MONTHLY", "start_period": self.next_period}}
-        decided = self.run(self.life.intake_call(agency.lower(), "POST", f"/v1/claims/{filed.json()['claim_id']}/decision",
-                                                 json=decision))
+        decision = {
+            "outcome": "APPROVED",
+            "decision_number": f"QD-{dossier}",
+            "agency": agency,
+            "amount_per_installment": 2_000_000,
+            "schedule": {"kind": "OPEN_MONTHLY", "start_period": self.next_period},
+        }
+        decided = self.run(
+            self.life.intake_call(
+                agency.lower(),
+                "POST",
+                f"/v1/claims/{filed.json()['claim_id']}/decision",
+                json=decision,
+            )
+        )
         assert decided.status_code < 500, decided.text
         return decided.status_code, decided.json()
 
@@ -191,35 +259,62 @@ class BeneficiaryLife(RuleBasedStateMachine):
         national_id, name = self.fresh_identity()
         account = self.fresh_account(name)
         agency = CLAIM_SCHEME_AGENCY[scheme]
-        status, body = self.file_and_decide(national_id, name, scheme, agency, account, f"DVC-{national_id}")
+        status, body = self.file_and_decide(
+            national_id, name, scheme, agency, account, f"DVC-{national_id}"
+        )
         assert status in (200, 201), dumps(body)
         found = self.lookup(national_id)
-        return self.add(Person(national_id, name, found["beneficiary_id"], agency, scheme,
-                               Destination(VCB, account), account, [body["entitlement_id"]]))
+        return self.add(
+            Person(
+                national_id,
+                name,
+                found["beneficiary_id"],
+                agency,
+                scheme,
+                Destination(VCB, account),
+                account,
+                [body["entitlement_id"]],
+            )
+        )
 
-    @precondition(lambda self: any(p.destination.account_number == p.own_account for p in self.persons))
+    @precondition(
+        lambda self: any(p.destination.account_number == p.own_account for p in self.persons)
+    )
     @rule(data=st.data())
     def claim_a_scheme_already_held(self, data: st.DataObject) -> None:
         """The person files again for the scheme they are already paid (same account), and the
         paying agency approves: a second entitlement must not mean a second payment."""
         candidates = [p for p in self.persons if p.destination.account_number == p.own_account]
         person = data.draw(st.sampled_from(candidates))
-        status, body = self.file_and_decide(person.national_id, person.name, person.scheme, person.agency,
-                                            person.own_account, f"DVC-AGAIN-{person.national_id}-{next(self.numbers)}")
+        status, body = self.file_and_decide(
+            person.national_id,
+            person.name,
+            person.scheme,
+            person.agency,
+            person.own_account,
+            f"DVC-AGAIN-{person.national_id}-{next(self.numbers)}",
+        )
         if status in (200, 201) and body.get("entitlement_id"):
             person.entitlements.append(body["entitlement_id"])
 
     # -- where the money goes -----------------------------------------------------------------
 
-    @rule(person=people, client=st.sampled_from(AGENCIES), via=st.sampled_from(["api", "upload"]),
-          kind=st.sampled_from(["own", "representative", "representative_not_yet", "cash"]))
+    @rule(
+        person=people,
+        client=st.sampled_from(AGENCIES),
+        via=st.sampled_from(["api", "upload"]),
+        kind=st.sampled_from(["own", "representative", "representative_not_yet", "cash"]),
+    )
     def change_payment_method(self, person: Person, client: str, via: str, kind: str) -> None:
         assert self.life is not None
         today = vn_today()
         new: Destination
         body: dict[str, Any]
         if kind == "cash":
-            body = {"method": "CASH_POST_OFFICE", "cash_reason": "cannot transact; nobody to authorise"}
+            body = {
+                "method": "CASH_POST_OFFICE",
+                "cash_reason": "cannot transact; nobody to authorise",
+            }
             new = Destination("VNPOST")
         elif kind == "own":
             account = self.fresh_account(person.name)
@@ -229,34 +324,69 @@ class BeneficiaryLife(RuleBasedStateMachine):
             n = next(self.numbers)
             rep_name = REP_NAMES[n % len(REP_NAMES)]
             account = self.fresh_account(rep_name)
-            valid_from = today - timedelta(days=30) if kind == "representative" else today + timedelta(days=1)
+            valid_from = (
+                today - timedelta(days=30)
+                if kind == "representative"
+                else today + timedelta(days=1)
+            )
             valid_until = today + timedelta(days=365)
-            body = {"method": "AUTHORISED_ACCOUNT", "bank_bin": VCB, "account_number": account,
-                    "representative": {"national_id": f"026180{n:06d}", "full_name": rep_name, "relationship": "con",
-                                       "power_of_attorney_ref": f"UQ-{n}", "valid_from": valid_from.isoformat(),
-                                       "valid_until": valid_until.isoformat()}}
+            body = {
+                "method": "AUTHORISED_ACCOUNT",
+                "bank_bin": VCB,
+                "account_number": account,
+                "representative": {
+                    "national_id": f"026180{n:06d}",
+                    "full_name": rep_name,
+                    "relationship": "con",
+                    "power_of_attorney_ref": f"UQ-{n}",
+                    "valid_from": valid_from.isoformat(),
+                    "valid_until": valid_until.isoformat(),
+                },
+            }
             new = Destination(VCB, account, valid_from, valid_until)
         if via == "api":
-            response = self.run(self.life.intake_call(client.lower(), "PUT",
-                                                      f"/v1/beneficiaries/{person.beneficiary_id}/payment-method",
-                                                      json=body))
+            response = self.run(
+                self.life.intake_call(
+                    client.lower(),
+                    "PUT",
+                    f"/v1/beneficiaries/{person.beneficiary_id}/payment-method",
+                    json=body,
+                )
+            )
             assert response.status_code < 500, response.text
             taken = response.status_code == 200
         else:
-            row = {"national_id": person.national_id, "payment_method": body["method"],
-                   **{k: v for k, v in body.items() if k in ("bank_bin", "account_number", "cash_reason")}}
+            row = {
+                "national_id": person.national_id,
+                "payment_method": body["method"],
+                **{
+                    k: v
+                    for k, v in body.items()
+                    if k in ("bank_bin", "account_number", "cash_reason")
+                },
+            }
             rep = body.get("representative")
             if rep:
-                row.update(rep_national_id=rep["national_id"], rep_full_name=rep["full_name"],
-                           rep_relationship=rep["relationship"], rep_power_of_attorney_ref=rep["power_of_attorney_ref"],
-                           rep_valid_from=rep["valid_from"], rep_valid_until=rep["valid_until"])
-            response = self.run(self.life.intake_call(client.lower(), "POST", "/v1/payment-methods/uploads",
-                                                      json={"rows": [row]}))
+                row.update(
+                    rep_national_id=rep["national_id"],
+                    rep_full_name=rep["full_name"],
+                    rep_relationship=rep["relationship"],
+                    rep_power_of_attorney_ref=rep["power_of_attorney_ref"],
+                    rep_valid_from=rep["valid_from"],
+                    rep_valid_until=rep["valid_until"],
+                )
+            response = self.run(
+                self.life.intake_call(
+                    client.lower(), "POST", "/v1/payment-methods/uploads", json={"rows": [row]}
+                )
+            )
             assert response.status_code < 500, response.text
             taken = response.status_code == 201 and response.json()["accepted"] == 1
         if client != person.agency:
-            assert not taken, (f"{client} changed where a beneficiary paid by {person.agency} is paid "
-                               f"({via}): {response.status_code} {response.text[:300]}")
+            assert not taken, (
+                f"{client} changed where a beneficiary paid by {person.agency} is paid "
+                f"({via}): {response.status_code} {response.text[:300]}"
+            )
             return
         if person.stopped_from is not None and not taken:
             return  # a stopped entitlement may leave the agency nothing to pay: a refusal is fine
@@ -269,7 +399,9 @@ class BeneficiaryLife(RuleBasedStateMachine):
         assert self.life is not None
         if person.destination.account_number is None:
             return
-        holder = self.life.sandbox_app.state.sandbox.state.account(VCB, person.destination.account_number)
+        holder = self.life.sandbox_app.state.sandbox.state.account(
+            VCB, person.destination.account_number
+        )
         holder.status = "CLOSED"
         self.refused_by_bank.add(person.beneficiary_id)
 
@@ -279,11 +411,19 @@ class BeneficiaryLife(RuleBasedStateMachine):
         assert self.life is not None
         effective = self.next_period
         for entitlement_id in person.entitlements:
-            response = self.run(self.life.intake_call(client.lower(), "POST", f"/v1/entitlements/{entitlement_id}/stop",
-                                                      json={"reason": "DEATH", "effective_period": effective}))
+            response = self.run(
+                self.life.intake_call(
+                    client.lower(),
+                    "POST",
+                    f"/v1/entitlements/{entitlement_id}/stop",
+                    json={"reason": "DEATH", "effective_period": effective},
+                )
+            )
             assert response.status_code < 500, response.text
             if client != person.agency:
-                assert response.status_code >= 400, f"{client} stopped an entitlement {person.agency} pays"
+                assert response.status_code >= 400, (
+                    f"{client} stopped an entitlement {person.agency} pays"
+                )
             elif response.status_code == 200 and person.stopped_from is None:
                 person.stopped_from = effective
 
@@ -315,19 +455,29 @@ class BeneficiaryLife(RuleBasedStateMachine):
         self.cycles += 1
         self.check_cycle(period, items, snapshot)
 
-    def check_cycle(self, period: str, items: list[dict[str, Any]], destinations: dict[str, Destination]) -> None:
+    def check_cycle(
+        self, period: str, items: list[dict[str, Any]], destinations: dict[str, Destination]
+    ) -> None:
         assert self.life is not None
         ours = [i for i in items if i["beneficiary_id"] in self.by_beneficiary]
         # Every installment ends in a final state or is visibly pending (on hold, with why).
-        stuck = [(i["id"], i["state"]) for i in ours if i["state"] not in FINAL and i["state"] != "ON_HOLD"]
+        stuck = [
+            (i["id"], i["state"])
+            for i in ours
+            if i["state"] not in FINAL and i["state"] != "ON_HOLD"
+        ]
         assert not stuck, f"installments of {period} left in flight: {stuck}"
-        unexplained = [i["id"] for i in ours if i["state"] == "ON_HOLD" and not i.get("hold_reason")]
+        unexplained = [
+            i["id"] for i in ours if i["state"] == "ON_HOLD" and not i.get("hold_reason")
+        ]
         assert not unexplained, f"installments on hold without a reason: {unexplained}"
         # None lost: each person not stopped has an installment for the period.
         for person in self.persons:
             has = [i for i in ours if i["beneficiary_id"] == person.beneficiary_id]
             if person.stopped_from is not None and period >= person.stopped_from:
-                assert not [i for i in has if i["state"] in PAID], f"paid after the stop from {person.stopped_from}"
+                assert not [i for i in has if i["state"] in PAID], (
+                    f"paid after the stop from {person.stopped_from}"
+                )
             else:
                 assert has, f"no installment of {period} for a {person.scheme} beneficiary"
         self.check_bank_ledger(period, destinations)
@@ -350,7 +500,8 @@ class BeneficiaryLife(RuleBasedStateMachine):
             current = f"PAY-{item['id']}-{item['attempt_no']}"
             assert item["state"] in PAID and current == transfer.end_to_end_id, (
                 f"the bank paid {transfer.end_to_end_id} ({transfer.counterparty}) but payout holds "
-                f"{item['state']} on {current}: {item.get('reason_code')} {item.get('reason_text')}")
+                f"{item['state']} on {current}: {item.get('reason_code')} {item.get('reason_text')}"
+            )
             key = (item["beneficiary_id"], item["scheme"], item["period"])
             kept[key] += 1
             person = self.by_beneficiary[item["beneficiary_id"]]
@@ -360,15 +511,21 @@ class BeneficiaryLife(RuleBasedStateMachine):
             where = destinations[person.beneficiary_id]
             if transfer.counterparty == "VNPOST":
                 allowed = where.counterparty == "VNPOST" or (
-                    self.fallback == "cash" and person.beneficiary_id in self.refused_by_bank)
+                    self.fallback == "cash" and person.beneficiary_id in self.refused_by_bank
+                )
                 assert allowed, f"paid in cash while {person.agency} set a bank account ({period})"
             else:
-                assert (transfer.counterparty, transfer.account_number) == (where.counterparty, where.account_number), \
-                    f"money of {period} went to an account {person.agency} did not set"
-                assert where.covers(sent_on), \
+                assert (transfer.counterparty, transfer.account_number) == (
+                    where.counterparty,
+                    where.account_number,
+                ), f"money of {period} went to an account {person.agency} did not set"
+                assert where.covers(sent_on), (
                     f"paid to a representative on {sent_on}, outside their authorisation {where}"
+                )
             if person.stopped_from is not None:
-                assert item["period"] < person.stopped_from, f"paid for {item['period']}, stopped from {person.stopped_from}"
+                assert item["period"] < person.stopped_from, (
+                    f"paid for {item['period']}, stopped from {person.stopped_from}"
+                )
         twice = {key: n for key, n in kept.items() if n > 1}
         assert not twice, f"paid more than once for a person, scheme and period: {twice}"
 
@@ -376,16 +533,24 @@ class BeneficiaryLife(RuleBasedStateMachine):
 MACHINE_SETTINGS = settings(
     # Each example starts its own services: no shrinking (a failing life is printed step by step
     # as it ran), derandomized so that every run tries the same lives.
-    max_examples=6, stateful_step_count=10, deadline=None, derandomize=True, database=None,
+    max_examples=6,
+    stateful_step_count=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 
 
 class TestBeneficiaryLife:
-    async def test_any_life_pays_once_per_person_scheme_and_period_and_only_where_the_paying_agency_said(self) -> None:
+    async def test_any_life_pays_once_per_person_scheme_and_period_and_only_where_the_paying_agency_said(
+        self,
+    ) -> None:
         # The machine runs its services on loops of its own, in a thread of its own.
-        await asyncio.to_thread(run_state_machine_as_test, BeneficiaryLife, settings=MACHINE_SETTINGS)
+        await asyncio.to_thread(
+            run_state_machine_as_test, BeneficiaryLife, settings=MACHINE_SETTINGS
+        )
 
 
 async def live(fallback: str, *steps: str, answers: tuple[str, ...] = ()) -> None:
@@ -401,8 +566,14 @@ def live_in_thread(fallback: str, *steps: str, answers: tuple[str, ...] = ()) ->
             if step == "bank_answers":
                 state.bank_answers(answers)
             elif step == "claim_again":
-                status, body = state.file_and_decide(person.national_id, person.name, person.scheme, person.agency,
-                                                     person.own_account, f"DVC-AGAIN-{person.national_id}")
+                status, body = state.file_and_decide(
+                    person.national_id,
+                    person.name,
+                    person.scheme,
+                    person.agency,
+                    person.own_account,
+                    f"DVC-AGAIN-{person.national_id}",
+                )
                 if status in (200, 201) and body.get("entitlement_id"):
                     person.entitlements.append(body["entitlement_id"])
             elif step.startswith("method:"):
@@ -422,22 +593,32 @@ class TestLives:
     """Lives a derandomized run may not draw, walked on every run."""
 
     async def test_another_agency_cannot_redirect_a_pensioners_money(self) -> None:
-        await live("none", "method:DOLISA:api:own", "method:ESC:upload:representative", "monthly_cycle")
+        await live(
+            "none", "method:DOLISA:api:own", "method:ESC:upload:representative", "monthly_cycle"
+        )
 
-    async def test_a_second_pension_approved_for_a_pensioner_on_the_roll_pays_once_a_period(self) -> None:
+    async def test_a_second_pension_approved_for_a_pensioner_on_the_roll_pays_once_a_period(
+        self,
+    ) -> None:
         await live("none", "claim_again", "monthly_cycle", "monthly_cycle")
 
     async def test_a_representative_whose_authorisation_has_not_begun_is_not_paid(self) -> None:
         await live("none", "method:BHXH:api:representative_not_yet", "monthly_cycle")
 
-    async def test_a_batch_the_bank_took_despite_a_gateway_error_is_paid_once_even_with_cash_fallback(self) -> None:
+    async def test_a_batch_the_bank_took_despite_a_gateway_error_is_paid_once_even_with_cash_fallback(
+        self,
+    ) -> None:
         await live("cash", "bank_answers", "monthly_cycle", answers=("504_after", "409_on_resend"))
 
     async def test_an_unreadable_answer_then_a_refused_resend_is_paid_once(self) -> None:
-        await live("cash", "bank_answers", "monthly_cycle", answers=("garbled_2xx", "409_on_resend"))
+        await live(
+            "cash", "bank_answers", "monthly_cycle", answers=("garbled_2xx", "409_on_resend")
+        )
 
     async def test_a_closed_account_is_paid_in_cash_once_with_the_fallback(self) -> None:
         await live("cash", "close_account", "monthly_cycle", "monthly_cycle")
 
     async def test_only_the_paying_agency_stops_and_nothing_is_paid_after_its_stop(self) -> None:
-        await live("none", "monthly_cycle", "stop:DOLISA", "stop:BHXH", "monthly_cycle", "monthly_cycle")
+        await live(
+            "none", "monthly_cycle", "stop:DOLISA", "stop:BHXH", "monthly_cycle", "monthly_cycle"
+        )

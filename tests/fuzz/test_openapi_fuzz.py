@@ -6,6 +6,7 @@ declares: its status code, its content type and its body's schema. Requests with
 seeded rows are checked the same way.
 
 A few examples per operation here; `bench/fuzz.py` runs the same with many more."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,11 +20,13 @@ EXAMPLES = 8
 
 
 @pytest.mark.parametrize("service", ["intake", "payout", "reporting"])
-async def test_every_operation_conforms_and_never_fails_on_the_server(service, pg_database, kafka_bootstrap,
-                                                                      tmp_path):
+async def test_every_operation_conforms_and_never_fails_on_the_server(
+    service, pg_database, kafka_bootstrap, tmp_path
+):
     url = await pg_database(f"fuzz_{service}")
     async with running(service, url, kafka_bootstrap, tmp_path) as target:
-        report = await asyncio.to_thread(fuzz, service, target.base_url, target.headers,
-                                         examples=EXAMPLES, known=target.known)
+        report = await asyncio.to_thread(
+            fuzz, service, target.base_url, target.headers, examples=EXAMPLES, known=target.known
+        )
     assert report.examples > 0
     assert not report.failures, report.summary() + "\n\n" + "\n\n".join(report.failures)

@@ -7,6 +7,7 @@ The services run on fresh PostgreSQL databases and Kafka with topics of their ow
 payout in development (so the development clients exist and their real tokens are used),
 reporting in production. The records acted on belong to BHXH: a pensioner of its roll, that
 pensioner's entitlement and uploads, and a pension claim the portal filed."""
+
 from __future__ import annotations
 
 import uuid
@@ -70,8 +71,14 @@ def _apps_for_collection() -> dict[str, FastAPI]:
     # Built without their lifespan: nothing is opened (the data directory stays unused), only the
     # routes are read.
     unused = Path(gettempdir()) / "authority-matrix-unused"
-    return {s: FACTORIES[s](service_settings(s, database_url=None, kafka=None, data_dir=unused,
-                                             environment="development")) for s in SERVICES}
+    return {
+        s: FACTORIES[s](
+            service_settings(
+                s, database_url=None, kafka=None, data_dir=unused, environment="development"
+            )
+        )
+        for s in SERVICES
+    }
 
 
 ROUTES = set().union(*(app_routes(s, app) for s, app in _apps_for_collection().items()))
@@ -95,7 +102,9 @@ class Call:
     params: dict[str, str] | None = None
     form: dict[str, str] | None = None
     owner: Owner | None = None
-    signed: Callable[[], tuple[str, bytes]] | None = None  # (counterparty, body) for a signed control
+    signed: Callable[[], tuple[str, bytes]] | None = (
+        None  # (counterparty, body) for a signed control
+    )
 
     def url(self, world: World) -> str:
         return self.path(world) if callable(self.path) else self.path
@@ -107,77 +116,128 @@ BHXH_UPLOAD = Owner(frozenset({"BHXH"}), "bhxh")
 
 
 def _method_row(world: World) -> dict:
-    return {"national_id": world.ids["national_id"], "payment_method": "OWN_ACCOUNT",
-            "bank_bin": builders.VIETCOMBANK, "account_number": builders.account()}
+    return {
+        "national_id": world.ids["national_id"],
+        "payment_method": "OWN_ACCOUNT",
+        "bank_bin": builders.VIETCOMBANK,
+        "account_number": builders.account(),
+    }
 
 
 def _target(_: World) -> dict:
-    return {"code": f"m-{uuid.uuid4().hex[:8]}", "title_vi": "Mục tiêu", "title_en": "Target",
-            "area_type": "URBAN", "area_level": "province", "schemes": ["PENSION"], "target_percent": 25,
-            "deadline": "2025-12-31"}
+    return {
+        "code": f"m-{uuid.uuid4().hex[:8]}",
+        "title_vi": "Mục tiêu",
+        "title_en": "Target",
+        "area_type": "URBAN",
+        "area_level": "province",
+        "schemes": ["PENSION"],
+        "target_percent": 25,
+        "deadline": "2025-12-31",
+    }
 
 
 def _approval(_: World) -> dict:
-    return {"outcome": "APPROVED", "agency": "BHXH", "decision_number": "QD-MATRIX-1",
-            "amount_per_installment": 5_000_000, "schedule": {"kind": "OPEN_MONTHLY", "start_period": "2031-01"}}
+    return {
+        "outcome": "APPROVED",
+        "agency": "BHXH",
+        "decision_number": "QD-MATRIX-1",
+        "amount_per_installment": 5_000_000,
+        "schedule": {"kind": "OPEN_MONTHLY", "start_period": "2031-01"},
+    }
 
 
 CALLS: dict[tuple[str, str, str], Call] = {
     ("intake", "POST", "/v1/claims"): Call("/v1/claims", lambda w: builders.claim("PENSION")),
-    ("intake", "GET", "/v1/claims/{claim_id}"): Call(lambda w: f"/v1/claims/{w.ids['claim']}", owner=PORTAL_CLAIM),
+    ("intake", "GET", "/v1/claims/{claim_id}"): Call(
+        lambda w: f"/v1/claims/{w.ids['claim']}", owner=PORTAL_CLAIM
+    ),
     ("intake", "POST", "/v1/claims/{claim_id}/decision"): Call(
-        lambda w: f"/v1/claims/{w.ids['decided_claim']}/decision", _approval, owner=BHXH_RECORD),
+        lambda w: f"/v1/claims/{w.ids['decided_claim']}/decision", _approval, owner=BHXH_RECORD
+    ),
     ("intake", "GET", "/v1/entitlements/{entitlement_id}"): Call(
-        lambda w: f"/v1/entitlements/{w.ids['entitlement']}", owner=BHXH_RECORD),
+        lambda w: f"/v1/entitlements/{w.ids['entitlement']}", owner=BHXH_RECORD
+    ),
     ("intake", "POST", "/v1/entitlements/{entitlement_id}/stop"): Call(
         lambda w: f"/v1/entitlements/{w.ids['stopped_entitlement']}/stop",
-        lambda w: {"reason": "OTHER", "effective_period": "2099-01"}, owner=BHXH_RECORD),
-    ("intake", "POST", "/v1/roll/uploads"): Call("/v1/roll/uploads", lambda w: {"rows": [builders.roll_row()]}),
+        lambda w: {"reason": "OTHER", "effective_period": "2099-01"},
+        owner=BHXH_RECORD,
+    ),
+    ("intake", "POST", "/v1/roll/uploads"): Call(
+        "/v1/roll/uploads", lambda w: {"rows": [builders.roll_row()]}
+    ),
     ("intake", "GET", "/v1/roll/uploads/{upload_id}"): Call(
-        lambda w: f"/v1/roll/uploads/{w.ids['roll_upload']}", owner=BHXH_UPLOAD),
+        lambda w: f"/v1/roll/uploads/{w.ids['roll_upload']}", owner=BHXH_UPLOAD
+    ),
     ("intake", "GET", "/v1/roll/uploads/{upload_id}/rejections.csv"): Call(
-        lambda w: f"/v1/roll/uploads/{w.ids['roll_upload']}/rejections.csv", owner=BHXH_UPLOAD),
+        lambda w: f"/v1/roll/uploads/{w.ids['roll_upload']}/rejections.csv", owner=BHXH_UPLOAD
+    ),
     ("intake", "POST", "/v1/payment-methods/uploads"): Call(
-        "/v1/payment-methods/uploads", lambda w: {"rows": [_method_row(w)]}),
+        "/v1/payment-methods/uploads", lambda w: {"rows": [_method_row(w)]}
+    ),
     ("intake", "GET", "/v1/payment-methods/uploads/{upload_id}"): Call(
-        lambda w: f"/v1/payment-methods/uploads/{w.ids['method_upload']}", owner=BHXH_UPLOAD),
+        lambda w: f"/v1/payment-methods/uploads/{w.ids['method_upload']}", owner=BHXH_UPLOAD
+    ),
     ("intake", "GET", "/v1/payment-methods/uploads/{upload_id}/rejections.csv"): Call(
-        lambda w: f"/v1/payment-methods/uploads/{w.ids['method_upload']}/rejections.csv", owner=BHXH_UPLOAD),
+        lambda w: f"/v1/payment-methods/uploads/{w.ids['method_upload']}/rejections.csv",
+        owner=BHXH_UPLOAD,
+    ),
     ("intake", "GET", "/v1/beneficiaries/{beneficiary_id}"): Call(
-        lambda w: f"/v1/beneficiaries/{w.ids['beneficiary']}", owner=BHXH_RECORD),
+        lambda w: f"/v1/beneficiaries/{w.ids['beneficiary']}", owner=BHXH_RECORD
+    ),
     ("intake", "POST", "/v1/beneficiaries/lookup"): Call(
-        "/v1/beneficiaries/lookup", lambda w: {"national_id": w.ids["national_id"]}, owner=BHXH_RECORD),
+        "/v1/beneficiaries/lookup",
+        lambda w: {"national_id": w.ids["national_id"]},
+        owner=BHXH_RECORD,
+    ),
     ("intake", "GET", "/v1/beneficiaries/{beneficiary_id}/payment-methods"): Call(
-        lambda w: f"/v1/beneficiaries/{w.ids['beneficiary']}/payment-methods", owner=BHXH_RECORD),
+        lambda w: f"/v1/beneficiaries/{w.ids['beneficiary']}/payment-methods", owner=BHXH_RECORD
+    ),
     ("intake", "PUT", "/v1/beneficiaries/{beneficiary_id}/payment-method"): Call(
         lambda w: f"/v1/beneficiaries/{w.ids['beneficiary']}/payment-method",
-        lambda w: {"method": "OWN_ACCOUNT", "bank_bin": builders.VIETCOMBANK, "account_number": builders.account()},
-        owner=BHXH_RECORD),
+        lambda w: {
+            "method": "OWN_ACCOUNT",
+            "bank_bin": builders.VIETCOMBANK,
+            "account_number": builders.account(),
+        },
+        owner=BHXH_RECORD,
+    ),
     # A bearer token is not a client's credentials, whatever its scopes.
-    ("intake", "POST", "/oauth/token"): Call("/oauth/token", form={"grant_type": "client_credentials"}),
+    ("intake", "POST", "/oauth/token"): Call(
+        "/oauth/token", form={"grant_type": "client_credentials"}
+    ),
     ("payout", "POST", "/v1/cycles"): Call("/v1/cycles", lambda w: {"period": "2031-04"}),
     ("payout", "GET", "/v1/cycles/{period}"): Call("/v1/cycles/2031-04"),
     ("payout", "GET", "/v1/installments/{installment_id}"): Call("/v1/installments/1"),
     ("payout", "GET", "/v1/batches/{batch_id}"): Call("/v1/batches/B-1"),
     ("payout", "GET", "/v1/ledger"): Call("/v1/ledger", params={"period": "2031-04"}),
     ("payout", "POST", "/v1/reconciliations"): Call(
-        "/v1/reconciliations", lambda w: {"counterparty": VCB, "date": "2031-04-05"}),
+        "/v1/reconciliations", lambda w: {"counterparty": VCB, "date": "2031-04-05"}
+    ),
     ("payout", "GET", "/v1/reconciliations/{run_id}"): Call("/v1/reconciliations/1"),
     ("payout", "GET", "/v1/beneficiaries/{beneficiary_id}/payment-method"): Call(
-        lambda w: f"/v1/beneficiaries/{w.ids['beneficiary']}/payment-method"),
+        lambda w: f"/v1/beneficiaries/{w.ids['beneficiary']}/payment-method"
+    ),
     ("payout", "POST", "/v1/webhooks/banks/{bank_bin}"): Call(
-        f"/v1/webhooks/banks/{VCB}", signed=lambda: (VCB, orjson.dumps({"delivery_id": "d-1", "events": []}))),
+        f"/v1/webhooks/banks/{VCB}",
+        signed=lambda: (VCB, orjson.dumps({"delivery_id": "d-1", "events": []})),
+    ),
     ("payout", "POST", "/v1/webhooks/iso/{bank_bin}"): Call(
-        f"/v1/webhooks/iso/{ISO_BANK}", signed=lambda: (ISO_BANK, b"<Document/>")),
+        f"/v1/webhooks/iso/{ISO_BANK}", signed=lambda: (ISO_BANK, b"<Document/>")
+    ),
     ("payout", "POST", "/v1/webhooks/vnpost"): Call(
-        "/v1/webhooks/vnpost", signed=lambda: ("VNPOST", orjson.dumps({"delivery_id": "d-1", "events": []}))),
+        "/v1/webhooks/vnpost",
+        signed=lambda: ("VNPOST", orjson.dumps({"delivery_id": "d-1", "events": []})),
+    ),
     ("reporting", "GET", "/v1/breakdowns/{dimension}"): Call("/v1/breakdowns/district"),
     ("reporting", "GET", "/v1/exports/{dimension}.{fmt}"): Call("/v1/exports/district.csv"),
     ("reporting", "POST", "/v1/targets"): Call("/v1/targets", _target),
     ("reporting", "GET", "/v1/targets/{target_id}"): Call("/v1/targets/no-such-target"),
     ("reporting", "PUT", "/v1/targets/{target_id}"): Call("/v1/targets/no-such-target", _target),
     ("reporting", "DELETE", "/v1/targets/{target_id}"): Call("/v1/targets/no-such-target"),
-    ("reporting", "GET", "/v1/targets/{target_id}/progress"): Call("/v1/targets/no-such-target/progress"),
+    ("reporting", "GET", "/v1/targets/{target_id}/progress"): Call(
+        "/v1/targets/no-such-target/progress"
+    ),
     ("reporting", "GET", "/static/{path}"): Call("/static/app.js"),
 }
 
@@ -193,8 +253,11 @@ def call_for(key: tuple[str, str, str]) -> Call:
 
 
 async def _dev_token(intake: httpx.AsyncClient, client_id: str) -> str:
-    answer = await intake.post("/oauth/token", data={"grant_type": "client_credentials"},
-                               auth=(client_id, f"{client_id}-dev-secret"))
+    answer = await intake.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, f"{client_id}-dev-secret"),
+    )
     assert answer.status_code == 200, answer.text
     document = answer.json()
     # The development client holds exactly the table's scopes for its role.
@@ -205,15 +268,26 @@ async def _dev_token(intake: httpx.AsyncClient, client_id: str) -> str:
 async def _records(world: World) -> None:
     intake, bhxh = world.http["intake"], {"Authorization": f"Bearer {world.tokens['bhxh']}"}
     portal = {"Authorization": f"Bearer {world.tokens['portal']}"}
-    roll = [builders.roll_row("PENSION"), builders.roll_row("PENSION"), builders.roll_row("PENSION", full_name="1")]
+    roll = [
+        builders.roll_row("PENSION"),
+        builders.roll_row("PENSION"),
+        builders.roll_row("PENSION", full_name="1"),
+    ]
     uploaded = await intake.post("/v1/roll/uploads", json={"rows": roll}, headers=bhxh)
     assert uploaded.status_code == 201 and uploaded.json()["accepted"] == 2, uploaded.text
     [first, second] = uploaded.json()["rows"]
-    world.ids.update(roll_upload=uploaded.json()["upload_id"], beneficiary=first["beneficiary_id"],
-                     entitlement=first["entitlement_id"], stopped_entitlement=second["entitlement_id"],
-                     national_id=roll[0]["national_id"])
-    methods = await intake.post("/v1/payment-methods/uploads", headers=bhxh,
-                                json={"rows": [_method_row(world), {"national_id": "026000000000"}]})
+    world.ids.update(
+        roll_upload=uploaded.json()["upload_id"],
+        beneficiary=first["beneficiary_id"],
+        entitlement=first["entitlement_id"],
+        stopped_entitlement=second["entitlement_id"],
+        national_id=roll[0]["national_id"],
+    )
+    methods = await intake.post(
+        "/v1/payment-methods/uploads",
+        headers=bhxh,
+        json={"rows": [_method_row(world), {"national_id": "026000000000"}]},
+    )
     assert methods.status_code == 201, methods.text
     world.ids["method_upload"] = methods.json()["upload_id"]
     for name in ("claim", "decided_claim"):
@@ -231,16 +305,21 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         for service in SERVICES:
             name, url = await create_database(f"matrix_{service}")
             databases.append(name)
-            settings = service_settings(service, database_url=url, kafka=KAFKA_BOOTSTRAP,
-                                        data_dir=tmp_path_factory.mktemp(service),
-                                        environment=ENVIRONMENT[service])
+            settings = service_settings(
+                service,
+                database_url=url,
+                kafka=KAFKA_BOOTSTRAP,
+                data_dir=tmp_path_factory.mktemp(service),
+                environment=ENVIRONMENT[service],
+            )
             await upgrade_to_head_async(MIGRATIONS[service], settings.resolved_database_url())
             app = FACTORIES[service](settings)
             lifespan = app.router.lifespan_context(app)
             await lifespan.__aenter__()
             contexts.append(lifespan)
-            http[service] = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                              base_url=f"http://{service}", timeout=30)
+            http[service] = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=f"http://{service}", timeout=30
+            )
         tokens: dict[str, str | None] = {}
         for role, scopes in ROLES.items():
             if scopes is None:
@@ -261,16 +340,28 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             await drop_database(name)
 
 
-async def _send(world: World, key: tuple[str, str, str], call: Call, bearer: str | None,
-                headers: dict[str, str] | None = None, content: bytes | None = None) -> httpx.Response:
+async def _send(
+    world: World,
+    key: tuple[str, str, str],
+    call: Call,
+    bearer: str | None,
+    headers: dict[str, str] | None = None,
+    content: bytes | None = None,
+) -> httpx.Response:
     service, method, _ = key
     sent = dict(headers or {})
     if bearer is not None:
         sent["Authorization"] = f"Bearer {bearer}"
     body = call.body(world) if call.body is not None else None
-    return await world.http[service].request(method, call.url(world), params=call.params, headers=sent,
-                                             json=body if content is None else None, content=content,
-                                             data=call.form)
+    return await world.http[service].request(
+        method,
+        call.url(world),
+        params=call.params,
+        headers=sent,
+        json=body if content is None else None,
+        content=content,
+        data=call.form,
+    )
 
 
 STATUS = {"unauthenticated": {401}, "forbidden": {403}, "hidden": {404}}
@@ -293,16 +384,26 @@ async def test_every_route_answers_every_role_as_the_matrix_says(world, key):
         outcome = expected(rule, scopes, call.owner, role)
         response = await _send(world, key, call, world.tokens[role])
         if not _agrees(outcome, response.status_code):
-            wrong.append(f"{role}: expected {outcome}, got {response.status_code} {response.text[:200]}")
+            wrong.append(
+                f"{role}: expected {outcome}, got {response.status_code} {response.text[:200]}"
+            )
     if rule.access == "signed":
         counterparty, raw = call.signed()  # type: ignore[misc]
-        headers = {"Content-Type": "application/json", **signed_headers(counterparty, dev_secret(counterparty), raw)}
+        headers = {
+            "Content-Type": "application/json",
+            **signed_headers(counterparty, dev_secret(counterparty), raw),
+        }
         response = await _send(world, key, call, None, headers, raw)
         if not _agrees("allowed", response.status_code):
-            wrong.append(f"signed by {counterparty}: expected allowed, got {response.status_code} {response.text[:200]}")
+            wrong.append(
+                f"signed by {counterparty}: expected allowed, got {response.status_code} {response.text[:200]}"
+            )
     if rule.access == "client-credentials":
-        response = await world.http["intake"].post("/oauth/token", data={"grant_type": "client_credentials"},
-                                                   auth=("bhxh", "bhxh-dev-secret"))
+        response = await world.http["intake"].post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=("bhxh", "bhxh-dev-secret"),
+        )
         if response.status_code != 200:
             wrong.append(f"bhxh's client credentials: expected 200, got {response.status_code}")
     assert not wrong, f"{key}:\n  " + "\n  ".join(wrong)

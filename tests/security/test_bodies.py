@@ -3,6 +3,7 @@ JSON, wrong content types, oversized and deeply nested bodies are 4xx problems t
 nothing; SQL, HTML, path-traversal and other injection strings (and NUL characters) in every
 string field of a valid body are never a server error, and what is taken is stored as text.
 Injection strings and NUL characters in query strings and paths are refused the same way."""
+
 from __future__ import annotations
 
 import base64
@@ -47,9 +48,16 @@ OVERSIZED = b'{"x":"' + b"A" * (20 * 1024 * 1024) + b'"}'
 
 
 def _target_body() -> dict[str, Any]:
-    return {"code": f"t-{uuid.uuid4().hex[:8]}", "title_vi": "Mục tiêu", "title_en": "Target",
-            "area_type": "URBAN", "area_level": "province", "schemes": ["PENSION"], "target_percent": 25,
-            "deadline": "2025-12-31"}
+    return {
+        "code": f"t-{uuid.uuid4().hex[:8]}",
+        "title_vi": "Mục tiêu",
+        "title_en": "Target",
+        "area_type": "URBAN",
+        "area_level": "province",
+        "schemes": ["PENSION"],
+        "target_percent": 25,
+        "deadline": "2025-12-31",
+    }
 
 
 def _string_paths(document: Any, path: tuple = ()) -> Iterator[tuple]:
@@ -80,13 +88,17 @@ async def _fingerprint(server: ServiceServer) -> tuple:
             audit = (await client.get("/v1/audit", params={"limit": 1000})).json()["items"]
             return len(claims), len(audit)
         if server.service == "payout":
-            return ((await client.get("/v1/status")).json(),
-                    (await client.get("/v1/installments")).json()["items"],
-                    (await client.get("/v1/reconciliations")).json()["items"])
+            return (
+                (await client.get("/v1/status")).json(),
+                (await client.get("/v1/installments")).json()["items"],
+                (await client.get("/v1/reconciliations")).json()["items"],
+            )
         return tuple(sorted(t["id"] for t in (await client.get("/v1/targets")).json()))
 
 
-async def _endpoints(servers: dict[str, ServiceServer]) -> list[tuple[ServiceServer, str, str, Callable[[], Any]]]:
+async def _endpoints(
+    servers: dict[str, ServiceServer],
+) -> list[tuple[ServiceServer, str, str, Callable[[], Any]]]:
     """(server, method, path, valid body factory) of every JSON write endpoint, with the rows the
     paths name created first."""
     intake, reporting = servers["intake"], servers["reporting"]
@@ -96,26 +108,57 @@ async def _endpoints(servers: dict[str, ServiceServer]) -> list[tuple[ServiceSer
         claim = filed.json()
         decided = await client.post("/v1/claims", json=builders.claim())
         other = decided.json()
-        approved = await client.post(f"/v1/claims/{other['claim_id']}/decision",
-                                     json=builders.unemployment_approval())
+        approved = await client.post(
+            f"/v1/claims/{other['claim_id']}/decision", json=builders.unemployment_approval()
+        )
         assert approved.status_code == 200, approved.text
         entitlement = (await client.get(f"/v1/claims/{other['claim_id']}")).json()["entitlement_id"]
     async with reporting.client() as client:
         target = (await client.post("/v1/targets", json=_target_body())).json()
     return [
         (intake, "POST", "/v1/claims", builders.claim),
-        (intake, "POST", f"/v1/claims/{claim['claim_id']}/decision", builders.unemployment_approval),
-        (intake, "POST", f"/v1/entitlements/{entitlement}/stop",
-         lambda: {"reason": "OTHER", "effective_period": "2023-07"}),
+        (
+            intake,
+            "POST",
+            f"/v1/claims/{claim['claim_id']}/decision",
+            builders.unemployment_approval,
+        ),
+        (
+            intake,
+            "POST",
+            f"/v1/entitlements/{entitlement}/stop",
+            lambda: {"reason": "OTHER", "effective_period": "2023-07"},
+        ),
         (intake, "POST", "/v1/beneficiaries/lookup", lambda: {"national_id": "026090001234"}),
-        (intake, "PUT", f"/v1/beneficiaries/{claim['beneficiary_id']}/payment-method",
-         lambda: {"method": "OWN_ACCOUNT", "bank_bin": "970436", "account_number": "0123456789"}),
+        (
+            intake,
+            "PUT",
+            f"/v1/beneficiaries/{claim['beneficiary_id']}/payment-method",
+            lambda: {"method": "OWN_ACCOUNT", "bank_bin": "970436", "account_number": "0123456789"},
+        ),
         (intake, "POST", "/v1/roll/uploads", lambda: {"rows": [builders.roll_row()]}),
-        (intake, "POST", "/v1/payment-methods/uploads",
-         lambda: {"rows": [{"national_id": "026090001234", "payment_method": "OWN_ACCOUNT", "bank_bin": "970436",
-                            "account_number": "0123456789"}]}),
+        (
+            intake,
+            "POST",
+            "/v1/payment-methods/uploads",
+            lambda: {
+                "rows": [
+                    {
+                        "national_id": "026090001234",
+                        "payment_method": "OWN_ACCOUNT",
+                        "bank_bin": "970436",
+                        "account_number": "0123456789",
+                    }
+                ]
+            },
+        ),
         (servers["payout"], "POST", "/v1/cycles", lambda: {"period": "2031-04"}),
-        (servers["payout"], "POST", "/v1/reconciliations", lambda: {"counterparty": "970436", "date": "2031-04-06"}),
+        (
+            servers["payout"],
+            "POST",
+            "/v1/reconciliations",
+            lambda: {"counterparty": "970436", "date": "2031-04-06"},
+        ),
         (reporting, "POST", "/v1/targets", _target_body),
         (reporting, "PUT", f"/v1/targets/{target['id']}", _target_body),
     ]
@@ -126,7 +169,9 @@ def _is_problem(response) -> bool:
 
 
 class TestMalformedBodies:
-    async def test_malformed_mistyped_oversized_and_nested_bodies_are_refused_and_change_nothing(self, servers):
+    async def test_malformed_mistyped_oversized_and_nested_bodies_are_refused_and_change_nothing(
+        self, servers
+    ):
         endpoints = await _endpoints(servers)
         before = {name: await _fingerprint(server) for name, server in servers.items()}
         for server, method, path, body in endpoints:
@@ -134,16 +179,32 @@ class TestMalformedBodies:
             attempts = {**MALFORMED, "oversized": OVERSIZED}
             async with server.client() as client:
                 for name, content in attempts.items():
-                    response = await client.request(method, path, content=content,
-                                                    headers={"content-type": "application/json"})
-                    assert 400 <= response.status_code < 500, (path, name, response.status_code, response.text[:300])
+                    response = await client.request(
+                        method, path, content=content, headers={"content-type": "application/json"}
+                    )
+                    assert 400 <= response.status_code < 500, (
+                        path,
+                        name,
+                        response.status_code,
+                        response.text[:300],
+                    )
                     assert _is_problem(response), (path, name, response.text[:300])
-                for content_type in ("text/plain", "application/xml", "multipart/form-data",
-                                     "application/x-www-form-urlencoded", "image/png"):
-                    response = await client.request(method, path, content=valid,
-                                                     headers={"content-type": content_type})
-                    assert 400 <= response.status_code < 500, (path, content_type, response.status_code,
-                                                               response.text[:300])
+                for content_type in (
+                    "text/plain",
+                    "application/xml",
+                    "multipart/form-data",
+                    "application/x-www-form-urlencoded",
+                    "image/png",
+                ):
+                    response = await client.request(
+                        method, path, content=valid, headers={"content-type": content_type}
+                    )
+                    assert 400 <= response.status_code < 500, (
+                        path,
+                        content_type,
+                        response.status_code,
+                        response.text[:300],
+                    )
                     assert _is_problem(response), (path, content_type, response.text[:300])
         assert {name: await _fingerprint(server) for name, server in servers.items()} == before
 
@@ -158,60 +219,114 @@ class TestInjection:
                     for text in INJECTIONS:
                         attempt = _replaced(body(), field_path, text)
                         response = await client.request(method, path, json=attempt)
-                        where = (server.service, method, path, "/".join(map(str, field_path)), text[:40])
-                        if response.status_code >= 500 or (response.status_code >= 400 and not _is_problem(response)):
+                        where = (
+                            server.service,
+                            method,
+                            path,
+                            "/".join(map(str, field_path)),
+                            text[:40],
+                        )
+                        if response.status_code >= 500 or (
+                            response.status_code >= 400 and not _is_problem(response)
+                        ):
                             failures.append((*where, response.status_code, response.text[:200]))
                         assert b"root:" not in response.content, where
         for name, check in servers.items():  # every service still answers its reads
             async with check.client() as client:
-                listing = {"intake": "/v1/claims", "payout": "/v1/installments", "reporting": "/v1/targets"}[name]
+                listing = {
+                    "intake": "/v1/claims",
+                    "payout": "/v1/installments",
+                    "reporting": "/v1/targets",
+                }[name]
                 assert (await client.get(listing)).status_code == 200, name
         assert not failures, "\n".join(map(repr, failures))
 
     async def test_what_is_taken_is_stored_as_text(self, servers):
         async with servers["reporting"].client() as client:
             for text in INJECTIONS[:7]:
-                created = await client.post("/v1/targets", json={**_target_body(), "title_en": text})
+                created = await client.post(
+                    "/v1/targets", json={**_target_body(), "title_en": text}
+                )
                 assert created.status_code == 201, created.text
                 stored = (await client.get(f"/v1/targets/{created.json()['id']}")).json()
                 assert stored["title_en"] == text
 
-    @pytest.mark.parametrize(("service", "path"), [
-        ("intake", "/v1/claims"), ("intake", "/v1/audit"), ("payout", "/v1/installments"),
-        ("payout", "/v1/batches"), ("payout", "/v1/reconciliations"), ("reporting", "/v1/kpis"),
-    ])
-    async def test_injection_and_nul_in_query_strings_are_never_a_server_error(self, servers, service, path):
+    @pytest.mark.parametrize(
+        ("service", "path"),
+        [
+            ("intake", "/v1/claims"),
+            ("intake", "/v1/audit"),
+            ("payout", "/v1/installments"),
+            ("payout", "/v1/batches"),
+            ("payout", "/v1/reconciliations"),
+            ("reporting", "/v1/kpis"),
+        ],
+    )
+    async def test_injection_and_nul_in_query_strings_are_never_a_server_error(
+        self, servers, service, path
+    ):
         server = servers[service]
-        cursors = [base64.urlsafe_b64encode(v.encode()).decode().rstrip("=")
-                   for v in ("²³", "9" * 40, '["²"]', '["' + "9" * 40 + '"]', "-1", "\u0000")]
+        cursors = [
+            base64.urlsafe_b64encode(v.encode()).decode().rstrip("=")
+            for v in ("²³", "9" * 40, '["²"]', '["' + "9" * 40 + '"]', "-1", "\u0000")
+        ]
         async with server.client() as client:
             spec = (await client.get("/openapi.json")).json()
-            names = [p["name"] for p in spec["paths"][path]["get"].get("parameters", []) if p["in"] == "query"]
+            names = [
+                p["name"]
+                for p in spec["paths"][path]["get"].get("parameters", [])
+                if p["in"] == "query"
+            ]
             failures = []
             for name in names:
                 for text in [*INJECTIONS, *cursors]:
                     response = await client.get(path, params={name: text})
-                    if response.status_code >= 500 or (response.status_code >= 400 and not _is_problem(response)):
-                        failures.append((path, name, text[:40], response.status_code, response.text[:200]))
+                    if response.status_code >= 500 or (
+                        response.status_code >= 400 and not _is_problem(response)
+                    ):
+                        failures.append(
+                            (path, name, text[:40], response.status_code, response.text[:200])
+                        )
         assert not failures, "\n".join(map(repr, failures))
 
-    @pytest.mark.parametrize(("service", "template"), [
-        ("intake", "/v1/claims/{}"), ("intake", "/v1/beneficiaries/{}"), ("intake", "/v1/roll/uploads/{}"),
-        ("payout", "/v1/batches/{}"), ("payout", "/v1/cycles/{}"), ("payout", "/v1/installments/{}"),
-        ("payout", "/v1/beneficiaries/{}/payment-method"), ("reporting", "/v1/targets/{}"),
-    ])
-    async def test_injection_and_nul_in_paths_are_never_a_server_error(self, servers, service, template):
+    @pytest.mark.parametrize(
+        ("service", "template"),
+        [
+            ("intake", "/v1/claims/{}"),
+            ("intake", "/v1/beneficiaries/{}"),
+            ("intake", "/v1/roll/uploads/{}"),
+            ("payout", "/v1/batches/{}"),
+            ("payout", "/v1/cycles/{}"),
+            ("payout", "/v1/installments/{}"),
+            ("payout", "/v1/beneficiaries/{}/payment-method"),
+            ("reporting", "/v1/targets/{}"),
+        ],
+    )
+    async def test_injection_and_nul_in_paths_are_never_a_server_error(
+        self, servers, service, template
+    ):
         server = servers[service]
         async with server.client() as client:
             for text in [*INJECTIONS[:8], "%00", "..%2F..%2F..%2Fetc%2Fpasswd", "9" * 40, "-1"]:
-                response = await client.get(template.format(text.replace("/", "%2F").replace("?", "%3F")))
-                assert response.status_code < 500, (template, text[:40], response.status_code, response.text)
+                response = await client.get(
+                    template.format(text.replace("/", "%2F").replace("?", "%3F"))
+                )
+                assert response.status_code < 500, (
+                    template,
+                    text[:40],
+                    response.status_code,
+                    response.text,
+                )
                 assert b"root:" not in response.content
 
     async def test_static_files_do_not_leave_their_folder(self, servers):
         async with servers["reporting"].client() as client:
-            for path in ("/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-                         "/static/..%2f..%2f..%2fsettings.py", "/static/%00"):
+            for path in (
+                "/static/../../../../etc/passwd",
+                "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                "/static/..%2f..%2f..%2fsettings.py",
+                "/static/%00",
+            ):
                 response = await client.get(path)
                 assert 400 <= response.status_code < 500, (path, response.status_code)
                 assert b"root:" not in response.content and b"class " not in response.content

@@ -1,6 +1,7 @@
 """No personal data in the logs of a full demo run: `benefits demo` (every service, the workers,
 the bank sandbox, a generated province, two monthly cycles) with all of its output captured,
 searched for every generated CCCD, account number and full name."""
+
 from __future__ import annotations
 
 import logging
@@ -31,10 +32,14 @@ SEED = 2023
 
 def _personal_data() -> dict[str, set[str]]:
     province = generate(seed=SEED, beneficiaries=BENEFICIARIES, unemployment_scale=0.05)
-    people = [entry.person for entry in province.roll] + [claim.person for claim in province.unemployment]
+    people = [entry.person for entry in province.roll] + [
+        claim.person for claim in province.unemployment
+    ]
     representatives = [
         collected.representative.person
-        for entry in province.roll for collected in entry.methods if collected.representative is not None
+        for entry in province.roll
+        for collected in entry.methods
+        if collected.representative is not None
     ]
     everyone = people + representatives
     accounts = province.accounts()
@@ -46,13 +51,35 @@ def _personal_data() -> dict[str, set[str]]:
 
 
 def test_a_full_demo_run_logs_no_personal_data(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTAKE_", "PAYOUT_", "REPORTING_", "SANDBOX_"))}
-    env.update({f"{name}_PORT": str(free_port()) for name in ("INTAKE", "PAYOUT", "REPORTING", "SANDBOX")})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("INTAKE_", "PAYOUT_", "REPORTING_", "SANDBOX_"))
+    }
+    env.update(
+        {f"{name}_PORT": str(free_port()) for name in ("INTAKE", "PAYOUT", "REPORTING", "SANDBOX")}
+    )
     env["COLUMNS"] = "200"
     run = subprocess.run(
-        [BENEFITS, "demo", "--beneficiaries", str(BENEFICIARIES), "--months", "2", "--seed", str(SEED),
-         "--no-stay", "--data-dir", str(tmp_path / "demo")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+        [
+            BENEFITS,
+            "demo",
+            "--beneficiaries",
+            str(BENEFICIARIES),
+            "--months",
+            "2",
+            "--seed",
+            str(SEED),
+            "--no-stay",
+            "--data-dir",
+            str(tmp_path / "demo"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=600,
+    )
     logs = run.stdout.decode("utf-8", errors="replace")
     (tmp_path / "demo.log").write_text(logs, encoding="utf-8")
     assert run.returncode == 0, logs[-3000:]
@@ -62,8 +89,10 @@ def test_a_full_demo_run_logs_no_personal_data(tmp_path):
     assert all(data.values()) and len(data["CCCD"]) >= BENEFICIARIES
     # The same province as the run: its people are in the run's databases (where they belong).
     stored = b"".join(path.read_bytes() for path in (tmp_path / "demo").rglob("*.db"))
-    roll = [entry.person.national_id for entry in generate(seed=SEED, beneficiaries=BENEFICIARIES,
-                                                           unemployment_scale=0.05).roll]
+    roll = [
+        entry.person.national_id
+        for entry in generate(seed=SEED, beneficiaries=BENEFICIARIES, unemployment_scale=0.05).roll
+    ]
     assert sum(cccd.encode() in stored for cccd in roll) >= 0.9 * len(roll)
     leaks = {kind: sorted(v for v in values if v in logs) for kind, values in data.items()}
     assert not any(leaks.values()), {kind: found[:5] for kind, found in leaks.items() if found}
@@ -74,7 +103,8 @@ def test_a_full_demo_run_logs_no_personal_data(tmp_path):
 CCCD = "026190004567"
 NAME = "Nguyễn Thị Bích Ngọc"
 people_table = Table(
-    "people", MetaData(),
+    "people",
+    MetaData(),
     Column("national_id", String(12), primary_key=True),
     Column("full_name", String(200), nullable=False),
     Column("born", Date, nullable=True),
@@ -105,7 +135,7 @@ def json_logs():
     yield handler
     root.removeHandler(handler)
     root.setLevel(previous[0])
-    for name, level in zip(libraries, previous[1]):
+    for name, level in zip(libraries, previous[1], strict=True):
         logging.getLogger(name).setLevel(level)
 
 
@@ -114,8 +144,9 @@ async def probe_runtime(request, tmp_path, pg_database, kafka_bootstrap):
     if request.param == "embedded":
         settings = probe.probe_settings(None, None, tmp_path)
     else:
-        settings = probe.probe_settings(await pg_database("leak"), kafka_bootstrap, tmp_path,
-                                        f"t{uuid.uuid4().hex[:8]}.")
+        settings = probe.probe_settings(
+            await pg_database("leak"), kafka_bootstrap, tmp_path, f"t{uuid.uuid4().hex[:8]}."
+        )
     runtime = await probe.open_probe(settings)
     async with runtime.engine.begin() as conn:
         await conn.run_sync(people_table.metadata.create_all)
@@ -123,7 +154,7 @@ async def probe_runtime(request, tmp_path, pg_database, kafka_bootstrap):
     await runtime.close()
 
 
-async def _register_person(session, delivery) -> None:  # noqa: ANN001
+async def _register_person(session, delivery) -> None:
     """A handler whose statements fail with the person's CCCD and name among their parameters."""
     await session.execute(insert(people_table).values(national_id=CCCD, full_name=NAME))
     if delivery.payload.entitlement_id == "0":
@@ -131,19 +162,39 @@ async def _register_person(session, delivery) -> None:  # noqa: ANN001
         await session.execute(insert(people_table).values(national_id=CCCD, full_name=NAME))
     else:
         # A name where a date belongs: the driver quotes the argument.
-        await session.execute(insert(people_table).values(national_id=CCCD[:-1] + "9", full_name=NAME, born=NAME))
+        await session.execute(
+            insert(people_table).values(national_id=CCCD[:-1] + "9", full_name=NAME, born=NAME)
+        )
 
 
 class TestDatabaseErrorsLeakNoPersonalData:
-    async def test_dead_letter_headers_and_logs_name_the_error_but_not_the_values(self, probe_runtime, json_logs):
+    async def test_dead_letter_headers_and_logs_name_the_error_but_not_the_values(
+        self, probe_runtime, json_logs
+    ):
         runtime = probe_runtime
         key = uuid.uuid4().hex[:8]
-        runner = ConsumerRunner(f"probe.{key}", [BENEFICIARY_TOPIC], {probe.STOPPED_TYPE: _register_person},
-                                runtime.session_factory, probe.processed, runtime.bus, max_attempts=2)
+        runner = ConsumerRunner(
+            f"probe.{key}",
+            [BENEFICIARY_TOPIC],
+            {probe.STOPPED_TYPE: _register_person},
+            runtime.session_factory,
+            probe.processed,
+            runtime.bus,
+            max_attempts=2,
+        )
         records = [
-            ReceivedRecord(BENEFICIARY_TOPIC, 0, seq, key.encode(), CloudEvent(
-                type=probe.STOPPED_TYPE, source="/test", subject=key,
-                data=probe.stopped(key, seq).model_dump(mode="json")).to_json())
+            ReceivedRecord(
+                BENEFICIARY_TOPIC,
+                0,
+                seq,
+                key.encode(),
+                CloudEvent(
+                    type=probe.STOPPED_TYPE,
+                    source="/test",
+                    subject=key,
+                    data=probe.stopped(key, seq).model_dump(mode="json"),
+                ).to_json(),
+            )
             for seq in (0, 1)
         ]
         dlq = runtime.bus.producer()
@@ -158,6 +209,7 @@ class TestDatabaseErrorsLeakNoPersonalData:
         await reader.start()
         errors: list[str] = []
         try:
+
             async def both_dead_letters() -> bool:
                 for record in await reader.poll(100, 500):
                     if record.key == key.encode():
@@ -174,7 +226,7 @@ class TestDatabaseErrorsLeakNoPersonalData:
             try:
                 async with runtime.session_factory() as session, session.begin():
                     await _register_person(session, delivery)
-            except Exception as exc:  # noqa: BLE001 - the error under test
+            except Exception as exc:
                 logging.getLogger("services.probe").warning("step failed", exc_info=exc)
         logged = "\n".join(json_logs.lines)
 
@@ -182,7 +234,9 @@ class TestDatabaseErrorsLeakNoPersonalData:
         if runtime.engine.dialect.name == "postgresql":
             assert any("SQLSTATE 23505" in e and "people_pkey" in e for e in errors), errors
             assert any("SQLSTATE 22" in e for e in errors), errors
-        assert "Traceback" in logged and "step failed" in logged  # the errors were logged, frames and all
+        assert (
+            "Traceback" in logged and "step failed" in logged
+        )  # the errors were logged, frames and all
         for secret in (CCCD, CCCD[:-1] + "9", NAME):
             assert secret not in logged
             assert not any(secret in e for e in errors), errors

@@ -2,6 +2,7 @@
 wrongly issued or addressed, unsigned (`alg=none`), re-signed with another algorithm, tampered or
 exp-less token is a 401 problem with a `WWW-Authenticate: Bearer` challenge; a valid token
 without the scope is a 403 problem; neither changes anything."""
+
 from __future__ import annotations
 
 import base64
@@ -28,8 +29,14 @@ def _b64(data: dict) -> str:
 
 def _claims(scopes: set[str], **override) -> dict:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "intruder", "scope": " ".join(sorted(scopes)),
-              "iat": now, "exp": now + 600}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "intruder",
+        "scope": " ".join(sorted(scopes)),
+        "iat": now,
+        "exp": now + 600,
+    }
     claims.update(override)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -46,25 +53,43 @@ BAD_CREDENTIALS: dict[str, Callable[[set[str]], str | None]] = {
     "basic scheme": lambda scopes: "Basic " + base64.b64encode(b"admin:admin-dev-secret").decode(),
     "bearer without a token": lambda scopes: "Bearer",
     "not a jwt": lambda scopes: "Bearer not.a.jwt",
-    "expired": lambda scopes: "Bearer " + issue_token(JWT_SECRET, "intruder", scopes, ttl_seconds=60,
-                                                      now=time.time() - 3600),
-    "forged signature": lambda scopes: "Bearer " + issue_token("another-secret-long-enough-for-hs256-keys", "intruder",
-                                                               scopes),
-    "wrong issuer": lambda scopes: "Bearer " + jwt.encode(_claims(scopes, iss="someone-else"), JWT_SECRET,
-                                                          algorithm="HS256"),
-    "wrong audience": lambda scopes: "Bearer " + jwt.encode(_claims(scopes, aud="another-api"), JWT_SECRET,
-                                                            algorithm="HS256"),
-    "alg none": lambda scopes: f"Bearer {_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(scopes))}.",
-    "alg HS512": lambda scopes: "Bearer " + jwt.encode(_claims(scopes), JWT_SECRET, algorithm="HS512"),
+    "expired": lambda scopes: (
+        "Bearer "
+        + issue_token(JWT_SECRET, "intruder", scopes, ttl_seconds=60, now=time.time() - 3600)
+    ),
+    "forged signature": lambda scopes: (
+        "Bearer " + issue_token("another-secret-long-enough-for-hs256-keys", "intruder", scopes)
+    ),
+    "wrong issuer": lambda scopes: (
+        "Bearer " + jwt.encode(_claims(scopes, iss="someone-else"), JWT_SECRET, algorithm="HS256")
+    ),
+    "wrong audience": lambda scopes: (
+        "Bearer " + jwt.encode(_claims(scopes, aud="another-api"), JWT_SECRET, algorithm="HS256")
+    ),
+    "alg none": lambda scopes: (
+        f"Bearer {_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(scopes))}."
+    ),
+    "alg HS512": lambda scopes: (
+        "Bearer " + jwt.encode(_claims(scopes), JWT_SECRET, algorithm="HS512")
+    ),
     "tampered payload": lambda scopes: "Bearer " + _tampered(scopes),
-    "no expiry": lambda scopes: "Bearer " + jwt.encode(_claims(scopes, exp=None), JWT_SECRET, algorithm="HS256"),
+    "no expiry": lambda scopes: (
+        "Bearer " + jwt.encode(_claims(scopes, exp=None), JWT_SECRET, algorithm="HS256")
+    ),
 }
 
 
 def _target() -> dict:
-    return {"code": f"t-{uuid.uuid4().hex[:8]}", "title_vi": "Mục tiêu", "title_en": "Target",
-            "area_type": "URBAN", "area_level": "province", "schemes": ["PENSION"], "target_percent": 25,
-            "deadline": "2025-12-31"}
+    return {
+        "code": f"t-{uuid.uuid4().hex[:8]}",
+        "title_vi": "Mục tiêu",
+        "title_en": "Target",
+        "area_type": "URBAN",
+        "area_level": "province",
+        "schemes": ["PENSION"],
+        "target_percent": 25,
+        "deadline": "2025-12-31",
+    }
 
 
 # service -> (method, path, body factory, the scope it needs)
@@ -91,7 +116,9 @@ PROTECTED: dict[str, list[tuple[str, str, Callable[[], object] | None, str]]] = 
 CASES = [(service, *endpoint) for service, endpoints in PROTECTED.items() for endpoint in endpoints]
 
 
-async def _send(server: ServiceServer, method: str, path: str, body: object, authorization: str | None):
+async def _send(
+    server: ServiceServer, method: str, path: str, body: object, authorization: str | None
+):
     headers = {} if authorization is None else {"Authorization": authorization}
     async with server.client() as client:
         client.headers.pop("Authorization")
@@ -104,7 +131,9 @@ async def _nothing_was_created(server: ServiceServer, path: str, body: object) -
             audit = await client.get("/v1/audit", params={"client_id": "intruder"})
             assert audit.status_code == 200 and audit.json()["items"] == [], audit.text
             if path == "/v1/claims":
-                found = await client.get("/v1/claims", params={"portal_dossier_id": body["portal_dossier_id"]})
+                found = await client.get(
+                    "/v1/claims", params={"portal_dossier_id": body["portal_dossier_id"]}
+                )
                 assert found.status_code == 200 and found.json()["items"] == [], found.text
         elif path == "/v1/cycles":
             assert (await client.get("/v1/cycles/2031-04")).status_code == 404
@@ -115,7 +144,9 @@ async def _nothing_was_created(server: ServiceServer, path: str, body: object) -
 
 class TestUnauthenticated:
     @pytest.mark.parametrize(("service", "method", "path", "body", "scope"), CASES)
-    async def test_bad_credentials_are_refused_with_a_challenge(self, servers, service, method, path, body, scope):
+    async def test_bad_credentials_are_refused_with_a_challenge(
+        self, servers, service, method, path, body, scope
+    ):
         server = servers[service]
         payload = body() if body else None
         for name, credentials in BAD_CREDENTIALS.items():
@@ -134,12 +165,15 @@ class TestUnauthenticated:
 
 class TestWrongScope:
     @pytest.mark.parametrize(("service", "method", "path", "body", "scope"), CASES)
-    async def test_a_valid_token_without_the_scope_is_forbidden(self, servers, service, method, path, body, scope):
+    async def test_a_valid_token_without_the_scope_is_forbidden(
+        self, servers, service, method, path, body, scope
+    ):
         server = servers[service]
         payload = body() if body else None
         others = set(SCOPES[service]) - {scope}
-        response = await _send(server, method, path, payload,
-                               "Bearer " + issue_token(JWT_SECRET, "intruder", others))
+        response = await _send(
+            server, method, path, payload, "Bearer " + issue_token(JWT_SECRET, "intruder", others)
+        )
         assert response.status_code == 403, response.text
         assert response.headers["content-type"].startswith(PROBLEM)
         assert response.json()["status"] == 403 and scope in response.json()["detail"]
@@ -147,9 +181,16 @@ class TestWrongScope:
             await _nothing_was_created(server, path, payload)
 
     @pytest.mark.parametrize(("service", "method", "path", "body", "scope"), CASES)
-    async def test_the_same_request_with_the_scope_is_accepted(self, servers, service, method, path, body, scope):
+    async def test_the_same_request_with_the_scope_is_accepted(
+        self, servers, service, method, path, body, scope
+    ):
         # The control: what the refusals above refuse is the token, not the request.
         server = servers[service]
-        response = await _send(server, method, path, body() if body else None,
-                               "Bearer " + issue_token(JWT_SECRET, "operator", set(SCOPES[service])))
+        response = await _send(
+            server,
+            method,
+            path,
+            body() if body else None,
+            "Bearer " + issue_token(JWT_SECRET, "operator", set(SCOPES[service])),
+        )
         assert response.status_code < 300 or response.status_code == 404, response.text

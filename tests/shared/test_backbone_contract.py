@@ -1,15 +1,15 @@
 """The event backbone's guarantees, proven on both implementations: PostgreSQL + Kafka (the real
 stack) and SQLite + the embedded event log (the embedded default)."""
+
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 from sqlalchemy import insert
@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Backend:
-    def __init__(self, kind: str, database_url: str | None, kafka: str | None, data_dir: Path) -> None:
+    def __init__(
+        self, kind: str, database_url: str | None, kafka: str | None, data_dir: Path
+    ) -> None:
         self.kind = kind
         self.database_url = database_url
         self.kafka = kafka
@@ -35,13 +37,24 @@ class Backend:
         self.processes: list[subprocess.Popen] = []
 
     def spawn(self, role: str, *extra: str) -> subprocess.Popen:
-        args = [sys.executable, "-m", "tests.support.probe_worker", role, "--data-dir", str(self.data_dir),
-                "--topic-prefix", self.topic_prefix, *extra]
+        args = [
+            sys.executable,
+            "-m",
+            "tests.support.probe_worker",
+            role,
+            "--data-dir",
+            str(self.data_dir),
+            "--topic-prefix",
+            self.topic_prefix,
+            *extra,
+        ]
         if self.database_url:
             args += ["--database-url", self.database_url]
         if self.kafka:
             args += ["--kafka", self.kafka]
-        process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         self.processes.append(process)
         return process
 
@@ -76,7 +89,7 @@ class Running:
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
 
-    def start(self, coro) -> None:  # noqa: ANN001
+    def start(self, coro) -> None:
         self.tasks.append(asyncio.ensure_future(coro))
 
     async def close(self) -> None:
@@ -95,7 +108,9 @@ def keyspace() -> str:
     return uuid.uuid4().hex[:8]
 
 
-async def write_events(runtime: Runtime, key_prefix: str, keys: int, per_key: int, *, commit: bool = True) -> None:
+async def write_events(
+    runtime: Runtime, key_prefix: str, keys: int, per_key: int, *, commit: bool = True
+) -> None:
     async with runtime.session_factory() as session:
         async with session.begin():
             for seq in range(per_key):
@@ -135,7 +150,9 @@ class TestPublishIffCommit:
 
 
 class TestRelayCrash:
-    async def test_relay_killed_after_ack_redelivers_and_consumer_applies_once(self, backend, runtime, running):
+    async def test_relay_killed_after_ack_redelivers_and_consumer_applies_once(
+        self, backend, runtime, running
+    ):
         ks = keyspace()
         await write_events(runtime, ks, keys=4, per_key=5)
         crashing = backend.spawn("relay", "--crash-after-publish")
@@ -147,23 +164,32 @@ class TestRelayCrash:
         running.start(probe.consumer(runtime, consumer_name).run(running.stop))
 
         async def all_applied():
-            return await runtime.relay().pending_count() == 0 and (await own_effects(runtime, consumer_name, ks)).total >= 20
+            return (
+                await runtime.relay().pending_count() == 0
+                and (await own_effects(runtime, consumer_name, ks)).total >= 20
+            )
 
         await wait_until(all_applied, timeout=60, message="redelivery after the relay crash")
         await asyncio.sleep(0.5)
         effects = await own_effects(runtime, consumer_name, ks)
-        assert effects.total == 20, "each event applied exactly once although it was published twice"
+        assert effects.total == 20, (
+            "each event applied exactly once although it was published twice"
+        )
         for seqs in effects.by_key.values():
             assert seqs == list(range(5))
 
 
 class TestConsumerCrash:
-    async def test_consumer_killed_mid_batch_resumes_without_loss_or_duplicates(self, backend, runtime, running):
+    async def test_consumer_killed_mid_batch_resumes_without_loss_or_duplicates(
+        self, backend, runtime, running
+    ):
         ks = keyspace()
         await write_events(runtime, ks, keys=10, per_key=30)  # 300 events
         running.start(run_relay(runtime, running.stop))
         consumer_name = f"probe.{ks}"
-        first = backend.spawn("consume", "--consumer-name", consumer_name, "--delay-per-event", "0.01")
+        first = backend.spawn(
+            "consume", "--consumer-name", consumer_name, "--delay-per-event", "0.01"
+        )
 
         async def some_applied():
             return (await probe.applied_effects(runtime, consumer_name)).total > 0
@@ -188,30 +214,46 @@ class TestConsumerCrash:
 
 
 class TestPoisonMessage:
-    async def test_poison_goes_to_dead_letter_and_later_messages_are_processed(self, runtime, running):
+    async def test_poison_goes_to_dead_letter_and_later_messages_are_processed(
+        self, runtime, running
+    ):
         ks = keyspace()
         key = f"{ks}-0".encode()
         good_before = probe.stopped(f"{ks}-0", 0)
         good_after = probe.stopped(f"{ks}-0", 1)
-        unknown_version = CloudEvent(type="vn.benefits.intake.entitlement-stopped.v9", source="/test",
-                                     subject=f"{ks}-0", data={}).to_json()
-        invalid_payload = CloudEvent(type=probe.STOPPED_TYPE, source="/test", subject=f"{ks}-0",
-                                     data={"beneficiary_id": f"{ks}-0"}).to_json()
+        unknown_version = CloudEvent(
+            type="vn.benefits.intake.entitlement-stopped.v9",
+            source="/test",
+            subject=f"{ks}-0",
+            data={},
+        ).to_json()
+        invalid_payload = CloudEvent(
+            type=probe.STOPPED_TYPE,
+            source="/test",
+            subject=f"{ks}-0",
+            data={"beneficiary_id": f"{ks}-0"},
+        ).to_json()
 
-        def envelope(payload) -> bytes:  # noqa: ANN001
-            return CloudEvent(type=probe.STOPPED_TYPE, source="/test", subject=f"{ks}-0",
-                              data=payload.model_dump(mode="json")).to_json()
+        def envelope(payload) -> bytes:
+            return CloudEvent(
+                type=probe.STOPPED_TYPE,
+                source="/test",
+                subject=f"{ks}-0",
+                data=payload.model_dump(mode="json"),
+            ).to_json()
 
         producer = runtime.bus.producer()
         await producer.start()
         try:
-            await producer.publish([
-                OutgoingRecord(BENEFICIARY_TOPIC, key, envelope(good_before)),
-                OutgoingRecord(BENEFICIARY_TOPIC, key, b"\x00\xffnot json at all"),
-                OutgoingRecord(BENEFICIARY_TOPIC, key, unknown_version),
-                OutgoingRecord(BENEFICIARY_TOPIC, key, invalid_payload),
-                OutgoingRecord(BENEFICIARY_TOPIC, key, envelope(good_after)),
-            ])
+            await producer.publish(
+                [
+                    OutgoingRecord(BENEFICIARY_TOPIC, key, envelope(good_before)),
+                    OutgoingRecord(BENEFICIARY_TOPIC, key, b"\x00\xffnot json at all"),
+                    OutgoingRecord(BENEFICIARY_TOPIC, key, unknown_version),
+                    OutgoingRecord(BENEFICIARY_TOPIC, key, invalid_payload),
+                    OutgoingRecord(BENEFICIARY_TOPIC, key, envelope(good_after)),
+                ]
+            )
         finally:
             await producer.stop()
 
@@ -229,6 +271,7 @@ class TestPoisonMessage:
         await dlq.start()
         reasons: list[str] = []
         try:
+
             async def three_dead_letters():
                 for record in await dlq.poll(500, 500):
                     if record.key == key and record.header("dlq-consumer") == consumer_name:
@@ -250,7 +293,9 @@ class TestPerKeyOrder:
         running.start(probe.consumer(runtime, consumer_name).run(running.stop))
         for seq in range(20):  # many small transactions while both relays run
             async with runtime.session_factory() as session, session.begin():
-                await runtime.outbox.add(session, [probe.stopped(f"{ks}-{k}", seq) for k in range(12)])
+                await runtime.outbox.add(
+                    session, [probe.stopped(f"{ks}-{k}", seq) for k in range(12)]
+                )
 
         async def all_applied():
             return (await own_effects(runtime, consumer_name, ks)).total >= 240
@@ -267,8 +312,12 @@ class TestRedelivery:
     async def test_same_event_delivered_twice_has_one_effect(self, runtime):
         ks = keyspace()
         runner = probe.consumer(runtime, f"probe.{ks}")
-        event = CloudEvent(type=probe.STOPPED_TYPE, source="/test", subject=f"{ks}-0",
-                           data=probe.stopped(f"{ks}-0", 0).model_dump(mode="json"))
+        event = CloudEvent(
+            type=probe.STOPPED_TYPE,
+            source="/test",
+            subject=f"{ks}-0",
+            data=probe.stopped(f"{ks}-0", 0).model_dump(mode="json"),
+        )
         from shared.messaging.ports import ReceivedRecord
 
         record = ReceivedRecord(BENEFICIARY_TOPIC, 0, 1, f"{ks}-0".encode(), event.to_json())

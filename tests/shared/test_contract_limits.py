@@ -7,6 +7,7 @@ a dead-lettered event and a beneficiary who is never paid. The mapping below say
 string field of every event a consumer handles, where it is stored or that it is not; the test
 checks that it is complete, so a new field has to be placed before it can ship.
 """
+
 from __future__ import annotations
 
 import types
@@ -47,57 +48,89 @@ NOT_STORED = ()  # read, compared or looked up, never kept
 STORAGE: dict[str, tuple[Stored, ...]] = {
     # payout.intake-view, from intake's beneficiary topic
     "BeneficiaryRegistered.beneficiary_id": (Stored("payout", "beneficiaries", "beneficiary_id"),),
-    "BeneficiaryRegistered.full_name": (Stored("payout", "beneficiaries", "full_name"),
-                                        Stored("payout", "verifications", "expected_name"),
-                                        Stored("payout", "payment_attempts", "account_name")),
+    "BeneficiaryRegistered.full_name": (
+        Stored("payout", "beneficiaries", "full_name"),
+        Stored("payout", "verifications", "expected_name"),
+        Stored("payout", "payment_attempts", "account_name"),
+    ),
     "BeneficiaryRegistered.commune_code": (Stored("payout", "beneficiaries", "commune_code"),),
     "BeneficiaryRegistered.registered_via": NOT_STORED,
     "BeneficiaryRegisteredV1.national_id": NOT_STORED,
     "BeneficiaryRegisteredV1.si_number": NOT_STORED,
-    "EntitlementGranted.entitlement_id": (Stored("payout", "entitlements", "entitlement_id"),
-                                          Stored("payout", "installments", "entitlement_id")),
-    "EntitlementGranted.beneficiary_id": (Stored("payout", "entitlements", "beneficiary_id"),
-                                          Stored("payout", "installments", "beneficiary_id")),
+    "EntitlementGranted.entitlement_id": (
+        Stored("payout", "entitlements", "entitlement_id"),
+        Stored("payout", "installments", "entitlement_id"),
+    ),
+    "EntitlementGranted.beneficiary_id": (
+        Stored("payout", "entitlements", "beneficiary_id"),
+        Stored("payout", "installments", "beneficiary_id"),
+    ),
     "EntitlementGranted.claim_id": NOT_STORED,
-    "EntitlementGranted.scheme": (Stored("payout", "entitlements", "scheme"), Stored("payout", "installments", "scheme")),
-    "EntitlementGranted.agency": (Stored("payout", "entitlements", "agency"), Stored("payout", "installments", "agency")),
+    "EntitlementGranted.scheme": (
+        Stored("payout", "entitlements", "scheme"),
+        Stored("payout", "installments", "scheme"),
+    ),
+    "EntitlementGranted.agency": (
+        Stored("payout", "entitlements", "agency"),
+        Stored("payout", "installments", "agency"),
+    ),
     "EntitlementGranted.decision_number": (Stored("payout", "entitlements", "decision_number"),),
-    "EntitlementGranted.commune_code": (Stored("payout", "entitlements", "commune_code"),
-                                        Stored("payout", "installments", "commune_code"),
-                                        Stored("payout", "payment_attempts", "commune_code")),
+    "EntitlementGranted.commune_code": (
+        Stored("payout", "entitlements", "commune_code"),
+        Stored("payout", "installments", "commune_code"),
+        Stored("payout", "payment_attempts", "commune_code"),
+    ),
     "Schedule.kind": (Stored("payout", "entitlements", "schedule_kind"),),
-    "Schedule.start_period": (Stored("payout", "entitlements", "start_period"),
-                              Stored("payout", "entitlements", "end_period"),
-                              Stored("payout", "installments", "period")),
+    "Schedule.start_period": (
+        Stored("payout", "entitlements", "start_period"),
+        Stored("payout", "entitlements", "end_period"),
+        Stored("payout", "installments", "period"),
+    ),
     "EntitlementStopped.entitlement_id": NOT_STORED,
     "EntitlementStopped.beneficiary_id": NOT_STORED,
-    "EntitlementStopped.reason": (Stored("payout", "entitlements", "stop_reason", prefix=len("ENTITLEMENT_STOPPED_")),
-                                  Stored("payout", "installments", "reason_code", prefix=len("ENTITLEMENT_STOPPED_"))),
+    "EntitlementStopped.reason": (
+        Stored("payout", "entitlements", "stop_reason", prefix=len("ENTITLEMENT_STOPPED_")),
+        Stored("payout", "installments", "reason_code", prefix=len("ENTITLEMENT_STOPPED_")),
+    ),
     "EntitlementStopped.effective_period": (Stored("payout", "entitlements", "stop_period"),),
-    "PaymentMethodChanged.beneficiary_id": (Stored("payout", "payment_methods", "beneficiary_id"),
-                                            Stored("payout", "verifications", "beneficiary_id")),
-    "PaymentMethodChanged.method_id": (Stored("payout", "payment_methods", "method_id"),
-                                       Stored("payout", "verifications", "method_id"),
-                                       Stored("payout", "installments", "method_id")),
-    "PaymentMethodChanged.method": (Stored("payout", "payment_methods", "method"),
-                                    Stored("payout", "installments", "channel"),
-                                    Stored("payout", "payment_attempts", "channel")),
-    "PaymentMethodChanged.bank_bin": (Stored("payout", "payment_methods", "bank_bin"),
-                                      Stored("payout", "verifications", "bank_bin"),
-                                      Stored("payout", "installments", "counterparty"),
-                                      Stored("payout", "payment_attempts", "counterparty")),
-    "PaymentMethodChanged.account_number": (Stored("payout", "payment_methods", "account_number"),
-                                            Stored("payout", "verifications", "account_number"),
-                                            Stored("payout", "payment_attempts", "account_number")),
-    "PaymentMethodChanged.account_holder_name": (Stored("payout", "payment_methods", "account_holder_name"),
-                                                 Stored("payout", "verifications", "expected_name"),
-                                                 Stored("payout", "payment_attempts", "account_name")),
+    "PaymentMethodChanged.beneficiary_id": (
+        Stored("payout", "payment_methods", "beneficiary_id"),
+        Stored("payout", "verifications", "beneficiary_id"),
+    ),
+    "PaymentMethodChanged.method_id": (
+        Stored("payout", "payment_methods", "method_id"),
+        Stored("payout", "verifications", "method_id"),
+        Stored("payout", "installments", "method_id"),
+    ),
+    "PaymentMethodChanged.method": (
+        Stored("payout", "payment_methods", "method"),
+        Stored("payout", "installments", "channel"),
+        Stored("payout", "payment_attempts", "channel"),
+    ),
+    "PaymentMethodChanged.bank_bin": (
+        Stored("payout", "payment_methods", "bank_bin"),
+        Stored("payout", "verifications", "bank_bin"),
+        Stored("payout", "installments", "counterparty"),
+        Stored("payout", "payment_attempts", "counterparty"),
+    ),
+    "PaymentMethodChanged.account_number": (
+        Stored("payout", "payment_methods", "account_number"),
+        Stored("payout", "verifications", "account_number"),
+        Stored("payout", "payment_attempts", "account_number"),
+    ),
+    "PaymentMethodChanged.account_holder_name": (
+        Stored("payout", "payment_methods", "account_holder_name"),
+        Stored("payout", "verifications", "expected_name"),
+        Stored("payout", "payment_attempts", "account_name"),
+    ),
     "PaymentMethodChanged.cash_reason": (Stored("payout", "payment_methods", "cash_reason"),),
     "PaymentMethodChanged.status": NOT_STORED,  # payout keeps its own verification status
     "PaymentMethodChanged.channel": NOT_STORED,
-    "Representative.full_name": (Stored("payout", "payment_methods", "representative_name"),
-                                 Stored("payout", "verifications", "expected_name"),
-                                 Stored("payout", "payment_attempts", "account_name")),
+    "Representative.full_name": (
+        Stored("payout", "payment_methods", "representative_name"),
+        Stored("payout", "verifications", "expected_name"),
+        Stored("payout", "payment_attempts", "account_name"),
+    ),
     "RepresentativeV1.national_id": NOT_STORED,
     "RepresentativeV1.relationship": NOT_STORED,
     "RepresentativeV1.power_of_attorney_ref": NOT_STORED,
@@ -105,44 +138,78 @@ STORAGE: dict[str, tuple[Stored, ...]] = {
     "ClaimReceived.claim_id": (Stored("reporting", "claim_facts", "claim_id"),),
     "ClaimReceived.portal_dossier_id": NOT_STORED,
     "ClaimReceived.beneficiary_id": NOT_STORED,
-    "ClaimReceived.scheme": (Stored("reporting", "claim_facts", "received_scheme"),
-                             Stored("reporting", "claim_cube", "scheme"), Stored("reporting", "claim_rollup", "scheme")),
-    "ClaimReceived.agency": (Stored("reporting", "claim_facts", "received_agency"),
-                             Stored("reporting", "claim_cube", "agency"), Stored("reporting", "claim_rollup", "agency")),
-    "ClaimReceived.commune_code": (Stored("reporting", "claim_facts", "received_commune"),
-                                   Stored("reporting", "claim_cube", "commune_code")),
+    "ClaimReceived.scheme": (
+        Stored("reporting", "claim_facts", "received_scheme"),
+        Stored("reporting", "claim_cube", "scheme"),
+        Stored("reporting", "claim_rollup", "scheme"),
+    ),
+    "ClaimReceived.agency": (
+        Stored("reporting", "claim_facts", "received_agency"),
+        Stored("reporting", "claim_cube", "agency"),
+        Stored("reporting", "claim_rollup", "agency"),
+    ),
+    "ClaimReceived.commune_code": (
+        Stored("reporting", "claim_facts", "received_commune"),
+        Stored("reporting", "claim_cube", "commune_code"),
+    ),
     "ClaimReceived.requested_method": NOT_STORED,
     "ClaimDecided.claim_id": (Stored("reporting", "claim_facts", "claim_id"),),
     "ClaimDecided.beneficiary_id": NOT_STORED,
-    "ClaimDecided.scheme": (Stored("reporting", "claim_facts", "decided_scheme"),
-                            Stored("reporting", "claim_cube", "scheme"), Stored("reporting", "claim_rollup", "scheme")),
-    "ClaimDecided.agency": (Stored("reporting", "claim_facts", "decided_agency"),
-                            Stored("reporting", "claim_cube", "agency"), Stored("reporting", "claim_rollup", "agency")),
+    "ClaimDecided.scheme": (
+        Stored("reporting", "claim_facts", "decided_scheme"),
+        Stored("reporting", "claim_cube", "scheme"),
+        Stored("reporting", "claim_rollup", "scheme"),
+    ),
+    "ClaimDecided.agency": (
+        Stored("reporting", "claim_facts", "decided_agency"),
+        Stored("reporting", "claim_cube", "agency"),
+        Stored("reporting", "claim_rollup", "agency"),
+    ),
     "ClaimDecided.outcome": (Stored("reporting", "claim_facts", "outcome"),),
     "ClaimDecided.decision_number": NOT_STORED,
     "ClaimDecided.entitlement_id": NOT_STORED,
     "ClaimDecided.reason_code": NOT_STORED,
     "ClaimDecided.reason_text": NOT_STORED,
-    "ClaimDecided.commune_code": (Stored("reporting", "claim_facts", "decided_commune"),
-                                  Stored("reporting", "claim_cube", "commune_code")),
+    "ClaimDecided.commune_code": (
+        Stored("reporting", "claim_facts", "decided_commune"),
+        Stored("reporting", "claim_cube", "commune_code"),
+    ),
     "PaymentFacts.installment_id": (Stored("reporting", "payment_facts", "installment_id"),),
     "PaymentFacts.entitlement_id": NOT_STORED,
-    "PaymentFacts.beneficiary_id": (Stored("reporting", "payment_facts", "beneficiary_id"),
-                                    Stored("reporting", "payment_people", "beneficiary_id")),
-    "PaymentFacts.period": (Stored("reporting", "payment_facts", "period"), Stored("reporting", "payment_people", "period"),
-                            Stored("reporting", "payment_cube", "period"), Stored("reporting", "payment_rollup", "period")),
-    "PaymentFacts.scheme": (Stored("reporting", "payment_facts", "scheme"), Stored("reporting", "payment_people", "scheme"),
-                            Stored("reporting", "payment_cube", "scheme"), Stored("reporting", "payment_rollup", "scheme")),
-    "PaymentFacts.agency": (Stored("reporting", "payment_facts", "agency"), Stored("reporting", "payment_people", "agency"),
-                            Stored("reporting", "payment_cube", "agency"), Stored("reporting", "payment_rollup", "agency")),
-    "PaymentFacts.channel": (Stored("reporting", "payment_facts", "channel"),
-                             Stored("reporting", "payment_people", "channel"),
-                             Stored("reporting", "payment_cube", "channel"),
-                             Stored("reporting", "payment_rollup", "channel")),
+    "PaymentFacts.beneficiary_id": (
+        Stored("reporting", "payment_facts", "beneficiary_id"),
+        Stored("reporting", "payment_people", "beneficiary_id"),
+    ),
+    "PaymentFacts.period": (
+        Stored("reporting", "payment_facts", "period"),
+        Stored("reporting", "payment_people", "period"),
+        Stored("reporting", "payment_cube", "period"),
+        Stored("reporting", "payment_rollup", "period"),
+    ),
+    "PaymentFacts.scheme": (
+        Stored("reporting", "payment_facts", "scheme"),
+        Stored("reporting", "payment_people", "scheme"),
+        Stored("reporting", "payment_cube", "scheme"),
+        Stored("reporting", "payment_rollup", "scheme"),
+    ),
+    "PaymentFacts.agency": (
+        Stored("reporting", "payment_facts", "agency"),
+        Stored("reporting", "payment_people", "agency"),
+        Stored("reporting", "payment_cube", "agency"),
+        Stored("reporting", "payment_rollup", "agency"),
+    ),
+    "PaymentFacts.channel": (
+        Stored("reporting", "payment_facts", "channel"),
+        Stored("reporting", "payment_people", "channel"),
+        Stored("reporting", "payment_cube", "channel"),
+        Stored("reporting", "payment_rollup", "channel"),
+    ),
     "PaymentFacts.counterparty": NOT_STORED,
-    "PaymentFacts.commune_code": (Stored("reporting", "payment_facts", "commune_code"),
-                                  Stored("reporting", "payment_people", "commune_code"),
-                                  Stored("reporting", "payment_cube", "commune_code")),
+    "PaymentFacts.commune_code": (
+        Stored("reporting", "payment_facts", "commune_code"),
+        Stored("reporting", "payment_people", "commune_code"),
+        Stored("reporting", "payment_cube", "commune_code"),
+    ),
     "PaymentSubmitted.batch_id": NOT_STORED,
     "PaymentSubmitted.end_to_end_id": NOT_STORED,
     "PaymentSettled.end_to_end_id": NOT_STORED,
@@ -162,12 +229,20 @@ STORAGE: dict[str, tuple[Stored, ...]] = {
     "AccountFlagged.beneficiary_id": NOT_STORED,
     "AccountFlagged.method_id": NOT_STORED,
     "AccountFlagged.installment_id": NOT_STORED,
-    "AccountFlagged.reason_code": (Stored("intake", "payment_methods", "status_reason", prefix=len("FLAGGED:")),),
+    "AccountFlagged.reason_code": (
+        Stored("intake", "payment_methods", "status_reason", prefix=len("FLAGGED:")),
+    ),
     "AccountFlagged.reason_text": NOT_STORED,
 }
 
-_FAKE_RUNTIME = types.SimpleNamespace(outbox=None, session_factory=None, inbox_table=None, bus=None,
-                                      engine=None, settings=types.SimpleNamespace(consumer_batch_size=1))
+_FAKE_RUNTIME = types.SimpleNamespace(
+    outbox=None,
+    session_factory=None,
+    inbox_table=None,
+    bus=None,
+    engine=None,
+    settings=types.SimpleNamespace(consumer_batch_size=1),
+)
 
 
 def consumed_event_types() -> dict[str, set[str]]:
@@ -225,7 +300,11 @@ def field_limits(model: type[BaseModel]) -> list[FieldLimit]:
         gt = next((c.gt for c in found if isinstance(c, annotated_types.Gt)), None)
         le = next((c.le for c in found if isinstance(c, annotated_types.Le)), None)
         if typing.get_origin(base) is typing.Literal:
-            out.append(FieldLimit(key, "literal", max_length=max(len(str(v)) for v in typing.get_args(base))))
+            out.append(
+                FieldLimit(
+                    key, "literal", max_length=max(len(str(v)) for v in typing.get_args(base))
+                )
+            )
         elif base is str:
             out.append(FieldLimit(key, "str", max_length=max_len))
         elif base is int:
@@ -268,7 +347,11 @@ class TestContractsDeclareTheirLimits:
 
         from pydantic import Field, create_model
 
-        wider = create_model("Wider", __base__=Contract, cash_reason=(Annotated[str, Field(max_length=501)] | None, None))
+        wider = create_model(
+            "Wider",
+            __base__=Contract,
+            cash_reason=(Annotated[str, Field(max_length=501)] | None, None),
+        )
         assert [limit.max_length for limit in field_limits(wider)] == [501]
 
 
@@ -276,7 +359,7 @@ class TestContractsDeclareTheirLimits:
 
 
 def consumed_string_fields() -> dict[str, int]:
-    """"<model>.<field>" -> max_length, for every string field of every event some consumer handles."""
+    """ "<model>.<field>" -> max_length, for every string field of every event some consumer handles."""
     fields: dict[str, int] = {}
     for event_types in consumed_event_types().values():
         for event_type in event_types:
@@ -288,10 +371,14 @@ def consumed_string_fields() -> dict[str, int]:
 
 
 class TestMappingIsComplete:
-    def test_every_string_field_of_every_consumed_event_is_stored_somewhere_or_declared_not_stored(self):
+    def test_every_string_field_of_every_consumed_event_is_stored_somewhere_or_declared_not_stored(
+        self,
+    ):
         fields = consumed_string_fields()
         unplaced = sorted(set(fields) - set(STORAGE))
-        assert not unplaced, f"place these event fields in STORAGE (a consumer column, or NOT_STORED): {unplaced}"
+        assert not unplaced, (
+            f"place these event fields in STORAGE (a consumer column, or NOT_STORED): {unplaced}"
+        )
         stale = sorted(set(STORAGE) - set(fields))
         assert not stale, f"STORAGE names fields no consumed event has: {stale}"
 
@@ -302,7 +389,11 @@ class TestMappingIsComplete:
         assert "vn.benefits.payout.account-flagged.v1" in consumed["intake"]
 
 
-MIGRATIONS = {"intake": INTAKE_MIGRATIONS, "payout": PAYOUT_MIGRATIONS, "reporting": REPORTING_MIGRATIONS}
+MIGRATIONS = {
+    "intake": INTAKE_MIGRATIONS,
+    "payout": PAYOUT_MIGRATIONS,
+    "reporting": REPORTING_MIGRATIONS,
+}
 
 
 @pytest.fixture
@@ -316,12 +407,18 @@ async def column_widths(pg_database) -> dict[tuple[str, str, str], int | None]:
         engine = create_async_engine(url)
         try:
             async with engine.connect() as conn:
-                rows = await conn.execute(text(
-                    "SELECT table_name, column_name, data_type, character_maximum_length "
-                    "FROM information_schema.columns WHERE table_schema = 'public'"))
+                rows = await conn.execute(
+                    text(
+                        "SELECT table_name, column_name, data_type, character_maximum_length "
+                        "FROM information_schema.columns WHERE table_schema = 'public'"
+                    )
+                )
                 for table, column, data_type, width in rows:
-                    widths[(service, table, column)] = width if data_type in ("character varying", "character") else (
-                        None if data_type == "text" else -1)  # -1: not a text column at all
+                    widths[(service, table, column)] = (
+                        width
+                        if data_type in ("character varying", "character")
+                        else (None if data_type == "text" else -1)
+                    )  # -1: not a text column at all
         finally:
             await engine.dispose()
     return widths
@@ -334,9 +431,15 @@ class TestConsumerColumnsHoldTheContract:
         for key, places in STORAGE.items():
             for place in places:
                 width = column_widths.get((place.service, place.table, place.column), -2)
-                assert width != -2, f"{key}: {place.service}.{place.table}.{place.column} does not exist"
-                assert width != -1, f"{key}: {place.service}.{place.table}.{place.column} is not a text column"
+                assert width != -2, (
+                    f"{key}: {place.service}.{place.table}.{place.column} does not exist"
+                )
+                assert width != -1, (
+                    f"{key}: {place.service}.{place.table}.{place.column} is not a text column"
+                )
                 needed = fields[key] + place.prefix
                 if width is not None and width < needed:
-                    too_narrow.append(f"{key} (max {needed}) > {place.service}.{place.table}.{place.column} ({width})")
+                    too_narrow.append(
+                        f"{key} (max {needed}) > {place.service}.{place.table}.{place.column} ({width})"
+                    )
         assert not too_narrow, too_narrow

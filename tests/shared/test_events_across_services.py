@@ -1,6 +1,7 @@
 """Intake's events as payout receives them, on PostgreSQL + Kafka: what intake accepts, payout can
 keep (the contract's limits hold on both sides), and what goes on the bus, which keeps it for ever,
 carries no CCCD, date of birth or social-insurance number."""
+
 from __future__ import annotations
 
 import asyncio
@@ -53,19 +54,31 @@ async def services(pg_database, kafka_bootstrap, tmp_path) -> AsyncIterator[Serv
     """Intake and payout's intake view on their own PostgreSQL databases and their own Kafka topics,
     with intake's relay and payout's consumer running."""
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    intake_settings = IntakeSettings(environment="development", database_url=await pg_database("xs_intake"),
-                                     kafka_bootstrap_servers=kafka_bootstrap, data_dir=tmp_path / "intake",
-                                     topic_prefix=prefix)
-    payout_settings = PayoutSettings(environment="development", database_url=await pg_database("xs_payout"),
-                                     kafka_bootstrap_servers=kafka_bootstrap, data_dir=tmp_path / "payout",
-                                     topic_prefix=prefix, topic_partitions=2, jwt_secret=JWT_SECRET)
+    intake_settings = IntakeSettings(
+        environment="development",
+        database_url=await pg_database("xs_intake"),
+        kafka_bootstrap_servers=kafka_bootstrap,
+        data_dir=tmp_path / "intake",
+        topic_prefix=prefix,
+    )
+    payout_settings = PayoutSettings(
+        environment="development",
+        database_url=await pg_database("xs_payout"),
+        kafka_bootstrap_servers=kafka_bootstrap,
+        data_dir=tmp_path / "payout",
+        topic_prefix=prefix,
+        topic_partitions=2,
+        jwt_secret=JWT_SECRET,
+    )
     await upgrade_to_head_async(PAYOUT_MIGRATIONS, payout_settings.resolved_database_url())
     payout = await Runtime.open(payout_settings, payout_metadata)
     stop = asyncio.Event()
     try:
         async for intake in running_intake(intake_settings):
-            tasks = [asyncio.ensure_future(run_relay(intake.app.state.runtime, stop)),
-                     asyncio.ensure_future(intake_view_consumer(payout).run(stop))]
+            tasks = [
+                asyncio.ensure_future(run_relay(intake.app.state.runtime, stop)),
+                asyncio.ensure_future(intake_view_consumer(payout).run(stop)),
+            ]
             try:
                 yield Services(intake, payout, stop)
             finally:
@@ -83,8 +96,15 @@ def text_of_length(length: int) -> str:
 
 async def payout_method(payout: Runtime, beneficiary_id: str) -> dict[str, Any] | None:
     async with payout.engine.connect() as conn:
-        row = (await conn.execute(
-            select(payout_methods).where(payout_methods.c.beneficiary_id == beneficiary_id))).mappings().first()
+        row = (
+            (
+                await conn.execute(
+                    select(payout_methods).where(payout_methods.c.beneficiary_id == beneficiary_id)
+                )
+            )
+            .mappings()
+            .first()
+        )
     return dict(row) if row is not None else None
 
 
@@ -94,6 +114,7 @@ async def read_topic(runtime: Runtime, topics: list[str], until: int) -> list[Cl
     await consumer.start()
     events: list[CloudEvent] = []
     try:
+
         async def all_read() -> bool:
             events.extend(CloudEvent.from_json(r.value) for r in await consumer.poll(500, 500))
             return len(events) >= until
@@ -114,21 +135,30 @@ def keys_of(value: Any) -> set[str]:
     return set()
 
 
-async def file_and_approve(intake: Intake, payment: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+async def file_and_approve(
+    intake: Intake, payment: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """An unemployment claim asking for `payment`, approved by BHXH: the method becomes the person's."""
     claim = builders.claim("UNEMPLOYMENT", payment=payment)
     filed = await intake.post("/v1/claims", "portal", json=claim)
     assert filed.status_code == 201, filed.text
-    decided = await intake.post(f"/v1/claims/{filed.json()['claim_id']}/decision", "bhxh",
-                                json=builders.unemployment_approval())
+    decided = await intake.post(
+        f"/v1/claims/{filed.json()['claim_id']}/decision",
+        "bhxh",
+        json=builders.unemployment_approval(),
+    )
     assert decided.status_code == 200, decided.text
     return claim, filed.json()
 
 
 class TestTheContractsLimitsHoldAcrossServices:
-    async def test_a_cash_reason_at_the_contracts_maximum_reaches_payouts_payment_method(self, services):
+    async def test_a_cash_reason_at_the_contracts_maximum_reaches_payouts_payment_method(
+        self, services
+    ):
         reason = text_of_length(max_length_of(CashReason))
-        _, filed = await file_and_approve(services.intake, {"method": "CASH_POST_OFFICE", "cash_reason": reason})
+        _, filed = await file_and_approve(
+            services.intake, {"method": "CASH_POST_OFFICE", "cash_reason": reason}
+        )
 
         async def kept_by_payout() -> dict[str, Any] | None:
             return await payout_method(services.payout, filed["beneficiary_id"])
@@ -138,11 +168,21 @@ class TestTheContractsLimitsHoldAcrossServices:
         assert method["cash_reason"] == reason
         assert method["status"] == "VERIFIED"
 
-    async def test_one_character_over_the_contract_is_refused_by_intake_and_nothing_is_stored(self, services):
+    async def test_one_character_over_the_contract_is_refused_by_intake_and_nothing_is_stored(
+        self, services
+    ):
         intake = services.intake
-        _, person = await file_and_approve(intake, {"method": "OWN_ACCOUNT", "bank_bin": builders.VIETCOMBANK,
-                                                    "account_number": builders.account()})
-        waiting = (await intake.post("/v1/claims", "portal", json=builders.claim("UNEMPLOYMENT"))).json()
+        _, person = await file_and_approve(
+            intake,
+            {
+                "method": "OWN_ACCOUNT",
+                "bank_bin": builders.VIETCOMBANK,
+                "account_number": builders.account(),
+            },
+        )
+        waiting = (
+            await intake.post("/v1/claims", "portal", json=builders.claim("UNEMPLOYMENT"))
+        ).json()
         methods_before = await intake.count(intake_methods)
         claims_before = await intake.count(intake_claims)
         entitlements_before = await intake.count(intake_entitlements)
@@ -150,12 +190,26 @@ class TestTheContractsLimitsHoldAcrossServices:
 
         too_long_reason = text_of_length(max_length_of(CashReason) + 1)
         refused = [
-            await intake.put(f"/v1/beneficiaries/{person['beneficiary_id']}/payment-method", "bhxh",
-                             json={"method": "CASH_POST_OFFICE", "cash_reason": too_long_reason}),
-            await intake.post("/v1/claims", "portal", json=builders.claim(
-                "UNEMPLOYMENT", payment={"method": "CASH_POST_OFFICE", "cash_reason": too_long_reason})),
-            await intake.post(f"/v1/claims/{waiting['claim_id']}/decision", "bhxh", json=builders.unemployment_approval(
-                decision_number="QĐ-" + "9" * max_length_of(DecisionNumber))),
+            await intake.put(
+                f"/v1/beneficiaries/{person['beneficiary_id']}/payment-method",
+                "bhxh",
+                json={"method": "CASH_POST_OFFICE", "cash_reason": too_long_reason},
+            ),
+            await intake.post(
+                "/v1/claims",
+                "portal",
+                json=builders.claim(
+                    "UNEMPLOYMENT",
+                    payment={"method": "CASH_POST_OFFICE", "cash_reason": too_long_reason},
+                ),
+            ),
+            await intake.post(
+                f"/v1/claims/{waiting['claim_id']}/decision",
+                "bhxh",
+                json=builders.unemployment_approval(
+                    decision_number="QĐ-" + "9" * max_length_of(DecisionNumber)
+                ),
+            ),
         ]
         for response in refused:
             assert response.status_code == 422, response.text
@@ -165,12 +219,19 @@ class TestTheContractsLimitsHoldAcrossServices:
         assert await intake.count(intake_methods) == methods_before
         assert await intake.count(intake_claims) == claims_before
         assert await intake.count(intake_entitlements) == entitlements_before
-        assert await intake.count(intake_outbox) == events_before, "a refused request announces nothing"
+        assert await intake.count(intake_outbox) == events_before, (
+            "a refused request announces nothing"
+        )
 
     async def test_roll_rows_over_the_contract_are_rejected_with_their_column(self, services):
         rows = [
-            builders.roll_row("PENSION", payment_method="CASH_POST_OFFICE", bank_bin=None, account_number=None,
-                              cash_reason=text_of_length(max_length_of(CashReason) + 1)),
+            builders.roll_row(
+                "PENSION",
+                payment_method="CASH_POST_OFFICE",
+                bank_bin=None,
+                account_number=None,
+                cash_reason=text_of_length(max_length_of(CashReason) + 1),
+            ),
             builders.roll_row("PENSION", amount_per_installment=str(MAX_VND + 1)),
         ]
         uploaded = await services.intake.post("/v1/roll/uploads", "bhxh", json={"rows": rows})
@@ -178,7 +239,9 @@ class TestTheContractsLimitsHoldAcrossServices:
         body = uploaded.json()
         assert (body["accepted"], body["rejected"]) == (0, 2)
         assert [[e["pointer"] for e in r["errors"]] for r in body["rejections"]] == [
-            ["/rows/0/cash_reason"], ["/rows/1/amount_per_installment"]]
+            ["/rows/0/cash_reason"],
+            ["/rows/1/amount_per_installment"],
+        ]
         assert await services.intake.count(intake_methods) == 0
 
 
@@ -186,15 +249,34 @@ class TestNoPersonalIdentifiersOnTheBus:
     async def test_intakes_events_carry_no_cccd_date_of_birth_or_si_number(self, services):
         intake = services.intake
         representative_cccd = builders.cccd(date(1980, 2, 3), female=True)
-        represented, _ = await file_and_approve(intake, {
-            "method": "AUTHORISED_ACCOUNT", "bank_bin": builders.VIETCOMBANK, "account_number": builders.account(),
-            "representative": {"national_id": representative_cccd, "full_name": builders.name(),
-                               "relationship": "con", "power_of_attorney_ref": "UQ-2023-001",
-                               "valid_from": "2023-01-01"}})
-        own, filed = await file_and_approve(intake, {"method": "OWN_ACCOUNT", "bank_bin": builders.VIETCOMBANK,
-                                                     "account_number": builders.account()})
-        changed = await intake.put(f"/v1/beneficiaries/{filed['beneficiary_id']}/payment-method", "bhxh",
-                                   json={"method": "CASH_POST_OFFICE", "cash_reason": "không tự giao dịch được"})
+        represented, _ = await file_and_approve(
+            intake,
+            {
+                "method": "AUTHORISED_ACCOUNT",
+                "bank_bin": builders.VIETCOMBANK,
+                "account_number": builders.account(),
+                "representative": {
+                    "national_id": representative_cccd,
+                    "full_name": builders.name(),
+                    "relationship": "con",
+                    "power_of_attorney_ref": "UQ-2023-001",
+                    "valid_from": "2023-01-01",
+                },
+            },
+        )
+        own, filed = await file_and_approve(
+            intake,
+            {
+                "method": "OWN_ACCOUNT",
+                "bank_bin": builders.VIETCOMBANK,
+                "account_number": builders.account(),
+            },
+        )
+        changed = await intake.put(
+            f"/v1/beneficiaries/{filed['beneficiary_id']}/payment-method",
+            "bhxh",
+            json={"method": "CASH_POST_OFFICE", "cash_reason": "không tự giao dịch được"},
+        )
         assert changed.status_code == 200, changed.text
 
         # Per claim: registered, received, decided, granted, method changed; and the change.
@@ -205,10 +287,16 @@ class TestNoPersonalIdentifiersOnTheBus:
             "date of birth": {a["date_of_birth"] for a in applicants},
             "SI number": {a["si_number"] for a in applicants},
         }
-        assert {"beneficiary-registered", "payment-method-changed", "claim-received", "entitlement-granted"} <= {
-            e.type.split(".")[3] for e in events}
+        assert {
+            "beneficiary-registered",
+            "payment-method-changed",
+            "claim-received",
+            "entitlement-granted",
+        } <= {e.type.split(".")[3] for e in events}
         for event in events:
             payload = event.to_json().decode()
             for kind, values in identifiers.items():
                 assert not any(v in payload for v in values), f"{event.type} carries a {kind}"
-            assert not keys_of(event.data) & {"national_id", "date_of_birth", "si_number"}, event.type
+            assert not keys_of(event.data) & {"national_id", "date_of_birth", "si_number"}, (
+                event.type
+            )

@@ -1,5 +1,6 @@
 """What every service offers: health, readiness, metrics, problem+json errors, safe settings,
 and the main job starting all three services."""
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,10 @@ class TestSettings:
             settings_cls(environment="production")
 
     def test_production_with_real_secret_starts(self):
-        assert IntakeSettings(environment="production", jwt_secret="x" * 40).environment == "production"
+        assert (
+            IntakeSettings(environment="production", jwt_secret="x" * 40).environment
+            == "production"
+        )
 
     def test_no_database_or_kafka_settings_means_embedded(self, tmp_path):
         settings = IntakeSettings(data_dir=tmp_path)
@@ -51,8 +55,13 @@ class TestMainJob:
             env[f"{name}_DATA_DIR"] = str(tmp_path)
             env.pop(f"{name}_DATABASE_URL", None)
             env.pop(f"{name}_KAFKA_BOOTSTRAP_SERVERS", None)
-        process = subprocess.Popen([sys.executable, "-m", "services.stack"], cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.stack"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             deadline = time.monotonic() + 90
             answers: dict[str, dict] = {}

@@ -1,4 +1,5 @@
 """An outage of the database or the bus is never a reason to dead-letter a message."""
+
 from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -16,7 +17,9 @@ class _PgError(Exception):
 class TestTransient:
     def test_connection_and_shutdown_errors_are_transient(self):
         assert is_transient(ConnectionRefusedError())
-        assert is_transient(OperationalError("SELECT 1", {}, Exception("server closed the connection")))
+        assert is_transient(
+            OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        )
         assert is_transient(DBAPIError("SELECT 1", {}, _PgError("57P01")))  # admin shutdown
         assert is_transient(DBAPIError("SELECT 1", {}, _PgError("40001")))  # serialization failure
         assert is_transient(PublishFailed("broker unavailable"))

@@ -1,4 +1,5 @@
 """The real PostgreSQL and Kafka the suite runs against (started by scripts/infra.sh)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,9 @@ def sqlalchemy_url(database: str) -> str:
 
 
 async def _admin() -> asyncpg.Connection:
-    return await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, password=PG_PASSWORD, database="postgres")
+    return await asyncpg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, password=PG_PASSWORD, database="postgres"
+    )
 
 
 async def create_database(prefix: str) -> tuple[str, str]:

@@ -1,4 +1,5 @@
 """A probe relay or consumer in its own process, so tests can kill it for real (SIGKILL)."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,23 @@ async def main() -> None:
     parser.add_argument("--delay-per-event", type=float, default=0.0)
     parser.add_argument("--topic-prefix", default="")
     args = parser.parse_args()
-    settings = probe.probe_settings(args.database_url, args.kafka, Path(args.data_dir), args.topic_prefix)
+    settings = probe.probe_settings(
+        args.database_url, args.kafka, Path(args.data_dir), args.topic_prefix
+    )
     runtime = await probe.open_probe(settings)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     if args.role == "relay":
         relay_cls = RelayKilledAfterAck if args.crash_after_publish else OutboxRelay
-        relay = relay_cls(runtime.engine, runtime.session_factory, probe.outbox, probe.outbox_lanes,
-                          runtime.bus.producer(), "probe", batch_size=settings.relay_batch_size)
+        relay = relay_cls(
+            runtime.engine,
+            runtime.session_factory,
+            probe.outbox,
+            probe.outbox_lanes,
+            runtime.bus.producer(),
+            "probe",
+            batch_size=settings.relay_batch_size,
+        )
         await run_relay(runtime, stop, relay)
     else:
         await probe.consumer(runtime, args.consumer_name, args.delay_per_event).run(stop)

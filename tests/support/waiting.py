@@ -2,13 +2,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
-async def wait_until(check: Callable[[], Awaitable[T]], timeout: float = 30.0, interval: float = 0.05,
-                     message: str = "condition") -> T:
+async def wait_until(
+    check: Callable[[], Awaitable[T]],
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
     """Poll an async condition until it returns a truthy value; fail after `timeout`."""
     deadline = time.monotonic() + timeout
     last: T | None = None

@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from services.payout.adapters.banks.base import DUPLICATE_CODES
+from services.payout.adapters.repository import cycles as batches
 from services.payout.adapters.repository import payments as repository
 from services.payout.adapters.repository.payments import SEND_STATES
 from services.payout.domain import model
@@ -139,7 +140,7 @@ async def resolve_accounts(uow: UnitOfWork, claimed: Claimed) -> Claimed | None:
         await repository.take_out_of_batch(uow, moved)
         # Those whose method pays elsewhere are scheduled there at once (batched by the worker).
         await release_holds(uow, sorted({r["beneficiary_id"] for r in moved if r["usable"]}))
-    count, total = await repository.batch_totals(uow, claimed.batch_id)
+    count, total = await batches.batch_totals(uow, claimed.batch_id)
     if not count:
         await repository.update_batch(
             uow,

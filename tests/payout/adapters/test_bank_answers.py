@@ -68,7 +68,7 @@ async def counterparty() -> AsyncIterator[tuple[str, Canned]]:
         )
     )
     task = asyncio.ensure_future(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn says it started with a flag, not an event
+    while not server.started:
         await asyncio.sleep(0.01)
     yield f"http://127.0.0.1:{port}", canned
     server.should_exit = True

@@ -496,8 +496,8 @@ async def cancel_attempts(uow: UnitOfWork, attempt_ids: Sequence[int]) -> None:
     )
 
 
-async def recount_batch(uow: UnitOfWork, batch_id: str) -> None:
-    """New control totals for a batch that lost items; cancelled when none is left."""
+async def batch_totals(uow: UnitOfWork, batch_id: str) -> tuple[int, int]:
+    """The count and sum of the items a batch still carries."""
     count, total = (
         await uow.execute(
             text(
@@ -507,12 +507,18 @@ async def recount_batch(uow: UnitOfWork, batch_id: str) -> None:
             {"b": batch_id},
         )
     ).one()
+    return int(count), int(total)
+
+
+async def recount_batch(uow: UnitOfWork, batch_id: str) -> None:
+    """New control totals for a batch that lost items; cancelled when none is left."""
+    count, total = await batch_totals(uow, batch_id)
     await uow.execute(
         update(batches)
         .where(batches.c.batch_id == batch_id)
         .values(
-            control_count=int(count),
-            control_sum=int(total),
+            control_count=count,
+            control_sum=total,
             state=model.BATCH_READY if count else model.BATCH_CANCELLED,
             updated_at=uow.now,
         )

@@ -140,20 +140,6 @@ async def open_items(uow: UnitOfWork, batch_id: str) -> list[dict[str, Any]]:
     return [dict(row) for row in (await uow.execute(query)).mappings()]
 
 
-async def batch_totals(uow: UnitOfWork, batch_id: str) -> tuple[int, int]:
-    """The count and sum of the items a batch still carries."""
-    count, total = (
-        await uow.execute(
-            text(
-                "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM payment_attempts "
-                "WHERE batch_id = :b AND state <> 'CANCELLED'"
-            ),
-            {"b": batch_id},
-        )
-    ).one()
-    return int(count), int(total)
-
-
 async def lock_batch_installments(uow: UnitOfWork, batch_id: str) -> None:
     """Lock the installments of a batch's attempts, in id order."""
     if not uow.postgres:

@@ -3,6 +3,7 @@
 Revision ID: payout_0001
 Revises:
 """
+
 from alembic import op
 
 from shared.migrations import create_messaging_tables, drop_messaging_tables

@@ -4,6 +4,7 @@ reconciliation.
 Revision ID: payout_0002
 Revises: payout_0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -128,7 +129,9 @@ def upgrade() -> None:
     op.create_table(
         "payment_attempts",
         sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
-        sa.Column("installment_id", sa.BigInteger, sa.ForeignKey("installments.id"), nullable=False),
+        sa.Column(
+            "installment_id", sa.BigInteger, sa.ForeignKey("installments.id"), nullable=False
+        ),
         sa.Column("attempt_no", sa.SmallInteger, nullable=False),
         sa.Column("end_to_end_id", sa.String(35), nullable=False, unique=True),
         sa.Column("cycle_id", sa.BigInteger, nullable=False),
@@ -146,12 +149,17 @@ def upgrade() -> None:
         sa.Column("created_at", utc(), nullable=False),
         sa.Column("submitted_at", utc(), nullable=True),
         sa.Column("finished_at", utc(), nullable=True),
-        sa.UniqueConstraint("installment_id", "attempt_no", name="uq_payment_attempts_installment_attempt"),
+        sa.UniqueConstraint(
+            "installment_id", "attempt_no", name="uq_payment_attempts_installment_attempt"
+        ),
     )
     op.create_index("ix_payment_attempts_batch_id", "payment_attempts", ["batch_id"])
     op.create_index(
-        "ix_payment_attempts_unbatched", "payment_attempts", ["cycle_id"],
-        postgresql_where=sa.text("batch_id IS NULL"), sqlite_where=sa.text("batch_id IS NULL"),
+        "ix_payment_attempts_unbatched",
+        "payment_attempts",
+        ["cycle_id"],
+        postgresql_where=sa.text("batch_id IS NULL"),
+        sqlite_where=sa.text("batch_id IS NULL"),
     )
     op.create_table(
         "batches",
