@@ -104,7 +104,7 @@ def require_scopes(*scopes: str) -> Callable[[Request], Principal]:
         request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None
     ) -> Principal:
         header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
+        scheme, _space, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("a bearer token is required")
         principal = verify_token(request.app.state.settings.jwt_secret, token.strip())

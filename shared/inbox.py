@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
@@ -29,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db import is_postgres
 from shared.events.contracts import Contract, UnknownEventType, contract_for, dead_letter_topic
 from shared.events.envelope import (
     CORRELATION_HEADER,
@@ -193,7 +195,7 @@ class ConsumerRunner:
     async def _apply(self, deliveries: Sequence[Delivery]) -> None:
         async with self.session_factory() as session, session.begin():
             ids = list({d.event.id for d in deliveries})
-            if session.bind.dialect.name == "postgresql":
+            if is_postgres(session):
                 # One array parameter: a long IN list drifts to a generic plan that scans the inbox.
                 matches = self.inbox.c.event_id == any_(bindparam("ids", ids, type_=ARRAY(String)))
             else:
@@ -320,7 +322,7 @@ def is_transient(exc: BaseException) -> bool:
     return cause is not None and cause is not exc and is_transient(cause)
 
 
-async def _quietly(awaitable) -> None:
+async def _quietly(awaitable: Awaitable[Any]) -> None:
     try:
         await awaitable
     except Exception:

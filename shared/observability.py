@@ -10,6 +10,7 @@ import sys
 import traceback
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
@@ -40,9 +41,12 @@ def describe_error(exc: BaseException) -> str:
     """One line naming what went wrong, safe for logs and headers."""
     name = type(exc).__name__
     orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
-    if orig is not None and getattr(exc, "statement", None) is not None:
+    statement = getattr(exc, "statement", None)
+    if orig is not None and statement is not None:
         driver = getattr(orig, "__cause__", None) or orig
-        return f"{name}: {_database_error(driver, orig)} in [{' '.join(str(exc.statement).split())[:300]}]"
+        return (
+            f"{name}: {_database_error(driver, orig)} in [{' '.join(str(statement).split())[:300]}]"
+        )
     if getattr(exc, "sqlstate", None) is not None or _is_sqlite_error(exc):
         return f"{name}: {_database_error(exc, exc)}"
     errors = getattr(exc, "errors", None)
@@ -54,9 +58,10 @@ def describe_error(exc: BaseException) -> str:
 
 def validation_summary(exc: BaseException) -> str:
     """Field locations and messages of a pydantic ValidationError: the values may be personal data."""
-    return "; ".join(f"/{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())[
-        :1000
-    ]  # type: ignore[attr-defined]
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return ""
+    return "; ".join(f"/{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors())[:1000]
 
 
 def _database_error(driver: BaseException, adapted: BaseException) -> str:
@@ -126,7 +131,7 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
-    def formatException(self, ei) -> str:
+    def formatException(self, ei: Any) -> str:
         exc = ei[1] if isinstance(ei, tuple) else None
         if isinstance(exc, BaseException):
             return safe_traceback(exc)

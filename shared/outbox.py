@@ -14,11 +14,12 @@ import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
     Column,
+    CursorResult,
     DateTime,
     Index,
     Integer,
@@ -358,7 +359,7 @@ class OutboxRelay:
                     self.outbox.c.published_at.is_not(None), self.outbox.c.published_at < cutoff
                 )
             )
-        return result.rowcount or 0
+        return cast(CursorResult[Any], result).rowcount or 0
 
     async def pending_count(self) -> int:
         async with self.session_factory() as session:
@@ -396,9 +397,9 @@ class OutboxRelay:
                         "outbox relay failed, backing off",
                         extra={"fields": {"error": type(exc).__name__, "backoff_s": backoff}},
                     )
-                    listener = await _close_quietly(
-                        listener
-                    )  # LISTEN again once the database is back
+                    # LISTEN again once the database is back.
+                    await _close_quietly(listener)
+                    listener = None
                     await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
@@ -407,13 +408,13 @@ class OutboxRelay:
         finally:
             await _close_quietly(listener)
 
-    async def _listen(self):
+    async def _listen(self) -> AsyncConnection | None:
         if is_sqlite(self.engine):
             return None
         conn = await self.engine.connect()
         try:
             raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
+            driver: Any = raw.driver_connection
             await driver.add_listener(notify_channel(self.service), lambda *_: self._wake.set())
         except Exception:
             await conn.close()
@@ -421,16 +422,15 @@ class OutboxRelay:
         return conn
 
 
-async def _close_quietly(connection):
+async def _close_quietly(connection: AsyncConnection | None) -> None:
     if connection is not None:
         try:
             await connection.close()
-        except Exception:
+        except Exception:  # it may already be gone with the database
             pass
-    return None
 
 
-def _record(row) -> OutgoingRecord:
+def _record(row: Any) -> OutgoingRecord:
     headers = [(EVENT_TYPE_HEADER, row.event_type.encode())]
     if row.correlation_id:
         headers.append((CORRELATION_HEADER, row.correlation_id.encode()))

@@ -60,6 +60,8 @@ class JsonLinesSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         for span in spans:
             context = span.get_span_context()
+            if context is None:
+                continue
             self._file.write(
                 json.dumps(
                     {

@@ -315,11 +315,15 @@ class InstallmentCancelled(PaymentFacts):
 # --- registry -------------------------------------------------------------------------------
 
 
+# Named outside the class: inside it, `type` is the field below.
+ContractModel = type[Contract]
+
+
 @dataclass(frozen=True, slots=True)
 class EventContract:
     type: str
     topic: str
-    model: type[Contract]
+    model: ContractModel
     key_field: str
 
 
