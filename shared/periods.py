@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from shared.clock import as_utc
+
 # Vietnam has kept UTC+7 without daylight saving since 1975: a fixed offset needs no tzdata.
 VIETNAM = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -64,10 +66,7 @@ def period_of_date(day: date) -> str:
 
 def vietnam_time(moment: datetime | None = None) -> datetime:
     """`moment` (now by default) in Vietnam time; a naive moment is taken as UTC."""
-    moment = moment or datetime.now(UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(VIETNAM)
+    return as_utc(moment or datetime.now(UTC)).astimezone(VIETNAM)
 
 
 def vietnam_date(moment: datetime | None = None) -> date:

@@ -5,7 +5,7 @@ masked unless the caller also holds `pii:read`."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -27,7 +27,7 @@ from services.payout.domain.reconciliation import LINE_KINDS, BankEntry
 from services.payout.service_layer.cycles import start_cycle
 from services.payout.service_layer.reconciliation import reconcile
 from shared.auth import Principal, require_scopes
-from shared.clock import utcnow
+from shared.clock import as_utc, utcnow
 from shared.events.contracts import PERIOD_PATTERN
 from shared.uow import UnitOfWork, unit_of_work
 from shared.web import ProblemError, problem_responses
@@ -138,9 +138,7 @@ def _installment_view(row: dict[str, Any], can_see: bool, now: Any) -> dict[str,
         model.end_to_end_id(row["id"], row["attempt_no"]) if row["attempt_no"] else None
     )
     if row["state"] in (model.ON_HOLD, model.SCHEDULED, model.SUBMITTED):
-        created = row["created_at"]
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
+        created = as_utc(row["created_at"])
         out["pending_age_seconds"] = int((now - created).total_seconds())
     return masked(out, can_see)
 

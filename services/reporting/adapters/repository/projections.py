@@ -46,14 +46,6 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _instant(moment: datetime) -> datetime:
-    """A NOT NULL timestamp in UTC (`as_utc` is typed for nullable ones)."""
-    utc = as_utc(moment)
-    if utc is None:
-        raise ValueError("a required timestamp is missing")
-    return utc
-
-
 def area_columns(period: str, commune_code: str, list_date: date) -> dict[str, Any]:
     area = reporting_area(commune_code, list_date, period)
     return {
@@ -77,7 +69,7 @@ def _fact(row: Any) -> InstallmentFact:
         commune_code=row.commune_code,
         list_date=row.list_date,
         state=row.state,
-        state_at=_instant(row.state_at),
+        state_at=as_utc(row.state_at),
     )
 
 
@@ -104,7 +96,7 @@ class ProjectionRepository:
             "last_applied_at": utcnow(),
         }
         if newest_event_at is not None:
-            newest = _instant(newest_event_at)
+            newest = as_utc(newest_event_at)
             current = as_utc(
                 self.conn.execute(
                     select(projection_state.c.last_event_at).where(
@@ -143,7 +135,7 @@ class ProjectionRepository:
                 "commune_code": f.commune_code,
                 "list_date": f.list_date,
                 "state": f.state,
-                "state_at": _instant(f.state_at),
+                "state_at": as_utc(f.state_at),
             }
             for f in sorted(facts, key=lambda f: f.installment_id)
         ]
