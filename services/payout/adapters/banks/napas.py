@@ -133,7 +133,10 @@ def statement_amount(value: Any) -> int:
         raise PermanentBankError("INVALID_STATEMENT_AMOUNT", str(exc)) from None
 
 
-async def json_statement(http: CounterpartyHttp, path: str) -> list[StatementEntry]:
+async def json_statement(
+    http: CounterpartyHttp, path: str, reference_field: str = "bank_reference"
+) -> list[StatementEntry]:
+    """A statement pulled as JSON; the counterparty's own reference is in `reference_field`."""
     response = await http.send("GET", path)
     if response.status_code != 200:
         raise http.refuse(response)
@@ -142,7 +145,7 @@ async def json_statement(http: CounterpartyHttp, path: str) -> list[StatementEnt
         StatementEntry(
             end_to_end_id=entry["end_to_end_id"],
             amount=statement_amount(entry["amount"]),
-            bank_reference=entry.get("bank_reference"),
+            bank_reference=entry.get(reference_field),
             value_date=date.fromisoformat(entry["value_date"]),
             status=entry["status"],
         )

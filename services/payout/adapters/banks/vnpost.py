@@ -24,11 +24,11 @@ from .base import (
     UnknownOutcome,
 )
 from .napas import (
+    json_statement,
     optional_text,
     required_int,
     required_str,
     required_time,
-    statement_amount,
     submit_answer,
     typed_json_events,
     whole_vnd_or_none,
@@ -199,17 +199,6 @@ class VnpostChannel:
         return delivery_id, outcomes
 
     async def statement(self, day: date) -> list[StatementEntry]:
-        response = await self._http.send("GET", f"/vnpost/statements/{day.isoformat()}")
-        if response.status_code != 200:
-            raise self._http.refuse(response)
-        body = self._http.json(response)
-        return [
-            StatementEntry(
-                end_to_end_id=entry["end_to_end_id"],
-                amount=statement_amount(entry["amount"]),
-                bank_reference=entry.get("receipt_number"),
-                value_date=date.fromisoformat(entry["value_date"]),
-                status=entry["status"],
-            )
-            for entry in body.get("entries", [])
-        ]
+        return await json_statement(
+            self._http, f"/vnpost/statements/{day.isoformat()}", reference_field="receipt_number"
+        )
