@@ -95,3 +95,15 @@ async def unit_of_work(
         uow = kind(session, outbox, actor, now or utcnow(), is_postgres(session))
         yield uow
         await uow.flush()
+
+
+def joining(
+    db: AsyncSession | AsyncConnection,
+    outbox: Outbox,
+    actor: str,
+    *,
+    kind: Callable[..., U] = UnitOfWork,  # type: ignore[assignment]
+) -> U:
+    """A unit of work on a transaction its boundary already opened and will commit (a consumer
+    runner's batch, with the inbox keys of its events): the caller flushes it, never commits."""
+    return kind(db, outbox, actor, utcnow(), is_postgres(db))

@@ -8,8 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.domain import payment_methods as pm
 from services.intake.service_layer.common import IntakeUnitOfWork
 from services.intake.service_layer.payment_methods import UnknownMethod, record_verification
-from shared.clock import utcnow
-from shared.db import is_postgres
 from shared.events.contracts import (
     ACCOUNT_VERIFICATION_TOPIC,
     CONTRACT_BY_MODEL,
@@ -19,6 +17,7 @@ from shared.events.contracts import (
 )
 from shared.inbox import ConsumerRunner, Delivery, Poison
 from shared.runtime import Runtime
+from shared.uow import joining
 
 CONSUMER = "intake.account-verification"
 ACTOR = "payout"  # the audit trail names the service whose event caused the change
@@ -27,7 +26,7 @@ ACTOR = "payout"  # the audit trail names the service whose event caused the cha
 def _unit_of_work(session: AsyncSession, runtime: Runtime) -> IntakeUnitOfWork:
     """The unit of work of one delivery, on the consumer batch's transaction: the runner opens it
     (with the inbox key of the event) and commits it."""
-    return IntakeUnitOfWork(session, runtime.outbox, ACTOR, utcnow(), is_postgres(session))
+    return joining(session, runtime.outbox, ACTOR, kind=IntakeUnitOfWork)
 
 
 def handlers(runtime: Runtime):

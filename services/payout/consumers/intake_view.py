@@ -9,8 +9,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payout.service_layer import intake_view
-from shared.clock import utcnow
-from shared.db import is_postgres
 from shared.events.contracts import (
     BENEFICIARY_TOPIC,
     CONTRACT_BY_MODEL,
@@ -26,7 +24,7 @@ from shared.inbox import ConsumerRunner, Delivery
 from shared.inbox import Handler as ConsumerHandler
 from shared.outbox import Outbox
 from shared.runtime import Runtime
-from shared.uow import UnitOfWork
+from shared.uow import UnitOfWork, joining
 
 CONSUMER_NAME = "payout.intake-view"
 
@@ -38,7 +36,7 @@ def on_consumer_transaction(outbox: Outbox, actor: str, handle: ViewHandler) -> 
     one that records the inbox row, committed by the consumer), its events flushed into it."""
 
     async def apply(session: AsyncSession, delivery: Delivery) -> None:
-        uow = UnitOfWork(session, outbox, actor, utcnow(), is_postgres(session))
+        uow: UnitOfWork = joining(session, outbox, actor)
         await handle(uow, delivery.payload)
         await uow.flush()
 
