@@ -63,8 +63,7 @@ class UnitOfWork:
             self.events,
             correlation=current_correlation_id(),
             traceparent=self.traceparent or current_traceparent(),
-            now=self.now,
-        )
+        )  # stamped when written, as the events' time has always been
         rows.extend(self.bulk_rows)
         self.events, self.bulk_rows = [], []
         await self.outbox.write(self.db, rows)

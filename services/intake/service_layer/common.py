@@ -44,7 +44,7 @@ class IntakeUnitOfWork(UnitOfWork):
         """Events of one request among several sharing this transaction (a batch of filings): they
         keep that request's correlation id and trace, and go out in the same one outbox write."""
         self.bulk_rows.extend(
-            self.outbox.rows(events, correlation=correlation, traceparent=traceparent, now=self.now)
+            self.outbox.rows(events, correlation=correlation, traceparent=traceparent)
         )
 
     async def flush(self) -> None:
