@@ -66,6 +66,7 @@ from bench.faults.processes import ServiceProcess, Supervisor
 from bench.payout_bench import KAFKA, PERIOD, PG, free_port, load, url_for, wait_http
 from shared.auth import issue_token
 from shared.events.contracts import PAYMENT_TOPIC, dead_letter_topic
+from tests.support.infra import drop_scratch_database
 from tests.support.sandbox import SandboxAdmin
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -858,7 +859,7 @@ class FaultRun:
         admin = await asyncpg.connect(database="postgres", **PG)
         try:
             for name in (self.payout_db, self.reporting_db):
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await drop_scratch_database(admin, name)
         finally:
             await admin.close()
         kafka = AIOKafkaAdminClient(bootstrap_servers=KAFKA)

@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.infra import drop_scratch_database
+
 PG = {
     "host": os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
     "port": int(os.environ.get("BENCH_PG_PORT", "5432")),
@@ -190,6 +192,16 @@ def generator_process(
 
 
 # --- the stack -----------------------------------------------------------------------------------
+
+
+async def _drop(database: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(database="postgres", **PG)
+    try:
+        await drop_scratch_database(conn, database)
+    finally:
+        await conn.close()
 
 
 async def _admin(sql: str) -> None:
@@ -477,7 +489,7 @@ def main() -> None:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        asyncio.run(_drop(database))
 
 
 if __name__ == "__main__":

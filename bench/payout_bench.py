@@ -37,6 +37,7 @@ import asyncpg
 import httpx
 
 from shared.auth import issue_token
+from tests.support.infra import drop_scratch_database
 
 PG = {
     "host": os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
@@ -463,7 +464,7 @@ async def run(args: argparse.Namespace) -> dict:
             except subprocess.TimeoutExpired:
                 process.kill()
         admin = await asyncpg.connect(database="postgres", **PG)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await drop_scratch_database(admin, database)
         await admin.close()
     return result
 

@@ -39,6 +39,7 @@ from services.reporting import bootstrap
 from services.reporting.domain.areas import reporting_area
 from shared.admin_units import LIST_2023, units
 from shared.migrations import upgrade_to_head
+from tests.support.infra import drop_scratch_database
 
 PERIODS = [f"2023-{m:02d}" for m in range(1, 13)]
 LATEST = PERIODS[-1]
@@ -326,7 +327,7 @@ def main() -> None:
     async def drop() -> None:
         conn = await asyncpg.connect(admin)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await drop_scratch_database(conn, name)
         finally:
             await conn.close()
 

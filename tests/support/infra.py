@@ -40,16 +40,28 @@ async def create_database(prefix: str) -> tuple[str, str]:
     return name, sqlalchemy_url(name)
 
 
-async def drop_database(name: str, attempts: int = 20) -> None:
-    """Autovacuum on a freshly filled database blocks a non-superuser's forced drop: retry."""
+async def drop_database(name: str) -> None:
+    conn = await _admin()
+    try:
+        await drop_scratch_database(conn, name)
+    finally:
+        await conn.close()
+
+
+async def drop_scratch_database(admin: asyncpg.Connection, name: str, attempts: int = 50) -> None:
+    """Drop a test or benchmark database as the project's role. `WITH (FORCE)` would also try to
+    end autovacuum's workers, which only a superuser may; so end this role's own sessions on it,
+    then a plain DROP, which stops autovacuum by itself; retry while a session lingers."""
     for attempt in range(attempts):
-        conn = await _admin()
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()",
+            name,
+        )
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
             return
-        except asyncpg.InsufficientPrivilegeError:
+        except asyncpg.ObjectInUseError:
             if attempt == attempts - 1:
                 raise
-            await asyncio.sleep(0.5)
-        finally:
-            await conn.close()
+            await asyncio.sleep(0.2)
