@@ -12,6 +12,8 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -33,8 +35,8 @@ log = logging.getLogger(__name__)
 class ServiceSpec:
     name: str
     settings: ServiceSettings
-    create_app: Callable[[ServiceSettings], FastAPI]
-    module: object
+    create_app: Callable[[Any], FastAPI]  # the service's own settings class
+    module: ModuleType  # the service's bootstrap: MIGRATIONS, metadata, workers
 
     @property
     def url(self) -> str:
@@ -80,7 +82,6 @@ class Stack:
                 lifespan="on",
             )
             server = uvicorn.Server(config)
-            server.install_signal_handlers = lambda: None  # the stack owns the signals
             self._servers.append(server)
             self._tasks.append(asyncio.ensure_future(server.serve()))
         if self.with_sandbox:
@@ -116,7 +117,6 @@ class Stack:
                 lifespan="on",
             )
         )
-        server.install_signal_handlers = lambda: None
         self._servers.append(server)
         self._tasks.append(asyncio.ensure_future(server.serve()))
 

@@ -8,9 +8,17 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from services.demo.loader import DemoDriver, Endpoints, LoadReport
@@ -32,7 +40,7 @@ def _vnd_billions(amount: int) -> str:
 
 def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
     real = any(os.environ.get(f"{n}_DATABASE_URL") for n in ("INTAKE", "PAYOUT", "REPORTING"))
-    overrides = {} if real else {"data_dir": data_dir}
+    overrides: dict[str, Any] = {} if real else {"data_dir": data_dir}
     from services.sandbox import SandboxSettings
 
     sandbox = SandboxSettings()
@@ -96,7 +104,7 @@ async def run_demo(
         TimeElapsedColumn(),
         console=console,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def report_progress(label: str, done: int, total: int) -> None:
         if label not in tasks:

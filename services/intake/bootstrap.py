@@ -55,7 +55,9 @@ async def _on_startup(app: FastAPI, runtime: Runtime) -> None:
     # PostgreSQL: concurrent filings share transactions (group commit); SQLite writes one at a time.
     app.state.filing_batcher = (
         None
-        if is_sqlite(runtime.engine) or not getattr(settings, "filing_batch_size", 0)
+        if is_sqlite(runtime.engine)
+        or not isinstance(settings, IntakeSettings)
+        or not settings.filing_batch_size
         else FilingBatcher(runtime.engine, runtime.outbox, settings.filing_batch_size)
     )
     if isinstance(settings, IntakeSettings) and settings.seeds_dev_clients:

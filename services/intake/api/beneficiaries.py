@@ -28,10 +28,10 @@ from shared.auth import Principal
 from shared.authority import Owner, may_act_on
 from shared.clock import utcnow
 from shared.periods import period_of, vietnam_date
+from shared.web import problem_responses
 
 router = APIRouter(tags=["beneficiaries"])
-PROBLEM = {"content": {"application/problem+json": {}}}
-ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM}
+ERRORS = problem_responses(401, 403, 404, 422)
 
 
 def _owner(rights: list, now: datetime) -> Owner:

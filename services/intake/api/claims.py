@@ -32,10 +32,10 @@ from shared.auth import Principal
 from shared.authority import REGISTRY_SCOPE
 from shared.clock import utcnow
 from shared.events.contracts import Agency, Scheme
+from shared.web import problem_responses
 
 router = APIRouter(tags=["claims"])
-PROBLEM = {"content": {"application/problem+json": {}}}
-ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
+ERRORS = problem_responses(401, 403, 404, 409, 422)
 
 
 @router.post(

@@ -38,11 +38,10 @@ from services.intake.domain.errors import FieldError, Invalid, NotFound
 from services.intake.service_layer import ownership
 from services.intake.service_layer import uploads as service
 from shared.auth import Principal
-from shared.web import ProblemError
+from shared.web import ProblemError, problem_responses
 
 router = APIRouter(tags=["uploads"])
-PROBLEM = {"content": {"application/problem+json": {}}}
-ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM}
+ERRORS = problem_responses(401, 403, 404, 413, 415, 422)
 CSV_ERRORS = {
     200: {
         "description": "the refused rows",
