@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy import func, select
 
 from services.payout.adapters.orm import outbox
@@ -59,5 +60,51 @@ class TestEmbeddedDefault:
             from tests.support.waiting import wait_until
 
             await wait_until(published, timeout=30, message="outbox relayed to the embedded log")
+        finally:
+            await stack.close()
+
+
+class TestSubmissionOnSqlite:
+    async def test_items_the_bank_accepts_are_submitted_with_their_event(
+        self, tmp_path, api_port, sandbox_server: SandboxProcess, sandbox
+    ):
+        """SQLite's `UPDATE … FROM … RETURNING` may not return the joined table's columns: the
+        accepted items still move to SUBMITTED with their end-to-end ids."""
+        from services.payout.service_layer import submission
+        from tests.payout.test_failures import attempt_ids
+
+        settings = payout_settings(None, None, tmp_path, api_port, sandbox_server.url)
+        stack = PayoutStack(settings, sandbox_server.url)
+        await stack.start(run_workers=False)
+        try:
+            persons = people(2, bank_bin=VCB)
+            await sandbox.seed_accounts(accounts(persons))
+            await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
+            await stack.workers.verify_once()
+            await stack.start_cycle("2031-05")
+            claimed = await stack.workers.in_transaction(
+                lambda uow: submission.claim_batch(uow, 30.0)
+            )
+            e2e = await attempt_ids(stack)
+
+            async def record(uow):
+                return await submission.record_accepted(
+                    uow, claimed, e2e, [], e2e, stack.workers.policy, 30.0
+                )
+
+            await stack.workers.in_transaction(record)
+            assert await stack.states("2031-05") == {"SUBMITTED": 2}
+            async with stack.runtime.session_factory() as session:
+                submitted = [
+                    orjson.loads(payload)["data"]
+                    for payload in (
+                        await session.execute(
+                            select(outbox.c.payload).where(
+                                outbox.c.event_type.like("%payment-submitted%")
+                            )
+                        )
+                    ).scalars()
+                ]
+            assert sorted(event["end_to_end_id"] for event in submitted) == sorted(e2e)
         finally:
             await stack.close()

@@ -12,26 +12,11 @@ from services.intake.adapters.repository import Executor
 from services.intake.domain.schemes import AGENCIES
 from services.intake.service_layer.common import IntakeUnitOfWork
 from shared.auth import hash_secret, verify_secret
+from shared.authority import AGENCY_SCOPES, INTAKE_SCOPES
 
 OPERATOR = "operator"  # the audit trail's actor for command-line changes
 SEEDER = "system"  # the audit trail's actor for the development seeds
-SCOPES = (
-    "claims:write",
-    "claims:read",
-    "decisions:write",
-    "roll:write",
-    "payment-methods:write",
-    "beneficiaries:read",
-    "pii:read",
-    "audit:read",
-)
-AGENCY_SCOPES = (
-    "claims:read",
-    "decisions:write",
-    "roll:write",
-    "payment-methods:write",
-    "beneficiaries:read",
-)
+SCOPES = INTAKE_SCOPES  # every scope intake grants; the table is in shared/authority.py
 
 # Development only (settings.environment == "development"): `<id>-dev-secret`.
 DEV_CLIENTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {

@@ -279,19 +279,31 @@ async def mark_attempts_submitted(
 async def mark_installments_submitted(uow: UnitOfWork, batch_id: str) -> list[dict[str, Any]]:
     """The installments whose current attempt the counterparty took at `uow.now`, SUBMITTED if
     they were SCHEDULED, in one statement; their facts and end-to-end ids."""
-    statement = text(
-        """
-        UPDATE installments SET state = 'SUBMITTED', updated_at = :now
-        FROM payment_attempts a
-        WHERE a.installment_id = installments.id AND a.attempt_no = installments.attempt_no
-          AND a.batch_id = :batch_id AND a.state = 'SUBMITTED' AND a.submitted_at = :now
-          AND installments.state = 'SCHEDULED'
-        RETURNING installments.id, installments.entitlement_id, installments.beneficiary_id,
-                  installments.period, installments.amount, installments.scheme, installments.agency,
-                  installments.channel, installments.counterparty, installments.commune_code,
-                  installments.commune_list_date, a.end_to_end_id
-        """
+    taken = (
+        "a.installment_id = installments.id AND a.attempt_no = installments.attempt_no"
+        " AND a.batch_id = :batch_id AND a.state = 'SUBMITTED' AND a.submitted_at = :now"
     )
+    facts = (
+        "installments.id, installments.entitlement_id, installments.beneficiary_id,"
+        " installments.period, installments.amount, installments.scheme, installments.agency,"
+        " installments.channel, installments.counterparty, installments.commune_code,"
+        " installments.commune_list_date"
+    )
+    if uow.postgres:
+        statement = text(
+            f"UPDATE installments SET state = 'SUBMITTED', updated_at = :now"
+            f" FROM payment_attempts a WHERE {taken} AND installments.state = 'SCHEDULED'"
+            f" RETURNING {facts}, a.end_to_end_id"
+        )
+    else:
+        # SQLite's RETURNING may not name the tables of an UPDATE's FROM: a subquery instead.
+        statement = text(
+            f"UPDATE installments SET state = 'SUBMITTED', updated_at = :now"
+            f" WHERE installments.state = 'SCHEDULED'"
+            f" AND EXISTS (SELECT 1 FROM payment_attempts a WHERE {taken})"
+            f" RETURNING {facts}, (SELECT a.end_to_end_id FROM payment_attempts a WHERE {taken})"
+            f" AS end_to_end_id"
+        )
     rows = (await uow.execute(statement, {"batch_id": batch_id, "now": uow.now})).mappings()
     return [dict(row) for row in rows]
 
