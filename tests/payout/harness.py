@@ -21,6 +21,7 @@ from services.payout.adapters.banks.registry import BankChannelRegistry
 from services.payout.adapters.orm import installments, outbox
 from services.payout.bootstrap import MIGRATIONS, create_app
 from services.payout.consumers.intake_view import intake_view_consumer
+from services.payout.domain import model
 from services.payout.settings import PayoutSettings
 from services.payout.workers import PayoutWorkers
 from shared.auth import issue_token
@@ -396,3 +397,27 @@ async def verified(stack: PayoutStack, persons: Sequence[Person], timeout: float
 
 async def admin(url: str) -> SandboxAdmin:
     return SandboxAdmin(url)
+
+
+def method_row(n: int, **overrides: Any) -> dict[str, Any]:
+    """A payout-side payment-method row: verified own account at VCB unless overridden."""
+    row = {
+        "beneficiary_id": f"B-{n}",
+        "method_id": f"M-{n}",
+        "method": model.OWN_ACCOUNT,
+        "bank_bin": VCB,
+        "account_number": f"{n:08d}",
+        "account_holder_name": "NGUYEN VAN A",
+        "verified_name": None,
+        "representative_name": None,
+        "representative_valid_from": None,
+        "representative_valid_until": None,
+        "cash_reason": None,
+        "status": model.METHOD_VERIFIED,
+        "status_reason": None,
+        "changed_at": datetime(2031, 1, 1, tzinfo=UTC),
+        "verified_at": None,
+        "updated_at": datetime(2031, 1, 1, tzinfo=UTC),
+    }
+    row.update(overrides)
+    return row

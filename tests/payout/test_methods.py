@@ -5,7 +5,7 @@ verdict, reason and counterparty, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from services.payout.domain.methods import (
     usable,
 )
 from shared.db import make_engine
+from tests.payout.harness import method_row
 
 PERIOD_FIRST, PERIOD_LAST = date(2031, 3, 1), date(2031, 3, 31)
 DAYS = (
@@ -36,33 +37,10 @@ DAYS = (
 VCB = "970436"
 
 
-def _method(n: int, **overrides: Any) -> dict[str, Any]:
-    row = {
-        "beneficiary_id": f"B-{n}",
-        "method_id": f"M-{n}",
-        "method": model.OWN_ACCOUNT,
-        "bank_bin": VCB,
-        "account_number": f"{n:08d}",
-        "account_holder_name": "NGUYEN VAN A",
-        "verified_name": None,
-        "representative_name": None,
-        "representative_valid_from": None,
-        "representative_valid_until": None,
-        "cash_reason": None,
-        "status": model.METHOD_VERIFIED,
-        "status_reason": None,
-        "changed_at": datetime(2031, 1, 1, tzinfo=UTC),
-        "verified_at": None,
-        "updated_at": datetime(2031, 1, 1, tzinfo=UTC),
-    }
-    row.update(overrides)
-    return row
-
-
 def _representative(
     n: int, valid_from: date | None, valid_until: date | None, **overrides: Any
 ) -> dict[str, Any]:
-    return _method(
+    return method_row(
         n,
         method=model.AUTHORISED_ACCOUNT,
         representative_name="TRAN THI B",
@@ -73,12 +51,12 @@ def _representative(
 
 
 ROWS = [
-    _method(1),  # verified own account
-    _method(2, status=model.METHOD_PENDING),  # not verified yet
-    _method(3, status=model.METHOD_FAILED, status_reason="NAME_MISMATCH"),
-    _method(4, status=model.METHOD_FAILED, status_reason="ACCOUNT_CLOSED"),  # a closed account
-    _method(5, status=model.METHOD_FLAGGED),
-    _method(
+    method_row(1),  # verified own account
+    method_row(2, status=model.METHOD_PENDING),  # not verified yet
+    method_row(3, status=model.METHOD_FAILED, status_reason="NAME_MISMATCH"),
+    method_row(4, status=model.METHOD_FAILED, status_reason="ACCOUNT_CLOSED"),  # a closed account
+    method_row(5, status=model.METHOD_FLAGGED),
+    method_row(
         6,
         method=model.CASH_POST_OFFICE,
         bank_bin=None,

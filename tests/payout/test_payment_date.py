@@ -26,6 +26,7 @@ from tests.payout.harness import (
     accounts,
     intake_events,
     method_event,
+    method_row,
     payout_settings,
     people,
     verified,
@@ -54,31 +55,8 @@ async def stack(
         await made.close()
 
 
-def _method(n: int, **overrides) -> dict:
-    row = {
-        "beneficiary_id": f"B-{n}",
-        "method_id": f"M-{n}",
-        "method": model.OWN_ACCOUNT,
-        "bank_bin": VCB,
-        "account_number": f"{n:08d}",
-        "account_holder_name": "NGUYEN VAN A",
-        "verified_name": None,
-        "representative_name": None,
-        "representative_valid_from": None,
-        "representative_valid_until": None,
-        "cash_reason": None,
-        "status": model.METHOD_VERIFIED,
-        "status_reason": None,
-        "changed_at": datetime(2031, 1, 1, tzinfo=UTC),
-        "verified_at": None,
-        "updated_at": datetime(2031, 1, 1, tzinfo=UTC),
-    }
-    row.update(overrides)
-    return row
-
-
 def _rep(n: int, valid_from: date | None, valid_until: date | None, **overrides) -> dict:
-    return _method(
+    return method_row(
         n,
         method=model.AUTHORISED_ACCOUNT,
         representative_name="TRAN THI B",
@@ -89,11 +67,11 @@ def _rep(n: int, valid_from: date | None, valid_until: date | None, **overrides)
 
 
 CASES = [
-    _method(1),
-    _method(2, status=model.METHOD_PENDING),
-    _method(3, status=model.METHOD_FAILED),
-    _method(4, status=model.METHOD_FLAGGED),
-    _method(
+    method_row(1),
+    method_row(2, status=model.METHOD_PENDING),
+    method_row(3, status=model.METHOD_FAILED),
+    method_row(4, status=model.METHOD_FLAGGED),
+    method_row(
         5,
         method=model.CASH_POST_OFFICE,
         bank_bin=None,
