@@ -73,6 +73,9 @@ class Delivery:
 
 
 Handler = Callable[[AsyncSession, Delivery], Awaitable[None]]
+BatchFinisher = Callable[
+    [AsyncSession], Awaitable[None]
+]  # after a batch's handlers, same transaction
 
 
 class Poison(Exception):
@@ -96,6 +99,7 @@ class ConsumerRunner:
         batch_size: int = 500,
         max_attempts: int = 5,
         ignore_types: Sequence[str] = (),
+        finish_batch: BatchFinisher | None = None,
     ) -> None:
         self.name = name  # also the consumer group: <consuming-service>.<purpose>
         self.topics = list(topics)
@@ -107,6 +111,9 @@ class ConsumerRunner:
         self.max_attempts = max_attempts
         # Known types on our topics that this consumer has no business with: skipped, not poison.
         self.ignore_types = set(ignore_types)
+        # Handlers that only gather their deliveries apply them here, set-based, in the same
+        # transaction as the inbox rows.
+        self.finish_batch = finish_batch
         self.applied_total = 0
         self.dead_lettered_total = 0
         self.last_lag_seconds = 0.0
@@ -240,6 +247,8 @@ class ConsumerRunner:
                         await self.handlers[delivery.event.type](session, delivery)
                 finally:
                     correlation_id.reset(token)
+            if self.finish_batch is not None:
+                await self.finish_batch(session)
         self.applied_total += len(fresh)
         EVENTS_APPLIED.labels(self.name).inc(len(fresh))
 
