@@ -3,12 +3,14 @@ command handlers' events written if and only if their transaction commits."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from services.payout.adapters.orm import (
@@ -21,9 +23,18 @@ from services.payout.adapters.orm import (
     verifications,
 )
 from services.payout.service_layer.cycles import start_cycle
-from shared.events.contracts import BENEFICIARY_TOPIC, EntitlementStopped
+from shared.events.contracts import BENEFICIARY_TOPIC, BeneficiaryRegistered, EntitlementStopped
 from shared.uow import unit_of_work
-from tests.payout.harness import VCB, accounts, intake_events, people, verified
+from tests.payout.harness import (
+    COMMUNE,
+    LIST_2023,
+    VCB,
+    accounts,
+    intake_events,
+    method_event,
+    people,
+    verified,
+)
 from tests.support.waiting import wait_until
 
 
@@ -143,6 +154,89 @@ class TestConsumer:
         bank = await sandbox.ledger()
         assert bank["credits"] == 1  # the batch was sent with its totals recomputed
         assert (await stack.outbox_types())["installment-cancelled"] == 1
+
+
+class TestSetBasedBatches:
+    """A poll's registrations, grants and method changes are applied set-based: the statements
+    a batch takes do not grow with its size, and the result is the sequential one."""
+
+    @staticmethod
+    def statements_during(stack):
+        engine = stack.runtime.engine.sync_engine
+        executed: list[str] = []
+
+        def count(conn, cursor, statement, parameters, context, executemany):
+            executed.append(statement)
+
+        sa_event.listen(engine, "before_cursor_execute", count)
+        return executed, lambda: sa_event.remove(engine, "before_cursor_execute", count)
+
+    async def test_a_batch_takes_the_same_statements_at_ten_and_at_three_hundred(
+        self, payout, sandbox
+    ):
+        stack = await payout(run_workers=False)
+        taken = {}
+        for size in (10, 300):
+            persons = people(size, bank_bin=VCB)
+            executed, stop = self.statements_during(stack)
+            await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
+            stop()
+            taken[size] = len(executed)
+        assert taken[300] == taken[10]
+        assert await count(stack, beneficiaries) == 310
+        assert await count(stack, verifications) == 310
+
+    async def test_two_changes_of_one_person_in_one_batch_end_as_applied_one_after_the_other(
+        self, payout, sandbox
+    ):
+        stack = await payout(run_workers=False)
+        person = people(1, bank_bin=VCB)[0]
+        renamed = BeneficiaryRegistered(
+            beneficiary_id=person.beneficiary_id,
+            full_name="Hoàng Thị Mới",
+            commune_code=COMMUNE,
+            commune_list_date=LIST_2023,
+            registered_via="ROLL",
+            registered_at=datetime.now(UTC),
+        )
+        second = replace(person, method_id=f"{person.method_id}-2", account_number="99887766")
+        await stack.feed(
+            [
+                *intake_events(person, start_period="2031-01"),
+                renamed,  # after the first account: a round of its own
+                method_event(second),  # the same batch: supersedes the first verification
+            ]
+        )
+        async with stack.runtime.session_factory() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        verifications.c.method_id,
+                        verifications.c.state,
+                        verifications.c.expected_name,
+                    ).order_by(verifications.c.id)
+                )
+            ).all()
+            method = (await session.execute(select(payment_methods))).mappings().one()
+        assert [tuple(r) for r in rows] == [
+            (person.method_id, "SUPERSEDED", person.name),
+            (second.method_id, "PENDING", "Hoàng Thị Mới"),
+        ]
+        assert method["method_id"] == second.method_id
+        assert method["account_number"] == "99887766"
+
+    async def test_a_bad_change_goes_to_the_dead_letter_topic_and_the_rest_of_the_batch_lands(
+        self, payout, sandbox
+    ):
+        stack = await payout(run_workers=False)
+        persons = people(3, bank_bin=VCB)
+        # The third person's account reuses the first one's method id: the database refuses it.
+        clash = replace(persons[2], method_id=persons[0].method_id)
+        events = [e for p in persons[:2] for e in intake_events(p, start_period="2031-01")]
+        await stack.feed([*events, *intake_events(clash, start_period="2031-01")])
+        assert await count(stack, beneficiaries) == 3
+        assert await count(stack, payment_methods) == 2
+        assert stack.consumer.dead_lettered_total == 1
 
 
 class TestCommandHandlerOutbox:

@@ -3,8 +3,7 @@ methods from intake's beneficiary topic."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,54 +20,60 @@ from shared.events.contracts import (
     PaymentMethodVerificationRecorded,
 )
 from shared.inbox import ConsumerRunner, Delivery
-from shared.inbox import Handler as ConsumerHandler
-from shared.outbox import Outbox
 from shared.runtime import Runtime
 from shared.uow import UnitOfWork, joining
 
 CONSUMER_NAME = "payout.intake-view"
 
-ViewHandler = Callable[[UnitOfWork, Any], Awaitable[None]]  # (uow, the event) -> None
-
-
-def on_consumer_transaction(outbox: Outbox, actor: str, handle: ViewHandler) -> ConsumerHandler:
-    """A consumer handler: `handle` runs on a unit of work over the consumer's transaction (the
-    one that records the inbox row, committed by the consumer), its events flushed into it."""
-
-    async def apply(session: AsyncSession, delivery: Delivery) -> None:
-        uow: UnitOfWork = joining(session, outbox, actor)
-        await handle(uow, delivery.payload)
-        await uow.flush()
-
-    return apply
+_GATHERED = "payout.intake-view.changes"  # the session's changes not applied yet
 
 
 def intake_view_consumer(
     runtime: Runtime, batch_size: int = 500, name: str = CONSUMER_NAME
 ) -> ConsumerRunner:
-    """`name` is also the consumer group; only a test gives another one."""
+    """`name` is also the consumer group; only a test gives another one. Registrations, grants
+    and method changes are gathered and applied set-based when the batch ends (or before a stop,
+    which must see them): a few statements per batch instead of several per event."""
 
-    def handler(handle: ViewHandler) -> ConsumerHandler:
-        return on_consumer_transaction(runtime.outbox, name, handle)
+    def unit(session: AsyncSession) -> UnitOfWork:
+        return joining(session, runtime.outbox, name)
 
-    registered = handler(intake_view.register_beneficiary)
-    method_changed = handler(intake_view.change_payment_method)
+    async def gather(session: AsyncSession, delivery: Delivery) -> None:
+        session.info.setdefault(_GATHERED, []).append(delivery.payload)
+
+    async def apply_gathered(session: AsyncSession) -> None:
+        changes = session.info.pop(_GATHERED, [])
+        if changes:
+            uow = unit(session)
+            await intake_view.apply_changes(uow, changes)
+            await uow.flush()
+
+    async def stop(session: AsyncSession, delivery: Delivery) -> None:
+        await apply_gathered(session)
+        uow = unit(session)
+        await intake_view.stop_entitlement(uow, cast(EntitlementStopped, delivery.payload))
+        await uow.flush()
+
     return ConsumerRunner(
         name=name,
         topics=[BENEFICIARY_TOPIC],
         handlers={
-            CONTRACT_BY_MODEL[BeneficiaryRegistered].type: registered,
-            CONTRACT_BY_MODEL[
-                BeneficiaryRegisteredV1
-            ].type: registered,  # written before v2: read alike
-            CONTRACT_BY_MODEL[EntitlementGranted].type: handler(intake_view.grant_entitlement),
-            CONTRACT_BY_MODEL[EntitlementStopped].type: handler(intake_view.stop_entitlement),
-            CONTRACT_BY_MODEL[PaymentMethodChanged].type: method_changed,
-            CONTRACT_BY_MODEL[PaymentMethodChangedV1].type: method_changed,
+            **{
+                CONTRACT_BY_MODEL[model].type: gather
+                for model in (
+                    BeneficiaryRegistered,
+                    BeneficiaryRegisteredV1,  # written before v2: read alike
+                    EntitlementGranted,
+                    PaymentMethodChanged,
+                    PaymentMethodChangedV1,
+                )
+            },
+            CONTRACT_BY_MODEL[EntitlementStopped].type: stop,
         },
         session_factory=runtime.session_factory,
         inbox=runtime.inbox_table,
         bus=runtime.bus,
         batch_size=batch_size,
         ignore_types=[CONTRACT_BY_MODEL[PaymentMethodVerificationRecorded].type],
+        finish_batch=apply_gathered,
     )

@@ -3,9 +3,10 @@ methods and the verifications they wait for. Executed on the caller's unit of wo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.engine import RowMapping
 
 from services.payout.adapters.orm import beneficiaries, entitlements, payment_methods, verifications
@@ -13,63 +14,90 @@ from services.payout.domain import model
 from shared.uow import UnitOfWork
 
 
-async def upsert_beneficiary(uow: UnitOfWork, beneficiary_id: str, values: dict[str, Any]) -> None:
+async def _upsert(uow: UnitOfWork, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """One statement for many rows (executemany): each row inserted, or its columns updated."""
+    if not rows:
+        return
+    statement = uow.insert(table)
+    columns = [name for name in rows[0] if name != key]
     await uow.execute(
-        uow.insert(beneficiaries)
-        .values(beneficiary_id=beneficiary_id, **values)
-        .on_conflict_do_update(index_elements=["beneficiary_id"], set_=values)
+        statement.on_conflict_do_update(
+            index_elements=[key], set_={name: statement.excluded[name] for name in columns}
+        ),
+        list(rows),
     )
 
 
-async def insert_entitlement(uow: UnitOfWork, values: dict[str, Any]) -> None:
-    """The entitlement as first granted; a redelivery changes nothing."""
-    await uow.execute(
-        uow.insert(entitlements)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["entitlement_id"])
+async def _insert_new(
+    uow: UnitOfWork, table: Table, key: str, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Rows whose key is new; a row already there is left as it is."""
+    if rows:
+        await uow.execute(
+            uow.insert(table).on_conflict_do_nothing(index_elements=[key]), list(rows)
+        )
+
+
+async def upsert_beneficiaries(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
+    await _upsert(uow, beneficiaries, "beneficiary_id", rows)
+
+
+async def insert_entitlements(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
+    """Entitlements as first granted; a redelivery changes nothing."""
+    await _insert_new(uow, entitlements, "entitlement_id", rows)
+
+
+async def current_methods(uow: UnitOfWork, beneficiary_ids: Sequence[str]) -> dict[str, RowMapping]:
+    rows = await uow.execute(
+        select(payment_methods).where(payment_methods.c.beneficiary_id.in_(beneficiary_ids))
     )
+    return {row["beneficiary_id"]: row for row in rows.mappings()}
 
 
-async def current_method(uow: UnitOfWork, beneficiary_id: str) -> RowMapping | None:
-    row = await uow.execute(
-        select(payment_methods).where(payment_methods.c.beneficiary_id == beneficiary_id)
-    )
-    return row.mappings().first()
-
-
-async def supersede_verifications(uow: UnitOfWork, beneficiary_id: str) -> None:
-    """Verifications still to make for this person's previous method no longer matter."""
+async def supersede_verifications(uow: UnitOfWork, beneficiary_ids: Sequence[str]) -> None:
+    """Verifications still to make for these people's previous methods no longer matter."""
     await uow.execute(
         update(verifications)
         .where(
-            verifications.c.beneficiary_id == beneficiary_id,
+            verifications.c.beneficiary_id.in_(beneficiary_ids),
             verifications.c.state.in_(["PENDING", "IN_PROGRESS"]),
         )
         .values(state="SUPERSEDED", completed_at=uow.now)
     )
 
 
-async def upsert_method(uow: UnitOfWork, beneficiary_id: str, values: dict[str, Any]) -> None:
-    await uow.execute(
-        uow.insert(payment_methods)
-        .values(beneficiary_id=beneficiary_id, **values)
-        .on_conflict_do_update(index_elements=["beneficiary_id"], set_=values)
+async def upsert_methods(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
+    """Each row the beneficiary's current method."""
+    await _upsert(uow, payment_methods, "beneficiary_id", rows)
+
+
+async def beneficiary_names(uow: UnitOfWork, beneficiary_ids: Sequence[str]) -> dict[str, str]:
+    if not beneficiary_ids:
+        return {}
+    rows = await uow.execute(
+        select(beneficiaries.c.beneficiary_id, beneficiaries.c.full_name).where(
+            beneficiaries.c.beneficiary_id.in_(beneficiary_ids)
+        )
     )
+    return {row.beneficiary_id: row.full_name for row in rows}
 
 
-async def beneficiary_name(uow: UnitOfWork, beneficiary_id: str) -> str | None:
-    name = await uow.execute(
-        select(beneficiaries.c.full_name).where(beneficiaries.c.beneficiary_id == beneficiary_id)
-    )
-    return name.scalar()
-
-
-async def request_verification(uow: UnitOfWork, values: dict[str, Any]) -> None:
-    """A PENDING verification of a method, for the verification worker; one per method."""
-    await uow.execute(
-        uow.insert(verifications)
-        .values(**values, state="PENDING", attempts=0, next_attempt_at=uow.now, created_at=uow.now)
-        .on_conflict_do_nothing(index_elements=["method_id"])
+async def request_verifications(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
+    """A PENDING verification of each method, for the verification worker; one per method."""
+    await _insert_new(
+        uow,
+        verifications,
+        "method_id",
+        [
+            {
+                **row,
+                "state": "PENDING",
+                "attempts": 0,
+                "next_attempt_at": uow.now,
+                "created_at": uow.now,
+            }
+            for row in rows
+        ],
     )
 
 
