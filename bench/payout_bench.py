@@ -253,6 +253,9 @@ async def run(args: argparse.Namespace) -> dict:
     await admin.close()
     api_port, sandbox_port = free_port(), free_port()
     env = {
+        # A run on one machine: development secrets unless the caller says otherwise (as `make`).
+        "PAYOUT_ENVIRONMENT": "development",
+        "PAYOUT_BANKS_ENVIRONMENT": "development",
         **os.environ,
         "PAYOUT_DATABASE_URL": url_for(database),
         "PAYOUT_KAFKA_BOOTSTRAP_SERVERS": KAFKA,

@@ -40,6 +40,8 @@ class PayoutSettings(ServiceSettings):
 
     # Cycles and batches.
     batch_size: int = Field(2000, ge=1, le=10_000)
+    # Entitlements per transaction while a cycle is created: bounds its memory, not its size.
+    cycle_chunk_size: int = Field(10_000, ge=1, le=1_000_000)
     cycle_day: int = Field(5, ge=1, le=28)  # day of the month (Vietnam time) the cycle starts
     scheduler_enabled: bool = True
     scheduler_interval_seconds: float = Field(60.0, gt=0)

@@ -492,21 +492,27 @@ class PayoutWorkers:
     # -- scheduler --------------------------------------------------------------------------
 
     async def schedule_once(self, now: datetime | None = None) -> cycle_service.CycleStarted | None:
-        """On or after the configured day of the month (Vietnam time), open the month's cycle."""
+        """On or after the configured day of the month (Vietnam time), open the month's cycle,
+        or finish creating it if that stopped halfway (its process died)."""
         now = now or utcnow()
         if vietnam_time(now).day < self.settings.cycle_day:
             return None
         period = current_period(now)
+        cycle = await self.in_transaction(lambda uow: cycle_row(uow, period), now=now)
+        if cycle is not None and cycle["creation_finished_at"] is not None:
+            return None
 
-        async def work(uow: UnitOfWork) -> cycle_service.CycleStarted | None:
-            if await cycle_row(uow, period) is not None:
-                return None
-            return await cycle_service.start_cycle(
-                uow, period, "scheduler", self.settings.batch_size
-            )
+        async def transact(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+            return await self.in_transaction(work, now=now)
 
-        started = await self.in_transaction(work, now=now)
-        if started is not None:
+        started = await cycle_service.start_cycle(
+            transact,
+            period,
+            "scheduler",
+            self.settings.batch_size,
+            self.settings.cycle_chunk_size,
+        )
+        if started.new_installments or started.created:
             log.info(
                 "cycle started by the scheduler",
                 extra={"fields": {"period": period, "installments": started.new_installments}},

@@ -66,7 +66,7 @@ class TestCycleRunsOnce:
     ):
         import asyncio
 
-        stack = await payout(run_workers=False)
+        stack = await payout(run_workers=False, cycle_chunk_size=7)  # each run in 12 chunks
         persons = people(80, bank_bin=VCB)
         await sandbox.seed_accounts(accounts(persons))
         await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])

@@ -22,7 +22,10 @@ class TestEmbeddedDefault:
     async def test_small_cycle_settles_on_sqlite_and_the_embedded_log(
         self, tmp_path, api_port, sandbox_server: SandboxProcess, sandbox
     ):
-        settings = payout_settings(None, None, tmp_path, api_port, sandbox_server.url)
+        # Chunks of 4: the 15 installments are created in four transactions.
+        settings = payout_settings(
+            None, None, tmp_path, api_port, sandbox_server.url, cycle_chunk_size=4
+        )
         assert settings.embedded and settings.resolved_database_url().startswith("sqlite")
         stack = PayoutStack(settings, sandbox_server.url)
         await stack.start(relay=True)

@@ -247,17 +247,26 @@ class TestCommandHandlerOutbox:
             p.method = "CASH_POST_OFFICE"
         await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
         before = await count(stack, outbox)
-        with pytest.raises(RolledBack):
+
+        async def rolled_back(work):
             async with unit_of_work(
                 stack.runtime.session_factory, stack.runtime.outbox, "test"
             ) as uow:
-                started = await start_cycle(uow, "2031-08", "test", 100)
-                assert started.scheduled == 4
+                await work(uow)
                 await uow.flush()  # the events are in the transaction, and go with it
                 raise RolledBack
+
+        async def committed(work):
+            async with unit_of_work(
+                stack.runtime.session_factory, stack.runtime.outbox, "test"
+            ) as uow:
+                return await work(uow)
+
+        with pytest.raises(RolledBack):
+            await start_cycle(rolled_back, "2031-08", "test", 100, chunk_size=100)
         assert await count(stack, outbox) == before
         assert await count(stack, installments) == 0
-        async with unit_of_work(stack.runtime.session_factory, stack.runtime.outbox, "test") as uow:
-            await start_cycle(uow, "2031-08", "test", 100)
+        started = await start_cycle(committed, "2031-08", "test", 100, chunk_size=100)
+        assert started.scheduled == 4
         assert await count(stack, outbox) == before + 4
         assert await count(stack, installments) == 4

@@ -128,10 +128,11 @@ def _rep_person(
 
 
 async def _start(stack: PayoutStack, period: str, now: datetime):
-    async with unit_of_work(
-        stack.runtime.session_factory, stack.runtime.outbox, "tests", now=now
-    ) as uow:
-        return await start_cycle(uow, period, "tests", 50)
+    async def transact(work):
+        async with _uow(stack, now) as uow:
+            return await work(uow)
+
+    return await start_cycle(transact, period, "tests", 50, chunk_size=100)
 
 
 def _uow(stack: PayoutStack, now: datetime):

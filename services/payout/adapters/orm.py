@@ -125,6 +125,8 @@ cycles = Table(
     Column("started_at", UtcTime, nullable=False),
     Column("started_by", String(100), nullable=False),
     Column("batch_runs", Integer, nullable=False, server_default="0"),
+    # Created in chunks: set when every entitlement due has been through one.
+    Column("creation_finished_at", UtcTime, nullable=True),
 )
 
 

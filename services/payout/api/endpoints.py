@@ -5,8 +5,9 @@ masked unless the caller also holds `pii:read`."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -40,6 +41,7 @@ Operator = Annotated[Principal, Depends(require_scopes("payout:operate"))]
 Reader = Annotated[Principal, Depends(require_scopes("payout:read"))]
 PeriodQuery = Annotated[str | None, Query(pattern=PERIOD_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+T = TypeVar("T")
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # a BIGINT key
 
 
@@ -76,12 +78,17 @@ def _cursor(cursor: str | None, *, numeric: bool = True) -> Any:
 )
 async def post_cycle(body: StartCycle, request: Request, principal: Operator) -> JSONResponse:
     runtime = request.app.state.runtime
-    async with unit_of_work(
-        runtime.session_factory, runtime.outbox, principal.client_id, kind=UnitOfWork
-    ) as uow:
-        started = await start_cycle(
-            uow, body.period, principal.client_id, request.app.state.settings.batch_size
-        )
+    settings = request.app.state.settings
+
+    async def transact(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        async with unit_of_work(
+            runtime.session_factory, runtime.outbox, principal.client_id, kind=UnitOfWork
+        ) as uow:
+            return await work(uow)
+
+    started = await start_cycle(
+        transact, body.period, principal.client_id, settings.batch_size, settings.cycle_chunk_size
+    )
     async with runtime.session_factory() as session:
         cycle = await reads.cycle_row(session, body.period)
         assert cycle is not None

@@ -3,15 +3,17 @@ unique key makes sure of it), each installment with a usable payment method gets
 attempt, and attempts are grouped per counterparty into batches with control totals.
 
 The statements are set-based and live in `adapters/repository/cycles.py`. Handlers execute on
-the caller's unit of work and emit events; the boundary owns the transaction.
+the caller's unit of work and emit events; the boundary owns the transaction (a cycle's
+creation asks it for one transaction per chunk).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from services.payout.adapters.repository import cycles as repository
 from services.payout.adapters.repository.cycles import Batched, Row
@@ -24,6 +26,24 @@ from shared.periods import vietnam_date
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Transact(Protocol):
+    """The boundary's way to run one piece of work in its own unit of work, committed."""
+
+    async def __call__(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """What one chunk of a cycle's creation made."""
+
+    through: str | None  # the last entitlement id it covered; None: it ran to the end
+    new_installments: int
+    scheduled: int
+    batches: int
+    duplicates_held: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +59,62 @@ class CycleStarted:
 
 
 async def start_cycle(
-    uow: UnitOfWork, period: str, started_by: str, batch_size: int
+    transact: Transact, period: str, started_by: str, batch_size: int, chunk_size: int
 ) -> CycleStarted:
     """Open the cycle for `period` (or find it) and create what is missing: installments for
-    active entitlements, first attempts, batches. Run twice, or twice at once, it creates
-    nothing the first run created."""
+    active entitlements, first attempts, batches. A chunk of `chunk_size` entitlements (in id
+    order) is one transaction with its events, so memory and transactions stay bounded however
+    large the cycle, and the first batches can be sent while the rest is made. Run twice, or
+    twice at once, it creates nothing the first run created (the unique keys see to it)."""
+    cycle_id, created = await transact(lambda uow: open_cycle(uow, period, started_by))
+    chunks: list[Chunk] = []
+    after: str | None = ""  # entitlement ids are never empty: the first chunk starts at the first
+    while after is not None:
+        chunk = await transact(
+            partial(
+                make_installments,
+                cycle_id=cycle_id,
+                period=period,
+                after=after,
+                chunk_size=chunk_size,
+                batch_size=batch_size,
+            )
+        )
+        chunks.append(chunk)
+        after = chunk.through
+    leftover = await transact(lambda uow: finish_creation(uow, cycle_id, period, batch_size))
+    new = sum(c.new_installments for c in chunks)
+    scheduled = sum(c.scheduled for c in chunks)
+    return CycleStarted(
+        cycle_id=cycle_id,
+        period=period,
+        created=created,
+        new_installments=new,
+        scheduled=scheduled,
+        on_hold=new - scheduled,
+        batches=sum(c.batches for c in chunks) + leftover,
+        duplicates_held=sum(c.duplicates_held for c in chunks),
+    )
+
+
+async def open_cycle(uow: UnitOfWork, period: str, started_by: str) -> tuple[int, bool]:
+    """The cycle of `period`, created unless it exists: its id, and whether this call made it."""
     created = await repository.open_cycle(uow, period, started_by)
-    cycle_id = await repository.lock_cycle(uow, period)
+    return await repository.lock_cycle(uow, period), created
+
+
+async def make_installments(
+    uow: UnitOfWork, cycle_id: int, period: str, after: str, chunk_size: int, batch_size: int
+) -> Chunk:
+    """One chunk of the cycle: the installments missing for the next `chunk_size` entitlements
+    due after the id `after`, their events, first attempts and batches. The cycle's row is
+    locked first, so two runs for one period take turns chunk by chunk."""
+    await repository.lock_cycle(uow, period)
+    through = await repository.chunk_end(uow, period, after, chunk_size)
     # The batches made now are sent today: methods are judged on today's Vietnam date.
-    inserted = await repository.insert_installments(uow, cycle_id, period, vietnam_date(uow.now))
+    inserted = await repository.insert_installments(
+        uow, cycle_id, period, vietnam_date(uow.now), after, through
+    )
     scheduled = [row for row in inserted if row["state"] == model.SCHEDULED]
     duplicates = await _record_duplicates(uow, cycle_id, inserted)
     stamp = json_time(uow.now)
@@ -55,17 +122,16 @@ async def start_cycle(
         InstallmentScheduled, [{**facts_json(row), "scheduled_at": stamp} for row in scheduled]
     )
     batch_count = await _attempt_and_batch(uow, cycle_id, period, scheduled, batch_size)
-    batch_count += await assign_batches(uow, cycle_id, period, batch_size)
-    return CycleStarted(
-        cycle_id=cycle_id,
-        period=period,
-        created=created,
-        new_installments=len(inserted),
-        scheduled=len(scheduled),
-        on_hold=len(inserted) - len(scheduled),
-        batches=batch_count,
-        duplicates_held=duplicates,
-    )
+    return Chunk(through, len(inserted), len(scheduled), batch_count, duplicates)
+
+
+async def finish_creation(uow: UnitOfWork, cycle_id: int, period: str, batch_size: int) -> int:
+    """After the last chunk: batches for attempts still waiting for one, and the cycle marked
+    as fully created; how many batches that made."""
+    await repository.lock_cycle(uow, period)
+    made = await assign_batches(uow, cycle_id, period, batch_size)
+    await repository.finish_creation(uow, cycle_id)
+    return made
 
 
 async def _record_duplicates(uow: UnitOfWork, cycle_id: int, inserted: Sequence[Row]) -> int:

@@ -1,7 +1,7 @@
 """Statements of the payment cycle: a cycle's installments, their first attempts and batches,
-released holds and cancellations. Set-based: one statement creates a cycle's installments, one
-its attempts, one assigns them to batches, whatever the number of beneficiaries. Every function
-executes on the caller's unit of work and never commits.
+released holds and cancellations. Set-based: one statement creates a chunk of a cycle's
+installments, one their attempts in their batches, whatever the number of beneficiaries. Every
+function executes on the caller's unit of work and never commits.
 """
 
 from __future__ import annotations
@@ -108,8 +108,10 @@ async def open_cycle(uow: UnitOfWork, period: str, started_by: str) -> bool:
 
 async def lock_cycle(uow: UnitOfWork, period: str) -> int:
     """The cycle's id, its row locked: two runs for one period take turns (SQLite serialises
-    writers anyway)."""
-    query = uow.for_update(select(cycles.c.id).where(cycles.c.period == period))
+    writers anyway). FOR NO KEY UPDATE: a worker writing a batch of the cycle meanwhile checks
+    its foreign key with a key-share lock, which this must not block (it would deadlock with a
+    chunk waiting for that worker's installments)."""
+    query = uow.for_update(select(cycles.c.id).where(cycles.c.period == period), key_share=True)
     return int((await uow.execute(query)).scalar_one())
 
 
@@ -132,16 +134,22 @@ def _due_sql(alias: str) -> str:
     )
 
 
-# The entitlements that pay `:period`, each marked `duplicate` when another entitlement of its
-# scheme pays the person that period: an installment of the cycle already made (not cancelled,
-# not itself held as a duplicate), or an older entitlement (granted first; the id breaks ties).
-# One installment per person, scheme and period; the unique index on installments backs it.
-# Joins, not a subquery per row, computed once (MATERIALIZED): the installments being inserted
-# are not scanned again, and only people with two entitlements due look for the older one.
-_ENTITLEMENTS_DUE = f"""
+# The entitlements of a chunk (ids after `:after`, through `:through`) that pay `:period`, each
+# marked `duplicate` when another entitlement of its scheme pays the person that period: an
+# installment of the cycle already made (not cancelled, not itself held as a duplicate), or an
+# older entitlement (granted first; the id breaks ties). One installment per person, scheme and
+# period; the unique index on installments backs it, and both lookups are probes of an index
+# per entitlement, so a chunk costs the same however much of the cycle exists already.
+def _entitlements_due(bounded: bool) -> str:
+    through = " AND g.entitlement_id <= :through" if bounded else ""
+    return f"""
     SELECT g.*,
-           CASE WHEN paying.entitlement_id IS NOT NULL AND paying.entitlement_id <> g.entitlement_id THEN 1
-                WHEN shared.beneficiary_id IS NULL THEN 0
+           CASE WHEN EXISTS (
+                    SELECT 1 FROM installments o
+                    WHERE o.beneficiary_id = g.beneficiary_id AND o.scheme = g.scheme
+                      AND o.period = :period AND {payable_installment("o")}
+                      AND o.entitlement_id <> g.entitlement_id)
+                THEN 1
                 WHEN EXISTS (
                     SELECT 1 FROM entitlements f
                     WHERE f.beneficiary_id = g.beneficiary_id AND f.scheme = g.scheme
@@ -149,22 +157,18 @@ _ENTITLEMENTS_DUE = f"""
                       AND (f.granted_at < g.granted_at OR (f.granted_at = g.granted_at AND f.entitlement_id < g.entitlement_id)))
                 THEN 1 ELSE 0 END AS duplicate
     FROM entitlements g
-    LEFT JOIN (
-        SELECT beneficiary_id, scheme, MIN(entitlement_id) AS entitlement_id FROM installments o
-        WHERE o.cycle_id = :cycle_id AND o.period = :period AND {payable_installment("o")}
-        GROUP BY beneficiary_id, scheme
-    ) paying ON paying.beneficiary_id = g.beneficiary_id AND paying.scheme = g.scheme
-    LEFT JOIN (
-        SELECT beneficiary_id, scheme FROM entitlements s WHERE {_due_sql("s")}
-        GROUP BY beneficiary_id, scheme HAVING COUNT(*) > 1
-    ) shared ON shared.beneficiary_id = g.beneficiary_id AND shared.scheme = g.scheme
-    WHERE {_due_sql("g")}
+    WHERE {_due_sql("g")} AND g.entitlement_id > :after{through}
 """
 
+
 _PAYABLE = f"(e.duplicate = 0 AND {usable_sql()})"
-_INSERT_INSTALLMENTS = text(
-    f"""
-    WITH e AS MATERIALIZED ({_ENTITLEMENTS_DUE})
+
+
+@lru_cache
+def _insert_installments(bounded: bool) -> Any:
+    return text(
+        f"""
+    WITH e AS MATERIALIZED ({_entitlements_due(bounded)})
     INSERT INTO installments (
         cycle_id, entitlement_id, beneficiary_id, period, amount, scheme, agency,
         commune_code, commune_list_date, channel, counterparty, method_id, state,
@@ -184,16 +188,52 @@ _INSERT_INSTALLMENTS = text(
     ON CONFLICT (entitlement_id, period) DO NOTHING
     RETURNING {FACT_COLUMNS}
     """
-)
+    )
+
+
+async def chunk_end(uow: UnitOfWork, period: str, after: str, size: int) -> str | None:
+    """The id of the `size`-th entitlement due in `period` after `after` (in id order): where
+    a chunk of `size` ends; None when fewer are left (the chunk runs to the end)."""
+    end = await uow.execute(
+        text(
+            f"SELECT g.entitlement_id FROM entitlements g"
+            f" WHERE {_due_sql('g')} AND g.entitlement_id > :after"
+            f" ORDER BY g.entitlement_id LIMIT 1 OFFSET :skip"
+        ),
+        {"period": period, "after": after, "skip": size - 1},
+    )
+    found: str | None = end.scalar_one_or_none()
+    return found
 
 
 async def insert_installments(
-    uow: UnitOfWork, cycle_id: int, period: str, pay_date: date
+    uow: UnitOfWork,
+    cycle_id: int,
+    period: str,
+    pay_date: date,
+    entitlements_after: str,
+    through: str | None,
 ) -> Sequence[Row]:
-    """The installments the cycle misses, one per entitlement due: scheduled with the current
+    """The installments the cycle misses, one per entitlement due with an id after
+    `entitlements_after` and up to `through` (None: to the last): scheduled with the current
     method where it pays on `pay_date`, else on hold with the reason. Returns their facts."""
-    params = {"cycle_id": cycle_id, "period": period, "pay_date": pay_date, "now": uow.now}
-    return _rows(await uow.execute(_INSERT_INSTALLMENTS, params))
+    params: dict[str, Any] = {
+        "cycle_id": cycle_id,
+        "period": period,
+        "pay_date": pay_date,
+        "now": uow.now,
+        "after": entitlements_after,
+    }
+    if through is not None:
+        params["through"] = through
+    return _rows(await uow.execute(_insert_installments(through is not None), params))
+
+
+async def finish_creation(uow: UnitOfWork, cycle_id: int) -> None:
+    """Every entitlement due has been through the cycle's creation."""
+    await uow.execute(
+        update(cycles).where(cycles.c.id == cycle_id).values(creation_finished_at=uow.now)
+    )
 
 
 async def record_duplicate_anomalies(

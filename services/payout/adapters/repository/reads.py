@@ -91,9 +91,9 @@ async def cycle_progress(db: Reader, cycle: dict[str, Any], now: datetime) -> di
         "by_counterparty": by_channel,
         "batches": batch_states,
         "oldest_pending_age_seconds": int((now - oldest).total_seconds()) if oldest else None,
-        "complete": not any(
-            s in by_state for s in (model.ON_HOLD, model.SCHEDULED, model.SUBMITTED)
-        ),
+        "creation_finished": cycle["creation_finished_at"] is not None,
+        "complete": cycle["creation_finished_at"] is not None
+        and not any(s in by_state for s in (model.ON_HOLD, model.SCHEDULED, model.SUBMITTED)),
     }
 
 
