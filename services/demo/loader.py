@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -22,8 +22,10 @@ REGION_MINIMUM_WAGE = {"I": 4_680_000, "II": 4_160_000, "III": 3_640_000, "IV": 
 IN_FLIGHT = ("SCHEDULED", "SUBMITTED")
 OPERATOR_SCOPES = {"payout:operate", "payout:read", "reports:read", "reports:write", "pii:read"}
 CASH_UNTIL_COLLECTED = "paid in cash at the commune post office until an account is collected"
+CLAIMS_IN_FLIGHT = 16  # claims the portal forwards at once
 
 Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,6 +54,14 @@ class LoadReport:
     decisions: int = 0
     months: list[MonthResult] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds spent per phase, summed
+
+    async def timed(self, phase: str, work: Awaitable[T]) -> T:
+        began = time.monotonic()
+        try:
+            return await work
+        finally:
+            self.phases[phase] = self.phases.get(phase, 0.0) + time.monotonic() - began
 
 
 def unemployment_terms(claim: UnemploymentClaim) -> tuple[int, int]:
@@ -81,6 +91,16 @@ def _method_columns(collected: Collected) -> dict[str, Any]:
             rep_valid_until=rep.valid_until.isoformat(),
         )
     return row
+
+
+def _collected_rows(province: Province, period: str) -> list[tuple[str, dict[str, Any]]]:
+    """(agency, spreadsheet row) of each account the localities collected during `period`."""
+    return [
+        (entry.agency, {"national_id": entry.person.national_id, **_method_columns(collected)})
+        for entry in province.roll
+        if (collected := entry.methods[0]).month == period
+        and collected.method != "CASH_POST_OFFICE"
+    ]
 
 
 def _roll_row(entry: RollEntry, first_period: str) -> dict[str, Any]:
@@ -117,10 +137,25 @@ class DemoDriver:
         self.bus = bus
         self.outbox_pending = outbox_pending
         self.progress = progress or (lambda *_: None)
+        self.totals: dict[str, int] = {}  # what each phase will have done when the year is run
+        self.done: dict[str, int] = {}
         self.operator = {
             "Authorization": f"Bearer {issue_token(jwt_secret, 'demo-operator', OPERATOR_SCOPES)}"
         }
         self._tokens: dict[str, dict[str, str]] = {}
+
+    def plan(self, province: Province, periods: list[str]) -> None:
+        """The size of each phase over the periods to run: one bar per phase for the year."""
+        self.totals = {
+            "bank accounts": len(province.accounts()),
+            "roll": len(province.roll),
+            "accounts": sum(len(_collected_rows(province, p)) for p in periods),
+            "claims": sum(1 for c in province.unemployment if c.filed_month in periods),
+        }
+
+    def advance(self, phase: str, count: int) -> None:
+        self.done[phase] = self.done.get(phase, 0) + count
+        self.progress(phase, self.done[phase], max(self.totals.get(phase, 0), self.done[phase]))
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -148,11 +183,11 @@ class DemoDriver:
             for a in province.accounts()
         ]
         for start in range(0, len(accounts), 5_000):
+            chunk = accounts[start : start + 5_000]
             (
-                await self.http.post(
-                    f"{self.urls.sandbox}/admin/accounts", json=accounts[start : start + 5_000]
-                )
+                await self.http.post(f"{self.urls.sandbox}/admin/accounts", json=chunk)
             ).raise_for_status()
+            self.advance("bank accounts", len(chunk))
         return len(accounts)
 
     async def _upload(
@@ -174,7 +209,7 @@ class DemoDriver:
                 + "; ".join(f"{e['pointer']} {e['detail']}" for e in r["errors"])
                 for r in report["rejections"]
             )
-            self.progress("roll" if "roll" in path else "accounts", start + len(chunk), len(rows))
+            self.advance("roll" if "roll" in path else "accounts", len(chunk))
         return taken, refused
 
     async def load_roll(self, province: Province, first_period: str, report: LoadReport) -> None:
@@ -189,12 +224,8 @@ class DemoDriver:
     async def collect_accounts(self, province: Province, period: str, report: LoadReport) -> None:
         """The accounts localities collected during `period`, sent as spreadsheet rows."""
         by_agency: dict[str, list[dict[str, Any]]] = {}
-        for entry in province.roll:
-            collected = entry.methods[0]
-            if collected.month == period and collected.method != "CASH_POST_OFFICE":
-                by_agency.setdefault(entry.agency, []).append(
-                    {"national_id": entry.person.national_id, **_method_columns(collected)}
-                )
+        for agency, row in _collected_rows(province, period):
+            by_agency.setdefault(agency, []).append(row)
         for agency, rows in by_agency.items():
             taken, refused = await self._upload(
                 "/v1/payment-methods/uploads", agency, rows, report.refusals
@@ -203,65 +234,75 @@ class DemoDriver:
             report.methods_refused += refused
 
     async def file_unemployment(self, province: Province, period: str, report: LoadReport) -> None:
+        """The portal forwards the month's claims as people file them, many at once, and BHXH
+        decides each one."""
+        claims = [c for c in province.unemployment if c.filed_month == period]
+        await self._client("portal"), await self._client("bhxh")  # signed in once, not per claim
+        in_flight = asyncio.Semaphore(CLAIMS_IN_FLIGHT)
+
+        async def file_and_decide(claim: UnemploymentClaim) -> None:
+            async with in_flight:
+                await self._file_and_decide(claim, period, report)
+            self.advance("claims", 1)
+
+        await asyncio.gather(*(file_and_decide(claim) for claim in claims))
+
+    async def _file_and_decide(
+        self, claim: UnemploymentClaim, period: str, report: LoadReport
+    ) -> None:
         portal = await self._client("portal")
         bhxh = await self._client("bhxh")
-        claims = [c for c in province.unemployment if c.filed_month == period]
         year, month = map(int, period.split("-"))
         first_paid = f"{year + month // 12}-{month % 12 + 1:02d}"
-        for n, claim in enumerate(claims, 1):
-            person = claim.person
-            body = {
-                "portal_dossier_id": claim.dossier_id,
-                "scheme": "UNEMPLOYMENT",
-                "applicant": {
-                    "national_id": person.national_id,
-                    "full_name": person.full_name,
-                    "date_of_birth": person.date_of_birth.isoformat(),
-                    "si_number": person.si_number,
+        person = claim.person
+        body = {
+            "portal_dossier_id": claim.dossier_id,
+            "scheme": "UNEMPLOYMENT",
+            "applicant": {
+                "national_id": person.national_id,
+                "full_name": person.full_name,
+                "date_of_birth": person.date_of_birth.isoformat(),
+                "si_number": person.si_number,
+            },
+            "address": {"commune_code": person.commune.code, "list_date": LIST_2023.isoformat()},
+            "payment": {
+                "method": "OWN_ACCOUNT",
+                "bank_bin": claim.account.bank_bin,
+                "account_number": claim.account.account_number,
+            },
+        }
+        filed = await self.http.post(f"{self.urls.intake}/v1/claims", json=body, headers=portal)
+        filed.raise_for_status()
+        report.claims_filed += 1
+        claim_id = filed.json()["claim_id"]
+        if claim.approved:
+            amount, months = unemployment_terms(claim)
+            decision = {
+                "outcome": "APPROVED",
+                "decision_number": f"QD-TN-{claim.dossier_id}",
+                "agency": "BHXH",
+                "amount_per_installment": amount,
+                "schedule": {
+                    "kind": "FIXED_MONTHLY",
+                    "start_period": first_paid,
+                    "installments": months,
                 },
-                "address": {
-                    "commune_code": person.commune.code,
-                    "list_date": LIST_2023.isoformat(),
-                },
-                "payment": {
-                    "method": "OWN_ACCOUNT",
-                    "bank_bin": claim.account.bank_bin,
-                    "account_number": claim.account.account_number,
-                },
+                "average_salary": claim.average_salary,
+                "contribution_months": claim.contribution_months,
+                "region": claim.region,
             }
-            filed = await self.http.post(f"{self.urls.intake}/v1/claims", json=body, headers=portal)
-            filed.raise_for_status()
-            report.claims_filed += 1
-            claim_id = filed.json()["claim_id"]
-            if claim.approved:
-                amount, months = unemployment_terms(claim)
-                decision = {
-                    "outcome": "APPROVED",
-                    "decision_number": f"QD-TN-{claim.dossier_id}",
-                    "agency": "BHXH",
-                    "amount_per_installment": amount,
-                    "schedule": {
-                        "kind": "FIXED_MONTHLY",
-                        "start_period": first_paid,
-                        "installments": months,
-                    },
-                    "average_salary": claim.average_salary,
-                    "contribution_months": claim.contribution_months,
-                    "region": claim.region,
-                }
-            else:
-                decision = {
-                    "outcome": "REJECTED",
-                    "agency": "BHXH",
-                    "reason_code": "FOUND_WORK",
-                    "reason_text": "found a job within 15 days of filing",
-                }
-            decided = await self.http.post(
-                f"{self.urls.intake}/v1/claims/{claim_id}/decision", json=decision, headers=bhxh
-            )
-            decided.raise_for_status()
-            report.decisions += 1
-            self.progress("claims", n, len(claims))
+        else:
+            decision = {
+                "outcome": "REJECTED",
+                "agency": "BHXH",
+                "reason_code": "FOUND_WORK",
+                "reason_text": "found a job within 15 days of filing",
+            }
+        decided = await self.http.post(
+            f"{self.urls.intake}/v1/claims/{claim_id}/decision", json=decision, headers=bhxh
+        )
+        decided.raise_for_status()
+        report.decisions += 1
 
     async def settle_events(self, timeout: float = 600) -> None:
         """Wait until intake's changes have reached payout and payout has verified the accounts."""

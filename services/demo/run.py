@@ -15,11 +15,15 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from services.demo.loader import DemoDriver, Endpoints, LoadReport
 from services.demo.province import generate
@@ -36,6 +40,14 @@ from services.stack import ServiceSpec, Stack
 def _vnd_billions(amount: int) -> str:
     # Vietnamese style: '.' groups thousands, ',' marks decimals (212,7 tỷ đồng).
     return f"{amount / 1e9:,.1f}".replace(",", "_").replace(".", ",").replace("_", ".") + " tỷ đồng"
+
+
+class RateColumn(ProgressColumn):
+    """Items per second over the last few updates (rich's own speed estimate)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
 
 
 def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
@@ -101,7 +113,10 @@ async def run_demo(
         TextColumn("{task.description:<18}"),
         BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=console,
     )
     tasks: dict[str, TaskID] = {}
@@ -123,25 +138,34 @@ async def run_demo(
     report = LoadReport()
     code = 0
     try:
+        generated = time.monotonic()
         province = generate(
             seed, beneficiaries=beneficiaries, unemployment_scale=unemployment_scale
         )
+        report.phases["province generated"] = time.monotonic() - generated
+        periods = [f"2023-{month:02d}" for month in range(1, months + 1)]
+        driver.plan(province, periods)
         with progress:
-            accounts = await driver.seed_banks(province)
-            await driver.load_roll(province, "2023-01", report)
-            for month in range(1, months + 1):
+            timed = report.timed
+            accounts = await timed("bank accounts", driver.seed_banks(province))
+            await timed("roll", driver.load_roll(province, "2023-01", report))
+            for period in periods:
                 if stack.stop.is_set():
                     break
-                period = f"2023-{month:02d}"
-                await driver.collect_accounts(province, period, report)
-                await driver.file_unemployment(province, period, report)
-                await driver.settle_events()
-                report.months.append(await driver.run_cycle(period))
+                await timed("account collection", driver.collect_accounts(province, period, report))
+                await timed(
+                    "unemployment claims", driver.file_unemployment(province, period, report)
+                )
+                await timed("events to payout", driver.settle_events())
+                report.months.append(await timed("cycles", driver.run_cycle(period)))
             generation = (await driver.http.get(f"{stack.url('reporting')}/v1/freshness")).json()[
                 "generation"
             ]
-            await driver.reporting_caught_up(
-                group_name(generation), stack.runtime("payout").relay().pending_count
+            await timed(
+                "reporting catch-up",
+                driver.reporting_caught_up(
+                    group_name(generation), stack.runtime("payout").relay().pending_count
+                ),
             )
         last = report.months[-1].period if report.months else "2023-01"
         summary = await driver.summary(last)
@@ -224,6 +248,12 @@ def _print_summary(
         f"Last period: {figures['people_paid']:,} people paid, {figures['people_cashless']:,} without cash "
         f"({figures['cashless_share_percent']}%), {_vnd_billions(figures['paid_amount'])} paid"
     )
+    phases = Table(title="Where the time went")
+    phases.add_column("phase")
+    phases.add_column("seconds", justify="right")
+    for phase, spent in report.phases.items():
+        phases.add_row(phase, f"{spent:.1f}")
+    console.print(phases)
     console.print(f"Demo ready in {seconds:.1f} s. Dashboard: [link]{dashboard}[/]")
 
 
