@@ -230,6 +230,7 @@ def demo(
         Path(".run/demo"), help="embedded databases and event log (wiped first)"
     ),
     stay: bool = typer.Option(True, help="keep serving the dashboard until Ctrl-C"),
+    report: Path | None = typer.Option(None, help="also write the run's figures to this JSON file"),
 ) -> None:
     """Start the whole system with the bank sandbox, load a generated Vĩnh Phúc (a province's
     real size unless --small), run monthly cycles and print a summary and the dashboard's
@@ -250,6 +251,7 @@ def demo(
             unemployment_scale=unemployment_scale,
             data_dir=data_dir,
             stay=stay,
+            report_path=report,
         )
     )
     raise typer.Exit(code)

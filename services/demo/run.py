@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -87,6 +88,7 @@ async def run_demo(
     unemployment_scale: float,
     data_dir: Path,
     stay: bool,
+    report_path: Path | None = None,
 ) -> int:
     began = time.monotonic()
     from shared.tracing import configure_tracing_from_env
@@ -169,7 +171,10 @@ async def run_demo(
             )
         last = report.months[-1].period if report.months else "2023-01"
         summary = await driver.summary(last)
-        _print_summary(console, report, summary, accounts, dashboard, time.monotonic() - began)
+        ready = time.monotonic() - began
+        _print_summary(console, report, summary, accounts, dashboard, ready)
+        if report_path is not None:
+            _write_report(report_path, report, beneficiaries=beneficiaries, real=real, ready=ready)
     except Exception as exc:
         console.print(f"[red]demo failed:[/] {type(exc).__name__}: {exc}")
         code = 1
@@ -255,6 +260,30 @@ def _print_summary(
         phases.add_row(phase, f"{spent:.1f}")
     console.print(phases)
     console.print(f"Demo ready in {seconds:.1f} s. Dashboard: [link]{dashboard}[/]")
+
+
+def _write_report(
+    path: Path, report: LoadReport, *, beneficiaries: int, real: bool, ready: float
+) -> None:
+    """The run's figures as JSON, for the benchmark table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "backend": "postgresql+kafka" if real else "embedded",
+        "beneficiaries": beneficiaries,
+        "ready_seconds": round(ready, 1),
+        "installments": sum(month.installments for month in report.months),
+        "phases_s": {phase: round(spent, 1) for phase, spent in report.phases.items()},
+        "cycles": [
+            {
+                "period": month.period,
+                "installments": month.installments,
+                "seconds": round(month.seconds, 1),
+                "by_state": month.by_state,
+            }
+            for month in report.months
+        ],
+    }
+    path.write_text(json.dumps(figures, indent=2))
 
 
 def _empty_directory(path: Path) -> None:

@@ -4,6 +4,7 @@ PostgreSQL + Kafka."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -45,7 +46,20 @@ def run_demo_until_ready(
     env: dict[str, str], data_dir: Path, timeout: float = 600
 ) -> subprocess.Popen:
     process = subprocess.Popen(
-        [BENEFITS, "demo", "--beneficiaries", "150", "--months", "2", "--data-dir", str(data_dir)],
+        [
+            BENEFITS,
+            "demo",
+            "--beneficiaries",
+            "150",
+            "--unemployment-scale",
+            "0.05",
+            "--months",
+            "2",
+            "--data-dir",
+            str(data_dir),
+            "--report",
+            str(data_dir / "report.json"),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -66,7 +80,7 @@ def run_demo_until_ready(
     pytest.fail(f"the demo was not ready in {timeout}s: {''.join(seen)[-3000:]}")
 
 
-def check_figures_agree(ports: dict[str, int]) -> None:
+def check_figures_agree(ports: dict[str, int], report_path: Path) -> None:
     operator = {
         "Authorization": "Bearer " + issue_token(DEFAULT_JWT_SECRET, "test", {"payout:read"})
     }
@@ -77,9 +91,12 @@ def check_figures_agree(ports: dict[str, int]) -> None:
     }
     payout = f"http://127.0.0.1:{ports['PAYOUT']}"
     reporting = f"http://127.0.0.1:{ports['REPORTING']}"
-    for period in ("2023-01", "2023-02"):
+    report = json.loads(report_path.read_text())
+    assert [c["period"] for c in report["cycles"]] == ["2023-01", "2023-02"]
+    for period, reported in zip(("2023-01", "2023-02"), report["cycles"], strict=True):
         cycle = httpx.get(f"{payout}/v1/cycles/{period}", headers=operator, timeout=30).json()
         states = cycle["by_state"]
+        assert reported["installments"] == sum(s["count"] for s in states.values())
         assert not {"SCHEDULED", "SUBMITTED"} & set(states), f"{period} still in flight: {states}"
         paid = [states[s] for s in ("SETTLED", "PAID_CASH") if s in states]
         paid_count = sum(s["count"] for s in paid)
@@ -116,7 +133,7 @@ class TestDemo:
         env, ports = demo_env({})
         process = run_demo_until_ready(env, tmp_path / "demo")
         try:
-            check_figures_agree(ports)
+            check_figures_agree(ports, tmp_path / "demo" / "report.json")
         finally:
             stop(process)
 
@@ -132,6 +149,6 @@ class TestDemo:
         env, ports = demo_env(extra)
         process = run_demo_until_ready(env, tmp_path / "demo")
         try:
-            check_figures_agree(ports)
+            check_figures_agree(ports, tmp_path / "demo" / "report.json")
         finally:
             stop(process)
