@@ -6,7 +6,7 @@ import asyncio
 import copy
 from collections import Counter
 
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
 from services.intake.adapters.orm import (
     audit_log,
@@ -103,3 +103,44 @@ class TestGroupCommit:
         batcher = intake.app.state.filing_batcher
         assert batcher.filings == len(written)
         assert batcher.batches < len(written), "concurrent filings shared transactions"
+
+
+class TestWriterConnection:
+    async def test_filings_one_after_another_take_one_connection_from_the_pool(self, intake):
+        checkouts = []
+
+        def checked_out(*_: object) -> None:
+            checkouts.append(1)
+
+        pool = intake.app.state.runtime.engine.sync_engine.pool
+        event.listen(pool, "checkout", checked_out)
+        try:
+            for _ in range(5):  # each a batch of its own
+                response = await intake.post("/v1/claims", "portal", json=builders.claim())
+                assert response.status_code == 201
+        finally:
+            event.remove(pool, "checkout", checked_out)
+        assert intake.app.state.filing_batcher.batches == 5
+        assert len(checkouts) <= 1, "the writer keeps its connection between batches"
+
+    async def test_a_lost_connection_is_replaced_and_no_filing_is_lost(self, intake):
+        first = await intake.post("/v1/claims", "portal", json=builders.claim())
+        assert first.status_code == 201
+        async with intake.app.state.runtime.engine.connect() as admin:
+            ended = (
+                await admin.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "AND usename = current_user"
+                    )
+                )
+            ).all()
+        assert ended, "the writer's connection was ended"
+
+        bodies = [builders.claim() for _ in range(3)]
+        for body in bodies:
+            response = await intake.post("/v1/claims", "portal", json=body)
+            assert response.status_code == 201, response.text
+        written = await intake.rows(select(claims.c.portal_dossier_id))
+        assert {b["portal_dossier_id"] for b in bodies} <= {r.portal_dossier_id for r in written}
