@@ -275,6 +275,7 @@ class OutboxRelay:
         idle_poll_seconds: float = 0.5,
         retention: timedelta = timedelta(hours=24),
         lanes_per_claim: int = OUTBOX_LANES,
+        pending_gauge_seconds: float = 10.0,
     ) -> None:
         self.engine = engine
         self.session_factory = session_factory
@@ -286,6 +287,7 @@ class OutboxRelay:
         self.idle_poll_seconds = 0.05 if is_sqlite(engine) else idle_poll_seconds
         self.retention = retention
         self.lanes_per_claim = lanes_per_claim
+        self.pending_gauge_seconds = pending_gauge_seconds
         self.published_total = 0
         self._wake = asyncio.Event()
 
@@ -377,6 +379,7 @@ class OutboxRelay:
         listener = None
         backoff = 0.1
         last_purge = asyncio.get_running_loop().time()
+        next_count = 0.0
         try:
             while not stop.is_set():
                 try:
@@ -391,7 +394,12 @@ class OutboxRelay:
                         await self.purge_published()
                     if published > 0:
                         continue
-                    OUTBOX_PENDING.labels(self.service).set(await self.pending_count())
+                    now = asyncio.get_running_loop().time()
+                    if now >= next_count:
+                        # Counting walks the pending index (seconds at millions of rows), and an
+                        # idle loop may only be waiting for lanes its siblings hold: a gauge.
+                        next_count = now + self.pending_gauge_seconds
+                        OUTBOX_PENDING.labels(self.service).set(await self.pending_count())
                 except Exception as exc:
                     log.warning(
                         "outbox relay failed, backing off",
