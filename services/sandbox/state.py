@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import secrets
 import string
+import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -294,6 +295,7 @@ class SandboxState:
         self.epoch = _token()
         self._sequence = 0
         self.accounts: dict[tuple[str, str], Account] = {}
+        self._account_kinds: dict[tuple[str, str], Account] = {}
         self.transfers: dict[str, Transfer] = {}
         self.order: list[Transfer] = []
         self.iso_messages: dict[tuple[str, str], IsoMessage] = {}
@@ -343,9 +345,17 @@ class SandboxState:
     # -- accounts -------------------------------------------------------------------------
 
     def seed_accounts(self, rows: Iterable[tuple[str, str, str, str]]) -> int:
+        # An account is never changed once seeded, and names repeat across a province's roll:
+        # one Account per holder name and status, and one string per bank, however many
+        # accounts (a million of them would otherwise take half a gigabyte).
+        kinds = self._account_kinds
         count = 0
         for bin_, account_number, holder_name, status in rows:
-            self.accounts[(bin_, account_number)] = Account(fold_name(holder_name), status)
+            kind = (fold_name(holder_name), status)
+            account = kinds.get(kind)
+            if account is None:
+                account = kinds[kind] = Account(*kind)
+            self.accounts[(sys.intern(bin_), account_number)] = account
             count += 1
         return count
 
