@@ -432,19 +432,25 @@ def main() -> None:
     }
     summary_path = RESULTS / "summary.json"
     previous = load(summary_path)
+    if args.table_only:  # nothing was measured: the summary files stay as the last run left them
+        print_table(rows, _rows_by_measure(load(RESULTS / "previous-summary.json")))
+        return
     if previous:
         (RESULTS / "previous-summary.json").write_text(
             json.dumps(previous, indent=2, ensure_ascii=False)
         )
+    summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    print_table(rows, _rows_by_measure(previous))
+
+
+def _rows_by_measure(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     # Earlier summaries kept rows as lists: measure, rate, latency, aim.
-    previous_rows = {
+    return {
         (row["measure"] if isinstance(row, dict) else row[0]): (
             row if isinstance(row, dict) else {"result": row[1] or row[2]}
         )
-        for row in previous.get("rows", [])
+        for row in summary.get("rows", [])
     }
-    summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-    print_table(rows, previous_rows)
 
 
 if __name__ == "__main__":
