@@ -305,6 +305,22 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
+async def _filings_per_transaction(database: str, dossier_prefix: str) -> float | None:
+    """How many filings shared each transaction (their rows' xmin), on average."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database=database, **PG)
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS filings, count(DISTINCT xmin::text) AS transactions FROM claims "
+            "WHERE portal_dossier_id LIKE $1",
+            dossier_prefix + "%",
+        )
+    finally:
+        await conn.close()
+    return round(row["filings"] / row["transactions"], 2) if row["transactions"] else None
+
+
 async def _pending_events(database: str) -> int:
     import asyncpg
 
@@ -548,6 +564,9 @@ def run_phase(
         "first_failure": failures[0] if failures else None,
         "latency_ms": latency_ms(latencies),
         "connections_opened": opened,
+        "filings_per_transaction": asyncio.run(
+            _filings_per_transaction(database, f"B-{mode}{run}-")
+        ),
         "cpu_ms_per_filing": cpu_report(
             CpuMeter.delta(cpu_start, cpu_end), machine_end - machine_start, answered, duration
         ),
@@ -739,6 +758,7 @@ def main() -> None:
                 f"errors {open_result['errors']}  load {open_result['load_average_after']}"
             )
             print(f"  CPU ms per filing: total {cpu['total']}  {cpu['by_process']}")
+            print(f"  filings per transaction: {open_result['filings_per_transaction']}")
         if closed_result is not None:
             lat, cpu = closed_result["latency_ms"], closed_result["cpu_ms_per_filing"]
             print(

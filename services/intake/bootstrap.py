@@ -58,7 +58,12 @@ async def _on_startup(app: FastAPI, runtime: Runtime) -> None:
         if is_sqlite(runtime.engine)
         or not isinstance(settings, IntakeSettings)
         or not settings.filing_batch_size
-        else FilingBatcher(runtime.engine, runtime.outbox, settings.filing_batch_size)
+        else FilingBatcher(
+            runtime.engine,
+            runtime.outbox,
+            settings.filing_batch_size,
+            settings.filing_batch_wait_ms / 1000,
+        )
     )
     if isinstance(settings, IntakeSettings) and settings.seeds_dev_clients:
         try:

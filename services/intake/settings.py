@@ -16,6 +16,10 @@ class IntakeSettings(ServiceSettings):
     seed_dev_clients: bool = True
     # PostgreSQL: at most this many concurrent filings share one transaction (0: one per filing).
     filing_batch_size: int = 256
+    # A filing that finds the writer idle waits this long for others to share its transaction:
+    # a transaction's fixed cost (round trips, commit, the relay's wake-up) dwarfs a filing's.
+    # Under load the next batch gathers during the current write and never waits.
+    filing_batch_wait_ms: float = 20.0
     # Uploads (roll, payment methods): a body is refused (413) as soon as it passes
     # upload_max_bytes, reading stops past upload_max_rows, an XLSX workbook may unpack to at most
     # upload_max_unpacked_bytes, and reading one table takes at most upload_parse_seconds.

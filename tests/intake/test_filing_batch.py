@@ -15,7 +15,9 @@ from services.intake.adapters.orm import (
     idempotency_records,
     outbox,
 )
+from services.intake.settings import IntakeSettings
 from tests.intake import builders
+from tests.intake.conftest import running_intake
 
 
 class TestGroupCommit:
@@ -144,3 +146,27 @@ class TestWriterConnection:
             assert response.status_code == 201, response.text
         written = await intake.rows(select(claims.c.portal_dossier_id))
         assert {b["portal_dossier_id"] for b in bodies} <= {r.portal_dossier_id for r in written}
+
+
+class TestWaitingForCompany:
+    async def test_filings_arriving_apart_while_the_writer_is_idle_share_a_transaction(
+        self, pg_database, kafka_bootstrap, tmp_path
+    ):
+        settings = IntakeSettings(
+            database_url=await pg_database("intake"),
+            kafka_bootstrap_servers=kafka_bootstrap,
+            data_dir=tmp_path,
+            filing_batch_wait_ms=2_000,
+        )
+        async for intake in running_intake(settings):
+
+            async def file_after(delay: float, intake=intake):
+                await asyncio.sleep(delay)
+                return await intake.post("/v1/claims", "portal", json=builders.claim())
+
+            # Far enough apart that each would be written alone, close enough to share a wait.
+            responses = await asyncio.gather(*(file_after(0.1 * i) for i in range(5)))
+
+            assert [r.status_code for r in responses] == [201] * 5
+            assert intake.app.state.filing_batcher.batches == 1
+            assert await intake.count(claims) == 5

@@ -6,9 +6,10 @@ Under load, many filings wait at once. A writer task takes all that are waiting 
 single filing takes (multi-row statements on PostgreSQL, then one outbox write and one NOTIFY).
 Each filing keeps its own outcome: a dossier id already used is answered by replay or 409
 after the commit, an identity that does not match the registered person is a 422, and nothing of
-those filings is written. When one transaction is in flight the next batch gathers, so an idle
-service writes a filing at once (a batch of one) and a busy one amortises the round trips and the
-commit over many. The writer keeps one connection between batches (taking one from the pool
+those filings is written. When one transaction is in flight the next batch gathers; a filing
+that finds the writer idle waits `wait_s` for company first. So a busy service amortises the
+round trips and the commit over many filings without waiting, and a moderately loaded one (a few
+hundred filings a second) still writes several per transaction instead of one each. The writer keeps one connection between batches (taking one from the pool
 costs a liveness check, three round trips); a batch that fails as a whole gives it up, and its
 filings are written one per transaction.
 """
@@ -39,10 +40,13 @@ class _Waiting:
 
 
 class FilingBatcher:
-    def __init__(self, engine: AsyncEngine, outbox: Outbox, max_batch: int = 256) -> None:
+    def __init__(
+        self, engine: AsyncEngine, outbox: Outbox, max_batch: int = 256, wait_s: float = 0.0
+    ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.max_batch = max_batch
+        self.wait_s = wait_s
         self._waiting: list[_Waiting] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -72,13 +76,18 @@ class FilingBatcher:
             self._connection = None
 
     async def _run(self) -> None:
+        idle = True  # started by a filing that found no writer
         while True:
             if not self._waiting:
                 if self._closed:
                     return
                 self._wake.clear()
                 await self._wake.wait()
+                idle = True
                 continue
+            if idle and self.wait_s and not self._closed:
+                await asyncio.sleep(self.wait_s)  # for company
+            idle = False
             batch = self._take()
             try:
                 await self._write(batch)
