@@ -45,7 +45,7 @@ def _step(runtime: Runtime) -> AbstractAsyncContextManager[UnitOfWork]:
 
 
 async def rebuild(
-    runtime: Runtime, *, timeout: float | None = None, batch_size: int = 2000
+    runtime: Runtime, *, timeout: float | None = None, batch_size: int | None = None
 ) -> RebuildResult:
     started = time.monotonic()
     await runtime.bus.ensure_topics(TOPICS)
