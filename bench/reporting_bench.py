@@ -8,6 +8,12 @@ payment history (`payment_facts`, `payment_people`). Results go to bench/results
 
     .venv/bin/python bench/reporting_bench.py                   # 1,000,000 x 12, about 10 minutes
     .venv/bin/python bench/reporting_bench.py --beneficiaries 100000 --requests 100
+    .venv/bin/python bench/reporting_bench.py --no-dashboard --consumer-installments 60000 \
+        --rebuild-installments 0 --profile-dir /tmp/prof    # the consumer alone, profiled
+
+By default it also runs the projection consumer under a payout stream of 5,000 installments/s
+(100,000 installments, three events and more each) and `reporting rebuild` of a province's year
+(1,200,000 installments of 100,000 people, about 3.6 million events); needs Kafka for those.
 
 Needs PostgreSQL (scripts/infra.sh up). The database is created for the run and dropped after it.
 """
@@ -849,7 +855,7 @@ def main() -> None:
     parser.add_argument(
         "--consumer-installments",
         type=int,
-        default=0,
+        default=100_000,
         help="payout installments produced while the reporting worker projects (0: skip)",
     )
     parser.add_argument(
@@ -859,7 +865,7 @@ def main() -> None:
     parser.add_argument(
         "--rebuild-installments",
         type=int,
-        default=0,
+        default=1_200_000,
         help="a year's installments replayed by `reporting rebuild` (0: skip); 1200000 for a "
         "province year",
     )

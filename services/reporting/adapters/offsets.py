@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from collections.abc import Sequence
 
+from shared.bus import PrefixedBus
 from shared.messaging.embedded import EmbeddedBus
 from shared.messaging.kafka import KafkaBus
 from shared.messaging.ports import EventBus
@@ -21,6 +22,10 @@ async def end_offsets(bus: EventBus, topics: Sequence[str]) -> Offsets:
     own = getattr(bus, "end_offsets", None)
     if own is not None:
         return await own(topics)
+    if isinstance(bus, PrefixedBus):
+        # The broker knows the prefixed names; the replay's positions carry the contract names.
+        ends = await end_offsets(bus._inner, [bus.prefix + t for t in topics])
+        return {(t.removeprefix(bus.prefix), p): o for (t, p), o in ends.items()}
     if isinstance(bus, KafkaBus):
         return await _kafka_end_offsets(bus.bootstrap_servers, topics)
     if isinstance(bus, EmbeddedBus):
