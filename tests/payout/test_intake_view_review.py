@@ -298,3 +298,40 @@ class TestOneBatchIsTheSequence:
         await stack.deliver(stack.last_records)
         _, sequence = await both_ways(payout, events, before=unpaid(b), cycle=True)
         assert await tables(stack) == sequence
+
+
+class TestAChangeThatFailsAtOnce:
+    async def test_an_account_without_a_bank_gives_a_held_installment_its_current_reason(
+        self, payout, sandbox
+    ):
+        """A method change without a bank fails at once; an installment the cycle holds for the
+        person now says why it waits: the method it would be paid by failed."""
+        (a,) = people(1, bank_bin=VCB)
+        stack = await payout(run_workers=False)
+        await stack.feed(unpaid(a))
+        await stack.start_cycle(PERIOD)
+        await stack.feed([changed(a, 1, bank_bin=None)])
+        held = await tables(stack)
+        assert held["payment_methods"][0][7] == "FAILED"
+        assert held["installments"] == [
+            (a.entitlement_id, PERIOD, "ON_HOLD", "METHOD_VERIFICATION_FAILED", None)
+        ]
+        assert [t for t, _ in held["outbox"] if "account-verification-failed" in t]
+
+
+class TestAMethodComeBackTo:
+    async def test_an_account_superseded_then_chosen_again_is_verified_again(self, payout, sandbox):
+        (a,) = people(1, bank_bin=VCB)
+        stack = await payout(run_workers=False)
+        first = changed(a, 1)
+        await stack.feed([*unpaid(a), first, cash(a, 2)])
+        await stack.feed([first.model_copy(update={"changed_at": first.changed_at + timedelta(1)})])
+        async with stack.runtime.session_factory() as session:
+            states = (
+                await session.execute(
+                    select(verifications.c.method_id, verifications.c.state).order_by(
+                        verifications.c.id
+                    )
+                )
+            ).all()
+        assert [tuple(row) for row in states] == [(first.method_id, "PENDING")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, and_, select, update
 from sqlalchemy.engine import RowMapping
 
 from services.payout.adapters.orm import beneficiaries, entitlements, payment_methods, verifications
@@ -83,11 +83,30 @@ async def beneficiary_names(uow: UnitOfWork, beneficiary_ids: Sequence[str]) -> 
 
 
 async def request_verifications(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
-    """A PENDING verification of each method, for the verification worker; one per method."""
-    await _insert_new(
-        uow,
-        verifications,
-        "method_id",
+    """A PENDING verification of each method, for the verification worker; one per method. A
+    method the person comes back to (its verification superseded or finished long ago) is
+    verified again: it is pending once more, and nothing else would ever verify it."""
+    if not rows:
+        return
+    statement = uow.insert(verifications)
+    reopened = {
+        "expected_name": statement.excluded.expected_name,
+        "bank_bin": statement.excluded.bank_bin,
+        "account_number": statement.excluded.account_number,
+        "state": "PENDING",
+        "reason": None,
+        "attempts": 0,
+        "next_attempt_at": uow.now,
+        "lease_until": None,
+        "completed_at": None,
+    }
+    await uow.execute(
+        statement.on_conflict_do_update(
+            index_elements=["method_id"],
+            set_=reopened,
+            # Two comparisons, not NOT IN: an expanding list would run the statement per row.
+            where=and_(verifications.c.state != "PENDING", verifications.c.state != "IN_PROGRESS"),
+        ),
         [
             {
                 **row,
