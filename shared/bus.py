@@ -75,6 +75,11 @@ class PrefixedBus:
         self._inner = inner
         self.prefix = prefix
 
+    @property
+    def inner(self) -> EventBus:
+        """The bus that knows the prefixed names (a replay asks it how far the topics reach)."""
+        return self._inner
+
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         await self._inner.ensure_topics([self.prefix + t for t in topics])
 

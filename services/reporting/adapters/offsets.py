@@ -24,7 +24,7 @@ async def end_offsets(bus: EventBus, topics: Sequence[str]) -> Offsets:
         return await own(topics)
     if isinstance(bus, PrefixedBus):
         # The broker knows the prefixed names; the replay's positions carry the contract names.
-        ends = await end_offsets(bus._inner, [bus.prefix + t for t in topics])
+        ends = await end_offsets(bus.inner, [bus.prefix + t for t in topics])
         return {(t.removeprefix(bus.prefix), p): o for (t, p), o in ends.items()}
     if isinstance(bus, KafkaBus):
         return await _kafka_end_offsets(bus.bootstrap_servers, topics)
