@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from services.intake.adapters.orm import audit_log, clients
@@ -85,3 +86,24 @@ async def test_cli_registered_client_gets_tokens_and_production_seeds_nothing(
             r.action for r in await intake.rows(select(audit_log.c.action).order_by(audit_log.c.id))
         ]
         assert actions == ["client.registered", "client.disabled"]
+
+
+@pytest.mark.parametrize(
+    "client_id",
+    ["portal\x00", "p" * 101],
+    ids=["a NUL character", "longer than any client id"],
+)
+async def test_a_client_id_no_client_can_have_is_refused_as_unknown(intake_on_both, client_id):
+    for credentials in (
+        {
+            "data": {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": "x",
+            }
+        },
+        {"data": {"grant_type": "client_credentials"}, "auth": (client_id, "x")},
+    ):
+        refused = await intake_on_both.http.post("/oauth/token", **credentials)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"] == "invalid_client"

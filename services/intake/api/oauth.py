@@ -10,10 +10,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from services.intake.adapters import repository
+from services.intake.adapters.orm import clients
 from services.intake.service_layer.clients import authenticate
 from shared.auth import AGENCY_SCOPE_PREFIX, issue_token
 
 router = APIRouter(tags=["access"])
+CLIENT_ID_MAX: int = getattr(clients.c.client_id.type, "length", None) or 100  # the column's width
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -124,6 +126,8 @@ async def token(request: Request) -> JSONResponse:
         credentials = (client_id, secret)
     runtime = request.app.state.runtime
     client_id, secret = credentials
+    if "\x00" in client_id or len(client_id) > CLIENT_ID_MAX:  # no client has such an id
+        return _error(401, "invalid_client", "client authentication failed", basic=True)
     async with runtime.engine.connect() as conn:
         stored = await repository.client(conn, client_id)
     client = await authenticate(stored, secret)
