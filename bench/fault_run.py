@@ -63,7 +63,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bench.faults import checks as C
 from bench.faults import infra
 from bench.faults.processes import ServiceProcess, Supervisor
-from bench.payout_bench import KAFKA, PERIOD, PG, free_port, load, url_for, wait_http
+from bench.payout_bench import (
+    KAFKA,
+    PERIOD,
+    PG,
+    expected_sum,
+    free_port,
+    load,
+    url_for,
+    wait_http,
+)
 from shared.auth import issue_token
 from shared.events.contracts import PAYMENT_TOPIC, dead_letter_topic
 from tests.support.infra import drop_scratch_database
@@ -456,22 +465,22 @@ class FaultRun:
                 if await migrated.wait() != 0:
                     raise RuntimeError(f"{service} migrations failed")
             t0 = time.monotonic()
+            await self.start_services()
+            sandbox_url = f"http://127.0.0.1:{self.ports['sandbox']}"
+            sandbox = SandboxAdmin(sandbox_url, httpx.AsyncClient(timeout=300))
+            self.timings["start_services"] = round(time.monotonic() - t0, 2)
+
+            # The entitlements and methods into payout's tables, the accounts into the sandbox.
+            t0 = time.monotonic()
             conn = await asyncpg.connect(database=self.payout_db, **PG)
             try:
-                accounts, expected_sum = await load(conn, c.installments, self.tag[:4])
+                async with httpx.AsyncClient(base_url=sandbox_url, timeout=300) as bank:
+                    await load(conn, bank, c.installments, self.tag[:4])
             finally:
                 await conn.close()
-            self.timings["load_entitlements_and_accounts"] = round(time.monotonic() - t0, 2)
-
-            t0 = time.monotonic()
-            await self.start_services()
-            sandbox = SandboxAdmin(
-                f"http://127.0.0.1:{self.ports['sandbox']}", httpx.AsyncClient(timeout=300)
-            )
-            for start in range(0, len(accounts), 20_000):
-                await sandbox.seed_accounts(accounts[start : start + 20_000])
+            expected = expected_sum(c.installments)
             await sandbox.set_faults(**self.faults())
-            self.timings["start_services"] = round(time.monotonic() - t0, 2)
+            self.timings["load_entitlements_and_accounts"] = round(time.monotonic() - t0, 2)
             watcher = asyncio.ensure_future(self.supervisor.watch(watch_stop))
 
             token = issue_token(JWT, "fault-run", {"payout:operate", "payout:read"})
@@ -488,7 +497,7 @@ class FaultRun:
                 f"{c.kafka_restarts} Kafka and {c.postgres_restarts} PostgreSQL restarts; logs in {self.run_dir}"
             )
             try:
-                result = await self.cycle(api, reporting, sandbox, expected_sum)
+                result = await self.cycle(api, reporting, sandbox, expected)
             finally:
                 await api.aclose()
                 await reporting.aclose()
