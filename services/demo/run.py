@@ -172,9 +172,9 @@ async def run_demo(
         last = report.months[-1].period if report.months else "2023-01"
         summary = await driver.summary(last)
         ready = time.monotonic() - began
-        _print_summary(console, report, summary, accounts, dashboard, ready)
-        if report_path is not None:
+        if report_path is not None:  # written before "ready" is said: a reader may act on it
             _write_report(report_path, report, beneficiaries=beneficiaries, real=real, ready=ready)
+        _print_summary(console, report, summary, accounts, dashboard, ready)
     except Exception as exc:
         console.print(f"[red]demo failed:[/] {type(exc).__name__}: {exc}")
         code = 1
