@@ -4,7 +4,6 @@ readiness and Prometheus metrics."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,7 +19,9 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import text
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.observability import correlation_id, new_correlation_id
 from shared.tracing import span_from_traceparent
@@ -157,46 +158,82 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def install_correlation_middleware(app: FastAPI, metrics: HttpMetrics, service: str) -> None:
-    @app.middleware("http")
-    async def _correlate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        cid = request.headers.get("x-correlation-id") or new_correlation_id()
-        token = correlation_id.set(cid[:64])
+    app.add_middleware(CorrelationMiddleware, metrics=metrics, service=service)
+
+
+class CorrelationMiddleware:
+    """Every request runs under its correlation id (the caller's, else a new one), in a span, and
+    is counted; the answer carries the id. A plain ASGI middleware: the response streams through
+    it untouched (Starlette's `BaseHTTPMiddleware` costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics, service: str) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        cid = (request.headers.get("x-correlation-id") or new_correlation_id())[:64]
+        token = correlation_id.set(cid)
         try:
             refused = _refuse_nul(request)
             if refused is not None:
-                refused.headers["x-correlation-id"] = cid[:64]
-                return refused
-            with (
-                metrics.latency.labels(request.method).time(),
-                span_from_traceparent(
-                    service,
-                    f"HTTP {request.method}",
-                    request.headers.get("traceparent"),
-                    SpanKind.SERVER,
-                    **{"http.request.method": request.method},
-                ) as span,
-            ):
-                response = await call_next(request)
-                if response.status_code == 413 and not response.headers.get(
-                    "content-type", ""
-                ).startswith(PROBLEM_JSON):
-                    # A route's body limit answers in plain text: say it as every other problem.
-                    response = problem_response(
-                        413, "Content Too Large", "the request body is too large"
-                    )
-                span.set_attribute("http.response.status_code", response.status_code)
-                route = request.scope.get("route")
-                if route is not None:  # the template, never the raw path: paths may hold ids
-                    span.update_name(f"{request.method} {route.path}")
-            metrics.requests.labels(
-                request.method, getattr(route, "path", "unmatched"), str(response.status_code)
-            ).inc()
-            response.headers["x-correlation-id"] = cid[:64]
-            return response
+                refused.headers["x-correlation-id"] = cid
+                await refused(scope, receive, send)
+                return
+            await self._serve(scope, receive, send, request, cid)
         finally:
             correlation_id.reset(token)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, request: Request, cid: str
+    ) -> None:
+        status = 500
+        replaced = False  # a plain-text 413 answered as a problem instead
+
+        async def answer(message: Message) -> None:
+            nonlocal status, replaced
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                if status == 413 and not headers.get("content-type", "").startswith(PROBLEM_JSON):
+                    # A route's body limit answers in plain text: say it as every other problem.
+                    replaced = True
+                    problem = problem_response(
+                        413, "Content Too Large", "the request body is too large"
+                    )
+                    problem.headers["x-correlation-id"] = cid
+                    await problem(scope, receive, send)
+                    return
+                headers["x-correlation-id"] = cid
+            elif replaced:
+                return  # the plain-text body of the answer replaced above
+            await send(message)
+
+        method = request.method
+        with (
+            self.metrics.latency.labels(method).time(),
+            span_from_traceparent(
+                self.service,
+                f"HTTP {method}",
+                request.headers.get("traceparent"),
+                SpanKind.SERVER,
+                **{"http.request.method": method},
+            ) as span,
+        ):
+            try:
+                await self.app(scope, receive, answer)
+            finally:
+                span.set_attribute("http.response.status_code", status)
+                route = scope.get("route")
+                if route is not None:  # the template, never the raw path: paths may hold ids
+                    span.update_name(f"{method} {route.path}")
+                self.metrics.requests.labels(
+                    method, getattr(route, "path", "unmatched"), str(status)
+                ).inc()
 
 
 def _refuse_nul(request: Request) -> JSONResponse | None:
