@@ -36,15 +36,30 @@ AGENCY_SCOPE_PREFIX = "agency:"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is calling: a machine client (the portal, an agency's system) or a person (an
+    officer signed in). `client_id` is the token's subject either way."""
+
     client_id: str
     scopes: frozenset[str]
+    kind: str = "client"  # "client" | "person"
+    roles: frozenset[str] = frozenset()  # a person's roles (shared/authority.py: PERSON_ROLES)
+    agency_claim: str | None = None  # a person's agency
+    communes: frozenset[str] = frozenset()  # a commune official's or post-office staff's communes
+    name: str | None = None  # a person's display name, for the audit trail
 
     def can(self, scope: str) -> bool:
         return scope in self.scopes
 
     @property
+    def is_person(self) -> bool:
+        return self.kind == "person"
+
+    @property
     def agency(self) -> str | None:
-        """An agency's client carries `agency:<AGENCY>` in its token and acts for that agency only."""
+        """A person's agency; an agency's client carries `agency:<AGENCY>` in its token. Either
+        acts for that agency only."""
+        if self.agency_claim is not None:
+            return self.agency_claim
         for scope in self.scopes:
             if scope.startswith(AGENCY_SCOPE_PREFIX):
                 return scope[len(AGENCY_SCOPE_PREFIX) :]

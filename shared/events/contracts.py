@@ -88,7 +88,16 @@ CLAIM_TOPIC = "intake.claim.v1"
 BENEFICIARY_TOPIC = "intake.beneficiary.v1"
 ACCOUNT_VERIFICATION_TOPIC = "payout.account-verification.v1"
 PAYMENT_TOPIC = "payout.payment.v1"
-ALL_TOPICS = (CLAIM_TOPIC, BENEFICIARY_TOPIC, ACCOUNT_VERIFICATION_TOPIC, PAYMENT_TOPIC)
+CYCLE_TOPIC = "payout.cycle.v1"
+REVALIDATION_TOPIC = "intake.revalidation.v1"
+ALL_TOPICS = (
+    CLAIM_TOPIC,
+    BENEFICIARY_TOPIC,
+    ACCOUNT_VERIFICATION_TOPIC,
+    PAYMENT_TOPIC,
+    CYCLE_TOPIC,
+    REVALIDATION_TOPIC,
+)
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -312,6 +321,74 @@ class InstallmentCancelled(PaymentFacts):
     cancelled_at: datetime
 
 
+# --- payout: cycles (keyed by period, so one period's events stay in order) ------------------
+
+UserId = Annotated[str, Field(min_length=1, max_length=100)]  # an officer's or a client's id
+Digest = Annotated[str, Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")]  # SHA-256
+MAX_REVALIDATION_HOLDS = 5_000  # per event: a larger result goes in several parts
+
+
+class CycleOpened(Contract):
+    """A period's cycle is being prepared: intake revalidates the identities of the people it
+    pays (the answer is `RevalidationCompleted`)."""
+
+    period: Period
+    opened_at: datetime
+
+
+class SchemeTotal(Contract):
+    scheme: Scheme
+    count: int = Field(ge=0, le=10_000_000)
+    amount: Vnd
+    envelope: Vnd | None = None  # the agency's budget for the scheme and period, when loaded
+
+
+class CycleApproved(Contract):
+    """A checker of `agency` approved exactly these totals of the period; they may now be sent."""
+
+    period: Period
+    agency: Agency
+    approval_id: Id
+    digest: Digest
+    approved_by: UserId
+    totals: list[SchemeTotal] = Field(max_length=16)
+    approved_at: datetime
+
+
+class EnvelopeSet(Contract):
+    """An agency's budget for a scheme and period (whole đồng)."""
+
+    period: Period
+    agency: Agency
+    scheme: Scheme
+    amount: Vnd
+    set_by: UserId
+    set_at: datetime
+
+
+# --- intake: identity revalidation before a period is paid -----------------------------------
+
+RevalidationOutcome = Literal["DECEASED", "IDENTITY_MISMATCH", "NOT_FOUND"]
+
+
+class RevalidationHold(Contract):
+    beneficiary_id: Id
+    outcome: RevalidationOutcome
+
+
+class RevalidationCompleted(Contract):
+    """The population registry's answer for everyone intake pays in `period`, in parts of at
+    most MAX_REVALIDATION_HOLDS holds; `last` marks the part that ends it. Only the people who
+    must not be paid are named; no CCCD leaves intake."""
+
+    period: Period
+    part: int = Field(ge=1, le=10_000)
+    last: bool
+    checked: int = Field(ge=0, le=100_000_000)  # people asked about (the whole pass, on the last part)
+    holds: list[RevalidationHold] = Field(max_length=MAX_REVALIDATION_HOLDS)
+    completed_at: datetime
+
+
 # --- registry -------------------------------------------------------------------------------
 
 
@@ -376,6 +453,12 @@ CONTRACTS: dict[str, EventContract] = {
         _contract("payment-returned", PAYMENT_TOPIC, PaymentReturned, "installment_id"),
         _contract("payment-paid-in-cash", PAYMENT_TOPIC, PaymentPaidInCash, "installment_id"),
         _contract("installment-cancelled", PAYMENT_TOPIC, InstallmentCancelled, "installment_id"),
+        _contract("cycle-opened", CYCLE_TOPIC, CycleOpened, "period"),
+        _contract("cycle-approved", CYCLE_TOPIC, CycleApproved, "period"),
+        _contract("envelope-set", CYCLE_TOPIC, EnvelopeSet, "period"),
+        _contract(
+            "revalidation-completed", REVALIDATION_TOPIC, RevalidationCompleted, "period"
+        ),
     )
 }
 CONTRACT_BY_MODEL: dict[type[Contract], EventContract] = {c.model: c for c in CONTRACTS.values()}
