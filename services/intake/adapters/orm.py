@@ -43,6 +43,23 @@ clients = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(100), primary_key=True),
+    Column("password_hash", String(200), nullable=False),  # salted scrypt, never the password
+    Column("name", String(200), nullable=False),
+    Column("roles", Text, nullable=False),  # space-separated
+    Column("agency", String(10), nullable=True),  # agency-bound roles act for this agency only
+    Column("communes", Text, nullable=False, server_default=text("''")),  # space-separated codes
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("failed_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 beneficiaries = Table(
     "beneficiaries",
     metadata,
