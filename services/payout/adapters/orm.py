@@ -127,6 +127,8 @@ cycles = Table(
     Column("batch_runs", Integer, nullable=False, server_default="0"),
     # Created in chunks: set when every entitlement due has been through one.
     Column("creation_finished_at", UtcTime, nullable=True),
+    Column("prepared_by", String(100), nullable=True),  # who last prepared it
+    Column("pay_date", Date, nullable=True),  # the calendar's pay date, when it has one
 )
 
 
@@ -223,12 +225,16 @@ batches = Table(
     Column("batch_id", String(40), primary_key=True),  # the idempotency key of its submission
     Column("cycle_id", BigInteger, ForeignKey("cycles.id"), nullable=False),
     Column("period", String(7), nullable=False),
+    Column("agency", String(16), nullable=False),
     Column("counterparty", String(8), nullable=False),
     Column("control_count", Integer, nullable=False),
     Column("control_sum", Money, nullable=False),
     Column("execution_date", Date, nullable=False),
-    # READY | SENDING | RETRY | UNKNOWN | INQUIRING | SUBMITTED | COMPLETED | REJECTED | CANCELLED
+    # PREPARED (awaits approval; never claimed) | READY | SENDING | RETRY | UNKNOWN | INQUIRING
+    # | SUBMITTED | COMPLETED | REJECTED | CANCELLED
     Column("state", String(16), nullable=False),
+    Column("prepared_by", String(100), nullable=False),
+    Column("approval_id", BigInteger, nullable=True),  # the approval that released it
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("inquiries", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UtcTime, nullable=False),
@@ -242,6 +248,54 @@ batches = Table(
     Column("updated_at", UtcTime, nullable=False),
     Index("ix_batches_due", "state", "next_attempt_at"),
     Index("ix_batches_cycle", "cycle_id", "counterparty"),
+    Index("ix_batches_cycle_agency_state", "cycle_id", "agency", "state"),
+    Index("ix_batches_approval", "approval_id"),
+)
+
+# One row per decision on what awaited approval for a period and an agency.
+cycle_approvals = Table(
+    "cycle_approvals",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("cycle_id", BigInteger, ForeignKey("cycles.id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("agency", String(16), nullable=False),
+    Column("decision", String(8), nullable=False),  # APPROVE | REJECT
+    Column("digest", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("totals", JSON, nullable=False),  # [{scheme, count, amount, envelope}]
+    Column("reason", String(500), nullable=True),
+    Column("decided_by", String(100), nullable=False),
+    Column("decided_by_name", String(200), nullable=True),
+    Column("prepared_by", String(500), nullable=False),
+    Column("decided_at", UtcTime, nullable=False),
+    Index("ix_cycle_approvals_period_agency", "period", "agency", "id"),
+)
+
+# The funds an agency may pay a scheme in a period.
+envelopes = Table(
+    "envelopes",
+    metadata,
+    Column("period", String(7), nullable=False),
+    Column("agency", String(16), nullable=False),
+    Column("scheme", String(32), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("set_by", String(100), nullable=False),
+    Column("set_at", UtcTime, nullable=False),
+    PrimaryKeyConstraint("period", "agency", "scheme", name="pk_envelopes"),
+)
+
+# When a period is prepared and paid: periods sharing a pay date are one calendar entry.
+payment_calendar = Table(
+    "payment_calendar",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("pay_date", Date, nullable=False),
+    Column("prepare_on", Date, nullable=False),
+    Column("set_by", String(100), nullable=False),
+    Column("set_at", UtcTime, nullable=False),
+    Index("ix_payment_calendar_prepare_on", "prepare_on"),
 )
 
 
