@@ -235,6 +235,10 @@ batches = Table(
     Column("state", String(16), nullable=False),
     Column("prepared_by", String(100), nullable=False),
     Column("approval_id", BigInteger, nullable=True),  # the approval that released it
+    # Items taken out after the approval, never sent (a method that no longer pays): what the
+    # approval released is what the batch carries plus these.
+    Column("withdrawn_count", Integer, nullable=False, server_default="0"),
+    Column("withdrawn_sum", Money, nullable=False, server_default="0"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("inquiries", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UtcTime, nullable=False),

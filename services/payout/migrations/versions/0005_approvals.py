@@ -44,6 +44,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("agency", sa.String(16), nullable=True))
         batch.add_column(sa.Column("prepared_by", sa.String(100), nullable=True))
         batch.add_column(sa.Column("approval_id", sa.BigInteger(), nullable=True))
+        batch.add_column(
+            sa.Column("withdrawn_count", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch.add_column(
+            sa.Column("withdrawn_sum", sa.BigInteger(), nullable=False, server_default="0")
+        )
     # Batches made before were sent without an approval; their agency is their installments'.
     op.execute(
         "UPDATE batches SET agency = (SELECT MIN(i.agency) FROM payment_attempts a "
@@ -89,6 +95,8 @@ def downgrade() -> None:
     op.drop_index("ix_batches_approval", table_name="batches")
     op.drop_index("ix_batches_cycle_agency_state", table_name="batches")
     with op.batch_alter_table("batches") as batch:
+        batch.drop_column("withdrawn_sum")
+        batch.drop_column("withdrawn_count")
         batch.drop_column("approval_id")
         batch.drop_column("prepared_by")
         batch.drop_column("agency")
