@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .config import SandboxSettings
-from .routes import control, iso, napas, vnpost
+from .routes import control, iso, napas, population, vnpost
 from .simulator import Sandbox
 
 
@@ -26,8 +26,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     sandbox = Sandbox(settings or SandboxSettings())
-    app = FastAPI(title="Bank and post-office sandbox", lifespan=lifespan)
+    app = FastAPI(title="Bank, post-office and population-registry sandbox", lifespan=lifespan)
     app.state.sandbox = sandbox
-    for router in (napas.router, iso.router, vnpost.router, control.router):
+    for router in (napas.router, iso.router, vnpost.router, population.router, control.router):
         app.include_router(router)
     return app

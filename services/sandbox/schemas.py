@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt, model_validator
+
+from .population import MAX_CHECKS_PER_REQUEST
 
 
 class NameInquiryIn(BaseModel):
@@ -66,3 +69,33 @@ class AccountList(BaseModel):
 
 class CashOutcomeList(BaseModel):
     outcomes: list[CashOutcomeIn]
+
+
+class PersonIn(BaseModel):
+    """A person of the population registry, as seeded."""
+
+    national_id: str = Field(pattern=r"^\d{12}$")
+    full_name: str = Field(min_length=1, max_length=200)
+    date_of_birth: date
+    status: Literal["ALIVE", "DECEASED"] = "ALIVE"
+    date_of_death: date | None = None
+
+    @model_validator(mode="after")
+    def _death_only_when_deceased(self) -> PersonIn:
+        if self.status == "ALIVE" and self.date_of_death is not None:
+            raise ValueError("a living person has no date of death")
+        return self
+
+
+class PersonList(BaseModel):
+    persons: list[PersonIn]
+
+
+class IdentityCheckIn(BaseModel):
+    national_id: str = Field(pattern=r"^\d{12}$")
+    full_name: str = Field(min_length=1, max_length=200)
+    date_of_birth: date | None = None
+
+
+class IdentityChecksIn(BaseModel):
+    persons: list[IdentityCheckIn] = Field(min_length=1, max_length=MAX_CHECKS_PER_REQUEST)

@@ -12,6 +12,7 @@ from shared.clock import utcnow
 
 from .config import SandboxSettings
 from .iso import message_id_of
+from .population import PopulationRegistry
 from .state import (
     PERMANENT_BANK_FAILURES,
     Booking,
@@ -31,6 +32,7 @@ class Sandbox:
         self.settings = settings
         self.state = SandboxState(settings.iso_bins)
         self.webhooks = WebhookDispatcher(settings, self.state)
+        self.population = PopulationRegistry()
         self._timers: set[asyncio.TimerHandle] = set()
         self.bins_by_bic = {
             bank.swift[:8]: bin_ for bin_, bank in self.state.banks.items() if bank.swift
@@ -43,6 +45,7 @@ class Sandbox:
         self.webhooks.cancel_all()
         self.webhooks.reset_stats()
         self.state.reset()
+        self.population.reset()
 
     # -- request faults -----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,19 @@ class SandboxAdmin:
     async def set_faults(self, **faults: Any) -> Any:
         return await self._call("PUT", "/admin/faults", faults)
 
+    async def seed_population(self, persons: list[dict[str, Any]], chunk: int = 10_000) -> int:
+        """Seed the population registry: dicts with national_id, full_name, date_of_birth
+        (a date or ISO text), and optionally status (ALIVE|DECEASED) and date_of_death."""
+        seeded = 0
+        for start in range(0, len(persons), chunk):
+            rows = [_person_row(p) for p in persons[start : start + chunk]]
+            seeded += (await self._call("POST", "/admin/population", rows))["seeded"]
+        return seeded
+
+    async def population(self) -> dict[str, Any]:
+        """How many persons the registry holds and how many checks it answered."""
+        return await self._call("GET", "/admin/population")
+
     async def set_cash_outcomes(self, outcomes: Mapping[str, str]) -> Any:
         rows = [{"end_to_end_id": e2e, "outcome": outcome} for e2e, outcome in outcomes.items()]
         return await self._call("PUT", "/admin/vnpost/outcomes", rows)
@@ -163,6 +177,18 @@ class SandboxAdmin:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"callbacks still in flight: {stats}")
             await asyncio.sleep(0.02)
+
+
+def _person_row(person: Mapping[str, Any]) -> dict[str, Any]:
+    row = {key: value for key, value in person.items() if value is not None}
+    for key in ("date_of_birth", "date_of_death"):
+        if isinstance(row.get(key), date):
+            row[key] = row[key].isoformat()
+    return {
+        key: row[key]
+        for key in ("national_id", "full_name", "date_of_birth", "status", "date_of_death")
+        if key in row
+    }
 
 
 Handler = Callable[[str, str, Mapping[str, str], bytes], Awaitable[int] | int]
