@@ -210,6 +210,14 @@ RULES: tuple[Rule, ...] = (
         owner="beneficiary",
         note="only the paying agency redirects the money",
     ),
+    _token(
+        "intake",
+        "GET",
+        "/v1/stop-proposals",
+        "beneficiaries:read",
+        owner="listing",
+        note="identity revalidation's proposals: an agency sees its own",
+    ),
     _token("intake", "GET", "/v1/audit", "audit:read"),
     # --- payout --- (its tokens carry no agency: payout's readers are the province's operators)
     *_operations("payout"),

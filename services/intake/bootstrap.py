@@ -14,13 +14,15 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 
 from services.intake.adapters.orm import metadata
-from services.intake.api import audit, beneficiaries, claims, oauth, uploads
+from services.intake.api import audit, beneficiaries, claims, oauth, stop_proposals, uploads
 from services.intake.api.common import install_error_handlers
 from services.intake.api.filing_batch import FilingBatcher
 from services.intake.consumers.account_verification import account_verification_consumer
+from services.intake.consumers.cycles import cycle_consumer
 from services.intake.service_layer import clients
 from services.intake.service_layer.common import IntakeUnitOfWork
 from services.intake.settings import IntakeSettings
+from services.intake.workers import run_revalidation
 from shared.app import build_app
 from shared.db import is_sqlite, make_engine
 from shared.outbox import Outbox
@@ -93,7 +95,14 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         metadata,
         title="Intake: claims, decisions, the beneficiary roll and payment methods",
         description=DESCRIPTION,
-        routers=[oauth.router, claims.router, uploads.router, beneficiaries.router, audit.router],
+        routers=[
+            oauth.router,
+            claims.router,
+            uploads.router,
+            beneficiaries.router,
+            stop_proposals.router,
+            audit.router,
+        ],
         on_startup=_on_startup,
         on_shutdown=_on_shutdown,
     )
@@ -102,7 +111,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
 
 def workers(runtime: Runtime, stop: asyncio.Event) -> Sequence[Awaitable[None]]:
-    return [run_relay(runtime, stop), account_verification_consumer(runtime).run(stop)]
+    return [
+        run_relay(runtime, stop),
+        account_verification_consumer(runtime).run(stop),
+        cycle_consumer(runtime).run(stop),
+        run_revalidation(runtime, stop),
+    ]
 
 
 # --- command line ------------------------------------------------------------------------------

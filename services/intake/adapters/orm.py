@@ -242,3 +242,6 @@ upload_rows = Table(
     Column("errors", JSON, nullable=True),  # [{pointer, detail}] for a rejected row
     Column("raw", JSON, nullable=True),  # the rejected row's cells, to send back for fixing
 )
+
+# Identity revalidation's tables, in this metadata (their own module).
+from services.intake.adapters import revalidation_tables as _revalidation_tables  # noqa: E402, F401

@@ -27,6 +27,7 @@ from services.intake.domain.identity import mask_account, mask_national_id, norm
 from services.intake.domain.schedules import Schedule
 from services.intake.domain.schemes import agency_for
 from services.intake.domain.validation import address_problems, applicant_problems
+from services.intake.service_layer import revalidation
 from services.intake.service_layer.common import (
     IntakeUnitOfWork,
     Replay,
@@ -647,6 +648,7 @@ async def stop_entitlement(
         "stopped_at": uow.now,
     }
     await repository.stop_entitlement(uow, entitlement_id, values)
+    await revalidation.confirm_stop_proposals(uow, entitlement_id)  # what it settles
     uow.emit(
         EntitlementStopped(
             entitlement_id=entitlement_id,
