@@ -4,6 +4,7 @@ province; the other commands operate a running installation."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -83,13 +84,23 @@ def rebuild() -> None:
 
 
 def _operator_headers() -> dict[str, str]:
-    from services.payout.settings import PayoutSettings
-    from shared.auth import issue_token
+    """The operator signs in at intake: `BENEFITS_USERNAME`/`BENEFITS_PASSWORD`, by default the
+    development administrator (services/intake/service_layer/users.py DEMO_USERS)."""
+    from services.intake.service_layer.users import DEMO_USERS
 
-    token = issue_token(
-        PayoutSettings().jwt_secret, "benefits-cli", {"payout:operate", "payout:read"}
+    username = os.environ.get("BENEFITS_USERNAME", "administrator")
+    password = os.environ.get("BENEFITS_PASSWORD") or (
+        DEMO_USERS[username].password if username in DEMO_USERS else ""
     )
-    return {"Authorization": f"Bearer {token}"}
+    intake_url = os.environ.get("BENEFITS_INTAKE_URL", "http://127.0.0.1:8001")
+    response = httpx.post(
+        f"{intake_url}/oauth/token",
+        data={"grant_type": "password", "username": username, "password": password},
+        timeout=30,
+    )
+    if response.status_code != 200:
+        raise typer.BadParameter(f"signing in at {intake_url} failed ({response.status_code})")
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def _progress() -> Progress:

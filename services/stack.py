@@ -26,7 +26,7 @@ from services.reporting import bootstrap as reporting
 from services.reporting.settings import ReportingSettings
 from shared.migrations import upgrade_to_head_async
 from shared.runtime import Runtime
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, trusting_local_intake
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,19 @@ class ServiceSpec:
 
 def default_specs() -> list[ServiceSpec]:
     """The stack is a run on one machine: development unless `*_ENVIRONMENT` says otherwise."""
+    intake_settings = IntakeSettings.for_local_run()
+    payout_keys = trusting_local_intake(PayoutSettings, intake_settings)
+    reporting_keys = trusting_local_intake(ReportingSettings, intake_settings)
     return [
-        ServiceSpec("intake", IntakeSettings.for_local_run(), intake.create_app, intake),
-        ServiceSpec("payout", PayoutSettings.for_local_run(), payout.create_app, payout),
+        ServiceSpec("intake", intake_settings, intake.create_app, intake),
         ServiceSpec(
-            "reporting", ReportingSettings.for_local_run(), reporting.create_app, reporting
+            "payout", PayoutSettings.for_local_run(**payout_keys), payout.create_app, payout
+        ),
+        ServiceSpec(
+            "reporting",
+            ReportingSettings.for_local_run(**reporting_keys),
+            reporting.create_app,
+            reporting,
         ),
     ]
 

@@ -77,6 +77,107 @@ INTAKE_SCOPES = (
     "audit:read",
 )
 
+# --- people: roles, what each may do, what each is bound to ------------------------------------
+
+AGENCIES = ("BHXH", "DOLISA", "ESC")
+# A person's roles -> the scopes of their token (intake's and an external issuer's alike).
+PERSON_ROLES: dict[str, frozenset[str]] = {
+    "maker": frozenset(
+        {
+            "claims:read",
+            "roll:write",
+            "payment-methods:write",
+            "beneficiaries:read",
+            "payout:read",
+            "cycles:prepare",
+        }
+    ),
+    "checker": frozenset(
+        {"claims:read", "decisions:write", "beneficiaries:read", "payout:read", "cycles:approve"}
+    ),
+    "post-office": frozenset({"payout:read", "cash:handover"}),
+    "commune-official": frozenset({"beneficiaries:read", "payout:read"}),
+    "leader": frozenset({"reports:read", "payout:read"}),
+    "administrator": frozenset(
+        {
+            "users:write",
+            "audit:read",
+            "envelopes:write",
+            "calendar:write",
+            "reports:read",
+            "reports:write",
+            "payout:read",
+            "payout:operate",
+        }
+    ),
+}
+# Every role but these acts for one agency; these also for a list of communes.
+UNBOUND_ROLES = frozenset({"leader", "administrator"})
+COMMUNE_ROLES = frozenset({"post-office", "commune-official"})
+
+
+def scopes_of_roles(roles: frozenset[str] | set[str]) -> frozenset[str]:
+    return frozenset().union(*(PERSON_ROLES.get(r, frozenset()) for r in roles))
+
+
+def binding_problems(
+    roles: frozenset[str] | set[str], agency: str | None, communes: frozenset[str] | set[str]
+) -> list[str]:
+    """Why a person with these roles may not act (empty: they may). Roles bound to an agency need
+    one of the agencies; a post office's staff and a commune official need their communes."""
+    problems = []
+    unknown = sorted(set(roles) - set(PERSON_ROLES))
+    if unknown:
+        problems.append(f"unknown role(s): {', '.join(unknown)}")
+    if agency is not None and agency not in AGENCIES:
+        problems.append(f"the agency must be one of {', '.join(AGENCIES)}")
+    bound = sorted(set(roles) & set(PERSON_ROLES) - UNBOUND_ROLES)
+    if bound and agency is None:
+        problems.append(f"the role(s) {', '.join(bound)} act for an agency, and none is given")
+    local = sorted(set(roles) & COMMUNE_ROLES)
+    if local and not communes:
+        problems.append(f"the role(s) {', '.join(local)} act for communes, and none are given")
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A signed-in caller of the matrix: intake's development users of the same name."""
+
+    roles: frozenset[str]
+    agency: str | None = None
+    communes: frozenset[str] = frozenset()
+
+
+VINH_PHUC_COMMUNES = frozenset({"08707", "08710", "08713"})  # Vĩnh Yên's wards (the 2025 list)
+PEOPLE: dict[str, Person] = {
+    **{
+        f"{agency.lower()}-{role}": Person(frozenset({role}), agency)
+        for agency in AGENCIES
+        for role in ("maker", "checker")
+    },
+    "post-office": Person(frozenset({"post-office"}), "BHXH", VINH_PHUC_COMMUNES),
+    "commune-official": Person(frozenset({"commune-official"}), "DOLISA", frozenset({"08707"})),
+    "leader": Person(frozenset({"leader"})),
+    "administrator": Person(frozenset({"administrator"})),
+}
+
+
+def principal_of_role(role: str, scopes: frozenset[str]) -> Principal:
+    """The caller `role` of ROLES stands for (a person of PEOPLE, or a client)."""
+    person = PEOPLE.get(role)
+    if person is None:
+        return Principal(role, scopes)
+    return Principal(
+        role,
+        scopes,
+        kind="person",
+        roles=person.roles,
+        agency_claim=person.agency,
+        communes=person.communes,
+    )
+
+
 # role -> the scopes of its bearer token; None: no token at all.
 ROLES: dict[str, frozenset[str] | None] = {
     "anonymous": None,
@@ -90,6 +191,8 @@ ROLES: dict[str, frozenset[str] | None] = {
     "payout-operator": frozenset({"payout:read", "payout:operate", "pii:read"}),
     "reports-reader": frozenset({"reports:read"}),
     "reports-editor": frozenset({"reports:read", "reports:write"}),
+    # people signed in at intake (their tokens' scopes are their roles')
+    **{name: scopes_of_roles(person.roles) for name, person in PEOPLE.items()},
 }
 
 
@@ -128,8 +231,13 @@ RULES: tuple[Rule, ...] = (
         "POST",
         "/oauth/token",
         "client-credentials",
-        note="a registered client's id and secret (RFC 6749 §4.4); no bearer token",
+        note="a registered client's id and secret (RFC 6749 §4.4), or a person's username and "
+        "password (grant_type=password); no bearer token",
     ),
+    _public("intake", "/.well-known/openid-configuration", "the issuer's OpenID Connect discovery"),
+    _public("intake", "/.well-known/jwks.json", "the public keys that verify intake's tokens"),
+    _token("intake", "POST", "/v1/users", "users:write", note="people who sign in; no hashes"),
+    _token("intake", "GET", "/v1/users", "users:write"),
     _token("intake", "POST", "/v1/claims", "claims:write"),
     _token(
         "intake",
@@ -141,6 +249,13 @@ RULES: tuple[Rule, ...] = (
     ),
     _token("intake", "GET", "/v1/claims/{claim_id}", "claims:read", owner="claim"),
     _token("intake", "POST", "/v1/claims/{claim_id}/decision", "decisions:write", owner="decision"),
+    _token(
+        "intake",
+        "GET",
+        "/v1/unemployment/benefit",
+        "claims:read",
+        note="the unemployment rule asked: amount, months and cap for the facts given",
+    ),
     _token(
         "intake",
         "GET",
@@ -221,9 +336,27 @@ RULES: tuple[Rule, ...] = (
     _token("intake", "GET", "/v1/audit", "audit:read"),
     # --- payout --- (its tokens carry no agency: payout's readers are the province's operators)
     *_operations("payout"),
-    _token("payout", "POST", "/v1/cycles", "payout:operate"),
+    _token(
+        "payout",
+        "POST",
+        "/v1/cycles",
+        "cycles:prepare",
+        note="prepares only (a maker, or an operator client): nothing is sent before approval",
+    ),
     _token("payout", "GET", "/v1/status", "payout:read"),
     _token("payout", "GET", "/v1/cycles/{period}", "payout:read"),
+    _token(
+        "payout",
+        "POST",
+        "/v1/cycles/{period}/approvals",
+        "cycles:approve",
+        note="a person, checker of the part's agency, who prepared none of it (four eyes)",
+    ),
+    _token("payout", "GET", "/v1/cycles/{period}/approvals", "payout:read"),
+    _token("payout", "PUT", "/v1/envelopes", "envelopes:write"),
+    _token("payout", "GET", "/v1/envelopes", "payout:read"),
+    _token("payout", "PUT", "/v1/calendar", "calendar:write"),
+    _token("payout", "GET", "/v1/calendar", "payout:read"),
     _token("payout", "GET", "/v1/installments", "payout:read"),
     _token("payout", "GET", "/v1/installments/{installment_id}", "payout:read"),
     _token("payout", "GET", "/v1/batches", "payout:read"),
@@ -254,6 +387,35 @@ RULES: tuple[Rule, ...] = (
         "/v1/webhooks/vnpost",
         "signed",
         note="the post office's HMAC signature; no bearer token",
+    ),
+    _token(
+        "payout",
+        "GET",
+        "/v1/payment-methods",
+        "payout:read",
+        note="accounts to fix (verification failed, flagged by a bank); a person sees their "
+        "agency's and communes' people",
+    ),
+    _token(
+        "payout",
+        "GET",
+        "/v1/cash-lists",
+        "payout:read",
+        note="the post office's cash lists; its staff see their communes' only",
+    ),
+    _token(
+        "payout",
+        "POST",
+        "/v1/cash-lists/items/{end_to_end_id}/handover",
+        "cash:handover",
+        note="post-office staff, in their communes only (403 otherwise)",
+    ),
+    _token(
+        "payout",
+        "POST",
+        "/v1/cash-lists/items/{end_to_end_id}/return",
+        "cash:handover",
+        note="post-office staff, in their communes only (403 otherwise)",
     ),
     # --- reporting --- (in production every /v1 route asks for reports:read)
     *_operations("reporting"),
@@ -294,7 +456,7 @@ def expected(
         return "forbidden"
     if rule.owner in (None, "listing") or owner is None:
         return "allowed"
-    if may_act_on(Principal(client_id, scopes), owner):
+    if may_act_on(principal_of_role(client_id, scopes), owner):
         return "allowed"
     return "hidden" if rule.owner == "lookup" else "forbidden"
 

@@ -6,12 +6,11 @@ import os
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_JWT_SECRET = "development-only-jwt-secret-change-me"
 DEVELOPMENT = "development"
-# HMAC-SHA256 keys (JWT, webhooks) of fewer bytes than the digest are guessable offline.
+AUDIENCE = "vn-benefits-api"  # the `aud` of the tokens the services accept (shared.auth.AUDIENCE)
+# HMAC-SHA256 keys (webhooks) of fewer bytes than the digest are guessable offline.
 MIN_SECRET_BYTES = 32
 RUN_DIR = Path(".run")
 
@@ -31,8 +30,8 @@ class ServiceSettings(BaseSettings):
     # Errors never echo the values given: they hold secrets.
     model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
-    # Anything but an explicit "development" is production: the default secret is refused and
-    # no development client is created.
+    # Anything but an explicit "development" is production: placeholder secrets are refused and
+    # no development client or user is created.
     environment: str = "production"
     database_url: str | None = None
     kafka_bootstrap_servers: str | None = None
@@ -41,8 +40,18 @@ class ServiceSettings(BaseSettings):
     topic_prefix: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
-    jwt_secret: str = DEFAULT_JWT_SECRET
+    # Bearer tokens are verified with public keys only. `oidc_issuer`: the `iss` of the tokens
+    # trusted (payout, reporting: intake's unless set; intake: an external issuer accepted
+    # alongside its own), addressed to `oidc_audience`; its keys from `jwks_file`, else
+    # `jwks_url`, else discovered at `<oidc_issuer>/.well-known/openid-configuration`.
+    oidc_issuer: str | None = None
+    oidc_audience: str = AUDIENCE
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
     log_level: str = "INFO"
+    # Origins (scheme://host:port) of an officers' console served elsewhere that may call this
+    # service from a browser (CORS, bearer tokens only); none by default.
+    console_origins: list[str] = []
     relay_batch_size: int = 2000
     relay_concurrency: int = 4
     consumer_batch_size: int = 500
@@ -66,20 +75,6 @@ class ServiceSettings(BaseSettings):
     def env_name(self, field: str) -> str:
         return f"{self.model_config.get('env_prefix', '')}{field}".upper()
 
-    @model_validator(mode="after")
-    def _refuse_weak_secrets_outside_development(self) -> ServiceSettings:
-        if self.development:
-            return self
-        if self.jwt_secret == DEFAULT_JWT_SECRET:
-            raise ValueError(
-                f"{self.service_name}: refusing to start in {self.environment} with the default JWT "
-                f"secret; set {self.env_name('jwt_secret')}"
-            )
-        problem = secret_problem(self.jwt_secret, f"the JWT secret ({self.env_name('jwt_secret')})")
-        if problem:
-            raise ValueError(f"{self.service_name}: {problem}")
-        return self
-
     @property
     def embedded(self) -> bool:
         return self.kafka_bootstrap_servers is None
@@ -93,3 +88,15 @@ class ServiceSettings(BaseSettings):
     @property
     def event_log_path(self) -> Path:
         return self.data_dir / "events.db"
+
+
+def trusting_local_intake(
+    settings_class: type[ServiceSettings], intake: ServiceSettings
+) -> dict[str, Any]:
+    """Settings overrides for payout or reporting run beside `intake` on one machine (the stack,
+    the demo): its JWKS URL, unless `<PREFIX>_OIDC_ISSUER`, `_JWKS_URL` or `_JWKS_FILE` say
+    otherwise."""
+    prefix = settings_class.model_config.get("env_prefix", "")
+    if any(os.environ.get(f"{prefix}{name}") for name in ("OIDC_ISSUER", "JWKS_URL", "JWKS_FILE")):
+        return {}
+    return {"jwks_url": f"http://{intake.host}:{intake.port}/.well-known/jwks.json"}

@@ -14,13 +14,12 @@ import httpx
 
 from services.demo.province import Collected, Province, RollEntry, UnemploymentClaim
 from shared.admin_units import LIST_2023
-from shared.auth import issue_token
 from shared.events.contracts import ACCOUNT_VERIFICATION_TOPIC, BENEFICIARY_TOPIC, PAYMENT_TOPIC
 from shared.messaging.ports import EventBus
 
 REGION_MINIMUM_WAGE = {"I": 4_680_000, "II": 4_160_000, "III": 3_640_000, "IV": 3_250_000}
 IN_FLIGHT = ("SCHEDULED", "SUBMITTED")
-OPERATOR_SCOPES = {"payout:operate", "payout:read", "reports:read", "reports:write", "pii:read"}
+OPERATOR = "administrator"  # payout's operator: payout:operate, payout:read, reports:*
 CASH_UNTIL_COLLECTED = "paid in cash at the commune post office until an account is collected"
 CLAIMS_IN_FLIGHT = 16  # claims the portal forwards at once
 
@@ -127,7 +126,6 @@ class DemoDriver:
     def __init__(
         self,
         endpoints: Endpoints,
-        jwt_secret: str,
         bus: EventBus,
         outbox_pending: Callable[[], Awaitable[int]],
         progress: Progress | None = None,
@@ -139,9 +137,6 @@ class DemoDriver:
         self.progress = progress or (lambda *_: None)
         self.totals: dict[str, int] = {}  # what each phase will have done when the year is run
         self.done: dict[str, int] = {}
-        self.operator = {
-            "Authorization": f"Bearer {issue_token(jwt_secret, 'demo-operator', OPERATOR_SCOPES)}"
-        }
         self._tokens: dict[str, dict[str, str]] = {}
 
     def plan(self, province: Province, periods: list[str]) -> None:
@@ -171,6 +166,24 @@ class DemoDriver:
             response.raise_for_status()
             self._tokens[client_id] = {"Authorization": f"Bearer {response.json()['access_token']}"}
         return self._tokens[client_id]
+
+    async def _person(self, username: str) -> dict[str, str]:
+        """Payout's operator signs in at intake as a development user (DEMO_USERS)."""
+        from services.intake.service_layer.users import DEMO_USERS
+
+        key = f"person:{username}"
+        if key not in self._tokens:
+            response = await self.http.post(
+                f"{self.urls.intake}/oauth/token",
+                data={
+                    "grant_type": "password",
+                    "username": username,
+                    "password": DEMO_USERS[username].password,
+                },
+            )
+            response.raise_for_status()
+            self._tokens[key] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return self._tokens[key]
 
     async def seed_banks(self, province: Province) -> int:
         accounts = [
@@ -310,7 +323,9 @@ class DemoDriver:
         calm = 0
         while time.monotonic() < deadline:
             status = (
-                await self.http.get(f"{self.urls.payout}/v1/status", headers=self.operator)
+                await self.http.get(
+                    f"{self.urls.payout}/v1/status", headers=await self._person(OPERATOR)
+                )
             ).json()
             busy = (
                 await self.outbox_pending()
@@ -330,13 +345,17 @@ class DemoDriver:
     async def run_cycle(self, period: str, timeout: float = 900) -> MonthResult:
         started = time.monotonic()
         response = await self.http.post(
-            f"{self.urls.payout}/v1/cycles", json={"period": period}, headers=self.operator
+            f"{self.urls.payout}/v1/cycles",
+            json={"period": period},
+            headers=await self._person(OPERATOR),
         )
         response.raise_for_status()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             cycle = (
-                await self.http.get(f"{self.urls.payout}/v1/cycles/{period}", headers=self.operator)
+                await self.http.get(
+                    f"{self.urls.payout}/v1/cycles/{period}", headers=await self._person(OPERATOR)
+                )
             ).json()
             by_state = {
                 state: int(v["count"]) if isinstance(v, dict) else int(v)

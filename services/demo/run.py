@@ -36,6 +36,7 @@ from services.reporting import bootstrap as reporting
 from services.reporting.consumers.projections import group_name
 from services.reporting.settings import ReportingSettings
 from services.stack import ServiceSpec, Stack
+from shared.settings import trusting_local_intake
 
 
 def _vnd_billions(amount: int) -> str:
@@ -64,14 +65,17 @@ def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
         payout_overrides["bank_base_url"] = f"http://{sandbox.host}:{sandbox.port}"
     # The demo signs in with the development clients and the sandbox's development webhook secrets:
     # development, unless `*_ENVIRONMENT` says otherwise (then it refuses to start, as it should).
+    intake_settings = IntakeSettings.for_local_run(**overrides)
+    payout_overrides.update(trusting_local_intake(PayoutSettings, intake_settings))
+    reporting_overrides = {**overrides, **trusting_local_intake(ReportingSettings, intake_settings)}
     specs = [
-        ServiceSpec("intake", IntakeSettings.for_local_run(**overrides), intake.create_app, intake),
+        ServiceSpec("intake", intake_settings, intake.create_app, intake),
         ServiceSpec(
             "payout", PayoutSettings.for_local_run(**payout_overrides), payout.create_app, payout
         ),
         ServiceSpec(
             "reporting",
-            ReportingSettings.for_local_run(**overrides),
+            ReportingSettings.for_local_run(**reporting_overrides),
             reporting.create_app,
             reporting,
         ),
@@ -132,7 +136,6 @@ async def run_demo(
         Endpoints(
             stack.url("intake"), stack.url("payout"), stack.url("reporting"), stack.sandbox_url
         ),
-        specs[1].settings.jwt_secret,
         stack.runtime("payout").bus,
         intake_runtime.relay().pending_count,
         report_progress,

@@ -14,16 +14,27 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 
 from services.intake.adapters.orm import metadata
-from services.intake.api import audit, beneficiaries, claims, oauth, stop_proposals, uploads
+from services.intake.api import (
+    audit,
+    beneficiaries,
+    claims,
+    oauth,
+    stop_proposals,
+    unemployment,
+    uploads,
+    users,
+)
 from services.intake.api.common import install_error_handlers
 from services.intake.api.filing_batch import FilingBatcher
 from services.intake.consumers.account_verification import account_verification_consumer
 from services.intake.consumers.cycles import cycle_consumer
 from services.intake.service_layer import clients
+from services.intake.service_layer import users as people
 from services.intake.service_layer.common import IntakeUnitOfWork
 from services.intake.settings import IntakeSettings
 from services.intake.workers import run_revalidation
 from shared.app import build_app
+from shared.auth import StaticKeySet, TrustedIssuer, verifier_for
 from shared.db import is_sqlite, make_engine
 from shared.outbox import Outbox
 from shared.runtime import Runtime, run_relay, service_main
@@ -37,13 +48,17 @@ Claims from the National Public Service Portal, decisions of the agencies (BHXH,
 Employment Service Centre), the roll of existing monthly beneficiaries and the payment-method
 registry.
 
-**Access**: OAuth2 client credentials at `POST /oauth/token` (HTTP Basic or form fields); send
-`Authorization: Bearer <token>`. Scopes: `claims:write`, `claims:read`, `decisions:write`,
+**Access**: `POST /oauth/token`: machine clients with OAuth2 client credentials (HTTP Basic or
+form fields), people with `grant_type=password` (username and password; five wrong ones in a
+row lock the account for 15 minutes); send `Authorization: Bearer <token>`. Tokens are signed
+with intake's Ed25519 key (EdDSA); its public keys are at `/.well-known/jwks.json`. Scopes: `claims:write`, `claims:read`, `decisions:write`,
 `roll:write`, `payment-methods:write`, `beneficiaries:read`, `pii:read` (unmasked CCCD, names,
 dates of birth, SI and account numbers), `audit:read`. An agency's client acts only on the
 people and entitlements its agency pays and on the claims of its schemes (403 otherwise); the
 portal reads only the claims it filed. In development the clients `portal`, `bhxh`, `dolisa`, `esc` and
-`admin` exist with the secret `<id>-dev-secret`.
+`admin` exist with the secret `<id>-dev-secret`, and the users of
+`services/intake/service_layer/users.py` (`DEMO_USERS`) with the password
+`<username>-dev-password`.
 
 **Errors** are RFC 9457 `application/problem+json`; a 422 names each offending field with a JSON
 Pointer. **Idempotency**: filing a claim is idempotent on `portal_dossier_id`, a decision on the
@@ -80,6 +95,12 @@ async def _on_startup(app: FastAPI, runtime: Runtime) -> None:
             return
         if added:
             log.info("development clients added", extra={"fields": {"clients": added}})
+        async with unit_of_work(
+            runtime.engine, runtime.outbox, people.SEEDER, kind=IntakeUnitOfWork
+        ) as uow:
+            seeded = await people.seed_demo_users(uow)
+        if seeded:
+            log.info("development users added", extra={"fields": {"users": seeded}})
 
 
 async def _on_shutdown(app: FastAPI, runtime: Runtime) -> None:
@@ -97,7 +118,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         routers=[
             oauth.router,
+            users.router,
             claims.router,
+            unemployment.router,
             uploads.router,
             beneficiaries.router,
             stop_proposals.router,
@@ -107,7 +130,17 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         on_shutdown=_on_shutdown,
     )
     install_error_handlers(app)
+    install_token_keys(app, settings)
     return app
+
+
+def install_token_keys(app: FastAPI, settings: IntakeSettings) -> None:
+    """Intake's signing key (generated in development when missing) and the verifier of its own
+    tokens, with the configured external issuer's too."""
+    key = settings.signing_key()
+    app.state.signing_key = key
+    own = TrustedIssuer(settings.token_issuer, StaticKeySet(key.jwks()), settings.oidc_audience)
+    app.state.token_verifier = verifier_for(settings, own)
 
 
 def workers(runtime: Runtime, stop: asyncio.Event) -> Sequence[Awaitable[None]]:

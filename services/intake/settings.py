@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
+from shared.auth import ISSUER, SigningKey, load_signing_key
 from shared.settings import ServiceSettings
+
+SIGNING_KEY_NAME = "token-signing-key.pem"
 
 
 class IntakeSettings(ServiceSettings):
@@ -11,8 +16,19 @@ class IntakeSettings(ServiceSettings):
     service_name: str = "intake"
     port: int = 8001
     token_ttl_seconds: int = 3600
+    # Intake signs tokens (clients' and people's) with this Ed25519 private key (PKCS#8 PEM),
+    # the only key in the system that can sign. In development a missing one is generated under
+    # data_dir (mode 0600); elsewhere the API refuses to start without it.
+    signing_key_file: Path | None = None
+    token_issuer: str = ISSUER  # the `iss` of intake's tokens
+    # The URL intake is reached at, for the discovery document (default: the request's).
+    public_url: str | None = None
+    # People's sign-in: this many wrong passwords in a row lock the account for lockout_minutes.
+    lockout_failures: int = 5
+    lockout_minutes: int = 15
     # Development only: add the documented dev clients (portal, bhxh, dolisa, esc, admin with the
-    # secret `<id>-dev-secret`) at startup if they are missing. Never done in other environments.
+    # secret `<id>-dev-secret`) and users (service_layer/users.py DEMO_USERS) at startup if they
+    # are missing. Never done in other environments.
     seed_dev_clients: bool = True
     # PostgreSQL: at most this many concurrent filings share one transaction (0: one per filing).
     filing_batch_size: int = 256
@@ -31,3 +47,26 @@ class IntakeSettings(ServiceSettings):
     @property
     def seeds_dev_clients(self) -> bool:
         return self.environment == "development" and self.seed_dev_clients
+
+    @property
+    def resolved_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / SIGNING_KEY_NAME
+
+    def signing_key(self) -> SigningKey:
+        """The key intake signs with. In development a missing one is generated (mode 0600);
+        elsewhere the API refuses to start without one, and says which setting to give."""
+        if self.development:
+            return load_signing_key(self.resolved_signing_key_file, create=True)
+        name = self.env_name("signing_key_file")
+        if self.signing_key_file is None:
+            raise RuntimeError(
+                f"intake: refusing to start in {self.environment} without a token signing key; "
+                f"set {name} to an Ed25519 private key file (PKCS#8 PEM, e.g. "
+                "`openssl genpkey -algorithm ed25519 -out key.pem`)"
+            )
+        try:
+            return load_signing_key(self.signing_key_file)
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(
+                f"intake: refusing to start in {self.environment}: {exc} ({name})"
+            ) from None

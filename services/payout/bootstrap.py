@@ -11,12 +11,16 @@ from fastapi import FastAPI
 from services.payout import metrics as payout_metrics
 from services.payout.adapters.banks.registry import BankChannelRegistry
 from services.payout.adapters.orm import metadata
+from services.payout.api.cash import router as cash_router
 from services.payout.api.endpoints import router as api_router
+from services.payout.api.methods import router as methods_router
 from services.payout.api.webhooks import router as webhook_router
 from services.payout.consumers.intake_view import intake_view_consumer
+from services.payout.consumers.revalidation import revalidation_consumer
 from services.payout.settings import PayoutSettings
 from services.payout.workers import PayoutWorkers
 from shared.app import build_app
+from shared.auth import verifier_for
 from shared.runtime import Runtime, run_relay, service_main
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,15 +36,18 @@ def create_app(settings: PayoutSettings | None = None) -> FastAPI:
     async def shutdown(app: FastAPI, runtime: Runtime) -> None:
         await app.state.channels.aclose()
 
-    return build_app(
+    app = build_app(
         settings,
         metadata,
         title="Payout: monthly cycles, bank adapters, callbacks and reconciliation",
         description="Payout: monthly cycles, bank adapters, callbacks and reconciliation.",
-        routers=[api_router, webhook_router],
+        routers=[api_router, methods_router, cash_router, webhook_router],
         on_startup=startup,
         on_shutdown=shutdown,
     )
+    # Tokens are checked with public keys only: payout holds no key that can sign.
+    app.state.token_verifier = verifier_for(settings)
+    return app
 
 
 def workers(runtime: Runtime, stop: asyncio.Event) -> Sequence[Awaitable[None]]:
@@ -60,6 +67,7 @@ async def _payout_work(runtime: Runtime, settings: PayoutSettings, stop: asyncio
     jobs = []
     if "consumer" in roles:
         jobs.append(intake_view_consumer(runtime, settings.consumer_batch_size).run(stop))
+        jobs.append(revalidation_consumer(runtime, settings.consumer_batch_size).run(stop))
     if "verification" in roles:
         jobs.append(work.run_verification(stop))
     if "submission" in roles:

@@ -16,6 +16,7 @@ from services.reporting.api.endpoints import router
 from services.reporting.consumers.projections import run_projections
 from services.reporting.settings import ReportingSettings
 from shared.app import build_app
+from shared.auth import verifier_for
 from shared.migrations import upgrade_to_head_async
 from shared.observability import configure_logging
 from shared.runtime import Runtime, run_relay, service_main
@@ -37,6 +38,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         routers=[router, dashboard.router],
     )
     dashboard.mount_static(app)
+    # Tokens are checked with public keys only: reporting holds no key that can sign.
+    app.state.token_verifier = verifier_for(settings)
     return app
 
 

@@ -26,10 +26,9 @@ from services.payout.settings import PayoutSettings
 from services.sandbox import SandboxSettings
 from services.sandbox import create_app as create_sandbox
 from services.stack import ServiceSpec, Stack
-from shared.auth import issue_token
 from shared.events.contracts import ACCOUNT_VERIFICATION_TOPIC, BENEFICIARY_TOPIC
+from tests.support import tokens
 
-JWT_SECRET = "beneficiary-life-jwt-secret-of-32-bytes"
 OPERATOR_SCOPES = {"payout:operate", "payout:read", "pii:read"}
 FINAL = frozenset({"SETTLED", "FAILED", "RETURNED", "PAID_CASH", "CANCELLED"})
 PAID = frozenset({"SETTLED", "PAID_CASH"})
@@ -80,13 +79,13 @@ class LifeStack:
         common: dict[str, Any] = {
             "environment": "development",
             "data_dir": self.data_dir,
-            "jwt_secret": JWT_SECRET,
             "log_level": "WARNING",
             "topic_partitions": 1,
         }
-        intake_settings = IntakeSettings(**common, port=ports["intake"])
+        intake_settings = IntakeSettings(**common, **tokens.trust("intake"), port=ports["intake"])
         payout_settings = PayoutSettings(
             **common,
+            **tokens.trust("payout"),
             port=ports["payout"],
             bank_base_url=self.urls["sandbox"],
             scheduler_enabled=False,
@@ -160,7 +159,7 @@ class LifeStack:
     @property
     def operator(self) -> dict[str, str]:
         return {
-            "Authorization": f"Bearer {issue_token(JWT_SECRET, 'life-operator', OPERATOR_SCOPES)}"
+            "Authorization": f"Bearer {tokens.token(OPERATOR_SCOPES, sub='life-operator')}"
         }
 
     async def intake_call(

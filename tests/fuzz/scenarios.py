@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 
-from shared.auth import issue_token
 from tests.fuzz.runner import Known
 from tests.fuzz.servers import SCOPES, ServiceServer, service_settings
 from tests.intake import builders
+from tests.support import tokens
 from tests.support.sandbox import SandboxAdmin, SandboxProcess, free_port
 
 SEED_PERIOD = "2031-04"
@@ -171,7 +171,6 @@ async def _payout(
 ) -> AsyncIterator[Target]:
     from tests.payout.harness import (
         AGRIBANK,
-        JWT_SECRET,
         VCB,
         PayoutStack,
         accounts,
@@ -214,7 +213,7 @@ async def _payout(
         await stack.start_cycle(SEED_PERIOD)
         await stack.wait_complete(SEED_PERIOD)
         await admin.wait_callbacks_idle(timeout=20)
-        token = issue_token(JWT_SECRET, "fuzzer", set(SCOPES["payout"]))
+        token = tokens.token(set(SCOPES["payout"]), sub="fuzzer")
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as client:
             reconciled = await client.post(

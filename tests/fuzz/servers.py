@@ -22,12 +22,10 @@ from services.payout import bootstrap as payout_bootstrap
 from services.payout.settings import PayoutSettings
 from services.reporting import bootstrap as reporting_bootstrap
 from services.reporting.settings import ReportingSettings
-from shared.auth import issue_token
 from shared.migrations import upgrade_to_head_async
 from shared.settings import ServiceSettings
+from tests.support import tokens
 from tests.support.sandbox import free_port
-
-JWT_SECRET = "fuzz-and-security-tests-jwt-secret-0123456789"
 
 # Every scope each service knows: the fuzzers call with all of them.
 SCOPES: dict[str, frozenset[str]] = {
@@ -66,7 +64,7 @@ MIGRATIONS: dict[str, Path] = {
 def service_settings(
     service: str, *, database_url: str | None, kafka: str | None, data_dir: Path, **overrides: Any
 ) -> ServiceSettings:
-    """Settings for a test server: its own topic prefix, the tests' JWT secret, no background
+    """Settings for a test server: its own topic prefix, the tests' token keys, no background
     scheduling, and (payout) a bank base URL that answers nothing unless given."""
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -74,7 +72,7 @@ def service_settings(
         "data_dir": data_dir,
         "topic_partitions": 1,
         "topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
-        "jwt_secret": JWT_SECRET,
+        **tokens.trust(service),
     }
     if service == "payout":
         values.update(
@@ -92,11 +90,10 @@ def token(
     scopes: frozenset[str] | set[str] | None = None,
     *,
     client_id: str = "fuzzer",
-    secret: str = JWT_SECRET,
     **kwargs: Any,
 ) -> str:
-    return issue_token(
-        secret, client_id, set(SCOPES[service] if scopes is None else scopes), **kwargs
+    return tokens.token(
+        set(SCOPES[service] if scopes is None else scopes), sub=client_id, **kwargs
     )
 
 

@@ -50,7 +50,7 @@ class Intake:
     def auth(self, who: str) -> dict[str, str]:
         client_id, scopes = TOKENS[who]
         return {
-            "Authorization": f"Bearer {issue_token(self.settings.jwt_secret, client_id, set(scopes))}"
+            "Authorization": f"Bearer {issue_token(self.app.state.signing_key, client_id, scopes)}"
         }
 
     async def post(self, path: str, who: str, **kwargs: Any) -> httpx.Response:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from services.intake.adapters.orm import audit_log, clients
 from services.intake.settings import IntakeSettings
 from tests.intake.conftest import running_intake
+from tests.support import tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +44,7 @@ async def test_cli_registered_client_gets_tokens_and_production_seeds_nothing(
         kafka_bootstrap_servers=kafka_bootstrap,
         data_dir=tmp_path,
         environment="production",
-        jwt_secret="a-production-secret-for-this-test",
+        **tokens.trust("intake"),
     )
     async for intake in running_intake(settings):
         assert await intake.count(clients) == 0, "no development clients outside development"

@@ -33,7 +33,7 @@ def auth(intake, who: str) -> dict[str, str]:
     if who not in TOKENS:
         return intake.auth(who)
     return {
-        "Authorization": f"Bearer {issue_token(intake.settings.jwt_secret, who, set(TOKENS[who]))}"
+        "Authorization": f"Bearer {issue_token(intake.app.state.signing_key, who, TOKENS[who])}"
     }
 
 

@@ -24,7 +24,6 @@ from services.payout.consumers.intake_view import intake_view_consumer
 from services.payout.domain import model
 from services.payout.settings import PayoutSettings
 from services.payout.workers import PayoutWorkers
-from shared.auth import issue_token
 from shared.events.contracts import (
     BENEFICIARY_TOPIC,
     CONTRACT_BY_MODEL,
@@ -40,10 +39,10 @@ from shared.inbox import ConsumerRunner
 from shared.messaging.ports import OutgoingRecord, ReceivedRecord
 from shared.migrations import upgrade_to_head_async
 from shared.runtime import Runtime, run_relay
+from tests.support import tokens
 from tests.support.sandbox import SandboxAdmin
 from tests.support.waiting import wait_until
 
-JWT_SECRET = "payout-tests-jwt-secret-of-32-bytes-or-more"
 VCB = "970436"  # Vietcombank: NAPAS-style JSON
 BIDV = "970418"  # BIDV: NAPAS-style JSON
 AGRIBANK = "970405"  # ISO 20022 file bank in the sandbox's default configuration
@@ -66,7 +65,7 @@ def payout_settings(
         "topic_partitions": 2,
         "host": "127.0.0.1",
         "port": api_port,
-        "jwt_secret": JWT_SECRET,
+        **tokens.trust("payout"),
         "bank_base_url": sandbox_url,
         "bank_read_timeout_seconds": 1.0,
         "scheduler_enabled": False,
@@ -323,16 +322,77 @@ class PayoutStack:
     # -- the API ------------------------------------------------------------------------------
 
     def client(self, *scopes: str) -> httpx.AsyncClient:
-        token = issue_token(JWT_SECRET, "tests", set(scopes or ("payout:operate", "payout:read")))
+        token = tokens.token(set(scopes or ("payout:operate", "payout:read", "cycles:prepare")))
         return httpx.AsyncClient(
             base_url=self.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
         )
 
-    async def start_cycle(self, period: str) -> dict[str, Any]:
+    def person(self, sub: str, *roles: str, agency: str | None = None) -> httpx.AsyncClient:
+        """A client acting as an officer signed in (roles bound to `agency`)."""
+        token = tokens.token(sub=sub, kind="person", roles=set(roles), agency=agency)
+        return httpx.AsyncClient(
+            base_url=self.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
+
+    async def prepare_cycle(self, period: str) -> dict[str, Any]:
+        """POST /v1/cycles as an operator client: the cycle is prepared, nothing is sent."""
         async with self.client() as client:
             response = await client.post("/v1/cycles", json={"period": period})
         assert response.status_code in (200, 201), response.text
         return response.json()
+
+    async def start_cycle(self, period: str, *, approve: bool = True) -> dict[str, Any]:
+        """Prepare the period and (unless told not to) release it as a province would: envelopes
+        loaded for what it pays, each agency's part approved by a checker of that agency."""
+        prepared = await self.prepare_cycle(period)
+        if approve:
+            await self.approve_all(period)
+        return prepared
+
+    async def load_envelopes(self, period: str, amount: int = 10**12 - 1) -> None:
+        """An envelope of `amount` for every agency and scheme the period awaits approval of
+        that has none yet."""
+        view = await self.progress(period)
+        rows = [
+            {"period": period, "agency": agency, "scheme": scheme, "amount": amount}
+            for agency, part in view["agencies"].items()
+            if part["awaiting_approval"]
+            for scheme, use in part["envelopes"].items()
+            if use["envelope"] is None
+        ]
+        if not rows:
+            return
+        async with self.client("envelopes:write") as client:
+            response = await client.put("/v1/envelopes", json={"envelopes": rows})
+        assert response.status_code == 200, response.text
+
+    async def approve_all(self, period: str, timeout: float = 30) -> list[dict[str, Any]]:
+        """Approve every part of the period awaiting approval, as a checker of its agency (a
+        second officer: never the preparer), once the cycle is prepared."""
+
+        async def prepared() -> dict[str, Any] | None:
+            view = await self.progress(period)
+            return view if view["approval_state"] not in ("CREATING", "AWAITING_REVALIDATION") else None
+
+        await wait_until(prepared, timeout=timeout, interval=0.1, message=f"{period} prepared")
+        await self.load_envelopes(period)
+        view = await self.progress(period)
+        decided = []
+        for agency, part in view["agencies"].items():
+            if not part["awaiting_approval"]:
+                continue
+            async with self.person(f"checker-{agency.lower()}", "checker", agency=agency) as client:
+                response = await client.post(
+                    f"/v1/cycles/{period}/approvals",
+                    json={"agency": agency, "digest": part["awaiting_approval"]["digest"]},
+                )
+            if response.status_code == 409 and response.json().get("waiting_for", ()) == []:
+                continue  # approved meanwhile by a concurrent call: nothing awaits any more
+            if response.status_code == 409 and "stale" in response.json()["type"]:
+                continue  # it changed meanwhile (a supplement is approved on the next pass)
+            assert response.status_code == 201, response.text
+            decided.append(response.json())
+        return decided
 
     async def progress(self, period: str) -> dict[str, Any]:
         async with self.client() as client:
@@ -340,9 +400,16 @@ class PayoutStack:
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def wait_complete(self, period: str, timeout: float = 60) -> dict[str, Any]:
+    async def wait_complete(
+        self, period: str, timeout: float = 60, *, approve: bool = True
+    ) -> dict[str, Any]:
+        """Wait until every installment of the period is final; with `approve`, a supplementary
+        part (cash fallbacks, released holds, changed methods) is approved as it appears."""
+
         async def done() -> dict[str, Any] | None:
             progress = await self.progress(period)
+            if approve and progress["approval_state"] == "PREPARED":
+                await self.approve_all(period)
             return progress if progress["complete"] else None
 
         return await wait_until(

@@ -99,10 +99,7 @@ class TestSettings:
 
         from services.payout.settings import PayoutSettings
 
-        good = {
-            "environment": "production",
-            "jwt_secret": "a-real-production-secret-of-some-length",
-        }
+        good = {"environment": "production"}
         with pytest.raises(ValidationError):
             PayoutSettings(**good)
         with pytest.raises(ValidationError):

@@ -37,9 +37,8 @@ from shared.migrations import upgrade_to_head_async
 from shared.runtime import Runtime, run_relay
 from tests.intake import builders
 from tests.intake.conftest import Intake, running_intake
+from tests.support import tokens
 from tests.support.waiting import wait_until
-
-JWT_SECRET = "cross-service-tests-jwt-secret-of-32-bytes"
 
 
 @dataclass
@@ -60,6 +59,7 @@ async def services(pg_database, kafka_bootstrap, tmp_path) -> AsyncIterator[Serv
         kafka_bootstrap_servers=kafka_bootstrap,
         data_dir=tmp_path / "intake",
         topic_prefix=prefix,
+        **tokens.trust("intake"),
     )
     payout_settings = PayoutSettings(
         environment="development",
@@ -68,7 +68,7 @@ async def services(pg_database, kafka_bootstrap, tmp_path) -> AsyncIterator[Serv
         data_dir=tmp_path / "payout",
         topic_prefix=prefix,
         topic_partitions=2,
-        jwt_secret=JWT_SECRET,
+        **tokens.trust("payout"),
     )
     await upgrade_to_head_async(PAYOUT_MIGRATIONS, payout_settings.resolved_database_url())
     payout = await Runtime.open(payout_settings, payout_metadata)

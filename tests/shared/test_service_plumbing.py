@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import ValidationError
 
 from services.intake.settings import IntakeSettings
 from services.payout.settings import PayoutSettings
 from services.reporting.settings import ReportingSettings
+from tests.support import tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,16 +29,19 @@ def free_port() -> int:
 
 
 class TestSettings:
-    @pytest.mark.parametrize("settings_cls", [IntakeSettings, PayoutSettings, ReportingSettings])
-    def test_production_with_default_secret_refuses_to_start(self, settings_cls):
-        with pytest.raises(ValidationError, match="default JWT secret"):
-            settings_cls(environment="production")
+    def test_production_without_a_signing_key_refuses_to_start(self):
+        with pytest.raises(RuntimeError, match="INTAKE_SIGNING_KEY_FILE"):
+            IntakeSettings(environment="production").signing_key()
 
-    def test_production_with_real_secret_starts(self):
+    def test_production_with_a_signing_key_starts(self):
         assert (
-            IntakeSettings(environment="production", jwt_secret="x" * 40).environment
-            == "production"
+            IntakeSettings(environment="production", **tokens.trust("intake")).signing_key().kid
+            == tokens.KEY.kid
         )
+
+    @pytest.mark.parametrize("settings_cls", [PayoutSettings, ReportingSettings])
+    def test_payout_and_reporting_need_no_secret_to_verify_tokens(self, settings_cls):
+        assert settings_cls(environment="production").environment == "production"
 
     def test_no_database_or_kafka_settings_means_embedded(self, tmp_path):
         settings = IntakeSettings(data_dir=tmp_path)

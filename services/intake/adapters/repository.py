@@ -23,6 +23,7 @@ from services.intake.adapters.orm import (
     payment_methods,
     upload_rows,
     uploads,
+    users,
 )
 from services.intake.domain.entitlements import ACTIVE, STOPPED
 from shared.uow import UnitOfWork
@@ -118,6 +119,58 @@ async def update_client(db: Executor, client_id: str, values: Mapping[str, Any])
         update(clients).where(clients.c.client_id == client_id).values(**values)
     )
     return int(result.rowcount or 0)
+
+
+# --- users (people who sign in) ----------------------------------------------------------------
+
+
+async def user(db: Executor, username: str) -> Any:
+    return (await db.execute(select(users).where(users.c.username == username))).first()
+
+
+async def all_users(db: Executor) -> list[Any]:
+    return list(await db.execute(select(users).order_by(users.c.username)))
+
+
+async def insert_user_if_absent(uow: UnitOfWork, values: Mapping[str, Any]) -> bool:
+    inserted = await uow.execute(
+        uow.insert(users)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["username"])
+        .returning(users.c.username)
+    )
+    return inserted.first() is not None
+
+
+async def update_user(db: Executor, username: str, values: Mapping[str, Any]) -> int:
+    """The number of users changed (0: no such user)."""
+    result = await db.execute(update(users).where(users.c.username == username).values(**values))
+    return int(result.rowcount or 0)
+
+
+async def record_sign_in_failure(
+    db: Executor, username: str, failures: int, lock_until: datetime, now: datetime
+) -> None:
+    """One more wrong password, counted in the database (concurrent attempts all count); the
+    `failures`-th in a row locks the account until `lock_until`."""
+    await db.execute(
+        update(users)
+        .where(users.c.username == username)
+        .values(failed_attempts=users.c.failed_attempts + 1, updated_at=now)
+    )
+    await db.execute(
+        update(users)
+        .where(users.c.username == username, users.c.failed_attempts >= failures)
+        .values(locked_until=lock_until, failed_attempts=0)
+    )
+
+
+async def record_sign_in_success(db: Executor, username: str, now: datetime) -> None:
+    await db.execute(
+        update(users)
+        .where(users.c.username == username)
+        .values(failed_attempts=0, locked_until=None, updated_at=now)
+    )
 
 
 # --- beneficiaries -----------------------------------------------------------------------------

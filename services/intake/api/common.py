@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-import jwt
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -21,45 +20,24 @@ from services.intake.domain.errors import DomainError, Invalid
 from services.intake.domain.identity import mask_account, mask_national_id
 from services.intake.service_layer.common import IntakeUnitOfWork, Replay
 from services.intake.service_layer.payment_methods import spec_of_row
-from shared.auth import Principal, verify_token
+from shared.auth import Principal, authenticate, check_scopes, verifier_of
 from shared.uow import unit_of_work
 from shared.vn_text import mask_name
-from shared.web import ProblemError, problem_response
+from shared.web import problem_response
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 PROBLEMS = "https://benefits.example.vn/problems/"
 
 
-_VERIFIED: dict[tuple[str, str], tuple[Principal, float]] = {}  # (key, token) -> (principal, until)
-_VERIFIED_MAX = 10_000
-_VERIFIED_SECONDS = 60.0
-
-
-def _principal(request: Request) -> Principal:
-    """The bearer token's principal. A token verified in the last minute (and not expired) is not
-    verified again: the portal sends the same token with thousands of filings."""
-    header = request.headers.get("authorization", "")
-    secret = request.app.state.settings.jwt_secret
-    cached = _VERIFIED.get((secret, header))
-    now = time.time()
-    if cached is not None and cached[1] > now:
-        return cached[0]
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ProblemError(
-            401,
-            "Unauthorized",
-            "a bearer token is required",
-            type_=PROBLEMS + "unauthorized",
-            headers_hint='Bearer realm="vn-benefits"',
-        )
-    principal = verify_token(secret, token.strip())
-    expires = float(jwt.decode(token.strip(), options={"verify_signature": False})["exp"])
-    if len(_VERIFIED) >= _VERIFIED_MAX:
-        _VERIFIED.clear()
-    _VERIFIED[(secret, header)] = (principal, min(expires, now + _VERIFIED_SECONDS))
-    return principal
+async def _principal(request: Request) -> Principal:
+    """The bearer token's principal (`shared.auth`, whose verifier keeps recently verified
+    tokens: the portal sends the same token with thousands of filings). Intake's own tokens are
+    checked on the event loop; an external issuer's keys may have to be fetched, off it."""
+    verifier = verifier_of(request)
+    if verifier.local:
+        return authenticate(request)
+    return await asyncio.to_thread(authenticate, request)
 
 
 def scopes(*required: str) -> Callable[[Request], Awaitable[Principal]]:
@@ -67,15 +45,8 @@ def scopes(*required: str) -> Callable[[Request], Awaitable[Principal]]:
     the event loop without FastAPI's thread-pool hop for plain functions."""
 
     async def dependency(request: Request) -> Principal:
-        principal = _principal(request)
-        missing = [s for s in required if not principal.can(s)]
-        if missing:
-            raise ProblemError(
-                403,
-                "Forbidden",
-                f"the token lacks the scope(s): {', '.join(missing)}",
-                type_=PROBLEMS + "insufficient-scope",
-            )
+        principal = await _principal(request)
+        check_scopes(principal, required)
         request.state.principal = principal
         return principal
 

@@ -1,4 +1,7 @@
-"""OAuth2 client-credentials token endpoint (RFC 6749 §4.4); errors as in RFC 6749 §5.2."""
+"""The token endpoint: machine clients' client credentials (RFC 6749 §4.4; errors as in §5.2)
+and people's sign-in with a username and password (grant_type=password; a wrong one is a 401
+problem that does not say which part was wrong). Intake signs both with its Ed25519 key and
+publishes the public half: `/.well-known/openid-configuration`, `/.well-known/jwks.json`."""
 
 from __future__ import annotations
 
@@ -11,8 +14,20 @@ from fastapi.responses import JSONResponse
 
 from services.intake.adapters import repository
 from services.intake.adapters.orm import clients
+from services.intake.service_layer import users
 from services.intake.service_layer.clients import authenticate
-from shared.auth import AGENCY_SCOPE_PREFIX, issue_token
+from services.intake.service_layer.common import IntakeUnitOfWork
+from shared.auth import (
+    AGENCY_SCOPE_PREFIX,
+    ALGORITHMS,
+    PERSON,
+    WELL_KNOWN_CONFIGURATION,
+    WELL_KNOWN_JWKS,
+    issue_token,
+)
+from shared.authority import scopes_of_roles
+from shared.uow import unit_of_work
+from shared.web import problem_response
 
 router = APIRouter(tags=["access"])
 CLIENT_ID_MAX: int = getattr(clients.c.client_id.type, "length", None) or 100  # the column's width
@@ -75,7 +90,9 @@ OAUTH_ERROR = {
             "content": {"application/json": {"schema": OAUTH_ERROR}},
         },
         401: {
-            "description": "RFC 6749 error: unknown client or wrong secret",
+            "description": "RFC 6749 error: unknown client or wrong secret; for a person's "
+            "sign-in, a problem (the username or password is wrong, or the account is locked "
+            "or disabled: which of these is not said)",
             "content": {"application/json": {"schema": OAUTH_ERROR}},
         },
     },
@@ -87,9 +104,14 @@ OAUTH_ERROR = {
                         "type": "object",
                         "required": ["grant_type"],
                         "properties": {
-                            "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                            "grant_type": {
+                                "type": "string",
+                                "enum": ["client_credentials", "password"],
+                            },
                             "client_id": {"type": "string"},
                             "client_secret": {"type": "string"},
+                            "username": {"type": "string", "description": "grant_type=password"},
+                            "password": {"type": "string", "description": "grant_type=password"},
                             "scope": {
                                 "type": "string",
                                 "description": "space-separated subset of the client's scopes",
@@ -107,11 +129,16 @@ async def token(request: Request) -> JSONResponse:
         return _error(400, "invalid_request", "send an application/x-www-form-urlencoded body")
     form = await request.form()
     grant_type = form.get("grant_type")
+    if grant_type == "password":
+        username, password = form.get("username"), form.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            return _error(400, "invalid_request", "send a username and a password")
+        return await _sign_in(request, username, password)
     if grant_type != "client_credentials":
         return _error(
             400,
             "unsupported_grant_type" if grant_type else "invalid_request",
-            "only grant_type=client_credentials is supported",
+            "grant_type is client_credentials or password",
         )
     credentials = _basic(request.headers.get("authorization", ""))
     if credentials is None:
@@ -146,8 +173,16 @@ async def token(request: Request) -> JSONResponse:
         scopes = wanted
     if client.agency:
         scopes.add(AGENCY_SCOPE_PREFIX + client.agency)
-    ttl = request.app.state.settings.token_ttl_seconds
-    access_token = issue_token(request.app.state.settings.jwt_secret, client.client_id, scopes, ttl)
+    settings = request.app.state.settings
+    ttl = settings.token_ttl_seconds
+    access_token = issue_token(
+        request.app.state.signing_key,
+        client.client_id,
+        scopes,
+        ttl,
+        issuer=settings.token_issuer,
+        audience=settings.oidc_audience,
+    )
     return JSONResponse(
         {
             "access_token": access_token,
@@ -156,4 +191,90 @@ async def token(request: Request) -> JSONResponse:
             "scope": " ".join(sorted(scopes)),
         },
         headers=NO_STORE,
+    )
+
+
+BAD_SIGN_IN = "the username or password is wrong, or the account may not sign in now"
+
+
+async def _sign_in(request: Request, username: str, password: str) -> JSONResponse:
+    settings = request.app.state.settings
+    runtime = request.app.state.runtime
+
+    # Committed whatever the answer: a wrong password counts towards the lockout.
+    actor = username[: users.USERNAME_MAX]
+    async with unit_of_work(runtime.engine, runtime.outbox, actor, kind=IntakeUnitOfWork) as uow:
+        user = await users.sign_in(
+            uow,
+            username,
+            password,
+            lockout_failures=settings.lockout_failures,
+            lockout_minutes=settings.lockout_minutes,
+        )
+    if user is None:
+        return problem_response(
+            401,
+            "Unauthorized",
+            BAD_SIGN_IN,
+            "https://benefits.example.vn/problems/sign-in-failed",
+            error="invalid_grant",
+        )
+    scopes = scopes_of_roles(user.roles)
+    ttl = settings.token_ttl_seconds
+    access_token = issue_token(
+        request.app.state.signing_key,
+        user.username,
+        scopes,
+        ttl,
+        issuer=settings.token_issuer,
+        audience=settings.oidc_audience,
+        kind=PERSON,
+        roles=user.roles,
+        agency=user.agency,
+        communes=user.communes,
+        name=user.name,
+    )
+    return JSONResponse(
+        {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "scope": " ".join(sorted(scopes)),
+            "roles": sorted(user.roles),
+            "agency": user.agency,
+        },
+        headers=NO_STORE,
+    )
+
+
+def _base_url(request: Request) -> str:
+    configured = request.app.state.settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+@router.get(
+    WELL_KNOWN_CONFIGURATION,
+    summary="OpenID Connect discovery: the issuer, its token endpoint and its keys",
+)
+async def openid_configuration(request: Request) -> JSONResponse:
+    base = _base_url(request)
+    return JSONResponse(
+        {
+            "issuer": request.app.state.settings.token_issuer,
+            "token_endpoint": base + "/oauth/token",
+            "jwks_uri": base + WELL_KNOWN_JWKS,
+            "grant_types_supported": ["client_credentials", "password"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "id_token_signing_alg_values_supported": list(ALGORITHMS[:1]),
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+        },
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+@router.get(WELL_KNOWN_JWKS, summary="The public keys that verify intake's tokens (JWKS)")
+async def jwks(request: Request) -> JSONResponse:
+    return JSONResponse(
+        request.app.state.signing_key.jwks(), headers={"Cache-Control": "public, max-age=300"}
     )

@@ -86,7 +86,6 @@ class TestRegistry:
         with pytest.raises(ValidationError, match="webhook secret"):
             PayoutSettings(
                 environment="production",
-                jwt_secret="j" * 32,
                 webhook_secrets=secrets,
                 data_dir=tmp_path,
             )
@@ -100,7 +99,7 @@ class TestRegistry:
 
         strong = {"970436": "r" * 32}
         settings = PayoutSettings(
-            environment="production", jwt_secret="j" * 32, webhook_secrets=strong, data_dir=tmp_path
+            environment="production", webhook_secrets=strong, data_dir=tmp_path
         )
         assert settings.bank_channels().webhook_secrets == strong
 
