@@ -34,8 +34,8 @@ from services.payout.adapters.repository.reads import cycle_row
 from services.payout.domain.model import CREATED, Outcome
 from services.payout.domain.outcomes import OutcomePolicy
 from services.payout.domain.verification import verdict
+from services.payout.service_layer import approvals, submission
 from services.payout.service_layer import cycles as cycle_service
-from services.payout.service_layer import submission
 from services.payout.service_layer import verification as verification_service
 from services.payout.settings import PayoutSettings
 from shared.clock import utcnow
@@ -492,29 +492,39 @@ class PayoutWorkers:
     # -- scheduler --------------------------------------------------------------------------
 
     async def schedule_once(self, now: datetime | None = None) -> cycle_service.CycleStarted | None:
-        """On or after the configured day of the month (Vietnam time), open the month's cycle,
-        or finish creating it if that stopped halfway (its process died)."""
+        """Prepare what is due: with a payment calendar, every period whose entry's prepare_on
+        has come (periods paid together are prepared together); without one, the month's cycle
+        on or after the configured day of the month (Vietnam time). A cycle whose creation
+        stopped halfway (its process died) is finished. The scheduler prepares only: nothing it
+        makes is sent before a checker approves it."""
         now = now or utcnow()
-        if vietnam_time(now).day < self.settings.cycle_day:
-            return None
-        period = current_period(now)
-        cycle = await self.in_transaction(lambda uow: cycle_row(uow, period), now=now)
-        if cycle is not None and cycle["creation_finished_at"] is not None:
-            return None
+        planned = await self.in_transaction(
+            lambda uow: approvals.periods_to_prepare(uow, vietnam_date(now)), now=now
+        )
+        if planned is None:
+            if vietnam_time(now).day < self.settings.cycle_day:
+                return None
+            period = current_period(now)
+            cycle = await self.in_transaction(lambda uow: cycle_row(uow, period), now=now)
+            if cycle is not None and cycle["creation_finished_at"] is not None:
+                return None
+            planned = [period]
 
         async def transact(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
             return await self.in_transaction(work, now=now)
 
-        started = await cycle_service.start_cycle(
-            transact,
-            period,
-            "scheduler",
-            self.settings.batch_size,
-            self.settings.cycle_chunk_size,
-        )
-        if started.new_installments or started.created:
-            log.info(
-                "cycle started by the scheduler",
-                extra={"fields": {"period": period, "installments": started.new_installments}},
+        started = None
+        for period in planned:
+            started = await cycle_service.start_cycle(
+                transact,
+                period,
+                "scheduler",
+                self.settings.batch_size,
+                self.settings.cycle_chunk_size,
             )
+            if started.new_installments or started.created:
+                log.info(
+                    "cycle prepared by the scheduler; it awaits approval",
+                    extra={"fields": {"period": period, "installments": started.new_installments}},
+                )
         return started

@@ -370,9 +370,16 @@ class PayoutStack:
         """Approve every part of the period awaiting approval, as a checker of its agency (a
         second officer: never the preparer), once the cycle is prepared."""
 
+        assert self.runtime is not None
+        await revalidate(self.runtime, period)
+
         async def prepared() -> dict[str, Any] | None:
             view = await self.progress(period)
-            return view if view["approval_state"] not in ("CREATING", "AWAITING_REVALIDATION") else None
+            return (
+                view
+                if view["approval_state"] not in ("CREATING", "AWAITING_REVALIDATION")
+                else None
+            )
 
         await wait_until(prepared, timeout=timeout, interval=0.1, message=f"{period} prepared")
         await self.load_envelopes(period)
@@ -488,3 +495,75 @@ def method_row(n: int, **overrides: Any) -> dict[str, Any]:
     }
     row.update(overrides)
     return row
+
+
+async def release_cycle(runtime: Runtime, period: str, now: datetime | None = None) -> int:
+    """What the API does for a checker, in the service layer: envelopes loaded for what awaits
+    approval, and each agency's part approved by a checker of that agency (for tests that drive
+    the cycle's service functions directly). Returns how many batches it released."""
+    from services.payout.adapters.repository import approvals as statements
+    from services.payout.adapters.repository.reads import cycle_row
+    from services.payout.service_layer import approvals
+    from shared.auth import Principal
+    from shared.authority import scopes_of_roles
+    from shared.uow import UnitOfWork, unit_of_work
+
+    released = 0
+    await revalidate(runtime, period, now)
+    async with runtime.session_factory() as session:
+        cycle = await cycle_row(session, period)
+        assert cycle is not None, f"no cycle for {period}"
+        agencies = await statements.awaiting_agencies(session, cycle["id"])
+    for agency in agencies:
+        async with unit_of_work(
+            runtime.session_factory, runtime.outbox, "tests", now=now, kind=UnitOfWork
+        ) as uow:
+            current = await approvals.awaiting_of(uow, cycle["id"], period, agency)
+            await approvals.set_envelopes(
+                uow,
+                [
+                    {"period": period, "agency": agency, "scheme": s, "amount": 10**12 - 1}
+                    for s in current.by_scheme
+                ],
+            )
+        checker = Principal(
+            f"checker-{agency.lower()}",
+            scopes_of_roles({"checker"}),
+            kind="person",
+            roles=frozenset({"checker"}),
+            agency_claim=agency,
+        )
+        async with unit_of_work(
+            runtime.session_factory, runtime.outbox, checker.client_id, now=now, kind=UnitOfWork
+        ) as uow:
+            decided = await approvals.decide(
+                uow,
+                checker,
+                period,
+                agency=agency,
+                digest=current.digest,
+                decision="APPROVE",
+                reason=None,
+            )
+        released += decided.batches
+    return released
+
+
+async def revalidate(runtime: Runtime, period: str, now: datetime | None = None) -> None:
+    """Intake's answer that nobody paid in `period` is to be held (one last part), unless the
+    period has its answer already."""
+    from services.payout.service_layer.revalidation import record_revalidation, revalidation_done
+    from shared.events.contracts import RevalidationCompleted
+    from shared.uow import UnitOfWork, unit_of_work
+
+    async with unit_of_work(
+        runtime.session_factory, runtime.outbox, "tests", now=now, kind=UnitOfWork
+    ) as uow:
+        if await revalidation_done(uow, period):
+            return
+        await record_revalidation(
+            uow,
+            RevalidationCompleted(
+                period=period, part=1, last=True, checked=0, holds=[], completed_at=uow.now
+            ),
+        )

@@ -86,9 +86,9 @@ class TestChunkedCreation:
         stack = await payout(run_workers=False)
         await feed_people(stack, 4, cash=4)
         assert stack.runtime is not None
-        before = await count(stack, outbox)
         transact = transactions(stack)
         cycle_id, _ = await transact(lambda uow: open_cycle(uow, PERIOD, "test"))
+        before = await count(stack, outbox)  # CycleOpened included
 
         class RolledBack(Exception):
             pass

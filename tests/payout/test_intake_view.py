@@ -268,5 +268,5 @@ class TestCommandHandlerOutbox:
         assert await count(stack, installments) == 0
         started = await start_cycle(committed, "2031-08", "test", 100, chunk_size=100)
         assert started.scheduled == 4
-        assert await count(stack, outbox) == before + 4
+        assert await count(stack, outbox) == before + 4 + 1  # and the cycle's CycleOpened
         assert await count(stack, installments) == 4

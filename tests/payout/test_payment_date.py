@@ -29,6 +29,7 @@ from tests.payout.harness import (
     method_row,
     payout_settings,
     people,
+    release_cycle,
     verified,
 )
 from tests.support.waiting import wait_until
@@ -132,7 +133,9 @@ async def _start(stack: PayoutStack, period: str, now: datetime):
         async with _uow(stack, now) as uow:
             return await work(uow)
 
-    return await start_cycle(transact, period, "tests", 50, chunk_size=100)
+    started = await start_cycle(transact, period, "tests", 50, chunk_size=100)
+    await release_cycle(stack.runtime, period, now)
+    return started
 
 
 def _uow(stack: PayoutStack, now: datetime):

@@ -1,6 +1,8 @@
-"""The payout API: cycles, installments, batches, the ledger, reconciliations and payment
-methods. `payout:operate` starts things, `payout:read` reads; account numbers and names are
-masked unless the caller also holds `pii:read`."""
+"""The payout API: cycles and their approvals, funds envelopes, the payment calendar,
+installments, batches, the ledger, reconciliations and payment methods. `cycles:prepare`
+prepares a cycle, `cycles:approve` (a checker, a person) releases it, `envelopes:write` and
+`calendar:write` load the plans, `payout:operate` runs reconciliations, `payout:read` reads;
+account numbers and names are masked unless the caller also holds `pii:read`."""
 
 from __future__ import annotations
 
@@ -19,12 +21,22 @@ from services.payout.adapters.banks.base import (
     UnknownOutcome,
 )
 from services.payout.adapters.banks.registry import BankChannelRegistry
+from services.payout.adapters.repository import approvals as approval_statements
 from services.payout.adapters.repository import reads
 from services.payout.api import cursors
 from services.payout.api.masking import PII_SCOPE, masked
-from services.payout.api.schemas import COUNTERPARTY_PATTERN, StartCycle, StartReconciliation
+from services.payout.api.schemas import (
+    COUNTERPARTY_PATTERN,
+    Approve,
+    SetCalendar,
+    SetEnvelopes,
+    StartCycle,
+    StartReconciliation,
+)
 from services.payout.domain import model
+from services.payout.domain.approval import ApprovalRefused
 from services.payout.domain.reconciliation import LINE_KINDS, BankEntry
+from services.payout.service_layer import approvals
 from services.payout.service_layer.cycles import start_cycle
 from services.payout.service_layer.reconciliation import reconcile
 from shared.auth import Principal, require_scopes
@@ -38,6 +50,10 @@ router = APIRouter(
     prefix="/v1", tags=["payout"], responses=problem_responses(401, 403), max_body_size=64 * 1024
 )
 Operator = Annotated[Principal, Depends(require_scopes("payout:operate"))]
+Preparer = Annotated[Principal, Depends(require_scopes("cycles:prepare"))]
+Approver = Annotated[Principal, Depends(require_scopes("cycles:approve"))]
+EnvelopeWriter = Annotated[Principal, Depends(require_scopes("envelopes:write"))]
+CalendarWriter = Annotated[Principal, Depends(require_scopes("calendar:write"))]
 Reader = Annotated[Principal, Depends(require_scopes("payout:read"))]
 PeriodQuery = Annotated[str | None, Query(pattern=PERIOD_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -70,13 +86,13 @@ def _cursor(cursor: str | None, *, numeric: bool = True) -> Any:
 @router.post(
     "/cycles",
     status_code=201,
-    summary="Start the cycle of a period (idempotent)",
+    summary="Prepare the cycle of a period (idempotent): nothing is sent before its approval",
     responses={
         200: {"description": "the cycle existed already", "content": {"application/json": {}}},
         **problem_responses(413, 422),
     },
 )
-async def post_cycle(body: StartCycle, request: Request, principal: Operator) -> JSONResponse:
+async def post_cycle(body: StartCycle, request: Request, principal: Preparer) -> JSONResponse:
     runtime = request.app.state.runtime
     settings = request.app.state.settings
 
@@ -93,9 +109,11 @@ async def post_cycle(body: StartCycle, request: Request, principal: Operator) ->
         cycle = await reads.cycle_row(session, body.period)
         assert cycle is not None
         progress = await reads.cycle_progress(session, cycle, utcnow())
+        view = await approvals.overview(session, cycle)
     return _json(
         {
             **progress,
+            **view,
             "created": started.created,
             "new_installments": started.new_installments,
             "new_batches": started.batches,
@@ -114,7 +132,8 @@ async def get_status(request: Request, _: Reader) -> JSONResponse:
 
 @router.get(
     "/cycles/{period}",
-    summary="A cycle's progress: counts and sums by state and channel",
+    summary="A cycle: progress, and per agency its totals, differences from the previous "
+    "period, holds, what awaits approval (with its digest), the approvals and envelope use",
     responses=problem_responses(400, 404),
 )
 async def get_cycle(period: str, request: Request, _: Reader) -> JSONResponse:
@@ -123,7 +142,127 @@ async def get_cycle(period: str, request: Request, _: Reader) -> JSONResponse:
         cycle = await reads.cycle_row(session, period)
         if cycle is None:
             raise _not_found("cycle")
-        return _json(await reads.cycle_progress(session, cycle, utcnow()))
+        progress = await reads.cycle_progress(session, cycle, utcnow())
+        return _json({**progress, **await approvals.overview(session, cycle)})
+
+
+@router.post(
+    "/cycles/{period}/approvals",
+    status_code=201,
+    summary="Approve (or reject) what awaits approval for an agency, by the digest shown",
+    responses=problem_responses(400, 404, 409, 413, 422),
+)
+async def post_approval(
+    period: str, body: Approve, request: Request, principal: Approver
+) -> JSONResponse:
+    _check_period(period)
+    runtime = request.app.state.runtime
+    try:
+        async with unit_of_work(
+            runtime.session_factory, runtime.outbox, principal.client_id, kind=UnitOfWork
+        ) as uow:
+            decided = await approvals.decide(
+                uow,
+                principal,
+                period,
+                agency=body.agency,
+                digest=body.digest,
+                decision=body.decision,
+                reason=body.reason,
+            )
+    except approvals.CycleNotFound:
+        raise _not_found("cycle") from None
+    except ApprovalRefused as refused:
+        raise ProblemError(
+            refused.status,
+            refused.title,
+            refused.detail,
+            type_=refused.type_uri,
+            **refused.extensions,
+        ) from None
+    return _json(
+        {
+            "id": decided.approval_id,
+            "period": decided.period,
+            "agency": decided.agency,
+            "decision": decided.decision,
+            "digest": decided.digest,
+            "count": decided.count,
+            "amount": decided.amount,
+            "batches": decided.batches,
+        },
+        201,
+    )
+
+
+@router.get(
+    "/cycles/{period}/approvals",
+    summary="The approvals trail of a period: every decision, oldest first",
+    responses=problem_responses(400),
+)
+async def get_approvals(period: str, request: Request, _: Reader) -> JSONResponse:
+    _check_period(period)
+    async with request.app.state.runtime.session_factory() as session:
+        return _json({"period": period, "items": await approvals.approval_trail(session, period)})
+
+
+# -- funds envelopes and the payment calendar ---------------------------------------------------
+
+
+@router.put(
+    "/envelopes",
+    summary="Load funds envelopes: an agency's budget for a scheme and period",
+    responses=problem_responses(413, 422),
+)
+async def put_envelopes(
+    body: SetEnvelopes, request: Request, principal: EnvelopeWriter
+) -> JSONResponse:
+    runtime = request.app.state.runtime
+    rows = [row.model_dump() for row in body.envelopes]
+    async with unit_of_work(
+        runtime.session_factory, runtime.outbox, principal.client_id, kind=UnitOfWork
+    ) as uow:
+        count = await approvals.set_envelopes(uow, rows)
+    return _json({"set": count})
+
+
+@router.get("/envelopes", summary="Funds envelopes (of a period)", responses=problem_responses(422))
+async def get_envelopes(request: Request, _: Reader, period: PeriodQuery = None) -> JSONResponse:
+    async with request.app.state.runtime.session_factory() as session:
+        rows = await approval_statements.list_envelopes(session, period)
+    return _json({"items": rows})
+
+
+@router.put(
+    "/calendar",
+    summary="Plan payment dates: periods paid together on a date, and when they are prepared",
+    responses=problem_responses(413, 422),
+)
+async def put_calendar(
+    body: SetCalendar, request: Request, principal: CalendarWriter
+) -> JSONResponse:
+    runtime = request.app.state.runtime
+    async with unit_of_work(
+        runtime.session_factory, runtime.outbox, principal.client_id, kind=UnitOfWork
+    ) as uow:
+        count = await approvals.set_calendar(
+            uow, [(e.pay_date, e.periods, e.prepare_on) for e in body.entries]
+        )
+    return _json({"periods": count})
+
+
+@router.get("/calendar", summary="The payment calendar, by pay date")
+async def get_calendar(request: Request, _: Reader) -> JSONResponse:
+    async with request.app.state.runtime.session_factory() as session:
+        rows = await approval_statements.list_calendar(session)
+    entries: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        entry = entries.setdefault(
+            (row["pay_date"], row["prepare_on"]),
+            {"pay_date": row["pay_date"], "prepare_on": row["prepare_on"], "periods": []},
+        )
+        entry["periods"].append(row["period"])
+    return _json({"entries": list(entries.values())})
 
 
 def _check_period(period: str) -> None:

@@ -1,6 +1,10 @@
 """Cycles: every active entitlement yields exactly one installment per period (the database's
 unique key makes sure of it), each installment with a usable payment method gets its first
-attempt, and attempts are grouped per counterparty into batches with control totals.
+attempt, and attempts are grouped per agency and counterparty into batches with control totals.
+Every batch is made PREPARED: it awaits a second officer's approval (`service_layer/approvals.py`)
+and submission never claims it before. Whatever is made after an approval (released holds,
+cash fallbacks, a new method's attempt) goes into new PREPARED batches: a supplementary part that
+awaits its own approval, never into an approved batch.
 
 The statements are set-based and live in `adapters/repository/cycles.py`. Handlers execute on
 the caller's unit of work and emit events; the boundary owns the transaction (a cycle's
@@ -15,12 +19,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from services.payout.adapters.repository import approvals as calendar
 from services.payout.adapters.repository import cycles as repository
 from services.payout.adapters.repository.cycles import Batched, Row
 from services.payout.domain import model
 from services.payout.domain.methods import counterparty_of, method_usable
 from services.payout.service_layer.common import facts, facts_json
-from shared.events.contracts import InstallmentCancelled, InstallmentScheduled
+from services.payout.service_layer.revalidation import apply_identity_holds
+from shared.events.contracts import CycleOpened, InstallmentCancelled, InstallmentScheduled
 from shared.outbox import json_time
 from shared.periods import vietnam_date
 from shared.uow import UnitOfWork
@@ -98,9 +104,21 @@ async def start_cycle(
 
 
 async def open_cycle(uow: UnitOfWork, period: str, started_by: str) -> tuple[int, bool]:
-    """The cycle of `period`, created unless it exists: its id, and whether this call made it."""
-    created = await repository.open_cycle(uow, period, started_by)
-    return await repository.lock_cycle(uow, period), created
+    """The cycle of `period`, created unless it exists: its id, and whether this call made it.
+    The first opening asks intake to revalidate the identities of the people it pays
+    (CycleOpened); a later one records its caller as who prepares what awaits approval now (a
+    rejected part is prepared again this way)."""
+    entry = await calendar.calendar_entry(uow, period)
+    pay_date = entry["pay_date"] if entry else None
+    created = await repository.open_cycle(uow, period, started_by, pay_date)
+    cycle_id = await repository.lock_cycle(uow, period)
+    if created:
+        uow.emit(CycleOpened(period=period, opened_at=uow.now))
+    else:
+        await repository.set_preparer(uow, cycle_id, started_by)
+        if entry is not None:
+            await repository.set_cycle_pay_date(uow, cycle_id, pay_date)
+    return cycle_id, created
 
 
 async def make_installments(
@@ -130,6 +148,12 @@ async def finish_creation(uow: UnitOfWork, cycle_id: int, period: str, batch_siz
     as fully created; how many batches that made."""
     await repository.lock_cycle(uow, period)
     made = await assign_batches(uow, cycle_id, period, batch_size)
+    held = await apply_identity_holds(uow, cycle_id, period)
+    if held:
+        log.warning(
+            "installments held by the identity revalidation",
+            extra={"fields": {"cycle_id": cycle_id, "held": held}},
+        )
     await repository.finish_creation(uow, cycle_id)
     return made
 
@@ -167,43 +191,52 @@ async def _attempt_and_batch(
 
 
 async def assign_batches(uow: UnitOfWork, cycle_id: int, period: str, batch_size: int) -> int:
-    """Group a cycle's attempts that wait without a batch into batches of at most
-    `batch_size` per counterparty, each declaring its count and sum."""
+    """Group a cycle's attempts that wait without a batch into PREPARED batches of at most
+    `batch_size` per agency and counterparty, each declaring its count and sum."""
     prefix = await _next_batch_prefix(uow, cycle_id)
     assigned = await repository.batch_waiting_attempts(uow, cycle_id, prefix, batch_size)
     return await _insert_batches(uow, cycle_id, period, assigned)
 
 
 async def _next_batch_prefix(uow: UnitOfWork, cycle_id: int) -> str:
-    """Batch ids are `B<cycle>-<run>-<counterparty>-<chunk>`: unique, and at most 35
+    """Batch ids are `B<cycle>-<run>-<agency>-<counterparty>-<chunk>`: unique, and at most 35
     characters (ISO 20022's limit)."""
     run = await repository.next_batch_run(uow, cycle_id)
     return f"B{cycle_id}-{run}-"
 
 
-def batch_totals(assigned: Sequence[Batched]) -> dict[str, tuple[str, int, int]]:
-    """Per batch id: its counterparty, and the count and sum of the attempts put in it."""
-    totals: dict[str, tuple[str, int, int]] = {}
+def batch_agency(batch_id: str) -> str:
+    """The agency a batch id names (`B<cycle>-<run>-<agency>-<counterparty>-<chunk>`)."""
+    return batch_id.split("-")[2]
+
+
+def batch_totals(assigned: Sequence[Batched]) -> dict[str, tuple[str, str, int, int]]:
+    """Per batch id: its agency, counterparty, and the count and sum of the attempts put in it."""
+    totals: dict[str, tuple[str, str, int, int]] = {}
     for batch_id, counterparty, amount in assigned:
-        _, count, total = totals.get(batch_id, (counterparty, 0, 0))
-        totals[batch_id] = (counterparty, count + 1, total + int(amount))
+        agency, _, count, total = totals.get(batch_id, (batch_agency(batch_id), counterparty, 0, 0))
+        totals[batch_id] = (agency, counterparty, count + 1, total + int(amount))
     return totals
 
 
 async def _insert_batches(
     uow: UnitOfWork, cycle_id: int, period: str, assigned: Sequence[Batched]
 ) -> int:
-    """One batch row per batch id, declaring the count and sum of the attempts put in it."""
+    """One PREPARED batch row per batch id, declaring the count and sum of the attempts put in
+    it, executed on the cycle's pay date (never before today), prepared by whoever acts."""
     if not assigned:
         return 0
     totals = batch_totals(assigned)
-    await repository.insert_batches(uow, cycle_id, period, totals, vietnam_date(uow.now))
+    today = vietnam_date(uow.now)
+    pay_date = await repository.cycle_pay_date(uow, cycle_id)
+    execution = max(pay_date, today) if pay_date is not None else today
+    await repository.insert_batches(uow, cycle_id, period, totals, execution, uow.actor)
     return len(totals)
 
 
 async def assign_pending_batches(uow: UnitOfWork, batch_size: int) -> int:
     """Batches for attempts created after their cycle started (released holds, cash
-    fallbacks)."""
+    fallbacks): PREPARED, a supplementary part awaiting its own approval."""
     made = 0
     for cycle_id, period in await repository.cycles_with_unbatched_attempts(uow):
         made += await assign_batches(uow, cycle_id, period, batch_size)

@@ -116,28 +116,40 @@ async def batch_items(uow: UnitOfWork, batch_id: str) -> list[dict[str, Any]]:
 
 
 async def resolve_accounts(uow: UnitOfWork, claimed: Claimed) -> Claimed | None:
-    """Before a batch is first sent, every attempt in it takes the beneficiary's current method,
-    checked on the day the money goes out (Vietnam time). An attempt whose method can no longer
-    pay (unverified, failed, flagged, an authorisation not valid that day) is taken out of the
-    batch and its installment waits with the reason; one whose method now pays through another
-    counterparty (another bank, cash) is taken out and scheduled there. The batch declares its
-    new totals; an emptied batch is cancelled and None returned: nothing is sent.
+    """Before a batch is first sent, every attempt in it is checked against the beneficiary's
+    current method on the day the money goes out (Vietnam time). An attempt whose method can no
+    longer pay (unverified, failed, flagged, an authorisation not valid that day) is taken out of
+    the batch and its installment waits with the reason; one whose method changed since the
+    batch was approved (another account, another counterparty, cash) is taken out and scheduled
+    again: its new attempt goes into a new batch that awaits its own approval, never into this
+    approved one. The batch declares its new totals (and keeps what was taken out); an emptied
+    batch is cancelled and None returned: nothing is sent. The execution date is the batch's
+    (the calendar's pay date), never earlier than today.
 
     A resend (RETRY, after an inquiry) repeats exactly what was sent, so it resolves nothing.
     Cash-fallback attempts (attempt 2) pay at the post office by policy and are kept."""
     if claimed.action != "send" or claimed.previous_state != model.BATCH_READY:
         return claimed
     now = uow.now
-    pay_date = vietnam_date(now)
+    today = vietnam_date(now)
+    pay_date = max(claimed.execution_date, today)
     # Fence: only the worker whose claim this is may change the batch (and it locks the row).
     await _fenced(uow, claimed, execution_date=pay_date, updated_at=now)
     await repository.lock_batch_installments(uow, claimed.batch_id)
-    rows = await repository.attempts_to_resolve(uow, claimed.batch_id, pay_date)
-    kept = [r for r in rows if r["usable"] and r["counterparty"] == claimed.counterparty]
-    moved = [r for r in rows if not (r["usable"] and r["counterparty"] == claimed.counterparty)]
+    rows = await repository.attempts_to_resolve(uow, claimed.batch_id, today)
+
+    def stays(r: Any) -> bool:
+        return bool(
+            r["usable"]
+            and r["counterparty"] == claimed.counterparty
+            and r["method_id"] == r["approved_method_id"]
+        )
+
+    kept = [r for r in rows if stays(r)]
+    moved = [r for r in rows if not stays(r)]
     await repository.keep_in_batch(uow, kept)
     if moved:
-        await repository.take_out_of_batch(uow, moved)
+        await repository.take_out_of_batch(uow, moved, claimed.batch_id)
         # Those whose method pays elsewhere are scheduled there at once (batched by the worker).
         await release_holds(uow, sorted({r["beneficiary_id"] for r in moved if r["usable"]}))
     count, total = await batches.batch_totals(uow, claimed.batch_id)

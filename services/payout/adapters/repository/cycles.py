@@ -11,7 +11,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, bindparam, literal_column, select, table, text, update
+from sqlalchemy import ColumnElement, bindparam, literal_column, or_, select, table, text, update
 from sqlalchemy.sql.expression import ColumnClause, column
 
 from services.payout.adapters.orm import (
@@ -24,6 +24,7 @@ from services.payout.adapters.orm import (
     payment_methods,
 )
 from services.payout.domain import methods, model
+from services.payout.domain.identity import IDENTITY_HOLD_REASONS
 from shared.uow import UnitOfWork
 
 # -- the method rules as SQL text, for the statements written in SQL ----------------------------
@@ -93,12 +94,20 @@ FACT_COLUMNS = (
 # -- the cycle ----------------------------------------------------------------------------------
 
 
-async def open_cycle(uow: UnitOfWork, period: str, started_by: str) -> bool:
+async def open_cycle(
+    uow: UnitOfWork, period: str, started_by: str, pay_date: date | None = None
+) -> bool:
     """Create the cycle of `period` unless it exists; whether this call created it."""
     created = await uow.execute(
         uow.insert(cycles)
         .values(
-            period=period, state="OPEN", started_at=uow.now, started_by=started_by, batch_runs=0
+            period=period,
+            state="OPEN",
+            started_at=uow.now,
+            started_by=started_by,
+            prepared_by=started_by,
+            pay_date=pay_date,
+            batch_runs=0,
         )
         .on_conflict_do_nothing(index_elements=["period"])
         .returning(cycles.c.id)
@@ -282,8 +291,9 @@ async def insert_first_attempts(
         params["prefix"], params["size"] = batching
         batch_target = " batch_id,"
         batch_column = (
-            " CAST(:prefix AS VARCHAR(40)) || i.counterparty || '-' ||"
-            " ((ROW_NUMBER() OVER (PARTITION BY i.counterparty ORDER BY i.id) - 1) / :size),"
+            " CAST(:prefix AS VARCHAR(40)) || i.agency || '-' || i.counterparty || '-' ||"
+            " ((ROW_NUMBER() OVER (PARTITION BY i.agency, i.counterparty ORDER BY i.id) - 1)"
+            " / :size),"
         )
         returning = "RETURNING batch_id, counterparty, amount"
     if cycle_id is not None:
@@ -326,17 +336,18 @@ async def insert_first_attempts(
 async def batch_waiting_attempts(
     uow: UnitOfWork, cycle_id: int, prefix: str, size: int
 ) -> list[Batched]:
-    """Put the cycle's attempts that wait without a batch into chunks of `size` per
-    counterparty (batch ids `<prefix><counterparty>-<chunk>`); returns them."""
+    """Put the cycle's attempts that wait without a batch into chunks of `size` per agency and
+    counterparty (batch ids `<prefix><agency>-<counterparty>-<chunk>`); returns them."""
     assigned = await uow.execute(
         text(
             """
             UPDATE payment_attempts SET batch_id = n.bid
             FROM (
-                SELECT id, :prefix || counterparty || '-' ||
-                       ((ROW_NUMBER() OVER (PARTITION BY counterparty ORDER BY id) - 1) / :size) AS bid
-                FROM payment_attempts
-                WHERE cycle_id = :cycle_id AND state = 'CREATED' AND batch_id IS NULL
+                SELECT a.id, :prefix || i.agency || '-' || a.counterparty || '-' ||
+                       ((ROW_NUMBER() OVER (PARTITION BY i.agency, a.counterparty ORDER BY a.id) - 1)
+                        / :size) AS bid
+                FROM payment_attempts a JOIN installments i ON i.id = a.installment_id
+                WHERE a.cycle_id = :cycle_id AND a.state = 'CREATED' AND a.batch_id IS NULL
             ) AS n
             WHERE payment_attempts.id = n.id AND payment_attempts.batch_id IS NULL
               AND payment_attempts.state = 'CREATED'
@@ -352,10 +363,12 @@ async def insert_batches(
     uow: UnitOfWork,
     cycle_id: int,
     period: str,
-    totals: dict[str, tuple[str, int, int]],
+    totals: dict[str, tuple[str, str, int, int]],
     execution_date: date,
+    prepared_by: str,
 ) -> None:
-    """One READY batch per id in `totals` (batch id -> counterparty, control count, control sum)."""
+    """One PREPARED batch per id in `totals` (batch id -> agency, counterparty, control count,
+    control sum): it awaits its approval, and submission never claims it before."""
     now = uow.now
     await uow.execute(
         batches.insert(),
@@ -364,20 +377,44 @@ async def insert_batches(
                 "batch_id": batch_id,
                 "cycle_id": cycle_id,
                 "period": period,
+                "agency": agency,
                 "counterparty": counterparty,
                 "control_count": count,
                 "control_sum": total,
                 "execution_date": execution_date,
-                "state": model.BATCH_READY,
+                "state": model.BATCH_PREPARED,
+                "prepared_by": prepared_by,
                 "attempts": 0,
                 "inquiries": 0,
                 "next_attempt_at": now,
                 "created_at": now,
                 "updated_at": now,
             }
-            for batch_id, (counterparty, count, total) in sorted(totals.items())
+            for batch_id, (agency, counterparty, count, total) in sorted(totals.items())
         ],
     )
+
+
+async def cycle_pay_date(uow: UnitOfWork, cycle_id: int) -> date | None:
+    """The pay date the calendar gave the cycle, if any."""
+    found: date | None = (
+        await uow.execute(select(cycles.c.pay_date).where(cycles.c.id == cycle_id))
+    ).scalar_one_or_none()
+    return found
+
+
+async def set_preparer(uow: UnitOfWork, cycle_id: int, prepared_by: str) -> None:
+    """Who prepares the cycle now: the cycle and every batch of it still awaiting approval."""
+    await uow.execute(update(cycles).where(cycles.c.id == cycle_id).values(prepared_by=prepared_by))
+    await uow.execute(
+        update(batches)
+        .where(batches.c.cycle_id == cycle_id, batches.c.state == model.BATCH_PREPARED)
+        .values(prepared_by=prepared_by, updated_at=uow.now)
+    )
+
+
+async def set_cycle_pay_date(uow: UnitOfWork, cycle_id: int, pay_date: date | None) -> None:
+    await uow.execute(update(cycles).where(cycles.c.id == cycle_id).values(pay_date=pay_date))
 
 
 async def cycles_with_unbatched_attempts(uow: UnitOfWork) -> list[tuple[int, str]]:
@@ -402,6 +439,11 @@ async def held_for_a_method(uow: UnitOfWork, beneficiary_ids: Sequence[str]) -> 
             installments.c.beneficiary_id.in_(list(beneficiary_ids)),
             installments.c.state == model.ON_HOLD,
             installments.c.hold_reason.is_distinct_from(model.HOLD_DUPLICATE_ENTITLEMENT),
+            # an identity hold waits for the agency (a stop), never for a method
+            or_(
+                installments.c.hold_reason.is_(None),
+                installments.c.hold_reason.not_in(IDENTITY_HOLD_REASONS),
+            ),
         )
         .order_by(installments.c.id)
     )
@@ -507,12 +549,13 @@ async def unsent_installments(
 
 
 async def never_sent_batches(uow: UnitOfWork, batch_ids: Sequence[str]) -> set[str]:
-    """Those of these batches no counterparty has seen (ready, never sent), locked."""
+    """Those of these batches no counterparty has seen (awaiting approval, or ready and never
+    sent), locked."""
     query = (
         select(batches.c.batch_id)
         .where(
             batches.c.batch_id.in_(batch_ids),
-            batches.c.state == model.BATCH_READY,
+            batches.c.state.in_([model.BATCH_PREPARED, model.BATCH_READY]),
             batches.c.attempts == 0,
         )
         .order_by(batches.c.batch_id)
@@ -551,15 +594,10 @@ async def batch_totals(uow: UnitOfWork, batch_id: str) -> tuple[int, int]:
 
 
 async def recount_batch(uow: UnitOfWork, batch_id: str) -> None:
-    """New control totals for a batch that lost items; cancelled when none is left."""
+    """New control totals for a batch that lost items (it keeps its state: awaiting approval,
+    or approved and not yet sent); cancelled when none is left."""
     count, total = await batch_totals(uow, batch_id)
-    await uow.execute(
-        update(batches)
-        .where(batches.c.batch_id == batch_id)
-        .values(
-            control_count=count,
-            control_sum=total,
-            state=model.BATCH_READY if count else model.BATCH_CANCELLED,
-            updated_at=uow.now,
-        )
-    )
+    values: dict[str, Any] = {"control_count": count, "control_sum": total, "updated_at": uow.now}
+    if not count:
+        values["state"] = model.BATCH_CANCELLED
+    await uow.execute(update(batches).where(batches.c.batch_id == batch_id).values(**values))

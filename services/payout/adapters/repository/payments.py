@@ -169,7 +169,8 @@ async def attempts_to_resolve(
     account_number, account_name = payee_sql()
     query = text(
         f"""
-        SELECT a.id AS attempt_id, i.id AS installment_id, i.beneficiary_id,
+        SELECT a.id AS attempt_id, i.id AS installment_id, i.beneficiary_id, a.amount,
+               i.method_id AS approved_method_id,
                CASE WHEN {usable_sql()} THEN 1 ELSE 0 END AS usable,
                CASE WHEN {usable_sql()} THEN NULL ELSE {hold_reason_sql()} END AS reason,
                {counterparty_sql()} AS counterparty, pm.method, pm.method_id,
@@ -224,11 +225,23 @@ async def keep_in_batch(uow: UnitOfWork, kept: Sequence[RowMapping]) -> None:
     )
 
 
-async def take_out_of_batch(uow: UnitOfWork, moved: Sequence[RowMapping]) -> None:
+async def take_out_of_batch(
+    uow: UnitOfWork, moved: Sequence[RowMapping], batch_id: str | None = None
+) -> None:
     """Attempts never seen by any counterparty go, and their installments wait with the reason
-    (as if their cycle had just found this method)."""
+    (as if their cycle had just found this method). The batch (`batch_id`) keeps the count and
+    sum taken out, so what its approval released stays accounted for."""
     if not moved:
         return
+    if batch_id is not None:
+        await uow.execute(
+            update(batches)
+            .where(batches.c.batch_id == batch_id)
+            .values(
+                withdrawn_count=batches.c.withdrawn_count + len(moved),
+                withdrawn_sum=batches.c.withdrawn_sum + sum(int(r["amount"]) for r in moved),
+            )
+        )
     await uow.execute(
         payment_attempts.delete().where(payment_attempts.c.id.in_([r["attempt_id"] for r in moved]))
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from services.payout.adapters.orm import (
     batches,
@@ -375,3 +375,106 @@ async def world_status(db: Reader) -> dict[str, Any]:
         "entitlements": int(entitlement_count),
         "verifications": {state: int(count) for state, count in by_state.items()},
     }
+
+
+# -- a cycle's overview for approval: totals, differences, holds ----------------------------------
+
+
+async def cycle_totals(db: Reader, cycle_id: int) -> list[dict[str, Any]]:
+    """Per agency, scheme, channel and counterparty: the count and sum of the cycle's
+    installments that pay (neither on hold nor cancelled)."""
+    i = installments
+    rows = await db.execute(
+        select(
+            i.c.agency,
+            i.c.scheme,
+            i.c.channel,
+            i.c.counterparty,
+            func.count(),
+            func.sum(i.c.amount),
+        )
+        .where(i.c.cycle_id == cycle_id, i.c.state.not_in([model.ON_HOLD, model.CANCELLED]))
+        .group_by(i.c.agency, i.c.scheme, i.c.channel, i.c.counterparty)
+    )
+    return [
+        {
+            "agency": agency,
+            "scheme": scheme,
+            "channel": channel,
+            "counterparty": counterparty,
+            "count": int(count),
+            "amount": int(amount or 0),
+        }
+        for agency, scheme, channel, counterparty, count, amount in rows.all()
+    ]
+
+
+async def cycle_holds(db: Reader, cycle_id: int) -> list[dict[str, Any]]:
+    """Per agency and reason: the cycle's installments on hold."""
+    i = installments
+    rows = await db.execute(
+        select(i.c.agency, i.c.hold_reason, func.count(), func.sum(i.c.amount))
+        .where(i.c.cycle_id == cycle_id, i.c.state == model.ON_HOLD)
+        .group_by(i.c.agency, i.c.hold_reason)
+    )
+    return [
+        {"agency": a, "reason": r or "UNKNOWN", "count": int(c), "amount": int(s or 0)}
+        for a, r, c, s in rows.all()
+    ]
+
+
+_DIFFERENCES = """
+    SELECT c.agency,
+           SUM(CASE WHEN p.id IS NULL THEN 1 ELSE 0 END) AS new_count,
+           SUM(CASE WHEN p.id IS NULL THEN c.amount ELSE 0 END) AS new_amount,
+           SUM(CASE WHEN p.id IS NOT NULL AND p.amount <> c.amount THEN 1 ELSE 0 END) AS amount_count,
+           SUM(CASE WHEN p.id IS NOT NULL AND p.amount <> c.amount THEN c.amount - p.amount ELSE 0 END)
+               AS amount_delta,
+           SUM(CASE WHEN p.id IS NOT NULL AND c.method_id IS NOT NULL AND p.method_id IS NOT NULL
+                     AND c.method_id <> p.method_id THEN 1 ELSE 0 END) AS account_count,
+           SUM(CASE WHEN p.id IS NOT NULL AND c.method_id IS NOT NULL AND p.method_id IS NOT NULL
+                     AND c.method_id <> p.method_id THEN c.amount ELSE 0 END) AS account_amount
+    FROM installments c
+    LEFT JOIN installments p
+           ON p.entitlement_id = c.entitlement_id AND p.period = :previous
+          AND p.state NOT IN ('CANCELLED', 'ON_HOLD')
+    WHERE c.cycle_id = :cycle_id AND c.state NOT IN ('CANCELLED', 'ON_HOLD')
+    GROUP BY c.agency
+"""
+
+_STOPPED = """
+    SELECT p.agency, COUNT(*), COALESCE(SUM(p.amount), 0)
+    FROM installments p
+    LEFT JOIN installments c
+           ON c.entitlement_id = p.entitlement_id AND c.cycle_id = :cycle_id
+          AND c.state NOT IN ('CANCELLED', 'ON_HOLD')
+    WHERE p.period = :previous AND p.state NOT IN ('CANCELLED', 'ON_HOLD') AND c.id IS NULL
+    GROUP BY p.agency
+"""
+
+
+async def cycle_differences(
+    db: Reader, cycle_id: int, previous: str
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Per agency, against the period `previous`: new payments, stopped ones (paid then, not
+    now), changed amounts (the amount is the change) and changed accounts, counts and sums."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+
+    def slot(agency: str) -> dict[str, dict[str, int]]:
+        return out.setdefault(
+            agency,
+            {
+                k: {"count": 0, "amount": 0}
+                for k in ("new", "stopped", "changed_amount", "changed_account")
+            },
+        )
+
+    params = {"cycle_id": cycle_id, "previous": previous}
+    for row in (await db.execute(text(_DIFFERENCES), params)).all():
+        s = slot(row[0])
+        s["new"] = {"count": int(row[1] or 0), "amount": int(row[2] or 0)}
+        s["changed_amount"] = {"count": int(row[3] or 0), "amount": int(row[4] or 0)}
+        s["changed_account"] = {"count": int(row[5] or 0), "amount": int(row[6] or 0)}
+    for agency, count, amount in (await db.execute(text(_STOPPED), params)).all():
+        slot(agency)["stopped"] = {"count": int(count), "amount": int(amount)}
+    return out

@@ -33,7 +33,9 @@ def upgrade() -> None:
         sa.Column("prepared_by", sa.String(500), nullable=False),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index("ix_cycle_approvals_period_agency", "cycle_approvals", ["period", "agency", "id"])
+    op.create_index(
+        "ix_cycle_approvals_period_agency", "cycle_approvals", ["period", "agency", "id"]
+    )
 
     with op.batch_alter_table("cycles") as batch:
         batch.add_column(sa.Column("prepared_by", sa.String(100), nullable=True))
