@@ -73,13 +73,12 @@ from bench.payout_bench import (
     url_for,
     wait_http,
 )
-from shared.auth import issue_token
 from shared.events.contracts import PAYMENT_TOPIC, dead_letter_topic
+from tests.support import tokens
 from tests.support.infra import drop_scratch_database
 from tests.support.sandbox import SandboxAdmin
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
-JWT = "payout-fault-run-jwt-secret-32-bytes-long"
 RESULT = ROOT / "bench" / "results" / "fault_run.json"
 # What the sandbox injects (the issue's figures). A held answer outlasts the payout's read
 # timeout, so the payout sees a timeout after the bank has taken the batch. The ambiguous
@@ -307,7 +306,7 @@ class FaultRun:
             "PAYOUT_TOPIC_PREFIX": self.prefix,
             "PAYOUT_PORT": str(self.ports["payout"]),
             "PAYOUT_BANK_BASE_URL": f"http://127.0.0.1:{self.ports['sandbox']}",
-            "PAYOUT_JWT_SECRET": JWT,
+            **tokens.env("payout"),
             "PAYOUT_SCHEDULER_ENABLED": "false",
             "PAYOUT_LOG_LEVEL": "WARNING",
             "PAYOUT_BATCH_SIZE": str(c.batch_size),
@@ -483,7 +482,7 @@ class FaultRun:
             self.timings["load_entitlements_and_accounts"] = round(time.monotonic() - t0, 2)
             watcher = asyncio.ensure_future(self.supervisor.watch(watch_stop))
 
-            token = issue_token(JWT, "fault-run", {"payout:operate", "payout:read"})
+            token = tokens.token({"payout:operate", "payout:read"}, sub="fault-run")
             api = httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{self.ports['payout']}",
                 timeout=600,

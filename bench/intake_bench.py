@@ -32,7 +32,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import secrets
 import signal
 import statistics
 import subprocess
@@ -46,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support import tokens
 from tests.support.infra import drop_scratch_database
 
 PG = {
@@ -636,7 +636,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from services.intake.bootstrap import MIGRATIONS
-    from shared.auth import issue_token
     from shared.migrations import upgrade_to_head_async
 
     database = f"bench_intake_{uuid.uuid4().hex[:8]}"
@@ -645,13 +644,12 @@ def main() -> None:
         f"postgresql+asyncpg://{PG['user']}:{PG['password']}@{PG['host']}:{PG['port']}/{database}"
         f"?ssl={args.pg_ssl}"
     )
-    jwt_secret = secrets.token_urlsafe(32)
     env = {
         **os.environ,
         "INTAKE_DATABASE_URL": url,
         "INTAKE_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
         "INTAKE_ENVIRONMENT": "benchmark",
-        "INTAKE_JWT_SECRET": jwt_secret,
+        **tokens.env("intake"),
         "INTAKE_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
@@ -696,9 +694,7 @@ def main() -> None:
                 f"api pid {api.pid}, relay pid {relay_pid}; holding {args.hold:.0f} s", flush=True
             )
             time.sleep(args.hold)
-        token = issue_token(
-            jwt_secret, "bench-portal", {"claims:write", "claims:read"}, ttl_seconds=3600
-        )
+        token = tokens.token({"claims:write", "claims:read"}, sub="bench-portal")
         meter = CpuMeter(database, api.pid, relay_pid)
         relay_on = not args.no_relay
         idle_start, idle_machine = meter.sample(), machine_cpu_s()

@@ -47,9 +47,9 @@ import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.auth import issue_token
 from shared.events.contracts import CONTRACT_BY_MODEL, PaymentPaidInCash, PaymentSettled
 from shared.vn_text import fold
+from tests.support import tokens
 from tests.support.infra import drop_scratch_database
 
 PG = {
@@ -59,7 +59,6 @@ PG = {
     "password": os.environ.get("BENCH_PG_PASSWORD", "benefits"),
 }
 KAFKA = os.environ.get("BENCH_KAFKA", "127.0.0.1:9092")
-JWT = "payout-benchmark-jwt-secret-32-bytes-long"
 PERIOD = "2031-06"
 # Where the money goes: NAPAS-style banks, one ISO 20022 bank (Agribank) and the post office.
 SPLIT = [
@@ -370,7 +369,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "PAYOUT_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
         "PAYOUT_TOPIC_PREFIX": prefix,
         "PAYOUT_BANK_BASE_URL": f"http://127.0.0.1:{ports['sandbox']}",
-        "PAYOUT_JWT_SECRET": JWT,
+        **tokens.env("payout"),
         "PAYOUT_SCHEDULER_ENABLED": "false",
         "PAYOUT_LOG_LEVEL": "WARNING",
         "PAYOUT_BATCH_SIZE": str(args.batch_size),
@@ -385,7 +384,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "REPORTING_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
         "REPORTING_TOPIC_PREFIX": prefix,
         "REPORTING_PORT": str(ports["reporting"]),
-        "REPORTING_JWT_SECRET": JWT,
+        **tokens.env("reporting"),
         "REPORTING_LOG_LEVEL": "WARNING",
     }
     py = sys.executable
@@ -459,7 +458,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await wait_http(f"http://127.0.0.1:{ports['api']}/healthz")
         await wait_http(f"http://127.0.0.1:{ports['reporting']}/healthz")
         await asyncio.sleep(3.0)  # workers connected (Kafka metadata, database pools)
-        token = issue_token(JWT, "bench", {"payout:operate", "payout:read", "reports:read"})
+        token = tokens.token({"payout:operate", "payout:read", "reports:read"}, sub="bench")
         headers = {"Authorization": f"Bearer {token}"}
         api = httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{ports['api']}", timeout=None, headers=headers

@@ -17,8 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.auth import issue_token
-from shared.settings import DEFAULT_JWT_SECRET
+from tests.support import tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 BENEFITS = str(Path(sys.executable).parent / "benefits")
@@ -38,7 +37,8 @@ def demo_env(extra: dict[str, str]) -> tuple[dict[str, str], dict[str, int]]:
         if not k.startswith(("INTAKE_", "PAYOUT_", "REPORTING_", "SANDBOX_"))
     }
     env.update({f"{name}_PORT": str(port) for name, port in ports.items()})
-    env.update(COLUMNS="200", **extra)
+    # The demo's intake signs with the tests' key, so that the checks below can read as analysts.
+    env.update(COLUMNS="200", **tokens.env("intake"), **extra)
     return env, ports
 
 
@@ -81,13 +81,10 @@ def run_demo_until_ready(
 
 
 def check_figures_agree(ports: dict[str, int], report_path: Path) -> None:
-    operator = {
-        "Authorization": "Bearer " + issue_token(DEFAULT_JWT_SECRET, "test", {"payout:read"})
-    }
+    operator = {"Authorization": "Bearer " + tokens.token({"payout:read"}, sub="test")}
     # An analyst: every cell, small ones included, so the rows add up to the total.
     analyst = {
-        "Authorization": "Bearer "
-        + issue_token(DEFAULT_JWT_SECRET, "test", {"reports:read", "reports:detail"})
+        "Authorization": "Bearer " + tokens.token({"reports:read", "reports:detail"}, sub="test")
     }
     payout = f"http://127.0.0.1:{ports['PAYOUT']}"
     reporting = f"http://127.0.0.1:{ports['REPORTING']}"

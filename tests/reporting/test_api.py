@@ -11,10 +11,10 @@ from openpyxl import load_workbook
 
 from services.reporting.settings import ReportingSettings
 from shared.admin_units import LIST_2025
-from shared.auth import issue_token
 from shared.periods import between
 from tests.reporting.support import events as ev
 from tests.reporting.support.harness import open_reporting, settings_for
+from tests.support import tokens
 
 PAYMENT_FIGURES = (
     "people_paid",
@@ -59,9 +59,7 @@ def fed(fed_reporting):
 
 
 def token(settings: ReportingSettings, *scopes: str) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {issue_token(settings.jwt_secret, 'reporting-tests', set(scopes))}"
-    }
+    return {"Authorization": f"Bearer {tokens.token(scopes, sub='reporting-tests')}"}
 
 
 class TestBreakdownsAddUp:

@@ -26,7 +26,6 @@ RECIPIENTS = {
     "08716": 12,
     "08734": 2,
 }  # 08734: Phường Trưng Trắc, Phúc Yên (244)
-PRODUCTION_SECRET = "a-production-jwt-secret-for-reporting-tests-0123"
 
 
 def history() -> list:
@@ -193,7 +192,6 @@ class TestProduction:
             tmp_path,
             await reporting_database("repp"),
             environment="production",
-            jwt_secret=PRODUCTION_SECRET,
         )
         assert settings.reads_need_token and not settings.require_auth
         async with open_reporting(settings) as reporting:

@@ -28,7 +28,6 @@ from services.reporting.consumers.projections import (
 )
 from services.reporting.domain.model import CLAIM_COUNTERS, PAYMENT_COUNTERS
 from services.reporting.settings import ReportingSettings
-from shared.auth import issue_token
 from shared.events.contracts import ALL_TOPICS, Contract
 from shared.messaging.embedded import EmbeddedBus
 from shared.messaging.kafka import KafkaBus
@@ -37,15 +36,14 @@ from shared.migrations import upgrade_to_head_async
 from shared.runtime import Runtime
 from tests.reporting.support.bus import NamespacedBus
 from tests.reporting.support.events import as_received, record
+from tests.support import tokens
 from tests.support.waiting import wait_until
 
 DETAIL_READER = frozenset({"reports:read", "reports:detail"})
 
 
 def bearer(settings: ReportingSettings, scopes: Iterable[str] = DETAIL_READER) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {issue_token(settings.jwt_secret, 'reporting-tests', set(scopes))}"
-    }
+    return {"Authorization": f"Bearer {tokens.token(scopes, sub='reporting-tests')}"}
 
 
 @dataclass
@@ -222,5 +220,5 @@ def settings_for(
         kafka_bootstrap_servers=kafka,
         data_dir=data_dir,
         topic_partitions=3,
-        **({"consumer_batch_size": 500} | extra),
+        **({"consumer_batch_size": 500, **tokens.trust("reporting")} | extra),
     )
