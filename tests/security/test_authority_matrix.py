@@ -27,8 +27,9 @@ from starlette.routing import Mount
 
 from services.intake.service_layer.clients import DEV_CLIENTS
 from services.intake.service_layer.clients import SCOPES as CLIENT_SCOPES
+from services.intake.service_layer.users import DEMO_USERS
 from shared.auth import AGENCY_SCOPE_PREFIX
-from shared.authority import ROLES, RULE_OF, RULES, Owner, Rule, expected
+from shared.authority import PEOPLE, ROLES, RULE_OF, RULES, Owner, Rule, expected
 from shared.migrations import upgrade_to_head_async
 from shared.webhook_signing import dev_secret, signed_headers
 from tests.fuzz.servers import FACTORIES, MIGRATIONS, service_settings, token
@@ -202,6 +203,16 @@ CALLS: dict[tuple[str, str, str], Call] = {
         },
         owner=BHXH_RECORD,
     ),
+    ("intake", "POST", "/v1/users"): Call(
+        "/v1/users",
+        lambda w: {
+            "username": f"matrix-{uuid.uuid4().hex[:10]}",
+            "password": "a-long-enough-password",
+            "name": "Cán bộ kiểm thử",
+            "roles": ["checker"],
+            "agency": "BHXH",
+        },
+    ),
     # A bearer token is not a client's credentials, whatever its scopes.
     ("intake", "POST", "/oauth/token"): Call(
         "/oauth/token", form={"grant_type": "client_credentials"}
@@ -228,6 +239,13 @@ CALLS: dict[tuple[str, str, str], Call] = {
     ("payout", "POST", "/v1/webhooks/vnpost"): Call(
         "/v1/webhooks/vnpost",
         signed=lambda: ("VNPOST", orjson.dumps({"delivery_id": "d-1", "events": []})),
+    ),
+    ("payout", "POST", "/v1/cash-lists/items/{end_to_end_id}/handover"): Call(
+        "/v1/cash-lists/items/PAY-1-1/handover",
+        lambda w: {"paid_on": "2031-04-05", "staff_id": "BD-1"},
+    ),
+    ("payout", "POST", "/v1/cash-lists/items/{end_to_end_id}/return"): Call(
+        "/v1/cash-lists/items/PAY-1-1/return", lambda w: {"reason": "NOT_FOUND"}
     ),
     ("reporting", "GET", "/v1/breakdowns/{dimension}"): Call("/v1/breakdowns/district"),
     ("reporting", "GET", "/v1/exports/{dimension}.{fmt}"): Call("/v1/exports/district.csv"),
@@ -262,6 +280,22 @@ async def _dev_token(intake: httpx.AsyncClient, client_id: str) -> str:
     document = answer.json()
     # The development client holds exactly the table's scopes for its role.
     assert frozenset(document["scope"].split()) == ROLES[client_id], client_id
+    return document["access_token"]
+
+
+async def _sign_in(intake: httpx.AsyncClient, username: str) -> str:
+    answer = await intake.post(
+        "/oauth/token",
+        data={
+            "grant_type": "password",
+            "username": username,
+            "password": DEMO_USERS[username].password,
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    # The development user holds exactly the table's scopes for their roles.
+    assert frozenset(document["scope"].split()) == ROLES[username], username
     return document["access_token"]
 
 
@@ -326,6 +360,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                 tokens[role] = None
             elif role in DEV_ROLES:
                 tokens[role] = await _dev_token(http["intake"], role)
+            elif role in PEOPLE:
+                tokens[role] = await _sign_in(http["intake"], role)
             else:
                 tokens[role] = token("intake", scopes, client_id=f"matrix-{role}")
         world = World(http, tokens)
@@ -413,6 +449,14 @@ def test_the_development_clients_are_the_tables_roles():
     for client_id, (scopes, agency, _) in DEV_CLIENTS.items():
         issued = set(scopes) | ({AGENCY_SCOPE_PREFIX + agency} if agency else set())
         assert frozenset(issued) == ROLES[client_id], client_id
+    for username, person in PEOPLE.items():
+        user = DEMO_USERS[username]
+        assert (frozenset(user.roles), user.agency, frozenset(user.communes)) == (
+            person.roles,
+            person.agency,
+            person.communes,
+        ), username
+    assert set(DEMO_USERS) == set(PEOPLE)
     # Intake registers clients for its own scopes only: no agency's token can hold payout's or
     # reporting's, so payout's reads by beneficiary id need no ownership rule of their own.
     assert not [s for s in CLIENT_SCOPES if s.split(":")[0] in ("payout", "reports")]
