@@ -370,3 +370,6 @@ reconciliation_lines = Table(
     Column("bank_reference", String(64), nullable=True),
     Index("ix_reconciliation_lines_run_kind", "run_id", "kind", "id"),
 )
+
+# Identity revalidation's tables, in this metadata (their own module).
+from services.payout.adapters import identity_tables as _identity_tables  # noqa: E402, F401
