@@ -23,8 +23,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.intake.bootstrap import MIGRATIONS as INTAKE_MIGRATIONS
 from services.intake.consumers.account_verification import account_verification_consumer
+from services.intake.consumers.cycles import cycle_consumer
 from services.payout.bootstrap import MIGRATIONS as PAYOUT_MIGRATIONS
 from services.payout.consumers.intake_view import intake_view_consumer
+from services.payout.consumers.revalidation import revalidation_consumer
 from services.reporting.bootstrap import MIGRATIONS as REPORTING_MIGRATIONS
 from services.reporting.consumers.projections import projection_runner
 from shared.events.contracts import CONTRACTS, Contract, contract_for
@@ -233,6 +235,15 @@ STORAGE: dict[str, tuple[Stored, ...]] = {
         Stored("intake", "payment_methods", "status_reason", prefix=len("FLAGGED:")),
     ),
     "AccountFlagged.reason_text": NOT_STORED,
+    # intake.revalidation, from payout's cycle topic
+    "CycleOpened.period": (Stored("intake", "revalidation_requests", "period"),),
+    # payout.revalidation, from intake's revalidation topic
+    "RevalidationCompleted.period": (
+        Stored("payout", "revalidation_parts", "period"),
+        Stored("payout", "identity_holds", "period"),
+    ),
+    "RevalidationHold.beneficiary_id": (Stored("payout", "identity_holds", "beneficiary_id"),),
+    "RevalidationHold.outcome": (Stored("payout", "identity_holds", "outcome"),),
 }
 
 _FAKE_RUNTIME = types.SimpleNamespace(
@@ -249,9 +260,11 @@ def consumed_event_types() -> dict[str, set[str]]:
     """Per consuming service, the event types its consumers have handlers for: read from the
     consumers themselves, so a new handler is checked without anyone remembering to list it."""
     return {
-        "payout": set(intake_view_consumer(_FAKE_RUNTIME).handlers),  # type: ignore[arg-type]
+        "payout": set(intake_view_consumer(_FAKE_RUNTIME).handlers)  # type: ignore[arg-type]
+        | set(revalidation_consumer(_FAKE_RUNTIME).handlers),  # type: ignore[arg-type]
         "reporting": set(projection_runner(_FAKE_RUNTIME, 1).handlers),  # type: ignore[arg-type]
-        "intake": set(account_verification_consumer(_FAKE_RUNTIME).handlers),  # type: ignore[arg-type]
+        "intake": set(account_verification_consumer(_FAKE_RUNTIME).handlers)  # type: ignore[arg-type]
+        | set(cycle_consumer(_FAKE_RUNTIME).handlers),  # type: ignore[arg-type]
     }
 
 
@@ -299,7 +312,15 @@ def field_limits(model: type[BaseModel]) -> list[FieldLimit]:
         ge = next((c.ge for c in found if isinstance(c, annotated_types.Ge)), None)
         gt = next((c.gt for c in found if isinstance(c, annotated_types.Gt)), None)
         le = next((c.le for c in found if isinstance(c, annotated_types.Le)), None)
-        if typing.get_origin(base) is typing.Literal:
+        if typing.get_origin(base) is list:
+            # A list is bounded by its own max_length; the models it holds are walked too.
+            out.append(FieldLimit(key, "list", max_length=max_len))
+            item, _ = _constraints(typing.get_args(base)[0], [])
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                out.append(FieldLimit(f"{key}[]", "model", model=item))
+            else:
+                assert item in (str, int), f"{key}: no limit rule for a list of {item!r}"
+        elif typing.get_origin(base) is typing.Literal:
             out.append(
                 FieldLimit(
                     key, "literal", max_length=max(len(str(v)) for v in typing.get_args(base))
@@ -339,6 +360,8 @@ class TestContractsDeclareTheirLimits:
                     unbounded.append(f"{contract.type}: {limit.key} has no max_length")
                 if limit.kind == "int" and (limit.ge is None or limit.le is None):
                     unbounded.append(f"{contract.type}: {limit.key} has no ge/le range")
+                if limit.kind == "list" and limit.max_length is None:
+                    unbounded.append(f"{contract.type}: {limit.key} has no max_length")
         assert not unbounded, unbounded
 
     def test_the_limit_reader_sees_a_widened_field(self):
