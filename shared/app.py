@@ -42,7 +42,9 @@ def build_app(
             await runtime.close()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
-    app.state.metrics_registry = install_common(app, settings.service_name)
+    app.state.metrics_registry = install_common(
+        app, settings.service_name, settings.console_origins
+    )
     for router in routers:
         app.include_router(router)
     return app

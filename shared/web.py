@@ -4,6 +4,7 @@ readiness and Prometheus metrics."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +22,7 @@ from prometheus_client import (
 from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.observability import correlation_id, new_correlation_id
@@ -388,11 +390,29 @@ def _declare_problems(document: dict[str, Any]) -> None:
             schemas.pop(unused, None)
 
 
-def install_common(app: FastAPI, service: str) -> CollectorRegistry:
+def install_common(
+    app: FastAPI, service: str, cors_origins: Sequence[str] = ()
+) -> CollectorRegistry:
     registry = CollectorRegistry()
     metrics = HttpMetrics(registry, service)
     install_problem_handlers(app)
     install_problem_openapi(app)
     install_correlation_middleware(app, metrics, service)
     install_health(app, registry)
+    install_cors(app, cors_origins)
     return registry
+
+
+def install_cors(app: FastAPI, origins: Sequence[str]) -> None:
+    """Opt-in CORS for the officers' console served from another origin: only the origins
+    configured (`console_origins`), a bearer token in `Authorization`, never cookies."""
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        allow_credentials=False,
+        max_age=600,
+    )

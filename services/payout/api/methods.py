@@ -1,0 +1,80 @@
+"""The queue of accounts to fix: payment methods whose verification failed or that a bank
+flagged (`payout:read`). Account numbers and names are masked unless the caller holds
+`pii:read`. A person sees the people of their agency and, bound to communes, of those communes;
+the fix itself is intake's `PUT /v1/beneficiaries/{id}/payment-method` (a new account, or cash
+with a reason)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from services.payout.adapters.repository import method_queue
+from services.payout.api import cursors
+from services.payout.api.masking import PII_SCOPE, masked
+from shared.auth import Principal, require_scopes
+from shared.web import ProblemError, problem_responses
+
+router = APIRouter(prefix="/v1", tags=["payout"], responses=problem_responses(401, 403))
+Reader = Annotated[Principal, Depends(require_scopes("payout:read"))]
+NAMES = ("account_holder_name", "representative_name")
+# What to do next, per reason: the console shows it beside each account.
+NEXT_STEP = {
+    "FAILED": "correct the account (bank, number, holder) or route the person to cash",
+    "FLAGGED": "a bank refused a payment to it: confirm the account with the person, or route "
+    "to cash",
+}
+
+
+def reach(principal: Principal) -> tuple[str | None, frozenset[str] | None]:
+    """The agency and communes a person's lists are limited to (clients: none)."""
+    if not principal.is_person:
+        return None, None
+    return principal.agency, principal.communes or None
+
+
+@router.get(
+    "/payment-methods",
+    summary="Accounts to fix: verification failed or flagged by a bank, with cursor pagination",
+    responses=problem_responses(400, 422),
+)
+async def get_methods_to_fix(
+    request: Request,
+    principal: Reader,
+    status: Annotated[str | None, Query(pattern="^(FAILED|FLAGGED)$")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSONResponse:
+    try:
+        after = cursors.decode_cursor(cursor) if cursor is not None else None
+    except cursors.BadCursor as exc:
+        raise ProblemError(
+            400, "Bad Request", str(exc), type_="https://benefits.example.vn/problems/bad-cursor"
+        ) from None
+    agency, communes = reach(principal)
+    async with request.app.state.runtime.session_factory() as session:
+        rows = await method_queue.methods_to_fix(
+            session,
+            statuses=(status,) if status else method_queue.QUEUE_STATUSES,
+            agency=agency,
+            communes=communes,
+            after=after,
+            limit=limit,
+        )
+    can_see = principal.can(PII_SCOPE)
+    items: list[dict[str, Any]] = [
+        {**masked(row, can_see, names=NAMES), "next_step": NEXT_STEP[row["status"]]} for row in rows
+    ]
+    return JSONResponse(
+        jsonable_encoder(
+            {
+                "items": items,
+                "next_cursor": cursors.encode_cursor(rows[-1]["beneficiary_id"])
+                if len(rows) == limit
+                else None,
+            }
+        )
+    )
