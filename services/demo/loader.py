@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -202,6 +202,30 @@ class DemoDriver:
             ).raise_for_status()
             self.advance("bank accounts", len(chunk))
         return len(accounts)
+
+    async def seed_population(
+        self, province: Province, deceased: Collection[str] = frozenset()
+    ) -> int:
+        """The population registry (played by the sandbox) knows everyone the province
+        registers, under the name and date of birth intake holds, alive unless their CCCD is in
+        `deceased`: identity revalidation confirms them before each period is paid (a person
+        the registry does not know is held as NOT_FOUND)."""
+        persons: dict[str, dict[str, Any]] = {}
+        for person in [e.person for e in province.roll] + [c.person for c in province.unemployment]:
+            dead = person.national_id in deceased
+            persons[person.national_id] = {
+                "national_id": person.national_id,
+                "full_name": person.full_name,
+                "date_of_birth": person.date_of_birth.isoformat(),
+                "status": "DECEASED" if dead else "ALIVE",
+            }
+        rows = list(persons.values())
+        for start in range(0, len(rows), 10_000):
+            chunk = rows[start : start + 10_000]
+            (
+                await self.http.post(f"{self.urls.sandbox}/admin/population", json=chunk)
+            ).raise_for_status()
+        return len(rows)
 
     async def _upload(
         self, path: str, agency: str, rows: list[dict[str, Any]], refusals: list[str]
