@@ -655,7 +655,10 @@ function renderCycle(cycle) {
 
 function renderPart(cycle, agency, part) {
   const awaiting = part.awaiting_approval;
-  const mayApprove = can("cycles:approve") && awaiting;
+  // A checker approves; the preparer is offered the same button so that the server's refusal
+  // (four eyes: never the one who prepared it) is what they read, not a hidden control.
+  const preparedIt = !!(awaiting && state.who && (awaiting.prepared_by || []).includes(state.who.sub));
+  const mayApprove = awaiting && (can("cycles:approve") || preparedIt);
   return el("section", { class: "part", testid: `part-${agency}`, "data-state": part.state },
     el("h3", {}, agency, " ", status(part.state)),
     facts([
