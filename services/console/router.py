@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 
-from shared.web import ProblemError
+from shared.web import problem_response
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The files the page is made of: nothing else is served from the directory.
@@ -98,10 +98,10 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         return JSONResponse(document, headers={"Cache-Control": "no-cache"})
 
     @router.get("/console/static/{name}")
-    async def console_static(name: str) -> FileResponse:
+    async def console_static(name: str) -> Response:
         media_type = STATIC_FILES.get(name)
-        if media_type is None:
-            raise ProblemError(404, "Not Found", "no such file")
+        if media_type is None:  # answered here: the router works in any app
+            return problem_response(404, "Not Found", "no such file")
         return FileResponse(STATIC_DIR / name, media_type=media_type, headers=headers)
 
     return router

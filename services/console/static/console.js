@@ -52,6 +52,13 @@ const I18N = {
     role_maker: "Cán bộ lập", role_checker: "Cán bộ phê duyệt", "role_post-office": "Nhân viên bưu điện",
     "role_commune-official": "Cán bộ xã", role_leader: "Lãnh đạo", role_administrator: "Quản trị",
     ret_NOT_FOUND: "Không tìm thấy người nhận", ret_REFUSED: "Người nhận từ chối", ret_DECEASED: "Người nhận đã mất",
+    diff_new: "Mới", diff_stopped: "Dừng", diff_changed_amount: "Đổi số tiền", diff_changed_account: "Đổi tài khoản",
+    ch_OWN_ACCOUNT: "Tài khoản của người hưởng", ch_AUTHORISED_ACCOUNT: "Tài khoản người được ủy quyền", ch_CASH_POST_OFFICE: "Tiền mặt qua bưu điện",
+    cash_SUBMITTED: "Chi tiền và ghi nhận, hoặc ghi trả lại kèm lý do.", cash_PAID_CASH: "Không: đã chi.",
+    cash_RETURNED: "Cơ quan chi trả quyết định: tài khoản mới, hoặc chi tiền mặt kỳ sau.", cash_FAILED: "Cơ quan chi trả quyết định: tài khoản mới, hoặc chi tiền mặt kỳ sau.",
+    cash_OTHER: "Không có việc ở đây.",
+    fix_FAILED: "Sửa tài khoản (ngân hàng, số, chủ tài khoản) hoặc chuyển sang nhận tiền mặt.",
+    fix_FLAGGED: "Ngân hàng từ chối chi vào tài khoản này: xác nhận lại với người hưởng hoặc chuyển sang tiền mặt.",
   },
   en: {
     pageTitle: "Payment officers' console",
@@ -100,6 +107,13 @@ const I18N = {
     role_maker: "Maker", role_checker: "Checker", "role_post-office": "Post-office staff",
     "role_commune-official": "Commune official", role_leader: "Leader", role_administrator: "Administrator",
     ret_NOT_FOUND: "Beneficiary not found", ret_REFUSED: "Beneficiary refused", ret_DECEASED: "Beneficiary deceased",
+    diff_new: "New", diff_stopped: "Stopped", diff_changed_amount: "Amount changed", diff_changed_account: "Account changed",
+    ch_OWN_ACCOUNT: "Own account", ch_AUTHORISED_ACCOUNT: "Representative's account", ch_CASH_POST_OFFICE: "Cash at the post office",
+    cash_SUBMITTED: "Hand the cash over and record it, or record the return with its reason.", cash_PAID_CASH: "Nothing: paid.",
+    cash_RETURNED: "The agency decides: a new account, or cash again next period.", cash_FAILED: "The agency decides: a new account, or cash again next period.",
+    cash_OTHER: "Nothing to do here.",
+    fix_FAILED: "Correct the account (bank, number, holder) or route the person to cash.",
+    fix_FLAGGED: "A bank refused a payment to it: confirm the account with the person, or route to cash.",
   },
 };
 
@@ -601,12 +615,13 @@ function facts(pairs) {
   return el("dl", { class: "facts" }, pairs.map(([label, value, testid]) =>
     el("div", {}, el("dt", {}, label), el("dd", { testid }, value))));
 }
-function bucketTable(bucket, testid) {
+function bucketTable(bucket, testid, prefix = "") {
   const rows = Object.entries(bucket || {});
   if (!rows.length) return el("p", { class: "muted" }, t("none"));
+  const label = (key) => (prefix && I18N.vi[prefix + key] ? t(prefix + key) : key);
   return el("table", { class: "compact", testid },
     el("thead", {}, el("tr", {}, el("th", {}, ""), el("th", { class: "num" }, t("count")), el("th", { class: "num" }, t("amount")))),
-    el("tbody", {}, rows.map(([key, v]) => el("tr", {}, el("td", {}, key),
+    el("tbody", {}, rows.map(([key, v]) => el("tr", {}, el("td", {}, label(key)),
       el("td", { class: "num" }, integer(v.count)),
       el("td", { class: "num" }, money(v.amount))))));
 }
@@ -667,8 +682,8 @@ function renderPart(cycle, agency, part) {
     ]),
     el("div", { class: "grid" },
       el("div", {}, el("h4", {}, t("byScheme")), bucketTable(part.totals.by_scheme, `part-${agency}-schemes`)),
-      el("div", {}, el("h4", {}, t("byChannel")), bucketTable(part.totals.by_channel, `part-${agency}-channels`)),
-      el("div", {}, el("h4", {}, t("differences")), bucketTable(part.differences, `part-${agency}-differences`)),
+      el("div", {}, el("h4", {}, t("byChannel")), bucketTable(part.totals.by_channel, `part-${agency}-channels`, "ch_")),
+      el("div", {}, el("h4", {}, t("differences")), bucketTable(part.differences, `part-${agency}-differences`, "diff_")),
       el("div", {}, el("h4", {}, t("heldTitle")), bucketTable(part.held, `part-${agency}-held`)),
       el("div", {}, el("h4", {}, t("envelope")), el("table", { class: "compact" }, el("tbody", {},
         Object.entries(part.envelopes || {}).map(([scheme, e]) => el("tr", {}, el("td", {}, scheme),
@@ -737,7 +752,7 @@ async function loadAccounts() {
         el("td", {}, m.account_number || ""),
         el("td", {}, m.account_holder_name || ""),
         el("td", {}, status(m.status), " ", m.status_reason || ""),
-        el("td", {}, m.next_step),
+        el("td", {}, t(`fix_${m.status}`)),
         el("td", {}, can("payment-methods:write")
           ? el("button", { type: "button", class: "secondary", testid: "fix", onclick: () => openFix(m) }, t("fix"))
           : null)
@@ -828,7 +843,8 @@ function cashRow(item) {
   return el("tr", { testid: `cash-item-${id}`, "data-state": item.state },
     el("td", {}, el("code", {}, id)), el("td", {}, el("code", {}, item.beneficiary_id)), el("td", {}, item.account_name || ""),
     el("td", { class: "num" }, money(item.amount)), el("td", { testid: "cash-state" }, status(item.state)),
-    el("td", {}, item.paid_on || ""), el("td", {}, item.staff_id || ""), el("td", {}, item.next_step),
+    el("td", {}, item.paid_on || ""), el("td", {}, item.staff_id || ""),
+    el("td", {}, I18N.vi[`cash_${item.state}`] ? t(`cash_${item.state}`) : t("cash_OTHER")),
     el("td", {}, open && can("cash:handover")
       ? el("div", { class: "item-actions" },
           el("label", {}, t("paidOn"), el("input", { type: "date", value: todayInVietnam(), testid: `paid-on-${id}` })),
