@@ -44,8 +44,10 @@ from services.payout.settings import PayoutSettings
 from services.reporting.settings import ReportingSettings
 from services.sandbox.__main__ import parse_args as sandbox_args
 from services.sandbox.config import SandboxSettings
+from shared.auth import WELL_KNOWN_JWKS
 from shared.settings import ServiceSettings
 from shared.web import HttpMetrics
+from tests.support import tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -79,10 +81,12 @@ WEBHOOK_SECRETS = {  # 32 bytes or more, as production requires
 }
 OPERATOR_ENV = {
     "POSTGRES_PASSWORD": "pg-Pa55word",
-    "BENEFITS_JWT_SECRET": "jwt-" + "k" * 44,
     "BANK_WEBHOOK_SECRETS": json.dumps(WEBHOOK_SECRETS),
+    # intake's signing key reaches it as a Compose secret (a file), not by interpolation
+    "BENEFITS_SIGNING_KEY": tokens.KEY.to_pem().decode(),
 }
-REQUIRED_VARIABLES = set(OPERATOR_ENV)
+REQUIRED_VARIABLES = set(OPERATOR_ENV) - {"BENEFITS_SIGNING_KEY"}
+INTAKE_JWKS = "http://intake-api:8001" + WELL_KNOWN_JWKS
 
 
 def default_port(settings_cls: type[Any]) -> int:
@@ -314,7 +318,6 @@ def test_compose_settings_load_as_each_container_reads_them(compose, monkeypatch
     kafka_env = services["kafka"]["environment"]
     advertised = urlsplit(kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")[0])
     databases = created_databases()
-    jwt_secrets = set()
     for name, svc in app_services(compose).items():
         if name == "sandbox":
             continue
@@ -334,7 +337,18 @@ def test_compose_settings_load_as_each_container_reads_them(compose, monkeypatch
         assert advertised.hostname == "kafka"
         assert settings.host == "0.0.0.0"
         assert settings.port == default_port(SETTINGS[service])
-        jwt_secrets.add(settings.jwt_secret)
+        assert not hasattr(settings, "jwt_secret")
+        if service == "intake":
+            assert settings.signing_key_file == Path("/run/secrets/intake_signing_key")
+            assert svc.get("secrets", []) == (
+                ["intake_signing_key"] if name == "intake-api" else []
+            )
+        else:
+            # payout and reporting verify with intake's public keys, fetched from its API
+            assert settings.jwks_url == INTAKE_JWKS and settings.jwks_file is None, name
+            jwks = urlsplit(settings.jwks_url)
+            assert jwks.hostname in services and jwks.port == default_port(IntakeSettings)
+            assert serves(app_of("intake"), jwks.path) and "secrets" not in svc, name
         if name.endswith("-api"):
             assert svc["ports"] == [f"{settings.port}:{settings.port}"]
             port, path = http_port_of_healthcheck(svc)
@@ -343,7 +357,7 @@ def test_compose_settings_load_as_each_container_reads_them(compose, monkeypatch
             bank = urlsplit(settings.bank_base_url)
             assert bank.hostname in services and bank.port == SANDBOX_PORT
             assert settings.webhook_secrets == WEBHOOK_SECRETS
-    assert jwt_secrets == {OPERATOR_ENV["BENEFITS_JWT_SECRET"]}
+    assert compose["secrets"]["intake_signing_key"] == {"environment": "BENEFITS_SIGNING_KEY"}
 
     sandbox = services["sandbox"]
     overrides = sandbox_args(sandbox["command"][1:])
@@ -480,11 +494,7 @@ def test_dockerfile_sets_the_listen_address_every_process_reads(docker_stages, m
     for command in values:
         env.update(zip(command.value[0::2], command.value[1::2], strict=True))
     # The image is production (an unset environment is): the operator adds the secrets.
-    secrets = {
-        f"{prefix}_JWT_SECRET": OPERATOR_ENV["BENEFITS_JWT_SECRET"]
-        for prefix in ("INTAKE", "PAYOUT", "REPORTING")
-    }
-    secrets["PAYOUT_WEBHOOK_SECRETS"] = OPERATOR_ENV["BANK_WEBHOOK_SECRETS"]
+    secrets = {"PAYOUT_WEBHOOK_SECRETS": OPERATOR_ENV["BANK_WEBHOOK_SECRETS"]}
     for name, factory in SETTINGS.items():
         assert settings_from_env(monkeypatch, {**env, **secrets}, factory).host == "0.0.0.0", name
     assert settings_from_env(monkeypatch, env, SandboxSettings).host == "0.0.0.0"
@@ -802,7 +812,6 @@ def container_env(
 def real_secrets(service: str) -> dict[str, str]:
     prefix = service.upper()
     return {
-        f"{prefix}_JWT_SECRET": OPERATOR_ENV["BENEFITS_JWT_SECRET"],
         f"{prefix}_WEBHOOK_SECRETS": OPERATOR_ENV["BANK_WEBHOOK_SECRETS"],
         f"{prefix}_DATABASE_URL": f"postgresql+asyncpg://{service}:pw@db.internal:5432/{service}",
     }
@@ -881,10 +890,9 @@ def test_each_service_has_its_api_worker_autoscaler_and_migration(
 
 
 def test_kubernetes_settings_load_and_the_placeholders_cannot_go_live(
-    production, migrations, monkeypatch
+    production, migrations, monkeypatch, tmp_path
 ):
     objects = production + migrations
-    jwt_references = set()
     for service, factory in SETTINGS.items():
         containers = [
             c
@@ -892,25 +900,11 @@ def test_kubernetes_settings_load_and_the_placeholders_cannot_go_live(
             for c in find(production, "Deployment", name)["spec"]["template"]["spec"]["containers"]
         ] + find(migrations, "Job", f"{service}-migrate")["spec"]["template"]["spec"]["containers"]
         for container in containers:
-            for item in container["env"]:
-                if item["name"].endswith("_JWT_SECRET"):
-                    ref = item["valueFrom"]["secretKeyRef"]
-                    jwt_references.add((ref["name"], ref["key"]))
-
-            # As shipped, every placeholder secret makes the service refuse to start.
-            with pytest.raises(ValueError, match=r"default JWT secret|development placeholder"):
-                settings_from_env(monkeypatch, container_env(objects, container, {}), factory)
+            assert not any(i["name"].endswith("_JWT_SECRET") for i in container.get("env", []))
+            # As shipped, payout's placeholder webhook secrets make it refuse to start.
             if service == "payout":
                 with pytest.raises(ValueError, match="development placeholder"):
-                    settings_from_env(
-                        monkeypatch,
-                        container_env(
-                            objects,
-                            container,
-                            {"PAYOUT_JWT_SECRET": OPERATOR_ENV["BENEFITS_JWT_SECRET"]},
-                        ),
-                        factory,
-                    )
+                    settings_from_env(monkeypatch, container_env(objects, container, {}), factory)
 
             settings = settings_from_env(
                 monkeypatch, container_env(objects, container, real_secrets(service)), factory
@@ -927,7 +921,49 @@ def test_kubernetes_settings_load_and_the_placeholders_cannot_go_live(
             assert all(
                 re.fullmatch(r"[\w.-]+:\d+", s) for s in settings.kafka_bootstrap_servers.split(",")
             )
-    assert len(jwt_references) == 1, "the three services share one JWT secret"
+            if service != "intake":
+                jwks = urlsplit(settings.jwks_url)
+                intake_service = find(production, "Service", "intake-api")
+                assert jwks.hostname == "intake-api.benefits.svc.cluster.local"
+                assert jwks.port == intake_service["spec"]["ports"][0]["port"]
+                assert jwks.path == WELL_KNOWN_JWKS and settings.jwks_file is None
+
+    # Intake's API alone mounts the signing key, where INTAKE_SIGNING_KEY_FILE says.
+    mounts = {}
+    for obj in objects:
+        if obj["kind"] not in ("Deployment", "Job"):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        secret_volumes = {
+            v["name"]: v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v
+        }
+        for container in pod["containers"]:
+            for mount in container.get("volumeMounts", []):
+                if secret_volumes.get(mount["name"]) == "intake-signing-key":
+                    mounts[obj["metadata"]["name"]] = (mount, pod)
+    assert set(mounts) == {"intake-api"}, "no other process holds a key that can sign"
+    mount, pod = mounts["intake-api"]
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    api = find(production, "Deployment", "intake-api")["spec"]["template"]["spec"]["containers"][0]
+    settings = settings_from_env(monkeypatch, container_env(objects, api, {}), IntakeSettings)
+    key_path = settings.signing_key_file
+    assert key_path is not None and str(key_path.parent) == mount["mountPath"]
+    # The shipped placeholder is no key: intake refuses to start with it; a real key is taken.
+    secret = find(production, "Secret", "intake-signing-key")["stringData"]
+    assert set(secret) == {key_path.name}
+    placeholder = tmp_path / key_path.name
+    placeholder.write_text(secret[key_path.name])
+    with pytest.raises(RuntimeError, match="INTAKE_SIGNING_KEY_FILE"):
+        IntakeSettings(environment="production", signing_key_file=placeholder).signing_key()
+    real = tmp_path / "real.pem"
+    real.write_bytes(tokens.KEY.to_pem())
+    assert (
+        IntakeSettings(environment="production", signing_key_file=real).signing_key().kid
+        == tokens.KEY.kid
+    )
 
 
 def test_the_sandbox_is_non_production_and_wired_to_payout(staging, production, monkeypatch):
