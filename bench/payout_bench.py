@@ -458,7 +458,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await wait_http(f"http://127.0.0.1:{ports['api']}/healthz")
         await wait_http(f"http://127.0.0.1:{ports['reporting']}/healthz")
         await asyncio.sleep(3.0)  # workers connected (Kafka metadata, database pools)
-        token = tokens.token({"payout:operate", "payout:read", "reports:read"}, sub="bench")
+        token = tokens.token(
+            {"payout:operate", "payout:read", "reports:read", "cycles:prepare", "envelopes:write"},
+            sub="bench",
+        )
         headers = {"Authorization": f"Bearer {token}"}
         api = httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{ports['api']}", timeout=None, headers=headers
@@ -486,6 +489,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         stderr=subprocess.DEVNULL,
                     )
                 )
+        args.payout_database = payout_db
         result = await measure(args, conn, api, reporting, sandbox)
         result["phases_seconds"]["load_entitlements_and_accounts"] = round(load_s, 2)
         await conn.close()
@@ -533,6 +537,67 @@ async def kpis(reporting: httpx.AsyncClient) -> dict[str, Any]:
     return figures
 
 
+async def release_cycle(
+    api: httpx.AsyncClient, conn: asyncpg.Connection, period: str
+) -> dict[str, float]:
+    """What the province does after preparing a period: intake's identity revalidation answered
+    (nobody held: the bench loads no population registry, so its answer is written as payout
+    keeps it), the funds envelopes loaded for what awaits, and each agency's part approved by a
+    checker of that agency (a second officer: the bench client prepared it). Returns how long
+    each step took."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    await conn.execute(
+        "INSERT INTO revalidation_parts (period, part, last, checked, holds, completed_at,"
+        " received_at) VALUES ($1, 1, TRUE, 0, 0, now(), now()) ON CONFLICT DO NOTHING",
+        period,
+    )
+    view = await api.get(f"/v1/cycles/{period}")
+    view.raise_for_status()
+    timings["read_totals_and_digest"] = round(time.perf_counter() - t0, 2)
+    parts = view.json()["agencies"]
+    rows = [
+        {"period": period, "agency": agency, "scheme": scheme, "amount": 10**12 - 1}
+        for agency, part in parts.items()
+        if part["awaiting_approval"]
+        for scheme in part["awaiting_approval"]["by_scheme"]
+    ]
+    if rows:
+        (await api.put("/v1/envelopes", json={"envelopes": rows})).raise_for_status()
+    t1 = time.perf_counter()
+    for agency, part in parts.items():
+        if not part["awaiting_approval"]:
+            continue
+        checker = tokens.token(
+            sub=f"bench-checker-{agency.lower()}", kind="person", roles={"checker"}, agency=agency
+        )
+        approved = await api.post(
+            f"/v1/cycles/{period}/approvals",
+            json={"agency": agency, "digest": part["awaiting_approval"]["digest"]},
+            headers={"Authorization": f"Bearer {checker}"},
+        )
+        approved.raise_for_status()
+    timings["approve"] = round(time.perf_counter() - t1, 2)
+    return timings
+
+
+async def prepare_and_release(
+    api: httpx.AsyncClient, database: str, period: str, marks: dict[str, float], t0: float
+) -> httpx.Response:
+    """POST /v1/cycles (prepared: nothing sent), then its approval; the prepare call's answer."""
+    prepared = await api.post("/v1/cycles", json={"period": period})
+    prepared.raise_for_status()
+    marks["prepared"] = time.perf_counter() - t0
+    conn = await asyncpg.connect(database=database, **PG)
+    try:
+        for step, seconds in (await release_cycle(api, conn, period)).items():
+            marks[f"{step}_seconds"] = seconds
+    finally:
+        await conn.close()
+    marks["approved"] = time.perf_counter() - t0
+    return prepared
+
+
 async def measure(
     args: argparse.Namespace,
     conn: asyncpg.Connection,
@@ -544,8 +609,12 @@ async def measure(
     load_before = os.getloadavg()
     released_at = time.time()
     t_start = time.perf_counter()
-    release = asyncio.ensure_future(api.post("/v1/cycles", json={"period": PERIOD}))
     marks: dict[str, float] = {}
+    # The prepare call returns once the cycle is made; its approval follows; only then is
+    # anything sent (the marks say how long each took).
+    release = asyncio.ensure_future(
+        prepare_and_release(api, args.payout_database, PERIOD, marks, t_start)
+    )
     polls: list[tuple[float, int]] = []  # (epoch seconds, reporting's paid count)
     progress = []
     last_change, last_seen = time.perf_counter(), (-1, -1)
@@ -632,7 +701,13 @@ async def measure(
         "states": final,
         "batches": batches,
         "phases_seconds": {
-            "cycle_created_release_call": round(marks.get("release_call_returned", -1), 2),
+            "cycle_prepared_call": round(marks.get("prepared", -1), 2),
+            "revalidation_envelopes_and_approval": round(
+                marks.get("approved", -1) - marks.get("prepared", 0), 2
+            ),
+            "read_totals_and_digest": marks.get("read_totals_and_digest_seconds"),
+            "approve_call": marks.get("approve_seconds"),
+            "prepared_and_approved": round(marks.get("release_call_returned", -1), 2),
             "first_settled": round(marks.get("first_settled", -1), 2),
             "all_submitted": round(marks.get("all_submitted", -1), 2),
             "last_settlement_committed": round(last_settlement, 2) if last_settlement else None,

@@ -10,7 +10,9 @@ whose own ledger is the truth about where money went.
 After every cycle: at most one payment kept by the bank per person, scheme and period; every
 installment is final or visibly on hold; every credit went where the paying agency said (or to
 the post office when the policy pays in cash after a refusal), to a representative only on a day
-their authorisation covers, and never for a period an entitlement was stopped from."""
+their authorisation covers, and never for a period an entitlement was stopped from; and no money
+leaves without an approval of exactly what left (every transfer is an attempt of a batch an
+approval released before it was received; each approval released exactly its count and sum)."""
 
 from __future__ import annotations
 
@@ -94,7 +96,19 @@ class Person:
     destination: Destination
     own_account: str
     entitlements: list[str] = field(default_factory=list)
-    stopped_from: str | None = None
+    stopped_from: str | None = None  # the first stop of any of them
+    # entitlement id -> the first period it does not pay: a stop ends the entitlements it names,
+    # not a decision granted after it (a claim approved later pays again)
+    stops: dict[str, str] = field(default_factory=dict)
+
+    def paid_allowed(self, entitlement_id: str, period: str) -> bool:
+        stop = self.stops.get(entitlement_id)
+        return stop is None or period < stop
+
+    def all_stopped(self, period: str) -> bool:
+        return bool(self.entitlements) and all(
+            not self.paid_allowed(e, period) for e in self.entitlements
+        )
 
 
 class BeneficiaryLife(RuleBasedStateMachine):
@@ -424,8 +438,10 @@ class BeneficiaryLife(RuleBasedStateMachine):
                 assert response.status_code >= 400, (
                     f"{client} stopped an entitlement {person.agency} pays"
                 )
-            elif response.status_code == 200 and person.stopped_from is None:
-                person.stopped_from = effective
+            elif response.status_code == 200:
+                person.stops.setdefault(entitlement_id, effective)
+                if person.stopped_from is None:
+                    person.stopped_from = effective
 
     # -- the bank's answers and the cycles ----------------------------------------------------
 
@@ -474,13 +490,47 @@ class BeneficiaryLife(RuleBasedStateMachine):
         # None lost: each person not stopped has an installment for the period.
         for person in self.persons:
             has = [i for i in ours if i["beneficiary_id"] == person.beneficiary_id]
-            if person.stopped_from is not None and period >= person.stopped_from:
-                assert not [i for i in has if i["state"] in PAID], (
-                    f"paid after the stop from {person.stopped_from}"
-                )
-            else:
+            wrongly = [
+                i
+                for i in has
+                if i["state"] in PAID and not person.paid_allowed(i["entitlement_id"], period)
+            ]
+            assert not wrongly, f"paid after the stop from {person.stopped_from}"
+            if not person.all_stopped(period):
                 assert has, f"no installment of {period} for a {person.scheme} beneficiary"
         self.check_bank_ledger(period, destinations)
+        self.check_approvals()
+
+    def check_approvals(self) -> None:
+        """No money leaves without an approval of exactly what left: everything the bank or the
+        post office received is an attempt in a batch an approval released, received after that
+        approval; and each approval released exactly the count and sum it names (what its batches
+        carry, with what was taken out of them unsent after it)."""
+        assert self.life is not None
+        approvals, released, approval_of = self.run(self.life.approvals_and_releases())
+        by_id = {a["id"]: a for a in approvals}
+        for transfer in self.life.bank_transfers():
+            approval_id = approval_of.get(transfer.end_to_end_id)
+            assert approval_id is not None, (
+                f"{transfer.end_to_end_id} reached {transfer.counterparty} from no approved batch"
+            )
+            approval = by_id[approval_id]
+            assert approval["decision"] == "APPROVE"
+            decided = approval["decided_at"]
+            if decided.tzinfo is None:
+                decided = decided.replace(tzinfo=transfer.received_at.tzinfo)
+            assert decided <= transfer.received_at, (
+                f"{transfer.end_to_end_id} was received before its approval"
+            )
+        for approval in approvals:
+            if approval["decision"] != "APPROVE":
+                assert approval["id"] not in released, "a rejection released batches"
+                continue
+            assert released.get(approval["id"], (0, 0)) == (approval["count"], approval["amount"]), (
+                f"approval {approval['id']} of {approval['period']} {approval['agency']} named "
+                f"{approval['count']} for {approval['amount']} VND but released "
+                f"{released.get(approval['id'])}"
+            )
 
     def check_bank_ledger(self, period: str, destinations: dict[str, Destination]) -> None:
         """The sandbox's own ledger against what the agencies decided."""
@@ -522,10 +572,9 @@ class BeneficiaryLife(RuleBasedStateMachine):
                 assert where.covers(sent_on), (
                     f"paid to a representative on {sent_on}, outside their authorisation {where}"
                 )
-            if person.stopped_from is not None:
-                assert item["period"] < person.stopped_from, (
-                    f"paid for {item['period']}, stopped from {person.stopped_from}"
-                )
+            assert person.paid_allowed(item["entitlement_id"], item["period"]), (
+                f"paid for {item['period']}, stopped from {person.stops[item['entitlement_id']]}"
+            )
         twice = {key: n for key, n in kept.items() if n > 1}
         assert not twice, f"paid more than once for a person, scheme and period: {twice}"
 
