@@ -21,10 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from services.console import ConsoleConfig, console_router
+from services.console.stack import console_url, with_console
 from services.intake import bootstrap as intake
 from services.intake.service_layer.users import DEMO_USERS
 from services.intake.settings import IntakeSettings
@@ -190,12 +189,10 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     ).start()
     saved = os.environ.get("INTAKE_POPULATION_REGISTRY_URL")
     os.environ["INTAKE_POPULATION_REGISTRY_URL"] = sandbox.url  # intake's revalidation asks it
-    origins = [urls["reporting"]]  # the console is served by reporting
     common: dict[str, Any] = {
         "environment": "development",
         "data_dir": data_dir,
         "host": "127.0.0.1",
-        "console_origins": origins,
     }
     intake_settings = IntakeSettings(port=ports["intake"], **common, **tokens.trust("intake"))
     payout_settings = PayoutSettings(
@@ -210,20 +207,16 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     reporting_settings = ReportingSettings(
         port=ports["reporting"], **common, **tokens.trust("reporting")
     )
-    config = ConsoleConfig(urls["intake"], urls["payout"], urls["reporting"])
-
-    def reporting_with_console(settings: ReportingSettings) -> FastAPI:
-        app = reporting.create_app(settings)
-        app.include_router(console_router(config))
-        return app
-
-    stack = Stack(
-        specs=[
+    # Reporting serves the console; intake and payout accept its origin (CORS).
+    specs = with_console(
+        [
             ServiceSpec("intake", intake_settings, intake.create_app, intake),
             ServiceSpec("payout", payout_settings, payout.create_app, payout),
-            ServiceSpec("reporting", reporting_settings, reporting_with_console, reporting),
+            ServiceSpec("reporting", reporting_settings, reporting.create_app, reporting),
         ]
     )
+    assert console_url(specs) == f"{urls['reporting']}/console"
+    stack = Stack(specs=specs)
     admin = SandboxAdmin(sandbox.url)
     try:
         await stack.start()
