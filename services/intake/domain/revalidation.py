@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from services.intake.domain.entitlements import STOPPED, covered_periods
+from services.intake.domain.schedules import Schedule
+from shared.periods import period_index
+
 CONFIRMED = "CONFIRMED"
 DECEASED = "DECEASED"
 IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
@@ -55,3 +59,14 @@ def parts(holds: list[tuple[str, str]], size: int) -> list[list[tuple[str, str]]
     if not holds:
         return [[]]
     return [holds[start : start + size] for start in range(0, len(holds), size)]
+
+
+def pays_in(
+    schedule: Schedule, status: str, stop_effective_period: str | None, period: str
+) -> bool:
+    """Whether an entitlement pays an installment in `period` (the people a pass checks): its
+    schedule reaches the period and no stop before it. The SQL twin is
+    `adapters.revalidation_repository.pays_in`, tested to agree."""
+    first, last = covered_periods(schedule, stop_effective_period if status == STOPPED else None)
+    index = period_index(period)
+    return first <= index and (last is None or index <= last)
