@@ -24,7 +24,10 @@ state == the sandbox's, failures carrying the bank's reason, reconciliation clea
 totals == payout's ledger == the sandbox's ledger, the money that came back (returns and
 reversals) equal in the sandbox's ledger, payout's and reporting's, the sandbox's ledger netting
 what came back, every payment event applied by reporting (by event id) and none dead-lettered,
-no payment anomaly but one per reversal after settlement. Prints a table, writes
+no payment anomaly but one per reversal after settlement, and no money without an approval of
+exactly what left (the cycle is prepared, the sandbox has received nothing, a checker approves;
+every entry the sandbox holds is of a batch an approval released, each approval releasing the
+count and sum it names). Prints a table, writes
 `bench/results/fault_run.json`, and exits 1 when a check fails. Each process logs to
 `.run/fault_run/<run>/`, with the progress samples in `progress.json`; `--keep` leaves the run's
 databases and topics behind to look at.
@@ -70,6 +73,7 @@ from bench.payout_bench import (
     expected_sum,
     free_port,
     load,
+    release_cycle,
     url_for,
     wait_http,
 )
@@ -140,6 +144,40 @@ class FaultRunConfig:
     run_dir: Path | None = None
     keep: bool = False  # keep the run's databases and topics to look at afterwards
     echo: Callable[[str], None] = field(default=functools.partial(print, flush=True))
+
+
+def only_approved_money_left(
+    received_before_approval: int,
+    entries: list[C.SandboxEntry],
+    stamped: dict[str, int | None],
+    approvals: list[asyncpg.Record],
+    released: dict[int, tuple[int, int]],
+) -> C.Check:
+    """No batch reached the sandbox before its approval, and no money left without an approval
+    of exactly what left: the sandbox had received nothing when the cycle was prepared; every
+    entry it holds is an attempt of a batch an approval released; each approval released the
+    count and sum it names (what its batches carry, with what was taken out of them unsent)."""
+    approved = {r["id"]: r for r in approvals if r["decision"] == "APPROVE"}
+    unapproved = sorted(
+        e.end_to_end_id for e in entries if stamped.get(e.end_to_end_id) not in approved
+    )
+    mismatched = {
+        str(a_id): {"named": [int(r["count"]), int(r["amount"])], "released": released.get(a_id)}
+        for a_id, r in approved.items()
+        if released.get(a_id) != (int(r["count"]), int(r["amount"]))
+    }
+    return C.Check(
+        "no money left without an approval of exactly what left",
+        received_before_approval == 0 and not unapproved and not mismatched and bool(approved),
+        0,
+        len(unapproved) + len(mismatched) + received_before_approval,
+        {
+            "received_before_approval": received_before_approval,
+            "approvals": len(approved),
+            "entries_without_approval": unapproved[:20],
+            "approvals_not_matching": mismatched,
+        },
+    )
 
 
 def spread(kinds: list[str], first: float, last: float) -> list[tuple[str, float]]:
@@ -273,6 +311,7 @@ class FaultRun:
         self.prefix = f"fault-{self.tag}."
         self.ports = {"sandbox": free_port(), "payout": free_port(), "reporting": free_port()}
         self.supervisor = Supervisor()
+        self.received_before_approval = -1  # the sandbox's entries when the cycle was prepared
         self.disruptions: list[dict[str, Any]] = []
         self.timings: dict[str, float] = {}
         self.loads: list[float] = []
@@ -482,7 +521,10 @@ class FaultRun:
             self.timings["load_entitlements_and_accounts"] = round(time.monotonic() - t0, 2)
             watcher = asyncio.ensure_future(self.supervisor.watch(watch_stop))
 
-            token = tokens.token({"payout:operate", "payout:read"}, sub="fault-run")
+            token = tokens.token(
+                {"payout:operate", "payout:read", "cycles:prepare", "envelopes:write"},
+                sub="fault-run",
+            )
             api = httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{self.ports['payout']}",
                 timeout=600,
@@ -524,6 +566,18 @@ class FaultRun:
         started = await api.post("/v1/cycles", json={"period": PERIOD})
         started.raise_for_status()
         self.timings["start_cycle_api_call"] = round(time.monotonic() - t_cycle, 2)
+        # Prepared, nothing sent: the sandbox has received nothing until the approval.
+        self.received_before_approval = int(
+            (await sandbox.ledger_entries(limit=1, offset=0))["total"]
+        )
+        conn = await asyncpg.connect(database=self.payout_db, **PG)
+        try:
+            self.timings.update(
+                {f"{k}_seconds": v for k, v in (await release_cycle(api, conn, PERIOD)).items()}
+            )
+        finally:
+            await conn.close()
+        self.timings["prepared_and_approved"] = round(time.monotonic() - t_cycle, 2)
         disrupting = asyncio.ensure_future(self.disrupt(progress, t_cycle, sandbox))
         marks: dict[str, float] = {}
         try:
@@ -695,7 +749,41 @@ class FaultRun:
             "kafka_restart": c.kafka_restarts,
             "postgres_restart": c.postgres_restarts,
         }
+        approvals = await fetch_all(
+            self.payout_db,
+            "SELECT id, decision, count, amount, decided_at FROM cycle_approvals WHERE period = $1",
+            PERIOD,
+        )
+        stamped = {
+            r["end_to_end_id"]: r["approval_id"]
+            for r in await fetch_all(
+                self.payout_db,
+                """
+                SELECT a.end_to_end_id, b.approval_id FROM payment_attempts a
+                LEFT JOIN batches b ON b.batch_id = a.batch_id""",
+            )
+        }
+        released = {
+            r["approval_id"]: (int(r["count"]), int(r["amount"]))
+            for r in await fetch_all(
+                self.payout_db,
+                """
+                SELECT b.approval_id, count(a.id) + max(w.withdrawn_count) AS count,
+                       coalesce(sum(a.amount), 0) + max(w.withdrawn_sum) AS amount
+                FROM batches b
+                JOIN (SELECT approval_id, sum(withdrawn_count) AS withdrawn_count,
+                             sum(withdrawn_sum) AS withdrawn_sum
+                      FROM batches WHERE approval_id IS NOT NULL GROUP BY approval_id) w
+                  ON w.approval_id = b.approval_id
+                LEFT JOIN payment_attempts a ON a.batch_id = b.batch_id
+                WHERE b.approval_id IS NOT NULL
+                GROUP BY b.approval_id""",
+            )
+        }
         results = [
+            only_approved_money_left(
+                self.received_before_approval, entries, stamped, approvals, released
+            ),
             C.all_final(installments),
             C.none_lost(installments, c.installments),
             C.no_duplicates_at_the_bank(bank_ledger, entries),

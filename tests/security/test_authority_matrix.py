@@ -219,6 +219,26 @@ CALLS: dict[tuple[str, str, str], Call] = {
     ),
     ("payout", "POST", "/v1/cycles"): Call("/v1/cycles", lambda w: {"period": "2031-04"}),
     ("payout", "GET", "/v1/cycles/{period}"): Call("/v1/cycles/2031-04"),
+    ("payout", "POST", "/v1/cycles/{period}/approvals"): Call(
+        "/v1/cycles/2031-04/approvals", lambda w: {"digest": "0" * 64}
+    ),
+    ("payout", "GET", "/v1/cycles/{period}/approvals"): Call("/v1/cycles/2031-04/approvals"),
+    ("payout", "PUT", "/v1/envelopes"): Call(
+        "/v1/envelopes",
+        lambda w: {
+            "envelopes": [
+                {"period": "2031-09", "agency": "BHXH", "scheme": "PENSION", "amount": 10**9}
+            ]
+        },
+    ),
+    ("payout", "PUT", "/v1/calendar"): Call(
+        "/v1/calendar",
+        lambda w: {
+            "entries": [
+                {"pay_date": "2031-09-05", "periods": ["2031-09"], "prepare_on": "2031-08-28"}
+            ]
+        },
+    ),
     ("payout", "GET", "/v1/installments/{installment_id}"): Call("/v1/installments/1"),
     ("payout", "GET", "/v1/batches/{batch_id}"): Call("/v1/batches/B-1"),
     ("payout", "GET", "/v1/ledger"): Call("/v1/ledger", params={"period": "2031-04"}),
