@@ -397,7 +397,23 @@ class TestStopProposals:
             )
             == 1
         )
-        assert world.ids
+        # The next period's pass finds the holder deceased again: no second proposal is made.
+        async with _transaction(intake) as uow:
+            await revalidation.request_revalidation(uow, "2026-12", datetime.now(UTC))
+        registry = HttpPopulationRegistry(registry_process.url)
+        try:
+            await RevalidationWorker(runtime, registry, settings_for(registry_process)).step()
+        finally:
+            await registry.aclose()
+        deceased_id = world.ids[world.deceased["national_id"]]
+        [again] = await intake.rows(
+            select(revalidation_results).where(
+                revalidation_results.c.period == "2026-12",
+                revalidation_results.c.beneficiary_id == deceased_id,
+            )
+        )
+        assert again.outcome == "DECEASED"  # still paid by DOLISA
+        assert await intake.count(stop_proposals) == 2
 
 
 async def _is(value, expected) -> bool:
