@@ -4,6 +4,7 @@ province; the other commands operate a running installation."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import subprocess
 import sys
@@ -83,8 +84,9 @@ def rebuild() -> None:
     raise typer.Exit(subprocess.call([sys.executable, "-m", "services.reporting", "rebuild"]))
 
 
+@functools.cache
 def _operator_headers() -> dict[str, str]:
-    """The operator signs in at intake: `BENEFITS_USERNAME`/`BENEFITS_PASSWORD`, by default the
+    """The operator signs in at intake (once per command): `BENEFITS_USERNAME`/`BENEFITS_PASSWORD`, by default the
     development administrator (services/intake/service_layer/users.py DEMO_USERS)."""
     from services.intake.service_layer.users import DEMO_USERS
 
