@@ -213,3 +213,42 @@ class TestApprovalPath:
                 )
             ).all()
         assert [tuple(d) for d in decisions] == [("REJECT", "amounts to check"), ("APPROVE", None)]
+
+
+class TestAfterApproval:
+    async def test_a_payment_made_after_the_approval_awaits_its_own(self, payout, sandbox):
+        """A hold released after the approval (the account verified late) never enters the
+        approved batches: its attempt goes into a new PREPARED batch, a supplementary part."""
+        stack = await payout(run_workers=False)
+        persons = people(2)
+        persons[0].method = "CASH_POST_OFFICE"
+        await sandbox.seed_accounts(accounts(persons))
+        await stack.feed([e for p in persons for e in intake_events(p, start_period="2031-01")])
+        first = await stack.start_cycle(PERIOD)  # the bank account still awaits its verification
+        assert first["by_state"]["ON_HOLD"]["count"] == 1
+        [approved] = (await stack.progress(PERIOD))["agencies"]["BHXH"]["approvals"]
+        assert (approved["count"], approved["amount"]) == (1, persons[0].amount)
+        before = await batch_states(stack)
+        assert before == [("READY", approved["id"])]
+
+        while await stack.workers.verify_once():
+            pass
+        await stack.workers.batch_once()
+        after = await batch_states(stack)
+        assert ("READY", approved["id"]) in after and ("PREPARED", None) in after
+        view = await stack.progress(PERIOD)
+        supplement = view["agencies"]["BHXH"]["awaiting_approval"]
+        assert (supplement["count"], supplement["amount"]) == (1, persons[1].amount)
+        assert view["approval_state"] == "PREPARED"
+        # The approved batch still carries exactly what was approved.
+        async with stack.runtime.session_factory() as session:
+            control = (
+                await session.execute(
+                    select(batches.c.control_count, batches.c.control_sum).where(
+                        batches.c.approval_id == approved["id"]
+                    )
+                )
+            ).all()
+        assert [tuple(c) for c in control] == [(1, persons[0].amount)]
+        await stack.approve_all(PERIOD)
+        assert {s for s, _ in await batch_states(stack)} == {"READY"}
