@@ -520,6 +520,11 @@ def verifier_for(settings: TokenSettings, own: TrustedIssuer | None = None) -> T
     issuers = [own] if own is not None else []
     if any(v is not None for v in configured):
         issuer = settings.oidc_issuer or ISSUER
+        if own is not None and issuer == own.issuer:
+            raise ValueError(
+                f"the external issuer {issuer!r} is intake's own: an external issuer needs its "
+                "own `iss`"
+            )
         keys = key_set(settings.jwks_file, settings.jwks_url, settings.oidc_issuer)
         issuers.append(
             TrustedIssuer(issuer, keys, settings.oidc_audience, external=own is not None)

@@ -342,3 +342,14 @@ class TestExternalIssuer:
             client_shaped = realm.token([], kind="client", scope="audit:read")
             audit = await intake.get("/v1/audit", headers=_bearer(client_shaped))
             assert audit.status_code == 403, audit.text
+
+
+def test_an_external_issuer_cannot_take_intakes_own_name(tmp_path):
+    from services.intake.bootstrap import create_app
+    from services.intake.settings import IntakeSettings
+
+    settings = IntakeSettings(
+        environment="development", data_dir=tmp_path, oidc_issuer=ISSUER, jwks_url="http://x"
+    )
+    with pytest.raises(ValueError, match="intake's own"):
+        create_app(settings)
