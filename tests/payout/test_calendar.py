@@ -130,3 +130,17 @@ class TestEnvelopes:
         assert announced == 2
         async with stack.person("maker", "maker", agency="DOLISA") as maker:
             assert (await maker.put("/v1/envelopes", json={"envelopes": [row]})).status_code == 403
+
+
+class TestEnvelopeData:
+    async def test_the_demo_file_loads_through_the_api(self, payout, sandbox):
+        from services.payout.adapters.envelope_data import envelope_rows
+
+        rows = envelope_rows(["2032-01", "2032-02"])
+        assert len(rows) == 14 and all(r["amount"] > 0 for r in rows)
+        stack = await payout(run_workers=False)
+        async with stack.person("admin", "administrator") as admin:
+            assert (await admin.put("/v1/envelopes", json={"envelopes": rows})).status_code == 200
+        async with stack.client("payout:read") as reader:
+            items = (await reader.get("/v1/envelopes")).json()["items"]
+        assert len(items) == 14
