@@ -1,0 +1,1 @@
+"""Data the payout loads: the demo's funds envelopes."""
