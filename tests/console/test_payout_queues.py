@@ -5,6 +5,7 @@ the same outcome machinery as the post office's signed confirmation."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -148,6 +149,52 @@ class TestCashLists:
         ]
         outbox = await stack.outbox_types()
         assert any("cash" in kind.lower() for kind in outbox), outbox  # PaymentPaidInCash
+
+    async def test_the_same_handover_sent_at_once_from_two_tabs_is_applied_once(
+        self, stack, sandbox
+    ):
+        ids = await cash_cycle(stack, sandbox)
+        e2e = ids[MINE][0]
+        body = {"paid_on": date.today().isoformat(), "staff_id": "BD08707-01"}
+        async with post_office(stack) as one, post_office(stack) as two:
+            answers = await asyncio.gather(
+                *(
+                    client.post(f"/v1/cash-lists/items/{e2e}/handover", json=body)
+                    for client in (one, two, one, two)
+                )
+            )
+        assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+        assert sorted(a.json()["replayed"] for a in answers) == [False, True, True, True]
+        assert {a.json()["state"] for a in answers} == {"PAID_CASH"}
+        assert stack.runtime is not None
+        async with stack.runtime.session_factory() as session:
+            kept = (
+                await session.execute(
+                    select(callback_events.c.event_id).where(callback_events.c.end_to_end_id == e2e)
+                )
+            ).all()
+        assert len(kept) == 1
+
+    async def test_a_handover_and_a_return_at_once_leave_one_of_them(self, stack, sandbox):
+        ids = await cash_cycle(stack, sandbox)
+        e2e = ids[MINE][1]
+        async with post_office(stack) as one, post_office(stack) as two:
+            handover, back = await asyncio.gather(
+                one.post(
+                    f"/v1/cash-lists/items/{e2e}/handover",
+                    json={"paid_on": date.today().isoformat(), "staff_id": "BD-1"},
+                ),
+                two.post(f"/v1/cash-lists/items/{e2e}/return", json={"reason": "NOT_FOUND"}),
+            )
+        assert sorted([handover.status_code, back.status_code]) == [200, 409], (
+            handover.text,
+            back.text,
+        )
+        winner = handover if handover.status_code == 200 else back
+        async with stack.client("payout:read") as operator:
+            listed = (await operator.get("/v1/cash-lists", params={"period": PERIOD})).json()
+        [item] = [i for lst in listed["lists"] for i in lst["items"] if i["end_to_end_id"] == e2e]
+        assert item["state"] == winner.json()["state"]
 
     async def test_a_return_records_the_post_offices_reason(self, stack, sandbox):
         ids = await cash_cycle(stack, sandbox)
