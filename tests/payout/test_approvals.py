@@ -10,7 +10,14 @@ from sqlalchemy import select
 from services.payout.adapters.orm import batches, cycle_approvals, outbox
 from services.payout.service_layer import cycles as cycle_service
 from shared.uow import UnitOfWork, unit_of_work
-from tests.payout.harness import accounts, intake_events, people, revalidate, verified
+from tests.payout.harness import (
+    accounts,
+    intake_events,
+    method_event,
+    people,
+    revalidate,
+    verified,
+)
 
 PERIOD = "2031-06"
 PROBLEMS = "https://benefits.example.vn/problems/"
@@ -252,3 +259,45 @@ class TestAfterApproval:
         assert [tuple(c) for c in control] == [(1, persons[0].amount)]
         await stack.approve_all(PERIOD)
         assert {s for s, _ in await batch_states(stack)} == {"READY"}
+
+    async def test_an_account_changed_after_the_approval_never_rides_the_approved_batch(
+        self, payout, sandbox
+    ):
+        """The beneficiary's account changes after the approval: when the approved batch is
+        sent, the attempt is taken out (kept as withdrawn), and once the new account is
+        verified its payment awaits an approval of its own."""
+        stack = await payout(run_workers=False)
+        [person] = people(1)
+        await sandbox.seed_accounts(accounts([person]))
+        await stack.feed(intake_events(person, start_period="2031-01"))
+        while await stack.workers.verify_once():
+            pass
+        await stack.start_cycle(PERIOD)
+        [approved] = (await stack.progress(PERIOD))["agencies"]["BHXH"]["approvals"]
+        assert approved["count"] == 1
+
+        person.account_number = "9" + person.account_number[1:]
+        await sandbox.seed_accounts(accounts([person]))
+        await stack.feed([method_event(person, method_id=person.method_id + "-new")])
+        await stack.workers.submit_once()  # claims the approved batch: nothing left to send
+        async with stack.runtime.session_factory() as session:
+            row = (
+                await session.execute(
+                    select(
+                        batches.c.state,
+                        batches.c.control_count,
+                        batches.c.withdrawn_count,
+                        batches.c.withdrawn_sum,
+                    ).where(batches.c.approval_id == approved["id"])
+                )
+            ).one()
+        assert tuple(row) == ("CANCELLED", 0, 1, person.amount)
+        assert (await sandbox.ledger())["credits"] == 0
+
+        while await stack.workers.verify_once():
+            pass
+        await stack.workers.batch_once()
+        view = await stack.progress(PERIOD)
+        supplement = view["agencies"]["BHXH"]["awaiting_approval"]
+        assert (supplement["count"], supplement["amount"]) == (1, person.amount)
+        assert supplement["digest"] != approved["digest"]
