@@ -5,6 +5,8 @@ awaits, the batches are released, sent and settled; a part rejected stays unsent
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import select
 
 from services.payout.adapters.orm import batches, cycle_approvals, outbox
@@ -301,3 +303,24 @@ class TestAfterApproval:
         supplement = view["agencies"]["BHXH"]["awaiting_approval"]
         assert (supplement["count"], supplement["amount"]) == (1, person.amount)
         assert supplement["digest"] != approved["digest"]
+
+
+class TestConcurrentApprovals:
+    async def test_two_checkers_at_once_release_the_part_once(self, payout, sandbox):
+        stack, persons = await prepared_stack(payout, sandbox, 4)
+        await revalidate(stack.runtime, PERIOD)
+        await set_envelope(stack, 10**9)
+        digest = (await stack.progress(PERIOD))["agencies"]["BHXH"]["awaiting_approval"]["digest"]
+        answers = await asyncio.gather(
+            approve(stack, "lan", "checker", digest=digest),
+            approve(stack, "hung", "checker", digest=digest),
+            approve(stack, "mai", "checker", digest=digest),
+        )
+        assert sorted(a.status_code for a in answers) == [201, 409, 409], [a.text for a in answers]
+        async with stack.runtime.session_factory() as session:
+            decided = (
+                await session.execute(select(cycle_approvals.c.count, cycle_approvals.c.amount))
+            ).all()
+        assert [tuple(d) for d in decided] == [(4, sum(p.amount for p in persons))]
+        await stack.wait_complete(PERIOD, timeout=60, approve=False)
+        assert (await sandbox.ledger())["credits"] == 4

@@ -67,6 +67,8 @@ async def decide(
     period's cycle; raises ApprovalRefused with why not, CycleNotFound without a cycle."""
     rules.check_reason(decision, reason)
     target = agency or principal.agency
+    if target is None and not principal.is_person:
+        rules.check_approver(principal, "", ())  # refused: not a person
     if target is None:
         raise ApprovalRefused(
             422, "agency-required", "Unprocessable Content", "say which agency's part (agency)"
