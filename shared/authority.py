@@ -436,6 +436,7 @@ RULES: tuple[Rule, ...] = (
     _token("reporting", "PUT", "/v1/targets/{target_id}", "reports:read", "reports:write"),
     _token("reporting", "DELETE", "/v1/targets/{target_id}", "reports:read", "reports:write"),
     _token("reporting", "GET", "/v1/targets/{target_id}/progress", "reports:read"),
+    _token("reporting", "GET", "/v1/envelopes", "reports:read"),
 )
 
 RULE_OF: dict[tuple[str, str, str], Rule] = {(r.service, r.method, r.path): r for r in RULES}

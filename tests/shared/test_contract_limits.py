@@ -244,6 +244,17 @@ STORAGE: dict[str, tuple[Stored, ...]] = {
     ),
     "RevalidationHold.beneficiary_id": (Stored("payout", "identity_holds", "beneficiary_id"),),
     "RevalidationHold.outcome": (Stored("payout", "identity_holds", "outcome"),),
+    # reporting.projections, from payout's cycle topic (envelope use)
+    "EnvelopeSet.period": (Stored("reporting", "envelope_budgets", "period"),),
+    "EnvelopeSet.agency": (Stored("reporting", "envelope_budgets", "agency"),),
+    "EnvelopeSet.scheme": (Stored("reporting", "envelope_budgets", "scheme"),),
+    "EnvelopeSet.set_by": NOT_STORED,  # a person: the dashboard shows budgets, not who set them
+    "CycleApproved.approval_id": (Stored("reporting", "envelope_approvals", "approval_id"),),
+    "CycleApproved.period": (Stored("reporting", "envelope_approvals", "period"),),
+    "CycleApproved.agency": (Stored("reporting", "envelope_approvals", "agency"),),
+    "CycleApproved.approved_by": NOT_STORED,
+    "CycleApproved.digest": NOT_STORED,
+    "SchemeTotal.scheme": (Stored("reporting", "envelope_approvals", "scheme"),),
 }
 
 _FAKE_RUNTIME = types.SimpleNamespace(

@@ -8,6 +8,7 @@ Read models (rebuilt from the event topics):
   with the reporting area (commune, district, province, urban/rural) resolved at write time.
 - `payment_rollup`, `claim_rollup`: the same counters per district and urban/rural, kept in the
   same transaction. Every dashboard query reads the rollups or the cubes, never the facts.
+- `envelope_budgets`, `envelope_approvals`: funds envelopes and the approvals counted against them.
 Configuration: `targets`. Control: `projection_state` (generation, rebuild state, freshness).
 """
 
@@ -189,6 +190,32 @@ targets = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Funds envelopes, from payout's cycle topic: the latest budget per (period, agency, scheme), and
+# each approval's line per scheme (the approval id is the de-duplication key).
+envelope_budgets = Table(
+    "envelope_budgets",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("agency", String(16), primary_key=True),
+    Column("scheme", String(32), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+)
+
+envelope_approvals = Table(
+    "envelope_approvals",
+    metadata,
+    Column("approval_id", String(64), primary_key=True),
+    Column("scheme", String(32), primary_key=True),
+    Column("period", String(7), nullable=False),
+    Column("agency", String(16), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("envelope", BigInteger, nullable=True),
+    Column("approved_at", DateTime(timezone=True), nullable=False),
+    Index("ix_envelope_approvals_period", "period", "agency", "scheme"),
+)
+
 READ_MODEL_TABLES = (
     payment_facts,
     payment_people,
@@ -197,5 +224,7 @@ READ_MODEL_TABLES = (
     claim_cube,
     payment_rollup,
     claim_rollup,
+    envelope_budgets,
+    envelope_approvals,
 )
 PROJECTIONS = "projections"

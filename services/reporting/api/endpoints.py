@@ -21,6 +21,7 @@ from services.reporting.api.schemas import (
     AreaType,
     BreakdownOut,
     Dimension,
+    EnvelopesOut,
     FreshnessOut,
     KpisOut,
     PeriodsOut,
@@ -31,6 +32,7 @@ from services.reporting.api.schemas import (
     TargetOut,
     TimeseriesOut,
 )
+from services.reporting.domain import labels
 from services.reporting.domain.areas import LIST_2025_07, list_in_force, units_2025_07
 from services.reporting.domain.disclosure import THRESHOLD, is_small
 from services.reporting.domain.figures import FIGURE_NAMES, Figures, percent, points
@@ -319,6 +321,37 @@ async def list_periods(db: ReadConnection) -> dict:
         "periods": await queries.periods(),
         "default_period": await queries.default_period(),
         "latest_complete": last_complete_period(),
+    }
+
+
+@router.get(
+    "/envelopes",
+    response_model=EnvelopesOut,
+    summary="Funds envelopes per agency and scheme: envelope, approved, paid, remaining",
+)
+async def envelopes(db: ReadConnection, reader: ReadAccess, period: Period = None) -> dict:
+    queries = ReportQueries(db)
+    periods = await queries.envelope_periods()
+    shown = period or (periods[-1] if periods else None)
+    lines = await queries.envelope_use(shown) if shown else []
+    rows = []
+    for line in lines:
+        agency_vi, agency_en = labels.pair(labels.AGENCIES, line.key.agency)
+        scheme_vi, scheme_en = labels.pair(labels.SCHEMES, line.key.scheme)
+        rows.append(
+            line.as_dict(hide_small=not reader.detail)
+            | {
+                "agency_name_vi": agency_vi,
+                "agency_name_en": agency_en,
+                "scheme_name_vi": scheme_vi,
+                "scheme_name_en": scheme_en,
+            }
+        )
+    return {
+        "period": shown,
+        "periods": periods,
+        "suppressed_below": suppressed_below(reader),
+        "rows": rows,
     }
 
 

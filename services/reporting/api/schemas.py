@@ -185,3 +185,35 @@ class AreasOut(BaseModel):
 
 
 PeriodParam = Field(default=None, pattern=PERIOD_PATTERN)
+
+
+class EnvelopeUseOut(BaseModel):
+    """One agency's funds envelope for a scheme in the period and its use. Used = approved (the
+    envelope is spent when a checker approves, as payout checks it); paid = settled or handed over
+    in cash. Whole VND; a suppressed line (fewer than 5 installments or people, for a reader without
+    the detail scope) shows its envelope only."""
+
+    period: str
+    agency: str
+    agency_name_vi: str
+    agency_name_en: str
+    scheme: str
+    scheme_name_vi: str
+    scheme_name_en: str
+    envelope: int | None = Field(description="the latest budget loaded (null: none loaded)")
+    suppressed: bool
+    approved: int | None = Field(description="sum of the approved cycle totals")
+    approved_count: int | None = Field(description="installments approved")
+    approvals: int | None = Field(description="approvals counted")
+    paid: int | None
+    remaining: int | None = Field(description="envelope − approved; negative when over")
+    over: bool | None
+    percent_used: float | None = Field(description="approved / envelope, for display")
+    percent_paid: float | None = Field(description="paid / envelope, for display")
+
+
+class EnvelopesOut(BaseModel):
+    period: str | None = Field(description="the period shown (default: the latest with envelopes)")
+    periods: list[str] = Field(description="periods with an envelope or an approval")
+    suppressed_below: int | None = Field(description=SUPPRESSED_BELOW)
+    rows: list[EnvelopeUseOut]

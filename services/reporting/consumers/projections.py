@@ -1,4 +1,4 @@
-"""The projection consumer: claims and payments into the read models.
+"""The projection consumer: claims, payments and funds envelopes into the read models.
 
 The shared inbox (`ConsumerRunner`) applies a poll's events in one transaction and records their
 ids; our handlers only buffer what each event means, and the whole buffer is written in that same
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from services.reporting.adapters.repository import ControlRepository, ProjectionRepository
 from services.reporting.domain.control import ControlState
+from services.reporting.domain.envelopes import ApprovedTotal, EnvelopeKey, EnvelopeSetEvent
 from services.reporting.domain.model import (
     CANCELLED,
     FAILED,
@@ -43,9 +44,13 @@ from shared.db import is_postgres
 from shared.events.contracts import (
     CLAIM_TOPIC,
     CONTRACT_BY_MODEL,
+    CYCLE_TOPIC,
     PAYMENT_TOPIC,
     ClaimDecided,
     ClaimReceived,
+    CycleApproved,
+    CycleOpened,
+    EnvelopeSet,
     InstallmentCancelled,
     InstallmentScheduled,
     PaymentFacts,
@@ -62,7 +67,7 @@ from shared.waiting import sleep_or_stop
 
 log = logging.getLogger(__name__)
 
-TOPICS = (CLAIM_TOPIC, PAYMENT_TOPIC)
+TOPICS = (CLAIM_TOPIC, PAYMENT_TOPIC, CYCLE_TOPIC)
 GROUP = "reporting.projections"
 POLL_MS = 100
 CONTROL_CHECK_SECONDS = 1.0
@@ -90,9 +95,32 @@ def _payment(payload: PaymentFacts, state: str, at: datetime) -> PaymentEvent:
     )
 
 
-def to_domain(payload: object) -> PaymentEvent | ClaimReceivedEvent | ClaimDecidedEvent:
+DomainEvent = (
+    PaymentEvent | ClaimReceivedEvent | ClaimDecidedEvent | EnvelopeSetEvent | list[ApprovedTotal]
+)
+
+
+def to_domain(payload: object) -> DomainEvent:
     """What a contract payload means to the read models."""
     match payload:
+        case EnvelopeSet():
+            return EnvelopeSetEvent(
+                EnvelopeKey(payload.period, payload.agency, payload.scheme),
+                payload.amount,
+                payload.set_at,
+            )
+        case CycleApproved():
+            return [
+                ApprovedTotal(
+                    payload.approval_id,
+                    EnvelopeKey(payload.period, payload.agency, total.scheme),
+                    total.count,
+                    total.amount,
+                    total.envelope,
+                    payload.approved_at,
+                )
+                for total in payload.totals
+            ]
         case InstallmentScheduled():
             return _payment(payload, SCHEDULED, payload.scheduled_at)
         case PaymentSubmitted():
@@ -143,7 +171,11 @@ HANDLED = (
     InstallmentCancelled,
     ClaimReceived,
     ClaimDecided,
+    EnvelopeSet,
+    CycleApproved,
 )
+# On the cycle topic but nothing to the read models: skipped, never dead-lettered.
+IGNORED = (CycleOpened,)
 
 
 def _batch_of(session: AsyncSession, generation: int) -> Batch:
@@ -168,6 +200,10 @@ def handler(generation: int) -> Callable[[AsyncSession, Delivery], Awaitable[Non
         event = to_domain(delivery.payload)
         if isinstance(event, PaymentEvent):
             batch.payments.append(event)
+        elif isinstance(event, EnvelopeSetEvent):
+            batch.envelopes.append(event)
+        elif isinstance(event, list):
+            batch.approvals.extend(event)
         else:
             batch.claims.append(event)
         batch.note(delivery.event.time)
@@ -183,6 +219,7 @@ def projection_runner(
         name=group_name(generation),
         topics=TOPICS,
         handlers={CONTRACT_BY_MODEL[model].type: project for model in HANDLED},
+        ignore_types=[CONTRACT_BY_MODEL[model].type for model in IGNORED],
         session_factory=runtime.session_factory,
         inbox=runtime.inbox_table,
         bus=runtime.bus,

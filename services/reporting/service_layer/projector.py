@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from services.reporting.domain.envelopes import (
+    ApprovedTotal,
+    EnvelopeSetEvent,
+    distinct_totals,
+    latest_envelopes,
+)
 from services.reporting.domain.model import (
     ClaimCell,
     ClaimDecidedEvent,
@@ -49,6 +55,8 @@ class ProjectionStore(Protocol):
     def save_claims(self, facts: Sequence[ClaimFact]) -> None: ...
     def add_to_payment_cube(self, deltas: dict[PaymentCell, Counters]) -> None: ...
     def add_to_claim_cube(self, deltas: dict[ClaimCell, Counters]) -> None: ...
+    def save_envelopes(self, events: Sequence[EnvelopeSetEvent]) -> None: ...
+    def save_approvals(self, totals: Sequence[ApprovedTotal]) -> None: ...
     def record_progress(self, events: int, newest_event_at: datetime | None) -> None: ...
 
 
@@ -62,6 +70,8 @@ class Batch:
     generation: int
     payments: list[PaymentEvent] = field(default_factory=list)
     claims: list[ClaimEvent] = field(default_factory=list)
+    envelopes: list[EnvelopeSetEvent] = field(default_factory=list)
+    approvals: list[ApprovedTotal] = field(default_factory=list)
     events: int = 0
     newest_event_at: datetime | None = None
 
@@ -78,6 +88,10 @@ def apply_batch(store: ProjectionStore, batch: Batch) -> None:
         _apply_payments(store, batch.payments)
     if batch.claims:
         _apply_claims(store, batch.claims)
+    if batch.envelopes:
+        store.save_envelopes(list(latest_envelopes(batch.envelopes).values()))
+    if batch.approvals:
+        store.save_approvals(list(distinct_totals(batch.approvals).values()))
     store.record_progress(batch.events, batch.newest_event_at)
 
 

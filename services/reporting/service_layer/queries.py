@@ -14,6 +14,7 @@ from services.reporting.adapters.repository.reads import DIMENSION_COLUMNS, Filt
 from services.reporting.domain import labels
 from services.reporting.domain.areas import PROVINCE_NAMES, district_names, source_area
 from services.reporting.domain.disclosure import cell_size, is_small, suppressed_cells
+from services.reporting.domain.envelopes import EnvelopeUse, envelope_use, summarise
 from services.reporting.domain.figures import Figures
 from services.reporting.domain.targets import PeriodShare, Progress, Target, evaluate
 from shared.periods import between, last_complete_period
@@ -229,6 +230,17 @@ class ReportQueries:
             series = [PeriodShare(p, paid, cashless) for p, (paid, cashless) in monthly.items()]
             out.append(evaluate(target, series, as_of))
         return out
+
+    async def envelope_periods(self) -> list[str]:
+        return await self.repo.envelope_periods()
+
+    async def envelope_use(self, period: str) -> list[EnvelopeUse]:
+        """Each agency and scheme's envelope in the period, what was approved and paid against it."""
+        return envelope_use(
+            await self.repo.envelopes(period),
+            summarise(await self.repo.approved_totals(period)),
+            await self.repo.paid_by_agency_scheme(period),
+        )
 
     async def default_period(self, now: datetime | None = None) -> str | None:
         """The latest complete period with payments, else the latest period with any figures."""

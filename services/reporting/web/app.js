@@ -28,6 +28,11 @@ const I18N = {
     status_NO_DATA: "Chưa có số liệu", deadlinePassed: "đã quá hạn",
     billion: "tỷ đồng", million: "triệu đồng", dong: "đồng",
     hidden: "Ẩn", hiddenTitle: "Ẩn để bảo vệ người trong ô có ít người",
+    envelopesTitle: "Sử dụng dự toán kinh phí chi trả",
+    envelopesNote: "Dự toán của từng cơ quan cho từng chế độ trong kỳ; phần đã phê duyệt được tính vào dự toán ngay khi người kiểm soát phê duyệt, phần đã chi là số đã vào tài khoản hoặc đã chi tiền mặt.",
+    approvedLegend: "Đã phê duyệt", paidLegend: "Đã chi", overLegend: "Vượt dự toán",
+    envelopeOf: "dự toán", remaining: "Còn lại", overBy: "Vượt", noEnvelope: "Chưa có dự toán",
+    noEnvelopes: "Chưa có dự toán hay phê duyệt nào cho kỳ này",
     suppressionNote: "Ô có dưới {n} người được ẩn, cùng với ô cần ẩn thêm để không suy ra được bằng phép trừ; tổng cộng là số thật. Mã có quyền reports:detail cho xem mọi ô.",
   },
   en: {
@@ -55,6 +60,11 @@ const I18N = {
     status_NO_DATA: "No data", deadlinePassed: "deadline passed",
     billion: "billion VND", million: "million VND", dong: "VND",
     hidden: "Hidden", hiddenTitle: "Hidden to protect the people of a small cell",
+    envelopesTitle: "Funds envelope use",
+    envelopesNote: "Each agency's budget for each scheme in the period; what a checker approves counts against it at once, what was paid reached an account or was handed over in cash.",
+    approvedLegend: "Approved", paidLegend: "Paid", overLegend: "Over the envelope",
+    envelopeOf: "envelope", remaining: "Remaining", overBy: "Over by", noEnvelope: "No envelope loaded",
+    noEnvelopes: "No envelope or approval for this period yet",
     suppressionNote: "Cells of fewer than {n} people are hidden, with the cells that would reveal them by subtraction; totals are exact. A token with reports:detail shows every cell.",
   },
 };
@@ -75,6 +85,7 @@ const state = {
   trend: null,
   areas: null,
   schemes: null,
+  envelopes: null,
   freshness: null,
 };
 
@@ -227,15 +238,16 @@ async function load() {
     const tableScope = { ...scope };
     delete tableScope.area_level;
     delete tableScope.area_code;
-    const [kpis, channels, trend, areas, schemes, freshness] = await Promise.all([
+    const [kpis, channels, trend, areas, schemes, envelopes, freshness] = await Promise.all([
       api("/v1/kpis", { period: state.period }),
       api("/v1/breakdowns/channel", { period: state.period }),
       api("/v1/timeseries", { split: "area-type", scheme: scope.scheme, period_to: state.period }),
       api(`/v1/breakdowns/${state.level}`, { ...tableScope, period: state.period, sort: "-share" }),
       api("/v1/breakdowns/scheme", { period: state.period }),
+      api("/v1/envelopes", { period: state.period }),
       api("/v1/freshness"),
     ]);
-    Object.assign(state, { kpis, channels, trend, areas, schemes, freshness });
+    Object.assign(state, { kpis, channels, trend, areas, schemes, envelopes, freshness });
     document.getElementById("auth-banner").hidden = true;
     document.getElementById("error-banner").hidden = true;
     render();
@@ -267,6 +279,7 @@ function render() {
   renderTrend();
   renderAreas();
   renderSchemes();
+  renderEnvelopes();
   renderFreshness();
   renderSuppressionNote();
   document.body.dataset.rendered = state.lang;
@@ -550,9 +563,48 @@ function renderSchemes() {
   document.getElementById("export-schemes-xlsx").href = `/v1/exports/scheme.xlsx?${params}`;
 }
 
+/* A bar per agency and scheme: the envelope is the whole bar, the approved part fills it (red when
+   over), the paid part inside it. Shares are exact integer ratios, rounded half up to tenths. */
+function renderEnvelopes() {
+  const box = document.getElementById("envelope-bars");
+  box.innerHTML = "";
+  document.getElementById("envelopes-period").textContent = fmtPeriod(state.envelopes.period || state.period);
+  if (!state.envelopes.rows.length) box.textContent = t("noEnvelopes");
+  for (const row of state.envelopes.rows) {
+    const item = document.createElement("div");
+    item.className = "bar-row envelope";
+    item.dataset.testid = "envelope-row";
+    item.dataset.agency = row.agency;
+    item.dataset.scheme = row.scheme;
+    if (row.over) item.classList.add("over");
+    if (row.envelope === null) item.classList.add("no-envelope");
+    markHidden(item, row);
+    const width = (part) => (row.envelope && part ? Math.min(100, (100 * part) / row.envelope) : 0);
+    item.innerHTML = `
+      <div class="bar-label"><span class="agency"></span> · <span class="scheme"></span></div>
+      <div class="bar"><div class="bar-fill approved" style="width:${width(row.approved).toFixed(2)}%"></div>
+        <div class="bar-fill paid" style="width:${width(row.paid).toFixed(2)}%"></div></div>
+      <div class="bar-figures"><span class="used"></span><span class="remaining"></span></div>`;
+    item.querySelector(".agency").textContent = row.agency;
+    item.querySelector(".agency").title = state.lang === "vi" ? row.agency_name_vi : row.agency_name_en;
+    item.querySelector(".scheme").textContent = state.lang === "vi" ? row.scheme_name_vi : row.scheme_name_en;
+    const used = item.querySelector(".used");
+    const remaining = item.querySelector(".remaining");
+    if (row.envelope === null) {
+      used.textContent = `${t("approvedLegend")} ${fmtMoney(row.approved)} · ${t("noEnvelope")}`;
+    } else {
+      used.textContent = `${fmtShare(row.approved, row.envelope)} · ${fmtMoney(row.approved)} / ${fmtMoney(row.envelope)} ${t("envelopeOf")}`;
+      remaining.textContent = row.remaining === null ? `${t("paidLegend")} ${fmtMoney(row.paid)}`
+        : row.over ? `${t("overBy")} ${fmtMoney(-row.remaining)} · ${t("paidLegend")} ${fmtMoney(row.paid)}`
+        : `${t("remaining")} ${fmtMoney(row.remaining)} · ${t("paidLegend")} ${fmtMoney(row.paid)}`;
+    }
+    box.append(item);
+  }
+}
+
 /* Readers without reports:detail get small cells hidden (null figures, `suppressed: true`). */
 function renderSuppressionNote() {
-  const threshold = [state.kpis, state.channels, state.trend, state.areas, state.schemes]
+  const threshold = [state.kpis, state.channels, state.trend, state.areas, state.schemes, state.envelopes]
     .map((body) => body && body.suppressed_below).find((n) => n !== null && n !== undefined);
   const note = document.getElementById("suppression-note");
   note.hidden = threshold === undefined;

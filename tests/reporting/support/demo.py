@@ -4,10 +4,11 @@ payment spreading month by month, faster in towns than in the countryside."""
 from __future__ import annotations
 
 import random
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from shared.admin_units import LIST_2023, units
-from shared.events.contracts import Contract
+from shared.events.contracts import Contract, PaymentFacts
 from tests.reporting.support import events as ev
 
 PERIODS = ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05", "2023-06"]
@@ -65,4 +66,43 @@ def dashboard_history(people: int = 700, seed: int = 2023) -> list[Contract]:
                     commune=commune,
                 )
             )
+    return out + envelope_history(out)
+
+
+def envelope_history(payments: list[Contract]) -> list[Contract]:
+    """Each agency's envelopes and one approval per agency and period of exactly what it paid. In
+    the last period BHXH's pension envelope is lowered below what was approved (over), DOLISA's
+    meritorious allowance has not been approved yet, and ESC has an envelope with nothing against it."""
+    totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for payment in payments:
+        if isinstance(payment, PaymentFacts):
+            line = totals[(payment.period, payment.agency, payment.scheme)]
+            line[0] += 1
+            line[1] += payment.amount
+    out: list[Contract] = []
+    last = PERIODS[-1]
+    for m, period in enumerate(PERIODS):
+        loaded = datetime(2023, m + 1, 1, 2, tzinfo=UTC)
+        approved = datetime(2023, m + 1, 8, 2, tzinfo=UTC)
+        for (p, agency, scheme), (_, amount) in sorted(totals.items()):
+            if p == period:
+                envelope = (
+                    -(-amount * 110 // 100 // 1_000_000) * 1_000_000
+                )  # 10% over, whole millions
+                out.append(ev.envelope_set(period, agency, scheme, envelope, loaded))
+        if period == last:
+            out.append(ev.envelope_set(period, "ESC", "OVERSEAS_LABOUR", 150_000_000, loaded))
+        for agency in ("BHXH", "DOLISA"):
+            lines = {
+                scheme: (count, amount)
+                for (p, a, scheme), (count, amount) in sorted(totals.items())
+                if p == period and a == agency and not (period == last and scheme == "MERITORIOUS")
+            }
+            out.append(
+                ev.cycle_approved(period, agency, f"appr-{period}-{agency}", lines, approved)
+            )
+        if period == last:
+            pension = totals[(period, "BHXH", "PENSION")][1]
+            lowered = datetime(2023, m + 1, 20, 2, tzinfo=UTC)
+            out.append(ev.envelope_set(period, "BHXH", "PENSION", pension - 50_000_000, lowered))
     return out

@@ -12,6 +12,9 @@ from shared.events.contracts import (
     ClaimDecided,
     ClaimReceived,
     Contract,
+    CycleApproved,
+    CycleOpened,
+    EnvelopeSet,
     InstallmentCancelled,
     InstallmentScheduled,
     PaymentFailed,
@@ -19,6 +22,7 @@ from shared.events.contracts import (
     PaymentReturned,
     PaymentSettled,
     PaymentSubmitted,
+    SchemeTotal,
 )
 from shared.events.envelope import EVENT_TYPE_HEADER, CloudEvent
 from shared.messaging.ports import OutgoingRecord, ReceivedRecord
@@ -154,6 +158,48 @@ def claim_decided(
         commune_list_date=list_date,
         decided_at=when,
     )
+
+
+def envelope_set(
+    period: str, agency: str, scheme: str, amount: int, when: datetime | None = None
+) -> EnvelopeSet:
+    return EnvelopeSet(
+        period=period,
+        agency=agency,
+        scheme=scheme,
+        amount=amount,
+        set_by="admin-1",
+        set_at=when or BASE,
+    )
+
+
+def cycle_approved(
+    period: str,
+    agency: str,
+    approval_id: str,
+    totals: dict[str, tuple[int, int]],
+    when: datetime | None = None,
+    envelopes: dict[str, int] | None = None,
+) -> CycleApproved:
+    """`totals`: scheme -> (count, amount)."""
+    return CycleApproved(
+        period=period,
+        agency=agency,
+        approval_id=approval_id,
+        digest="ab" * 32,
+        approved_by="checker-1",
+        totals=[
+            SchemeTotal(
+                scheme=scheme, count=count, amount=amount, envelope=(envelopes or {}).get(scheme)
+            )
+            for scheme, (count, amount) in totals.items()
+        ],
+        approved_at=when or BASE,
+    )
+
+
+def cycle_opened(period: str, when: datetime | None = None) -> CycleOpened:
+    return CycleOpened(period=period, opened_at=when or BASE)
 
 
 def cloud_event(payload: Contract, event_id: str | None = None) -> tuple[str, str, CloudEvent]:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
+from services.reporting.domain.envelopes import ApprovedTotal, EnvelopeKey, EnvelopeSetEvent
 from services.reporting.domain.model import (
     ClaimCell,
     ClaimFact,
@@ -25,6 +26,8 @@ class FakeStore:
         self.claims: dict[str, ClaimFact] = {}
         self.payment_cube: dict[PaymentCell, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.claim_cube: dict[ClaimCell, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.envelopes: dict[EnvelopeKey, EnvelopeSetEvent] = {}
+        self.approvals: dict[tuple[str, str], ApprovedTotal] = {}
         self.events = 0
 
     def current_generation(self) -> int:
@@ -68,6 +71,16 @@ class FakeStore:
         for cell, counters in deltas.items():
             for name, value in counters.items():
                 self.claim_cube[cell][name] += value
+
+    def save_envelopes(self, events: Sequence[EnvelopeSetEvent]) -> None:
+        for event in events:
+            current = self.envelopes.get(event.key)
+            if current is None or event.at >= current.at:
+                self.envelopes[event.key] = event
+
+    def save_approvals(self, totals: Sequence[ApprovedTotal]) -> None:
+        for total in totals:
+            self.approvals.setdefault((total.approval_id, total.key.scheme), total)
 
     def record_progress(self, events: int, newest_event_at: datetime | None) -> None:
         self.events += events

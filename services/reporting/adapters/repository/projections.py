@@ -17,6 +17,8 @@ from services.reporting.adapters.orm import (
     claim_cube,
     claim_facts,
     claim_rollup,
+    envelope_approvals,
+    envelope_budgets,
     payment_cube,
     payment_facts,
     payment_people,
@@ -24,6 +26,7 @@ from services.reporting.adapters.orm import (
     projection_state,
 )
 from services.reporting.domain.areas import reporting_area
+from services.reporting.domain.envelopes import ApprovedTotal, EnvelopeSetEvent
 from services.reporting.domain.model import (
     CLAIM_COUNTERS,
     PAYMENT_COUNTERS,
@@ -302,6 +305,45 @@ class ProjectionRepository:
             },
         )
         self._many(stmt, rows)
+
+    # --- funds envelopes --------------------------------------------------------------------
+
+    def save_envelopes(self, events: Sequence[EnvelopeSetEvent]) -> None:
+        """Each key's newest envelope: one set earlier than the stored one changes nothing."""
+        rows = [
+            {
+                "period": e.key.period,
+                "agency": e.key.agency,
+                "scheme": e.key.scheme,
+                "amount": e.amount,
+                "set_at": as_utc(e.at),
+            }
+            for e in sorted(events, key=lambda e: e.key)
+        ]
+        stmt = insert_for(self.postgres, envelope_budgets)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(envelope_budgets.primary_key.columns),
+            set_={"amount": stmt.excluded.amount, "set_at": stmt.excluded.set_at},
+            where=stmt.excluded.set_at >= envelope_budgets.c.set_at,
+        )
+        self._many(stmt, rows)
+
+    def save_approvals(self, totals: Sequence[ApprovedTotal]) -> None:
+        """An approval's lines, once: the same approval again (a re-published event) is kept as it was."""
+        rows = [
+            {
+                "approval_id": t.approval_id,
+                "scheme": t.key.scheme,
+                "period": t.key.period,
+                "agency": t.key.agency,
+                "count": t.count,
+                "amount": t.amount,
+                "envelope": t.envelope,
+                "approved_at": as_utc(t.at),
+            }
+            for t in sorted(totals, key=lambda t: (t.approval_id, t.key.scheme))
+        ]
+        self._many(insert_for(self.postgres, envelope_approvals).on_conflict_do_nothing(), rows)
 
     # --- cubes ------------------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""Read queries over the cubes: filtered, grouped sums. Never touches the facts tables."""
+"""Read queries over the cubes: filtered, grouped sums. Never touches the facts tables. Funds
+envelopes: their budgets and approval lines (a few rows per period), the paid side from the
+payment rollup."""
 
 from __future__ import annotations
 
@@ -24,10 +26,19 @@ from sqlalchemy import (
     union_all,
 )
 
-from services.reporting.adapters.orm import claim_cube, claim_rollup, payment_cube, payment_rollup
+from services.reporting.adapters.orm import (
+    claim_cube,
+    claim_rollup,
+    envelope_approvals,
+    envelope_budgets,
+    payment_cube,
+    payment_rollup,
+)
 from services.reporting.adapters.repository.common import Db
+from services.reporting.domain.envelopes import ApprovedTotal, EnvelopeKey
 from services.reporting.domain.figures import Figures
 from services.reporting.domain.model import CASHLESS_CHANNELS
+from shared.clock import as_utc
 
 # Group-by columns per dimension (the same names exist in both cubes).
 DIMENSION_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -214,3 +225,49 @@ class ReadRepository:
         """(people paid, people paid without cash) per period."""
         grouped = await self.grouped(filters, ("period",), claims=False)
         return {key[0]: (f.people_paid, f.people_cashless) for key, f in grouped.items()}
+
+    # --- funds envelopes --------------------------------------------------------------------
+
+    async def envelope_periods(self) -> list[str]:
+        query = union(select(envelope_budgets.c.period), select(envelope_approvals.c.period))
+        return sorted((await self.db.execute(query)).scalars())
+
+    async def envelopes(self, period: str) -> dict[EnvelopeKey, int]:
+        b = envelope_budgets
+        rows = await self.db.execute(
+            select(b.c.period, b.c.agency, b.c.scheme, b.c.amount).where(b.c.period == period)
+        )
+        return {EnvelopeKey(r.period, r.agency, r.scheme): int(r.amount) for r in rows}
+
+    async def approved_totals(self, period: str) -> list[ApprovedTotal]:
+        a = envelope_approvals
+        rows = await self.db.execute(select(a).where(a.c.period == period))
+        return [
+            ApprovedTotal(
+                r["approval_id"],
+                EnvelopeKey(r["period"], r["agency"], r["scheme"]),
+                int(r["count"]),
+                int(r["amount"]),
+                None if r["envelope"] is None else int(r["envelope"]),
+                as_utc(r["approved_at"]),
+            )
+            for r in rows.mappings()
+        ]
+
+    async def paid_by_agency_scheme(self, period: str) -> dict[EnvelopeKey, tuple[int, int]]:
+        """(amount paid, people paid) per agency and scheme in the period: settled or paid in cash."""
+        r = payment_rollup
+        rows = await self.db.execute(
+            select(
+                r.c.agency,
+                r.c.scheme,
+                func.sum(r.c.paid_amount).label("paid"),
+                func.sum(r.c.people_paid).label("people"),
+            )
+            .where(r.c.period == period)
+            .group_by(r.c.agency, r.c.scheme)
+        )
+        return {
+            EnvelopeKey(period, row.agency, row.scheme): (int(row.paid or 0), int(row.people or 0))
+            for row in rows
+        }
