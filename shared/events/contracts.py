@@ -384,7 +384,9 @@ class RevalidationCompleted(Contract):
     period: Period
     part: int = Field(ge=1, le=10_000)
     last: bool
-    checked: int = Field(ge=0, le=100_000_000)  # people asked about (the whole pass, on the last part)
+    checked: int = Field(
+        ge=0, le=100_000_000
+    )  # people asked about (the whole pass, on the last part)
     holds: list[RevalidationHold] = Field(max_length=MAX_REVALIDATION_HOLDS)
     completed_at: datetime
 
@@ -456,9 +458,7 @@ CONTRACTS: dict[str, EventContract] = {
         _contract("cycle-opened", CYCLE_TOPIC, CycleOpened, "period"),
         _contract("cycle-approved", CYCLE_TOPIC, CycleApproved, "period"),
         _contract("envelope-set", CYCLE_TOPIC, EnvelopeSet, "period"),
-        _contract(
-            "revalidation-completed", REVALIDATION_TOPIC, RevalidationCompleted, "period"
-        ),
+        _contract("revalidation-completed", REVALIDATION_TOPIC, RevalidationCompleted, "period"),
     )
 }
 CONTRACT_BY_MODEL: dict[type[Contract], EventContract] = {c.model: c for c in CONTRACTS.values()}

@@ -158,9 +158,7 @@ class LifeStack:
 
     @property
     def operator(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {tokens.token(OPERATOR_SCOPES, sub='life-operator')}"
-        }
+        return {"Authorization": f"Bearer {tokens.token(OPERATOR_SCOPES, sub='life-operator')}"}
 
     async def intake_call(
         self, client_id: str, method: str, path: str, **kwargs: Any
@@ -309,8 +307,7 @@ class LifeStack:
         runtime = self.stack.runtime("payout")
         async with runtime.session_factory() as session:
             approvals = [
-                dict(r)
-                for r in (await session.execute(select(cycle_approvals))).mappings().all()
+                dict(r) for r in (await session.execute(select(cycle_approvals))).mappings().all()
             ]
             released: dict[int, tuple[int, int]] = {}
             for period in {a["period"] for a in approvals}:

@@ -92,9 +92,7 @@ def token(
     client_id: str = "fuzzer",
     **kwargs: Any,
 ) -> str:
-    return tokens.token(
-        set(SCOPES[service] if scopes is None else scopes), sub=client_id, **kwargs
-    )
+    return tokens.token(set(SCOPES[service] if scopes is None else scopes), sub=client_id, **kwargs)
 
 
 @dataclass

@@ -526,7 +526,10 @@ class BeneficiaryLife(RuleBasedStateMachine):
             if approval["decision"] != "APPROVE":
                 assert approval["id"] not in released, "a rejection released batches"
                 continue
-            assert released.get(approval["id"], (0, 0)) == (approval["count"], approval["amount"]), (
+            assert released.get(approval["id"], (0, 0)) == (
+                approval["count"],
+                approval["amount"],
+            ), (
                 f"approval {approval['id']} of {approval['period']} {approval['agency']} named "
                 f"{approval['count']} for {approval['amount']} VND but released "
                 f"{released.get(approval['id'])}"
