@@ -20,6 +20,21 @@ from shared.messaging.ports import EventBus
 REGION_MINIMUM_WAGE = {"I": 4_680_000, "II": 4_160_000, "III": 3_640_000, "IV": 3_250_000}
 IN_FLIGHT = ("SCHEDULED", "SUBMITTED")
 OPERATOR = "administrator"  # payout's operator: payout:operate, payout:read, reports:*
+PREPARER = "bhxh-maker"  # prepares each period's cycle; each agency's checker approves its part
+# 2023's payment calendar: January and February paid together before Tết (22 January 2023),
+# then each month on the 10th, prepared five days before.
+CALENDAR_2023 = (
+    {"pay_date": "2023-01-16", "periods": ["2023-01", "2023-02"], "prepare_on": "2023-01-11"},
+    *(
+        {
+            "pay_date": f"2023-{m:02d}-10",
+            "periods": [f"2023-{m:02d}"],
+            "prepare_on": f"2023-{m:02d}-05",
+        }
+        for m in range(3, 13)
+    ),
+)
+DECEASED_EVERY = 2_000  # one holder in this many is recorded as deceased in the population registry
 CASH_UNTIL_COLLECTED = "paid in cash at the commune post office until an account is collected"
 CLAIMS_IN_FLIGHT = 16  # claims the portal forwards at once
 
@@ -41,6 +56,8 @@ class MonthResult:
     installments: int
     by_state: dict[str, int]
     seconds: float
+    approvals: list[dict[str, Any]] = field(default_factory=list)  # the period's trail
+    held: dict[str, int] = field(default_factory=dict)  # on hold, by reason
 
 
 @dataclass
@@ -61,6 +78,14 @@ class LoadReport:
             return await work
         finally:
             self.phases[phase] = self.phases.get(phase, 0.0) + time.monotonic() - began
+
+
+def recorded_deceased(province: Province) -> frozenset[str]:
+    """The CCCDs the population registry records as deceased: one roll holder in
+    DECEASED_EVERY, so that revalidation holds their installments and proposes their stops."""
+    return frozenset(
+        entry.person.national_id for entry in province.roll[DECEASED_EVERY // 2 :: DECEASED_EVERY]
+    )
 
 
 def unemployment_terms(claim: UnemploymentClaim) -> tuple[int, int]:
@@ -366,33 +391,98 @@ class DemoDriver:
             await asyncio.sleep(0.2)
         raise TimeoutError("the services did not settle in time")
 
-    async def run_cycle(self, period: str, timeout: float = 900) -> MonthResult:
+    async def load_envelopes_and_calendar(self, periods: list[str]) -> int:
+        """The administrator loads each agency's funds envelopes for the periods and 2023's
+        payment calendar: data, as a province would load its own."""
+        from services.payout.adapters.envelope_data import envelope_rows
+
+        admin = await self._person(OPERATOR)
+        rows = envelope_rows(periods)
+        (
+            await self.http.put(
+                f"{self.urls.payout}/v1/envelopes", json={"envelopes": rows}, headers=admin
+            )
+        ).raise_for_status()
+        entries = [e for e in CALENDAR_2023 if set(e["periods"]) & set(periods)]
+        (
+            await self.http.put(
+                f"{self.urls.payout}/v1/calendar", json={"entries": entries}, headers=admin
+            )
+        ).raise_for_status()
+        return len(rows)
+
+    @staticmethod
+    def paid_together(periods: list[str]) -> list[list[str]]:
+        """The periods in the groups the calendar pays on one date, in order."""
+        groups: list[list[str]] = []
+        for entry in CALENDAR_2023:
+            group = [p for p in entry["periods"] if p in periods]
+            if group:
+                groups.append(group)
+        return groups
+
+    async def run_cycles(self, periods: list[str], timeout: float = 900) -> list[MonthResult]:
+        """Prepare the periods paid on one date (as a maker), approve each agency's part as
+        that agency's checker (a second officer) with the digest shown, supplementary parts
+        too, and wait until every installment is final or held."""
         started = time.monotonic()
-        response = await self.http.post(
-            f"{self.urls.payout}/v1/cycles",
-            json={"period": period},
-            headers=await self._person(OPERATOR),
-        )
-        response.raise_for_status()
+        maker = await self._person(PREPARER)
+        for period in periods:
+            (
+                await self.http.post(
+                    f"{self.urls.payout}/v1/cycles", json={"period": period}, headers=maker
+                )
+            ).raise_for_status()
+        results: list[MonthResult] = []
+        for period in periods:
+            results.append(await self._approve_and_settle(period, started, timeout))
+        return results
+
+    async def _approve_and_settle(self, period: str, started: float, timeout: float) -> MonthResult:
+        reader = await self._person(OPERATOR)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            cycle = (
-                await self.http.get(
-                    f"{self.urls.payout}/v1/cycles/{period}", headers=await self._person(OPERATOR)
-                )
+            view = (
+                await self.http.get(f"{self.urls.payout}/v1/cycles/{period}", headers=reader)
             ).json()
+            if view.get("approval_state") == "PREPARED":
+                for agency, part in view["agencies"].items():
+                    awaiting = part.get("awaiting_approval")
+                    if awaiting and part["state"] == "AWAITING_APPROVAL":
+                        await self._approve(period, agency, awaiting["digest"])
             by_state = {
                 state: int(v["count"]) if isinstance(v, dict) else int(v)
-                for state, v in cycle.get("by_state", {}).items()
+                for state, v in view.get("by_state", {}).items()
             }
             total = sum(by_state.values())
-            # On hold (no usable method yet) is visibly pending, not in flight: the cycle is done.
+            # On hold (no usable method yet, or an identity to check) is visibly pending, not in
+            # flight; what awaits approval is in flight until it is approved.
             done = total - sum(by_state.get(state, 0) for state in IN_FLIGHT)
             self.progress(f"cycle {period}", done, total)
-            if total and done == total:
-                return MonthResult(period, total, by_state, time.monotonic() - started)
+            if total and done == total and view.get("approval_state") != "PREPARED":
+                trail = (
+                    await self.http.get(
+                        f"{self.urls.payout}/v1/cycles/{period}/approvals", headers=reader
+                    )
+                ).json()["items"]
+                held: dict[str, int] = {}
+                for part in view["agencies"].values():
+                    for reason, figures in part.get("held", {}).items():
+                        held[reason] = held.get(reason, 0) + int(figures["count"])
+                return MonthResult(period, total, by_state, time.monotonic() - started, trail, held)
             await asyncio.sleep(0.3)
         raise TimeoutError(f"the cycle of {period} did not settle in time")
+
+    async def _approve(self, period: str, agency: str, digest: str) -> None:
+        checker = await self._person(f"{agency.lower()}-checker")
+        answer = await self.http.post(
+            f"{self.urls.payout}/v1/cycles/{period}/approvals",
+            json={"agency": agency, "digest": digest, "decision": "APPROVE"},
+            headers=checker,
+        )
+        # 409: what awaits changed since it was read (an account verified meanwhile): read again.
+        if answer.status_code != 409:
+            answer.raise_for_status()
 
     async def reporting_caught_up(
         self, group: str, payout_outbox_pending: Callable[[], Awaitable[int]], timeout: float = 300

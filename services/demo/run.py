@@ -26,7 +26,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from services.demo.loader import DemoDriver, Endpoints, LoadReport
+from services.console.stack import console_url, with_console
+from services.demo.loader import DemoDriver, Endpoints, LoadReport, recorded_deceased
 from services.demo.province import generate
 from services.intake import bootstrap as intake
 from services.intake.settings import IntakeSettings
@@ -63,6 +64,8 @@ def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
         payout_overrides["scheduler_enabled"] = False
     if not os.environ.get("PAYOUT_BANK_BASE_URL"):  # the banks are the sandbox we start
         payout_overrides["bank_base_url"] = f"http://{sandbox.host}:{sandbox.port}"
+    # So is the population registry; intake's revalidation reads its settings from the environment.
+    os.environ.setdefault("INTAKE_POPULATION_REGISTRY_URL", f"http://{sandbox.host}:{sandbox.port}")
     # The demo signs in with the development clients and the sandbox's development webhook secrets:
     # development, unless `*_ENVIRONMENT` says otherwise (then it refuses to start, as it should).
     intake_settings = IntakeSettings.for_local_run(**overrides)
@@ -80,7 +83,7 @@ def _specs(data_dir: Path) -> tuple[list[ServiceSpec], bool]:
             reporting,
         ),
     ]
-    return specs, real
+    return with_console(specs), real
 
 
 async def run_demo(
@@ -112,7 +115,8 @@ async def run_demo(
     await stack.start()
     dashboard = f"{stack.url('reporting')}/"
     console.print(
-        f"Services up in {time.monotonic() - began:.1f} s; dashboard at [link]{dashboard}[/]"
+        f"Services up in {time.monotonic() - began:.1f} s; dashboard at [link]{dashboard}[/], "
+        f"officers' console at [link]{console_url(specs)}[/]"
     )
     intake_runtime = stack.runtime("intake")
     progress = Progress(
@@ -153,16 +157,24 @@ async def run_demo(
         with progress:
             timed = report.timed
             accounts = await timed("bank accounts", driver.seed_banks(province))
+            await timed(
+                "population registry",
+                driver.seed_population(province, recorded_deceased(province)),
+            )
+            await timed("envelopes, calendar", driver.load_envelopes_and_calendar(periods))
             await timed("roll", driver.load_roll(province, "2023-01", report))
-            for period in periods:
+            for together in driver.paid_together(periods):
                 if stack.stop.is_set():
                     break
-                await timed("account collection", driver.collect_accounts(province, period, report))
-                await timed(
-                    "unemployment claims", driver.file_unemployment(province, period, report)
-                )
+                for period in together:
+                    await timed(
+                        "account collection", driver.collect_accounts(province, period, report)
+                    )
+                    await timed(
+                        "unemployment claims", driver.file_unemployment(province, period, report)
+                    )
                 await timed("events to payout", driver.settle_events())
-                report.months.append(await timed("cycles", driver.run_cycle(period)))
+                report.months.extend(await timed("cycles", driver.run_cycles(together)))
             generation = (await driver.http.get(f"{stack.url('reporting')}/v1/freshness")).json()[
                 "generation"
             ]
@@ -178,13 +190,17 @@ async def run_demo(
         if report_path is not None:  # written before "ready" is said: a reader may act on it
             _write_report(report_path, report, beneficiaries=beneficiaries, real=real, ready=ready)
         _print_summary(console, report, summary, accounts, dashboard, ready)
+        _print_sign_in(console, console_url(specs))
     except Exception as exc:
         console.print(f"[red]demo failed:[/] {type(exc).__name__}: {exc}")
         code = 1
     finally:
         await driver.close()
     if stay and code == 0 and not stack.stop.is_set():
-        console.print(f"Dashboard: [link]{dashboard}[/]  (Ctrl-C stops everything)")
+        console.print(
+            f"Dashboard: [link]{dashboard}[/]  Console: [link]{console_url(specs)}[/]  "
+            "(Ctrl-C stops everything)"
+        )
         await stack.stop.wait()
     await stack.shutdown()
     console.print("stopped")
@@ -229,6 +245,31 @@ def _print_summary(
             f"{month.seconds:.1f}",
         )
     console.print(cycles)
+    approvals = Table(title="Approvals (prepared by a maker, approved by a second officer)")
+    for column in ("period", "agency", "decision", "installments", "amount", "approved by"):
+        approvals.add_column(
+            column, justify="right" if column in ("installments", "amount") else "left"
+        )
+    for month in report.months:
+        for item in month.approvals:
+            approvals.add_row(
+                month.period,
+                str(item["agency"]),
+                str(item["decision"]),
+                f"{int(item['count']):,}",
+                _vnd_billions(int(item["amount"])),
+                str(item.get("decided_by_name") or item.get("decided_by")),
+            )
+    console.print(approvals)
+    held: dict[str, int] = {}
+    for month in report.months:
+        for reason, count in month.held.items():
+            held[reason] = held.get(reason, 0) + count
+    if held:
+        console.print(
+            "Held over the year (installment-months): "
+            + ", ".join(f"{reason} {count:,}" for reason, count in sorted(held.items()))
+        )
     targets = Table(title="Targets")
     for column in (
         "target",
@@ -265,6 +306,22 @@ def _print_summary(
     console.print(f"Demo ready in {seconds:.1f} s. Dashboard: [link]{dashboard}[/]")
 
 
+def _print_sign_in(console: Console, console_address: str) -> None:
+    """The development users a newcomer signs in with at the console."""
+    from services.intake.service_layer.users import DEMO_USERS
+
+    users = Table(
+        title=f"Sign in at {console_address}: development users, password <username>-dev-password"
+    )
+    for column in ("username", "roles", "agency", "communes"):
+        users.add_column(column, no_wrap=column == "username")
+    for username, user in DEMO_USERS.items():
+        assert user.password == f"{username}-dev-password"  # what the title says
+        communes = ", ".join(user.communes[:3]) + (" …" if len(user.communes) > 3 else "")
+        users.add_row(username, ", ".join(user.roles), user.agency or "", communes)
+    console.print(users)
+
+
 def _write_report(
     path: Path, report: LoadReport, *, beneficiaries: int, real: bool, ready: float
 ) -> None:
@@ -282,6 +339,8 @@ def _write_report(
                 "installments": month.installments,
                 "seconds": round(month.seconds, 1),
                 "by_state": month.by_state,
+                "approvals": len(month.approvals),
+                "held": month.held,
             }
             for month in report.months
         ],

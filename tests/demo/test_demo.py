@@ -105,6 +105,15 @@ def check_figures_agree(ports: dict[str, int], report_path: Path) -> None:
         assert figures["paid_count"] == paid_count
         assert figures["paid_amount"] == paid_sum, "reporting equals payout's ledger to the đồng"
         assert figures["cashless_count"] == states.get("SETTLED", {}).get("count", 0)
+        # Prepared by a maker, approved by a second officer, before anything was paid.
+        trail = httpx.get(
+            f"{payout}/v1/cycles/{period}/approvals", headers=operator, timeout=30
+        ).json()["items"]
+        approved = [a for a in trail if a["decision"] == "APPROVE"]
+        assert {a["agency"] for a in approved} >= {"BHXH", "DOLISA"}
+        assert all(a["decided_by"] != a["prepared_by"] for a in approved)
+        assert reported["approvals"] == len(approved)
+        assert paid_sum <= sum(a["amount"] for a in approved), "nothing paid beyond the approvals"
     channels = httpx.get(
         f"{reporting}/v1/breakdowns/channel",
         params={"period": "2023-02"},

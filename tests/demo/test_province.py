@@ -28,7 +28,6 @@ async def test_each_phase_of_the_year_has_its_size_before_it_runs():
     seen: list[tuple[str, int, int]] = []
     driver = DemoDriver(
         Endpoints("http://intake", "http://payout", "http://reporting", "http://sandbox"),
-        "a-development-secret-of-32-bytes-or-more",
         bus=None,  # type: ignore[arg-type]  # the plan reads nothing from the services
         outbox_pending=None,  # type: ignore[arg-type]
         progress=lambda phase, done, total: seen.append((phase, done, total)),
