@@ -27,7 +27,9 @@ cycle = typer.Typer(help="Monthly payment cycles.", no_args_is_help=True)
 imports = typer.Typer(help="Spreadsheets from the agencies and localities.", no_args_is_help=True)
 app.add_typer(infra, name="infra")
 app.add_typer(cycle, name="cycle")
+envelopes = typer.Typer(help="Funds envelopes: each agency's budget.", no_args_is_help=True)
 app.add_typer(imports, name="import")
+app.add_typer(envelopes, name="envelopes")
 console = Console()
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("intake", "payout", "reporting")
@@ -84,24 +86,29 @@ def rebuild() -> None:
     raise typer.Exit(subprocess.call([sys.executable, "-m", "services.reporting", "rebuild"]))
 
 
+INTAKE_URL = typer.Option("http://127.0.0.1:8001", envvar="BENEFITS_INTAKE_URL")
+PAYOUT_URL = typer.Option("http://127.0.0.1:8002", envvar="BENEFITS_PAYOUT_URL")
+
+
 @functools.cache
-def _operator_headers() -> dict[str, str]:
-    """The operator signs in at intake (once per command): `BENEFITS_USERNAME`/`BENEFITS_PASSWORD`, by default the
-    development administrator (services/intake/service_layer/users.py DEMO_USERS)."""
+def _signed_in(intake_url: str, default_user: str = "administrator") -> dict[str, str]:
+    """A person signs in at intake (once per command): `BENEFITS_USERNAME`/`BENEFITS_PASSWORD`,
+    by default the development user named (services/intake/service_layer/users.py DEMO_USERS)."""
     from services.intake.service_layer.users import DEMO_USERS
 
-    username = os.environ.get("BENEFITS_USERNAME", "administrator")
+    username = os.environ.get("BENEFITS_USERNAME", default_user)
     password = os.environ.get("BENEFITS_PASSWORD") or (
         DEMO_USERS[username].password if username in DEMO_USERS else ""
     )
-    intake_url = os.environ.get("BENEFITS_INTAKE_URL", "http://127.0.0.1:8001")
     response = httpx.post(
         f"{intake_url}/oauth/token",
         data={"grant_type": "password", "username": username, "password": password},
         timeout=30,
     )
     if response.status_code != 200:
-        raise typer.BadParameter(f"signing in at {intake_url} failed ({response.status_code})")
+        raise typer.BadParameter(
+            f"signing in as {username} at {intake_url} failed ({response.status_code})"
+        )
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
@@ -116,62 +123,130 @@ def _progress() -> Progress:
     )
 
 
-@cycle.command("run")
-def cycle_run(
-    period: str,
-    payout_url: str = typer.Option("http://127.0.0.1:8002"),
-    wait: bool = typer.Option(True, help="follow the cycle until nothing is in flight"),
-) -> None:
-    """Start the cycle of PERIOD (YYYY-MM); starting it again creates nothing new."""
-    response = httpx.post(
-        f"{payout_url}/v1/cycles", json={"period": period}, headers=_operator_headers(), timeout=300
-    )
+def _refused(response: httpx.Response) -> None:
+    """A problem+json answer: print why, and stop with a failure."""
     if response.status_code >= 400:
         console.print(response.json())
         raise typer.Exit(1)
+
+
+@cycle.command("run")
+def cycle_run(
+    period: str,
+    intake_url: str = INTAKE_URL,
+    payout_url: str = PAYOUT_URL,
+    wait: bool = typer.Option(True, help="follow the cycle until it awaits approval or is paid"),
+) -> None:
+    """Prepare the cycle of PERIOD (YYYY-MM) as a maker (by default the development bhxh-maker):
+    preparing it again creates nothing new, and nothing is sent before a checker approves."""
+    headers = _signed_in(intake_url, "bhxh-maker")
+    response = httpx.post(
+        f"{payout_url}/v1/cycles", json={"period": period}, headers=headers, timeout=300
+    )
+    _refused(response)
     if wait:
-        _follow_cycle(period, payout_url)
+        _follow_cycle(period, payout_url, headers)
     else:
         _print_cycle(response.json())
 
 
-@cycle.command("status")
-def cycle_status(period: str, payout_url: str = typer.Option("http://127.0.0.1:8002")) -> None:
-    """Counts and sums of a cycle's installments by state."""
-    response = httpx.get(
-        f"{payout_url}/v1/cycles/{period}", headers=_operator_headers(), timeout=60
-    )
-    if response.status_code >= 400:
-        console.print(response.json())
+@cycle.command("approve")
+def cycle_approve(
+    period: str,
+    agency: str = typer.Option(..., help="the paying agency whose part is approved"),
+    reject: str | None = typer.Option(None, help="reject instead, with this reason"),
+    intake_url: str = INTAKE_URL,
+    payout_url: str = PAYOUT_URL,
+) -> None:
+    """Approve (or reject) exactly the totals of AGENCY's part of PERIOD that await approval, as
+    a checker of the agency who prepared none of it (by default the development <agency>-checker)."""
+    headers = _signed_in(intake_url, f"{agency.lower()}-checker")
+    response = httpx.get(f"{payout_url}/v1/cycles/{period}", headers=headers, timeout=60)
+    _refused(response)
+    awaiting = (response.json().get("agencies", {}).get(agency) or {}).get("awaiting_approval")
+    if not awaiting:
+        console.print(f"nothing of {agency} awaits approval in {period}")
         raise typer.Exit(1)
+    console.print(
+        f"{agency} {period}: {awaiting['count']:,} installments, {awaiting['amount']:,} VND, "
+        f"prepared by {', '.join(awaiting['prepared_by'])}"
+    )
+    decision = {"agency": agency, "digest": awaiting["digest"], "decision": "APPROVE"}
+    if reject is not None:
+        decision.update(decision="REJECT", reason=reject)
+    response = httpx.post(
+        f"{payout_url}/v1/cycles/{period}/approvals", json=decision, headers=headers, timeout=60
+    )
+    _refused(response)
+    console.print(f"[green]{decision['decision']}[/] recorded")
+
+
+@cycle.command("status")
+def cycle_status(period: str, intake_url: str = INTAKE_URL, payout_url: str = PAYOUT_URL) -> None:
+    """Counts and sums of a cycle's installments by state, and what awaits approval."""
+    response = httpx.get(
+        f"{payout_url}/v1/cycles/{period}", headers=_signed_in(intake_url), timeout=60
+    )
+    _refused(response)
     _print_cycle(response.json())
 
 
-def _follow_cycle(period: str, payout_url: str) -> None:
+def _follow_cycle(period: str, payout_url: str, headers: dict[str, str]) -> None:
+    """Until nothing is in flight, or the cycle waits for a checker (it never approves itself)."""
     with _progress() as bar:
         task = bar.add_task(f"cycle {period}", total=None)
         while True:
-            body = httpx.get(
-                f"{payout_url}/v1/cycles/{period}", headers=_operator_headers(), timeout=60
-            ).json()
+            body = httpx.get(f"{payout_url}/v1/cycles/{period}", headers=headers, timeout=60).json()
             by_state = body.get("by_state", {})
             total = sum(v["count"] for v in by_state.values())
             in_flight = sum(by_state.get(s, {}).get("count", 0) for s in ("SCHEDULED", "SUBMITTED"))
             bar.update(task, total=total, completed=total - in_flight)
-            if total and not in_flight:
+            if body.get("approval_state") == "PREPARED" or (total and not in_flight):
                 break
             time.sleep(0.5)
     _print_cycle(body)
 
 
 def _print_cycle(body: dict[str, Any]) -> None:
-    table = Table(title=f"cycle {body.get('period', '')}")
+    table = Table(title=f"cycle {body.get('period', '')} ({body.get('approval_state', '')})")
     table.add_column("state")
     table.add_column("installments", justify="right")
     table.add_column("VND", justify="right")
     for state, figures in sorted(body.get("by_state", {}).items()):
         table.add_row(state, f"{figures['count']:,}", f"{figures['sum']:,}")
     console.print(table)
+    for agency, part in sorted(body.get("agencies", {}).items()):
+        awaiting = part.get("awaiting_approval")
+        if awaiting:
+            console.print(
+                f"{agency} awaits approval: {awaiting['count']:,} installments, "
+                f"{awaiting['amount']:,} VND; `benefits cycle approve {body.get('period')} "
+                f"--agency {agency}` as a checker of {agency}"
+            )
+
+
+@envelopes.command("load")
+def envelopes_load(
+    periods: list[str] = typer.Argument(..., help="the periods (YYYY-MM) the budgets are for"),
+    file: Path | None = typer.Option(
+        None, help="CSV agency,scheme,monthly_amount (whole đồng); the demo's budgets by default"
+    ),
+    intake_url: str = INTAKE_URL,
+    payout_url: str = PAYOUT_URL,
+) -> None:
+    """Load each agency's monthly budget per scheme for PERIODS, as an administrator (by default
+    the development administrator): a cycle part over its envelope cannot be approved."""
+    from services.payout.adapters.envelope_data import envelope_rows
+
+    rows = envelope_rows(periods, file.read_text(encoding="utf-8") if file else None)
+    response = httpx.put(
+        f"{payout_url}/v1/envelopes",
+        json={"envelopes": rows},
+        headers=_signed_in(intake_url),
+        timeout=60,
+    )
+    _refused(response)
+    console.print(f"[green]{response.json()['set']}[/] envelopes set")
 
 
 def _upload(

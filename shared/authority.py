@@ -156,6 +156,9 @@ PEOPLE: dict[str, Person] = {
         for agency in AGENCIES
         for role in ("maker", "checker")
     },
+    # A small office's officer prepares some cycles and checks others: payout's four-eyes rule
+    # (never one's own part) holds, not a ban on holding both roles.
+    "bhxh-officer": Person(frozenset({"maker", "checker"}), "BHXH"),
     "post-office": Person(frozenset({"post-office"}), "BHXH", VINH_PHUC_COMMUNES),
     "commune-official": Person(frozenset({"commune-official"}), "DOLISA", frozenset({"08707"})),
     "leader": Person(frozenset({"leader"})),

@@ -4,9 +4,9 @@ SQLite and the embedded event log; the bank sandbox, which also plays the post o
 population registry, in a subprocess). The console is served by reporting at /console and calls
 intake and payout on their own origins with the person's token (CORS).
 
-What people do in it: a maker signs in, sees their queues, fixes an account that failed
-verification, prepares the cycle and is refused when approving it (the page shows the
-server's problem); the agency's checker, a second officer, decides an
+What people do in it: a maker signs in, sees their queues and fixes an account that failed
+verification; an officer who is maker and checker prepares the cycle and is refused when
+approving it (four eyes: the page shows the server's problem); the agency's checker, a second officer, decides an
 unemployment claim with the rule's calculation shown and approves the cycle; the post office's
 staff record a cash handover; the administrator searches the audit trail. Screenshots of each
 step are kept under test-artifacts/ (`make test` keeps them; open them with any image viewer)."""
@@ -367,9 +367,10 @@ class TestTheWorkOfTheProvince:
         await shot(page, "03-payments-queue")
         assert page.errors == []  # type: ignore[attr-defined]
 
-    async def test_2_a_maker_prepares_the_cycle_and_cannot_approve_it(self, served, page):
+    async def test_2_an_officer_prepares_the_cycle_and_cannot_approve_it(self, served, page):
+        # bhxh-officer is maker and checker: only the four-eyes rule stands in the way.
         period = served.ids["period"]
-        await sign_in(page, served, "bhxh-maker")
+        await sign_in(page, served, "bhxh-officer")
         await open_cycle(page, period)
         await expect(page.get_by_test_id("no-cycle")).to_be_visible()
         await page.get_by_test_id("cycle-prepare").click()
@@ -405,7 +406,7 @@ class TestTheWorkOfTheProvince:
         detail = await problem.inner_text()
         cycle = await served.call("payout", "GET", f"/v1/cycles/{period}", operator)
         assert cycle["agencies"]["BHXH"]["state"] == "AWAITING_APPROVAL"  # nothing released
-        assert "cycles:approve" in detail, "the page shows the server's problem"
+        assert "a second officer must" in detail, "the page shows the server's problem"
         await shot(page, "04-own-cycle-refused")
 
     async def test_3_the_checker_decides_a_claim_with_the_rule_shown_and_approves(

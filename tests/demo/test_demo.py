@@ -125,6 +125,44 @@ def check_figures_agree(ports: dict[str, int], report_path: Path) -> None:
     assert dashboard.status_code == 200 and "<html" in dashboard.text.lower()
 
 
+def benefits(ports: dict[str, int], *args: str, username: str | None = None) -> tuple[int, str]:
+    """The operator's command line against the running demo, signed in as `username` (the
+    command's own default development user when None)."""
+    env = {k: v for k, v in os.environ.items() if k != "BENEFITS_USERNAME"}
+    env.update(
+        COLUMNS="200",
+        BENEFITS_INTAKE_URL=f"http://127.0.0.1:{ports['INTAKE']}",
+        BENEFITS_PAYOUT_URL=f"http://127.0.0.1:{ports['PAYOUT']}",
+    )
+    if username:
+        env["BENEFITS_USERNAME"] = username
+    done = subprocess.run(
+        [BENEFITS, *args], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def check_an_operator_prepares_and_two_checkers_approve(ports: dict[str, int]) -> None:
+    """March, by the command line: prepared by an officer who is maker and checker, refused to
+    them (four eyes) and to anyone while no envelope is loaded, approved by the checkers."""
+    code, out = benefits(ports, "cycle", "run", "2023-03", username="bhxh-officer")
+    assert code == 0 and "BHXH awaits approval" in out, out
+    code, out = benefits(ports, "cycle", "approve", "2023-03", "--agency", "BHXH")
+    assert code == 1 and "over-envelope" in out and "no envelope loaded" in out, out
+    code, out = benefits(ports, "envelopes", "load", "2023-03")
+    assert code == 0 and "envelopes set" in out, out
+    code, out = benefits(
+        ports, "cycle", "approve", "2023-03", "--agency", "BHXH", username="bhxh-officer"
+    )
+    assert code == 1 and "four-eyes" in out, out
+    code, out = benefits(ports, "cycle", "approve", "2023-03", "--agency", "BHXH")
+    assert code == 0 and "APPROVE recorded" in out, out
+    code, out = benefits(ports, "cycle", "approve", "2023-03", "--agency", "DOLISA")
+    assert code == 0 and "APPROVE recorded" in out, out
+    code, out = benefits(ports, "cycle", "run", "2023-03")  # again: nothing new, followed to paid
+    assert code == 0 and "SETTLED" in out and "SCHEDULED" not in out, out
+
+
 def stop(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGINT)
     try:
@@ -140,6 +178,7 @@ class TestDemo:
         process = run_demo_until_ready(env, tmp_path / "demo")
         try:
             check_figures_agree(ports, tmp_path / "demo" / "report.json")
+            check_an_operator_prepares_and_two_checkers_approve(ports)
         finally:
             stop(process)
 

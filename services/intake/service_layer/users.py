@@ -136,8 +136,6 @@ def check_user(
                 FieldError(f"/roles/{i}", f"is not a role (known: {', '.join(PERSON_ROLES)})")
             )
     known = set(roles) & set(PERSON_ROLES)
-    if {"maker", "checker"} <= known:
-        errors.append(FieldError("/roles", "a person who prepares a cycle may not also approve it"))
     if agency is not None and agency not in AGENCIES:
         errors.append(FieldError("/agency", f"is one of {', '.join(AGENCIES)}"))
     elif agency is None and known - UNBOUND_ROLES:
