@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from services.intake.adapters.orm import metadata
 from services.intake.bootstrap import MIGRATIONS
-from shared.migrations import upgrade_to_head_async
+from tests.support.schema import schema_differences
 
 
 async def differences(url: str) -> list:
-    await upgrade_to_head_async(MIGRATIONS, url)
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c), metadata)
-            )
-    finally:
-        await engine.dispose()
+    return await schema_differences(MIGRATIONS, metadata, url)
 
 
 class TestMigrations:
