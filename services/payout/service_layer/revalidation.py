@@ -18,6 +18,7 @@ from sqlalchemy.engine import RowMapping
 
 from services.payout.adapters.repository import cycles as cycle_repository
 from services.payout.adapters.repository import identity as repository
+from services.payout.adapters.repository import payments as payment_repository
 from services.payout.domain.facts import facts
 from services.payout.domain.identity import hold_reason
 from shared.events.contracts import InstallmentCancelled, RevalidationCompleted
@@ -58,7 +59,7 @@ async def apply_identity_holds(uow: UnitOfWork, cycle_id: int, period: str) -> i
     taken = [
         row for row in candidates if row["batch_id"] is None or row["batch_id"] in still_prepared
     ]
-    await repository.hold_installments(
+    await payment_repository.hold_installments(
         uow, [(row["id"], hold_reason(row["outcome"])) for row in taken]
     )
     await repository.cancel_attempts_out_of_batches(uow, [row["attempt_id"] for row in taken])

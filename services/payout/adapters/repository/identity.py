@@ -139,26 +139,6 @@ async def prepared_batches(uow: UnitOfWork, batch_ids: Sequence[str]) -> set[str
     return {row.batch_id for row in rows if row.state == model.BATCH_PREPARED}
 
 
-async def hold_installments(uow: UnitOfWork, held: Sequence[tuple[int, str]]) -> None:
-    """SCHEDULED installments (id, reason) ON_HOLD with the reason, their attempt gone."""
-    if not held:
-        return
-    await uow.execute(
-        update(installments)
-        .where(installments.c.id == bindparam("i_id"), installments.c.state == model.SCHEDULED)
-        .values(
-            state=model.ON_HOLD,
-            hold_reason=bindparam("i_reason"),
-            attempt_no=0,
-            channel=None,
-            counterparty=None,
-            method_id=None,
-            updated_at=uow.now,
-        ),
-        [{"i_id": installment_id, "i_reason": reason} for installment_id, reason in held],
-    )
-
-
 async def cancel_attempts_out_of_batches(uow: UnitOfWork, attempt_ids: Sequence[int]) -> None:
     if attempt_ids:
         await uow.execute(

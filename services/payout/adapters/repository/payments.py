@@ -245,6 +245,15 @@ async def take_out_of_batch(
     await uow.execute(
         payment_attempts.delete().where(payment_attempts.c.id.in_([r["attempt_id"] for r in moved]))
     )
+    await hold_installments(
+        uow, [(r["installment_id"], r["reason"] or model.HOLD_METHOD_CHANGED) for r in moved]
+    )
+
+
+async def hold_installments(uow: UnitOfWork, held: Sequence[tuple[int, str]]) -> None:
+    """SCHEDULED installments (id, reason) ON_HOLD with the reason, their attempt gone."""
+    if not held:
+        return
     await uow.execute(
         update(installments)
         .where(installments.c.id == bindparam("i_id"), installments.c.state == model.SCHEDULED)
@@ -257,10 +266,7 @@ async def take_out_of_batch(
             method_id=None,
             updated_at=uow.now,
         ),
-        [
-            {"i_id": r["installment_id"], "i_reason": r["reason"] or model.HOLD_METHOD_CHANGED}
-            for r in moved
-        ],
+        [{"i_id": installment_id, "i_reason": reason} for installment_id, reason in held],
     )
 
 
