@@ -12,7 +12,7 @@ from services.intake.adapters import repository
 from services.intake.api.common import (
     acting_agency,
     claim_view,
-    decode_cursor,
+    decode_time_cursor,
     dumps,
     encode_cursor,
     entitlement_view,
@@ -107,13 +107,7 @@ async def list_claims(
 ) -> Response:
     if status is not None and status not in CLAIM_STATUSES:
         raise Invalid([FieldError("/status", f"must be one of {', '.join(CLAIM_STATUSES)}")])
-    after = None
-    if cursor:
-        at, last_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(at), last_id)
-        except ValueError:
-            raise Invalid([FieldError("/cursor", "is not a cursor this API gave")]) from None
+    after = decode_time_cursor(cursor)
     # Only the claims the caller reaches: an agency's schemes, or (the portal) the ones it filed.
     filed_by = None
     if principal.agency is not None:

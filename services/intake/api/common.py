@@ -141,6 +141,17 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
     return values
 
 
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """The (time, id) a list ordered by time resumes after; None for the first page."""
+    if not cursor:
+        return None
+    at, last_id = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(at), last_id
+    except ValueError:
+        raise Invalid([_cursor_error()], "the cursor is not one this API gave") from None
+
+
 def _cursor_error():
     from services.intake.domain.errors import FieldError
 

@@ -4,14 +4,13 @@ entitlement (`POST /v1/entitlements/{id}/stop`, which closes it as CONFIRMED).""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from services.intake.api.common import (
-    decode_cursor,
+    decode_time_cursor,
     dumps,
     encode_cursor,
     iso,
@@ -60,13 +59,7 @@ async def list_stop_proposals(
 ) -> Response:
     if state is not None and state not in PROPOSAL_STATES:
         raise Invalid([FieldError("/state", f"must be one of {', '.join(PROPOSAL_STATES)}")])
-    after = None
-    if cursor:
-        at, last_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(at), last_id)
-        except ValueError:
-            raise Invalid([FieldError("/cursor", "is not a cursor this API gave")]) from None
+    after = decode_time_cursor(cursor)
     # An agency sees its own proposals only.
     if principal.agency is not None:
         if agency is not None and agency != principal.agency:

@@ -87,12 +87,7 @@ async def get_cash_lists(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> JSONResponse:
-    try:
-        after = cursors.decode_cursor(cursor) if cursor is not None else None
-    except cursors.BadCursor as exc:
-        raise ProblemError(
-            400, "Bad Request", str(exc), type_="https://benefits.example.vn/problems/bad-cursor"
-        ) from None
+    after = cursors.page_after(cursor, numeric=False)
     async with request.app.state.runtime.session_factory() as session:
         rows = await statements.cash_items(
             session,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
+
+from shared.web import ProblemError
 
 
 class BadCursor(ValueError):
@@ -29,3 +32,15 @@ def decode_int_cursor(cursor: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 18:  # a BIGINT id, ASCII digits only
         raise BadCursor("the cursor is not one this API gave out")
     return int(text)
+
+
+def page_after(cursor: str | None, *, numeric: bool = True) -> Any:
+    """The key a list resumes after (None for the first page); a cursor not given out is a 400."""
+    if cursor is None:
+        return None
+    try:
+        return decode_int_cursor(cursor) if numeric else decode_cursor(cursor)
+    except BadCursor as exc:
+        raise ProblemError(
+            400, "Bad Request", str(exc), type_="https://benefits.example.vn/problems/bad-cursor"
+        ) from None

@@ -69,17 +69,6 @@ def _not_found(what: str) -> ProblemError:
     return ProblemError(404, "Not Found", f"no such {what}")
 
 
-def _cursor(cursor: str | None, *, numeric: bool = True) -> Any:
-    if cursor is None:
-        return None
-    try:
-        return cursors.decode_int_cursor(cursor) if numeric else cursors.decode_cursor(cursor)
-    except cursors.BadCursor as exc:
-        raise ProblemError(
-            400, "Bad Request", str(exc), type_="https://benefits.example.vn/problems/bad-cursor"
-        ) from None
-
-
 # -- cycles -------------------------------------------------------------------------------------
 
 
@@ -306,7 +295,7 @@ async def get_installments(
     cursor: str | None = None,
     limit: Limit = 100,
 ) -> JSONResponse:
-    after = _cursor(cursor)
+    after = cursors.page_after(cursor)
     async with request.app.state.runtime.session_factory() as session:
         rows = await reads.list_installments(
             session,
@@ -362,7 +351,7 @@ async def get_batches(
     cursor: str | None = None,
     limit: Limit = 100,
 ) -> JSONResponse:
-    after = _cursor(cursor, numeric=False)
+    after = cursors.page_after(cursor, numeric=False)
     async with request.app.state.runtime.session_factory() as session:
         rows = await reads.list_batches(
             session, period=period, state=state, counterparty=counterparty, after=after, limit=limit
@@ -409,7 +398,7 @@ async def get_anomalies(
     cursor: str | None = None,
     limit: Limit = 100,
 ) -> JSONResponse:
-    after = _cursor(cursor)
+    after = cursors.page_after(cursor)
     async with request.app.state.runtime.session_factory() as session:
         rows = await reads.list_anomalies(
             session,
@@ -541,7 +530,7 @@ async def get_reconciliation(
     cursor: str | None = None,
     limit: Limit = 200,
 ) -> JSONResponse:
-    after = _cursor(cursor)
+    after = cursors.page_after(cursor)
     async with request.app.state.runtime.session_factory() as session:
         run = await reads.reconciliation(session, run_id)
         if run is None:

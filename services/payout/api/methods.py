@@ -16,7 +16,7 @@ from services.payout.adapters.repository import method_queue
 from services.payout.api import cursors
 from services.payout.api.masking import PII_SCOPE, masked
 from shared.auth import Principal, require_scopes
-from shared.web import ProblemError, problem_responses
+from shared.web import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["payout"], responses=problem_responses(401, 403))
 Reader = Annotated[Principal, Depends(require_scopes("payout:read"))]
@@ -48,12 +48,7 @@ async def get_methods_to_fix(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
-    try:
-        after = cursors.decode_cursor(cursor) if cursor is not None else None
-    except cursors.BadCursor as exc:
-        raise ProblemError(
-            400, "Bad Request", str(exc), type_="https://benefits.example.vn/problems/bad-cursor"
-        ) from None
+    after = cursors.page_after(cursor, numeric=False)
     agency, communes = reach(principal)
     async with request.app.state.runtime.session_factory() as session:
         rows = await method_queue.methods_to_fix(
