@@ -93,7 +93,10 @@ OAUTH_ERROR = {
             "description": "RFC 6749 error: unknown client or wrong secret; for a person's "
             "sign-in, a problem (the username or password is wrong, or the account is locked "
             "or disabled: which of these is not said)",
-            "content": {"application/json": {"schema": OAUTH_ERROR}},
+            "content": {
+                "application/json": {"schema": OAUTH_ERROR},
+                "application/problem+json": {"schema": OAUTH_ERROR},
+            },
         },
     },
     openapi_extra={
