@@ -101,6 +101,7 @@ class TestCashLists:
         assert sorted(i["end_to_end_id"] for i in only["items"]) == sorted(ids[MINE])
         item = only["items"][0]
         assert item["state"] == "SUBMITTED" and item["current"] is True
+        assert item["next_step"] == "HAND_OVER"
         # No pii:read: the payee's name is masked.
         assert "*" in item["account_name"]
         async with stack.client("payout:read") as operator:
@@ -205,6 +206,7 @@ class TestCashLists:
             )
         assert answer.status_code == 200, answer.text
         assert answer.json()["state"] == "RETURNED" and answer.json()["reason_code"] == "REFUSED"
+        assert answer.json()["next_step"] == "DECIDE_REPAYMENT"
 
     async def test_another_communes_item_is_refused_and_unchanged(self, stack, sandbox):
         ids = await cash_cycle(stack, sandbox)
@@ -280,7 +282,7 @@ class TestAccountsToFix:
         assert item["status"] == "FAILED" and item["commune_code"] == OTHER
         assert item["account_number"] != missing[0].account_number
         assert item["account_number"].endswith(missing[0].account_number[-4:])
-        assert "cash" in item["next_step"]
+        assert item["next_step"] == "FIX_ACCOUNT" and "cash" in item["next_step_text"]
         assert failed.json()["items"] == [item] and flagged.json()["items"] == []
         assert bad.status_code == 422
         async with stack.client("payout:read", "pii:read") as privileged:

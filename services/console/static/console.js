@@ -54,11 +54,6 @@ const I18N = {
     ret_NOT_FOUND: "Không tìm thấy người nhận", ret_REFUSED: "Người nhận từ chối", ret_DECEASED: "Người nhận đã mất",
     diff_new: "Mới", diff_stopped: "Dừng", diff_changed_amount: "Đổi số tiền", diff_changed_account: "Đổi tài khoản",
     ch_OWN_ACCOUNT: "Tài khoản của người hưởng", ch_AUTHORISED_ACCOUNT: "Tài khoản người được ủy quyền", ch_CASH_POST_OFFICE: "Tiền mặt qua bưu điện",
-    cash_SUBMITTED: "Chi tiền và ghi nhận, hoặc ghi trả lại kèm lý do.", cash_PAID_CASH: "Không: đã chi.",
-    cash_RETURNED: "Cơ quan chi trả quyết định: tài khoản mới, hoặc chi tiền mặt kỳ sau.", cash_FAILED: "Cơ quan chi trả quyết định: tài khoản mới, hoặc chi tiền mặt kỳ sau.",
-    cash_OTHER: "Không có việc ở đây.",
-    fix_FAILED: "Sửa tài khoản (ngân hàng, số, chủ tài khoản) hoặc chuyển sang nhận tiền mặt.",
-    fix_FLAGGED: "Ngân hàng từ chối chi vào tài khoản này: xác nhận lại với người hưởng hoặc chuyển sang tiền mặt.",
   },
   en: {
     pageTitle: "Payment officers' console",
@@ -109,63 +104,52 @@ const I18N = {
     ret_NOT_FOUND: "Beneficiary not found", ret_REFUSED: "Beneficiary refused", ret_DECEASED: "Beneficiary deceased",
     diff_new: "New", diff_stopped: "Stopped", diff_changed_amount: "Amount changed", diff_changed_account: "Account changed",
     ch_OWN_ACCOUNT: "Own account", ch_AUTHORISED_ACCOUNT: "Representative's account", ch_CASH_POST_OFFICE: "Cash at the post office",
-    cash_SUBMITTED: "Hand the cash over and record it, or record the return with its reason.", cash_PAID_CASH: "Nothing: paid.",
-    cash_RETURNED: "The agency decides: a new account, or cash again next period.", cash_FAILED: "The agency decides: a new account, or cash again next period.",
-    cash_OTHER: "Nothing to do here.",
-    fix_FAILED: "Correct the account (bank, number, holder) or route the person to cash.",
-    fix_FLAGGED: "A bank refused a payment to it: confirm the account with the person, or route to cash.",
   },
 };
 
-/* What to do next, per reason a payment failed or is held, or per anomaly: the words officers
-   read, not a rule (the reasons are the API's). */
-const NEXT_STEPS = {
+/* What to do next: payout names the step (`next_step`), these are its words for officers. */
+const STEPS = {
   vi: {
-    NO_PAYMENT_METHOD: "Thu thập tài khoản hoặc đăng ký nhận tiền mặt cho người hưởng.",
-    METHOD_PENDING_VERIFICATION: "Chờ ngân hàng xác minh tài khoản; kỳ sau sẽ tự chi.",
-    METHOD_VERIFICATION_FAILED: "Sửa tài khoản ở mục Tài khoản cần sửa hoặc chuyển sang tiền mặt.",
-    METHOD_FLAGGED: "Xác nhận lại tài khoản với người hưởng ở mục Tài khoản cần sửa.",
-    AUTHORISATION_NOT_VALID: "Gia hạn giấy ủy quyền của người đại diện hoặc đổi phương thức.",
-    METHOD_CHANGED: "Phương thức vừa đổi: chờ xác minh rồi chi ở lần bổ sung.",
-    DUPLICATE_ENTITLEMENT: "Kiểm tra hai quyết định hưởng trùng; dừng quyết định sai.",
-    IDENTITY_REVALIDATION: "Đối chiếu danh tính với cơ sở dữ liệu dân cư; xem đề xuất dừng hưởng.",
-    DECEASED: "Đề xuất dừng hưởng (người hưởng đã mất).",
-    IDENTITY_MISMATCH: "Đối chiếu lại họ tên, ngày sinh với căn cước.",
-    NOT_FOUND: "Kiểm tra số căn cước của người hưởng.",
-    ACCOUNT: "Sửa tài khoản hoặc chuyển sang tiền mặt.",
-    OTHER: "Liên hệ ngân hàng hoặc bưu điện để làm rõ; chi lại ở kỳ sau.",
-    AMOUNT_MISMATCH: "Đối chiếu số tiền với ngân hàng trước khi chi tiếp.",
-    CONFLICTING_OUTCOME: "Kết quả mâu thuẫn: đối chiếu sao kê với ngân hàng.",
-    WRONG_COUNTERPARTY: "Kết quả từ đối tác khác: báo bộ phận vận hành.",
-    SUPERSEDED_ATTEMPT: "Tiền đã chi qua lần trước: kiểm tra có chi hai lần không.",
-    DUPLICATE_REJECTION: "Ngân hàng báo trùng: hỏi trạng thái giao dịch, không chi lại.",
-    REVERSED_AFTER_SETTLEMENT: "Ngân hàng hủy bút toán: xác minh với ngân hàng rồi chi lại.",
-    UNEXPECTED_STATE: "Báo bộ phận vận hành.",
+    COLLECT_METHOD: "Thu thập tài khoản hoặc đăng ký nhận tiền mặt cho người hưởng.",
+    WAIT_VERIFICATION: "Chờ ngân hàng xác minh tài khoản; lần chi sau sẽ tự chi.",
+    FIX_ACCOUNT: "Sửa tài khoản (ngân hàng, số, chủ tài khoản) hoặc chuyển sang nhận tiền mặt.",
+    CONFIRM_ACCOUNT: "Ngân hàng từ chối chi vào tài khoản này: xác nhận lại với người hưởng hoặc chuyển sang tiền mặt.",
+    RENEW_AUTHORISATION: "Gia hạn giấy ủy quyền của người đại diện hoặc đổi phương thức.",
+    WAIT_SUPPLEMENT: "Phương thức đổi sau khi duyệt: khoản này được chi ở lần chi bổ sung.",
+    RESOLVE_DUPLICATE: "Hai quyết định cùng chế độ cùng chi cho một người: dừng quyết định sai.",
+    DECIDE_STOP: "Cơ sở dữ liệu dân cư ghi người hưởng đã mất: quyết định đề xuất dừng hưởng.",
+    CHECK_IDENTITY: "Đối chiếu họ tên, ngày sinh, số căn cước với cơ sở dữ liệu dân cư.",
+    CHECK_DEATH: "Ngân hàng hoặc bưu điện báo người hưởng đã mất: xác minh rồi dừng hưởng hoặc đổi người đại diện.",
+    HAND_OVER: "Chi tiền và ghi nhận, hoặc ghi trả lại kèm lý do.",
+    DECIDE_REPAYMENT: "Cơ quan chi trả quyết định: tài khoản mới, hoặc chi tiền mặt kỳ sau.",
+    ASK_COUNTERPARTY: "Hỏi ngân hàng hoặc bưu điện lý do lỗi rồi sửa phương thức nhận tiền.",
+    RECONCILE: "Đối chiếu với sao kê ngân hàng trước khi chi lại cho người này.",
+    CHECK_DOUBLE_PAYMENT: "Lần chi trước hoặc ngân hàng báo đã chi: kiểm tra không chi hai lần, không gửi lại.",
+    TELL_OPERATIONS: "Báo bộ phận vận hành: kết quả không khớp với khoản chi này.",
+    WAIT_OUTCOME: "Chưa có việc: ngân hàng hoặc bưu điện chưa trả lời.",
+    NOTHING: "Không: đã xong.",
   },
   en: {
-    NO_PAYMENT_METHOD: "Collect an account, or register the person for cash.",
-    METHOD_PENDING_VERIFICATION: "Wait for the bank to verify the account; the next pass pays it.",
-    METHOD_VERIFICATION_FAILED: "Fix the account under Accounts to fix, or route to cash.",
-    METHOD_FLAGGED: "Confirm the account with the person under Accounts to fix.",
-    AUTHORISATION_NOT_VALID: "Renew the representative's authorisation, or change the method.",
-    METHOD_CHANGED: "The method just changed: it is paid in a supplement once verified.",
-    DUPLICATE_ENTITLEMENT: "Check the two entitlements; stop the wrong one.",
-    IDENTITY_REVALIDATION: "Check the identity against the population registry; see the stop proposals.",
-    DECEASED: "Propose stopping the entitlement (the person has died).",
-    IDENTITY_MISMATCH: "Check the name and birth date against the CCCD.",
-    NOT_FOUND: "Check the person's CCCD number.",
-    ACCOUNT: "Fix the account, or route to cash.",
-    OTHER: "Ask the bank or the post office; it is paid again next period.",
-    AMOUNT_MISMATCH: "Reconcile the amount with the bank before paying more.",
-    CONFLICTING_OUTCOME: "Conflicting answers: reconcile with the bank's statement.",
-    WRONG_COUNTERPARTY: "An answer from another counterparty: tell operations.",
-    SUPERSEDED_ATTEMPT: "Paid by an earlier attempt: check it was not paid twice.",
-    DUPLICATE_REJECTION: "The bank says duplicate: ask for the status, never resend.",
-    REVERSED_AFTER_SETTLEMENT: "The bank reversed its booking: confirm with the bank, then pay again.",
-    UNEXPECTED_STATE: "Tell operations.",
+    COLLECT_METHOD: "Collect an account, or register the person for cash.",
+    WAIT_VERIFICATION: "Wait for the bank to verify the account; the next pass pays it.",
+    FIX_ACCOUNT: "Correct the account (bank, number, holder) or route the person to cash.",
+    CONFIRM_ACCOUNT: "A bank refused a payment to this account: confirm it with the person, or route to cash.",
+    RENEW_AUTHORISATION: "Renew the representative's authorisation, or change the method.",
+    WAIT_SUPPLEMENT: "The method changed after approval: it is paid in a supplementary run.",
+    RESOLVE_DUPLICATE: "Two entitlements of one scheme pay the person: stop the wrong one.",
+    DECIDE_STOP: "The population registry records the holder as deceased: decide the proposed stop.",
+    CHECK_IDENTITY: "Check the name, birth date and CCCD number with the population registry.",
+    CHECK_DEATH: "The bank or the post office reports a death: check it, then stop the entitlement or change the representative.",
+    HAND_OVER: "Hand the cash over and record it, or record the return with its reason.",
+    DECIDE_REPAYMENT: "The agency decides: a new account, or cash again next period.",
+    ASK_COUNTERPARTY: "Ask the bank or the post office why it failed, then fix the method.",
+    RECONCILE: "Reconcile with the bank's statement before paying this person again.",
+    CHECK_DOUBLE_PAYMENT: "An earlier attempt or the bank says it was paid: check it was not paid twice; never resend.",
+    TELL_OPERATIONS: "Tell operations: the answer does not fit this payment.",
+    WAIT_OUTCOME: "Nothing yet: the bank or the post office has not answered.",
+    NOTHING: "Nothing: done.",
   },
 };
-const ACCOUNT_CODES = ["AC01", "AC03", "AC04", "AC06", "AG01", "BE01", "NAME_MISMATCH"];
 
 const state = {
   lang: sessionStorage.getItem("console.lang") || "vi",
@@ -752,7 +736,7 @@ async function loadAccounts() {
         el("td", {}, m.account_number || ""),
         el("td", {}, m.account_holder_name || ""),
         el("td", {}, status(m.status), " ", m.status_reason || ""),
-        el("td", {}, t(`fix_${m.status}`)),
+        el("td", { testid: "next-step" }, nextStep(m.next_step)),
         el("td", {}, can("payment-methods:write")
           ? el("button", { type: "button", class: "secondary", testid: "fix", onclick: () => openFix(m) }, t("fix"))
           : null)
@@ -791,12 +775,9 @@ async function saveFix(event) {
 
 // failed, held, anomalies -------------------------------------------------------------------
 
-function nextStep(reason) {
-  const steps = NEXT_STEPS[state.lang] || NEXT_STEPS.vi;
-  if (!reason) return steps.OTHER;
-  if (steps[reason]) return steps[reason];
-  if (ACCOUNT_CODES.includes(reason)) return steps.ACCOUNT;
-  return steps.OTHER;
+function nextStep(code) {
+  const steps = STEPS[state.lang] || STEPS.vi;
+  return steps[code] || STEPS.vi[code] || code || "";
 }
 
 async function loadPayments() {
@@ -810,14 +791,14 @@ async function loadPayments() {
     el("tr", { testid: `installment-${i.id}` },
       el("td", {}, el("code", {}, String(i.id))), el("td", {}, el("code", {}, i.beneficiary_id)), el("td", {}, i.period),
       el("td", { class: "num" }, money(i.amount)), el("td", {}, [reasonOf(i), i.reason_text].filter(Boolean).join(": ")),
-      el("td", { testid: "next-step" }, nextStep(reasonOf(i)))));
+      el("td", { testid: "next-step" }, nextStep(i.next_step))));
   $('[data-testid="failed-table"] tbody').replaceChildren(...rows(failed.items, (i) => i.reason_code));
   $('[data-testid="held-table"] tbody').replaceChildren(...rows(held.items, (i) => i.hold_reason));
   $('[data-testid="anomalies-table"] tbody').replaceChildren(...anomalies.items.map((a) =>
     el("tr", { testid: `anomaly-${a.id}` },
       el("td", {}, a.kind), el("td", {}, el("code", {}, a.beneficiary_id || "")), el("td", {}, a.period || ""),
       el("td", {}, a.detail ? (typeof a.detail === "object" ? JSON.stringify(a.detail) : String(a.detail)) : ""),
-      el("td", { testid: "next-step" }, nextStep(a.kind)))));
+      el("td", { testid: "next-step" }, nextStep(a.next_step)))));
   loaded("payments");
 }
 
@@ -844,7 +825,7 @@ function cashRow(item) {
     el("td", {}, el("code", {}, id)), el("td", {}, el("code", {}, item.beneficiary_id)), el("td", {}, item.account_name || ""),
     el("td", { class: "num" }, money(item.amount)), el("td", { testid: "cash-state" }, status(item.state)),
     el("td", {}, item.paid_on || ""), el("td", {}, item.staff_id || ""),
-    el("td", {}, I18N.vi[`cash_${item.state}`] ? t(`cash_${item.state}`) : t("cash_OTHER")),
+    el("td", { testid: "next-step" }, nextStep(item.next_step)),
     el("td", {}, open && can("cash:handover")
       ? el("div", { class: "item-actions" },
           el("label", {}, t("paidOn"), el("input", { type: "date", value: todayInVietnam(), testid: `paid-on-${id}` })),
@@ -908,7 +889,10 @@ async function main() {
     state.lang = state.lang === "vi" ? "en" : "vi";
     sessionStorage.setItem("console.lang", state.lang);
     applyLanguage();
-    if (state.queue === "cycles" && state.cycle) $("#cycle-view").replaceChildren(renderCycle(state.cycle));
+    // A queue's rows carry words too (states, next steps): shown again in the new language.
+    if (state.queue === "cycles") {
+      if (state.cycle) $("#cycle-view").replaceChildren(renderCycle(state.cycle));
+    } else if (state.queue) LOADERS[state.queue]().catch(() => {});
     document.body.dataset.rendered = state.lang;
   });
   $("#sign-in-form").addEventListener("submit", signInWithPassword);

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.payout.adapters.repository import cash as statements
 from services.payout.api import cursors
 from services.payout.api.masking import PII_SCOPE, masked
-from services.payout.domain import model
+from services.payout.domain import model, next_steps
 from services.payout.service_layer import cash
 from services.payout.workers import outcome_policy
 from shared.auth import Principal, require_scopes
@@ -37,12 +37,6 @@ Reader = Annotated[Principal, Depends(require_scopes("payout:read"))]
 Handover = Annotated[Principal, Depends(require_scopes("cash:handover"))]
 COMMUNE_PATTERN = "^[0-9]{5}$"
 EndToEndId = Annotated[str, Path(max_length=35, pattern="^[A-Za-z0-9-]{1,35}$")]
-NEXT_STEP = {
-    model.SUBMITTED: "hand the cash over and record it, or record the return with its reason",
-    model.PAID_CASH: "nothing: paid",
-    model.RETURNED: "the agency decides: a new account, or cash again next period",
-    model.FAILED: "the agency decides: a new account, or cash again next period",
-}
 
 
 class HandoverIn(BaseModel):
@@ -70,7 +64,8 @@ def _communes(principal: Principal) -> frozenset[str] | None:
 def _view(row: dict[str, Any], can_see: bool) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("current_attempt_no", "attempt_state")}
     out["current"] = row["attempt_no"] == row["current_attempt_no"]
-    out["next_step"] = NEXT_STEP.get(row["state"], "nothing to do here")
+    step = next_steps.for_installment(row["state"], None, row["reason_code"], model.VNPOST)
+    out.update(next_steps.described(step))
     return masked(out, can_see, accounts=(), names=("account_name",))
 
 

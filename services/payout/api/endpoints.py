@@ -33,7 +33,7 @@ from services.payout.api.schemas import (
     StartCycle,
     StartReconciliation,
 )
-from services.payout.domain import model
+from services.payout.domain import model, next_steps
 from services.payout.domain.approval import ApprovalRefused
 from services.payout.domain.reconciliation import LINE_KINDS, BankEntry
 from services.payout.service_layer import approvals
@@ -275,6 +275,13 @@ def _installment_view(row: dict[str, Any], can_see: bool, now: Any) -> dict[str,
     if row["state"] in (model.ON_HOLD, model.SCHEDULED, model.SUBMITTED):
         created = as_utc(row["created_at"])
         out["pending_age_seconds"] = int((now - created).total_seconds())
+    out.update(
+        next_steps.described(
+            next_steps.for_installment(
+                row["state"], row["hold_reason"], row["reason_code"], row["counterparty"]
+            )
+        )
+    )
     return masked(out, can_see)
 
 
@@ -412,7 +419,9 @@ async def get_anomalies(
         )
     return _json(
         {
-            "items": rows,
+            "items": [
+                {**row, **next_steps.described(next_steps.for_anomaly(row["kind"]))} for row in rows
+            ],
             "next_cursor": cursors.encode_cursor(rows[-1]["id"]) if len(rows) == limit else None,
         }
     )

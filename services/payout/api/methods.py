@@ -15,18 +15,13 @@ from fastapi.responses import JSONResponse
 from services.payout.adapters.repository import method_queue
 from services.payout.api import cursors
 from services.payout.api.masking import PII_SCOPE, masked
+from services.payout.domain import next_steps
 from shared.auth import Principal, require_scopes
 from shared.web import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["payout"], responses=problem_responses(401, 403))
 Reader = Annotated[Principal, Depends(require_scopes("payout:read"))]
 NAMES = ("account_holder_name", "representative_name")
-# What to do next, per reason: the console shows it beside each account.
-NEXT_STEP = {
-    "FAILED": "correct the account (bank, number, holder) or route the person to cash",
-    "FLAGGED": "a bank refused a payment to it: confirm the account with the person, or route "
-    "to cash",
-}
 
 
 def reach(principal: Principal) -> tuple[str | None, frozenset[str] | None]:
@@ -61,7 +56,11 @@ async def get_methods_to_fix(
         )
     can_see = principal.can(PII_SCOPE)
     items: list[dict[str, Any]] = [
-        {**masked(row, can_see, names=NAMES), "next_step": NEXT_STEP[row["status"]]} for row in rows
+        {
+            **masked(row, can_see, names=NAMES),
+            **next_steps.described(next_steps.for_method(row["status"])),
+        }
+        for row in rows
     ]
     return JSONResponse(
         jsonable_encoder(

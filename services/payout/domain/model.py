@@ -137,6 +137,8 @@ OutcomeStatus = Literal[
 ]
 # A settled payment whose debit the bank reversed: returned, and kept for a person to look at.
 ANOMALY_REVERSED = "REVERSED_AFTER_SETTLEMENT"
+# A bank entry that could not be read is kept as an anomaly of this prefix and the bank's reason.
+ANOMALY_UNREADABLE_PREFIX = "UNREADABLE_"
 REASON_REVERSED = "REVERSED"
 
 

@@ -147,7 +147,7 @@ def decide(
         if outcome.status == model.UNREADABLE:
             # Reported with why, for a person to read the bank's entry; it moves no money.
             result.unreadable += 1
-            kind = f"UNREADABLE_{outcome.reason_code or 'ENTRY'}"[:40]
+            kind = f"{model.ANOMALY_UNREADABLE_PREFIX}{outcome.reason_code or 'ENTRY'}"[:40]
             changes.anomalies.append(
                 anomaly(
                     kind,
