@@ -16,6 +16,7 @@ from services.demo.province import Collected, Province, RollEntry, UnemploymentC
 from shared.admin_units import LIST_2023
 from shared.events.contracts import ACCOUNT_VERIFICATION_TOPIC, BENEFICIARY_TOPIC, PAYMENT_TOPIC
 from shared.messaging.ports import EventBus
+from shared.periods import next_period
 
 REGION_MINIMUM_WAGE = {"I": 4_680_000, "II": 4_160_000, "III": 3_640_000, "IV": 3_250_000}
 IN_FLIGHT = ("SCHEDULED", "SUBMITTED")
@@ -34,6 +35,17 @@ CALENDAR_2023 = (
         for m in range(3, 13)
     ),
 )
+POST_OFFICE_USER = "post-office"  # records the cash of the period left for the console
+
+
+def planned(period: str) -> dict[str, Any]:
+    """The calendar entry of a period: 2023's as planned, a later one on the 10th."""
+    for entry in CALENDAR_2023:
+        if period in entry["periods"]:
+            return entry
+    return {"pay_date": f"{period}-10", "periods": [period], "prepare_on": f"{period}-05"}
+
+
 DECEASED_EVERY = 2_000  # one holder in this many is recorded as deceased in the population registry
 CASH_UNTIL_COLLECTED = "paid in cash at the commune post office until an account is collected"
 CLAIMS_IN_FLIGHT = 16  # claims the portal forwards at once
@@ -472,6 +484,75 @@ class DemoDriver:
                 return MonthResult(period, total, by_state, time.monotonic() - started, trail, held)
             await asyncio.sleep(0.3)
         raise TimeoutError(f"the cycle of {period} did not settle in time")
+
+    async def leave_for_the_console(self, last: str, timeout: float = 900) -> dict[str, Any]:
+        """The period after `last`, prepared by the maker and left for people at the console:
+        its envelopes and date loaded, each agency's part awaiting its checker, and its cash in
+        the development post-office user's communes waiting for them to record the handover
+        (the sandbox's post office is told to leave those items pending). Nothing of it is
+        approved here."""
+        from services.intake.service_layer.users import DEMO_USERS
+        from services.payout.adapters.envelope_data import envelope_rows
+
+        period = next_period(last)
+        admin = await self._person(OPERATOR)
+        for path, body in (
+            ("/v1/envelopes", {"envelopes": envelope_rows([period])}),
+            ("/v1/calendar", {"entries": [planned(period)]}),
+        ):
+            (
+                await self.http.put(f"{self.urls.payout}{path}", json=body, headers=admin)
+            ).raise_for_status()
+        maker = await self._person(PREPARER)
+        (
+            await self.http.post(
+                f"{self.urls.payout}/v1/cycles", json={"period": period}, headers=maker
+            )
+        ).raise_for_status()
+        deadline = time.monotonic() + timeout
+        while True:
+            view = (
+                await self.http.get(f"{self.urls.payout}/v1/cycles/{period}", headers=admin)
+            ).json()
+            if view.get("approval_state") == "PREPARED":
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the cycle of {period} was not prepared in time")
+            await asyncio.sleep(0.3)
+        communes = DEMO_USERS[POST_OFFICE_USER].communes
+        waiting = await self._cash_items(period, frozenset(communes), admin)
+        for start in range(0, len(waiting), 10_000):
+            rows = [
+                {"end_to_end_id": e2e, "outcome": "PENDING"} for e2e in waiting[start:][:10_000]
+            ]
+            (
+                await self.http.put(f"{self.urls.sandbox}/admin/vnpost/outcomes", json=rows)
+            ).raise_for_status()
+        return {"period": period, "communes": list(communes), "cash": len(waiting), **view}
+
+    async def _cash_items(
+        self, period: str, communes: frozenset[str], headers: dict[str, str]
+    ) -> list[str]:
+        """The end-to-end ids of the period's cash payments in these communes."""
+        found: list[str] = []
+        cursor = None
+        while True:
+            params = {"period": period, "counterparty": "VNPOST", "limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            page = (
+                await self.http.get(
+                    f"{self.urls.payout}/v1/installments", params=params, headers=headers
+                )
+            ).json()
+            found += [
+                item["end_to_end_id"]
+                for item in page["items"]
+                if item["end_to_end_id"] and item["commune_code"] in communes
+            ]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return found
 
     async def _approve(self, period: str, agency: str, digest: str) -> None:
         checker = await self._person(f"{agency.lower()}-checker")

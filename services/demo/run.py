@@ -27,7 +27,14 @@ from rich.table import Table
 from rich.text import Text
 
 from services.console.stack import console_url, with_console
-from services.demo.loader import DemoDriver, Endpoints, LoadReport, recorded_deceased
+from services.demo.loader import (
+    POST_OFFICE_USER,
+    PREPARER,
+    DemoDriver,
+    Endpoints,
+    LoadReport,
+    recorded_deceased,
+)
 from services.demo.province import generate
 from services.intake import bootstrap as intake
 from services.intake.settings import IntakeSettings
@@ -175,6 +182,12 @@ async def run_demo(
                     )
                 await timed("events to payout", driver.settle_events())
                 report.months.extend(await timed("cycles", driver.run_cycles(together)))
+            waiting = None
+            if stay and report.months and not stack.stop.is_set():
+                waiting = await timed(
+                    "left for the console",
+                    driver.leave_for_the_console(report.months[-1].period),
+                )
             generation = (await driver.http.get(f"{stack.url('reporting')}/v1/freshness")).json()[
                 "generation"
             ]
@@ -189,8 +202,11 @@ async def run_demo(
         ready = time.monotonic() - began
         if report_path is not None:  # written before "ready" is said: a reader may act on it
             _write_report(report_path, report, beneficiaries=beneficiaries, real=real, ready=ready)
-        _print_summary(console, report, summary, accounts, dashboard, ready)
+        _print_summary(console, report, summary, accounts)
         _print_sign_in(console, console_url(specs))
+        if waiting is not None:
+            _print_waiting(console, waiting)
+        console.print(f"Demo ready in {ready:.1f} s. Dashboard: [link]{dashboard}[/]")
     except Exception as exc:
         console.print(f"[red]demo failed:[/] {type(exc).__name__}: {exc}")
         code = 1
@@ -212,8 +228,6 @@ def _print_summary(
     report: LoadReport,
     summary: dict,
     accounts: int,
-    dashboard: str,
-    seconds: float,
 ) -> None:
     console.print(
         f"Rolls: {report.roll_taken:,} registered, {report.roll_refused:,} refused; "
@@ -303,7 +317,6 @@ def _print_summary(
     for phase, spent in report.phases.items():
         phases.add_row(phase, f"{spent:.1f}")
     console.print(phases)
-    console.print(f"Demo ready in {seconds:.1f} s. Dashboard: [link]{dashboard}[/]")
 
 
 def _print_sign_in(console: Console, console_address: str) -> None:
@@ -320,6 +333,32 @@ def _print_sign_in(console: Console, console_address: str) -> None:
         communes = ", ".join(user.communes[:3]) + (" …" if len(user.communes) > 3 else "")
         users.add_row(username, ", ".join(user.roles), user.agency or "", communes)
     console.print(users)
+
+
+def _print_waiting(console: Console, waiting: dict[str, Any]) -> None:
+    """What the run left for people at the console: a prepared period for each agency's checker,
+    and, once it is approved, the cash the post-office user hands over."""
+    period = waiting["period"]
+    table = Table(title=f"Left for you at the console: {period}, prepared by {PREPARER}")
+    for column in ("agency", "awaits approval", "VND", "sign in as"):
+        table.add_column(
+            column, justify="right" if column in ("awaits approval", "VND") else "left"
+        )
+    for agency, part in sorted(waiting["agencies"].items()):
+        awaiting = part.get("awaiting_approval")
+        if awaiting:
+            table.add_row(
+                agency,
+                f"{awaiting['count']:,}",
+                f"{awaiting['amount']:,}",
+                f"{agency.lower()}-checker",
+            )
+    console.print(table)
+    console.print(
+        f"Once a checker approves {period}, its {waiting['cash']:,} cash payments in the "
+        f"{len(waiting['communes'])} communes {POST_OFFICE_USER} serves wait for them to record "
+        "each handover (or return) under Cash lists."
+    )
 
 
 def _write_report(

@@ -75,6 +75,7 @@ def run_demo_until_ready(
             pytest.fail(f"the demo exited ({process.wait()}): {''.join(seen)[-3000:]}")
         seen.append(line)
         if "Demo ready" in line:
+            process.printed = seen  # type: ignore[attr-defined]
             return process
     process.kill()
     pytest.fail(f"the demo was not ready in {timeout}s: {''.join(seen)[-3000:]}")
@@ -142,24 +143,86 @@ def benefits(ports: dict[str, int], *args: str, username: str | None = None) -> 
     return done.returncode, done.stdout + done.stderr
 
 
+def sign_in(ports: dict[str, int], username: str) -> dict[str, str]:
+    """A person signs in at the demo's intake with the password the demo prints."""
+    answer = httpx.post(
+        f"http://127.0.0.1:{ports['INTAKE']}/oauth/token",
+        data={
+            "grant_type": "password",
+            "username": username,
+            "password": f"{username}-dev-password",
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def check_a_newcomer_approves_the_period_left_and_hands_cash_over(
+    ports: dict[str, int], printed: str
+) -> None:
+    """March is left prepared and unapproved: the demo says so; its checkers approve it as a
+    newcomer would at the console (the same API), and the post-office user records a handover
+    of their communes' cash, which the sandbox's post office leaves to them."""
+    payout = f"http://127.0.0.1:{ports['PAYOUT']}"
+    assert "Left for you at the console: 2023-03" in printed, printed[-3000:]
+    assert "bhxh-checker" in printed and "post-office" in printed
+    checker = sign_in(ports, "bhxh-checker")
+    cycle = httpx.get(f"{payout}/v1/cycles/2023-03", headers=checker, timeout=30).json()
+    assert cycle["approval_state"] == "PREPARED", cycle["approval_state"]
+    assert not {"SUBMITTED", "SETTLED", "PAID_CASH"} & set(cycle["by_state"]), "nothing sent"
+    for agency, part in cycle["agencies"].items():
+        awaiting = part["awaiting_approval"]
+        if not awaiting:
+            continue
+        approver = checker if agency == "BHXH" else sign_in(ports, f"{agency.lower()}-checker")
+        answer = httpx.post(
+            f"{payout}/v1/cycles/2023-03/approvals",
+            json={"agency": agency, "digest": awaiting["digest"], "decision": "APPROVE"},
+            headers=approver,
+            timeout=30,
+        )
+        assert answer.status_code in (200, 201), answer.text
+    staff = sign_in(ports, "post-office")
+    deadline = time.monotonic() + 120
+    items: list[dict] = []
+    while time.monotonic() < deadline and not items:
+        lists = httpx.get(
+            f"{payout}/v1/cash-lists", params={"period": "2023-03"}, headers=staff, timeout=30
+        ).json()["lists"]
+        items = [i for lst in lists for i in lst["items"] if i["state"] == "SUBMITTED"]
+        time.sleep(0.5)
+    assert items, "the post-office user's communes have cash waiting for them"
+    assert all(i["next_step"] == "HAND_OVER" for i in items)
+    item = items[0]
+    answer = httpx.post(
+        f"{payout}/v1/cash-lists/items/{item['end_to_end_id']}/handover",
+        json={"paid_on": "2023-03-10", "staff_id": "BD-DEMO-01"},
+        headers=staff,
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "PAID_CASH" and answer.json()["staff_id"] == "BD-DEMO-01"
+
+
 def check_an_operator_prepares_and_two_checkers_approve(ports: dict[str, int]) -> None:
-    """March, by the command line: prepared by an officer who is maker and checker, refused to
+    """April, by the command line: prepared by an officer who is maker and checker, refused to
     them (four eyes) and to anyone while no envelope is loaded, approved by the checkers."""
-    code, out = benefits(ports, "cycle", "run", "2023-03", username="bhxh-officer")
+    code, out = benefits(ports, "cycle", "run", "2023-04", username="bhxh-officer")
     assert code == 0 and "BHXH awaits approval" in out, out
-    code, out = benefits(ports, "cycle", "approve", "2023-03", "--agency", "BHXH")
+    code, out = benefits(ports, "cycle", "approve", "2023-04", "--agency", "BHXH")
     assert code == 1 and "over-envelope" in out and "no envelope loaded" in out, out
-    code, out = benefits(ports, "envelopes", "load", "2023-03")
+    code, out = benefits(ports, "envelopes", "load", "2023-04")
     assert code == 0 and "envelopes set" in out, out
     code, out = benefits(
-        ports, "cycle", "approve", "2023-03", "--agency", "BHXH", username="bhxh-officer"
+        ports, "cycle", "approve", "2023-04", "--agency", "BHXH", username="bhxh-officer"
     )
     assert code == 1 and "four-eyes" in out, out
-    code, out = benefits(ports, "cycle", "approve", "2023-03", "--agency", "BHXH")
+    code, out = benefits(ports, "cycle", "approve", "2023-04", "--agency", "BHXH")
     assert code == 0 and "APPROVE recorded" in out, out
-    code, out = benefits(ports, "cycle", "approve", "2023-03", "--agency", "DOLISA")
+    code, out = benefits(ports, "cycle", "approve", "2023-04", "--agency", "DOLISA")
     assert code == 0 and "APPROVE recorded" in out, out
-    code, out = benefits(ports, "cycle", "run", "2023-03")  # again: nothing new, followed to paid
+    code, out = benefits(ports, "cycle", "run", "2023-04")  # again: nothing new, followed to paid
     assert code == 0 and "SETTLED" in out and "SCHEDULED" not in out, out
 
 
@@ -178,6 +241,9 @@ class TestDemo:
         process = run_demo_until_ready(env, tmp_path / "demo")
         try:
             check_figures_agree(ports, tmp_path / "demo" / "report.json")
+            check_a_newcomer_approves_the_period_left_and_hands_cash_over(
+                ports, "".join(process.printed)
+            )
             check_an_operator_prepares_and_two_checkers_approve(ports)
         finally:
             stop(process)
