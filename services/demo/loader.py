@@ -537,7 +537,11 @@ class DemoDriver:
         found: list[str] = []
         cursor = None
         while True:
-            params = {"period": period, "counterparty": "VNPOST", "limit": 1000}
+            params: dict[str, str | int] = {
+                "period": period,
+                "counterparty": "VNPOST",
+                "limit": 1000,
+            }
             if cursor:
                 params["cursor"] = cursor
             page = (
