@@ -347,6 +347,7 @@ RULES: tuple[Rule, ...] = (
         note="prepares only (a maker, or an operator client): nothing is sent before approval",
     ),
     _token("payout", "GET", "/v1/status", "payout:read"),
+    _token("payout", "GET", "/v1/cycles", "payout:read"),
     _token("payout", "GET", "/v1/cycles/{period}", "payout:read"),
     _token(
         "payout",

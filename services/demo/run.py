@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -184,10 +185,14 @@ async def run_demo(
                 report.months.extend(await timed("cycles", driver.run_cycles(together)))
             waiting = None
             if stay and report.months and not stack.stop.is_set():
-                waiting = await timed(
-                    "left for the console",
-                    driver.leave_for_the_console(report.months[-1].period),
-                )
+                try:
+                    waiting = await timed(
+                        "left for the console",
+                        driver.leave_for_the_console(report.months[-1].period),
+                    )
+                except (httpx.HTTPError, TimeoutError) as exc:
+                    # A convenience for a newcomer: the year itself is paid and ready.
+                    console.print(f"[yellow]no period left for the console:[/] {exc}")
             generation = (await driver.http.get(f"{stack.url('reporting')}/v1/freshness")).json()[
                 "generation"
             ]

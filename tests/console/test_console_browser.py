@@ -464,7 +464,12 @@ class TestTheWorkOfTheProvince:
         await expect(page.get_by_test_id("notice")).to_be_visible()
         await expect(page.get_by_test_id(f"claim-{served.ids['claim']}")).to_have_count(0)
 
-        await open_cycle(page, period)
+        # The checker's queue names the period awaiting them: no period to type.
+        await page.get_by_test_id("tab-cycles").click()
+        waiting = page.get_by_test_id(f"awaiting-cycle-{period}")
+        await expect(waiting).to_contain_text("BHXH")
+        await waiting.click()
+        await expect(page.get_by_test_id("cycle-period-shown")).to_contain_text(period)
         await expect(page.get_by_test_id("awaiting-BHXH")).to_be_visible()
         await shot(page, "05-cycle-to-approve")
         await page.get_by_test_id("approve-BHXH").click()
@@ -472,6 +477,7 @@ class TestTheWorkOfTheProvince:
         await expect(page.get_by_test_id("part-BHXH")).to_have_attribute("data-state", "APPROVED")
         trail = page.get_by_test_id("trail-BHXH")
         await expect(trail).to_contain_text("bhxh-checker")
+        await expect(page.get_by_test_id("none-awaiting")).to_be_visible()
         await shot(page, "06-cycle-approved")
         assert page.errors == []  # type: ignore[attr-defined]
 

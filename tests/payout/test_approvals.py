@@ -73,6 +73,9 @@ class TestApprovalPath:
         early = await approve(stack, "lan", "checker", digest=digest)
         assert early.status_code == 409 and early.json()["type"] == PROBLEMS + "cycle-not-prepared"
         assert "revalidation" in early.json()["detail"]
+        async with stack.client("payout:read") as client:
+            queue = (await client.get("/v1/cycles", params={"awaiting": "true"})).json()
+        assert queue["items"] == [], "not in the checkers' queue before it can be approved"
         await revalidate(stack.runtime, PERIOD)
 
         view = await stack.progress(PERIOD)
@@ -89,6 +92,13 @@ class TestApprovalPath:
         assert await stack.workers.submit_once() is False
         assert {state for state, _ in await batch_states(stack)} == {"PREPARED"}
         assert (await sandbox.ledger())["credits"] == 0
+        # The checkers' queue lists it with the agency whose part awaits them.
+        async with stack.client("payout:read") as client:
+            queue = (await client.get("/v1/cycles", params={"awaiting": "true"})).json()
+        assert [(c["period"], c["awaiting_approval"]) for c in queue["items"]] == [
+            (PERIOD, ["BHXH"])
+        ]
+        assert queue["items"][0]["approval_state"] == "PREPARED"
 
         # The preparer, though a checker too, may not approve it.
         own = await approve(stack, "minh", "maker", "checker", digest=awaiting["digest"])
@@ -169,6 +179,13 @@ class TestApprovalPath:
 
         async with stack.client("payout:read") as client:
             trail = (await client.get(f"/v1/cycles/{PERIOD}/approvals")).json()["items"]
+            waiting = (await client.get("/v1/cycles", params={"awaiting": "true"})).json()
+            listed = (await client.get("/v1/cycles")).json()
+            bad = await client.get("/v1/cycles", params={"cursor": "not-ours!"})
+        assert waiting["items"] == [], "nothing awaits once approved"
+        assert [(c["period"], c["awaiting_approval"]) for c in listed["items"]] == [(PERIOD, [])]
+        assert listed["items"][0]["prepared_by"] == "minh"
+        assert bad.status_code == 400
         assert [(a["decision"], a["decided_by"], a["prepared_by"], a["count"]) for a in trail] == [
             ("APPROVE", "lan", "minh", 5)
         ]
@@ -202,6 +219,12 @@ class TestApprovalPath:
         assert rejected.status_code == 201, rejected.text
         view = await stack.progress(PERIOD)
         assert view["agencies"]["BHXH"]["state"] == "REJECTED"
+        async with stack.client("payout:read") as client:
+            waiting = (await client.get("/v1/cycles", params={"awaiting": "true"})).json()
+            [listed] = (await client.get("/v1/cycles")).json()["items"]
+        # Sent back: listed with its part REJECTED, none awaiting approval.
+        assert [c["parts"] for c in waiting["items"]] == [{"BHXH": "REJECTED"}]
+        assert listed["parts"] == {"BHXH": "REJECTED"} and listed["awaiting_approval"] == []
         assert {s for s, _ in await batch_states(stack)} == {"PREPARED"}
         assert await stack.workers.submit_once() is False
         # Another maker prepares it again: now they are its preparer, and minh may approve it.

@@ -80,6 +80,8 @@ class TestEveryCaseHasItsStep:
             (model.FAILED, "DECEASED", model.VNPOST, next_steps.CHECK_DEATH),
             (model.SUBMITTED, None, model.VNPOST, next_steps.HAND_OVER),
             (model.SUBMITTED, None, "970436", next_steps.WAIT_OUTCOME),
+            (model.SCHEDULED, None, "970436", next_steps.WAIT_SENDING),
+            (model.SCHEDULED, None, model.VNPOST, next_steps.WAIT_SENDING),
             (model.SETTLED, None, "970436", next_steps.NOTHING),
             (model.PAID_CASH, None, model.VNPOST, next_steps.NOTHING),
         ],

@@ -27,7 +27,7 @@ const I18N = {
     approveClaim: "Duyệt hưởng", rejectClaim: "Từ chối", close: "Đóng",
     calcText: "Theo quy định: {monthly}/tháng trong {months} tháng (tổng {total}). 60% lương bình quân là {share}; mức trần là {cap} (5 × {ceiling} {ceilingKind}){capped}.",
     capApplied: ", đã áp mức trần", ceilingBASE_SALARY: "lương cơ sở", ceilingREGIONAL_MINIMUM_WAGE: "lương tối thiểu vùng",
-    period: "Kỳ", show: "Xem", prepare: "Lập kỳ chi trả", noCycle: "Kỳ này chưa được lập.",
+    period: "Kỳ", show: "Xem", prepare: "Lập kỳ chi trả", noCycle: "Kỳ này chưa được lập.", awaitingCycles: "Kỳ chờ duyệt:", noneAwaiting: "Không có kỳ nào chờ duyệt.",
     cycleState: "Trạng thái", progress: "Tiến độ", totals: "Tổng", count: "Số món", amount: "Số tiền",
     differences: "Chênh lệch so với kỳ trước", heldTitle: "Tạm giữ", awaiting: "Chờ phê duyệt",
     digest: "Mã kiểm (digest)", preparedBy: "Người lập", batches: "Lô", approvals: "Phê duyệt",
@@ -77,7 +77,7 @@ const I18N = {
     approveClaim: "Approve", rejectClaim: "Reject", close: "Close",
     calcText: "By the rule: {monthly} a month for {months} months (total {total}). 60% of the average salary is {share}; the cap is {cap} (5 × {ceiling} {ceilingKind}){capped}.",
     capApplied: ", cap applied", ceilingBASE_SALARY: "base salary", ceilingREGIONAL_MINIMUM_WAGE: "regional minimum wage",
-    period: "Period", show: "Show", prepare: "Prepare the cycle", noCycle: "This period has no cycle yet.",
+    period: "Period", show: "Show", prepare: "Prepare the cycle", noCycle: "This period has no cycle yet.", awaitingCycles: "Awaiting approval:", noneAwaiting: "No cycle awaits approval.",
     cycleState: "State", progress: "Progress", totals: "Totals", count: "Count", amount: "Amount",
     differences: "Differences from the previous period", heldTitle: "Held", awaiting: "Awaiting approval",
     digest: "Digest", preparedBy: "Prepared by", batches: "Batches", approvals: "Approvals",
@@ -123,9 +123,10 @@ const STEPS = {
     HAND_OVER: "Chi tiền và ghi nhận, hoặc ghi trả lại kèm lý do.",
     DECIDE_REPAYMENT: "Cơ quan chi trả quyết định: tài khoản mới, hoặc chi tiền mặt kỳ sau.",
     ASK_COUNTERPARTY: "Hỏi ngân hàng hoặc bưu điện lý do lỗi rồi sửa phương thức nhận tiền.",
-    RECONCILE: "Đối chiếu với sao kê ngân hàng trước khi chi lại cho người này.",
+    RECONCILE: "Đối chiếu với sao kê ngân hàng trước khi chi lại.",
     CHECK_DOUBLE_PAYMENT: "Lần chi trước hoặc ngân hàng báo đã chi: kiểm tra không chi hai lần, không gửi lại.",
     TELL_OPERATIONS: "Báo bộ phận vận hành: kết quả không khớp với khoản chi này.",
+    WAIT_SENDING: "Chưa có việc: chờ phê duyệt phần chi trả rồi gửi đi.",
     WAIT_OUTCOME: "Chưa có việc: ngân hàng hoặc bưu điện chưa trả lời.",
     NOTHING: "Không: đã xong.",
   },
@@ -143,9 +144,10 @@ const STEPS = {
     HAND_OVER: "Hand the cash over and record it, or record the return with its reason.",
     DECIDE_REPAYMENT: "The agency decides: a new account, or cash again next period.",
     ASK_COUNTERPARTY: "Ask the bank or the post office why it failed, then fix the method.",
-    RECONCILE: "Reconcile with the bank's statement before paying this person again.",
+    RECONCILE: "Reconcile with the bank's statement before paying again.",
     CHECK_DOUBLE_PAYMENT: "An earlier attempt or the bank says it was paid: check it was not paid twice; never resend.",
     TELL_OPERATIONS: "Tell operations: the answer does not fit this payment.",
+    WAIT_SENDING: "Nothing yet: it waits for its part's approval, then for sending.",
     WAIT_OUTCOME: "Nothing yet: the bank or the post office has not answered.",
     NOTHING: "Nothing: done.",
   },
@@ -158,6 +160,7 @@ const state = {
   who: null,
   queue: null,
   cycle: null,
+  awaitingCycles: [],
 };
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -619,10 +622,37 @@ function trailTable(items, testid) {
       el("td", { class: "num" }, money(a.amount)), el("td", {}, a.reason || "")))));
 }
 
+// The cycles PREPARED, newest first, each part with its state: the checkers' queue.
+async function loadAwaitingCycles() {
+  try {
+    const data = await api("payout", "/v1/cycles", { params: { awaiting: true, limit: 24 }, quiet: true });
+    state.awaitingCycles = data.items;
+  } catch (_) {
+    state.awaitingCycles = []; // the queue is a shortcut: the period can still be typed
+  }
+  renderAwaitingCycles();
+  return state.awaitingCycles;
+}
+
+function renderAwaitingCycles() {
+  const items = state.awaitingCycles || [];
+  $("#cycles-awaiting").replaceChildren(items.length
+    ? el("p", {}, t("awaitingCycles"), " ", ...items.map((c) =>
+        el("button", {
+          type: "button", class: "secondary", testid: `awaiting-cycle-${c.period}`,
+          onclick: () => { clearMessages(); loadCycle(c.period).catch(() => {}); },
+        }, `${c.period} · `, ...Object.entries(c.parts).map(([agency, partState]) =>
+          el("span", {}, agency, " ", status(partState), " ")))))
+    : el("p", { class: "muted", testid: "none-awaiting" }, t("noneAwaiting")));
+}
+
 async function loadCycle(period) {
   const input = $('[data-testid="cycle-period"]');
+  const awaiting = await loadAwaitingCycles();
   if (period) input.value = period;
-  if (!input.value) input.value = thisPeriod();
+  // The first cycle with a part for a checker now, else the first listed, else this period.
+  const first = awaiting.find((c) => c.awaiting_approval.length) || awaiting[0];
+  if (!input.value) input.value = first ? first.period : thisPeriod();
   const view = $("#cycle-view");
   let cycle;
   try {
@@ -889,10 +919,12 @@ async function main() {
     state.lang = state.lang === "vi" ? "en" : "vi";
     sessionStorage.setItem("console.lang", state.lang);
     applyLanguage();
-    // A queue's rows carry words too (states, next steps): shown again in the new language.
+    // A queue's rows carry words too (states, next steps): shown again in the new language. The
+    // cash lists are not reloaded: the dates and staff ids being typed there would be lost.
     if (state.queue === "cycles") {
+      renderAwaitingCycles();
       if (state.cycle) $("#cycle-view").replaceChildren(renderCycle(state.cycle));
-    } else if (state.queue) LOADERS[state.queue]().catch(() => {});
+    } else if (state.queue && state.queue !== "cash") LOADERS[state.queue]().catch(() => {});
     document.body.dataset.rendered = state.lang;
   });
   $("#sign-in-form").addEventListener("submit", signInWithPassword);

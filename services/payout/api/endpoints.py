@@ -120,6 +120,34 @@ async def get_status(request: Request, _: Reader) -> JSONResponse:
 
 
 @router.get(
+    "/cycles",
+    summary="Cycles, the newest period first, with their state and each waiting part's state "
+    "(`awaiting=true`: only those PREPARED, waiting for a checker's decision)",
+    responses=problem_responses(400, 422),
+)
+async def get_cycles(
+    request: Request,
+    _: Reader,
+    awaiting: Annotated[
+        bool, Query(description="only cycles PREPARED: a part waits for a checker's decision")
+    ] = False,
+    cursor: str | None = None,
+    limit: Limit = 100,
+) -> JSONResponse:
+    before = cursors.page_after(cursor, numeric=False)
+    async with request.app.state.runtime.session_factory() as session:
+        rows, resume_after = await approvals.cycles_queue(
+            session, awaiting_only=awaiting, before=before, limit=limit
+        )
+    return _json(
+        {
+            "items": rows,
+            "next_cursor": cursors.encode_cursor(resume_after) if resume_after else None,
+        }
+    )
+
+
+@router.get(
     "/cycles/{period}",
     summary="A cycle: progress, and per agency its totals, differences from the previous "
     "period, holds, what awaits approval (with its digest), the approvals and envelope use",
@@ -340,7 +368,9 @@ async def get_installment(
         {k: v for k, v in row.items() if k not in ("attempts", "anomalies")}, can_see, utcnow()
     )
     view["attempts"] = [masked(a, can_see, names=("account_name",)) for a in row["attempts"]]
-    view["anomalies"] = row["anomalies"]
+    view["anomalies"] = [
+        {**a, **next_steps.described(next_steps.for_anomaly(a["kind"]))} for a in row["anomalies"]
+    ]
     return _json(view)
 
 

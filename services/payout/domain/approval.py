@@ -191,6 +191,26 @@ def check_prepared(*, creation_finished: bool, revalidated: bool, count: int) ->
         )
 
 
+def part_state(*, waiting: bool, decisions: Sequence[str]) -> str:
+    """An agency's part of a cycle: batches waiting (sent back by its last decision, or
+    awaiting approval), or nothing waiting (approved before, or nothing to approve)."""
+    if waiting:
+        return "REJECTED" if decisions and decisions[-1] == REJECT else "AWAITING_APPROVAL"
+    return "APPROVED" if APPROVE in decisions else "NOTHING_TO_APPROVE"
+
+
+def cycle_state(*, creation_finished: bool, revalidated: bool, waiting: bool, decided: bool) -> str:
+    """A cycle as its checkers see it: still being made, waiting for the identities, prepared
+    (something awaits a decision), approved, or nothing to approve."""
+    if not creation_finished:
+        return "CREATING"
+    if not revalidated:
+        return "AWAITING_REVALIDATION"
+    if waiting:
+        return "PREPARED"
+    return "APPROVED" if decided else "NOTHING_TO_APPROVE"
+
+
 def check_digest(given: str, current: Awaiting) -> None:
     if given != current.digest:
         raise ApprovalRefused(

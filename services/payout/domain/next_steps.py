@@ -22,6 +22,7 @@ ASK_COUNTERPARTY = "ASK_COUNTERPARTY"
 RECONCILE = "RECONCILE"
 CHECK_DOUBLE_PAYMENT = "CHECK_DOUBLE_PAYMENT"
 TELL_OPERATIONS = "TELL_OPERATIONS"
+WAIT_SENDING = "WAIT_SENDING"
 WAIT_OUTCOME = "WAIT_OUTCOME"
 NOTHING = "NOTHING"
 
@@ -42,10 +43,11 @@ TEXT = {
     HAND_OVER: "hand the cash over and record it, or record the return with its reason",
     DECIDE_REPAYMENT: "the agency decides: a new account, or cash again next period",
     ASK_COUNTERPARTY: "ask the bank or the post office why it failed, then fix the method",
-    RECONCILE: "reconcile with the bank's statement before paying this person again",
+    RECONCILE: "reconcile with the bank's statement before paying again",
     CHECK_DOUBLE_PAYMENT: "an earlier attempt or the bank says it was paid: check it was not "
     "paid twice, and never resend",
     TELL_OPERATIONS: "tell operations: the answer does not fit this payment",
+    WAIT_SENDING: "nothing yet: it waits for its part's approval, then for sending",
     WAIT_OUTCOME: "nothing yet: the bank or the post office has not answered",
     NOTHING: "nothing: done",
 }
@@ -99,7 +101,9 @@ def for_installment(
         return ASK_COUNTERPARTY
     if state == model.SUBMITTED and counterparty == model.VNPOST:
         return HAND_OVER
-    if state in (model.SCHEDULED, model.SUBMITTED):
+    if state == model.SCHEDULED:
+        return WAIT_SENDING
+    if state == model.SUBMITTED:
         return WAIT_OUTCOME
     return NOTHING
 

@@ -280,15 +280,8 @@ async def overview(db: Any, cycle: dict[str, Any]) -> dict[str, Any]:
                     for b in waiting
                 ],
             }
-        last = decisions[-1]["decision"] if decisions else None
-        state = (
-            ("REJECTED" if last == "REJECT" else "AWAITING_APPROVAL")
-            if waiting
-            else (
-                "APPROVED"
-                if any(d["decision"] == APPROVE for d in decisions)
-                else "NOTHING_TO_APPROVE"
-            )
+        state = rules.part_state(
+            waiting=bool(waiting), decisions=[d["decision"] for d in decisions]
         )
         schemes = sorted(set(envelopes) | set(approved) | {r["scheme"] for r in mine})
         parts[agency] = {
@@ -319,17 +312,12 @@ async def overview(db: Any, cycle: dict[str, Any]) -> dict[str, Any]:
                 for scheme in schemes
             },
         }
-    finished = cycle["creation_finished_at"] is not None
-    if not finished:
-        state = "CREATING"
-    elif not revalidated:
-        state = "AWAITING_REVALIDATION"
-    elif batches:
-        state = "PREPARED"
-    elif trail:
-        state = "APPROVED"
-    else:
-        state = "NOTHING_TO_APPROVE"
+    state = rules.cycle_state(
+        creation_finished=cycle["creation_finished_at"] is not None,
+        revalidated=revalidated,
+        waiting=bool(batches),
+        decided=bool(trail),
+    )
     return {
         "approval_state": state,
         "prepared_by": cycle.get("prepared_by"),
@@ -337,3 +325,36 @@ async def overview(db: Any, cycle: dict[str, Any]) -> dict[str, Any]:
         "revalidated": revalidated,
         "agencies": parts,
     }
+
+
+async def cycles_queue(
+    db: Any, *, awaiting_only: bool, before: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Cycles, the newest period first, each with its state and the state of every agency's part
+    that has batches waiting, as `overview` decides them (a part sent back stays REJECTED until
+    it is approved), and the parts awaiting approval; `awaiting_only`: only the cycles PREPARED
+    (made whole, identities checked, something waiting for a decision). With them, the period to
+    resume after (None: the list is complete)."""
+    rows = await reads.list_cycles(db, waiting_only=awaiting_only, before=before, limit=limit)
+    resume_after = rows[-1]["period"] if len(rows) == limit else None
+    out = []
+    for row in rows:
+        period = row["period"]
+        trail = await repository.approvals(db, period)
+        parts = {
+            agency: rules.part_state(
+                waiting=True, decisions=[a["decision"] for a in trail if a["agency"] == agency]
+            )
+            for agency in row.pop("waiting_agencies")
+        }
+        state = rules.cycle_state(
+            creation_finished=row["creation_finished_at"] is not None,
+            revalidated=await revalidation_done(db, period),
+            waiting=bool(parts),
+            decided=bool(trail),
+        )
+        awaiting = sorted(a for a, s in parts.items() if s == "AWAITING_APPROVAL")
+        if awaiting_only and state != "PREPARED":
+            continue
+        out.append({**row, "approval_state": state, "parts": parts, "awaiting_approval": awaiting})
+    return out, resume_after

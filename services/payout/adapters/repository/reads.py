@@ -40,6 +40,50 @@ async def cycle_row(db: Reader, period: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+async def list_cycles(
+    db: Reader, *, waiting_only: bool, before: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Cycles, the newest period first, each with the agencies that have batches waiting for a
+    decision; `waiting_only`: only cycles made whole that have some."""
+    waiting = select(batches.c.cycle_id).where(
+        batches.c.cycle_id == cycles.c.id, batches.c.state == model.BATCH_PREPARED
+    )
+    query = (
+        select(
+            cycles.c.id,
+            cycles.c.period,
+            cycles.c.pay_date,
+            cycles.c.prepared_by,
+            cycles.c.started_at,
+            cycles.c.creation_finished_at,
+        )
+        .order_by(cycles.c.period.desc())
+        .limit(limit)
+    )
+    if waiting_only:
+        query = query.where(cycles.c.creation_finished_at.is_not(None), waiting.exists())
+    if before is not None:
+        query = query.where(cycles.c.period < before)
+    rows = [dict(r) for r in (await db.execute(query)).mappings()]
+    agencies: dict[int, list[str]] = {}
+    if rows:
+        parts = await db.execute(
+            select(batches.c.cycle_id, batches.c.agency)
+            .where(
+                batches.c.cycle_id.in_([r["id"] for r in rows]),
+                batches.c.state == model.BATCH_PREPARED,
+            )
+            .distinct()
+            .order_by(batches.c.agency)
+        )
+        for cycle_id, agency in parts.all():
+            agencies.setdefault(cycle_id, []).append(agency)
+    return [
+        {**{k: v for k, v in r.items() if k != "id"}, "waiting_agencies": agencies.get(r["id"], [])}
+        for r in rows
+    ]
+
+
 async def cycle_progress(db: Reader, cycle: dict[str, Any], now: datetime) -> dict[str, Any]:
     i = installments
     by_state: dict[str, dict[str, int]] = {}
