@@ -404,8 +404,8 @@ class DemoDriver:
         raise TimeoutError("the services did not settle in time")
 
     async def load_envelopes_and_calendar(self, periods: list[str]) -> int:
-        """The administrator loads each agency's funds envelopes for the periods and 2023's
-        payment calendar: data, as a province would load its own."""
+        """The administrator loads each agency's funds envelopes for the periods and their
+        payment calendar (`planned`): data, as a province would load its own."""
         from services.payout.adapters.envelope_data import envelope_rows
 
         admin = await self._person(OPERATOR)
@@ -415,7 +415,7 @@ class DemoDriver:
                 f"{self.urls.payout}/v1/envelopes", json={"envelopes": rows}, headers=admin
             )
         ).raise_for_status()
-        entries = [e for e in CALENDAR_2023 if set(e["periods"]) & set(periods)]
+        entries = list({tuple(e["periods"]): e for e in map(planned, periods)}.values())
         (
             await self.http.put(
                 f"{self.urls.payout}/v1/calendar", json={"entries": entries}, headers=admin
@@ -492,17 +492,10 @@ class DemoDriver:
         (the sandbox's post office is told to leave those items pending). Nothing of it is
         approved here."""
         from services.intake.service_layer.users import DEMO_USERS
-        from services.payout.adapters.envelope_data import envelope_rows
 
         period = next_period(last)
+        await self.load_envelopes_and_calendar([period])
         admin = await self._person(OPERATOR)
-        for path, body in (
-            ("/v1/envelopes", {"envelopes": envelope_rows([period])}),
-            ("/v1/calendar", {"entries": [planned(period)]}),
-        ):
-            (
-                await self.http.put(f"{self.urls.payout}{path}", json=body, headers=admin)
-            ).raise_for_status()
         maker = await self._person(PREPARER)
         (
             await self.http.post(
@@ -523,7 +516,8 @@ class DemoDriver:
         waiting = await self._cash_items(period, frozenset(communes), admin)
         for start in range(0, len(waiting), 10_000):
             rows = [
-                {"end_to_end_id": e2e, "outcome": "PENDING"} for e2e in waiting[start:][:10_000]
+                {"end_to_end_id": e2e, "outcome": "PENDING"}
+                for e2e in waiting[start : start + 10_000]
             ]
             (
                 await self.http.put(f"{self.urls.sandbox}/admin/vnpost/outcomes", json=rows)

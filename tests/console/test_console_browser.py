@@ -403,7 +403,8 @@ class TestTheWorkOfTheProvince:
         await open_cycle(page, period)
         await expect(page.get_by_test_id("no-cycle")).to_be_visible()
         await page.get_by_test_id("cycle-prepare").click()
-        await expect(page.get_by_test_id("notice")).to_be_visible()
+        # Preparing makes the cycle's installments before it answers: slower on a busy machine.
+        await expect(page.get_by_test_id("notice")).to_be_visible(timeout=30_000)
         operator = tokens.token({"payout:read"})
 
         async def prepared() -> bool:

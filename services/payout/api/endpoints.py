@@ -368,9 +368,7 @@ async def get_installment(
         {k: v for k, v in row.items() if k not in ("attempts", "anomalies")}, can_see, utcnow()
     )
     view["attempts"] = [masked(a, can_see, names=("account_name",)) for a in row["attempts"]]
-    view["anomalies"] = [
-        {**a, **next_steps.described(next_steps.for_anomaly(a["kind"]))} for a in row["anomalies"]
-    ]
+    view["anomalies"] = [_anomaly_view(a) for a in row["anomalies"]]
     return _json(view)
 
 
@@ -419,6 +417,10 @@ async def get_batch(batch_id: str, request: Request, _: Reader) -> JSONResponse:
 # -- anomalies ----------------------------------------------------------------------------------
 
 
+def _anomaly_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, **next_steps.described(next_steps.for_anomaly(row["kind"]))}
+
+
 @router.get(
     "/anomalies",
     summary="Payment anomalies (duplicate entitlements, unexpected bank answers), oldest first",
@@ -449,9 +451,7 @@ async def get_anomalies(
         )
     return _json(
         {
-            "items": [
-                {**row, **next_steps.described(next_steps.for_anomaly(row["kind"]))} for row in rows
-            ],
+            "items": [_anomaly_view(row) for row in rows],
             "next_cursor": cursors.encode_cursor(rows[-1]["id"]) if len(rows) == limit else None,
         }
     )

@@ -337,10 +337,11 @@ async def cycles_queue(
     resume after (None: the list is complete)."""
     rows = await reads.list_cycles(db, waiting_only=awaiting_only, before=before, limit=limit)
     resume_after = rows[-1]["period"] if len(rows) == limit else None
+    trails = await repository.decisions_by_period(db, [row["period"] for row in rows])
     out = []
     for row in rows:
         period = row["period"]
-        trail = await repository.approvals(db, period)
+        trail = trails[period]
         parts = {
             agency: rules.part_state(
                 waiting=True, decisions=[a["decision"] for a in trail if a["agency"] == agency]

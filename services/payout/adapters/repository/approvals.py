@@ -127,6 +127,22 @@ async def approvals(db: Reader, period: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows.mappings()]
 
 
+async def decisions_by_period(
+    db: Reader, periods: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The decisions (agency, decision) of these periods, oldest first, per period."""
+    found: dict[str, list[dict[str, Any]]] = {period: [] for period in periods}
+    if periods:
+        rows = await db.execute(
+            select(cycle_approvals.c.period, cycle_approvals.c.agency, cycle_approvals.c.decision)
+            .where(cycle_approvals.c.period.in_(list(periods)))
+            .order_by(cycle_approvals.c.id)
+        )
+        for row in rows.mappings():
+            found[row["period"]].append(dict(row))
+    return found
+
+
 async def approved_by_scheme(db: Reader, period: str, agency: str) -> dict[str, int]:
     """What the period's approvals for the agency have released so far, per scheme."""
     rows = await db.execute(
