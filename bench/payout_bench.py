@@ -13,8 +13,11 @@ counted them all, or when nothing has moved for `--stall-seconds` (then it says 
 Then it checks the money: reporting's paid sum = payout's ledger = the sandbox's credits, to the
 đồng, with no duplicate credit; and it measures reporting's lag: each settlement's commit in
 payout (its outbox row's time) against the first `/v1/kpis` poll (every 200 ms) that counts it.
-The peak RSS of every process is sampled from /proc. It is a measurement, not a test: it never
-fails on the figures. Writes `--output` (JSON).
+The peak RSS of every process is sampled from /proc, and so is the CPU each one used during the
+measured window, PostgreSQL's and Kafka's included (`cpu`): milliseconds per installment per
+process, how busy the machine was, and the rate the machine would allow if the run were bound by
+CPU alone (cores x seconds / CPU per installment), the ceiling the figure is compared with. It is
+a measurement, not a test: it never fails on the figures. Writes `--output` (JSON).
 
     .venv/bin/python bench/payout_bench.py --installments 100000 --worker-processes 2
 
@@ -298,6 +301,77 @@ class Processes:
                 process.wait()
 
 
+def _cpu_of(pid: int, reaped: bool = False) -> float:
+    """CPU seconds a process used (user and system), with its reaped children's if `reaped`."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _servers() -> dict[str, list[tuple[int, bool]]]:
+    """PostgreSQL's and Kafka's processes: (pid, count its reaped children). The postmaster's
+    reaped children are the backends that ended, so their CPU stays counted."""
+    found: dict[str, list[tuple[int, bool]]] = {"postgres": [], "kafka": []}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+            comm = head.split("(", 1)[1]
+            parent = int(tail.split()[1])
+            with open(f"/proc/{parent}/comm") as f:
+                parent_comm = f.read().strip()
+            if comm == "java":
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"kafka" not in f.read():
+                        continue
+        except (OSError, IndexError, ValueError):
+            continue
+        if comm == "postgres":
+            found["postgres"].append((int(entry), parent_comm != "postgres"))
+        elif comm == "java":
+            found["kafka"].append((int(entry), False))
+    return found
+
+
+def cpu_snapshot(procs: Processes) -> dict[str, float]:
+    """CPU seconds used so far by each service of the run, PostgreSQL and Kafka."""
+    out = {
+        name: sum(_cpu_of(pid) for pid in [process.pid, *children(process.pid)])
+        for name, process in procs.running.items()
+    }
+    for name, pids in _servers().items():
+        out[name] = sum(_cpu_of(pid, reaped) for pid, reaped in pids)
+    out["benchmark"] = _cpu_of(os.getpid())  # this process: the loads, the polling
+    return out
+
+
+def cpu_report(
+    before: dict[str, float], after: dict[str, float], seconds: float, installments: int
+) -> dict[str, Any]:
+    """Where the machine's CPU went during the measured window, per installment, and how much of
+    the machine's capacity (cores x seconds) the run used: the ceiling this benchmark meets."""
+    used = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    total = sum(used.values())
+    cores = os.cpu_count() or 1
+    return {
+        "seconds": {name: round(v, 1) for name, v in sorted(used.items())},
+        "ms_per_installment": {
+            name: round(1000 * v / installments, 3) for name, v in sorted(used.items())
+        },
+        "total_ms_per_installment": round(1000 * total / installments, 3),
+        "share_of_machine": round(total / (cores * seconds), 3),
+        "installments_per_second_if_cpu_bound": round(cores * installments / total, 1),
+    }
+
+
 def rss_mb(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -490,7 +564,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 )
         args.payout_database = payout_db
+        cpu_before = cpu_snapshot(procs)
         result = await measure(args, conn, api, reporting, sandbox)
+        result["cpu"] = cpu_report(
+            cpu_before, cpu_snapshot(procs), result["seconds"], result["installments"]
+        )
         result["phases_seconds"]["load_entitlements_and_accounts"] = round(load_s, 2)
         await conn.close()
         await api.aclose()

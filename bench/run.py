@@ -214,6 +214,21 @@ def payout_rows(runs: dict[str, dict[str, Any]], baselines: dict[str, Any]) -> l
                 ", ".join(ratios),
             )
         )
+        cpu = result.get("cpu")
+        if cpu:
+            heaviest = sorted(cpu["ms_per_installment"].items(), key=lambda kv: -kv[1])[:4]
+            rows.append(
+                Row(
+                    f"CPU per installment, cycle of {int(size):,}, every process",
+                    f"{cpu['total_ms_per_installment']} ms",
+                    ", ".join(f"{name} {ms}" for name, ms in heaviest)
+                    + f"; machine {cpu['share_of_machine']:.0%} busy",
+                    "",
+                    "ceiling",
+                    f"CPU-bound at {cpu['installments_per_second_if_cpu_bound']:,}/s on "
+                    f"{os.cpu_count()} cores: {rate / cpu['installments_per_second_if_cpu_bound']:.0%}",
+                )
+            )
         lag = result.get("reporting_lag_seconds")
         if lag and lag.get("measured_over"):
             rows.append(

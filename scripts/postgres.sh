@@ -39,6 +39,8 @@ server_settings() {
     cat <<EOF
 # Managed by scripts/postgres.sh (vn-benefits local/test/CI database).
 listen_addresses = '$PG_HOST'
+# Loopback only: TLS would protect nothing and cost every service CPU on each round trip.
+ssl = off
 max_connections = 300
 shared_buffers = 256MB
 fsync = on

@@ -7,7 +7,6 @@ shared cluster, or an isolated set of topics per test run); services never see i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from shared.messaging.embedded import EmbeddedBus
 from shared.messaging.kafka import KafkaBus
@@ -46,7 +45,10 @@ class _PrefixedProducer:
         await self._inner.stop()
 
     async def publish(self, records: Sequence[OutgoingRecord]) -> None:
-        await self._inner.publish([replace(r, topic=self._prefix + r.topic) for r in records])
+        prefix = self._prefix
+        await self._inner.publish(
+            [OutgoingRecord(prefix + r.topic, r.key, r.value, r.headers) for r in records]
+        )
 
 
 class _PrefixedConsumer:
@@ -63,7 +65,8 @@ class _PrefixedConsumer:
     async def poll(self, max_records: int, timeout_ms: int) -> list[ReceivedRecord]:
         cut = len(self._prefix)
         return [
-            replace(r, topic=r.topic[cut:]) for r in await self._inner.poll(max_records, timeout_ms)
+            ReceivedRecord(r.topic[cut:], r.partition, r.offset, r.key, r.value, r.headers)
+            for r in await self._inner.poll(max_records, timeout_ms)
         ]
 
     async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:

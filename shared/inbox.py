@@ -15,21 +15,11 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
-from sqlalchemy import (
-    ARRAY,
-    Column,
-    DateTime,
-    MetaData,
-    String,
-    Table,
-    any_,
-    bindparam,
-    insert,
-    select,
-)
+from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.bulk import chunks, insert_rows, one_of
 from shared.db import is_postgres
 from shared.events.contracts import Contract, UnknownEventType, contract_for, dead_letter_topic
 from shared.events.envelope import (
@@ -201,21 +191,20 @@ class ConsumerRunner:
 
     async def _apply(self, deliveries: Sequence[Delivery]) -> None:
         async with self.session_factory() as session, session.begin():
+            postgres = is_postgres(session)
             ids = list({d.event.id for d in deliveries})
-            if is_postgres(session):
-                # One array parameter: a long IN list drifts to a generic plan that scans the inbox.
-                matches = self.inbox.c.event_id == any_(bindparam("ids", ids, type_=ARRAY(String)))
-            else:
-                matches = self.inbox.c.event_id.in_(ids)
-            seen = set(
-                (
-                    await session.execute(
-                        select(self.inbox.c.event_id).where(
-                            self.inbox.c.consumer == self.name, matches
+            seen: set[str] = set()
+            for some in chunks(postgres, ids):
+                seen.update(
+                    (
+                        await session.execute(
+                            select(self.inbox.c.event_id).where(
+                                self.inbox.c.consumer == self.name,
+                                one_of(postgres, self.inbox.c.event_id, some),
+                            )
                         )
-                    )
-                ).scalars()
-            )
+                    ).scalars()
+                )
             fresh: list[Delivery] = []
             for delivery in deliveries:
                 if delivery.event.id not in seen:
@@ -225,11 +214,14 @@ class ConsumerRunner:
                 return
             now = datetime.now(UTC)
             await session.execute(
-                insert(self.inbox),
-                [
-                    {"consumer": self.name, "event_id": d.event.id, "processed_at": now}
-                    for d in fresh
-                ],
+                *insert_rows(
+                    postgres,
+                    insert(self.inbox),
+                    [
+                        {"consumer": self.name, "event_id": d.event.id, "processed_at": now}
+                        for d in fresh
+                    ],
+                )
             )
             for delivery in fresh:
                 token = correlation_id.set(delivery.record.header(CORRELATION_HEADER))

@@ -45,6 +45,15 @@ def span_from_traceparent(
     service: str, name: str, traceparent: str | None, kind: SpanKind, **attributes: str
 ) -> Iterator[trace.Span]:
     parent = extract({"traceparent": traceparent}) if traceparent else otel_context.get_current()
+    if _provider is None:
+        # Nothing records spans: carry the caller's trace on (what is published here keeps its
+        # traceparent) without paying for a span per event.
+        token = otel_context.attach(parent)
+        try:
+            yield trace.get_current_span(parent)
+        finally:
+            otel_context.detach(token)
+        return
     with tracer(service).start_as_current_span(
         name, context=parent, kind=kind, attributes={"benefits.service": service, **attributes}
     ) as span:

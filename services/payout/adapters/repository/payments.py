@@ -13,7 +13,6 @@ from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, text
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import BindParameter
 
-from services.payout.adapters.bulk import update_by_key
 from services.payout.adapters.orm import (
     batches,
     beneficiaries,
@@ -31,6 +30,7 @@ from services.payout.adapters.repository.cycles import (
 )
 from services.payout.domain import model
 from services.payout.domain.outcomes import ATTEMPT_CHANGES, INSTALLMENT_CHANGES
+from shared.bulk import update_by_key
 from shared.uow import UnitOfWork
 
 SEND_STATES = (model.BATCH_READY, model.BATCH_RETRY)
@@ -387,11 +387,19 @@ async def payments_named(uow: UnitOfWork, end_to_end_ids: set[str]) -> list[dict
 
 
 async def update_installments(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
-    await update_by_key(uow.db, installments, "id", (*INSTALLMENT_CHANGES, "updated_at"), rows)
+    if rows:
+        await uow.execute(
+            *update_by_key(
+                uow.postgres, installments, "id", (*INSTALLMENT_CHANGES, "updated_at"), rows
+            )
+        )
 
 
 async def update_attempts(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
-    await update_by_key(uow.db, payment_attempts, "id", ATTEMPT_CHANGES, rows)
+    if rows:
+        await uow.execute(
+            *update_by_key(uow.postgres, payment_attempts, "id", ATTEMPT_CHANGES, rows)
+        )
 
 
 async def create_cash_attempts(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:

@@ -6,7 +6,7 @@ SQLAlchemy drives the async driver for us. Every write is a set-based statement 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -37,16 +37,11 @@ from services.reporting.domain.model import (
     PaymentCell,
     PersonKey,
 )
+from shared.bulk import chunks, insert_rows, one_of
 from shared.clock import as_utc, utcnow
 from shared.db import insert_for
 
-CHUNK = 500
 Cell = TypeVar("Cell", PaymentCell, ClaimCell)
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def area_columns(period: str, commune_code: str, list_date: date) -> dict[str, Any]:
@@ -117,8 +112,10 @@ class ProjectionRepository:
 
     def load_installments(self, ids: Sequence[str]) -> dict[str, InstallmentFact]:
         out: dict[str, InstallmentFact] = {}
-        for chunk in _chunks(list(ids)):
-            query = select(payment_facts).where(payment_facts.c.installment_id.in_(chunk))
+        for chunk in chunks(self.postgres, list(ids)):
+            query = select(payment_facts).where(
+                one_of(self.postgres, payment_facts.c.installment_id, chunk)
+            )
             if self.postgres:
                 query = query.order_by(payment_facts.c.installment_id).with_for_update()
             for row in self.conn.execute(query):
@@ -162,8 +159,8 @@ class ProjectionRepository:
 
     def _people_filter(self, table: Table, keys: Sequence[PersonKey]) -> ColumnElement[bool]:
         return and_(
-            table.c.period.in_(sorted({k.period for k in keys})),
-            table.c.beneficiary_id.in_(sorted({k.beneficiary_id for k in keys})),
+            one_of(self.postgres, table.c.period, sorted({k.period for k in keys})),
+            one_of(self.postgres, table.c.beneficiary_id, sorted({k.beneficiary_id for k in keys})),
         )
 
     def lock_people(self, keys: Sequence[PersonKey]) -> dict[PersonKey, PaymentCell | None]:
@@ -177,7 +174,7 @@ class ProjectionRepository:
         )
         wanted = set(keys)
         out: dict[PersonKey, PaymentCell | None] = {}
-        for chunk in _chunks(keys):
+        for chunk in chunks(self.postgres, keys):
             query = select(payment_people).where(self._people_filter(payment_people, chunk))
             if self.postgres:
                 query = query.order_by(
@@ -206,7 +203,7 @@ class ProjectionRepository:
     def installments_of(self, keys: Sequence[PersonKey]) -> dict[PersonKey, list[InstallmentFact]]:
         wanted = set(keys)
         out: dict[PersonKey, list[InstallmentFact]] = {}
-        for chunk in _chunks(sorted(keys)):
+        for chunk in chunks(self.postgres, sorted(keys)):
             for row in self.conn.execute(
                 select(payment_facts).where(self._people_filter(payment_facts, chunk))
             ):
@@ -243,8 +240,8 @@ class ProjectionRepository:
 
     def load_claims(self, ids: Sequence[str]) -> dict[str, ClaimFact]:
         out: dict[str, ClaimFact] = {}
-        for chunk in _chunks(list(ids)):
-            query = select(claim_facts).where(claim_facts.c.claim_id.in_(chunk))
+        for chunk in chunks(self.postgres, list(ids)):
+            query = select(claim_facts).where(one_of(self.postgres, claim_facts.c.claim_id, chunk))
             if self.postgres:
                 query = query.order_by(claim_facts.c.claim_id).with_for_update()
             for row in self.conn.execute(query):
@@ -367,9 +364,9 @@ class ProjectionRepository:
         self._many(stmt, rows)
 
     def _many(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
-        """One statement, compiled once and cached, sent for many rows (batched by the driver)."""
+        """One statement for many rows: their columns as arrays on PostgreSQL (shared/bulk.py)."""
         if rows:
-            self.conn.execute(stmt, rows)
+            self.conn.execute(*insert_rows(self.postgres, stmt, rows))
 
 
 def _cube_rows(deltas: Mapping[Cell, Counters], counters: Sequence[str]) -> list[dict[str, Any]]:
