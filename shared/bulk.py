@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, select, text, update
+from sqlalchemy import ColumnElement, String, Table, bindparam, select, text, update
 from sqlalchemy import func as sql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import any_
@@ -20,14 +20,22 @@ from sqlalchemy.sql.expression import any_
 SQLITE_CHUNK = 500  # values per IN list on SQLite: well under its bound-parameter limit
 
 
-def _array(table: Table, column: str, name: str | None = None) -> Any:
-    return bindparam(name or f"a_{column}", type_=ARRAY(table.c[column].type))
+def _element(type_: Any) -> Any:
+    """An array's element type: a string column's without its length, since a cast to
+    `varchar(n)[]` cuts a longer value silently where the column itself would refuse it."""
+    return String() if isinstance(type_, String) else type_
+
+
+def _array(table: Table, column: str) -> Any:
+    return bindparam(f"a_{column}", type_=ARRAY(_element(table.c[column].type)))
 
 
 def insert_rows(postgres: bool, stmt: Any, rows: Sequence[dict[str, Any]]) -> tuple[Any, Any]:
     """`stmt` (an INSERT of `stmt.table`, with its ON CONFLICT clause) and the parameters that
     send `rows` with it: `conn.execute(*insert_rows(...))`. The rows' order is kept, so the row
-    locks a batch takes follow the order the caller sorted them in."""
+    locks a batch takes follow the order the caller sorted them in. The rows (at least one) all
+    have the same keys, and no two share a conflict key: one statement may not update a row
+    twice."""
     if not postgres:
         return stmt, list(rows)
     columns = list(rows[0])
@@ -43,7 +51,7 @@ def one_of(postgres: bool, column: Any, values: Sequence[Any]) -> ColumnElement[
     """`column IN values`: one array parameter on PostgreSQL. On SQLite keep `values` within
     `SQLITE_CHUNK` (see `chunks`)."""
     if postgres:
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return column == any_(bindparam(None, list(values), type_=ARRAY(_element(column.type))))
     return column.in_(list(values))
 
 

@@ -54,7 +54,6 @@ from shared.waiting import sleep_or_stop
 log = logging.getLogger(__name__)
 
 OUTBOX_LANES = 16
-FULL_PASS_SECONDS = 1.0  # the longest a row committed after a higher id waits to be published
 
 
 def outbox_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -292,65 +291,46 @@ class OutboxRelay:
         self.pending_gauge_seconds = pending_gauge_seconds
         self.published_total = 0
         self._wake = asyncio.Event()
-        # Per lane, the id below which this relay saw every committed row published.
-        self._published_through = [0] * OUTBOX_LANES
-        self._next_full_pass = 0.0
 
     async def publish_once(self) -> int:
-        """Claim lanes, publish their oldest pending events, mark them sent; one transaction.
-
-        On PostgreSQL a row marked sent leaves a dead entry in the pending index until vacuum
-        removes it, and it cannot while an older transaction runs: at a cycle's pace, tens of
-        thousands of them, walked by every probe that starts at a lane's beginning. So a pass
-        starts each lane after the last id this relay saw published in it, except the full
-        pass, made every `FULL_PASS_SECONDS` (not each time a pass finds nothing: an idle relay
-        would walk the dead entries at every poll). A pass takes its claimed lanes' pending
-        rows in id order, so below that id a claimed lane holds only rows that committed later
-        (their transactions took their ids first); the full pass finds them. Such a row never
-        has a key in common with one published before it: events of one key come from
-        transactions that hold that key's row lock, one after the other."""
-        now = asyncio.get_running_loop().time()
-        after = self._published_through
-        if now >= self._next_full_pass:
-            after = [0] * OUTBOX_LANES
-            self._next_full_pass = now + FULL_PASS_SECONDS
-        return await self._publish_after(after)
-
-    async def _publish_after(self, after: list[int]) -> int:
-        """One pass: in each lane, only rows with an id above `after[lane]`."""
+        """Claim lanes, publish their oldest pending events, mark them sent; one transaction."""
         async with self.session_factory() as session, session.begin():
+            pending = select(self.outbox.c.id).where(self.outbox.c.published_at.is_(None))
             postgres = not is_sqlite(self.engine)
-            if postgres:
-                lane_filter = list(
-                    (
-                        await session.execute(
-                            _CLAIM_LANES, {"after": after, "n": self.lanes_per_claim}
-                        )
-                    ).scalars()
-                )
-                if not lane_filter:
-                    return 0
-                rows = (
-                    await session.execute(
-                        _PENDING_IN_LANES,
-                        {"lanes": lane_filter, "after": after, "n": self.batch_size},
-                    )
-                ).all()
-            else:
+            if not postgres:
                 # A write first takes SQLite's database lock: relays then take turns, in id order.
                 await session.execute(
                     update(self.lanes)
                     .where(self.lanes.c.lane == 0)
                     .values(failures=self.lanes.c.failures)
                 )
-                rows = (
-                    await session.execute(
-                        select(*(self.outbox.c[name] for name in RELAYED))
-                        .where(self.outbox.c.published_at.is_(None))
-                        .order_by(self.outbox.c.id)
-                        .limit(self.batch_size)
+            else:
+                claimable = (
+                    select(self.lanes.c.lane)
+                    .where(
+                        select(self.outbox.c.id)
+                        .where(
+                            self.outbox.c.lane == self.lanes.c.lane,
+                            self.outbox.c.published_at.is_(None),
+                        )
+                        .exists()
                     )
-                ).all()
+                    .order_by(self.lanes.c.lane)
+                    .limit(self.lanes_per_claim)
+                    .with_for_update(skip_locked=True)
+                )
+                lane_filter = list((await session.execute(claimable)).scalars())
+                if not lane_filter:
+                    return 0
+                pending = pending.where(self.outbox.c.lane.in_(lane_filter))
+            ids_query = pending.order_by(self.outbox.c.id).limit(self.batch_size)
+            rows = (
+                await session.execute(
+                    select(*(self.outbox.c[name] for name in RELAYED))
+                    .where(self.outbox.c.id.in_(ids_query.scalar_subquery()))
+                    .order_by(self.outbox.c.id)
+                )
+            ).all()
             if not rows:
                 return 0
             await self.producer.publish([_record(row) for row in rows])
@@ -360,12 +340,6 @@ class OutboxRelay:
                 .where(one_of(postgres, self.outbox.c.id, [row[0] for row in rows]))
                 .values(published_at=datetime.now(UTC))
             )
-        if postgres:
-            last = rows[-1][0]
-            self._published_through = [
-                max(seen, last) if lane in lane_filter else seen
-                for lane, seen in enumerate(self._published_through)
-            ]
         self.published_total += len(rows)
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
@@ -461,41 +435,10 @@ async def _close_quietly(connection: AsyncConnection | None) -> None:
 # What the relay reads of a row, in this order (see `_record`).
 RELAYED = ("id", "topic", "key", "event_type", "payload", "correlation_id", "traceparent")
 
-# PostgreSQL: lanes with a pending row above the lane's starting id, claimed. The array is indexed
-# from 1, lanes from 0.
-_CLAIM_LANES = text(
-    """
-    SELECT l.lane FROM outbox_lanes l
-    WHERE EXISTS (
-        SELECT 1 FROM outbox o
-        WHERE o.lane = l.lane AND o.published_at IS NULL
-          AND o.id > (CAST(:after AS bigint[]))[l.lane + 1]
-    )
-    ORDER BY l.lane LIMIT :n FOR UPDATE SKIP LOCKED
-    """
-)
-# The claimed lanes' oldest pending rows, each lane's index range entered at its starting id.
-_PENDING_IN_LANES = text(
-    f"""
-    SELECT {", ".join(f"o.{name}" for name in RELAYED)} FROM outbox o
-    WHERE o.id IN (
-        SELECT p.id FROM unnest(CAST(:lanes AS smallint[])) AS c(lane)
-        CROSS JOIN LATERAL (
-            SELECT id FROM outbox
-            WHERE lane = c.lane AND published_at IS NULL
-              AND id > (CAST(:after AS bigint[]))[c.lane + 1]
-            ORDER BY id LIMIT :n
-        ) p
-        ORDER BY p.id LIMIT :n
-    )
-    ORDER BY o.id
-    """
-)
-
 
 def _record(row: Sequence[Any]) -> OutgoingRecord:
-    """An outbox row (as selected in `publish_once`, by position: named access costs more per
-    row than the rest of the relay's work) as the record the bus sends."""
+    """An outbox row, as `publish_once` selects it (`RELAYED`), as the record the bus sends. By
+    position: a row's named access costs more than the rest of the relay's work on it."""
     _, topic, key, event_type, payload, correlation, traceparent = row
     headers = [(EVENT_TYPE_HEADER, event_type.encode())]
     if correlation:

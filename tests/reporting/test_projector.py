@@ -202,3 +202,37 @@ class TestGenerations:
         with pytest.raises(Superseded):
             apply_batch(store, batch)
         assert store.installments == {}
+
+
+class TestPeopleLeftAlone:
+    """Only a fact that is or was paid can move its person's cell: a batch of installments
+    scheduled and submitted neither locks nor reads anyone's people rows (two thirds of a cycle's
+    events, and the heaviest statements of a batch)."""
+
+    class Counting(FakeStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.people_touched: list[object] = []
+
+        def lock_people(self, keys):
+            self.people_touched.extend(keys)
+            return super().lock_people(keys)
+
+        def installments_of(self, keys):
+            self.people_touched.extend(keys)
+            return super().installments_of(keys)
+
+    def test_scheduled_and_submitted_touch_no_person(self):
+        store = self.Counting()
+        apply(store, pay("i1", SCHEDULED, 0), pay("i2", SCHEDULED, 0, beneficiary="b2"))
+        apply(store, pay("i1", SUBMITTED, 1))
+        assert store.people_touched == []
+        assert store.total("people_paid") == 0
+
+    def test_a_payment_and_its_return_move_the_person(self):
+        store = self.Counting()
+        apply(store, pay("i1", SUBMITTED, 1))
+        apply(store, pay("i1", SETTLED, 2))
+        assert store.people_touched and store.total("people_paid") == 1
+        apply(store, pay("i1", RETURNED, 3))
+        assert store.total("people_paid") == 0

@@ -1,9 +1,7 @@
-"""The relay's busy path starts after the last id it published; an event whose transaction took
-its id first but committed after a later event was published must still go out."""
+"""The relay publishes each key's events in id order, whichever transaction commits first and
+whichever relay holds the lane: a pass never starts a lane past a row that is not yet visible."""
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 from sqlalchemy import MetaData, func, insert, select
@@ -11,7 +9,6 @@ from sqlalchemy import MetaData, func, insert, select
 from shared.db import make_engine, make_session_factory
 from shared.outbox import (
     COLUMNS,
-    FULL_PASS_SECONDS,
     OUTBOX_LANES,
     Outbox,
     OutboxRelay,
@@ -26,6 +23,7 @@ class Collected:
 
     def __init__(self) -> None:
         self.keys: list[bytes] = []
+        self.values: list[bytes] = []
 
     async def start(self) -> None: ...
 
@@ -33,12 +31,12 @@ class Collected:
 
     async def publish(self, records) -> None:
         self.keys.extend(r.key for r in records)
+        self.values.extend(r.value for r in records)
 
 
 @pytest.fixture
 async def tables(pg_database):
-    """On PostgreSQL, where a pass starts each lane after an id (SQLite drops a published row from
-    its pending index at once: its passes are all full)."""
+    """On PostgreSQL, where several relays share the lanes."""
     url = await pg_database("relay")
     metadata = MetaData()
     table, lanes = outbox_tables(metadata)
@@ -63,41 +61,37 @@ def same_lane(count: int) -> list[int]:
     return found[:count]
 
 
-async def test_an_event_committed_after_a_later_one_was_published_still_goes_out(tables):
+async def test_a_key_whose_first_event_commits_late_keeps_its_order(tables):
+    """A transaction takes id 100 for key K's first event, another takes 101 and commits first and
+    is published; then the first commits with K's second event at 105: 100 goes before 105."""
     engine, table, lanes = tables
     producer = Collected()
     relay = OutboxRelay(
         engine, make_session_factory(engine), table, lanes, producer, service="test"
     )
-    first, late, later, last = same_lane(4)
-    await add(engine, table, first, row_id=100)
-    assert await relay.publish_once() == 1
-    assert producer.keys == [f"ben-{first}".encode()]
-
-    # Row 50's transaction took its id before row 100's but commits only now, with row 101.
-    await add(engine, table, late, row_id=50)
-    await add(engine, table, later, row_id=101)
-    assert await relay.publish_once() == 1  # the lane entered after 100
-    assert producer.keys[-1] == f"ben-{later}".encode()
-    await asyncio.sleep(FULL_PASS_SECONDS)
-    assert await relay.publish_once() == 1  # the full pass
-    assert producer.keys[-1] == f"ben-{late}".encode()
-
-    # With nothing after the lane's last id published, it waits for the next full pass.
-    await add(engine, table, last, row_id=40)
-    assert await relay.publish_once() == 0
-    await asyncio.sleep(FULL_PASS_SECONDS)
-    assert await relay.publish_once() == 1
-    assert producer.keys[-1] == f"ben-{last}".encode()
-    assert await relay.publish_once() == 0
+    key, other_in_lane = same_lane(2)
+    other = next(n for n in range(1, 1000) if lane_for(f"ben-{n}") != lane_for("ben-1"))
+    await add(engine, table, other, row_id=101)
+    await add(engine, table, other_in_lane, row_id=102)
+    assert await relay.publish_once() == 2
+    await add(engine, table, key, row_id=100)
+    await add(engine, table, key, row_id=105)
+    assert await relay.publish_once() == 2
+    async with engine.connect() as conn:
+        in_id_order = (
+            await conn.execute(
+                select(table.c.payload).where(table.c.id.in_([100, 105])).order_by(table.c.id)
+            )
+        ).scalars()
+        assert producer.values[2:] == list(in_id_order)
     pending = select(func.count()).select_from(table).where(table.c.published_at.is_(None))
     async with engine.connect() as conn:
         assert (await conn.execute(pending)).scalar_one() == 0
 
 
-async def test_a_lane_another_relay_held_is_entered_where_that_relay_left_it_pending(tables):
-    """Relay A never entered lane L, held by B: A's first pass over L starts at its beginning,
-    so L's events keep their order whichever relay publishes them."""
+async def test_a_lane_another_relay_held_keeps_its_order(tables):
+    """Lane L is held (by another relay) while A publishes a later id elsewhere: L's rows still go
+    out from its oldest, whichever relay publishes them."""
     engine, table, lanes = tables
     a, b = Collected(), Collected()
     factory = make_session_factory(engine)

@@ -195,33 +195,38 @@ async def keep_in_batch(uow: UnitOfWork, kept: Sequence[RowMapping]) -> None:
     if not kept:
         return
     await uow.execute(
-        update(payment_attempts)
-        .where(payment_attempts.c.id == bindparam("a_id"))
-        .values(
-            channel=bindparam("a_channel"),
-            account_number=bindparam("a_account"),
-            account_name=bindparam("a_name"),
-        ),
-        [
-            {
-                "a_id": r["attempt_id"],
-                "a_channel": r["method"],
-                "a_account": r["account_number"],
-                "a_name": r["account_name"],
-            }
-            for r in kept
-        ],
+        *update_by_key(
+            uow.postgres,
+            payment_attempts,
+            "id",
+            ("channel", "account_number", "account_name"),
+            [
+                {
+                    "id": r["attempt_id"],
+                    "channel": r["method"],
+                    "account_number": r["account_number"],
+                    "account_name": r["account_name"],
+                }
+                for r in kept
+            ],
+        )
     )
     await uow.execute(
-        update(installments)
-        .where(installments.c.id == bindparam("i_id"))
-        .values(
-            channel=bindparam("i_channel"), method_id=bindparam("i_method"), updated_at=uow.now
-        ),
-        [
-            {"i_id": r["installment_id"], "i_channel": r["method"], "i_method": r["method_id"]}
-            for r in kept
-        ],
+        *update_by_key(
+            uow.postgres,
+            installments,
+            "id",
+            ("channel", "method_id", "updated_at"),
+            [
+                {
+                    "id": r["installment_id"],
+                    "channel": r["method"],
+                    "method_id": r["method_id"],
+                    "updated_at": uow.now,
+                }
+                for r in kept
+            ],
+        )
     )
 
 
