@@ -50,7 +50,12 @@ import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.events.contracts import CONTRACT_BY_MODEL, PaymentPaidInCash, PaymentSettled
+from shared.events.contracts import (
+    CONTRACT_BY_MODEL,
+    MAX_VND_TOTAL,
+    PaymentPaidInCash,
+    PaymentSettled,
+)
 from shared.vn_text import fold
 from tests.support import tokens
 from tests.support.infra import drop_scratch_database
@@ -635,7 +640,7 @@ async def release_cycle(
     timings["read_totals_and_digest"] = round(time.perf_counter() - t0, 2)
     parts = view.json()["agencies"]
     rows = [
-        {"period": period, "agency": agency, "scheme": scheme, "amount": 10**12 - 1}
+        {"period": period, "agency": agency, "scheme": scheme, "amount": MAX_VND_TOTAL}
         for agency, part in parts.items()
         if part["awaiting_approval"]
         for scheme in part["awaiting_approval"]["by_scheme"]

@@ -37,6 +37,10 @@ Period = Annotated[
     str, Field(min_length=7, max_length=7, pattern=PERIOD_PATTERN)
 ]  # "YYYY-MM", Vietnam time
 Vnd = Annotated[int, Field(ge=0, le=MAX_VND)]  # whole đồng, never a float
+# A period's total or budget for a scheme: a country's month of pensions is some twenty trillion
+# đồng, so totals have a bound of their own (still far below BIGINT).
+MAX_VND_TOTAL = 10**15 - 1
+VndTotal = Annotated[int, Field(ge=0, le=MAX_VND_TOTAL)]
 InstallmentCount = Annotated[int, Field(ge=1, le=600)]  # fifty years of months
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 PersonName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -339,8 +343,8 @@ class CycleOpened(Contract):
 class SchemeTotal(Contract):
     scheme: Scheme
     count: int = Field(ge=0, le=10_000_000)
-    amount: Vnd
-    envelope: Vnd | None = None  # the agency's budget for the scheme and period, when loaded
+    amount: VndTotal
+    envelope: VndTotal | None = None  # the agency's budget for the scheme and period, when loaded
 
 
 class CycleApproved(Contract):
@@ -361,7 +365,7 @@ class EnvelopeSet(Contract):
     period: Period
     agency: Agency
     scheme: Scheme
-    amount: Vnd
+    amount: VndTotal
     set_by: UserId
     set_at: datetime
 

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.events.contracts import MAX_VND_TOTAL
+
 COUNTERPARTY_PATTERN = r"^(\d{6}|VNPOST)$"
 # A cycle's period: YYYY-MM in this century (its first and last days and the next period must exist).
 CYCLE_PERIOD_PATTERN = r"^20\d{2}-(0[1-9]|1[0-2])$"
@@ -29,7 +31,6 @@ class StartReconciliation(BaseModel):
 AGENCY_PATTERN = r"^(BHXH|DOLISA|ESC)$"
 SCHEME_PATTERN = r"^[A-Z][A-Z_]{0,31}$"
 DIGEST_PATTERN = r"^[0-9a-f]{64}$"
-MAX_VND = 10**12 - 1
 
 
 class Approve(BaseModel):
@@ -51,7 +52,7 @@ class EnvelopeRow(BaseModel):
     period: str = Field(pattern=CYCLE_PERIOD_PATTERN)
     agency: str = Field(pattern=AGENCY_PATTERN)
     scheme: str = Field(pattern=SCHEME_PATTERN)
-    amount: int = Field(ge=0, le=MAX_VND, description="whole đồng")
+    amount: int = Field(ge=0, le=MAX_VND_TOTAL, description="whole đồng")
 
 
 class SetEnvelopes(BaseModel):
