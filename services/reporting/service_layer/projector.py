@@ -112,31 +112,25 @@ def _apply_payments(store: ProjectionStore, events: Iterable[PaymentEvent]) -> N
     # A person's cell is their best paid installment: only a fact that is or was paid can move
     # it. The others (scheduled, submitted: most of a cycle's events) leave their people alone.
     people = sorted({f.person for f in changed if f.paid or _was_paid(before, f)})
-    if not people:
-        _add_cells(store, deltas)
-        return
-    counted = store.lock_people(people)
-    siblings = store.installments_of(people)
-    moved: dict[PersonKey, PaymentCell | None] = {}
-    for person in people:
-        cell = person_cell(siblings.get(person, []))
-        if cell != counted.get(person):
-            move_person(deltas, counted.get(person), cell)
-            moved[person] = cell
-    if moved:
-        store.save_people(moved)
-    _add_cells(store, deltas)
+    if people:
+        counted = store.lock_people(people)
+        siblings = store.installments_of(people)
+        moved: dict[PersonKey, PaymentCell | None] = {}
+        for person in people:
+            cell = person_cell(siblings.get(person, []))
+            if cell != counted.get(person):
+                move_person(deltas, counted.get(person), cell)
+                moved[person] = cell
+        if moved:
+            store.save_people(moved)
+    cells = deltas.nonzero()
+    if cells:
+        store.add_to_payment_cube(cells)  # type: ignore[arg-type]
 
 
 def _was_paid(before: dict[str, InstallmentFact], fact: InstallmentFact) -> bool:
     previous = before.get(fact.installment_id)
     return previous is not None and previous.paid
-
-
-def _add_cells(store: ProjectionStore, deltas: Deltas) -> None:
-    cells = deltas.nonzero()
-    if cells:
-        store.add_to_payment_cube(cells)  # type: ignore[arg-type]
 
 
 def _apply_claims(store: ProjectionStore, events: Iterable[ClaimEvent]) -> None:
