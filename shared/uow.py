@@ -17,7 +17,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncResult,
+    AsyncSession,
+    async_sessionmaker,
+)
 
 from shared.clock import utcnow
 from shared.db import for_update, insert_for, is_postgres
@@ -40,6 +46,10 @@ class UnitOfWork:
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         return await self.db.execute(statement, parameters)
+
+    async def stream(self, statement: Any, parameters: Any = None) -> AsyncResult[Any]:
+        """The rows from a server-side cursor, a chunk at a time (`yield_per`), not all at once."""
+        return await self.db.stream(statement, parameters)
 
     def insert(self, table: Table) -> Any:
         """`INSERT` with the dialect's `on_conflict_do_nothing`/`on_conflict_do_update` (upserts)."""

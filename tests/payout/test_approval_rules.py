@@ -3,10 +3,15 @@ prepared, the digest of exactly what awaits, and the funds envelope."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import tracemalloc
+from itertools import pairwise
 from typing import ClassVar
 
 import pytest
 
+from services.payout.domain import approval as rules
 from services.payout.domain.approval import (
     ApprovalRefused,
     Item,
@@ -87,9 +92,63 @@ class TestPrepared:
 
 
 class TestDigest:
-    def test_stable_whatever_the_order_read(self):
-        assert awaiting("2031-03", "DOLISA", ITEMS).digest == (
-            awaiting("2031-03", "DOLISA", list(reversed(ITEMS))).digest
+    def test_items_out_of_the_digests_order_are_refused_not_sorted(self):
+        # The order is the repository's ORDER BY; a reader that broke it is a bug, not a sort.
+        with pytest.raises(ValueError, match="came after"):
+            awaiting("2031-03", "DOLISA", list(reversed(ITEMS)))
+
+    def test_a_one_shot_stream_is_folded_in_bounded_memory(self):
+        def stream(n):
+            for k in range(1, n + 1):
+                yield Item(k, 500_000 + k, "SOCIAL_PROTECTION", "OWN_ACCOUNT", "970436", f"M{k}")
+
+        tracemalloc.start()
+        try:
+            shown = awaiting("2031-03", "DOLISA", stream(200_000))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert (shown.count, shown.amount) == (200_000, 200_000 * 500_000 + 200_000 * 200_001 // 2)
+        # A sorted list of them all and one JSON of it took 74 MB.
+        assert peak < 2_000_000, f"peak {peak / 1e6:.1f} MB"
+
+    def test_its_canonical_form(self):
+        plain = json.dumps(
+            [[i.installment_id, i.amount, i.counterparty, i.method_id] for i in ITEMS],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        header = {
+            "period": "2031-03",
+            "agency": "DOLISA",
+            "count": 3,
+            "amount": 3_250_000,
+            "by_scheme": {"MERITORIOUS": [1, 2_000_000], "SOCIAL_PROTECTION": [2, 1_250_000]},
+            "by_channel": {"CASH_POST_OFFICE": [1, 750_000], "OWN_ACCOUNT": [2, 2_500_000]},
+            "by_counterparty": {
+                "970418": [1, 2_000_000],
+                "970436": [1, 500_000],
+                "VNPOST": [1, 750_000],
+            },
+            "items": hashlib.sha256(plain.encode()).hexdigest(),
+        }
+        expected = hashlib.sha256(
+            json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        assert awaiting("2031-03", "DOLISA", iter(ITEMS)).digest == expected
+
+    def test_the_same_whatever_the_chunks_it_is_fed_in(self):
+        many = [
+            Item(k, 1_000 + k, "PENSION", "OWN_ACCOUNT", ("970436", "970418")[k % 2], f"M{k}")
+            for k in range(1, 2_501)
+        ]
+        bounds = [0, 1, 7, 1_007, 2_499, 2_500]
+        tally = rules.Tally()
+        for start, end in pairwise(bounds):
+            tally.add(many[start:end])
+        assert tally.awaiting("2031-03", "DOLISA") == awaiting("2031-03", "DOLISA", many)
+        assert (
+            awaiting("2031-03", "DOLISA", []).digest != awaiting("2031-03", "DOLISA", many).digest
         )
 
     @pytest.mark.parametrize(
@@ -99,8 +158,14 @@ class TestDigest:
             [*ITEMS, Item(4, 1, "MERITORIOUS", "OWN_ACCOUNT", "970418", "M4")],  # a new one
             [ITEMS[0], ITEMS[1], Item(3, 2_000_001, "MERITORIOUS", "OWN_ACCOUNT", "970418", "M3")],
             [ITEMS[0], ITEMS[1], Item(3, 2_000_000, "MERITORIOUS", "OWN_ACCOUNT", "970418", "M9")],
+            [ITEMS[0], ITEMS[1], Item(3, 2_000_000, "MERITORIOUS", "OWN_ACCOUNT", "970405", "M3")],
+            [
+                ITEMS[0],
+                ITEMS[1],
+                Item(3, 2_000_000, "MERITORIOUS", "AUTHORISED_ACCOUNT", "970418", "M3"),
+            ],
         ],
-        ids=["stopped", "new", "amount", "account"],
+        ids=["stopped", "new", "amount", "method", "counterparty", "channel"],
     )
     def test_any_change_changes_it_and_the_old_one_is_refused(self, changed):
         shown = awaiting("2031-03", "DOLISA", ITEMS)

@@ -1,11 +1,18 @@
 """No money moves without a second officer's approval: the rules of approving (or rejecting)
 what a cycle prepared for one agency. Pure: the caller reads, asks these, and writes.
 
-What awaits approval for a period and an agency is the attempts in its PREPARED batches. Its
-digest is the SHA-256 of a canonical JSON of the period, the agency, its counts and sums by
-scheme, channel and counterparty, and the ordered list of (installment id, amount,
-counterparty, method id): an approval names the digest of the totals the checker was shown, and
-is refused if anything changed since.
+What awaits approval for a period and an agency is the attempts in its PREPARED batches. An
+approval names the digest of what the checker was shown, and is refused if anything changed
+since. The digest is folded item by item, so a part of a million never sits in memory:
+
+    items  = SHA-256 of the JSON array [[installment_id, amount, counterparty, method_id], ...]
+             of every item in (installment id, counterparty) order
+    digest = SHA-256 of the JSON object {"period", "agency", "count", "amount", "by_scheme",
+             "by_channel", "by_counterparty" (each {key: [count, amount]}), "items": <hex>}
+
+both JSON with sorted keys, no spaces, ASCII only (`json.dumps(..., sort_keys=True,
+separators=(",", ":"))`), encoded UTF-8; the digest is its hex. The items come in that order
+from the repository (ORDER BY in SQL, never a query plan's whim) and are refused out of it.
 
 An approval is refused when the caller is not a person holding `cycles:approve` for the agency
 (403), prepared any of it (403, four eyes), the cycle is not prepared (409), the digest is not
@@ -19,6 +26,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Literal
 
 from shared.auth import Principal
@@ -89,51 +97,101 @@ class ApprovalRefused(Exception):
         return PROBLEMS + self.kind
 
 
-def _totals(items: Iterable[Item], key: str) -> dict[str, Total]:
-    counts: dict[str, list[int]] = {}
-    for item in items:
-        slot = counts.setdefault(getattr(item, key), [0, 0])
-        slot[0] += 1
-        slot[1] += item.amount
-    return {k: Total(c, a) for k, (c, a) in sorted(counts.items())}
+class ItemsOutOfOrder(ValueError):
+    """The items did not come in the digest's order: the reader broke its promise."""
 
 
-def _plain(totals: Mapping[str, Total]) -> dict[str, list[int]]:
-    return {k: [t.count, t.amount] for k, t in sorted(totals.items())}
+FOLD_CHUNK = 1_000  # items JSON-encoded at once: one C call each, a bounded string
 
 
-def awaiting(period: str, agency: str, items: Sequence[Item]) -> Awaiting:
-    """The totals and the digest of `items` (in installment id order, as the repository reads
-    them; sorted here again so the digest never depends on a query plan)."""
-    ordered = sorted(items, key=lambda i: (i.installment_id, i.counterparty))
-    by_scheme = _totals(ordered, "scheme")
-    by_channel = _totals(ordered, "channel")
-    by_counterparty = _totals(ordered, "counterparty")
-    canonical = json.dumps(
-        {
+class Tally:
+    """What awaits, folded chunk by chunk in the digest's order: the count, the amount, the
+    totals per (scheme, channel, counterparty), and the running hash of the items. Memory is
+    one chunk's, however many items pass."""
+
+    def __init__(self) -> None:
+        self._items = hashlib.sha256(b"[")
+        self._last: tuple[int, str] | None = None
+        self._routes: dict[tuple[str, str, str], list[int]] = {}  # [count, amount]
+        self.count = 0
+
+    def add(self, items: Iterable[Item]) -> None:
+        """Fold these items, which come after those folded before (raises ItemsOutOfOrder)."""
+        stream = iter(items)
+        while chunk := list(islice(stream, FOLD_CHUNK)):
+            self._fold(chunk)
+
+    def _fold(self, chunk: list[Item]) -> None:
+        routes, last = self._routes, self._last
+        for item in chunk:
+            key = (item.installment_id, item.counterparty)
+            if last is not None and key < last:
+                raise ItemsOutOfOrder(f"item {key} came after {last}")
+            last = key
+            route = (item.scheme, item.channel, item.counterparty)
+            slot = routes.get(route)
+            if slot is None:
+                slot = routes[route] = [0, 0]
+            slot[0] += 1
+            slot[1] += item.amount
+        # The chunk's array without its brackets: the same bytes as one array of all the items.
+        encoded = _canonical(
+            [[i.installment_id, i.amount, i.counterparty, i.method_id] for i in chunk]
+        )
+        self._items.update((b"," if self.count else b"") + encoded[1:-1].encode())
+        self.count += len(chunk)
+        self._last = last
+
+    def awaiting(self, period: str, agency: str) -> Awaiting:
+        """The totals and the digest of what was folded, for the period and the agency."""
+        items = self._items.copy()
+        items.update(b"]")
+        by_scheme, by_channel, by_counterparty = (self._total_by(part) for part in range(3))
+        amount = sum(t.amount for t in by_scheme.values())
+        header = {
             "period": period,
             "agency": agency,
-            "count": len(ordered),
-            "amount": sum(i.amount for i in ordered),
+            "count": self.count,
+            "amount": amount,
             "by_scheme": _plain(by_scheme),
             "by_channel": _plain(by_channel),
             "by_counterparty": _plain(by_counterparty),
-            "items": [[i.installment_id, i.amount, i.counterparty, i.method_id] for i in ordered],
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
-    return Awaiting(
-        period=period,
-        agency=agency,
-        count=len(ordered),
-        amount=sum(i.amount for i in ordered),
-        by_scheme=by_scheme,
-        by_channel=by_channel,
-        by_counterparty=by_counterparty,
-        digest=hashlib.sha256(canonical.encode()).hexdigest(),
-    )
+            "items": items.hexdigest(),
+        }
+        return Awaiting(
+            period=period,
+            agency=agency,
+            count=self.count,
+            amount=amount,
+            by_scheme=by_scheme,
+            by_channel=by_channel,
+            by_counterparty=by_counterparty,
+            digest=hashlib.sha256(_canonical(header).encode()).hexdigest(),
+        )
+
+    def _total_by(self, part: int) -> dict[str, Total]:
+        sums: dict[str, list[int]] = {}
+        for route, (count, amount) in self._routes.items():
+            slot = sums.setdefault(route[part], [0, 0])
+            slot[0] += count
+            slot[1] += amount
+        return {k: Total(c, a) for k, (c, a) in sorted(sums.items())}
+
+
+def _plain(totals: Mapping[str, Total]) -> dict[str, list[int]]:
+    return {k: [t.count, t.amount] for k, t in totals.items()}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def awaiting(period: str, agency: str, items: Iterable[Item]) -> Awaiting:
+    """The totals and the digest of `items`, in the digest's order (installment id, then
+    counterparty), as the repository reads them: a one-shot stream is enough."""
+    tally = Tally()
+    tally.add(items)
+    return tally.awaiting(period, agency)
 
 
 def check_approver(principal: Principal, agency: str, preparers: Iterable[str]) -> None:

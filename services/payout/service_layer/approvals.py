@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -48,9 +49,13 @@ class Decided:
 
 
 async def awaiting_of(uow: Any, cycle_id: int, period: str, agency: str) -> Awaiting:
-    """What awaits approval for the agency in the cycle, with its digest."""
-    items = await repository.awaiting_items(uow, cycle_id, agency)
-    return rules.awaiting(period, agency, items)
+    """What awaits approval for the agency in the cycle, with its digest: folded a chunk at a
+    time as the rows stream in, never a list of them all."""
+    tally = rules.Tally()
+    async with aclosing(repository.awaiting_items(uow, cycle_id, agency)) as chunks:
+        async for items in chunks:
+            tally.add(items)
+    return tally.awaiting(period, agency)
 
 
 async def decide(

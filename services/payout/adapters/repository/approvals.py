@@ -4,7 +4,7 @@ executes on the caller's unit of work (or a reader) and never commits."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import date
 from typing import Any
 
@@ -19,7 +19,7 @@ from services.payout.adapters.orm import (
     payment_attempts,
     payment_calendar,
 )
-from services.payout.adapters.repository.reads import Reader
+from services.payout.adapters.repository.reads import Reader, Streamer
 from services.payout.domain import model
 from services.payout.domain.approval import APPROVE, Item
 from shared.uow import UnitOfWork
@@ -27,11 +27,18 @@ from shared.uow import UnitOfWork
 # -- what awaits approval -----------------------------------------------------------------------
 
 
-async def awaiting_items(db: Reader, cycle_id: int, agency: str) -> list[Item]:
+STREAM_CHUNK = 500  # rows a server-side cursor hands over at a time
+
+
+async def awaiting_items(
+    db: Streamer, cycle_id: int, agency: str, *, chunk: int = STREAM_CHUNK
+) -> AsyncGenerator[list[Item], None]:
     """The attempts in the agency's PREPARED batches of the cycle (all but cancelled ones), in
-    installment id order."""
+    the digest's order (installment id, then counterparty; the attempt's id breaks a tie), from
+    a server-side cursor `chunk` at a time: a part of a million never sits in memory. Use it in
+    `contextlib.aclosing` so a consumer that stops early closes the cursor."""
     a, i, b = payment_attempts, installments, batches
-    rows = await db.execute(
+    query = (
         select(
             a.c.installment_id, a.c.amount, i.c.scheme, a.c.channel, a.c.counterparty, i.c.method_id
         )
@@ -42,9 +49,15 @@ async def awaiting_items(db: Reader, cycle_id: int, agency: str) -> list[Item]:
             b.c.state == model.BATCH_PREPARED,
             a.c.state != model.CANCELLED,
         )
-        .order_by(a.c.installment_id, a.c.id)
+        .order_by(a.c.installment_id, a.c.counterparty, a.c.id)
+        .execution_options(yield_per=chunk)
     )
-    return [Item(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5]) for r in rows.all()]
+    rows = await db.stream(query)
+    try:
+        async for part in rows.partitions():
+            yield [Item(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5]) for r in part]
+    finally:
+        await rows.close()
 
 
 async def awaiting_batches(

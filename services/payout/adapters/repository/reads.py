@@ -31,6 +31,12 @@ class Reader(Protocol):
     async def execute(self, statement: Any, parameters: Any = None, /) -> Any: ...
 
 
+class Streamer(Reader, Protocol):
+    """A reader that also streams a query's rows from a server-side cursor (an AsyncResult)."""
+
+    async def stream(self, statement: Any, parameters: Any = None, /) -> Any: ...
+
+
 def _cycle_of(period: str) -> Any:
     return select(cycles.c.id).where(cycles.c.period == period).scalar_subquery()
 
