@@ -1,7 +1,8 @@
 """The approval digest of a large part in flat memory, on SQLite and on PostgreSQL: the repository
 streams what awaits in chunks from a server-side cursor, in the digest's order whatever order
 the rows were written in, and the digest folds them one chunk at a time; a part of 50,000 items
-never sits in memory at once."""
+never sits in memory at once. Approving it releases the agency's batches in set-based statements,
+never a list of their ids."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.payout.adapters.orm import batches, cycles, installments, payment_attempts
@@ -18,7 +20,8 @@ from services.payout.adapters.repository import approvals as repository
 from services.payout.domain import model
 from services.payout.domain.approval import Item, awaiting
 from services.payout.service_layer.approvals import awaiting_of
-from shared.db import make_engine
+from shared.db import is_postgres, make_engine
+from shared.uow import UnitOfWork
 
 PERIOD, AGENCY = "2031-03", "DOLISA"
 NOW = datetime(2031, 3, 1, 2, tzinfo=UTC)
@@ -208,3 +211,28 @@ class TestStreamedDigest:
         assert shown.count == 50_000
         # A list of every item and one JSON of them all took 29 MB (SQLite), 35 MB (PostgreSQL).
         assert peak < 4_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+class TestSetBasedRelease:
+    async def test_the_agencys_prepared_batches_and_no_other_are_released(self, engine):
+        cycle_id = await build_part(engine, 2 * BATCH + 1)  # B-0, B-1, B-2
+        today = date(2031, 3, 6)  # after the batches' execution date
+        async with engine.begin() as db:
+            uow = UnitOfWork(db, None, "lan", NOW, is_postgres(engine))  # type: ignore[arg-type]
+            assert await repository.awaiting_preparers(uow, cycle_id, AGENCY) == {"minh": 3}
+            assert await repository.release_batches(uow, cycle_id, AGENCY, 7, today) == 3
+            rows = await db.execute(
+                select(
+                    batches.c.batch_id,
+                    batches.c.state,
+                    batches.c.approval_id,
+                    batches.c.execution_date,
+                ).order_by(batches.c.batch_id)
+            )
+            states = {r[0]: tuple(r[1:]) for r in rows.all()}
+            assert await repository.awaiting_preparers(uow, cycle_id, AGENCY) == {}
+        assert states == {
+            **{f"B-{b}": (model.BATCH_READY, 7, today) for b in range(3)},
+            "B-other": (model.BATCH_PREPARED, None, date(2031, 3, 5)),
+            "B-released": (model.BATCH_READY, None, date(2031, 3, 5)),
+        }

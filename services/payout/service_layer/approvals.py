@@ -82,13 +82,14 @@ async def decide(
     if cycle is None:
         raise CycleNotFound(period)
     cycle_id = await cycles_repository.lock_cycle(uow, period)
-    batches = await repository.awaiting_batches(uow, cycle_id, target)
-    preparers = sorted({b["prepared_by"] for b in batches})
+    by_preparer = await repository.awaiting_preparers(uow, cycle_id, target)
+    preparers = sorted(by_preparer)
+    waiting = sum(by_preparer.values())  # batches
     rules.check_approver(principal, target, preparers)
     rules.check_prepared(
         creation_finished=cycle["creation_finished_at"] is not None,
         revalidated=await revalidation_done(uow, period),
-        count=len(batches),
+        count=waiting,
     )
     current = await awaiting_of(uow, cycle_id, period, target)
     rules.check_digest(digest, current)
@@ -125,7 +126,7 @@ async def decide(
     released = 0
     if decision == APPROVE:
         released = await repository.release_batches(
-            uow, [b["batch_id"] for b in batches], approval_id, vietnam_date(uow.now)
+            uow, cycle_id, target, approval_id, vietnam_date(uow.now)
         )
         uow.emit(
             CycleApproved(
@@ -148,7 +149,7 @@ async def decide(
                 "approval_id": approval_id,
                 "count": current.count,
                 "amount": current.amount,
-                "batches": released if decision == APPROVE else len(batches),
+                "batches": released if decision == APPROVE else waiting,
             }
         },
     )
@@ -160,7 +161,7 @@ async def decide(
         count=current.count,
         amount=current.amount,
         digest=current.digest,
-        batches=released if decision == APPROVE else len(batches),
+        batches=released if decision == APPROVE else waiting,
     )
 
 

@@ -60,10 +60,8 @@ async def awaiting_items(
         await rows.close()
 
 
-async def awaiting_batches(
-    db: Reader, cycle_id: int, agency: str | None = None
-) -> list[dict[str, Any]]:
-    """The cycle's PREPARED batches (of one agency, or all), with their control totals."""
+async def awaiting_batches(db: Reader, cycle_id: int) -> list[dict[str, Any]]:
+    """The cycle's PREPARED batches, with their control totals (a checker is shown each)."""
     query = (
         select(
             batches.c.batch_id,
@@ -77,8 +75,6 @@ async def awaiting_batches(
         .where(batches.c.cycle_id == cycle_id, batches.c.state == model.BATCH_PREPARED)
         .order_by(batches.c.batch_id)
     )
-    if agency is not None:
-        query = query.where(batches.c.agency == agency)
     return [dict(r) for r in (await db.execute(query)).mappings()]
 
 
@@ -92,17 +88,33 @@ async def awaiting_agencies(db: Reader, cycle_id: int) -> list[str]:
     return list(rows.scalars())
 
 
+async def awaiting_preparers(db: Reader, cycle_id: int, agency: str) -> dict[str, int]:
+    """Who prepared the agency's PREPARED batches of the cycle, and how many each."""
+    rows = await db.execute(
+        select(batches.c.prepared_by, func.count())
+        .where(
+            batches.c.cycle_id == cycle_id,
+            batches.c.agency == agency,
+            batches.c.state == model.BATCH_PREPARED,
+        )
+        .group_by(batches.c.prepared_by)
+    )
+    return {preparer: int(count) for preparer, count in rows.all()}
+
+
 async def release_batches(
-    uow: UnitOfWork, batch_ids: Sequence[str], approval_id: int, earliest: date
+    uow: UnitOfWork, cycle_id: int, agency: str, approval_id: int, earliest: date
 ) -> int:
-    """The approved batches move PREPARED → READY, stamped with the approval, executed no
-    earlier than `earliest` (today); how many."""
-    if not batch_ids:
-        return 0
-    ids = list(batch_ids)
+    """The agency's PREPARED batches of the cycle move PREPARED → READY, stamped with the
+    approval, executed no earlier than `earliest` (today); how many. Set-based: two statements
+    however many batches (the cycle's row is locked, so they are the ones approved)."""
     released = await uow.execute(
         update(batches)
-        .where(batches.c.batch_id.in_(ids), batches.c.state == model.BATCH_PREPARED)
+        .where(
+            batches.c.cycle_id == cycle_id,
+            batches.c.agency == agency,
+            batches.c.state == model.BATCH_PREPARED,
+        )
         .values(
             state=model.BATCH_READY,
             approval_id=approval_id,
@@ -112,7 +124,7 @@ async def release_batches(
     )
     await uow.execute(
         update(batches)
-        .where(batches.c.batch_id.in_(ids), batches.c.execution_date < earliest)
+        .where(batches.c.approval_id == approval_id, batches.c.execution_date < earliest)
         .values(execution_date=earliest)
     )
     return int(released.rowcount)
