@@ -247,7 +247,7 @@ async def overview(db: Any, cycle: dict[str, Any]) -> dict[str, Any]:
     revalidated = await revalidation_done(db, period)
     totals = await reads.cycle_totals(db, cycle_id)
     holds = await reads.cycle_holds(db, cycle_id)
-    differences = await reads.cycle_differences(db, cycle_id, add_months(period, -1))
+    differences = await reads.cycle_differences(db, cycle_id, period, add_months(period, -1))
     batches = await repository.awaiting_batches(db, cycle_id)
     trail = await approval_trail(db, period)
     agencies = sorted(

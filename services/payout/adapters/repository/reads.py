@@ -496,15 +496,18 @@ _STOPPED = """
     SELECT p.agency, COUNT(*), COALESCE(SUM(p.amount), 0)
     FROM installments p
     LEFT JOIN installments c
-           ON c.entitlement_id = p.entitlement_id AND c.cycle_id = :cycle_id
+           ON c.entitlement_id = p.entitlement_id AND c.period = :period AND c.cycle_id = :cycle_id
           AND c.state NOT IN ('CANCELLED', 'ON_HOLD')
     WHERE p.period = :previous AND p.state NOT IN ('CANCELLED', 'ON_HOLD') AND c.id IS NULL
     GROUP BY p.agency
 """
 
+# The statements that compare a cycle with the previous period, by name (their plans are tested).
+COMPARED_WITH_PREVIOUS = {"differences": _DIFFERENCES, "stopped": _STOPPED}
+
 
 async def cycle_differences(
-    db: Reader, cycle_id: int, previous: str
+    db: Reader, cycle_id: int, period: str, previous: str
 ) -> dict[str, dict[str, dict[str, int]]]:
     """Per agency, against the period `previous`: new payments, stopped ones (paid then, not
     now), changed amounts (the amount is the change) and changed accounts, counts and sums."""
@@ -519,7 +522,8 @@ async def cycle_differences(
             },
         )
 
-    params = {"cycle_id": cycle_id, "previous": previous}
+    # The cycle's own period too: its counterpart is found by the unique key (entitlement, period).
+    params = {"cycle_id": cycle_id, "period": period, "previous": previous}
     for row in (await db.execute(text(_DIFFERENCES), params)).all():
         s = slot(row[0])
         s["new"] = {"count": int(row[1] or 0), "amount": int(row[2] or 0)}
