@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     SmallInteger,
     String,
     Table,
@@ -263,6 +264,15 @@ class Outbox:
         )
 
 
+def oldest_pending(pending: Select, outbox: Table, postgres: bool, limit: int) -> Select:
+    """The ids of the `limit` oldest pending rows, found through the pending index. SQLite would
+    walk the table in id order instead, through every published row kept for the retention
+    (their payloads too), to reach the few pending at its end: ordering by an expression of the
+    id makes it read the partial index and sort what is pending."""
+    order = outbox.c.id if postgres else outbox.c.id + 0
+    return pending.order_by(order).limit(limit)
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -323,7 +333,7 @@ class OutboxRelay:
                 if not lane_filter:
                     return 0
                 pending = pending.where(self.outbox.c.lane.in_(lane_filter))
-            ids_query = pending.order_by(self.outbox.c.id).limit(self.batch_size)
+            ids_query = oldest_pending(pending, self.outbox, postgres, self.batch_size)
             rows = (
                 await session.execute(
                     select(*(self.outbox.c[name] for name in RELAYED))

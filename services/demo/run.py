@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -213,7 +214,12 @@ async def run_demo(
             _print_waiting(console, waiting)
         console.print(f"Demo ready in {ready:.1f} s. Dashboard: [link]{dashboard}[/]")
     except Exception as exc:
-        console.print(f"[red]demo failed:[/] {type(exc).__name__}: {exc}")
+        # An HTTP error names the call that failed (its method and path: no query, no body).
+        during = ""
+        if isinstance(exc, httpx.HTTPError):
+            with contextlib.suppress(RuntimeError):  # an error raised before any request
+                during = f" ({exc.request.method} {exc.request.url.path})"
+        console.print(f"[red]demo failed:[/] {type(exc).__name__}{during}: {exc}")
         code = 1
     finally:
         await driver.close()
