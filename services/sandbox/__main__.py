@@ -30,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--webhook-retry-base-ms", type=int)
     parser.add_argument("--webhook-concurrency", type=int)
     parser.add_argument("--settlement-delay-ms", type=int)
+    parser.add_argument("--data-dir", help="directory of the scratch files (default: temp)")
     parser.add_argument("--log-level")
     args = vars(parser.parse_args(argv))
     overrides = {key: value for key, value in args.items() if value is not None}

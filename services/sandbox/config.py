@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
@@ -30,6 +31,9 @@ class SandboxSettings(BaseSettings):
     webhook_concurrency: int = Field(8, ge=1)
     # How long an accepted transfer stays PENDING before it settles or fails (0: at once).
     settlement_delay_ms: int = Field(0, ge=0)
+    # Where the scratch files of accounts, transfers and persons go (the system's temporary
+    # directory when unset); deleted on reset and shutdown.
+    data_dir: Path | None = None
     log_level: str = "WARNING"
 
     @field_validator("webhook_secrets", mode="before")

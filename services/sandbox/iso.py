@@ -15,6 +15,7 @@ from lxml import etree
 from shared.periods import vietnam_date
 
 from .state import Booking, IsoMessage, ItemIn, Transfer, iso_utc
+from .store import FileLine
 
 PAIN001_NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 PAIN002_NS = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"
@@ -119,7 +120,7 @@ def _transaction(
 
 
 def _payment_info(
-    info: etree._Element, bins_by_bic: Mapping[str, str], default_bin: str
+    info: etree._Element, info_id: str, bins_by_bic: Mapping[str, str], default_bin: str
 ) -> tuple[list[ItemIn], Decimal]:
     """The transactions of one PmtInf and their amounts' total, within the block's own
     control totals when it declares them."""
@@ -127,6 +128,7 @@ def _payment_info(
     total = Decimal(0)
     for tx in info.iterfind(f"{P}CdtTrfTxInf"):
         item, written = _transaction(tx, bins_by_bic, default_bin)
+        item.payment_info_id = info_id or None
         items.append(item)
         total += written
     count_text = _text(info, f"{P}NbOfTxs")
@@ -163,10 +165,11 @@ def parse_pain001(raw: bytes, bins_by_bic: Mapping[str, str], default_bin: str) 
             or _text(info, f"{P}DbtrAcct/{P}Id/{P}Othr/{P}Id")
             or _text(info, f"{P}DbtrAcct/{P}Id/{P}IBAN")
         )
-        items, info_total = _payment_info(info, bins_by_bic, default_bin)
+        info_id = _text(info, f"{P}PmtInfId") or ""
+        items, info_total = _payment_info(info, info_id, bins_by_bic, default_bin)
         count += len(items)
         total += info_total
-        payment_infos.append((_text(info, f"{P}PmtInfId") or "", items))
+        payment_infos.append((info_id, items))
     if declared_count != count or (declared_sum is not None and declared_sum != total):
         raise ControlTotalsMismatch()
     return Pain001(
@@ -189,8 +192,9 @@ TX_STATUS = {
 }
 
 
-# A transaction in a pain.002: end-to-end id, status, reason, the transfer when it was taken.
-Row = tuple[str, str, str | None, Transfer | None]
+# A transaction in a pain.002: end-to-end id, status, reason, and the bank's reference and the
+# amount of the transfer when it was taken.
+Row = tuple[str, str, str | None, str | None, int | None]
 
 
 _TAGS: dict[tuple[str, str], str] = {}
@@ -228,14 +232,15 @@ def message_id_of(raw: bytes) -> str | None:
 
 def build_pain002(
     message: IsoMessage,
-    transfers: Mapping[str, Transfer],
+    lines: Iterable[FileLine],
     status_id: str,
     now: datetime,
     only: Iterable[tuple[str, str]] | None = None,
 ) -> bytes:
     """The pain.002.001.10 of one file. A file refused as a whole has a group status RJCT with
     its reason and no transaction statuses. Otherwise each transaction's status (ACSC, PDNG,
-    RJCT with its reason) under its payment information block, and the group status that sums
+    RJCT with its reason) under its payment information block (`lines`: the file's transactions
+    as the store gives them), and the group status that sums
     them up (ACSC, PDNG, PART, RJCT); with `only` (end-to-end id, reason), just those rejected
     transactions are listed (the report the bank sends when it rejects some)."""
     ns = PAIN002_NS
@@ -255,7 +260,7 @@ def build_pain002(
         _reason(original, ns, message.group_rejection)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
-    per_info = _transaction_rows(message, transfers)
+    per_info = _transaction_rows(lines)
     statuses = [row for _, rows in per_info for row in rows]
     _el(original, ns, "GrpSts", _group_status({row[1] for row in statuses}))
     _counts_per_status(original, ns, statuses)
@@ -269,22 +274,20 @@ def build_pain002(
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def _transaction_rows(
-    message: IsoMessage, transfers: Mapping[str, Transfer]
-) -> list[tuple[str, list[Row]]]:
+def _transaction_rows(lines: Iterable[FileLine]) -> list[tuple[str, list[Row]]]:
     """Each payment information block's transactions: refused at intake, or as taken."""
     per_info: list[tuple[str, list[Row]]] = []
-    for info_id, e2e_ids in message.payment_infos:
-        rows: list[Row] = []
-        for e2e in e2e_ids:
-            if e2e in message.rejected and e2e not in transfers:
-                rows.append((e2e, "RJCT", message.rejected[e2e], None))
-                continue
-            transfer = transfers.get(e2e)
-            if transfer is None:
-                continue
-            rows.append((e2e, TX_STATUS[transfer.status], transfer.reason_code, transfer))
-        per_info.append((info_id, rows))
+    rows: list[Row] = []
+    current = None
+    for block, info_id, e2e, refusal, status, reason, reference, amount in lines:
+        if block != current:
+            current, rows = block, []
+            per_info.append((info_id, rows))
+        if status is None:  # never taken
+            if refusal is not None:
+                rows.append((e2e, "RJCT", refusal, None, None))
+            continue
+        rows.append((e2e, TX_STATUS[status], reason, reference, amount))
     return per_info
 
 
@@ -305,22 +308,22 @@ def _counts_per_status(original: etree._Element, ns: str, statuses: list[Row]) -
             per_status = _el(original, ns, "NbOfTxsPerSts")
             _el(per_status, ns, "DtldNbOfTxs", str(len(counted)))
             _el(per_status, ns, "DtldSts", code)
-            _el(per_status, ns, "DtldCtrlSum", str(sum(r[3].amount for r in counted if r[3])))
+            _el(per_status, ns, "DtldCtrlSum", str(sum(r[4] for r in counted if r[4] is not None)))
 
 
 def _payment_info_status(report: etree._Element, ns: str, info_id: str, rows: list[Row]) -> None:
     info = _el(report, ns, "OrgnlPmtInfAndSts")
     _el(info, ns, "OrgnlPmtInfId", info_id)
-    for e2e, code, reason, transfer in rows:
+    for e2e, code, reason, bank_reference, amount in rows:
         tx = _el(info, ns, "TxInfAndSts")
         _el(tx, ns, "OrgnlEndToEndId", e2e)
         _el(tx, ns, "TxSts", code)
         if reason and code == "RJCT":
             _reason(tx, ns, reason)
-        if transfer is not None:
-            _el(tx, ns, "AcctSvcrRef", transfer.reference)
+        if bank_reference is not None:
+            _el(tx, ns, "AcctSvcrRef", bank_reference)
             reference = _el(tx, ns, "OrgnlTxRef")
-            _el(_el(reference, ns, "Amt"), ns, "InstdAmt", str(transfer.amount), Ccy="VND")
+            _el(_el(reference, ns, "Amt"), ns, "InstdAmt", str(amount), Ccy="VND")
 
 
 # Bank transaction codes (ISO external code set): a credit transfer sent (SEPA-style ESCT) and

@@ -2,17 +2,20 @@
 check): persons seeded through the admin API, asked about in batches of CCCD, full name and,
 optionally, date of birth. A person never seeded is not found.
 
-Storage is compact, for a province's roll (100,000+ persons): one small tuple per person (its
-folded name, shared between people of the same name, and its dates packed in one integer)."""
+The persons are on disk (store.py), a province's roll or a nation's: a row each, its folded
+name and its dates packed in one integer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shared.vn_text import fold
+
+if TYPE_CHECKING:
+    from .store import PersonStore
 
 MAX_CHECKS_PER_REQUEST = 1_000
 PersonStatus = Literal["ALIVE", "DECEASED"]
@@ -41,47 +44,54 @@ class Answer:
         }
 
 
-class PopulationRegistry:
-    """CCCD -> (folded full name, packed dates)."""
+def _packed(born: date, status: PersonStatus, died: date | None) -> int:
+    death = died.toordinal() if status == "DECEASED" and died is not None else 0
+    if status == "DECEASED" and death == 0:
+        death = 1  # deceased, date unknown
+    return born.toordinal() * _SHIFT + death
 
-    def __init__(self) -> None:
+
+class PopulationRegistry:
+    """CCCD -> (folded full name, packed dates), in the store; counters in memory."""
+
+    def __init__(self, store: PersonStore) -> None:
+        self.store = store
         self.reset()
 
     def reset(self) -> None:
-        self._persons: dict[str, tuple[str, int]] = {}
-        self._names: dict[str, str] = {}
+        self.store.reset()
         self.checks = 0  # check requests answered
         self.persons_checked = 0
 
     def __len__(self) -> int:
-        return len(self._persons)
+        return self.store.count()
 
     def seed(self, rows: Iterable[tuple[str, str, date, PersonStatus, date | None]]) -> int:
         """Add or replace persons: (CCCD, full name, date of birth, status, date of death)."""
-        names = self._names
-        count = 0
-        for national_id, full_name, born, status, died in rows:
-            folded = fold(full_name)
-            name = names.setdefault(folded, folded)
-            death = died.toordinal() if status == "DECEASED" and died is not None else 0
-            if status == "DECEASED" and death == 0:
-                death = 1  # deceased, date unknown
-            self._persons[national_id] = (name, born.toordinal() * _SHIFT + death)
-            count += 1
-        return count
-
-    def check(self, national_id: str, full_name: str, born: date | None) -> Answer:
-        self.persons_checked += 1
-        person = self._persons.get(national_id)
-        if person is None:
-            return Answer(national_id, found=False)
-        name, packed = person
-        born_ordinal, death = divmod(packed, _SHIFT)
-        return Answer(
-            national_id,
-            found=True,
-            status="DECEASED" if death else "ALIVE",
-            date_of_death=date.fromordinal(death) if death > 1 else None,
-            name_matches=fold(full_name) == name,
-            date_of_birth_matches=None if born is None else born.toordinal() == born_ordinal,
+        return self.store.add(
+            (national_id, fold(full_name), _packed(born, status, died))
+            for national_id, full_name, born, status, died in rows
         )
+
+    def check(self, persons: Sequence[tuple[str, str, date | None]]) -> list[Answer]:
+        """Answer for each (CCCD, full name, date of birth or None), in the order asked."""
+        self.persons_checked += len(persons)
+        found = self.store.find(national_id for national_id, _, _ in persons)
+        return [_answer(found.get(person[0]), *person) for person in persons]
+
+
+def _answer(
+    person: tuple[str, int] | None, national_id: str, full_name: str, born: date | None
+) -> Answer:
+    if person is None:
+        return Answer(national_id, found=False)
+    name, packed = person
+    born_ordinal, death = divmod(packed, _SHIFT)
+    return Answer(
+        national_id,
+        found=True,
+        status="DECEASED" if death else "ALIVE",
+        date_of_death=date.fromordinal(death) if death > 1 else None,
+        name_matches=fold(full_name) == name,
+        date_of_birth_matches=None if born is None else born.toordinal() == born_ordinal,
+    )

@@ -1,5 +1,5 @@
-"""The running sandbox behind the routes: its state, its callbacks, the timers that settle,
-book, reverse and return later, and the draws of the request faults it injects."""
+"""The running sandbox behind the routes: its state and stores, its callbacks, the timers that
+settle, book, reverse and return later, and the draws of the request faults it injects."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .state import (
     StatusReport,
     Transfer,
 )
+from .store import BankStore, PersonStore
 from .webhooks import WebhookDispatcher
 
 
@@ -30,9 +31,9 @@ class Sandbox:
 
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
-        self.state = SandboxState(settings.iso_bins)
+        self.state = SandboxState(settings.iso_bins, BankStore(settings.data_dir))
         self.webhooks = WebhookDispatcher(settings, self.state)
-        self.population = PopulationRegistry()
+        self.population = PopulationRegistry(PersonStore(settings.data_dir))
         self._timers: set[asyncio.TimerHandle] = set()
         self.bins_by_bic = {
             bank.swift[:8]: bin_ for bin_, bank in self.state.banks.items() if bank.swift
@@ -67,7 +68,7 @@ class Sandbox:
         """Injected 409: a resend of a request already taken is refused as a duplicate."""
         return (
             key is not None
-            and key in self.state.taken_keys
+            and self.state.key_taken(key)
             and self.state.request_fault(self.state.faults.conflict_on_resend_rate)
         )
 
@@ -179,9 +180,9 @@ class Sandbox:
         """A file that fails validation is answered with a pain.002 refusing it as a whole
         (FF01), when its MsgId can be read and no file of that id was taken."""
         message_id = message_id_of(raw)
-        if message_id is None or (bin_, message_id) in self.state.iso_messages:
+        if message_id is None or self.state.file(bin_, message_id) is not None:
             return
-        message = IsoMessage(message_id, bin_, now, 0, 0, [], {}, group_rejection="FF01")
-        self.state.iso_messages[(bin_, message_id)] = message
+        message = IsoMessage(message_id, bin_, now, 0, 0, 0, group_rejection="FF01")
+        self.state.record_file(message, [])
         report = StatusReport(f"STS{self.state.epoch}{message_id}"[:35], message, [])
         self.webhooks.publish_iso(bin_, [report])

@@ -1,22 +1,27 @@
-"""The sandbox's in-memory world: accounts, transfers, cash-list items, the ledger of credits,
-statements and the faults to inject. Every operation is O(1) per transfer."""
+"""The sandbox's world: accounts, transfers, cash-list items, the ledger of credits,
+statements and the faults to inject, and the rules that move them. What grows with a cycle is
+kept in the store (store.py), which writes what an operation changed once it is done.
+Every operation is O(1) per transfer."""
 
 from __future__ import annotations
 
 import random
 import secrets
 import string
-import sys
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.banks import banks
 from shared.periods import vietnam_date
+
+if TYPE_CHECKING:
+    from .store import BankStore, FileLine
 
 VNPOST = "VNPOST"
 
@@ -28,6 +33,7 @@ CASH_OUTCOMES = ("PAID", "PENDING", *CASH_RETURN_REASONS)
 AccountStatus = Literal["ACTIVE", "CLOSED", "BLOCKED", "DECEASED"]
 
 
+@lru_cache(maxsize=4096)  # names repeat across a province's roll
 def fold_name(text: str) -> str:
     """A holder name as Vietnamese banks keep it: upper case ASCII, diacritics dropped, đ -> D."""
     text = text.replace("đ", "d").replace("Đ", "D")
@@ -91,20 +97,21 @@ class Faults(BaseModel):
     group_rejection_rate: float = Field(0.0, ge=0, le=1)
 
 
-class Account:
-    __slots__ = ("holder_name", "status")
-
-    def __init__(self, holder_name: str, status: str) -> None:
-        self.holder_name = holder_name
-        self.status = status
+class Account(NamedTuple):
+    holder_name: str
+    status: str
 
 
 class Transfer:
     """One payment received by a bank (channel napas or iso) or the post office (vnpost). Its
     status: PENDING, SETTLED (credited), FAILED, RETURNED (credited, then sent back), REVERSED
-    (the file bank's booked debit undone: credited, then the money back), PAID (cash)."""
+    (the file bank's booked debit undone: credited, then the money back), PAID (cash).
+
+    `seq` is its place in the order received; `statement_day` (a date ordinal) and
+    `statement_line` where it stands on its counterparty's statements, once it does."""
 
     __slots__ = (
+        "__weakref__",  # the store knows the transfers in flight by weak reference
         "account_bin",
         "account_number",
         "amount",
@@ -123,8 +130,11 @@ class Transfer:
         "received_at",
         "recredit_attempts",
         "reference",
+        "seq",
         "settled_at",
         "staff_id",
+        "statement_day",
+        "statement_line",
         "status",
         "times_received",
     )
@@ -135,7 +145,7 @@ class Transfer:
         counterparty: str,
         channel: str,
         amount: int,
-        batch_key: tuple[str, ...],
+        batch_key: str,
         reference: str,
         received_at: datetime,
         account_number: str | None = None,
@@ -143,7 +153,10 @@ class Transfer:
         commune_code: str | None = None,
         list_id: str | None = None,
         debtor_account: str | None = None,
+        message_id: str | None = None,
+        payment_info_id: str | None = None,
     ) -> None:
+        self.seq = 0
         self.end_to_end_id = end_to_end_id
         self.counterparty = counterparty
         self.channel = channel
@@ -164,8 +177,10 @@ class Transfer:
         self.paid_on: date | None = None
         self.debtor_account = debtor_account
         self.credited = False
-        self.message_id: str | None = None  # the pain.001 (MsgId, PmtInfId) that carried it
-        self.payment_info_id: str | None = None
+        self.message_id = message_id  # the pain.001 (MsgId, PmtInfId) that carried it
+        self.payment_info_id = payment_info_id
+        self.statement_day: int | None = None
+        self.statement_line: int | None = None
 
 
 @dataclass(slots=True)
@@ -184,13 +199,14 @@ Route = tuple[str, str]  # ("banks", bin) | ("iso", bin) | ("vnpost", "VNPOST")
 
 @dataclass(slots=True)
 class IsoMessage:
+    """A pain.001 as the file bank keeps it; its transactions are in the store."""
+
     message_id: str
     bin: str
     received_at: datetime
     number_of_transactions: int
     control_sum: int
-    payment_infos: list[tuple[str, list[str]]]  # (PmtInfId, end-to-end ids)
-    rejected: dict[str, str]
+    blocks: int  # payment information blocks read (0: refused unread)
     group_rejection: str | None = None  # the reason the whole file was refused (FF01)
 
 
@@ -257,6 +273,7 @@ class ItemIn:
     account_bin: str | None = None
     commune_code: str | None = None
     rejection: str | None = None  # set when the request itself already shows a fault
+    payment_info_id: str | None = None  # the PmtInf of a file that carried it
 
 
 @dataclass
@@ -264,6 +281,27 @@ class Intake:
     accepted: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     new: list[Transfer] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[tuple[str, str]]:
+        """The rejected ids that were never taken (not a second copy of one accepted)."""
+        accepted = set(self.accepted)
+        return [(e2e, code) for e2e, code in self.rejected if e2e not in accepted]
+
+
+@dataclass(slots=True)
+class Statement:
+    """A counterparty's statement of a day, read a page at a time (a bank's day can hold
+    hundreds of thousands of lines): `head` (the fields before the entries), then pages of
+    (entries, their total), then the total under `total_key`."""
+
+    head: dict[str, str]
+    total_key: str
+    pages: Iterator[tuple[list[dict[str, Any]], int]]
+
+
+def _key_text(key: tuple[str, ...]) -> str:
+    return "\x1f".join(key)
 
 
 def _token(length: int = 4) -> str:
@@ -284,28 +322,23 @@ def _refusal(item: ItemIn) -> str | None:
 
 
 class SandboxState:
-    def __init__(self, iso_bins: Iterable[str]) -> None:
+    def __init__(self, iso_bins: Iterable[str], store: BankStore) -> None:
         self.banks = banks()
         self.iso_bins = frozenset(iso_bins)
+        self.store = store
         self.faults = Faults()
         self.rng = random.Random()
         self.reset()
 
     def reset(self) -> None:
+        self.store.reset()
         self.epoch = _token()
         self._sequence = 0
-        self.accounts: dict[tuple[str, str], Account] = {}
-        self._account_kinds: dict[tuple[str, str], Account] = {}
-        self.transfers: dict[str, Transfer] = {}
-        self.order: list[Transfer] = []
-        self.iso_messages: dict[tuple[str, str], IsoMessage] = {}
-        self.statements: dict[tuple[str, date], list[Transfer]] = {}
-        self.cash_presets: dict[str, str] = {}
+        self._statement_lines = 0
         self.totals: dict[str, CounterpartyTotals] = {}
         self.credits = 0
         self.total_credited = 0
         self.duplicates = 0
-        self.taken_keys: set[tuple[str, ...]] = set()  # idempotency keys of money-moving requests
         self.set_faults(Faults())
 
     def set_faults(self, faults: Faults) -> None:
@@ -342,25 +375,26 @@ class SandboxState:
             totals = self.totals[counterparty] = CounterpartyTotals()
         return totals
 
-    # -- accounts -------------------------------------------------------------------------
+    # -- accounts and idempotency keys ----------------------------------------------------
 
     def seed_accounts(self, rows: Iterable[tuple[str, str, str, str]]) -> int:
-        # An account is never changed once seeded, and names repeat across a province's roll:
-        # one Account per holder name and status, and one string per bank, however many
-        # accounts (a million of them would otherwise take half a gigabyte).
-        kinds = self._account_kinds
-        count = 0
-        for bin_, account_number, holder_name, status in rows:
-            kind = (fold_name(holder_name), status)
-            account = kinds.get(kind)
-            if account is None:
-                account = kinds[kind] = Account(*kind)
-            self.accounts[(sys.intern(bin_), account_number)] = account
-            count += 1
-        return count
+        return self.store.add_accounts(
+            (bin_, number, fold_name(holder_name), status)
+            for bin_, number, holder_name, status in rows
+        )
 
     def account(self, bin_: str, account_number: str) -> Account | None:
-        return self.accounts.get((bin_, account_number))
+        return self.store.account(bin_, account_number)
+
+    def account_count(self) -> int:
+        return self.store.account_count()
+
+    def take_key(self, key: tuple[str, ...]) -> None:
+        """Remember the idempotency key of a money-moving request that was taken."""
+        self.store.take_key(_key_text(key))
+
+    def key_taken(self, key: tuple[str, ...]) -> bool:
+        return self.store.key_taken(_key_text(key))
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -374,6 +408,7 @@ class SandboxState:
         *,
         list_id: str | None = None,
         debtor_account: str | None = None,
+        message_id: str | None = None,
     ) -> Intake:
         """Take a batch's items: new end-to-end ids become PENDING transfers; an id already
         received is accepted again and changes nothing. A resend under another batch (or to
@@ -382,15 +417,18 @@ class SandboxState:
         seen: set[str] = set()
         totals = self._totals(counterparty)
         prefix = "BP" if channel == "vnpost" else "FT"
+        batch = _key_text(batch_key)
+        items = list(items)
+        known = self.store.transfers(item.end_to_end_id for item in items)
         for item in items:
             e2e = item.end_to_end_id
             if e2e in seen:
                 intake.rejected.append((e2e, "AM05"))
                 continue
             seen.add(e2e)
-            existing = self.transfers.get(e2e)
+            existing = known.get(e2e)
             if existing is not None:
-                self._received_again(existing, batch_key, counterparty)
+                self._received_again(existing, batch, counterparty)
                 intake.accepted.append(e2e)
                 continue
             refusal = _refusal(item)
@@ -402,7 +440,7 @@ class SandboxState:
                 counterparty=counterparty,
                 channel=channel,
                 amount=item.amount,
-                batch_key=batch_key,
+                batch_key=batch,
                 reference=self._next_reference(prefix),
                 received_at=now,
                 account_number=item.account_number,
@@ -410,23 +448,23 @@ class SandboxState:
                 commune_code=item.commune_code,
                 list_id=list_id,
                 debtor_account=debtor_account,
+                message_id=message_id,
+                payment_info_id=item.payment_info_id,
             )
-            self.transfers[e2e] = transfer
-            self.order.append(transfer)
+            self.store.add(transfer)
             intake.new.append(transfer)
             intake.accepted.append(e2e)
             totals.received += 1
         return intake
 
-    def _received_again(
-        self, existing: Transfer, batch_key: tuple[str, ...], counterparty: str
-    ) -> None:
+    def _received_again(self, existing: Transfer, batch_key: str, counterparty: str) -> None:
         existing.times_received += 1
         resent_elsewhere = existing.batch_key != batch_key or existing.counterparty != counterparty
         if resent_elsewhere and existing.status != "FAILED":
             existing.recredit_attempts += 1
             if existing.recredit_attempts == 1:
                 self.duplicates += 1
+        self.store.changed(existing)
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -440,14 +478,26 @@ class SandboxState:
         totals = self._totals(transfer.counterparty)
         totals.credits += 1
         totals.total_credited += transfer.amount
-        self.statements.setdefault((transfer.counterparty, vietnam_date(now)), []).append(transfer)
+        self._on_statement(transfer, now)
 
-    def bank_verdict(self, transfer: Transfer) -> str | None:
-        """The reason a transfer fails (the account decides, unless a permanent failure is
-        injected), or None: it is paid."""
+    def _on_statement(self, transfer: Transfer, now: datetime) -> None:
+        """The transfer's line on its counterparty's statement of the day (at most one)."""
+        self._statement_lines += 1
+        transfer.statement_day = vietnam_date(now).toordinal()
+        transfer.statement_line = self._statement_lines
+        self.store.changed(transfer)
+
+    def _accounts_of(self, transfers: list[Transfer]) -> dict[tuple[str, str], Account]:
+        return self.store.accounts((t.account_bin or "", t.account_number or "") for t in transfers)
+
+    def bank_verdict(
+        self, transfer: Transfer, accounts: dict[tuple[str, str], Account]
+    ) -> str | None:
+        """The reason a transfer fails (its account, among `accounts`, decides, unless a
+        permanent failure is injected), or None: it is paid."""
         if self.chance(self.faults.permanent_failure_rate):
             return self.rng.choice(PERMANENT_BANK_FAILURES)
-        account = self.accounts.get((transfer.account_bin or "", transfer.account_number or ""))
+        account = accounts.get((transfer.account_bin or "", transfer.account_number or ""))
         if account is None:
             return "AC01"
         return ACCOUNT_STATUS_FAILURES.get(account.status)
@@ -456,18 +506,20 @@ class SandboxState:
         transfer.status = "FAILED"
         transfer.reason_code = reason
         self._totals(transfer.counterparty).failed += 1
+        self.store.changed(transfer)
 
     def _settle(self, transfer: Transfer, now: datetime) -> None:
         transfer.status = "SETTLED"
         self._credit(transfer, now)
+        self.store.changed(transfer)
 
     def settle_bank(self, transfers: Iterable[Transfer], now: datetime) -> list[Event]:
         """Decide each pending bank transfer."""
         events: list[Event] = []
+        transfers = [t for t in transfers if t.status == "PENDING"]
+        accounts = self._accounts_of(transfers)
         for transfer in transfers:
-            if transfer.status != "PENDING":
-                continue
-            reason = self.bank_verdict(transfer)
+            reason = self.bank_verdict(transfer, accounts)
             if reason is None:
                 self._settle(transfer, now)
                 events.append(
@@ -501,14 +553,16 @@ class SandboxState:
         pending = [t for t in transfers if t.status == "PENDING"]
         if pending and message.group_rejection is None and self.chance(faults.group_rejection_rate):
             message.group_rejection = "FF01"
+            self.store.save_file(message)
         if message.group_rejection is not None:
             for transfer in pending:
                 self._fail(transfer, message.group_rejection)
             return StatusReport(self._next_reference("ST"), message, []), []
         rejected: list[tuple[str, str]] = []
         groups: dict[str | None, list[Transfer]] = {}
+        accounts = self._accounts_of(pending)
         for transfer in pending:
-            reason = self.bank_verdict(transfer)
+            reason = self.bank_verdict(transfer, accounts)
             if reason is not None:
                 self._fail(transfer, reason)
                 rejected.append((transfer.end_to_end_id, reason))
@@ -575,6 +629,7 @@ class SandboxState:
         totals = self._totals(transfer.counterparty)
         totals.reversed += 1
         totals.total_reversed += transfer.amount
+        self.store.changed(transfer)
         return self._booking(
             "RV",
             kind="reversal",
@@ -602,7 +657,7 @@ class SandboxState:
 
     def return_transfer(self, end_to_end_id: str, reason_code: str, now: datetime) -> Event | None:
         """A credited bank transfer sent back by the beneficiary's bank."""
-        transfer = self.transfers.get(end_to_end_id)
+        transfer = self.store.transfer(end_to_end_id)
         if transfer is None or transfer.channel == "vnpost" or transfer.status != "SETTLED":
             return None
         transfer.status = "RETURNED"
@@ -610,16 +665,19 @@ class SandboxState:
         totals = self._totals(transfer.counterparty)
         totals.returned += 1
         totals.total_returned += transfer.amount
+        self.store.changed(transfer)
         return Event(f"{transfer.reference}-R", "transfer.returned", transfer, now, reason_code)
 
     def settle_cash(self, transfers: Iterable[Transfer], now: datetime) -> list[Event]:
         """The post office pays or returns each pending item (preset outcomes first)."""
         events: list[Event] = []
         faults = self.faults
+        transfers = list(transfers)
+        presets = self.store.cash_outcomes([t.end_to_end_id for t in transfers])
         for transfer in transfers:
             if transfer.status != "PENDING":
                 continue
-            outcome = self.cash_presets.get(transfer.end_to_end_id)
+            outcome = presets.get(transfer.end_to_end_id)
             if outcome is None:
                 if self.chance(faults.permanent_failure_rate):
                     outcome = self.rng.choice(CASH_RETURN_REASONS)
@@ -630,6 +688,7 @@ class SandboxState:
             transfer.staff_id = (
                 f"BD{transfer.commune_code or '00000'}-{self.rng.randint(1, 20):02d}"
             )
+            self.store.changed(transfer)
             if outcome == "PAID":
                 transfer.status = "PAID"
                 transfer.paid_on = vietnam_date(now)
@@ -641,16 +700,36 @@ class SandboxState:
                 totals = self._totals(VNPOST)
                 totals.returned += 1
                 totals.total_returned += transfer.amount
-                self.statements.setdefault((VNPOST, vietnam_date(now)), []).append(transfer)
+                self._on_statement(transfer, now)
                 events.append(
                     Event(f"{transfer.reference}-R", "cash.returned", transfer, now, outcome)
                 )
         return events
 
+    def preset_cash_outcomes(self, outcomes: Iterable[tuple[str, str]]) -> None:
+        """What the post office will do with these items (end-to-end id, outcome)."""
+        self.store.preset_cash_outcomes(outcomes)
+
+    # -- the file bank's files ------------------------------------------------------------
+
+    def file(self, bin_: str, message_id: str) -> IsoMessage | None:
+        return self.store.file(bin_, message_id)
+
+    def record_file(
+        self, message: IsoMessage, lines: Iterable[tuple[int, str, str, str | None]]
+    ) -> None:
+        """A file as the bank keeps it, with its transactions as written: (block, PmtInfId,
+        end-to-end id, the reason it was refused at intake or None)."""
+        self.store.record_file(message, lines)
+
+    def file_lines(self, message: IsoMessage) -> list[FileLine]:
+        """The file's transactions as written, with what became of each one taken."""
+        return self.store.file_lines(message.bin, message.message_id)
+
     # -- views ----------------------------------------------------------------------------
 
     def transfer_for(self, counterparty: str, end_to_end_id: str) -> Transfer | None:
-        transfer = self.transfers.get(end_to_end_id)
+        transfer = self.store.transfer(end_to_end_id)
         if transfer is None or transfer.counterparty != counterparty:
             return None
         return transfer
@@ -681,47 +760,60 @@ class SandboxState:
             "settled_at": iso_utc(transfer.settled_at),
         }
 
-    def bank_statement(self, bin_: str, day: date) -> dict[str, Any]:
-        entries = []
-        total = 0
-        for transfer in self.statements.get((bin_, day), ()):
-            status = transfer.status if transfer.status in ("RETURNED", "REVERSED") else "CREDITED"
-            if status == "CREDITED":
-                total += transfer.amount
-            entries.append(
-                {
-                    "end_to_end_id": transfer.end_to_end_id,
-                    "amount": transfer.amount,
-                    "bank_reference": transfer.reference,
-                    "value_date": day.isoformat(),
-                    "status": status,
-                }
-            )
-        return {"bin": bin_, "date": day.isoformat(), "entries": entries, "total_credited": total}
+    def bank_statement(self, bin_: str, day: date) -> Statement:
+        def pages() -> Iterator[tuple[list[dict[str, Any]], int]]:
+            value_date = day.isoformat()
+            for lines in self._statement_pages(bin_, day):
+                entries = []
+                total = 0
+                for _, e2e, amount, reference, status, _, _ in lines:
+                    if status not in ("RETURNED", "REVERSED"):
+                        status = "CREDITED"
+                        total += amount
+                    entries.append(
+                        {
+                            "end_to_end_id": e2e,
+                            "amount": amount,
+                            "bank_reference": reference,
+                            "value_date": value_date,
+                            "status": status,
+                        }
+                    )
+                yield entries, total
 
-    def cash_statement(self, day: date) -> dict[str, Any]:
-        entries = []
-        total = 0
-        for transfer in self.statements.get((VNPOST, day), ()):
-            if transfer.status == "PAID":
-                total += transfer.amount
-            entries.append(
-                {
-                    "end_to_end_id": transfer.end_to_end_id,
-                    "amount": transfer.amount,
-                    "receipt_number": transfer.reference,
-                    "value_date": day.isoformat(),
-                    "status": transfer.status,
-                    "staff_id": transfer.staff_id,
-                    "commune_code": transfer.commune_code,
-                }
-            )
-        return {
-            "counterparty": VNPOST,
-            "date": day.isoformat(),
-            "entries": entries,
-            "total_paid": total,
-        }
+        return Statement({"bin": bin_, "date": day.isoformat()}, "total_credited", pages())
+
+    def cash_statement(self, day: date) -> Statement:
+        def pages() -> Iterator[tuple[list[dict[str, Any]], int]]:
+            value_date = day.isoformat()
+            for lines in self._statement_pages(VNPOST, day):
+                entries = []
+                total = 0
+                for _, e2e, amount, reference, status, staff_id, commune_code in lines:
+                    if status == "PAID":
+                        total += amount
+                    entries.append(
+                        {
+                            "end_to_end_id": e2e,
+                            "amount": amount,
+                            "receipt_number": reference,
+                            "value_date": value_date,
+                            "status": status,
+                            "staff_id": staff_id,
+                            "commune_code": commune_code,
+                        }
+                    )
+                yield entries, total
+
+        return Statement({"counterparty": VNPOST, "date": day.isoformat()}, "total_paid", pages())
+
+    def _statement_pages(
+        self, counterparty: str, day: date
+    ) -> Iterator[list[tuple[int, str, int, str, str, str | None, str | None]]]:
+        after = 0
+        while lines := self.store.statement_lines(counterparty, day, after):
+            yield lines
+            after = lines[-1][0]
 
     def ledger(self) -> dict[str, Any]:
         """Credits are counted gross; what came back (returns, reversals) beside them, and the
@@ -737,26 +829,35 @@ class SandboxState:
             "total_reversed": reversed_,
             "net_credited": self.total_credited - returned - reversed_,
             "duplicates": self.duplicates,
-            "transfers": len(self.transfers),
+            "transfers": self.store.transfer_count,
             "by_counterparty": {cp: totals.as_dict() for cp, totals in sorted(self.totals.items())},
         }
 
     def ledger_entries(self, limit: int, offset: int) -> dict[str, Any]:
-        window = self.order[offset : offset + limit]
         return {
-            "total": len(self.order),
+            "total": self.store.transfer_count,
             "offset": offset,
             "entries": [
                 {
-                    "end_to_end_id": t.end_to_end_id,
-                    "amount": t.amount,
-                    "counterparty": t.counterparty,
-                    "status": t.status,
-                    "reason_code": t.reason_code,
-                    "credited_at": iso_utc(t.settled_at) if t.credited else None,
-                    "times_received": t.times_received,
-                    "recredit_attempts": t.recredit_attempts,
+                    "end_to_end_id": e2e,
+                    "amount": amount,
+                    "counterparty": counterparty,
+                    "status": status,
+                    "reason_code": reason_code,
+                    "credited_at": iso_utc(settled_at) if credited else None,
+                    "times_received": times_received,
+                    "recredit_attempts": recredit_attempts,
                 }
-                for t in window
+                for (
+                    e2e,
+                    amount,
+                    counterparty,
+                    status,
+                    reason_code,
+                    settled_at,
+                    credited,
+                    times_received,
+                    recredit_attempts,
+                ) in self.store.ledger_page(limit, offset)
             ],
         }

@@ -4,13 +4,19 @@ Injected faults send a delivery twice or hold it back so that later deliveries o
 
 The file bank's callbacks are ISO 20022 documents: camt.054 notifications of its bookings (an
 entry is never split across deliveries; a delivery holds whole entries up to the batch size in
-transactions, or one larger entry) and the pain.002 reports it sends of its own accord."""
+transactions, or one larger entry) and the pain.002 reports it sends of its own accord.
+
+A receiver slower than the payments leaves callbacks waiting: a route keeps `MEMORY_WEIGHT`
+transactions of them in memory and spills the rest to the store, and at most
+`IN_FLIGHT_PER_GATE` deliveries per concurrent post are under way (rendered, posting or
+waiting to retry), so what waits costs no memory however long the backlog."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +29,7 @@ from shared.webhook_signing import secret_for, signed_headers
 from .config import SandboxSettings
 from .iso import build_camt054, build_pain002
 from .state import Booking, Event, Route, SandboxState, StatusReport, iso_utc
+from .store import BankStore, Spilled
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +63,83 @@ def _cash_event(event: Event) -> dict[str, Any]:
     }
 
 
+MEMORY_WEIGHT = 5_000  # transactions of a route's waiting callbacks kept in memory
+IN_FLIGHT_PER_GATE = 2  # deliveries under way per webhook_concurrency
+
+
+# A callback waiting to go: an event, a JSON event already rendered (the events of a JSON route
+# go to the store so: nothing to look up again), a booking or a report of the file bank.
+Waiting = Event | Spilled
+
+
+def _weight(item: Waiting) -> int:
+    return len(item.transfers) if isinstance(item, Booking) else 1
+
+
+def _rendered(route: Route, item: Waiting) -> Spilled:
+    if isinstance(item, Event):
+        return _cash_event(item) if route[0] == "vnpost" else _napas_event(item)
+    return item
+
+
+class CallbackQueue:
+    """One route's callbacks waiting to go, oldest first: in memory up to `MEMORY_WEIGHT`
+    transactions, the rest in the store until the memory has room (and while any wait there,
+    newer ones go there too, to keep the order)."""
+
+    def __init__(self, route: Route, store: BankStore) -> None:
+        self.route = route
+        self.key = "/".join(route)
+        self.store = store
+        self._memory: deque[Waiting] = deque()
+        self._weight = 0
+        self._spilled = 0
+
+    def __len__(self) -> int:
+        return len(self._memory) + self._spilled
+
+    def push(self, items: list[Waiting]) -> None:
+        kept = 0
+        if not self._spilled:
+            for item in items:
+                if self._weight >= MEMORY_WEIGHT:
+                    break
+                self._memory.append(item)
+                self._weight += _weight(item)
+                kept += 1
+        if kept < len(items):
+            spilled = [_rendered(self.route, item) for item in items[kept:]]
+            self.store.spill_callbacks(self.key, spilled)
+            self._spilled += len(spilled)
+
+    def pop(self, count: int) -> list[Waiting]:
+        """Up to `count` of the oldest."""
+        out: list[Waiting] = []
+        while len(out) < count:
+            if not self._memory:
+                if not self._spilled:
+                    break
+                loaded = self.store.take_spilled_callbacks(self.key, count - len(out))
+                self._spilled -= len(loaded)
+                self._memory.extend(loaded)
+                self._weight += sum(map(_weight, loaded))
+            item = self._memory.popleft()
+            self._weight -= _weight(item)
+            out.append(item)
+        return out
+
+
 class WebhookDispatcher:
     def __init__(self, settings: SandboxSettings, state: SandboxState) -> None:
         self.settings = settings
         self.state = state
         self.client: httpx.AsyncClient | None = None
-        self._queues: dict[Route, list[Any]] = {}  # Event, or Booking / StatusReport (iso)
+        self._queues: dict[Route, CallbackQueue] = {}
         self._flushers: dict[Route, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
         self._gate = asyncio.Semaphore(settings.webhook_concurrency)
+        self._most_in_flight = IN_FLIGHT_PER_GATE * settings.webhook_concurrency
+        self._delivered = asyncio.Event()  # set when a delivery is done: room for the next
         self._jitter = random.Random()
         self._sequence = 0
         self.reset_stats()
@@ -94,6 +169,7 @@ class WebhookDispatcher:
         self._flushers.clear()
         self._tasks.clear()
         self._queues.clear()
+        self.state.store.drop_spilled_callbacks()
 
     def stats(self) -> dict[str, int]:
         return {
@@ -121,17 +197,24 @@ class WebhookDispatcher:
         return ("iso" if transfer.channel == "iso" else "banks", transfer.counterparty)
 
     def publish(self, events: Iterable[Event]) -> None:
+        by_route: dict[Route, list[Waiting]] = {}
         for event in events:
-            self._enqueue(self.route_of(event), event)
+            by_route.setdefault(self.route_of(event), []).append(event)
+        for route, items in by_route.items():
+            self._enqueue(route, items)
 
     def publish_iso(self, bin_: str, items: Iterable[Booking | StatusReport]) -> None:
         """camt.054 entries and pain.002 reports of the file bank `bin_`."""
-        for item in items:
-            self._enqueue(("iso", bin_), item)
+        self._enqueue(("iso", bin_), list(items))
 
-    def _enqueue(self, route: Route, item: Any) -> None:
-        self._queues.setdefault(route, []).append(item)
-        self.events_published += 1
+    def _enqueue(self, route: Route, items: list[Waiting]) -> None:
+        if not items:
+            return
+        queue = self._queues.get(route)
+        if queue is None:
+            queue = self._queues[route] = CallbackQueue(route, self.state.store)
+        queue.push(items)
+        self.events_published += len(items)
         if route not in self._flushers:
             self._flushers[route] = self._spawn(self._flush(route), track=False)
 
@@ -160,17 +243,35 @@ class WebhookDispatcher:
         task = asyncio.get_running_loop().create_task(coroutine)
         if track:
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._done)
         return task
 
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._delivered.set()
+
     async def _flush(self, route: Route) -> None:
+        """After the delay, send what the route holds then, as deliveries, as fast as there is
+        room for them; what comes meanwhile waits for the next flush."""
         delay_ms = self.settings.webhook_delay_ms + self.state.faults.callback_delay_ms
         await asyncio.sleep(delay_ms / 1000)
-        # No await between these two lines: an event published from here on starts a new flush.
+        queue = self._queues[route]
+        size = self.settings.webhook_batch_size
+        left = len(queue)
+        while left:
+            while len(self._tasks) >= self._most_in_flight:
+                self._delivered.clear()
+                await self._delivered.wait()
+            items = queue.pop(min(left, size * self.settings.webhook_concurrency))
+            left -= len(items)
+            for delivery in self._deliveries(items, size):
+                self._spawn(self._deliver(route, delivery))
+        # No await from here on: a callback published after this starts a new flush.
         self._flushers.pop(route, None)
-        items = self._queues.pop(route, [])
-        for delivery in self._deliveries(items, self.settings.webhook_batch_size):
-            self._spawn(self._deliver(route, delivery))
+        if queue:
+            self._flushers[route] = self._spawn(self._flush(route), track=False)
+        else:
+            del self._queues[route]
 
     # -- delivering -----------------------------------------------------------------------
 
@@ -193,15 +294,15 @@ class WebhookDispatcher:
             if isinstance(first, StatusReport):
                 document = build_pain002(
                     first.message,
-                    self.state.transfers,
+                    self.state.file_lines(first.message),
                     first.report_id,
                     utcnow(),
                     only=first.rejected,
                 )
                 return document, "application/xml"
             return build_camt054(delivery_id, events, utcnow()), "application/xml"
-        render = _cash_event if kind == "vnpost" else _napas_event
-        body = {"delivery_id": delivery_id, "events": [render(event) for event in events]}
+        events = [_rendered(route, event) for event in events]
+        body = {"delivery_id": delivery_id, "events": events}
         return orjson.dumps(body), "application/json"
 
     async def _deliver(self, route: Route, events: list[Any]) -> None:

@@ -1,9 +1,8 @@
 """The sandbox's population registry over plain HTTP: seeding, batch identity checks, the
-faults injected around them, and its compact storage."""
+faults injected around them, and its storage on disk."""
 
 from __future__ import annotations
 
-import sys
 import tracemalloc
 from datetime import date
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from services.sandbox.population import MAX_CHECKS_PER_REQUEST, PopulationRegistry
+from services.sandbox.store import PersonStore
 
 CHECKS = "/population/identity-checks"
 
@@ -166,17 +166,23 @@ class TestFaults:
 
 
 class TestStorage:
-    def test_a_province_of_persons_is_compact(self):
-        registry = PopulationRegistry()
+    def test_a_province_of_persons_is_kept_on_disk(self, tmp_path):
+        registry = PopulationRegistry(PersonStore(tmp_path))
         names = ["Nguyễn Văn An", "Trần Thị Bình", "Lê Văn Cường", "Phạm Thị Dung"]
         tracemalloc.start()
-        before = tracemalloc.take_snapshot()
         registry.seed(
             (f"{n:012d}", names[n % 4], date(1950, 1, 1 + n % 28), "ALIVE", None)
             for n in range(100_000)
         )
-        used = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+        peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert len(registry) == 100_000
-        assert used < 30 * 1024 * 1024, used  # under 300 bytes a person, keys included
-        assert sys.getsizeof(registry._persons["000000000001"]) <= 64
+        assert peak < 8 * 1024 * 1024, peak  # in memory they took 18 MB
+        [answer] = registry.check([("000000000005", "NGUYEN VAN AN", date(1950, 1, 6))])
+        assert (answer.found, answer.name_matches, answer.date_of_birth_matches) == (
+            True,
+            False,
+            True,
+        )
+        registry.reset()
+        assert list(tmp_path.iterdir()) == []

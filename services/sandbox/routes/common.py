@@ -5,16 +5,17 @@ takes payments on (a transfer's status, the day's statement)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from ..simulator import Sandbox
-from ..state import Intake
+from ..state import Intake, Statement
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -79,7 +80,7 @@ async def moves_money(sandbox: Sandbox, key: tuple[str, ...] | None, work: Work)
     response = work()
     if 200 <= response.status_code < 300:
         if key is not None:
-            sandbox.state.taken_keys.add(key)
+            sandbox.state.take_key(key)
         response = await ambiguous(sandbox, response)
     await sandbox.maybe_hold()
     return response
@@ -137,4 +138,21 @@ async def statement(sandbox: Sandbox, bin_: str, day_text: str) -> Response:
     if day is None:
         return refuse(422, "INVALID_DATE")
     await sandbox.latency()
-    return reply(sandbox.state.bank_statement(bin_, day))
+    return streamed(sandbox.state.bank_statement(bin_, day))
+
+
+def streamed(statement: Statement) -> Response:
+    """A statement as JSON, byte for byte what `reply` writes, sent a page at a time."""
+    return StreamingResponse(_statement_body(statement), media_type="application/json")
+
+
+async def _statement_body(statement: Statement) -> AsyncIterator[bytes]:
+    yield orjson.dumps(statement.head)[:-1] + b',"entries":['
+    total = 0
+    first = True
+    for entries, page_total in statement.pages:
+        if entries:
+            yield (b"" if first else b",") + orjson.dumps(entries)[1:-1]
+            first = False
+        total += page_total
+    yield b"]," + orjson.dumps(statement.total_key) + b":" + orjson.dumps(total) + b"}"

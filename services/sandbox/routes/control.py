@@ -32,7 +32,7 @@ async def seed_accounts(request: Request, sandbox: SandboxDep) -> Response:
     count = state.seed_accounts(
         (a.bin, a.account_number, a.holder_name, a.status) for a in body.accounts
     )
-    return reply({"seeded": count, "accounts": len(state.accounts)})
+    return reply({"seeded": count, "accounts": state.account_count()})
 
 
 @router.get("/admin/faults")
@@ -57,10 +57,10 @@ async def set_cash_outcomes(request: Request, sandbox: SandboxDep) -> Response:
     if isinstance(body, Response):
         return body
     state = sandbox.state
+    assert all(row.outcome in CASH_OUTCOMES for row in body.outcomes)
+    state.preset_cash_outcomes((row.end_to_end_id, row.outcome) for row in body.outcomes)
     now_pending: list[Transfer] = []
     for row in body.outcomes:
-        assert row.outcome in CASH_OUTCOMES
-        state.cash_presets[row.end_to_end_id] = row.outcome
         transfer = state.transfer_for(VNPOST, row.end_to_end_id)
         if transfer is not None and transfer.status == "PENDING" and row.outcome != "PENDING":
             now_pending.append(transfer)

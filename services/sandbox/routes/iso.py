@@ -12,7 +12,7 @@ from shared.clock import utcnow
 
 from ..iso import ControlTotalsMismatch, InvalidFile, Pain001, build_pain002, parse_pain001
 from ..simulator import Sandbox
-from ..state import Intake, IsoMessage, SandboxState, Transfer
+from ..state import Intake, IsoMessage, SandboxState
 from .common import (
     SandboxDep,
     idempotency_key,
@@ -57,11 +57,10 @@ def take_file(sandbox: Sandbox, bin_: str, raw: bytes) -> Response:
         document.items,
         utcnow(),
         debtor_account=document.debtor_account,
+        message_id=document.message_id,
     )
     message = record_file(state, bin_, document, intake)
-    mark_origin(document, intake.new)
-    refused = [(e2e, code) for e2e, code in intake.rejected if e2e not in state.transfers]
-    sandbox.schedule_file(message, intake.new, refused)
+    sandbox.schedule_file(message, intake.new, intake.refused)
     return reply(
         {
             "message_id": document.message_id,
@@ -75,9 +74,9 @@ def take_file(sandbox: Sandbox, bin_: str, raw: bytes) -> Response:
 def record_file(state: SandboxState, bin_: str, document: Pain001, intake: Intake) -> IsoMessage:
     """The file as the bank keeps it (its pain.002 is written from it): recorded the first
     time it is taken; a resend finds it as it was."""
-    known = state.iso_messages.get((bin_, document.message_id))
+    known = state.file(bin_, document.message_id)
     # A file refused unread may come again, now valid, under the same id.
-    if known is not None and (known.group_rejection is None or known.payment_infos):
+    if known is not None and (known.group_rejection is None or known.blocks):
         return known
     declared_sum = document.control_sum or sum(i.amount for i in document.items if i.amount > 0)
     message = IsoMessage(
@@ -86,24 +85,18 @@ def record_file(state: SandboxState, bin_: str, document: Pain001, intake: Intak
         received_at=utcnow(),
         number_of_transactions=document.number_of_transactions,
         control_sum=int(declared_sum),
-        payment_infos=[
-            (info_id, [item.end_to_end_id for item in items])
-            for info_id, items in document.payment_infos
-        ],
-        rejected=dict(intake.rejected),
+        blocks=len(document.payment_infos),
     )
-    state.iso_messages[(bin_, document.message_id)] = message
+    refusals = dict(intake.rejected)
+    state.record_file(
+        message,
+        (
+            (block, info_id, item.end_to_end_id, refusals.get(item.end_to_end_id))
+            for block, (info_id, items) in enumerate(document.payment_infos)
+            for item in items
+        ),
+    )
     return message
-
-
-def mark_origin(document: Pain001, new: list[Transfer]) -> None:
-    """Each new transfer knows the file and the payment information block that carried it."""
-    info_of = {
-        item.end_to_end_id: info_id for info_id, items in document.payment_infos for item in items
-    }
-    for transfer in new:
-        transfer.message_id = document.message_id
-        transfer.payment_info_id = info_of.get(transfer.end_to_end_id) or None
 
 
 @router.get("/iso/{bin_}/files/{message_id}/status")
@@ -112,11 +105,11 @@ async def file_status(bin_: str, message_id: str, sandbox: SandboxDep) -> Respon
         return refused
     await sandbox.latency()
     state = sandbox.state
-    message = state.iso_messages.get((bin_, message_id))
+    message = state.file(bin_, message_id)
     if message is None:
         return refuse(404, "NOT_FOUND")
     report_id = f"STS{state.epoch}{message_id}"[:35]
-    document = build_pain002(message, state.transfers, report_id, utcnow())
+    document = build_pain002(message, state.file_lines(message), report_id, utcnow())
     return Response(document, media_type="application/xml")
 
 

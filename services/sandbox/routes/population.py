@@ -28,9 +28,8 @@ def check_identities(sandbox: Sandbox, raw: bytes) -> Response:
         return body
     registry = sandbox.population
     registry.checks += 1
-    answers = [
-        registry.check(p.national_id, p.full_name, p.date_of_birth).as_dict() for p in body.persons
-    ]
+    asked = [(p.national_id, p.full_name, p.date_of_birth) for p in body.persons]
+    answers = [answer.as_dict() for answer in registry.check(asked)]
     return reply({"results": answers, "max_persons": MAX_CHECKS_PER_REQUEST})
 
 

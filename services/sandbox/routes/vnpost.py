@@ -21,6 +21,7 @@ from .common import (
     refuse,
     rejected_items,
     reply,
+    streamed,
 )
 
 router = APIRouter()
@@ -82,4 +83,4 @@ async def cash_statement(day: str, sandbox: SandboxDep) -> Response:
     if parsed is None:
         return refuse(422, "INVALID_DATE")
     await sandbox.latency()
-    return reply(sandbox.state.cash_statement(parsed))
+    return streamed(sandbox.state.cash_statement(parsed))
