@@ -7,9 +7,9 @@ entry is never split across deliveries; a delivery holds whole entries up to the
 transactions, or one larger entry) and the pain.002 reports it sends of its own accord.
 
 A receiver slower than the payments leaves callbacks waiting: a route keeps `MEMORY_WEIGHT`
-transactions of them in memory and spills the rest to the store, and at most
-`IN_FLIGHT_PER_GATE` deliveries per concurrent post are under way (rendered, posting or
-waiting to retry), so what waits costs no memory however long the backlog."""
+transactions of them in memory and spills the rest to the store, and new deliveries start
+only while fewer than `IN_FLIGHT_PER_GATE` per concurrent post are under way (rendered,
+posting or waiting to retry), so what waits costs no memory however long the backlog."""
 
 from __future__ import annotations
 
