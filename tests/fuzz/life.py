@@ -189,8 +189,11 @@ class LifeStack:
         response.raise_for_status()
 
     def bank_transfers(self) -> list[Any]:
-        """What the bank and the post office hold, read from the sandbox's own state."""
-        return list(self.sandbox_app.state.sandbox.state.order)
+        """What the bank and the post office hold, read from the sandbox's own store, in the
+        order received."""
+        store = self.sandbox_app.state.sandbox.state.store
+        held = store.transfers_by_seq(range(1, store.transfer_count + 1))
+        return [held[seq] for seq in sorted(held)]
 
     # -- waiting ------------------------------------------------------------------------------
 

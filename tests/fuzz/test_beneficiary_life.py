@@ -413,10 +413,13 @@ class BeneficiaryLife(RuleBasedStateMachine):
         assert self.life is not None
         if person.destination.account_number is None:
             return
-        holder = self.life.sandbox_app.state.sandbox.state.account(
-            VCB, person.destination.account_number
+        state = self.life.sandbox_app.state.sandbox.state
+        holder = state.account(VCB, person.destination.account_number)
+        assert holder is not None
+        # An account seeded again is replaced: the same holder, closed.
+        state.seed_accounts(
+            [(VCB, person.destination.account_number, holder.holder_name, "CLOSED")]
         )
-        holder.status = "CLOSED"
         self.refused_by_bank.add(person.beneficiary_id)
 
     @rule(person=people, client=st.sampled_from(AGENCIES))
