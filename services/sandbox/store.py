@@ -250,16 +250,7 @@ def _transfer_row(t: Transfer) -> tuple[Any, ...]:
         t.debtor_account,
         t.message_id,
         t.payment_info_id,
-        t.status,
-        t.reason_code,
-        None if t.settled_at is None else t.settled_at.timestamp(),
-        t.times_received,
-        t.recredit_attempts,
-        t.staff_id,
-        t.paid_on.toordinal() if t.paid_on else None,
-        t.credited,
-        t.statement_day,
-        t.statement_line,
+        *_changes(t)[:-1],  # what changes after it is taken, without the seq it is keyed by
     )
 
 
